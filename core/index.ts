@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './exchange.js';
+export * from './log.js';
