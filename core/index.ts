@@ -1,3 +1,4 @@
 export * from './errors.js';
 export * from './exchange.js';
 export * from './log.js';
+export * from './paths.js';
