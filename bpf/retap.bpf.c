@@ -1,0 +1,823 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* retap capture: socket payloads from syscall tracepoints, TLS plaintext from OpenSSL uprobes.
+ *
+ * Every hook filters first (our own process out, then target tgid / cgroup), stashes the call's
+ * arguments at entry and emits at exit, when the byte count is known. Connections are keyed by
+ * tgid<<32|fd with a generation (creation time) so a reused fd starts a new stream. Each data
+ * record carries its stream position, so user space sees loss as gaps instead of corruption.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "retap.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+/* configuration fixed at load (rodata) */
+const volatile __u32 self_tgid = 0;
+const volatile __u32 capture_all = 0;
+const volatile __u32 per_call_cap = 1 << 20;
+
+/* targets, updated by user space at run time */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, __u8);
+} target_tgids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u64);
+  __type(value, __u8);
+} target_cgroups SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u16);
+  __type(value, __u8);
+} target_ports SEC(".maps");
+
+/* how many ports are in target_ports (index 0), so the empty case costs no lookup */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} port_count SEC(".maps");
+
+struct conn {
+  __u64 gen;
+  __u64 pos[2];
+  __u64 ssl;    /* SSL* bound to this socket, 0 if none */
+  __u8 ignored; /* not a TCP socket, or filtered out by port */
+  __u8 tls;     /* ciphertext: not emitted */
+  __u8 role;
+  __u8 _pad[5];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u64); /* tgid<<32 | fd */
+  __type(value, struct conn);
+} conns SEC(".maps");
+
+enum { K_BUF = 0, K_IOV = 1, K_ACCEPT = 2, K_CONNECT = 3, K_SENDFILE = 4 };
+
+struct call {
+  __u64 fd;
+  __u64 buf; /* buffer, or iovec array */
+  __u64 n;   /* iovcnt for K_IOV */
+  __u32 kind;
+  __u32 dir;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64); /* pid_tgid */
+  __type(value, struct call);
+} calls SEC(".maps");
+
+struct ssl_key {
+  __u32 tgid;
+  __u32 _pad;
+  __u64 ssl;
+};
+
+struct ssl_state {
+  __u64 gen;
+  __u64 pos[2];
+  __u64 conn; /* tgid<<32|fd once bound, else 0 */
+  __u64 conn_gen;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ssl_key);
+  __type(value, struct ssl_state);
+} ssls SEC(".maps");
+
+struct ssl_call {
+  __u64 ssl;
+  __u64 buf;
+  __u64 out_len; /* size_t* for the _ex variants, else 0 */
+  __u32 dir;
+  __u32 ex;
+  __u64 sock;    /* tgid<<32|fd of a socket the call touched, 0 if none */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64); /* pid_tgid */
+  __type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* Per-thread memory for memory-BIO TLS (node): the socket last read before SSL_read, and an
+ * SSL object whose SSL_write wrote no socket yet (its ciphertext goes out on the next write). */
+struct thread_tls {
+  __u64 last_read;
+  __u64 pending_write_ssl;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64); /* pid_tgid */
+  __type(value, struct thread_tls);
+} threads SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct retap_data);
+} scratch SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, RETAP_C_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 64 << 20); /* resized by user space before load */
+} events SEC(".maps");
+
+static __always_inline void count(__u32 which, __u64 n)
+{
+  __u64 *v = bpf_map_lookup_elem(&counters, &which);
+  if (v)
+    *v += n;
+}
+
+static __always_inline int submit(void *rec, __u64 size)
+{
+  if (bpf_ringbuf_output(&events, rec, size, 0) < 0) {
+    count(RETAP_C_RB_DROPS, 1);
+    return -1;
+  }
+  count(RETAP_C_EVENTS, 1);
+  return 0;
+}
+
+/* step: is the current task one we capture? */
+static __always_inline int is_target(__u32 tgid)
+{
+  if (tgid == self_tgid)
+    return 0;
+  if (capture_all)
+    return 1;
+  if (bpf_map_lookup_elem(&target_tgids, &tgid))
+    return 1;
+  __u64 cg = bpf_get_current_cgroup_id();
+  return bpf_map_lookup_elem(&target_cgroups, &cg) != NULL;
+}
+
+static __always_inline int port_wanted(__u16 lport, __u16 rport)
+{
+  __u32 zero = 0;
+  __u32 *n = bpf_map_lookup_elem(&port_count, &zero);
+  if (!n || *n == 0)
+    return 1;
+  return bpf_map_lookup_elem(&target_ports, &lport) || bpf_map_lookup_elem(&target_ports, &rport);
+}
+
+static __always_inline struct sock *fd_sock(__u32 fd)
+{
+  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+  if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+    return NULL;
+  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct file *f = NULL;
+  bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+  if (!f)
+    return NULL;
+  umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+  if ((mode & S_IFMT) != S_IFSOCK)
+    return NULL;
+  struct socket *sock = BPF_CORE_READ(f, private_data);
+  if (!sock)
+    return NULL;
+  return BPF_CORE_READ(sock, sk);
+}
+
+/* step: start tracking fd as a connection (or remember it is not one) */
+static __always_inline struct conn *conn_open(__u32 tgid, __u32 tid, __u32 fd, __u8 role)
+{
+  __u64 key = ((__u64)tgid << 32) | fd;
+  struct conn c = {};
+  c.gen = bpf_ktime_get_ns();
+  c.role = role;
+  c.ignored = 1;
+
+  struct sock *sk = fd_sock(fd);
+  struct retap_open ev = {};
+  if (sk) {
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 type = BPF_CORE_READ(sk, sk_type);
+    if ((family == AF_INET || family == AF_INET6) && type == SOCK_STREAM) {
+      ev.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+      ev.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+      if (port_wanted(ev.lport, ev.rport)) {
+        c.ignored = 0;
+        ev.family = family;
+        if (family == AF_INET) {
+          BPF_CORE_READ_INTO(&ev.laddr, sk, __sk_common.skc_rcv_saddr);
+          BPF_CORE_READ_INTO(&ev.raddr, sk, __sk_common.skc_daddr);
+        } else {
+          BPF_CORE_READ_INTO(&ev.laddr, sk, __sk_common.skc_v6_rcv_saddr);
+          BPF_CORE_READ_INTO(&ev.raddr, sk, __sk_common.skc_v6_daddr);
+        }
+      }
+    }
+  }
+  bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+  if (c.ignored)
+    return bpf_map_lookup_elem(&conns, &key);
+
+  ev.type = RETAP_EV_OPEN;
+  ev.role = role;
+  ev.tgid = tgid;
+  ev.tid = tid;
+  ev.fd = fd;
+  ev.gen = c.gen;
+  ev.ts = c.gen;
+  ev.cgroup = bpf_get_current_cgroup_id();
+  bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+  submit(&ev, sizeof(ev));
+  count(RETAP_C_CONNS, 1);
+  return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* ---- payload emission: one bounded loop over (iovec, chunk) pairs ---- */
+
+struct emit_ctx {
+  __u64 base;     /* buffer, or iovec array when iov */
+  __u64 iovcnt;
+  __u64 total;    /* bytes to account for */
+  __u64 copy;     /* bytes to copy (<= total, the per-call cap) */
+  __u64 done;     /* bytes accounted so far */
+  __u64 iov_i;
+  __u64 iov_base; /* current segment */
+  __u64 iov_left;
+  __u64 pos;
+  __u64 key;
+  __u64 gen;
+  __u64 ts;
+  __u32 tgid;
+  __u32 tid;
+  __u16 flags;
+  __u8 dir;
+  __u8 iov;
+};
+
+/* The loop state lives in a per-CPU map, not on the stack: the verifier then sees its fields as
+ * unknown scalars and verifies the callback once, instead of once per distinct constant. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct emit_ctx);
+} emit_state SEC(".maps");
+
+static long emit_one(__u32 i, void *unused)
+{
+  __u32 zero = 0;
+  struct emit_ctx *c = bpf_map_lookup_elem(&emit_state, &zero);
+  if (!c)
+    return 1;
+  if (c->done >= c->copy)
+    return 1;
+  if (c->iov) {
+    if (c->iov_left == 0) { /* next segment; an empty one costs a round (rounds allow for it) */
+      if (c->iov_i >= c->iovcnt || c->iov_i >= RETAP_MAX_IOV)
+        return 1;
+      struct iovec v = {};
+      bpf_probe_read_user(&v, sizeof(v), (void *)(c->base + c->iov_i * sizeof(struct iovec)));
+      c->iov_i++;
+      c->iov_base = (__u64)v.iov_base;
+      c->iov_left = v.iov_len;
+      if (c->iov_left == 0)
+        return 0;
+    }
+  }
+  struct retap_data *d = bpf_map_lookup_elem(&scratch, &zero);
+  if (!d)
+    return 1;
+  __u64 n = c->copy - c->done;
+  if (c->iov && n > c->iov_left)
+    n = c->iov_left;
+  if (n > RETAP_CHUNK)
+    n = RETAP_CHUNK;
+  __u64 src = c->iov ? c->iov_base : c->base + c->done;
+  n &= (RETAP_CHUNK << 1) - 1; /* for the verifier: n <= RETAP_CHUNK already */
+  if (n > RETAP_CHUNK)
+    return 1;
+  if (bpf_probe_read_user(d->data, n, (void *)src) < 0)
+    n = 0; /* unreadable memory: record as a size-only gap below */
+  d->type = RETAP_EV_DATA;
+  d->flags = c->flags | (n ? 0 : RETAP_F_SIZE_ONLY);
+  d->dir = c->dir;
+  d->tgid = c->tgid;
+  d->tid = c->tid;
+  d->key = c->key;
+  d->gen = c->gen;
+  d->ts = c->ts;
+  d->pos = c->pos + c->done;
+  __u64 step = c->copy - c->done;
+  if (c->iov && step > c->iov_left)
+    step = c->iov_left;
+  if (step > RETAP_CHUNK)
+    step = RETAP_CHUNK;
+  d->len = n;
+  d->size = step;
+  if (submit(d, RETAP_DATA_HDR + n) == 0)
+    count(RETAP_C_BYTES, n);
+  c->done += step;
+  if (c->iov) {
+    c->iov_base += step;
+    c->iov_left -= step;
+  }
+  return 0;
+}
+
+/* step: emit `total` bytes at stream position `pos`; returns nothing, positions are the caller's */
+static __always_inline void emit(struct emit_ctx *init)
+{
+  __u32 zero = 0;
+  struct emit_ctx *c = bpf_map_lookup_elem(&emit_state, &zero);
+  if (!c)
+    return;
+  *c = *init;
+  c->copy = c->total;
+  if (c->copy > per_call_cap) {
+    c->copy = per_call_cap;
+    count(RETAP_C_TRUNCATIONS, 1);
+  }
+  __u32 rounds = (c->copy / RETAP_CHUNK) + 1 + (c->iov ? RETAP_MAX_IOV : 0);
+  bpf_loop(rounds, emit_one, NULL, 0);
+  c = bpf_map_lookup_elem(&emit_state, &zero);
+  if (!c)
+    return;
+  if (c->done < c->total) { /* past the cap, or iovecs beyond RETAP_MAX_IOV: a known-size gap */
+    if (c->iov && c->iov_i >= RETAP_MAX_IOV)
+      count(RETAP_C_IOV_TRUNC, 1);
+    struct retap_data *d = bpf_map_lookup_elem(&scratch, &zero);
+    if (!d)
+      return;
+    d->type = RETAP_EV_DATA;
+    d->flags = c->flags | RETAP_F_SIZE_ONLY;
+    d->dir = c->dir;
+    d->tgid = c->tgid;
+    d->tid = c->tid;
+    d->key = c->key;
+    d->gen = c->gen;
+    d->ts = c->ts;
+    d->pos = c->pos + c->done;
+    d->len = 0;
+    d->size = c->total - c->done;
+    submit(d, RETAP_DATA_HDR);
+  }
+}
+
+/* ---- syscalls ---- */
+
+static __always_inline int enter(__u64 fd, __u64 buf, __u64 n, __u32 kind, __u32 dir)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_target(id >> 32))
+    return 0;
+  struct call c = { .fd = fd, .buf = buf, .n = n, .kind = kind, .dir = dir };
+  bpf_map_update_elem(&calls, &id, &c, BPF_ANY);
+  return 0;
+}
+
+static __always_inline void bind_ssl(__u32 tgid, __u32 tid, __u64 ssl, __u64 conn_key, struct conn *c)
+{
+  struct ssl_key sk = { .tgid = tgid, .ssl = ssl };
+  struct ssl_state *s = bpf_map_lookup_elem(&ssls, &sk);
+  if (!s) {
+    struct ssl_state fresh = { .gen = bpf_ktime_get_ns() };
+    bpf_map_update_elem(&ssls, &sk, &fresh, BPF_NOEXIST);
+    s = bpf_map_lookup_elem(&ssls, &sk);
+    if (!s)
+      return;
+  }
+  if (s->conn == conn_key && s->conn_gen == c->gen)
+    return;
+  s->conn = conn_key;
+  s->conn_gen = c->gen;
+  c->tls = 1;
+  c->ssl = ssl;
+  struct retap_tls_bind ev = {
+    .type = RETAP_EV_TLS_BIND,
+    .tgid = tgid,
+    .tid = tid,
+    .ssl = ssl,
+    .ssl_gen = s->gen,
+    .fd = conn_key & 0xffffffff,
+    .gen = c->gen,
+    .ts = bpf_ktime_get_ns(),
+  };
+  submit(&ev, sizeof(ev));
+}
+
+static __always_inline int exit_data(long ret)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  struct call *call = bpf_map_lookup_elem(&calls, &id);
+  if (!call)
+    return 0;
+  struct call a = *call;
+  bpf_map_delete_elem(&calls, &id);
+  if (ret <= 0)
+    return 0;
+
+  __u32 tgid = id >> 32;
+  __u64 key = ((__u64)tgid << 32) | (__u32)a.fd;
+  struct conn *c = bpf_map_lookup_elem(&conns, &key);
+  if (!c)
+    c = conn_open(tgid, (__u32)id, (__u32)a.fd, RETAP_ROLE_UNKNOWN);
+  if (!c || c->ignored)
+    return 0;
+
+  /* step: TLS correlation; ciphertext itself is never emitted */
+  struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
+  if (sc) {
+    sc->sock = key;
+    bind_ssl(tgid, (__u32)id, sc->ssl, key, c);
+  } else {
+    struct thread_tls *t = bpf_map_lookup_elem(&threads, &id);
+    if (t) {
+      if (a.dir == RETAP_DIR_IN)
+        t->last_read = key;
+      else if (t->pending_write_ssl) {
+        bind_ssl(tgid, (__u32)id, t->pending_write_ssl, key, c);
+        t->pending_write_ssl = 0;
+      }
+    } else if (a.dir == RETAP_DIR_IN) {
+      struct thread_tls fresh = { .last_read = key };
+      bpf_map_update_elem(&threads, &id, &fresh, BPF_ANY);
+    }
+  }
+  __u64 dir = a.dir & 1;
+  __u64 pos = c->pos[dir];
+  c->pos[dir] += ret;
+  if (c->tls)
+    return 0;
+
+  if (a.kind == K_SENDFILE) {
+    count(RETAP_C_SENDFILE, 1);
+    /* the bytes come from a file, not user memory: record only the size */
+    struct retap_data *d;
+    __u32 zero = 0;
+    d = bpf_map_lookup_elem(&scratch, &zero);
+    if (!d)
+      return 0;
+    d->type = RETAP_EV_DATA;
+    d->flags = RETAP_F_SENDFILE | RETAP_F_SIZE_ONLY;
+    d->dir = RETAP_DIR_OUT;
+    d->tgid = tgid;
+    d->tid = (__u32)id;
+    d->key = (__u32)a.fd;
+    d->gen = c->gen;
+    d->ts = bpf_ktime_get_ns();
+    d->pos = pos;
+    d->len = 0;
+    d->size = ret;
+    submit(d, RETAP_DATA_HDR);
+    return 0;
+  }
+
+  struct emit_ctx e = {
+    .base = a.buf,
+    .iovcnt = a.n,
+    .total = ret,
+    .pos = pos,
+    .key = (__u32)a.fd,
+    .gen = c->gen,
+    .ts = bpf_ktime_get_ns(),
+    .tgid = tgid,
+    .tid = (__u32)id,
+    .dir = dir,
+    .iov = a.kind == K_IOV,
+  };
+  emit(&e);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], 0, K_BUF, RETAP_DIR_IN);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], 0, K_BUF, RETAP_DIR_IN);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], 0, K_BUF, RETAP_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], 0, K_BUF, RETAP_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], ctx->args[2], K_IOV, RETAP_DIR_IN);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], ctx->args[1], ctx->args[2], K_IOV, RETAP_DIR_OUT);
+}
+
+static __always_inline int enter_msg(struct trace_event_raw_sys_enter *ctx, __u32 dir)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_target(id >> 32))
+    return 0;
+  struct user_msghdr m = {};
+  bpf_probe_read_user(&m, sizeof(m), (void *)ctx->args[1]);
+  struct call c = { .fd = ctx->args[0], .buf = (__u64)m.msg_iov, .n = m.msg_iovlen, .kind = K_IOV, .dir = dir };
+  bpf_map_update_elem(&calls, &id, &c, BPF_ANY);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter_msg(ctx, RETAP_DIR_IN);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter_msg(ctx, RETAP_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+{
+  return enter(ctx->args[0], 0, 0, K_SENDFILE, RETAP_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int exit_read(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_write")
+int exit_write(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int exit_sendto(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int exit_readv(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int exit_writev(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int exit_sendfile(struct trace_event_raw_sys_exit *ctx) { return exit_data(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+  if (is_target(bpf_get_current_pid_tgid() >> 32))
+    count(RETAP_C_MMSG, 1);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+  if (is_target(bpf_get_current_pid_tgid() >> 32))
+    count(RETAP_C_MMSG, 1);
+  return 0;
+}
+
+/* accept/connect: the socket's role is known here */
+SEC("tracepoint/syscalls/sys_enter_accept")
+int enter_accept(struct trace_event_raw_sys_enter *ctx) { return enter(ctx->args[0], 0, 0, K_ACCEPT, 0); }
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int enter_accept4(struct trace_event_raw_sys_enter *ctx) { return enter(ctx->args[0], 0, 0, K_ACCEPT, 0); }
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx) { return enter(ctx->args[0], 0, 0, K_CONNECT, 0); }
+
+static __always_inline int exit_open(long ret)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  struct call *call = bpf_map_lookup_elem(&calls, &id);
+  if (!call)
+    return 0;
+  struct call a = *call;
+  bpf_map_delete_elem(&calls, &id);
+  if (a.kind == K_ACCEPT && ret >= 0)
+    conn_open(id >> 32, (__u32)id, (__u32)ret, RETAP_ROLE_SERVER);
+  else if (a.kind == K_CONNECT && (ret == 0 || ret == -EINPROGRESS))
+    conn_open(id >> 32, (__u32)id, (__u32)a.fd, RETAP_ROLE_CLIENT);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx) { return exit_open(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return exit_open(ctx->ret); }
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx) { return exit_open(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  if (!is_target(tgid))
+    return 0;
+  __u64 key = ((__u64)tgid << 32) | (__u32)ctx->args[0];
+  struct conn *c = bpf_map_lookup_elem(&conns, &key);
+  if (!c)
+    return 0;
+  if (!c->ignored) {
+    struct retap_close ev = {
+      .type = RETAP_EV_CLOSE,
+      .tgid = tgid,
+      .tid = (__u32)id,
+      .fd = (__u32)ctx->args[0],
+      .gen = c->gen,
+      .ts = bpf_ktime_get_ns(),
+      .bytes_in = c->pos[RETAP_DIR_IN],
+      .bytes_out = c->pos[RETAP_DIR_OUT],
+    };
+    submit(&ev, sizeof(ev));
+  }
+  if (c->ssl) {
+    struct ssl_key sk = { .tgid = tgid, .ssl = c->ssl };
+    bpf_map_delete_elem(&ssls, &sk);
+  }
+  bpf_map_delete_elem(&conns, &key);
+  return 0;
+}
+
+/* processes: children of target tgids become targets; user space hears of execs (TLS libraries) */
+SEC("tracepoint/sched/sched_process_fork")
+int on_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+  __u32 parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
+  if (parent == self_tgid || !bpf_map_lookup_elem(&target_tgids, &parent))
+    return 0;
+  __u32 child = ctx->child_pid;
+  __u8 one = 1;
+  /* child_pid is the new task; for a new process it is also its tgid */
+  bpf_map_update_elem(&target_tgids, &child, &one, BPF_ANY);
+  return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  if (!is_target(tgid))
+    return 0;
+  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  struct retap_proc ev = {
+    .type = RETAP_EV_PROC,
+    .ppid = BPF_CORE_READ(task, real_parent, tgid),
+    .tgid = tgid,
+    .exec = 1,
+    .ts = bpf_ktime_get_ns(),
+  };
+  bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+  submit(&ev, sizeof(ev));
+  return 0;
+}
+
+/* ---- OpenSSL: SSL_read / SSL_write (+ _ex) ---- */
+
+static __always_inline int ssl_enter(void *ssl, void *buf, void *out_len, __u32 dir, __u32 ex)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_target(id >> 32))
+    return 0;
+  struct ssl_call c = { .ssl = (__u64)ssl, .buf = (__u64)buf, .out_len = (__u64)out_len, .dir = dir, .ex = ex };
+  bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY);
+  return 0;
+}
+
+static __always_inline int ssl_exit(long ret)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  struct ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &id);
+  if (!call)
+    return 0;
+  struct ssl_call a = *call;
+  bpf_map_delete_elem(&ssl_calls, &id);
+  __u32 tgid = id >> 32;
+  count(RETAP_C_TLS_CALLS, 1);
+
+  __u64 n = 0;
+  if (a.ex) {
+    if (ret == 1 && a.out_len) {
+      __u64 got = 0;
+      bpf_probe_read_user(&got, sizeof(got), (void *)a.out_len);
+      n = got;
+    }
+  } else if (ret > 0) {
+    n = ret;
+  }
+
+  struct ssl_key sk = { .tgid = tgid, .ssl = a.ssl };
+  struct ssl_state *s = bpf_map_lookup_elem(&ssls, &sk);
+  if (!s) {
+    struct ssl_state fresh = { .gen = bpf_ktime_get_ns() };
+    bpf_map_update_elem(&ssls, &sk, &fresh, BPF_NOEXIST);
+    s = bpf_map_lookup_elem(&ssls, &sk);
+    if (!s)
+      return 0;
+  }
+  /* step: memory BIOs (node) touch no socket inside the call: correlate per thread */
+  if (!a.sock && !s->conn) {
+    struct thread_tls *t = bpf_map_lookup_elem(&threads, &id);
+    if (t && a.dir == RETAP_DIR_IN && t->last_read) {
+      __u64 key = t->last_read;
+      struct conn *c = bpf_map_lookup_elem(&conns, &key);
+      if (c && !c->ignored)
+        bind_ssl(tgid, (__u32)id, a.ssl, key, c);
+    } else if (a.dir == RETAP_DIR_OUT) {
+      if (t) {
+        t->pending_write_ssl = a.ssl;
+      } else {
+        struct thread_tls fresh = { .pending_write_ssl = a.ssl };
+        bpf_map_update_elem(&threads, &id, &fresh, BPF_ANY);
+      }
+    }
+    s = bpf_map_lookup_elem(&ssls, &sk);
+    if (!s)
+      return 0;
+  }
+  if (n == 0)
+    return 0;
+  __u64 dir = a.dir & 1;
+  __u64 pos = s->pos[dir];
+  s->pos[dir] += n;
+  struct emit_ctx e = {
+    .base = a.buf,
+    .total = n,
+    .pos = pos,
+    .key = a.ssl,
+    .gen = s->gen,
+    .ts = bpf_ktime_get_ns(),
+    .tgid = tgid,
+    .tid = (__u32)id,
+    .flags = RETAP_F_TLS,
+    .dir = dir,
+  };
+  emit(&e);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num) { return ssl_enter(ssl, buf, 0, RETAP_DIR_IN, 0); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter, void *ssl, void *buf, int num) { return ssl_enter(ssl, buf, 0, RETAP_DIR_OUT, 0); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+  return ssl_enter(ssl, buf, readbytes, RETAP_DIR_IN, 1);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, void *buf, __u64 num, void *written)
+{
+  return ssl_enter(ssl, buf, written, RETAP_DIR_OUT, 1);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_exit_probe, long ret) { return ssl_exit(ret); }

@@ -1,0 +1,125 @@
+/* Records shared by bpf/retap.bpf.c (producer) and native/ + capture/ (consumers).
+ * Fixed-size little-endian structs; every record starts with `u32 type`. A data record is followed
+ * by `len` payload bytes. Keep capture/events.ts in step with this file (the addon exports the
+ * sizes and offsets it was built with, and the decoder checks them at start).
+ */
+#ifndef RETAP_H
+#define RETAP_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Payload bytes per data record; larger reads/writes become several records. Power of two. */
+#define RETAP_CHUNK 16384
+/* iovec entries followed per readv/writev/recvmsg/sendmsg call. */
+#define RETAP_MAX_IOV 64
+
+enum retap_event_type {
+  RETAP_EV_DATA = 1,      /* payload of one socket or TLS read/write (or a piece of it) */
+  RETAP_EV_OPEN = 2,      /* a tracked connection: accept/connect, or first data on an older socket */
+  RETAP_EV_CLOSE = 3,     /* close() of a tracked connection */
+  RETAP_EV_TLS_BIND = 4,  /* an SSL object is now known to run over this connection */
+  RETAP_EV_PROC = 5,      /* a target process exec'd or forked (user space looks for TLS libraries) */
+};
+
+enum retap_dir {
+  RETAP_DIR_IN = 0,  /* read by the observed process */
+  RETAP_DIR_OUT = 1, /* written by the observed process */
+};
+
+enum retap_data_flags {
+  RETAP_F_TLS = 1,       /* plaintext from SSL_read/SSL_write; key is the SSL object */
+  RETAP_F_SIZE_ONLY = 2, /* bytes happened but were not copied (cap, sendfile): a known-size gap */
+  RETAP_F_SENDFILE = 4,
+};
+
+enum retap_role {
+  RETAP_ROLE_UNKNOWN = 0, /* socket existed before capture began */
+  RETAP_ROLE_SERVER = 1,  /* accepted */
+  RETAP_ROLE_CLIENT = 2,  /* connected */
+};
+
+enum retap_counter {
+  RETAP_C_EVENTS = 0,    /* records submitted */
+  RETAP_C_BYTES,         /* payload bytes submitted */
+  RETAP_C_RB_DROPS,      /* records the ring buffer had no room for */
+  RETAP_C_TRUNCATIONS,   /* calls above the per-call cap (only sizes recorded past it) */
+  RETAP_C_SENDFILE,      /* sendfile calls on tracked sockets (size only) */
+  RETAP_C_MMSG,          /* sendmmsg/recvmmsg calls by targets (counted, not decoded) */
+  RETAP_C_CONNS,         /* connections opened */
+  RETAP_C_TLS_CALLS,     /* SSL_read/SSL_write calls seen from targets */
+  RETAP_C_IOV_TRUNC,     /* iovec arrays longer than RETAP_MAX_IOV (rest recorded as size only) */
+  RETAP_C_MAX,
+};
+
+struct retap_data {
+  __u32 type;
+  __u16 flags;
+  __u8 dir;
+  __u8 _pad0;
+  __u32 tgid;
+  __u32 tid;
+  __u64 key; /* fd, or SSL* when RETAP_F_TLS */
+  __u64 gen; /* connection (or SSL object) generation: its creation time */
+  __u64 ts;  /* CLOCK_MONOTONIC ns */
+  __u64 pos; /* byte position of this record's first byte in its stream */
+  __u32 len; /* payload bytes that follow */
+  __u32 size; /* bytes this record stands for: == len, or more when RETAP_F_SIZE_ONLY */
+  __u8 data[RETAP_CHUNK];
+};
+#define RETAP_DATA_HDR 56 /* offsetof(struct retap_data, data) */
+
+struct retap_open {
+  __u32 type;
+  __u16 family; /* AF_INET or AF_INET6 */
+  __u8 role;
+  __u8 _pad0;
+  __u32 tgid;
+  __u32 tid;
+  __u64 fd;
+  __u64 gen;
+  __u64 ts;
+  __u64 cgroup;
+  __u16 lport;
+  __u16 rport;
+  __u32 _pad1;
+  __u8 laddr[16]; /* IPv4 in the first 4 bytes */
+  __u8 raddr[16];
+  char comm[16];
+};
+
+struct retap_close {
+  __u32 type;
+  __u32 _pad0;
+  __u32 tgid;
+  __u32 tid;
+  __u64 fd;
+  __u64 gen;
+  __u64 ts;
+  __u64 bytes_in;
+  __u64 bytes_out;
+};
+
+struct retap_tls_bind {
+  __u32 type;
+  __u32 _pad0;
+  __u32 tgid;
+  __u32 tid;
+  __u64 ssl;
+  __u64 ssl_gen;
+  __u64 fd;
+  __u64 gen;
+  __u64 ts;
+};
+
+struct retap_proc {
+  __u32 type;
+  __u32 ppid;
+  __u32 tgid;
+  __u32 exec; /* 1: exec, 0: fork */
+  __u64 ts;
+  char comm[16];
+};
+
+#endif
