@@ -12,6 +12,8 @@ export interface TrafficError {
 export interface TrafficSummary {
   url: string;
   sessions: number;
+  /** Sessions that ran to the end (fewer than `sessions` when the run was stopped). */
+  sessionsRun: number;
   seed: number;
   requests: number;
   /** route → status → count, e.g. `{ "POST /orders": { "201": 12 } }`. */
@@ -28,6 +30,7 @@ export function newSummary(url: string, sessions: number, seed: number): Traffic
   return {
     url,
     sessions,
+    sessionsRun: 0,
     seed,
     requests: 0,
     byRoute: {},
@@ -68,11 +71,15 @@ export function formatSummary(summary: TrafficSummary): string[] {
   }
   const w0 = Math.max(5, ...rows.map((r) => r[0].length));
   const w2 = Math.max(5, ...rows.map((r) => r[2].length));
+  const sessions =
+    summary.sessionsRun === summary.sessions
+      ? `${summary.sessions}`
+      : `${summary.sessionsRun} of ${summary.sessions}`;
   const lines = [`${'route'.padEnd(w0)}  status  ${'count'.padStart(w2)}`];
   for (const [route, status, count] of rows)
     lines.push(`${route.padEnd(w0)}  ${status.padEnd(6)}  ${count.padStart(w2)}`);
   lines.push(
-    `${summary.requests} requests in ${summary.sessions} sessions (seed ${summary.seed}), ` +
+    `${summary.requests} requests in ${sessions} sessions (seed ${summary.seed}), ` +
       `${summary.ordersCreated} orders created, ${summary.errors} errors, ${summary.durationMs} ms`,
   );
   for (const e of summary.errorSamples)

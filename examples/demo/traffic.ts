@@ -24,6 +24,8 @@ const NAMES = ['ada', 'grace', 'linus', 'barbara', 'ken', 'radia', 'dennis', 'ma
 export interface TrafficOptions {
   sessions?: number;
   seed?: number;
+  /** Stops starting new sessions (the ones running finish); the summary says how many ran. */
+  signal?: AbortSignal;
   /** Called after each finished session. */
   onProgress?: (done: number, total: number, summary: TrafficSummary) => void;
 }
@@ -169,7 +171,7 @@ export async function runTraffic(ordersUrl: string, options: TrafficOptions = {}
   let nextIndex = 0;
   let done = 0;
   const worker = async (): Promise<void> => {
-    while (nextIndex < sessions) {
+    while (nextIndex < sessions && !options.signal?.aborted) {
       const index = nextIndex++;
       await session(index, rng(seeds[index] ?? index), agent, base, summary);
       done++;
@@ -182,6 +184,7 @@ export async function runTraffic(ordersUrl: string, options: TrafficOptions = {}
     agent.destroy();
   }
   summary.durationMs = Date.now() - started;
+  summary.sessionsRun = done;
   return summary;
 }
 

@@ -1,0 +1,326 @@
+/**
+ * `retap demo`: the product end to end on a built-in system. It runs as an ordered list of small
+ * stages sharing one context; stages that land later (capture → snapshot, replay, verdict) are in
+ * the list already and report "not built yet" until someone fills them in.
+ */
+import { ExitCodes, formatError, usageError } from '../../core/errors.js';
+import {
+  type DemoSystem,
+  formatSummary,
+  parseVariants,
+  runTraffic,
+  startDemo,
+  type TrafficSummary,
+  VARIANT_EFFECTS,
+  VARIANTS,
+  type Variant,
+} from '../../examples/demo/index.js';
+import { parse, parseIntFlag } from '../args.js';
+import type { Command } from '../command.js';
+
+export interface DemoCliOptions {
+  sessions: number;
+  seed: number;
+  variants: Variant[];
+  keep: boolean;
+  json: boolean;
+  portBase: number | undefined;
+}
+
+export type StageStatus = 'done' | 'not-built' | 'failed' | 'skipped';
+
+export interface StageResult {
+  name: string;
+  title: string;
+  status: StageStatus;
+  detail: string;
+  durationMs: number;
+}
+
+/** Everything stages share. A stage reads what earlier ones left and adds its own part. */
+export interface DemoContext {
+  options: DemoCliOptions;
+  /** Aborted on SIGINT/SIGTERM: stages stop early, cleanups still run. */
+  signal: AbortSignal;
+  /** Progress lines (stderr under --json, stdout otherwise). */
+  say(line: string): void;
+  /** Run in reverse order when the demo ends, whatever happened. */
+  cleanups: (() => Promise<void>)[];
+  system?: DemoSystem;
+  traffic?: TrafficSummary;
+}
+
+export interface Stage {
+  name: string;
+  title: string;
+  /** Returns a one-line detail; throw to fail the demo. */
+  run?: (ctx: DemoContext) => Promise<string>;
+  /** What the stage will do once built (shown while `run` is missing). */
+  planned?: string;
+}
+
+async function startStage(ctx: DemoContext): Promise<string> {
+  const variants = ctx.options.variants;
+  const system = await startDemo({
+    variant: variants,
+    portBase: ctx.options.portBase,
+    log: (service, line) => ctx.say(`  [${service}] ${line}`),
+  });
+  ctx.system = system;
+  ctx.cleanups.push(() => system.stop());
+  for (const name of ['orders', 'inventory', 'payments'] as const) {
+    const s = system[name];
+    ctx.say(`  ${name.padEnd(9)} ${s.url.padEnd(26)} pid ${s.pid}`);
+  }
+  for (const v of variants) ctx.say(`  variant ${v}: ${VARIANT_EFFECTS[v]}`);
+  return `orders, inventory and payments (HTTPS) running${variants.length ? `; variants: ${variants.join(',')}` : ''}`;
+}
+
+async function trafficStage(ctx: DemoContext): Promise<string> {
+  const system = ctx.system;
+  if (!system) throw new Error('the demo system is not running');
+  const { sessions, seed } = ctx.options;
+  const step = Math.max(1, Math.ceil(sessions / 10));
+  const summary = await runTraffic(system.orders.url, {
+    sessions,
+    seed,
+    signal: ctx.signal,
+    onProgress: (done, total, s) => {
+      if (done % step === 0 || done === total) {
+        ctx.say(`  sessions ${done}/${total}: ${s.requests} requests, ${s.errors} errors`);
+      }
+    },
+  });
+  ctx.traffic = summary;
+  const stopped =
+    summary.sessionsRun < summary.sessions ? ` (interrupted after ${summary.sessionsRun} sessions)` : '';
+  return `${summary.requests} requests, ${summary.ordersCreated} orders, ${summary.errors} errors${stopped}`;
+}
+
+/** In order. Capture must be recording before the traffic starts, hence its place. */
+export const STAGES: Stage[] = [
+  { name: 'start', title: 'Start the demo system', run: startStage },
+  {
+    name: 'capture',
+    title: "Capture orders' inbound and outbound traffic",
+    planned: 'attach eBPF capture to the orders process (pid/cgroup), including its TLS call to payments',
+  },
+  { name: 'traffic', title: 'Drive client traffic', run: trafficStage },
+  {
+    name: 'snapshot',
+    title: 'Write the snapshot',
+    planned: 'turn the captured exchanges into a versioned snapshot',
+  },
+  {
+    name: 'replay',
+    title: 'Replay against the build and its regressed variant',
+    planned: 'replay the snapshot against orders and orders --variant all, with mocked dependencies',
+  },
+  {
+    name: 'verdict',
+    title: 'Verdict and JUnit report',
+    planned: 'compare answers and latencies, write JUnit, gate',
+  },
+];
+
+export function parseDemoArgs(argv: string[]): DemoCliOptions {
+  const { values } = parse<{
+    sessions?: string;
+    seed?: string;
+    variant?: string;
+    keep?: boolean;
+    json?: boolean;
+    'port-base'?: string;
+  }>('demo', argv, {
+    sessions: { type: 'string' },
+    seed: { type: 'string' },
+    variant: { type: 'string' },
+    keep: { type: 'boolean' },
+    json: { type: 'boolean' },
+    'port-base': { type: 'string' },
+  });
+  let variants: Variant[];
+  try {
+    variants = parseVariants(values.variant);
+  } catch (e) {
+    throw usageError(`--variant: ${(e as Error).message}`);
+  }
+  return {
+    sessions: values.sessions === undefined ? 5 : parseIntFlag(values.sessions, '--sessions', 1, 1000),
+    seed: values.seed === undefined ? 1 : parseIntFlag(values.seed, '--seed', 0, 2 ** 31),
+    variants,
+    keep: values.keep ?? false,
+    json: values.json ?? false,
+    portBase:
+      values['port-base'] === undefined
+        ? undefined
+        : parseIntFlag(values['port-base'], '--port-base', 1024, 65533),
+  };
+}
+
+/** Runs the stages in order; stops at the first failure or when aborted. Never throws. */
+export async function runStages(
+  ctx: DemoContext,
+  stages: Stage[],
+): Promise<{ results: StageResult[]; error?: unknown }> {
+  const results: StageResult[] = [];
+  let error: unknown;
+  for (const stage of stages) {
+    const started = Date.now();
+    const result = (status: StageStatus, detail: string): StageResult => ({
+      name: stage.name,
+      title: stage.title,
+      status,
+      detail,
+      durationMs: Date.now() - started,
+    });
+    if (error !== undefined || ctx.signal.aborted) {
+      results.push(result('skipped', error !== undefined ? 'an earlier stage failed' : 'interrupted'));
+      continue;
+    }
+    if (!stage.run) {
+      results.push(result('not-built', `not built yet in this version: ${stage.planned ?? stage.title}`));
+      ctx.say(`· ${stage.title}: not built yet`);
+      continue;
+    }
+    ctx.say(`▸ ${stage.title}`);
+    try {
+      const detail = await stage.run(ctx);
+      results.push(result('done', detail));
+      ctx.say(`✓ ${stage.title}: ${detail}`);
+    } catch (e) {
+      error = e;
+      results.push(result('failed', e instanceof Error ? e.message : String(e)));
+      ctx.say(`✗ ${stage.title}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return error === undefined ? { results } : { results, error };
+}
+
+function waitForAbort(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function printReport(options: DemoCliOptions, ctx: DemoContext, results: StageResult[]): void {
+  const lines: string[] = ['', 'Traffic summary'];
+  if (ctx.traffic) lines.push(...formatSummary(ctx.traffic).map((l) => `  ${l}`));
+  else lines.push('  (no traffic ran)');
+  lines.push('', 'Stages');
+  const width = Math.max(...results.map((r) => r.name.length));
+  for (const r of results) lines.push(`  ${r.name.padEnd(width)}  ${r.status.padEnd(9)}  ${r.detail}`);
+  const missing = results.filter((r) => r.status === 'not-built').map((r) => r.name);
+  if (missing.length) {
+    lines.push(
+      '',
+      `Not built yet in this version: ${missing.join(', ')}. This demo starts the system and drives`,
+      'real traffic; capturing it into a snapshot, replaying it against the build and its regressed',
+      'variant, and the verdict with a JUnit report come with the next versions.',
+    );
+  }
+  if (options.variants.length && ctx.traffic?.errors) {
+    lines.push(
+      '',
+      `The errors above are expected: variant(s) ${options.variants.join(',')} seed regressions.`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES): Promise<number> {
+  const controller = new AbortController();
+  let interruptedBy: string | undefined;
+  // Ctrl-C while kept running is the normal end; during cleanup, signals are ignored (it is bounded).
+  let phase: 'stages' | 'keep' | 'ending' = 'stages';
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (phase === 'ending') return;
+    if (phase === 'stages') interruptedBy ??= signal;
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const say = (line: string): void => {
+    (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  };
+  const ctx: DemoContext = { options, signal: controller.signal, say, cleanups: [] };
+  let outcome: { results: StageResult[]; error?: unknown } = { results: [] };
+  try {
+    outcome = await runStages(ctx, stages);
+    if (options.keep && outcome.error === undefined && ctx.system && !controller.signal.aborted) {
+      say('');
+      say('Demo system left running (--keep). Environment of orders:');
+      for (const [k, v] of Object.entries(ctx.system.env)) say(`  ${k}=${v}`);
+      say(`Try: curl -s ${ctx.system.orders.url}/health`);
+      say('Press Ctrl-C to stop.');
+      phase = 'keep';
+      await waitForAbort(controller.signal);
+    }
+  } finally {
+    phase = 'ending';
+    for (const cleanup of ctx.cleanups.reverse()) {
+      await cleanup().catch((e: unknown) =>
+        say(`cleanup failed: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+
+  const unexpectedErrors = options.variants.length === 0 && (ctx.traffic?.errors ?? 0) > 0;
+  const ok = outcome.error === undefined && !interruptedBy && !unexpectedErrors;
+  if (options.json) {
+    const s = ctx.system;
+    const report = {
+      ok,
+      variants: options.variants,
+      ...(interruptedBy ? { interruptedBy } : {}),
+      services: s ? { orders: s.orders, inventory: s.inventory, payments: s.payments } : undefined,
+      env: s?.env,
+      traffic: ctx.traffic,
+      stages: outcome.results,
+      notBuilt: outcome.results.filter((r) => r.status === 'not-built').map((r) => r.name),
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    printReport(options, ctx, outcome.results);
+  }
+  say(ctx.system ? 'Demo system stopped.' : 'Nothing left running.');
+
+  if (outcome.error !== undefined) {
+    process.stderr.write(`retap demo: ${formatError(outcome.error)}\n`);
+    return ExitCodes.INFRASTRUCTURE;
+  }
+  if (interruptedBy) return interruptedBy === 'SIGINT' ? 130 : 143;
+  if (unexpectedErrors) {
+    say('The demo system answered with errors although no variant was set: see the summary above.');
+    return ExitCodes.INFRASTRUCTURE;
+  }
+  return ExitCodes.OK;
+}
+
+const help = `Usage: retap demo [options]
+
+Starts the built-in demo system (orders → inventory over HTTP, → payments over HTTPS, each its own
+process on 127.0.0.1), drives realistic client traffic at orders, prints a summary and stops
+everything. Stages not built yet in this version are listed as such.
+
+Options:
+  --sessions N     client sessions to run, 1–1000 (default 5)
+  --seed S         seed of the traffic mix (default 1); the same seed gives the same requests
+  --variant LIST   run orders with seeded regressions: ${VARIANTS.join(', ')} or all
+  --port-base P    listen on P, P+1, P+2 (inventory, payments, orders) instead of free ports
+  --keep           leave the system running after the traffic, until Ctrl-C
+  --json           print a machine-readable summary on stdout (progress goes to stderr)
+  -h, --help       show this help
+
+Exit codes: 0 done; 3 the demo could not run, or answered with errors without a variant;
+130/143 interrupted.`;
+
+const command: Command = {
+  name: 'demo',
+  summary: 'Run the built-in demo end to end',
+  help,
+  run: (argv) => runDemo(parseDemoArgs(argv)),
+};
+
+export default command;
