@@ -1,0 +1,13 @@
+/** Public API of the snapshot subsystem (capture, runner, assertions and the CLI use only this). */
+export type { Manifest, FileEntry, Counts, RouteCount, RedactionSummary } from './format.js';
+export { FORMAT_VERSION, MANIFEST_FILE, EXCHANGES_FILE, TRANSFORMS_FILE, TOKENS_FILE } from './format.js';
+export type { RedactionConfig, Redactor } from './redaction.js';
+export { createRedactor } from './redaction.js';
+export type { SnapshotWriter, WriterOptions, FinishExtra, SnapshotSource } from './writer.js';
+export { createSnapshotWriter } from './writer.js';
+export type { OpenedSnapshot, OpenOptions, StoredLine } from './reader.js';
+export { openSnapshot } from './reader.js';
+export type { TransformsFile, TokensFile } from './yamlfile.js';
+export { listVersions, resolveSnapshot, snapshotRoot } from './store.js';
+export type { SchemaIssue, SchemaName } from './schema.js';
+export { schemaPath } from './schema.js';

@@ -1,0 +1,144 @@
+/**
+ * External sort of encoded exchange lines by (startUs, id, line) with bounded memory: lines are
+ * buffered, sorted runs spill to files in the writer's temp dir when the buffer is full, and the
+ * runs are merged at the end. Spill lines are `startUs \t JSON(id) \t line` (JSON escapes tabs).
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FILE_MODE } from './store.js';
+
+export interface SortEntry {
+  us: number;
+  id: string;
+  line: string;
+}
+
+export function compareEntries(a: SortEntry, b: SortEntry): number {
+  if (a.us !== b.us) return a.us < b.us ? -1 : 1;
+  if (a.id !== b.id) return a.id < b.id ? -1 : 1;
+  return a.line < b.line ? -1 : a.line > b.line ? 1 : 0;
+}
+
+export interface Sorter {
+  push(entry: SortEntry): Promise<void>;
+  /** All entries in order; call once. */
+  drain(): AsyncIterable<SortEntry>;
+  runs(): number;
+  dispose(): Promise<void>;
+}
+
+/** Write strings to a stream in ~64 KiB chunks, waiting on backpressure; `tap` sees each chunk. */
+export function chunkedWriter(
+  stream: NodeJS.WritableStream,
+  tap?: (chunk: string) => void,
+): { write(s: string): Promise<void>; flush(): Promise<void> } {
+  let parts: string[] = [];
+  let size = 0;
+  const flush = async (): Promise<void> => {
+    if (parts.length === 0) return;
+    const chunk = parts.join('');
+    parts = [];
+    size = 0;
+    tap?.(chunk);
+    if (!stream.write(chunk)) await once(stream, 'drain');
+  };
+  return {
+    async write(s) {
+      parts.push(s);
+      size += s.length;
+      if (size >= 65536) await flush();
+    },
+    flush,
+  };
+}
+
+export async function closeStream(stream: WriteStream | NodeJS.WritableStream): Promise<void> {
+  const done = once(stream, 'finish');
+  stream.end();
+  await done;
+}
+
+/** Lines of a text file (utf8), without the newline. */
+export async function* readLines(stream: NodeJS.ReadableStream): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of stream as AsyncIterable<string | Buffer>) {
+    const text = rest + (typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+    let start = 0;
+    let nl = text.indexOf('\n', start);
+    while (nl !== -1) {
+      yield text.slice(start, nl);
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    rest = text.slice(start);
+  }
+  if (rest.length > 0) yield rest;
+}
+
+function parseSpill(text: string): SortEntry {
+  const t1 = text.indexOf('\t');
+  const t2 = text.indexOf('\t', t1 + 1);
+  return { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 1) };
+}
+
+export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter {
+  let buffer: SortEntry[] = [];
+  let bytes = 0;
+  const files: string[] = [];
+
+  const spill = async (): Promise<void> => {
+    buffer.sort(compareEntries);
+    const path = join(tempDir, `run-${files.length}.tmp`);
+    files.push(path);
+    const out = createWriteStream(path, { mode: FILE_MODE, highWaterMark: 1 << 20 });
+    const w = chunkedWriter(out);
+    for (const e of buffer) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.line}\n`);
+    await w.flush();
+    await closeStream(out);
+    buffer = [];
+    bytes = 0;
+  };
+
+  return {
+    async push(entry) {
+      buffer.push(entry);
+      bytes += entry.line.length * 2 + 96;
+      if (bytes >= memoryLimitBytes) await spill();
+    },
+    async *drain() {
+      buffer.sort(compareEntries);
+      if (files.length === 0) {
+        yield* buffer;
+        return;
+      }
+      // k-way merge of the spilled runs and what is still in memory (k is small: linear pick).
+      const sources: Array<AsyncIterator<SortEntry> | Iterator<SortEntry>> = files.map((f) =>
+        (async function* () {
+          for await (const l of readLines(createReadStream(f, { encoding: 'utf8', highWaterMark: 1 << 20 }))) yield parseSpill(l);
+        })(),
+      );
+      sources.push(buffer[Symbol.iterator]());
+      const heads: Array<SortEntry | undefined> = [];
+      for (const s of sources) heads.push((await s.next()).value as SortEntry | undefined);
+      for (;;) {
+        let best = -1;
+        for (let i = 0; i < heads.length; i++) {
+          const h = heads[i];
+          if (h !== undefined && (best === -1 || compareEntries(h, heads[best]!) < 0)) best = i;
+        }
+        if (best === -1) break;
+        yield heads[best]!;
+        const r = await sources[best]!.next();
+        heads[best] = r.done ? undefined : r.value;
+      }
+      buffer = [];
+    },
+    runs: () => files.length,
+    async dispose() {
+      buffer = [];
+      await Promise.all(files.map((f) => rm(f, { force: true })));
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Counts for the manifest, accumulated one exchange at a time (order does not matter, so the
+ * writer counts on append and the result is the same whatever order exchanges arrive in).
+ */
+import { type Exchange, headerValue, targetPath } from '../core/exchange.js';
+import type { Counts, RouteCount } from './format.js';
+
+/** Routes listed in the manifest; the rest are counted in `otherRoutes`. */
+export const ROUTE_CAP = 2000;
+/** Distinct routes tracked in memory; past this, new routes go to `otherRoutes` as they come. */
+const ROUTE_MEMORY = 100_000;
+
+const ID_SEGMENT =
+  /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|[0-9A-Za-z_-]{24,})$/i;
+
+/** `/orders/7/items/3f2a…` → `/orders/{id}/items/{id}`: numeric, uuid, long hex and long opaque segments. */
+export function routeOf(target: string): string {
+  const path = targetPath(target);
+  if (!path.startsWith('/')) return path;
+  return path
+    .split('/')
+    .map((s) => (s !== '' && ID_SEGMENT.test(s) ? '{id}' : s))
+    .join('/');
+}
+
+export function hostOf(ex: Exchange): string | undefined {
+  if (ex.direction !== 'outbound') return undefined;
+  return ex.peer.host ?? headerValue(ex.request.headers, 'host') ?? headerValue(ex.request.headers, ':authority') ?? ex.peer.addr;
+}
+
+export interface Stats {
+  add(ex: Exchange): void;
+  counts(): Counts;
+  timeRange(): { firstStartUs: number; lastStartUs: number } | null;
+}
+
+function bump(map: Record<string, number>, key: string, by = 1): void {
+  map[key] = (map[key] ?? 0) + by;
+}
+
+function sortedMap(map: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(map).sort()) out[k] = map[k]!;
+  return out;
+}
+
+export function createStats(): Stats {
+  let exchanges = 0;
+  let truncatedBodies = 0;
+  let noResponse = 0;
+  let otherRoutes = 0;
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  const byDirection: Record<string, number> = {};
+  const byProtocol: Record<string, number> = {};
+  const byStatus: Record<string, number> = {};
+  const routes = new Map<string, RouteCount>();
+  return {
+    add(ex) {
+      exchanges++;
+      bump(byDirection, ex.direction);
+      bump(byProtocol, ex.protocol);
+      const status = ex.response ? String(ex.response.status) : 'none';
+      bump(byStatus, status);
+      if (!ex.response) noResponse++;
+      if (ex.request.body.truncated) truncatedBodies++;
+      if (ex.response?.body.truncated) truncatedBodies++;
+      if (ex.timing.startUs < first) first = ex.timing.startUs;
+      if (ex.timing.startUs > last) last = ex.timing.startUs;
+      const host = hostOf(ex);
+      const route = routeOf(ex.request.target);
+      const key = `${ex.direction} ${host ?? ''} ${ex.request.method} ${route}`;
+      let r = routes.get(key);
+      if (!r) {
+        if (routes.size >= ROUTE_MEMORY) {
+          otherRoutes++;
+          return;
+        }
+        r = { direction: ex.direction, method: ex.request.method, route, count: 0, statuses: {} };
+        if (host !== undefined) r.host = host;
+        routes.set(key, r);
+      }
+      r.count++;
+      bump(r.statuses, status);
+    },
+    counts() {
+      const all = [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+      let other = otherRoutes;
+      for (const r of all.slice(ROUTE_CAP)) other += r.count;
+      const list = all.slice(0, ROUTE_CAP).map((r): RouteCount => {
+        const statuses = sortedMap(r.statuses);
+        if (r.host !== undefined) return { direction: r.direction, host: r.host, method: r.method, route: r.route, count: r.count, statuses };
+        return { direction: r.direction, method: r.method, route: r.route, count: r.count, statuses };
+      });
+      return {
+        exchanges,
+        byDirection: sortedMap(byDirection),
+        byProtocol: sortedMap(byProtocol),
+        byStatus: sortedMap(byStatus),
+        routes: list,
+        otherRoutes: other,
+        truncatedBodies,
+        noResponse,
+      };
+    },
+    timeRange() {
+      return exchanges === 0 ? null : { firstStartUs: first, lastStartUs: last };
+    },
+  };
+}
