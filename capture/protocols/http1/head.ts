@@ -95,12 +95,23 @@ function trimOws(s: string): string {
 }
 
 function hasToken(list: string, token: string): boolean {
+  if (list.indexOf(',') === -1) return trimOws(list).toLowerCase() === token;
   for (const part of list.split(',')) if (trimOws(part).toLowerCase() === token) return true;
   return false;
 }
 
 /** Parses `1234` or `5, 5` (repeated identical values); -2 when invalid. */
 function parseContentLength(v: string, previous: number): number {
+  if (previous === -1 && v.length > 0 && v.length <= 15) {
+    let x = 0;
+    let i = 0;
+    for (; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) break;
+      x = x * 10 + (c - 0x30);
+    }
+    if (i === v.length) return x;
+  }
   let n = -1;
   for (const part of v.split(',')) {
     const p = trimOws(part);
@@ -115,28 +126,44 @@ function parseContentLength(v: string, previous: number): number {
 }
 
 /**
- * Reads header lines (`\r\n` or bare `\n` separated) into `head`. Returns false when a line is
- * not a header field (no colon, bad name, or whitespace before the colon).
+ * Reads header field lines of `text` from offset `from` (lines end in `\n`, an optional `\r`
+ * before it is dropped) into `out`. Returns false when a line is not a header field (no colon,
+ * empty name, or whitespace before the colon). obs-fold lines are joined with one space.
  */
-export function parseHeaderLines(lines: string[], from: number, head: Head, out: HeaderList): boolean {
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.length === 0) continue;
-    const c0 = line.charCodeAt(0);
-    if (c0 === 0x20 || c0 === 0x09) {
-      // obs-fold (RFC 9112 §5.2): replace with a space and append to the previous field.
-      const last = out[out.length - 1];
-      if (!last) return false;
-      last[1] = last[1].length === 0 ? trimOws(line) : `${last[1]} ${trimOws(line)}`;
-      head.obsFold = true;
-      continue;
+export function parseHeaderLines(
+  text: string,
+  from: number,
+  head: { obsFold: boolean },
+  out: HeaderList,
+): boolean {
+  const len = text.length;
+  let at = from;
+  while (at < len) {
+    let nl = text.indexOf('\n', at);
+    if (nl === -1) nl = len;
+    const end = nl > at && text.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl;
+    if (end > at) {
+      const c0 = text.charCodeAt(at);
+      if (c0 === 0x20 || c0 === 0x09) {
+        // obs-fold (RFC 9112 §5.2): replace with a space and append to the previous field.
+        const last = out[out.length - 1];
+        if (!last) return false;
+        const more = trimOws(text.slice(at, end));
+        last[1] = last[1].length === 0 ? more : more.length === 0 ? last[1] : `${last[1]} ${more}`;
+        head.obsFold = true;
+      } else {
+        const colon = text.indexOf(':', at);
+        if (colon <= at || colon >= end) return false;
+        const lastName = text.charCodeAt(colon - 1);
+        if (lastName === 0x20 || lastName === 0x09) return false; // RFC 9112 §5.1
+        let vs = colon + 1;
+        let ve = end;
+        while (vs < ve && (text.charCodeAt(vs) === 0x20 || text.charCodeAt(vs) === 0x09)) vs++;
+        while (ve > vs && (text.charCodeAt(ve - 1) === 0x20 || text.charCodeAt(ve - 1) === 0x09)) ve--;
+        out.push([text.slice(at, colon), text.slice(vs, ve)]);
+      }
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) return false;
-    const name = line.slice(0, colon);
-    const last = name.charCodeAt(name.length - 1);
-    if (last === 0x20 || last === 0x09) return false; // RFC 9112 §5.1: reject whitespace before colon
-    out.push([name, trimOws(line.slice(colon + 1))]);
+    at = nl + 1;
   }
   return true;
 }
@@ -184,11 +211,9 @@ function scanFraming(head: Head): void {
  * start line to expect. Returns undefined when it is not a valid HTTP/1.x head.
  */
 export function parseHead(text: string, kind: 'request' | 'response'): Head | undefined {
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l.charCodeAt(l.length - 1) === 0x0d) lines[i] = l.slice(0, -1);
-  }
+  let nl = text.indexOf('\n');
+  if (nl === -1) nl = text.length;
+  const first = text.slice(0, nl > 0 && text.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl);
   const head: Head = {
     method: '',
     target: '',
@@ -206,7 +231,6 @@ export function parseHead(text: string, kind: 'request' | 'response'): Head | un
     contentEncoding: undefined,
     obsFold: false,
   };
-  const first = lines[0] ?? '';
   if (kind === 'request') {
     const r = parseRequestLine(first);
     if (!r) return undefined;
@@ -216,7 +240,7 @@ export function parseHead(text: string, kind: 'request' | 'response'): Head | un
     if (!r) return undefined;
     [head.version, head.status, head.reason] = r;
   }
-  if (!parseHeaderLines(lines, 1, head, head.headers)) return undefined;
+  if (!parseHeaderLines(text, nl + 1, head, head.headers)) return undefined;
   scanFraming(head);
   return head;
 }
@@ -224,12 +248,13 @@ export function parseHead(text: string, kind: 'request' | 'response'): Head | un
 /** Parses trailer field lines (after a last chunk). Invalid lines are skipped. */
 export function parseTrailers(text: string): HeaderList {
   const out: HeaderList = [];
-  if (text.length === 0) return out;
-  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  const scratch = { obsFold: false } as Head;
-  for (const line of lines) {
-    if (line.length === 0) continue;
-    if (!parseHeaderLines([line], 0, scratch, out)) continue;
+  const scratch = { obsFold: false };
+  let at = 0;
+  while (at < text.length) {
+    let nl = text.indexOf('\n', at);
+    if (nl === -1) nl = text.length;
+    parseHeaderLines(text.slice(at, nl + 1), 0, scratch, out);
+    at = nl + 1;
   }
   return out;
 }

@@ -1,0 +1,113 @@
+/**
+ * Decode throughput of recorded HTTP/1.1 and HTTP/2 streams (real node peers on loopback through
+ * a recording relay), ours against a named peer parser in the same run. A and B are interleaved
+ * (A B A B …) and the table reports the median ratio and its spread, as docs/design.md asks.
+ *
+ *   npx tsc -p tsconfig.bench.json && node dist/bench/capture/protocols/decode.bench.js
+ */
+import { decodeEvents, type StreamEvent } from '../../../capture/protocols/collect.js';
+import { http1, type ProtocolDecoder } from '../../../capture/protocols/index.js';
+import { llhttp, parseWithLlhttp } from './peers.js';
+import { type Recording, recordHttp1 } from './record.js';
+
+/** Decodes like capture does: exchanges go to a sink that does not keep them. */
+function run(proto: ProtocolDecoder, events: StreamEvent[]): number {
+  let n = 0;
+  const d = proto.create({ exchange: () => void n++ });
+  for (const e of events) if ('data' in e) d.push(e.side, e.data, e.ts ?? 0);
+  d.end(0);
+  return n;
+}
+
+interface Row {
+  name: string;
+  mbps: number[];
+  xps: number[];
+}
+
+function timeIt(fn: () => number, minMs: number): { ms: number; runs: number } {
+  const t0 = performance.now();
+  let runs = 0;
+  let ms = 0;
+  do {
+    fn();
+    runs++;
+    ms = performance.now() - t0;
+  } while (ms < minMs);
+  return { ms, runs };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+function compare(
+  rec: Recording,
+  a: [string, () => number],
+  b: [string, () => number] | undefined,
+  pairs = 7,
+) {
+  const rows: Row[] = [{ name: a[0], mbps: [], xps: [] }];
+  if (b) rows.push({ name: b[0], mbps: [], xps: [] });
+  // warm-up
+  timeIt(a[1], 300);
+  if (b) timeIt(b[1], 300);
+  const ratios: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const ra = timeIt(a[1], 400);
+    const pa = (rec.bytes * ra.runs) / (ra.ms / 1000) / 1e6;
+    rows[0]!.mbps.push(pa);
+    rows[0]!.xps.push((rec.exchanges * ra.runs) / (ra.ms / 1000));
+    if (b) {
+      const rb = timeIt(b[1], 400);
+      const pb = (rec.bytes * rb.runs) / (rb.ms / 1000) / 1e6;
+      rows[1]!.mbps.push(pb);
+      rows[1]!.xps.push((rec.exchanges * rb.runs) / (rb.ms / 1000));
+      ratios.push(pa / pb);
+    }
+  }
+  return { rows, ratios };
+}
+
+function print(title: string, rec: Recording, res: ReturnType<typeof compare>, peerNote?: string) {
+  console.log(
+    `\n${title}: ${rec.exchanges} exchanges, ${(rec.bytes / 1e6).toFixed(2)} MB, ${rec.events.length} chunks`,
+  );
+  console.log('| decoder | MB/s (median) | MB/s min–max | exchanges/s (median) |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of res.rows) {
+    console.log(
+      `| ${r.name} | ${median(r.mbps).toFixed(0)} | ${Math.min(...r.mbps).toFixed(0)}–${Math.max(...r.mbps).toFixed(0)} | ${median(r.xps).toFixed(0)} |`,
+    );
+  }
+  if (res.ratios.length > 0) {
+    console.log(
+      `ratio ours/peer: median ${median(res.ratios).toFixed(2)} (min ${Math.min(...res.ratios).toFixed(2)}, max ${Math.max(...res.ratios).toFixed(2)}, ${res.ratios.length} interleaved pairs)`,
+    );
+  }
+  if (peerNote) console.log(peerNote);
+}
+
+async function main(): Promise<void> {
+  const h1 = await recordHttp1(3000, 1024);
+  const check = decodeEvents(http1, h1.events).exchanges;
+  if (check.length !== h1.exchanges || check.some((e) => e.notes))
+    throw new Error('HTTP/1.1 recording did not decode cleanly');
+  const P = llhttp();
+  const ours1: [string, () => number] = ['retap http1', () => run(http1, h1.events)];
+  const peer1: [string, () => number] | undefined = P
+    ? ['node llhttp (internal HTTPParser)', () => parseWithLlhttp(P, h1.events)]
+    : undefined;
+  print(
+    'HTTP/1.1 keep-alive GET, 1 KiB bodies',
+    h1,
+    compare(h1, ours1, peer1),
+    P ? undefined : 'peer: llhttp binding not reachable',
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
