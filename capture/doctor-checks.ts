@@ -85,13 +85,12 @@ export interface Mount {
 
 /** /proc/mounts lines; octal escapes in paths (`\040` for a space) decoded. */
 export function parseMounts(text: string): Mount[] {
-  const unescape = (s: string): string =>
+  const decode = (s: string): string =>
     s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   const out: Mount[] = [];
   for (const line of text.split('\n')) {
     const [source, target, type, options] = line.split(' ');
-    if (source && target && type)
-      out.push({ source, target: unescape(target), type, options: options ?? '' });
+    if (source && target && type) out.push({ source, target: decode(target), type, options: options ?? '' });
   }
   return out;
 }
