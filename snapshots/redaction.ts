@@ -91,7 +91,10 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const fieldSource = [defaults ? JSON_FIELD : undefined, ...(cfg.jsonFields ?? [])].filter(Boolean).join('|');
   // "name": "string" | number, matched lexically so the rest of the body keeps its exact bytes.
   const jsonField = fieldSource
-    ? new RegExp(`"((?:[^"\\\\]|\\\\.)*(?:${fieldSource})(?:[^"\\\\]|\\\\.)*)"(\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`, 'gi')
+    ? new RegExp(
+        `"(?<field>(?:[^"\\\\]|\\\\.)*(?:${fieldSource})(?:[^"\\\\]|\\\\.)*)"(?<sep>\\s*:\\s*)(?<value>"(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`,
+        'gi',
+      )
     : undefined;
   const extraQuery = (cfg.queryParams ?? []).map((q) => q.toLowerCase());
   const patterns = (cfg.patterns ?? []).map((p) => ({ id: p.id, re: new RegExp(p.regex, 'g') }));
@@ -212,7 +215,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     const trimmed = out.trimStart();
     if (jsonField && (contentType.includes('json') || trimmed.startsWith('{') || trimmed.startsWith('['))) {
       jsonField.lastIndex = 0;
-      out = out.replace(jsonField, (m, field: string, sep: string, value: string) => {
+      out = out.replace(jsonField, (...args: unknown[]) => {
+        const m = args[0] as string;
+        const { field, sep, value } = args[args.length - 1] as { field: string; sep: string; value: string };
         const isString = value.startsWith('"');
         const raw = isString ? value.slice(1, -1) : value;
         if (raw === '' || PLACEHOLDER.test(raw)) return m;

@@ -45,6 +45,14 @@ export function validator(name: SchemaName): ValidateFunction {
   return fn;
 }
 
+/** A validator for a definition inside a compiled schema (e.g. one HAR entry). */
+export function subValidator(name: SchemaName, definition: string): ValidateFunction {
+  validator(name);
+  const fn = ajv!.getSchema(`retap:${name}.schema.json#/definitions/${definition}`);
+  if (!fn) throw new Error(`schema ${name} has no definition '${definition}'`);
+  return fn;
+}
+
 /** `/a/0/b` → `$.a[0].b` */
 export function jsonPath(pointer: string, extra?: string): string {
   const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -104,7 +112,7 @@ function describe(e: ErrorObject, alternatives: ErrorObject[]): { extra?: string
       };
     }
     case 'type':
-      return { message: `must be ${p.type}${found}`, fix: `write a ${p.type} here` };
+      return { message: `must be ${p.type}${found}`, fix: `write ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${p.type} here` };
     case 'const':
       return { message: `must be ${shown(p.allowedValue)}${found}`, fix: `set it to ${shown(p.allowedValue)}` };
     case 'enum': {
