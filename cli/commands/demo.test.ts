@@ -66,10 +66,14 @@ describe('runStages', () => {
 
   it('runs stages in order and reports the ones not built', async () => {
     const order: string[] = [];
+    const step = (name: string): string => {
+      order.push(name);
+      return `did ${name}`;
+    };
     const stages: Stage[] = [
-      { name: 'a', title: 'A', run: async () => (order.push('a'), 'did a') },
+      { name: 'a', title: 'A', run: async () => step('a') },
       { name: 'b', title: 'B', planned: 'will do b' },
-      { name: 'c', title: 'C', run: async () => (order.push('c'), 'did c') },
+      { name: 'c', title: 'C', run: async () => step('c') },
     ];
     const { results, error } = await runStages(context(), stages);
     expect(error).toBeUndefined();
@@ -102,7 +106,14 @@ describe('runStages', () => {
   it('stops after an abort', async () => {
     const controller = new AbortController();
     const stages: Stage[] = [
-      { name: 'a', title: 'A', run: async () => (controller.abort(), 'aborted while running') },
+      {
+        name: 'a',
+        title: 'A',
+        run: async () => {
+          controller.abort();
+          return 'aborted while running';
+        },
+      },
       { name: 'b', title: 'B', run: async () => 'never' },
     ];
     const { results } = await runStages(context(controller.signal), stages);
