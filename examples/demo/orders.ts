@@ -9,9 +9,9 @@ import { parseVariants, variantConfig } from './variants.js';
 
 runMain('orders', async () => {
   const args = parseServiceArgs('orders', process.argv.slice(2));
+  const variant = variantConfig(parseVariants(args.variant));
   const inventory = downstream('INVENTORY_URL', process.env.INVENTORY_URL);
   const payments = downstream('PAYMENTS_URL', process.env.PAYMENTS_URL);
-  const variant = variantConfig(parseVariants(args.variant));
   const server = createOrdersServer({ inventory, payments, variant });
   await serve('orders', server, args, 'http', () => {
     inventory.agent.destroy();
