@@ -1,0 +1,76 @@
+/**
+ * `retap snapshot <subcommand>`: inspect, validate, diff, filter, merge and convert snapshots.
+ * Each subcommand lives in cli/commands/snapshot/ and is loaded on demand.
+ */
+import { usageError } from '../../core/errors.js';
+import type { Command } from '../command.js';
+import { HELP } from './snapshot/help.js';
+import type { Sub } from './snapshot/sub.js';
+
+const SUBS: Record<string, () => Promise<Sub>> = {
+  ls: async () => (await import('./snapshot/inspect.js')).ls,
+  show: async () => (await import('./snapshot/inspect.js')).show,
+  validate: async () => (await import('./snapshot/inspect.js')).validate,
+  diff: async () => (await import('./snapshot/derive.js')).diff,
+  filter: async () => (await import('./snapshot/derive.js')).filter,
+  merge: async () => (await import('./snapshot/derive.js')).merge,
+  import: async () => (await import('./snapshot/har.js')).importCmd,
+  export: async () => (await import('./snapshot/har.js')).exportCmd,
+};
+
+const SUMMARIES: Record<string, string> = {
+  ls: 'List versions of a store (or the stores under a folder) with lineage',
+  show: 'Summary of one version: source, routes, services, counts, time range',
+  validate: 'Check schemas, hashes, order and counts of a version',
+  diff: 'Added, removed and changed routes and exchanges between two versions',
+  filter: 'Keep exchanges by time, direction, method, host, route, status, header or text',
+  merge: 'Combine versions into a new one (duplicates dropped)',
+  import: 'Make a snapshot from a HAR 1.2 file',
+  export: 'Write a version as a HAR 1.2 file',
+};
+
+const overview = `Usage: retap snapshot <subcommand> [options]
+
+Subcommands:
+${Object.entries(SUMMARIES)
+  .map(([k, v]) => `  ${k.padEnd(9)} ${v}`)
+  .join('\n')}
+
+A SNAPSHOT argument is a version directory (holding snapshot.yaml), a store directory (its
+latest version), STORE@N for version N, or a bare name under $RETAP_SNAPSHOT_DIR
+(default .retap/snapshots). Run 'retap snapshot <subcommand> --help' for its options.
+Format: docs/snapshot-format.md.`;
+
+/** The subcommand named on the command line, for `--help` (main.ts asks for help before run). */
+function subFromArgv(): string | undefined {
+  const argv = process.argv;
+  const at = argv.indexOf('snapshot');
+  const name = at === -1 ? undefined : argv.slice(at + 1).find((a) => !a.startsWith('-'));
+  return name !== undefined && name in SUBS ? name : undefined;
+}
+
+const command: Command = {
+  name: 'snapshot',
+  summary: 'Inspect, validate, diff, filter and convert snapshots',
+  get help(): string {
+    const sub = subFromArgv();
+    return sub ? (HELP[sub] ?? overview) : overview;
+  },
+  async run(argv) {
+    const [name, ...rest] = argv;
+    if (name === undefined) {
+      process.stdout.write(`${overview}\n`);
+      return 64;
+    }
+    const load = SUBS[name];
+    if (!load) throw usageError(`retap snapshot: unknown subcommand '${name}'`, `Subcommands: ${Object.keys(SUBS).join(', ')}.`);
+    const sub = await load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${sub.help.trimEnd()}\n`);
+      return 0;
+    }
+    return sub.run(rest);
+  },
+};
+
+export default command;

@@ -1,0 +1,49 @@
+/** `--help` texts of the snapshot subcommands. */
+export const HELP: Record<string, string> = {
+  ls: `Usage: retap snapshot ls [STORE|FOLDER] [--json]
+
+Lists the versions of a store with their hash, parent (lineage), creation time and size.
+Given a folder of stores (default $RETAP_SNAPSHOT_DIR or .retap/snapshots), lists every store.`,
+  show: `Usage: retap snapshot show SNAPSHOT [--json] [--routes N]
+
+Summary of one version: name, version, hash, parent, source (host, service, filters), counts per
+direction, protocol and status, services and dependencies, time range, routes (top N, default 20),
+counters (drops, truncation) and what redaction removed.`,
+  validate: `Usage: retap snapshot validate SNAPSHOT [--json]
+
+Checks every file against its JSON Schema, every hash, every exchange line (JSON, schema,
+order) and the manifest counts. Exit code 0 when valid, 1 when not; problems name the file,
+line, JSON path and a fix.`,
+  diff: `Usage: retap snapshot diff A B [--json] [--limit N]
+
+Added, removed and changed routes (from the manifests) and exchanges (matched by start time
+and id). Exit code 0 when identical, 1 when they differ. --limit caps listed ids (default 20).`,
+  filter: `Usage: retap snapshot filter SNAPSHOT [conditions] [--out DIR] [--name NAME] [--json]
+
+Writes the matching exchanges as a new version (default: next version in the same store,
+with the source as parent). All conditions must hold; repeat one to allow several values.
+  --from TIME, --to TIME   start time range (ISO time, epoch s/ms/us, or +30s/-5m from the first)
+  --direction inbound|outbound
+  --method M               request method (repeatable)
+  --host GLOB              host the request went to (repeatable)
+  --route ROUTE            path glob, optionally with a method: 'GET /orders/*', '/api/**' (repeatable)
+  --status S               200, 5xx, 400-499 or none (repeatable)
+  --header H               'name', 'name=value' or 'name~regex', request or response (repeatable)
+  --text TEXT              case-insensitive text in target, headers or text bodies
+  --gzip                   write exchanges.jsonl.gz`,
+  merge: `Usage: retap snapshot merge SNAPSHOT SNAPSHOT... [--out DIR] [--name NAME] [--json]
+
+Writes one new version holding the exchanges of all inputs, sorted; exact duplicates are
+dropped, transforms and tokens are united by id. The parent is the first input.`,
+  import: `Usage: retap snapshot import --format har FILE --out DIR [--name NAME] [options]
+
+Makes a snapshot from a HAR 1.2 file (browser devtools, proxies). Redaction applies.
+  --direction inbound|outbound   inbound (default): the HAR's server is the service under test
+  --gzip                         write exchanges.jsonl.gz
+  --no-redact                    keep secrets as they are (not recommended)
+  --json                         print the result as JSON`,
+  export: `Usage: retap snapshot export --format har SNAPSHOT [-o FILE|-] [--json]
+
+Writes the version as a HAR 1.2 file (default SNAPSHOT-NAME-vN.har; '-' for stdout) that opens
+in browser devtools and HAR viewers. retap's own fields travel in '_retap'.`,
+};
