@@ -4,4 +4,7 @@ import './builtins.js';
 export * from './types.js';
 export * from './registry.js';
 export { decodeContent } from './content-encoding.js';
+export { decodeEvents, type StreamEvent, type Collected } from './collect.js';
 export { http1, Http1Decoder, detectHttp1 } from './http1/index.js';
+export { http2, Http2Decoder, detectHttp2, HpackDecoder, HpackError } from './http2/index.js';
+export { loadProtos, decodeRaw, type GrpcExtras, type GrpcMessage, type RawField } from './grpc/index.js';

@@ -44,6 +44,17 @@ export interface DecoderOptions {
   maxBufferBytes?: number;
   /** Bodies are kept up to this size; beyond it they are marked truncated (default 16 MiB). */
   maxBodyBytes?: number;
+  /** gRPC over HTTP/2: message schemas (from `loadProtos`) to decode messages with field names. */
+  grpc?: { schema?: GrpcSchema };
+}
+
+/** Decodes gRPC messages with names; `capture/protocols/grpc/protos.ts` builds one from `.proto` files. */
+export interface GrpcSchema {
+  /**
+   * One message of method `path` (`/pkg.Service/Method`) as plain JSON-able data, or undefined
+   * when the schema does not know the method. May throw on bytes that do not fit the type.
+   */
+  decode(path: string, direction: 'request' | 'response', message: Uint8Array): unknown;
 }
 
 export interface ProtocolDecoder {
