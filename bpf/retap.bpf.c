@@ -27,6 +27,9 @@ const volatile __u32 self_tgid = 0;
 const volatile __u32 capture_all = 0;
 const volatile __u32 per_call_cap = 1 << 20;
 
+/* set by user space at stop: every hook returns at once (detaching takes the kernel seconds) */
+volatile __u32 paused = 0;
+
 /* targets, updated by user space at run time */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -180,7 +183,7 @@ static __always_inline int submit(void *rec, __u64 size)
 /* step: is the current task one we capture? */
 static __always_inline int is_target(__u32 tgid)
 {
-  if (tgid == self_tgid)
+  if (paused || tgid == self_tgid)
     return 0;
   if (capture_all)
     return 1;
@@ -733,7 +736,7 @@ static __always_inline int ssl_enter(void *ssl, void *buf, void *out_len, __u32 
   return 0;
 }
 
-static __always_inline int ssl_exit(long ret)
+static __always_inline int ssl_exit(int ret) /* int: the upper half of rax is not defined */
 {
   __u64 id = bpf_get_current_pid_tgid();
   struct ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &id);
@@ -820,4 +823,4 @@ int BPF_KPROBE(ssl_write_ex_enter, void *ssl, void *buf, __u64 num, void *writte
   return ssl_enter(ssl, buf, written, RETAP_DIR_OUT, 1);
 }
 SEC("uretprobe")
-int BPF_KRETPROBE(ssl_exit_probe, long ret) { return ssl_exit(ret); }
+int BPF_KRETPROBE(ssl_exit_probe, long rax) { return ssl_exit((int)rax); }

@@ -366,15 +366,24 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return out;
   }
 
+  // Pause the hooks (a flag in .bss the programs check first), drain the ring buffer and hand the
+  // last batch to JS now; detaching costs the kernel seconds, so it happens on a thread of its own.
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (skel_) {
-      // detach first so no new records arrive, then drain what is in the ring
-      for (auto* l : links_) bpf_link__destroy(l);
-      links_.clear();
-      retap_bpf__detach(skel_);
+      skel_->bss->paused = 1;
       StopThread();
       ReadCounters();
-      Close();
+      std::vector<bpf_link*> links;
+      links.swap(links_);
+      retap_bpf* skel = skel_;
+      ring_buffer* rb = rb_;
+      skel_ = nullptr;
+      rb_ = nullptr;
+      std::thread([links, skel, rb] {
+        for (auto* l : links) bpf_link__destroy(l);
+        if (rb) ring_buffer__free(rb);
+        retap_bpf__destroy(skel);
+      }).detach();
     }
     return info.Env().Undefined();
   }

@@ -16,6 +16,8 @@ export interface NativeCaptureConfig {
   maxPendingBatches?: number;
   /** One Buffer per poll with many records: see bpf/retap.h for the layout. */
   onBatch(batch: Buffer): void;
+  /** Called once after stop(), when every batch has been delivered. */
+  onDrained?(): void;
 }
 
 export type TargetKind = 'tgid' | 'cgroup' | 'port';
@@ -26,6 +28,11 @@ export interface NativeCounters {
   bytes: number;
   ringbufDrops: number;
   truncations: number;
+  sendfileCalls: number;
+  mmsgCalls: number;
+  connections: number;
+  tlsCalls: number;
+  iovTruncations: number;
   /** Batches user space could not take (JS too slow; bounded queue full). */
   userDrops: number;
   batches: number;

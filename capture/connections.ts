@@ -1,0 +1,409 @@
+/**
+ * Connection table: turns capture events into exchanges.
+ *
+ * A socket connection is keyed by tgid+fd and told apart from a reused fd by its generation.
+ * TLS plaintext arrives keyed by the SSL object; a TLS_BIND event ties it to its socket (for
+ * addresses and role), and from then on that socket's own bytes (ciphertext) are ignored.
+ * Each stream is reassembled per direction, its protocol detected from the first bytes, and fed
+ * to the decoder in arrival order.
+ */
+import type { Direction, Exchange } from '../core/exchange.js';
+import { logger } from '../core/log.js';
+import type { Clock } from './clock.js';
+import {
+  type CloseEvent,
+  type DataEvent,
+  DIR_IN,
+  DIR_OUT,
+  F_TLS,
+  type OpenEvent,
+  ROLE_CLIENT,
+  ROLE_SERVER,
+  ROLE_UNKNOWN,
+  type TlsBindEvent,
+} from './events.js';
+import { detect } from './protocols/registry.js';
+import type { DecodedExchange, DecoderOptions, Side, StreamDecoder } from './protocols/types.js';
+import { Reassembler } from './reassembly.js';
+
+const log = logger('capture');
+
+/** Bytes of each direction kept while the protocol is not known yet. */
+const DETECT_LIMIT = 64 * 1024;
+
+export interface ConnMeta {
+  tgid: number;
+  fd: number;
+  gen: bigint;
+  role: number;
+  laddr: string;
+  lport: number;
+  raddr: string;
+  rport: number;
+  comm: string;
+  cgroup: bigint;
+}
+
+export interface TableStats {
+  connections: number;
+  tlsConnections: number;
+  exchanges: number;
+  /** Connections whose protocol no decoder recognised (bytes counted, not decoded). */
+  unknownConnections: number;
+  unknownBytes: number;
+  /** Bytes lost inside streams (ring buffer drops, per-call cap, sendfile). */
+  gapBytes: number;
+  /** Ciphertext bytes ignored because the plaintext was captured at the TLS library. */
+  ciphertextBytes: number;
+}
+
+interface Pending {
+  side: Side | undefined;
+  dir: number;
+  bytes?: Uint8Array;
+  gap?: number;
+  ts: number;
+}
+
+type State = 'detecting' | 'decoding' | 'unknown' | 'ciphertext';
+
+class Stream {
+  readonly dirs: [Reassembler, Reassembler];
+  state: State = 'detecting';
+  role: number;
+  decoder: StreamDecoder | undefined;
+  protocol = '';
+  order = 0;
+  private pending: Pending[] = [];
+  private pendingBytes = [0, 0];
+  private first: [Uint8Array[], Uint8Array[]] = [[], []];
+  /** Exchanges decoded before the stream's socket was known (TLS before its bind). */
+  held: DecodedExchange[] = [];
+  lastTs = 0;
+
+  constructor(
+    readonly table: ConnectionTable,
+    readonly id: string,
+    public meta: ConnMeta | undefined,
+    readonly tls: boolean,
+    role: number,
+  ) {
+    this.role = role;
+    this.dirs = [
+      new Reassembler({ data: (b, ts) => this.onBytes(DIR_IN, b, ts), gap: (n, ts) => this.onGap(DIR_IN, n, ts) }),
+      new Reassembler({ data: (b, ts) => this.onBytes(DIR_OUT, b, ts), gap: (n, ts) => this.onGap(DIR_OUT, n, ts) }),
+    ];
+  }
+
+  private sideOf(dir: number): Side | undefined {
+    if (this.role === ROLE_SERVER) return dir === DIR_IN ? 'client' : 'server';
+    if (this.role === ROLE_CLIENT) return dir === DIR_OUT ? 'client' : 'server';
+    return undefined;
+  }
+
+  private onBytes(dir: number, bytes: Uint8Array, ts: number): void {
+    this.lastTs = ts;
+    if (this.state === 'decoding') {
+      this.decoder!.push(this.sideOf(dir)!, bytes, ts);
+      return;
+    }
+    if (this.state === 'unknown') {
+      this.table.stats.unknownBytes += bytes.length;
+      return;
+    }
+    if (this.state === 'ciphertext') {
+      this.table.stats.ciphertextBytes += bytes.length;
+      return;
+    }
+    const copy = bytes.slice();
+    this.pending.push({ side: undefined, dir, bytes: copy, ts });
+    this.pendingBytes[dir] = (this.pendingBytes[dir] ?? 0) + copy.length;
+    const firsts = this.first[dir as 0 | 1];
+    if (firsts.reduce((n, b) => n + b.length, 0) < 512) firsts.push(copy);
+    this.tryDetect();
+  }
+
+  private onGap(dir: number, n: number, ts: number): void {
+    this.table.stats.gapBytes += n;
+    if (this.state === 'decoding') this.decoder!.gap(this.sideOf(dir)!, n, ts);
+    else if (this.state === 'detecting') this.pending.push({ side: undefined, dir, gap: n, ts });
+  }
+
+  private tryDetect(): void {
+    const heads = this.first.map((parts) => Buffer.concat(parts)) as [Buffer, Buffer];
+    // TLS records on a socket whose plaintext we do not (yet) have: never decode ciphertext.
+    for (const h of heads) {
+      if (h.length >= 3 && h[0] === 0x16 && h[1] === 0x03 && (h[2] ?? 9) <= 0x04) {
+        this.becomeCiphertext();
+        return;
+      }
+    }
+    let more = false;
+    // Which direction carries client bytes: known from accept/connect, else whoever sends a request.
+    const candidates: Array<[number, Side, number]> = [];
+    if (this.role === ROLE_SERVER) candidates.push([DIR_IN, 'client', ROLE_SERVER], [DIR_OUT, 'server', ROLE_SERVER]);
+    else if (this.role === ROLE_CLIENT) candidates.push([DIR_OUT, 'client', ROLE_CLIENT], [DIR_IN, 'server', ROLE_CLIENT]);
+    else
+      candidates.push(
+        [DIR_IN, 'client', ROLE_SERVER],
+        [DIR_OUT, 'client', ROLE_CLIENT],
+        [DIR_IN, 'server', ROLE_CLIENT],
+        [DIR_OUT, 'server', ROLE_SERVER],
+      );
+    for (const [dir, side, role] of candidates) {
+      const head = heads[dir as 0 | 1];
+      if (head.length === 0) continue;
+      const r = detect(head, side);
+      if (r === 'more') {
+        more = true;
+        continue;
+      }
+      if (r === 'unknown') continue;
+      this.role = role;
+      this.protocol = r.decoder.name;
+      this.decoder = r.decoder.create(
+        { exchange: (ex) => this.onExchange(ex), raw: (_s, n) => (this.table.stats.unknownBytes += n) },
+        this.table.decoderOptions,
+      );
+      this.state = 'decoding';
+      this.replayPending();
+      return;
+    }
+    const stuck = (this.pendingBytes[0] ?? 0) > DETECT_LIMIT || (this.pendingBytes[1] ?? 0) > DETECT_LIMIT;
+    if (!more || stuck) {
+      if (heads[0].length + heads[1].length >= 16 || stuck) this.becomeUnknown();
+    }
+  }
+
+  private replayPending(): void {
+    const pending = this.pending;
+    this.pending = [];
+    this.first = [[], []];
+    for (const p of pending) {
+      const side = this.sideOf(p.dir)!;
+      if (p.bytes) this.decoder!.push(side, p.bytes, p.ts);
+      else if (p.gap) this.decoder!.gap(side, p.gap, p.ts);
+    }
+  }
+
+  private becomeUnknown(): void {
+    this.state = 'unknown';
+    this.table.stats.unknownConnections++;
+    for (const p of this.pending) if (p.bytes) this.table.stats.unknownBytes += p.bytes.length;
+    this.pending = [];
+    this.first = [[], []];
+    log.debug('unknown protocol', { stream: this.id });
+  }
+
+  becomeCiphertext(): void {
+    if (this.state === 'ciphertext') return;
+    this.state = 'ciphertext';
+    for (const p of this.pending) if (p.bytes) this.table.stats.ciphertextBytes += p.bytes.length;
+    this.pending = [];
+    this.first = [[], []];
+    this.decoder = undefined;
+  }
+
+  private onExchange(ex: DecodedExchange): void {
+    if (this.tls && !this.meta) {
+      this.held.push(ex);
+      return;
+    }
+    this.table.emit(this, ex);
+  }
+
+  releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const ex of held) this.table.emit(this, ex);
+  }
+
+  flush(): void {
+    this.dirs[0].flush();
+    this.dirs[1].flush();
+  }
+
+  end(ts: number): void {
+    this.flush();
+    if (this.state === 'detecting' && this.pending.some((p) => p.bytes)) this.becomeUnknown();
+    if (this.state === 'decoding') this.decoder!.end(ts);
+    this.releaseHeld();
+  }
+}
+
+export class ConnectionTable {
+  readonly stats: TableStats = {
+    connections: 0,
+    tlsConnections: 0,
+    exchanges: 0,
+    unknownConnections: 0,
+    unknownBytes: 0,
+    gapBytes: 0,
+    ciphertextBytes: 0,
+  };
+  /** tgid:fd → socket stream (current generation). */
+  private sockets = new Map<string, Stream>();
+  /** tgid:ssl → TLS plaintext stream. */
+  private tls = new Map<string, Stream>();
+  private touched = new Set<Stream>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly onExchange: (ex: Exchange) => void,
+    readonly decoderOptions: DecoderOptions = {},
+    private readonly serviceName?: string,
+  ) {}
+
+  open(ev: OpenEvent): void {
+    const key = `${ev.tgid}:${ev.fd}`;
+    const old = this.sockets.get(key);
+    if (old) this.endStream(old, ev.ts);
+    const meta: ConnMeta = {
+      tgid: ev.tgid,
+      fd: ev.fd,
+      gen: ev.gen,
+      role: ev.role,
+      laddr: ev.laddr,
+      lport: ev.lport,
+      raddr: ev.raddr,
+      rport: ev.rport,
+      comm: ev.comm,
+      cgroup: ev.cgroup,
+    };
+    this.sockets.set(key, new Stream(this, `${ev.tgid}-${ev.fd}-${ev.gen}`, meta, false, ev.role));
+    this.stats.connections++;
+  }
+
+  data(ev: DataEvent): void {
+    let s: Stream | undefined;
+    if (ev.flags & F_TLS) {
+      const key = `${ev.tgid}:${ev.key}`;
+      s = this.tls.get(key);
+      if (!s) {
+        s = new Stream(this, `${ev.tgid}-ssl${ev.key.toString(16)}-${ev.gen}`, undefined, true, ROLE_UNKNOWN);
+        this.tls.set(key, s);
+        this.stats.tlsConnections++;
+      }
+    } else {
+      s = this.sockets.get(`${ev.tgid}:${ev.key}`);
+      // Data before our OPEN record means the record was dropped; track it without addresses.
+      if (!s || s.meta?.gen !== ev.gen) {
+        if (s) this.endStream(s, ev.ts);
+        s = new Stream(this, `${ev.tgid}-${ev.key}-${ev.gen}`, undefined, false, ROLE_UNKNOWN);
+        this.sockets.set(`${ev.tgid}:${ev.key}`, s);
+        this.stats.connections++;
+      }
+    }
+    s.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts);
+    this.touched.add(s);
+  }
+
+  bind(ev: TlsBindEvent): void {
+    const socket = this.sockets.get(`${ev.tgid}:${ev.fd}`);
+    if (socket) socket.becomeCiphertext();
+    const key = `${ev.tgid}:${ev.ssl}`;
+    let s = this.tls.get(key);
+    if (!s) {
+      s = new Stream(this, `${ev.tgid}-ssl${ev.ssl.toString(16)}-${ev.sslGen}`, undefined, true, ROLE_UNKNOWN);
+      this.tls.set(key, s);
+      this.stats.tlsConnections++;
+    }
+    if (socket?.meta) {
+      s.meta = socket.meta;
+      if (s.role === ROLE_UNKNOWN && socket.meta.role !== ROLE_UNKNOWN) s.role = socket.meta.role;
+      s.releaseHeld();
+    }
+  }
+
+  close(ev: CloseEvent): void {
+    const key = `${ev.tgid}:${ev.fd}`;
+    const s = this.sockets.get(key);
+    if (!s) return;
+    this.sockets.delete(key);
+    this.endStream(s, ev.ts);
+    for (const [k, t] of this.tls) {
+      if (t.meta && t.meta.tgid === ev.tgid && t.meta.fd === ev.fd && t.meta.gen === ev.gen) {
+        this.tls.delete(k);
+        this.endStream(t, ev.ts);
+      }
+    }
+  }
+
+  /** End of a batch: holes still open become gaps. */
+  flushBatch(): void {
+    for (const s of this.touched) s.flush();
+    this.touched.clear();
+  }
+
+  /** Ends streams of processes that are gone (exit closes fds without close()). */
+  sweep(alive: (tgid: number) => boolean, nowNs: number): void {
+    for (const map of [this.sockets, this.tls]) {
+      for (const [k, s] of map) {
+        const tgid = Number(k.split(':')[0]);
+        if (!alive(tgid)) {
+          map.delete(k);
+          this.endStream(s, Math.max(s.lastTs, nowNs));
+        }
+      }
+    }
+  }
+
+  /** Capture stopped: every stream ends; pending requests are emitted as unanswered. */
+  endAll(nowNs: number): void {
+    for (const map of [this.tls, this.sockets]) {
+      for (const s of map.values()) this.endStream(s, Math.max(s.lastTs, nowNs));
+      map.clear();
+    }
+  }
+
+  get size(): number {
+    return this.sockets.size + this.tls.size;
+  }
+
+  private endStream(s: Stream, ts: number): void {
+    this.touched.delete(s);
+    s.end(ts);
+  }
+
+  emit(s: Stream, d: DecodedExchange): void {
+    const meta = s.meta;
+    const direction: Direction = s.role === ROLE_CLIENT ? 'outbound' : 'inbound';
+    const start = d.requestStartNs;
+    const host = hostOf(d);
+    const ex: Exchange = {
+      id: `${s.id}#${s.order}`,
+      protocol: d.protocol,
+      direction,
+      tls: s.tls,
+      service: {
+        addr: meta?.laddr ?? '',
+        port: meta?.lport ?? 0,
+        ...(meta ? { pid: meta.tgid, comm: meta.comm } : {}),
+        ...(this.serviceName ? { name: this.serviceName } : {}),
+      },
+      peer: { addr: meta?.raddr ?? '', port: meta?.rport ?? 0, ...(host ? { host } : {}) },
+      connection: { id: s.id, order: s.order++ },
+      request: d.request,
+      timing: {
+        startUs: this.clock.wallUs(start),
+        requestEndNs: d.requestEndNs - start,
+        ...(d.responseStartNs !== undefined ? { responseStartNs: d.responseStartNs - start } : {}),
+        ...(d.responseEndNs !== undefined ? { responseEndNs: d.responseEndNs - start } : {}),
+      },
+    };
+    if (d.response) ex.response = d.response;
+    if (d.notes?.length) ex.notes = d.notes;
+    if (d.extras) ex.extras = d.extras;
+    if (!meta) ex.notes = [...(ex.notes ?? []), 'socket-unknown'];
+    this.stats.exchanges++;
+    this.onExchange(ex);
+  }
+}
+
+function hostOf(d: DecodedExchange): string | undefined {
+  for (const [n, v] of d.request.headers) {
+    const l = n.toLowerCase();
+    if (l === 'host' || l === ':authority') return v.replace(/:\d+$/, '');
+  }
+  return undefined;
+}

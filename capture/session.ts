@@ -1,0 +1,185 @@
+/**
+ * A running capture: the addon's BPF programs plus the connection table that turns their records
+ * into exchanges. Used by `retap capture`, `retap demo` and the replay runner.
+ */
+import { existsSync } from 'node:fs';
+import { ErrorCodes, RetapError } from '../core/errors.js';
+import type { Exchange } from '../core/exchange.js';
+import { logger } from '../core/log.js';
+import type { NativeCapture, NativeCounters } from '../native/retap_native.js';
+import { loadAddon } from './addon.js';
+import { systemClock } from './clock.js';
+import { ConnectionTable, type TableStats } from './connections.js';
+import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
+import './protocols/index.js';
+import type { DecoderOptions } from './protocols/types.js';
+import { TlsProbes } from './tls-probes.js';
+
+const log = logger('capture');
+
+export interface CaptureOptions {
+  /** Processes to capture (their threads too; children forked later are added by the kernel side). */
+  pids?: number[];
+  /** cgroup v2 ids to capture (see cgroup.ts: cgroupId). */
+  cgroupIds?: bigint[];
+  /** Only connections with one of these local or remote ports. */
+  ports?: number[];
+  /** Every process on the machine (still filtered by ports). */
+  all?: boolean;
+  /** Per-syscall copy cap (default 1 MiB); bytes past it are recorded as sizes only. */
+  perCallCapBytes?: number;
+  /** Ring buffer size, power of two (default 64 MiB). */
+  ringBufferBytes?: number;
+  /** Attach TLS probes (default true). */
+  tls?: boolean;
+  /** Name for `service.name` on every exchange. */
+  service?: string;
+  decoder?: DecoderOptions;
+}
+
+export interface CaptureStats extends TableStats {
+  kernel: NativeCounters;
+  /** Records in batches that could not be decoded (should stay 0). */
+  malformedBytes: number;
+  tlsProbes: number;
+  tlsLibraries: string[];
+  /** Sum of everything lost: ring buffer drops + batches JS could not take + in-stream gaps. */
+  lost: { ringbufRecords: number; userBatches: number; gapBytes: number };
+}
+
+export class CaptureSession {
+  private native: NativeCapture;
+  private table: ConnectionTable;
+  private tls: TlsProbes | undefined;
+  private malformed = 0;
+  private sweepTimer: NodeJS.Timeout;
+  private drained: Promise<void>;
+  private stopped: CaptureStats | undefined;
+  private knownTgids = new Set<number>();
+
+  private constructor(opts: CaptureOptions, onExchange: (ex: Exchange) => void) {
+    const addon = loadAddon();
+    checkLayout(addon.layout);
+    this.table = new ConnectionTable(systemClock(), onExchange, opts.decoder, opts.service);
+    let resolveDrained: () => void = () => {};
+    this.drained = new Promise((r) => (resolveDrained = r));
+    try {
+      this.native = addon.open({
+        selfTgid: process.pid,
+        captureAll: opts.all === true,
+        ...(opts.perCallCapBytes !== undefined ? { perCallCapBytes: opts.perCallCapBytes } : {}),
+        ...(opts.ringBufferBytes !== undefined ? { ringBufferBytes: opts.ringBufferBytes } : {}),
+        onBatch: (batch) => this.onBatch(batch),
+        onDrained: () => resolveDrained(),
+      });
+    } catch (e) {
+      const err = e as Error & { errno?: number };
+      throw new RetapError(ErrorCodes.CAPTURE_UNAVAILABLE, err.message.split('\n')[0] ?? 'capture failed', {
+        hint: 'Run `retap doctor` to see what this machine lacks.',
+        cause: e,
+        details: { errno: err.errno },
+      });
+    }
+    for (const pid of opts.pids ?? []) this.addPid(pid);
+    for (const id of opts.cgroupIds ?? []) this.native.addTarget('cgroup', id);
+    for (const port of opts.ports ?? []) this.native.addTarget('port', port);
+    if (opts.tls !== false) {
+      this.tls = new TlsProbes(this.native);
+      this.tls.attachDefaults();
+      for (const pid of opts.pids ?? []) this.tls.scanProcess(pid);
+    }
+    // Processes exit without close(): end their streams; new targets may have loaded libssl.
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    this.sweepTimer.unref();
+  }
+
+  static start(opts: CaptureOptions, onExchange: (ex: Exchange) => void): CaptureSession {
+    return new CaptureSession(opts, onExchange);
+  }
+
+  addPid(pid: number): void {
+    this.native.addTarget('tgid', pid);
+    this.tls?.scanProcess(pid);
+  }
+
+  addCgroup(id: bigint): void {
+    this.native.addTarget('cgroup', id);
+  }
+
+  removePid(pid: number): void {
+    this.native.removeTarget('tgid', pid);
+  }
+
+  /** Live figures, for progress displays. */
+  stats(): CaptureStats {
+    return this.stopped ?? this.collect(this.native.counters());
+  }
+
+  /** Detach, drain, end every stream (pending requests become unanswered exchanges). Idempotent. */
+  async stop(): Promise<CaptureStats> {
+    if (this.stopped) return this.stopped;
+    clearInterval(this.sweepTimer);
+    this.native.stop();
+    await Promise.race([this.drained, new Promise((r) => setTimeout(r, 5000).unref())]);
+    this.table.flushBatch();
+    this.table.endAll(Number(process.hrtime.bigint()));
+    this.stopped = this.collect(this.native.counters());
+    if (this.stopped.kernel.ringbufDrops || this.stopped.kernel.userDrops) {
+      log.warn(
+        `capture lost data: ${this.stopped.kernel.ringbufDrops} ring buffer records and ${this.stopped.kernel.userDrops} batches were dropped; affected exchanges are marked truncated`,
+      );
+    }
+    return this.stopped;
+  }
+
+  private onBatch(batch: Buffer): void {
+    this.malformed += decodeBatch(batch, (ev) => {
+      switch (ev.type) {
+        case EV_DATA:
+          this.table.data(ev);
+          if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          break;
+        case EV_OPEN:
+          this.table.open(ev);
+          if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          break;
+        case EV_CLOSE:
+          this.table.close(ev);
+          break;
+        case EV_TLS_BIND:
+          this.table.bind(ev);
+          break;
+        case EV_PROC:
+          this.noteTgid(ev.tgid, true);
+          break;
+      }
+    });
+    this.table.flushBatch();
+  }
+
+  private noteTgid(tgid: number, rescan = false): void {
+    this.knownTgids.add(tgid);
+    if (rescan) this.tls?.forget(tgid);
+    this.tls?.scanProcess(tgid);
+  }
+
+  private sweep(): void {
+    const alive = (tgid: number): boolean => existsSync(`/proc/${tgid}`);
+    for (const tgid of this.knownTgids) {
+      if (!alive(tgid)) this.knownTgids.delete(tgid);
+      else this.tls?.scanProcess(tgid);
+    }
+    this.table.sweep(alive, Number(process.hrtime.bigint()));
+  }
+
+  private collect(kernel: NativeCounters): CaptureStats {
+    return {
+      ...this.table.stats,
+      kernel,
+      malformedBytes: this.malformed,
+      tlsProbes: this.tls?.probes ?? 0,
+      tlsLibraries: this.tls?.attached ?? [],
+      lost: { ringbufRecords: kernel.ringbufDrops, userBatches: kernel.userDrops, gapBytes: this.table.stats.gapBytes },
+    };
+  }
+}

@@ -1,0 +1,326 @@
+import { spawn } from 'node:child_process';
+import { hostname, constants } from 'node:os';
+
+const osSignals = constants.signals as Record<string, number>;
+import { basename, join } from 'node:path';
+import { createCgroup, type Cgroup, cgroupId, resolveCgroup } from '../../capture/cgroup.js';
+import { CaptureSession, type CaptureStats } from '../../capture/session.js';
+import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
+import type { Exchange } from '../../core/exchange.js';
+import { createSnapshotWriter } from '../../snapshots/index.js';
+import { many, parse, parseDuration, parseIntFlag } from '../args.js';
+import type { Command } from '../command.js';
+import { Progress } from '../progress.js';
+
+const help = `Usage: retap capture --out DIR [targets] [options] [-- CMD ARGS…]
+
+Record the HTTP traffic of processes with eBPF (TLS plaintext included) into a snapshot.
+Both directions are kept: requests the process answered (inbound) and calls it made (outbound).
+
+Targets (at least one, or a command after --):
+  --pid N            capture process N (and children it forks later); repeatable
+  --cgroup PATH      capture a cgroup v2 group (absolute, or relative to the v2 root); repeatable
+  --all              capture every process on the machine (narrow it with --port)
+  -- CMD ARGS…       start CMD in a fresh cgroup and capture exactly it and its children;
+                     capture stops when it exits
+
+Options:
+  --out DIR          snapshot store directory to write (required)
+  --name NAME        snapshot name (default: the command's or the directory's name)
+  --service NAME     service name recorded on every exchange
+  --port P           only connections with local or remote port P; repeatable
+  --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
+  --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
+  --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
+  --no-tls           do not attach the OpenSSL probes
+  --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
+  --gzip             compress exchanges.jsonl
+  --json             print the summary as JSON
+  -h, --help         this text
+
+Stops on SIGINT/SIGTERM, --duration or command exit, flushes everything, then writes the
+snapshot atomically. Drops and truncations are counted in the manifest; any drop prints a
+warning. Exit code: 0 ok, 3 capture could not run, 64 bad usage.
+
+Examples:
+  retap capture --out snaps/api -- node server.js
+  retap capture --out snaps/nginx --pid $(pgrep -o nginx) --duration 60s
+  retap capture --out snaps/edge --all --port 8443 --duration 5m`;
+
+interface Flags {
+  out?: string;
+  name?: string;
+  service?: string;
+  pid?: string[];
+  cgroup?: string[];
+  port?: string[];
+  all?: boolean;
+  duration?: string;
+  cap?: string;
+  'ring-buffer'?: string;
+  'no-tls'?: boolean;
+  'no-redact'?: boolean;
+  gzip?: boolean;
+  json?: boolean;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values: f, rest } = parse<Flags>('capture', argv, {
+    out: { type: 'string', short: 'o' },
+    name: { type: 'string' },
+    service: { type: 'string' },
+    pid: { type: 'string', multiple: true },
+    cgroup: { type: 'string', multiple: true },
+    port: { type: 'string', multiple: true },
+    all: { type: 'boolean' },
+    duration: { type: 'string' },
+    cap: { type: 'string' },
+    'ring-buffer': { type: 'string' },
+    'no-tls': { type: 'boolean' },
+    'no-redact': { type: 'boolean' },
+    gzip: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (!f.out) throw usageError('retap capture: --out DIR is required', 'Example: retap capture --out snaps/api -- node server.js');
+  const pids = many(f.pid).map((p) => parseIntFlag(p, '--pid', 1));
+  const ports = many(f.port).map((p) => parseIntFlag(p, '--port', 1, 65535));
+  const cgroups = many(f.cgroup).map(resolveCgroup);
+  if (!rest.length && !pids.length && !cgroups.length && !f.all) {
+    throw usageError('retap capture: nothing to capture', 'Give --pid, --cgroup, --all, or a command after --.');
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      throw usageError(`retap capture: --pid ${pid}: no such process`);
+    }
+  }
+  const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : 64;
+  if ((ringMiB & (ringMiB - 1)) !== 0) throw usageError('--ring-buffer must be a power of two (MiB)');
+  const durationMs = f.duration ? parseDuration(f.duration, '--duration') : undefined;
+  const name = f.name ?? (rest[0] ? basename(rest[0]) : basename(f.out));
+
+  const result = await captureToSnapshot({
+    out: f.out,
+    name,
+    service: f.service,
+    pids,
+    cgroupIds: cgroups.map(cgroupId),
+    ports,
+    all: f.all === true,
+    command: rest,
+    durationMs,
+    perCallCapBytes: f.cap ? parseIntFlag(f.cap, '--cap', 0, 1 << 30) : undefined,
+    ringBufferBytes: ringMiB << 20,
+    tls: !f['no-tls'],
+    redact: !f['no-redact'],
+    gzip: f.gzip === true,
+    filters: { pids, cgroups, ports, all: f.all === true, command: rest },
+    progress: !f.json,
+  });
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    const s = result.stats;
+    process.stdout.write(
+      `retap capture: ${result.exchanges} exchanges (${result.inbound} inbound, ${result.outbound} outbound) from ${s.connections} connections (${s.tlsConnections} TLS) → ${result.path}\n`,
+    );
+    if (s.unknownConnections) process.stdout.write(`  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`);
+    if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
+      process.stderr.write(
+        `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
+      );
+    }
+  }
+  if (result.commandExit !== undefined && result.commandExit !== 0) {
+    process.stderr.write(`retap capture: the command exited with ${result.commandExit}\n`);
+  }
+  return ExitCodes.OK;
+}
+
+export interface CaptureRun {
+  out: string;
+  name: string;
+  service?: string | undefined;
+  pids: number[];
+  cgroupIds: bigint[];
+  ports: number[];
+  all: boolean;
+  command: string[];
+  durationMs?: number | undefined;
+  perCallCapBytes?: number | undefined;
+  ringBufferBytes?: number | undefined;
+  tls: boolean;
+  redact: boolean;
+  gzip: boolean;
+  filters: Record<string, unknown>;
+  progress: boolean;
+  /** Resolves when capture should stop (besides signals, duration and command exit). */
+  until?: Promise<unknown>;
+  /** Called once capture is attached (and the command, if any, started). */
+  onReady?: (info: { commandPid?: number }) => void | Promise<void>;
+}
+
+export interface CaptureResult {
+  path: string;
+  exchanges: number;
+  inbound: number;
+  outbound: number;
+  stats: CaptureStats;
+  commandExit?: number;
+}
+
+/** Capture until a stop condition, then write the snapshot. Shared with `retap demo`. */
+export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult> {
+  const writer = await createSnapshotWriter({
+    dir: run.out,
+    name: run.name,
+    source: {
+      host: hostname(),
+      ...(run.service ? { service: run.service } : {}),
+      ...(run.command.length ? { command: run.command } : {}),
+      filters: jsonSafe(run.filters),
+    },
+    gzip: run.gzip,
+    ...(run.redact ? {} : { redaction: false as const }),
+  });
+  let cgroup: Cgroup | undefined;
+  let session: CaptureSession | undefined;
+  const progress = run.progress ? new Progress('capture') : undefined;
+  let inbound = 0;
+  let outbound = 0;
+  let writeError: unknown;
+  let writing: Promise<void> = Promise.resolve();
+  const onExchange = (ex: Exchange): void => {
+    if (ex.direction === 'inbound') inbound++;
+    else outbound++;
+    writing = writing.then(() => writer.append(ex)).catch((e) => void (writeError ??= e));
+  };
+  const stopSignals: Array<() => void> = [];
+  try {
+    session = CaptureSession.start(
+      {
+        pids: run.pids,
+        cgroupIds: run.cgroupIds,
+        ports: run.ports,
+        all: run.all,
+        tls: run.tls,
+        ...(run.service ? { service: run.service } : {}),
+        ...(run.perCallCapBytes !== undefined ? { perCallCapBytes: run.perCallCapBytes } : {}),
+        ...(run.ringBufferBytes !== undefined ? { ringBufferBytes: run.ringBufferBytes } : {}),
+      },
+      onExchange,
+    );
+    const waits: Array<Promise<unknown>> = [];
+    let commandExit: number | undefined;
+    let commandPid: number | undefined;
+    let exited: Promise<void> = Promise.resolve();
+    if (run.command.length) {
+      cgroup = createCgroup(`capture-${process.pid}-${Date.now().toString(36)}`);
+      session.addCgroup(cgroup.id);
+      const child = spawnInCgroup(cgroup.dir, run.command);
+      commandPid = child.pid;
+      exited = new Promise<void>((resolve, reject) => {
+          child.on('error', (e) =>
+            reject(new RetapError(ErrorCodes.USAGE, `cannot start ${run.command[0]}: ${e.message}`, { cause: e })),
+          );
+          child.on('exit', (code, signal) => {
+            commandExit = code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0);
+            resolve();
+          });
+        });
+      waits.push(exited);
+    }
+    waits.push(
+      new Promise<void>((resolve) => {
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+          const h = (): void => resolve();
+          process.once(sig, h);
+          stopSignals.push(() => process.off(sig, h));
+        }
+      }),
+    );
+    if (run.durationMs !== undefined) waits.push(new Promise((r) => setTimeout(r, run.durationMs).unref()));
+    if (run.until) waits.push(run.until);
+    await run.onReady?.(commandPid === undefined ? {} : { commandPid });
+    const ticker = progress
+      ? setInterval(() => {
+          const s = session!.stats();
+          progress.update(`${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`);
+        }, 250)
+      : undefined;
+    await Promise.race(waits);
+    if (ticker) clearInterval(ticker);
+    if (cgroup && commandExit === undefined) {
+      // Stopped by signal or duration: let the command shut down (its goodbyes are captured too).
+      commandExit = await terminate(cgroup, exited, () => commandExit);
+    }
+    // The last answers may still be in flight in the ring buffer: stop() drains it.
+    const stats = await session.stop();
+    progress?.done();
+    cgroup?.destroy();
+    await writing;
+    if (writeError) throw writeError;
+    const manifest = await writer.finish({ counters: countersOf(stats) });
+    void manifest;
+    return { path: writer.path, exchanges: inbound + outbound, inbound, outbound, stats, ...(commandExit !== undefined ? { commandExit } : {}) };
+  } catch (e) {
+    progress?.done();
+    await session?.stop().catch(() => undefined);
+    cgroup?.destroy();
+    await writer.abort().catch(() => undefined);
+    throw e;
+  } finally {
+    for (const off of stopSignals) off();
+  }
+}
+
+/** SIGTERM everything in the group, wait up to 3 s, then the cgroup is killed by destroy(). */
+async function terminate(cgroup: Cgroup, exited: Promise<void>, code: () => number | undefined): Promise<number | undefined> {
+  for (const pid of cgroup.pids()) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
+  const c = code();
+  // A command ended by our own SIGTERM stopped as asked: not a failure.
+  return c === 128 + 15 ? 0 : c;
+}
+
+/** Moves itself into the cgroup before exec, so the command never runs outside it. */
+function spawnInCgroup(dir: string, command: string[]) {
+  const script = 'echo $$ > "$RETAP_CGROUP_PROCS" && exec "$@"';
+  return spawn('/bin/sh', ['-c', script, 'retap-capture', ...command], {
+    stdio: 'inherit',
+    env: { ...process.env, RETAP_CGROUP_PROCS: join(dir, 'cgroup.procs') },
+  });
+}
+
+function countersOf(s: CaptureStats): Record<string, number> {
+  return {
+    kernelEvents: s.kernel.events,
+    kernelBytes: s.kernel.bytes,
+    ringbufDrops: s.kernel.ringbufDrops,
+    userBatchDrops: s.kernel.userDrops,
+    truncations: s.kernel.truncations,
+    sendfileCalls: s.kernel.sendfileCalls,
+    mmsgCalls: s.kernel.mmsgCalls,
+    connections: s.connections,
+    tlsConnections: s.tlsConnections,
+    unknownConnections: s.unknownConnections,
+    unknownBytes: s.unknownBytes,
+    gapBytes: s.gapBytes,
+    ciphertextBytes: s.ciphertextBytes,
+    malformedBytes: s.malformedBytes,
+  };
+}
+
+function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x))) as Record<string, unknown>;
+}
+
+const command: Command = { name: 'capture', summary: 'Record traffic of processes into a snapshot', help, run };
+export default command;
