@@ -6,9 +6,9 @@
  *   npx tsc -p tsconfig.bench.json && node dist/bench/capture/protocols/decode.bench.js
  */
 import { decodeEvents, type StreamEvent } from '../../../capture/protocols/collect.js';
-import { http1, type ProtocolDecoder } from '../../../capture/protocols/index.js';
+import { http1, http2, type ProtocolDecoder } from '../../../capture/protocols/index.js';
 import { llhttp, parseWithLlhttp } from './peers.js';
-import { type Recording, recordHttp1 } from './record.js';
+import { type Recording, recordHttp1, recordHttp2 } from './record.js';
 
 /** Decodes like capture does: exchanges go to a sink that does not keep them. */
 function run(proto: ProtocolDecoder, events: StreamEvent[]): number {
@@ -104,6 +104,19 @@ async function main(): Promise<void> {
     h1,
     compare(h1, ours1, peer1),
     P ? undefined : 'peer: llhttp binding not reachable',
+  );
+
+  const h2 = await recordHttp2(3000, 1024);
+  const check2 = decodeEvents(http2, h2.events).exchanges;
+  if (check2.length !== h2.exchanges || check2.some((e) => e.notes)) {
+    throw new Error('HTTP/2 recording did not decode cleanly');
+  }
+  print(
+    'HTTP/2 (h2c) GET streams, 50 concurrent, 1 KiB bodies',
+    h2,
+    compare(h2, ['retap http2', () => run(http2, h2.events)], undefined),
+    'peer: none in-process. nghttp2 sits inside node:http2 and only parses from a live socket, where ' +
+      'I/O and stream handling dominate, so no parser-only peer number exists for HTTP/2.',
   );
 }
 
