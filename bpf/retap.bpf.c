@@ -67,7 +67,8 @@ struct conn {
   __u8 ignored; /* not a TCP socket, or filtered out by port */
   __u8 tls;     /* ciphertext: not emitted */
   __u8 role;
-  __u8 _pad[5];
+  __u8 looks_tls; /* its first bytes were a TLS record: a candidate for memory-BIO binding */
+  __u8 _pad[4];
 };
 
 struct {
@@ -462,13 +463,28 @@ static __always_inline int exit_data(long ret)
   if (!c || c->ignored)
     return 0;
 
+  /* step: does the stream start like TLS? (record type 20-23, version 3.x) */
+  __u64 d0 = a.dir & 1;
+  if (c->pos[d0] == 0 && a.kind != K_SENDFILE) {
+    __u64 src = a.buf;
+    if (a.kind == K_IOV) {
+      struct iovec v = {};
+      bpf_probe_read_user(&v, sizeof(v), (void *)a.buf);
+      src = (__u64)v.iov_base;
+    }
+    __u8 h[3] = {};
+    if (ret >= 3 && bpf_probe_read_user(h, 3, (void *)src) == 0)
+      c->looks_tls = h[0] >= 20 && h[0] <= 23 && h[1] == 3 && h[2] <= 4;
+  }
+
   /* step: TLS correlation; ciphertext itself is never emitted */
   struct ssl_call *sc = bpf_map_lookup_elem(&ssl_calls, &id);
   if (sc) {
     sc->sock = key;
     bind_ssl(tgid, (__u32)id, sc->ssl, key, c);
   } else {
-    struct thread_tls *t = bpf_map_lookup_elem(&threads, &id);
+    /* memory BIOs: only sockets that carry TLS records can be an SSL object's transport */
+    struct thread_tls *t = c->looks_tls ? bpf_map_lookup_elem(&threads, &id) : NULL;
     if (t) {
       if (a.dir == RETAP_DIR_IN)
         t->last_read = key;
@@ -476,7 +492,7 @@ static __always_inline int exit_data(long ret)
         bind_ssl(tgid, (__u32)id, t->pending_write_ssl, key, c);
         t->pending_write_ssl = 0;
       }
-    } else if (a.dir == RETAP_DIR_IN) {
+    } else if (c->looks_tls && a.dir == RETAP_DIR_IN) {
       struct thread_tls fresh = { .last_read = key };
       bpf_map_update_elem(&threads, &id, &fresh, BPF_ANY);
     }

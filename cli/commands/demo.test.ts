@@ -21,6 +21,7 @@ describe('parseDemoArgs', () => {
       keep: false,
       json: false,
       portBase: undefined,
+      out: 'retap-demo',
     });
   });
 
@@ -57,8 +58,6 @@ describe('runStages', () => {
       'verdict',
     ]);
     expect(STAGES.filter((s) => !s.run).map((s) => s.name)).toEqual([
-      'capture',
-      'snapshot',
       'replay',
       'verdict',
     ]);

@@ -3,7 +3,12 @@
  * stages sharing one context; stages that land later (capture → snapshot, replay, verdict) are in
  * the list already and report "not built yet" until someone fills them in.
  */
+
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { CaptureSession, type CaptureStats } from '../../capture/session.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
+import type { Exchange } from '../../core/exchange.js';
 import {
   type DemoSystem,
   formatSummary,
@@ -15,6 +20,7 @@ import {
   VARIANTS,
   type Variant,
 } from '../../examples/demo/index.js';
+import { createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
 import { parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -25,6 +31,8 @@ export interface DemoCliOptions {
   keep: boolean;
   json: boolean;
   portBase: number | undefined;
+  /** Where snapshots (and later results) go. */
+  out: string;
 }
 
 export type StageStatus = 'done' | 'not-built' | 'failed' | 'skipped';
@@ -48,6 +56,15 @@ export interface DemoContext {
   cleanups: (() => Promise<void>)[];
   system?: DemoSystem;
   traffic?: TrafficSummary;
+  capture?: {
+    session: CaptureSession;
+    writer: SnapshotWriter;
+    inbound: number;
+    outbound: number;
+    pending: Promise<void>;
+  };
+  captureStats?: CaptureStats;
+  snapshotPath?: string;
 }
 
 export interface Stage {
@@ -97,20 +114,78 @@ async function trafficStage(ctx: DemoContext): Promise<string> {
   return `${summary.requests} requests, ${summary.ordersCreated} orders, ${summary.errors} errors${stopped}`;
 }
 
+async function captureStage(ctx: DemoContext): Promise<string> {
+  const system = ctx.system;
+  if (!system) throw new Error('the demo system is not running');
+  const writer = await createSnapshotWriter({
+    dir: resolve(ctx.options.out, 'snapshots', 'orders'),
+    name: 'orders',
+    source: { host: hostname(), service: 'orders', filters: { pids: [system.orders.pid] } },
+  });
+  const state = {
+    session: undefined as unknown as CaptureSession,
+    writer,
+    inbound: 0,
+    outbound: 0,
+    pending: Promise.resolve(),
+  };
+  const onExchange = (ex: Exchange): void => {
+    if (ex.direction === 'inbound') state.inbound++;
+    else state.outbound++;
+    state.pending = state.pending.then(() => writer.append(ex));
+  };
+  try {
+    state.session = CaptureSession.start({ pids: [system.orders.pid], service: 'orders' }, onExchange);
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+  ctx.capture = state;
+  ctx.cleanups.push(async () => {
+    if (!ctx.snapshotPath) {
+      await state.session.stop().catch(() => undefined);
+      await writer.abort().catch(() => undefined);
+    }
+  });
+  const tls = state.session.stats().tlsLibraries;
+  return `eBPF capture on orders (pid ${system.orders.pid}); TLS probes on ${tls.length ? tls.join(', ') : 'nothing yet'}`;
+}
+
+async function snapshotStage(ctx: DemoContext): Promise<string> {
+  const cap = ctx.capture;
+  if (!cap) throw new Error('capture is not running');
+  const stats = await cap.session.stop();
+  ctx.captureStats = stats;
+  await cap.pending;
+  const manifest = await cap.writer.finish({
+    counters: {
+      ringbufDrops: stats.kernel.ringbufDrops,
+      userBatchDrops: stats.kernel.userDrops,
+      gapBytes: stats.gapBytes,
+      truncations: stats.kernel.truncations,
+      connections: stats.connections,
+      tlsConnections: stats.tlsConnections,
+    },
+  });
+  ctx.snapshotPath = cap.writer.path;
+  const sent = ctx.traffic?.requests ?? 0;
+  ctx.say(
+    `  inbound ${cap.inbound} (the generator sent ${sent}), outbound ${cap.outbound} (inventory + payments over TLS)`,
+  );
+  ctx.say(`  drops: ${stats.kernel.ringbufDrops} kernel records, ${stats.gapBytes} bytes in gaps`);
+  if (cap.inbound !== sent) {
+    throw new Error(`captured ${cap.inbound} inbound exchanges but the generator sent ${sent} requests`);
+  }
+  void manifest;
+  return `${cap.inbound + cap.outbound} exchanges → ${cap.writer.path}`;
+}
+
 /** In order. Capture must be recording before the traffic starts, hence its place. */
 export const STAGES: Stage[] = [
   { name: 'start', title: 'Start the demo system', run: startStage },
-  {
-    name: 'capture',
-    title: "Capture orders' inbound and outbound traffic",
-    planned: 'attach eBPF capture to the orders process (pid/cgroup), including its TLS call to payments',
-  },
+  { name: 'capture', title: "Capture orders' inbound and outbound traffic", run: captureStage },
   { name: 'traffic', title: 'Drive client traffic', run: trafficStage },
-  {
-    name: 'snapshot',
-    title: 'Write the snapshot',
-    planned: 'turn the captured exchanges into a versioned snapshot',
-  },
+  { name: 'snapshot', title: 'Write the snapshot', run: snapshotStage },
   {
     name: 'replay',
     title: 'Replay against the build and its regressed variant',
@@ -131,7 +206,9 @@ export function parseDemoArgs(argv: string[]): DemoCliOptions {
     keep?: boolean;
     json?: boolean;
     'port-base'?: string;
+    out?: string;
   }>('demo', argv, {
+    out: { type: 'string' },
     sessions: { type: 'string' },
     seed: { type: 'string' },
     variant: { type: 'string' },
@@ -155,6 +232,7 @@ export function parseDemoArgs(argv: string[]): DemoCliOptions {
       values['port-base'] === undefined
         ? undefined
         : parseIntFlag(values['port-base'], '--port-base', 1024, 65533),
+    out: values.out ?? 'retap-demo',
   };
 }
 
@@ -206,6 +284,8 @@ function printReport(options: DemoCliOptions, ctx: DemoContext, results: StageRe
   const lines: string[] = ['', 'Traffic summary'];
   if (ctx.traffic) lines.push(...formatSummary(ctx.traffic).map((l) => `  ${l}`));
   else lines.push('  (no traffic ran)');
+  if (ctx.snapshotPath)
+    lines.push('', `Snapshot: ${ctx.snapshotPath} (try: retap snapshot show ${ctx.snapshotPath})`);
   lines.push('', 'Stages');
   const width = Math.max(...results.map((r) => r.name.length));
   for (const r of results) lines.push(`  ${r.name.padEnd(width)}  ${r.status.padEnd(9)}  ${r.detail}`);
@@ -213,9 +293,9 @@ function printReport(options: DemoCliOptions, ctx: DemoContext, results: StageRe
   if (missing.length) {
     lines.push(
       '',
-      `Not built yet in this version: ${missing.join(', ')}. This demo starts the system and drives`,
-      'real traffic; capturing it into a snapshot, replaying it against the build and its regressed',
-      'variant, and the verdict with a JUnit report come with the next versions.',
+      `Not built yet in this version: ${missing.join(', ')}. This demo starts the system, drives real`,
+      'traffic and records it with eBPF into a snapshot; replaying it against the build and its',
+      'regressed variant, and the verdict with a JUnit report come with the next versions.',
     );
   }
   if (options.variants.length && ctx.traffic?.errors) {
@@ -277,6 +357,15 @@ export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES)
       services: s ? { orders: s.orders, inventory: s.inventory, payments: s.payments } : undefined,
       env: s?.env,
       traffic: ctx.traffic,
+      snapshot: ctx.snapshotPath,
+      capture: ctx.captureStats
+        ? {
+            inbound: ctx.capture?.inbound,
+            outbound: ctx.capture?.outbound,
+            drops: ctx.captureStats.kernel.ringbufDrops,
+            gapBytes: ctx.captureStats.gapBytes,
+          }
+        : undefined,
       stages: outcome.results,
       notBuilt: outcome.results.filter((r) => r.status === 'not-built').map((r) => r.name),
     };
@@ -301,14 +390,16 @@ export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES)
 const help = `Usage: retap demo [options]
 
 Starts the built-in demo system (orders → inventory over HTTP, → payments over HTTPS, each its own
-process on 127.0.0.1), drives realistic client traffic at orders, prints a summary and stops
-everything. Stages not built yet in this version are listed as such.
+process on 127.0.0.1), records the orders process with eBPF (inbound requests and its outbound
+calls, TLS plaintext included) while realistic client traffic runs, writes the snapshot, prints a
+summary and stops everything. Needs root (eBPF). Stages not built yet are listed as such.
 
 Options:
   --sessions N     client sessions to run, 1–1000 (default 5)
   --seed S         seed of the traffic mix (default 1); the same seed gives the same requests
   --variant LIST   run orders with seeded regressions: ${VARIANTS.join(', ')} or all
   --port-base P    listen on P, P+1, P+2 (inventory, payments, orders) instead of free ports
+  --out DIR        where snapshots are written (default ./retap-demo)
   --keep           leave the system running after the traffic, until Ctrl-C
   --json           print a machine-readable summary on stdout (progress goes to stderr)
   -h, --help       show this help

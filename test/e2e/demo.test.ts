@@ -4,16 +4,18 @@
  * clean stop. The last part runs `retap demo` from dist/ as a user would.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../core/paths.js';
 import { type DemoSystem, runTraffic, startDemo } from '../../examples/demo/index.js';
 import { SLOW_DELAY_MS, VARIANTS } from '../../examples/demo/variants.js';
+import { skipPrivileged } from '../helpers/privileged.js';
 
 interface Reply {
   status: number;
@@ -313,33 +315,56 @@ describe('retap demo (compiled CLI)', () => {
   const root = packageRoot();
   beforeAll(() => buildDist(root), 200_000);
 
-  it('runs, prints a JSON summary, names the stages not built yet, and stops everything', () => {
-    const r = spawnSync(
-      process.execPath,
-      [join(root, 'bin/retap.js'), 'demo', '--json', '--sessions', '2', '--seed', '4'],
-      {
-        cwd: root,
-        encoding: 'utf8',
-        timeout: 120_000,
-      },
-    );
-    expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as {
-      ok: boolean;
-      services: Record<string, { pid: number }>;
-      traffic: { errors: number; sessionsRun: number; requests: number };
-      stages: { name: string; status: string }[];
-      notBuilt: string[];
-    };
-    expect(report.ok).toBe(true);
-    expect(report.traffic).toMatchObject({ errors: 0, sessionsRun: 2 });
-    expect(report.notBuilt).toEqual(['capture', 'snapshot', 'replay', 'verdict']);
-    expect(report.stages.filter((s) => s.status === 'done').map((s) => s.name)).toEqual(['start', 'traffic']);
-    expect(r.stderr).toMatch(/Drive client traffic/);
-    const pids = Object.values(report.services).map((s) => s.pid);
-    expect(pids).toHaveLength(3);
-    expect(pids.filter(alive)).toEqual([]);
-  });
+  it.skipIf(skipPrivileged())(
+    'runs, captures a snapshot, names the stages not built yet, and stops everything',
+    () => {
+      const out = mkdtempSync(join(tmpdir(), 'retap-demo-out-'));
+      const r = spawnSync(
+        process.execPath,
+        [join(root, 'bin/retap.js'), 'demo', '--json', '--sessions', '2', '--seed', '4', '--out', out],
+        {
+          cwd: root,
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as {
+        ok: boolean;
+        services: Record<string, { pid: number }>;
+        traffic: { errors: number; sessionsRun: number; requests: number };
+        stages: { name: string; status: string }[];
+        notBuilt: string[];
+        snapshot: string;
+        capture: { inbound: number; outbound: number; drops: number };
+      };
+      expect(report.ok).toBe(true);
+      expect(report.traffic).toMatchObject({ errors: 0, sessionsRun: 2 });
+      expect(report.notBuilt).toEqual(['replay', 'verdict']);
+      expect(report.stages.filter((s) => s.status === 'done').map((s) => s.name)).toEqual([
+        'start',
+        'capture',
+        'traffic',
+        'snapshot',
+      ]);
+      // every request the generator sent was captured, and orders' calls to inventory and payments
+      expect(report.capture.inbound).toBe(report.traffic.requests);
+      expect(report.capture.outbound).toBeGreaterThan(0);
+      expect(report.capture.drops).toBe(0);
+      const lines = readFileSync(join(report.snapshot, 'exchanges.jsonl'), 'utf8').trim().split('\n');
+      const exchanges = lines.map(
+        (l) => JSON.parse(l) as { direction: string; tls: boolean; peer: { port: number } },
+      );
+      expect(exchanges.filter((e) => e.direction === 'inbound')).toHaveLength(report.traffic.requests);
+      expect(exchanges.some((e) => e.direction === 'outbound' && e.tls)).toBe(true);
+      expect(exchanges.some((e) => e.direction === 'outbound' && !e.tls)).toBe(true);
+      rmSync(out, { recursive: true, force: true });
+      expect(r.stderr).toMatch(/Drive client traffic/);
+      const pids = Object.values(report.services).map((s) => s.pid);
+      expect(pids).toHaveLength(3);
+      expect(pids.filter(alive)).toEqual([]);
+    },
+  );
 
   it('runs a compiled service on its own, as the replay runner will', async () => {
     const script = join(root, 'dist/examples/demo/orders.js');
