@@ -28,7 +28,7 @@ beforeAll(async () => {
   const base = Array.from({ length: 40 }, (_, i) => sampleExchange(i));
   v1 = await write(base, join(dir, 'a'));
   // v2: drop #3, change #5's status, add #40
-  const next = base.filter((_, i) => i !== 3).map((ex, i) => (ex.id === sampleExchange(5).id ? { ...ex, response: { ...ex.response!, status: 500 } } : ex));
+  const next = base.filter((_, i) => i !== 3).map((ex) => (ex.id === sampleExchange(5).id ? { ...ex, response: { ...ex.response!, status: 500 } } : ex));
   next.push(sampleExchange(40));
   v2 = await write(next, join(dir, 'b'));
 });

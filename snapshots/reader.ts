@@ -14,7 +14,7 @@ import { fromStored, MANIFEST_FILE, type Manifest } from './format.js';
 import { contentHash } from './hash.js';
 import { checkValue, invalid, type SchemaIssue } from './schema.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
-import { readLines } from './sorter.js';
+import { readLineBatches } from './sorter.js';
 import { resolveSnapshot } from './store.js';
 import { readYamlChecked, type TokensFile, type TransformsFile } from './yamlfile.js';
 
@@ -65,34 +65,40 @@ async function sideFile<T>(dir: string, m: Manifest, key: 'transforms' | 'tokens
   return out;
 }
 
-async function* iterateLines(dir: string, m: Manifest): AsyncGenerator<StoredLine> {
+/** Parses and checks stored lines in order; `emit` turns each into what the caller yields. */
+async function* iterateLines<T>(dir: string, m: Manifest, emit: (l: StoredLine) => T): AsyncGenerator<T> {
   const entry = m.files.exchanges;
   const file = entry.path;
   let lineNo = 0;
   let prevUs = -1;
   let prevId = '';
-  for await (const text of readLines(rawStream(join(dir, file), entry.gzip === true))) {
-    lineNo++;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (e) {
-      throw invalid([{ file, line: lineNo, path: '$', message: `is not valid JSON (${(e as Error).message})`, fix: 'each line must be one complete JSON object' }], 'exchange', e);
+  for await (const batch of readLineBatches(rawStream(join(dir, file), entry.gzip === true))) {
+    for (const text of batch) {
+      lineNo++;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        throw invalid([{ file, line: lineNo, path: '$', message: `is not valid JSON (${(e as Error).message})`, fix: 'each line must be one complete JSON object' }], 'exchange', e);
+      }
+      checkValue(value, 'exchange', file, lineNo);
+      const v = value as { id: string; timing: { startUs: number } };
+      const us = v.timing.startUs;
+      if (us < prevUs || (us === prevUs && v.id < prevId)) {
+        throw invalid([{ file, line: lineNo, path: '$.timing.startUs', message: `is out of order (lines are sorted by timing.startUs, then id)`, fix: 'rewrite the snapshot with retap snapshot filter (it sorts), do not reorder lines by hand' }], 'exchange');
+      }
+      prevUs = us;
+      prevId = v.id;
+      yield emit({ lineNo, text, value, us, id: v.id });
     }
-    checkValue(value, 'exchange', file, lineNo);
-    const v = value as { id: string; timing: { startUs: number } };
-    const us = v.timing.startUs;
-    if (us < prevUs || (us === prevUs && v.id < prevId)) {
-      throw invalid([{ file, line: lineNo, path: '$.timing.startUs', message: `is out of order (lines are sorted by timing.startUs, then id)`, fix: 'rewrite the snapshot with retap snapshot filter (it sorts), do not reorder lines by hand' }], 'exchange');
-    }
-    prevUs = us;
-    prevId = v.id;
-    yield { lineNo, text, value, us, id: v.id };
   }
   if (entry.lines !== undefined && lineNo !== entry.lines) {
     throw mismatch(file, '$', `has ${lineNo} lines but ${MANIFEST_FILE} says files.exchanges.lines is ${entry.lines}`, 'restore the file; a snapshot must not be edited in place');
   }
 }
+
+const asLine = (l: StoredLine): StoredLine => l;
+const asExchange = (l: StoredLine): Exchange => fromStored(l.value);
 
 /** Streams the exchanges file through sha256 without parsing. */
 async function verifyExchanges(dir: string, m: Manifest): Promise<void> {
@@ -119,7 +125,8 @@ async function verifyExchanges(dir: string, m: Manifest): Promise<void> {
 
 async function firstLineIssue(dir: string, m: Manifest): Promise<SchemaIssue | undefined> {
   try {
-    for await (const _ of iterateLines(dir, { ...m, files: { ...m.files, exchanges: { ...m.files.exchanges, lines: undefined } } } as Manifest)) {
+    const loose = { ...m, files: { ...m.files, exchanges: { ...m.files.exchanges, lines: undefined } } } as Manifest;
+    for await (const _ of iterateLines(dir, loose, asLine)) {
       // walk only
     }
   } catch (e) {
@@ -158,11 +165,8 @@ export async function openSnapshot(pathOrName: string, opts: OpenOptions = {}): 
   return {
     path: dir,
     manifest,
-    lines: () => iterateLines(dir, manifest),
-    exchanges: () =>
-      (async function* () {
-        for await (const l of iterateLines(dir, manifest)) yield fromStored(l.value);
-      })(),
+    lines: () => iterateLines(dir, manifest, asLine),
+    exchanges: () => iterateLines(dir, manifest, asExchange),
     transforms: () => sideFile(dir, manifest, 'transforms', validateTransforms),
     tokens: () => sideFile(dir, manifest, 'tokens', validateTokens),
   };

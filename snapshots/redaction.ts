@@ -74,10 +74,6 @@ function asText(data: Uint8Array): string | undefined {
   }
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 export function createRedactor(config: RedactionConfig | false | undefined): Redactor {
   const cfg: RedactionConfig = config === false ? { enabled: false } : (config ?? {});
   const enabled = cfg.enabled !== false;
@@ -326,5 +322,3 @@ export function mergeSummaries(list: RedactionSummary[]): RedactionSummary {
       .sort((a, b) => (a.rule + a.location < b.rule + b.location ? -1 : 1)),
   };
 }
-
-export { escapeRe };

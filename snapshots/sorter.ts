@@ -60,21 +60,21 @@ export async function closeStream(stream: WriteStream | NodeJS.WritableStream): 
   await done;
 }
 
-/** Lines of a text file (utf8), without the newline. */
-export async function* readLines(stream: NodeJS.ReadableStream): AsyncGenerator<string> {
+/** Lines of a text stream (utf8), without the newline, in batches (one per chunk read). */
+export async function* readLineBatches(stream: NodeJS.ReadableStream): AsyncGenerator<string[]> {
   let rest = '';
   for await (const chunk of stream as AsyncIterable<string | Buffer>) {
     const text = rest + (typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
-    let start = 0;
-    let nl = text.indexOf('\n', start);
-    while (nl !== -1) {
-      yield text.slice(start, nl);
-      start = nl + 1;
-      nl = text.indexOf('\n', start);
-    }
-    rest = text.slice(start);
+    const batch = text.split('\n');
+    rest = batch.pop()!;
+    if (batch.length > 0) yield batch;
   }
-  if (rest.length > 0) yield rest;
+  if (rest.length > 0) yield [rest];
+}
+
+/** Lines of a text stream (utf8), without the newline. */
+export async function* readLines(stream: NodeJS.ReadableStream): AsyncGenerator<string> {
+  for await (const batch of readLineBatches(stream)) yield* batch;
 }
 
 function parseSpill(text: string): SortEntry {
@@ -83,22 +83,65 @@ function parseSpill(text: string): SortEntry {
   return { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 1) };
 }
 
+/** Runs of one level merged into one run of the next level (tiered, like an LSM tree): the final
+ * merge reads at most (MAX_FAN_IN - 1) runs per level, and levels grow as log16 of the size. */
+const MAX_FAN_IN = 16;
+
+async function* runEntries(path: string): AsyncGenerator<SortEntry> {
+  // Small read buffers: fan-in × buffer is the merge's memory.
+  for await (const batch of readLineBatches(createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 }))) {
+    for (const l of batch) yield parseSpill(l);
+  }
+}
+
+/** k-way merge (k ≤ MAX_FAN_IN + 1, so a linear pick is fine). */
+async function* mergeSources(sources: Array<AsyncIterator<SortEntry> | Iterator<SortEntry>>): AsyncGenerator<SortEntry> {
+  const heads: Array<SortEntry | undefined> = [];
+  for (const s of sources) heads.push((await s.next()).value as SortEntry | undefined);
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h !== undefined && (best === -1 || compareEntries(h, heads[best]!) < 0)) best = i;
+    }
+    if (best === -1) return;
+    yield heads[best]!;
+    const r = await sources[best]!.next();
+    heads[best] = r.done ? undefined : (r.value as SortEntry);
+  }
+}
+
+async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterable<SortEntry>): Promise<void> {
+  const out = createWriteStream(path, { mode: FILE_MODE, highWaterMark: 256 * 1024 });
+  const w = chunkedWriter(out);
+  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.line}\n`);
+  await w.flush();
+  await closeStream(out);
+}
+
 export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter {
   let buffer: SortEntry[] = [];
   let bytes = 0;
-  const files: string[] = [];
+  let files: Array<{ path: string; level: number }> = [];
+  let made = 0;
+  let spilled = 0;
 
   const spill = async (): Promise<void> => {
     buffer.sort(compareEntries);
-    const path = join(tempDir, `run-${files.length}.tmp`);
-    files.push(path);
-    const out = createWriteStream(path, { mode: FILE_MODE, highWaterMark: 1 << 20 });
-    const w = chunkedWriter(out);
-    for (const e of buffer) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.line}\n`);
-    await w.flush();
-    await closeStream(out);
+    const path = join(tempDir, `run-${made++}.tmp`);
+    await writeRun(path, buffer);
+    files.push({ path, level: 0 });
+    spilled++;
     buffer = [];
     bytes = 0;
+    for (let level = 0; ; level++) {
+      const same = files.filter((f) => f.level === level);
+      if (same.length < MAX_FAN_IN) break;
+      const merged = join(tempDir, `run-${made++}.tmp`);
+      await writeRun(merged, mergeSources(same.map((f) => runEntries(f.path))));
+      await Promise.all(same.map((f) => rm(f.path, { force: true })));
+      files = [...files.filter((f) => f.level !== level), { path: merged, level: level + 1 }];
+    }
   };
 
   return {
@@ -113,32 +156,13 @@ export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter 
         yield* buffer;
         return;
       }
-      // k-way merge of the spilled runs and what is still in memory (k is small: linear pick).
-      const sources: Array<AsyncIterator<SortEntry> | Iterator<SortEntry>> = files.map((f) =>
-        (async function* () {
-          for await (const l of readLines(createReadStream(f, { encoding: 'utf8', highWaterMark: 1 << 20 }))) yield parseSpill(l);
-        })(),
-      );
-      sources.push(buffer[Symbol.iterator]());
-      const heads: Array<SortEntry | undefined> = [];
-      for (const s of sources) heads.push((await s.next()).value as SortEntry | undefined);
-      for (;;) {
-        let best = -1;
-        for (let i = 0; i < heads.length; i++) {
-          const h = heads[i];
-          if (h !== undefined && (best === -1 || compareEntries(h, heads[best]!) < 0)) best = i;
-        }
-        if (best === -1) break;
-        yield heads[best]!;
-        const r = await sources[best]!.next();
-        heads[best] = r.done ? undefined : r.value;
-      }
+      yield* mergeSources([...files.map((f) => runEntries(f.path)), buffer[Symbol.iterator]()]);
       buffer = [];
     },
-    runs: () => files.length,
+    runs: () => spilled,
     async dispose() {
       buffer = [];
-      await Promise.all(files.map((f) => rm(f, { force: true })));
+      await Promise.all(files.map((f) => rm(f.path, { force: true })));
     },
   };
 }

@@ -28,7 +28,7 @@ import {
 import { contentHash, sha256Hex } from './hash.js';
 import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
 import { checkValue } from './schema.js';
-import { chunkedWriter, closeStream, createSorter } from './sorter.js';
+import { chunkedWriter, createSorter } from './sorter.js';
 import { cleanStaleTemps, commitVersion, FILE_MODE, fsyncPath, makeTempDir, nextVersion, writeTarget } from './store.js';
 import { createStats } from './stats.js';
 import { EMPTY_TOKENS, EMPTY_TRANSFORMS, type TokensFile, type TransformsFile, toYaml } from './yamlfile.js';
@@ -57,7 +57,7 @@ export interface WriterOptions {
   tokens?: TokensFile;
   inheritedRedaction?: RedactionSummary[];
   notes?: string[];
-  /** Memory for the in-memory sort before spilling runs to disk (default 64 MiB). */
+  /** Memory for the in-memory sort before spilling runs to disk (default 32 MiB). */
   memoryLimitBytes?: number;
 }
 
@@ -102,7 +102,7 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
   const temp = await makeTempDir(target.storeDir);
   const redactor = createRedactor(opts.redaction);
   const stats = createStats();
-  const sorter = createSorter(temp, opts.memoryLimitBytes ?? 64 * 1024 * 1024);
+  const sorter = createSorter(temp, opts.memoryLimitBytes ?? 32 * 1024 * 1024);
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
   let finalPath = temp;
   let appended = 0;

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+/**
+ * Snapshot store benchmark: write and read N small exchanges streaming, each task in its own
+ * process so peak RSS is that task's alone. Peers measured in the same run:
+ *   writer peer: JSON.stringify + fs write stream (no redaction, sort, schema or hashing)
+ *   reader peer: readline + JSON.parse of the same exchanges.jsonl (the floor for our reader)
+ * Full-size runs give throughput and peak RSS; interleaved smaller pairs (A B A B …) give the
+ * median ratio and its spread.
+ *
+ *   node bench/snapshots/store.mjs [--n 1000000] [--pairs 5] [--pair-n 200000]
+ *
+ * Uses dist/ when built; otherwise compiles snapshots/ into a temp folder with tsc.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+const repo = resolve(import.meta.dirname, '../..');
+
+async function lib(root) {
+  const snapshots = await import(join(root, 'snapshots/index.js'));
+  const sample = await import(join(root, 'snapshots/sample.js'));
+  return { ...snapshots, ...sample };
+}
+
+/** One measured task in this (child) process; prints {seconds, rssMB, count}. */
+async function child(task, n, dir, root) {
+  const L = await lib(root);
+  const t0 = process.hrtime.bigint();
+  let count = 0;
+  if (task === 'write-ours') {
+    const w = await L.createSnapshotWriter({ dir, name: 'bench', source: { host: 'bench', filters: {} } });
+    for (let i = 0; i < n; i++) await w.append(L.sampleExchange(i));
+    await w.finish();
+    count = n;
+  } else if (task === 'write-peer') {
+    const out = createWriteStream(join(dir, 'peer.jsonl'));
+    const replacer = (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v);
+    for (let i = 0; i < n; i++) {
+      if (!out.write(`${JSON.stringify(L.sampleExchange(i), replacer)}\n`)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    count = n;
+  } else if (task === 'read-ours') {
+    const snap = await L.openSnapshot(dir);
+    for await (const _ of snap.exchanges()) count++;
+  } else if (task === 'read-peer') {
+    const rl = createInterface({ input: createReadStream(join(dir, 'v1', 'exchanges.jsonl')), crlfDelay: Number.POSITIVE_INFINITY });
+    for await (const line of rl) {
+      JSON.parse(line);
+      count++;
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  process.stdout.write(JSON.stringify({ seconds, rssMB: process.resourceUsage().maxRSS / 1024, count }));
+}
+
+function run(task, n, dir, root) {
+  const r = spawnSync(process.execPath, [import.meta.filename, '--child', task, '--n', String(n), '--dir', dir, '--root', root], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`${task} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function buildRoot() {
+  if (existsSync(join(repo, 'dist/snapshots/index.js'))) return { root: join(repo, 'dist'), cleanup: () => {} };
+  const tmp = mkdtempSync(join(tmpdir(), 'retap-bench-'));
+  writeFileSync(
+    join(tmp, 'tsconfig.json'),
+    JSON.stringify({
+      extends: join(repo, 'tsconfig.json'),
+      compilerOptions: { outDir: join(tmp, 'dist'), rootDir: repo, noEmit: false, sourceMap: false },
+      files: [join(repo, 'snapshots/index.ts'), join(repo, 'snapshots/sample.ts')],
+      include: [],
+    }),
+  );
+  try {
+    execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(tmp, 'tsconfig.json')], { stdio: 'pipe' });
+  } catch {}
+  writeFileSync(join(tmp, 'package.json'), readFileSync(join(repo, 'package.json')));
+  symlinkSync(join(repo, 'snapshots'), join(tmp, 'snapshots'));
+  symlinkSync(join(repo, 'node_modules'), join(tmp, 'node_modules'));
+  return { root: join(tmp, 'dist'), cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      child: { type: 'string' },
+      n: { type: 'string', default: '1000000' },
+      dir: { type: 'string' },
+      root: { type: 'string' },
+      pairs: { type: 'string', default: '5' },
+      'pair-n': { type: 'string', default: '200000' },
+    },
+  });
+  const n = Number(values.n);
+  if (values.child) return child(values.child, n, values.dir, values.root);
+
+  const { root, cleanup } = buildRoot();
+  const work = mkdtempSync(join(tmpdir(), 'retap-bench-data-'));
+  try {
+    const full = join(work, 'full');
+    mkdirSync(full);
+    const rows = [];
+    const wo = run('write-ours', n, full, root);
+    const wp = run('write-peer', n, full, root);
+    const ro = run('read-ours', n, full, root);
+    const rp = run('read-peer', n, full, root);
+    const fileMB = (await import('node:fs')).statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
+    rows.push(['write retap (redact+sort+hash)', wo], ['write peer: JSON.stringify+stream', wp], ['read retap (hash+schema+decode)', ro], ['read peer: readline+JSON.parse', rp]);
+
+    // Interleaved pairs on a smaller snapshot for the ratio and its spread.
+    const pn = Number(values['pair-n']);
+    const small = join(work, 'small');
+    mkdirSync(small);
+    run('write-ours', pn, small, root);
+    const wr = [];
+    const rr = [];
+    for (let i = 0; i < Number(values.pairs); i++) {
+      const scratch = join(work, `pair-${i}`);
+      mkdirSync(scratch);
+      const a = run('write-ours', pn, scratch, root);
+      const b = run('write-peer', pn, scratch, root);
+      wr.push(b.seconds / a.seconds);
+      rmSync(scratch, { recursive: true, force: true });
+      const c = run('read-ours', pn, small, root);
+      const d = run('read-peer', pn, small, root);
+      rr.push(d.seconds / c.seconds);
+    }
+    const pad = (s, w) => String(s).padEnd(w);
+    console.log(`snapshot store, ${n.toLocaleString('en-US')} small exchanges (exchanges.jsonl ${fileMB.toFixed(0)} MB), node ${process.version}`);
+    console.log(`${pad('task', 36)}${pad('exchanges/s', 14)}${pad('seconds', 10)}peak RSS MB`);
+    for (const [name, r] of rows) {
+      console.log(`${pad(name, 36)}${pad(Math.round(r.count / r.seconds).toLocaleString('en-US'), 14)}${pad(r.seconds.toFixed(2), 10)}${r.rssMB.toFixed(0)}`);
+    }
+    const fmt = (xs) => `median ${median(xs).toFixed(2)} (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`;
+    console.log(`\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`);
+    console.log(`  write: ${fmt(wr)}`);
+    console.log(`  read:  ${fmt(rr)}`);
+    console.log(`full-size ratios: write ${(wp.seconds / wo.seconds).toFixed(2)}, read ${(rp.seconds / ro.seconds).toFixed(2)}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    cleanup();
+  }
+}
+
+await main();
