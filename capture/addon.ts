@@ -35,8 +35,12 @@ export function loadAddon(): NativeAddon {
       tried.push(`${path}: ${(e as Error).message}`);
     }
   }
-  throw new RetapError(ErrorCodes.ADDON_LOAD, `cannot load the native capture addon; tried:\n    ${tried.join('\n    ')}`, {
-    hint: 'Run ci/setup (as root) to build it, or set RETAP_NATIVE_PATH to a built retap_native.node.',
-    details: { tried },
-  });
+  throw new RetapError(
+    ErrorCodes.ADDON_LOAD,
+    `cannot load the native capture addon; tried:\n    ${tried.join('\n    ')}`,
+    {
+      hint: 'Run ci/setup (as root) to build it, or set RETAP_NATIVE_PATH to a built retap_native.node.',
+      details: { tried },
+    },
+  );
 }

@@ -87,11 +87,19 @@ class Stream {
     public meta: ConnMeta | undefined,
     readonly tls: boolean,
     role: number,
+    /** Socket generation (or SSL object generation) this stream belongs to. */
+    readonly gen: bigint,
   ) {
     this.role = role;
     this.dirs = [
-      new Reassembler({ data: (b, ts) => this.onBytes(DIR_IN, b, ts), gap: (n, ts) => this.onGap(DIR_IN, n, ts) }),
-      new Reassembler({ data: (b, ts) => this.onBytes(DIR_OUT, b, ts), gap: (n, ts) => this.onGap(DIR_OUT, n, ts) }),
+      new Reassembler({
+        data: (b, ts) => this.onBytes(DIR_IN, b, ts),
+        gap: (n, ts) => this.onGap(DIR_IN, n, ts),
+      }),
+      new Reassembler({
+        data: (b, ts) => this.onBytes(DIR_OUT, b, ts),
+        gap: (n, ts) => this.onGap(DIR_OUT, n, ts),
+      }),
     ];
   }
 
@@ -141,8 +149,10 @@ class Stream {
     let more = false;
     // Which direction carries client bytes: known from accept/connect, else whoever sends a request.
     const candidates: Array<[number, Side, number]> = [];
-    if (this.role === ROLE_SERVER) candidates.push([DIR_IN, 'client', ROLE_SERVER], [DIR_OUT, 'server', ROLE_SERVER]);
-    else if (this.role === ROLE_CLIENT) candidates.push([DIR_OUT, 'client', ROLE_CLIENT], [DIR_IN, 'server', ROLE_CLIENT]);
+    if (this.role === ROLE_SERVER)
+      candidates.push([DIR_IN, 'client', ROLE_SERVER], [DIR_OUT, 'server', ROLE_SERVER]);
+    else if (this.role === ROLE_CLIENT)
+      candidates.push([DIR_OUT, 'client', ROLE_CLIENT], [DIR_IN, 'server', ROLE_CLIENT]);
     else
       candidates.push(
         [DIR_IN, 'client', ROLE_SERVER],
@@ -270,7 +280,7 @@ export class ConnectionTable {
       comm: ev.comm,
       cgroup: ev.cgroup,
     };
-    this.sockets.set(key, new Stream(this, `${ev.tgid}-${ev.fd}-${ev.gen}`, meta, false, ev.role));
+    this.sockets.set(key, new Stream(this, `${ev.tgid}-${ev.fd}-${ev.gen}`, meta, false, ev.role, ev.gen));
     this.stats.connections++;
   }
 
@@ -279,17 +289,30 @@ export class ConnectionTable {
     if (ev.flags & F_TLS) {
       const key = `${ev.tgid}:${ev.key}`;
       s = this.tls.get(key);
+      if (s && s.gen !== ev.gen) {
+        // the SSL object's address was reused by a new connection
+        this.tls.delete(key);
+        this.endStream(s, ev.ts);
+        s = undefined;
+      }
       if (!s) {
-        s = new Stream(this, `${ev.tgid}-ssl${ev.key.toString(16)}-${ev.gen}`, undefined, true, ROLE_UNKNOWN);
+        s = new Stream(
+          this,
+          `${ev.tgid}-ssl${ev.key.toString(16)}-${ev.gen}`,
+          undefined,
+          true,
+          ROLE_UNKNOWN,
+          ev.gen,
+        );
         this.tls.set(key, s);
         this.stats.tlsConnections++;
       }
     } else {
       s = this.sockets.get(`${ev.tgid}:${ev.key}`);
       // Data before our OPEN record means the record was dropped; track it without addresses.
-      if (!s || s.meta?.gen !== ev.gen) {
+      if (!s || s.gen !== ev.gen) {
         if (s) this.endStream(s, ev.ts);
-        s = new Stream(this, `${ev.tgid}-${ev.key}-${ev.gen}`, undefined, false, ROLE_UNKNOWN);
+        s = new Stream(this, `${ev.tgid}-${ev.key}-${ev.gen}`, undefined, false, ROLE_UNKNOWN, ev.gen);
         this.sockets.set(`${ev.tgid}:${ev.key}`, s);
         this.stats.connections++;
       }
@@ -304,7 +327,14 @@ export class ConnectionTable {
     const key = `${ev.tgid}:${ev.ssl}`;
     let s = this.tls.get(key);
     if (!s) {
-      s = new Stream(this, `${ev.tgid}-ssl${ev.ssl.toString(16)}-${ev.sslGen}`, undefined, true, ROLE_UNKNOWN);
+      s = new Stream(
+        this,
+        `${ev.tgid}-ssl${ev.ssl.toString(16)}-${ev.sslGen}`,
+        undefined,
+        true,
+        ROLE_UNKNOWN,
+        ev.sslGen,
+      );
       this.tls.set(key, s);
       this.stats.tlsConnections++;
     }

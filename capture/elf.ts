@@ -21,7 +21,8 @@ export function exportedSymbols(path: string, wanted: readonly string[]): Set<st
   }
   try {
     const ehdr = read(fd, 0, 64);
-    if (ehdr.length < 64 || ehdr.readUInt32BE(0) !== 0x7f454c46 || ehdr[4] !== 2 || ehdr[5] !== 1) return found;
+    if (ehdr.length < 64 || ehdr.readUInt32BE(0) !== 0x7f454c46 || ehdr[4] !== 2 || ehdr[5] !== 1)
+      return found;
     const shoff = Number(ehdr.readBigUInt64LE(0x28));
     const shentsize = ehdr.readUInt16LE(0x3a);
     const shnum = ehdr.readUInt16LE(0x3c);

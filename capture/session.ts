@@ -179,7 +179,11 @@ export class CaptureSession {
       malformedBytes: this.malformed,
       tlsProbes: this.tls?.probes ?? 0,
       tlsLibraries: this.tls?.attached ?? [],
-      lost: { ringbufRecords: kernel.ringbufDrops, userBatches: kernel.userDrops, gapBytes: this.table.stats.gapBytes },
+      lost: {
+        ringbufRecords: kernel.ringbufDrops,
+        userBatches: kernel.userDrops,
+        gapBytes: this.table.stats.gapBytes,
+      },
     };
   }
 }

@@ -95,7 +95,11 @@ function defaultLibssl(): string[] {
   } catch {
     /* no ldconfig: fall back to common paths */
   }
-  for (const p of ['/usr/lib/x86_64-linux-gnu/libssl.so.3', '/usr/lib/aarch64-linux-gnu/libssl.so.3', '/usr/lib64/libssl.so.3']) {
+  for (const p of [
+    '/usr/lib/x86_64-linux-gnu/libssl.so.3',
+    '/usr/lib/aarch64-linux-gnu/libssl.so.3',
+    '/usr/lib64/libssl.so.3',
+  ]) {
     if (existsSync(p)) out.push(p);
   }
   return out;

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type { Exchange } from '../core/exchange.js';
+import { ConnectionTable } from './connections.js';
+import {
+  type DataEvent,
+  EV_CLOSE,
+  EV_DATA,
+  EV_OPEN,
+  EV_TLS_BIND,
+  F_TLS,
+  type OpenEvent,
+  ROLE_CLIENT,
+  ROLE_SERVER,
+} from './events.js';
+import './protocols/index.js';
+
+const clock = { wallUs: (ns: number) => 1_700_000_000_000_000 + Math.round(ns / 1000) };
+
+function table() {
+  const out: Exchange[] = [];
+  return { t: new ConnectionTable(clock, (e) => out.push(e)), out };
+}
+
+function open(fd: number, role: number, gen = 1n): OpenEvent {
+  return {
+    type: EV_OPEN,
+    family: 2,
+    role,
+    tgid: 10,
+    tid: 10,
+    fd,
+    gen,
+    ts: 1,
+    cgroup: 0n,
+    lport: 8080,
+    rport: 50000 + fd,
+    laddr: '127.0.0.1',
+    raddr: '127.0.0.2',
+    comm: 'srv',
+  };
+}
+
+function data(
+  key: bigint,
+  dir: number,
+  pos: number,
+  text: string | Buffer,
+  opts: Partial<DataEvent> = {},
+): DataEvent {
+  const payload = typeof text === 'string' ? Buffer.from(text) : text;
+  return {
+    type: EV_DATA,
+    flags: 0,
+    dir,
+    tgid: 10,
+    tid: 10,
+    key,
+    gen: 1n,
+    ts: 100 + pos,
+    pos,
+    len: payload.length,
+    size: payload.length,
+    payload,
+    ...opts,
+  };
+}
+
+const REQ = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n';
+const RES = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+
+describe('ConnectionTable', () => {
+  it('pairs a request and answer on an accepted socket into an inbound exchange', () => {
+    const { t, out } = table();
+    t.open(open(5, ROLE_SERVER));
+    t.data(data(5n, 0, 0, REQ));
+    t.data(data(5n, 1, 0, RES));
+    t.flushBatch();
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({
+      direction: 'inbound',
+      tls: false,
+      service: { port: 8080, pid: 10 },
+      peer: { addr: '127.0.0.2', port: 50005, host: 'x' },
+    });
+    expect(out[0]!.response?.status).toBe(200);
+  });
+
+  it('infers the role from who sends the request when the socket predates capture', () => {
+    const { t, out } = table();
+    t.data(data(7n, 1, 0, REQ)); // we wrote a request: we are the client
+    t.data(data(7n, 0, 0, RES));
+    t.endAll(1000);
+    expect(out[0]).toMatchObject({ direction: 'outbound', notes: ['socket-unknown'] });
+  });
+
+  it('a new generation of the same fd is a new connection', () => {
+    const { t, out } = table();
+    t.open(open(5, ROLE_SERVER, 1n));
+    t.data(data(5n, 0, 0, REQ, { gen: 1n }));
+    t.data(data(5n, 1, 0, RES, { gen: 1n }));
+    t.close({ type: EV_CLOSE, tgid: 10, fd: 5, gen: 1n, ts: 5, bytesIn: 0, bytesOut: 0 });
+    t.open(open(5, ROLE_SERVER, 2n));
+    t.data(data(5n, 0, 0, REQ, { gen: 2n }));
+    t.data(data(5n, 1, 0, RES, { gen: 2n }));
+    t.endAll(1000);
+    expect(out).toHaveLength(2);
+    expect(out[0]!.connection.id).not.toBe(out[1]!.connection.id);
+  });
+
+  it('TLS: plaintext keyed by SSL object gets the socket identity at bind; ciphertext is never decoded', () => {
+    const { t, out } = table();
+    t.open(open(9, ROLE_CLIENT));
+    t.data(data(9n, 1, 0, Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])));
+    const ssl = 0xdeadbeefn;
+    t.data(data(ssl, 1, 0, REQ, { flags: F_TLS }));
+    t.data(data(ssl, 0, 0, RES, { flags: F_TLS }));
+    t.flushBatch();
+    expect(out).toHaveLength(0); // held until we know its socket
+    t.bind({ type: EV_TLS_BIND, tgid: 10, ssl, sslGen: 1n, fd: 9, gen: 1n, ts: 3 });
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ direction: 'outbound', tls: true, peer: { port: 50009 } });
+    expect(t.stats.ciphertextBytes).toBe(10);
+    expect(t.stats.unknownConnections).toBe(0);
+  });
+
+  it('counts bytes of protocols it does not know, and reports gaps', () => {
+    const { t } = table();
+    t.open(open(3, ROLE_SERVER));
+    t.data(data(3n, 0, 0, Buffer.from('\x00\x01\x02\x03 some binary protocol bytes')));
+    t.data(data(3n, 0, 100, 'x'));
+    t.endAll(1000);
+    expect(t.stats.unknownConnections).toBe(1);
+    expect(t.stats.gapBytes).toBe(100 - 31);
+  });
+});
