@@ -5,6 +5,8 @@ export interface Command {
   summary: string;
   /** Full text for `retap <command> --help`. */
   help: string;
+  /** True when the command has subcommands that print their own `--help` (`retap snapshot ls --help`). */
+  subcommands?: boolean;
   /** Returns the process exit code. Throw RetapError for failures a user can fix. */
   run(argv: string[]): Promise<number>;
 }

@@ -84,7 +84,10 @@ export async function main(argv: string[]): Promise<number> {
   });
   try {
     const command = (await entry.load()).default;
-    if (rest.includes('--help') || rest.includes('-h')) {
+    const wantsHelp = command.subcommands
+      ? rest[0] === '--help' || rest[0] === '-h'
+      : rest.includes('--help') || rest.includes('-h');
+    if (wantsHelp) {
       process.stdout.write(`${command.help.trimEnd()}\n`);
       return ExitCodes.OK;
     }

@@ -4,7 +4,6 @@
  */
 import { usageError } from '../../core/errors.js';
 import type { Command } from '../command.js';
-import { HELP } from './snapshot/help.js';
 import type { Sub } from './snapshot/sub.js';
 
 const SUBS: Record<string, () => Promise<Sub>> = {
@@ -41,21 +40,11 @@ latest version), STORE@N for version N, or a bare name under $RETAP_SNAPSHOT_DIR
 (default .retap/snapshots). Run 'retap snapshot <subcommand> --help' for its options.
 Format: docs/snapshot-format.md.`;
 
-/** The subcommand named on the command line, for `--help` (main.ts asks for help before run). */
-function subFromArgv(): string | undefined {
-  const argv = process.argv;
-  const at = argv.indexOf('snapshot');
-  const name = at === -1 ? undefined : argv.slice(at + 1).find((a) => !a.startsWith('-'));
-  return name !== undefined && name in SUBS ? name : undefined;
-}
-
 const command: Command = {
   name: 'snapshot',
   summary: 'Inspect, validate, diff, filter and convert snapshots',
-  get help(): string {
-    const sub = subFromArgv();
-    return sub ? (HELP[sub] ?? overview) : overview;
-  },
+  help: overview,
+  subcommands: true,
   async run(argv) {
     const [name, ...rest] = argv;
     if (name === undefined) {
