@@ -1,0 +1,100 @@
+/**
+ * The results of replaying a snapshot: what the runner writes and what assertions and reports
+ * read. Self-contained: the recorded exchanges travel with the live ones, so a results file can be
+ * judged and rendered without the snapshot at hand.
+ *
+ * On disk (`results.json`, see snapshots/results.ts): exchanges are encoded like snapshot lines.
+ */
+import type { Exchange, HeaderList } from './exchange.js';
+
+export const RESULTS_FORMAT = 'retap-results';
+export const RESULTS_FORMAT_VERSION = 1;
+
+/** One recorded inbound exchange that was replayed, with what the build called while answering it. */
+export interface RecordedItem {
+  /** The recorded exchange's id (stable key across runs). */
+  id: string;
+  /** Route template, e.g. `GET /orders/{id}`. */
+  route: string;
+  /** Replay session this request belongs to (requests of one session keep their recorded order). */
+  session: string;
+  exchange: Exchange;
+  /** Outbound calls the recorded service made while answering it (attributed by time window). */
+  outbound: Exchange[];
+}
+
+/** What the replay driver sent and what the client saw (used when capture missed the exchange). */
+export interface ClientView {
+  method: string;
+  target: string;
+  headers: HeaderList;
+  /** Request body actually sent, after tokens and transforms. */
+  body?: Uint8Array;
+  status?: number;
+  responseHeaders?: HeaderList;
+  responseBody?: Uint8Array;
+  /** Transport error (timeout, reset, refused) instead of an answer. */
+  error?: string;
+  /** Wall time seen by the client, ms (includes the runner's own scheduling: prefer live timings). */
+  durationMs: number;
+}
+
+export interface RunItem {
+  /** RecordedItem.id this is the replay of. */
+  id: string;
+  client: ClientView;
+  /** The build's answer as eBPF captured it at the build's socket (server-side timings). */
+  live?: Exchange;
+  /** Outbound calls the build made while answering (captured), in order. */
+  outbound: Exchange[];
+}
+
+export interface MockMiss {
+  /** Outbound request that had no recorded answer. */
+  method: string;
+  host: string;
+  target: string;
+  /** The closest recorded signature, when there was one, and why it did not match. */
+  closest?: string;
+  reason: string;
+  /** RecordedItem.id being replayed when the call happened, if known. */
+  during?: string;
+}
+
+export interface RunWarning {
+  code: string;
+  message: string;
+  /** RecordedItem.id concerned. */
+  item?: string;
+}
+
+export interface ReplayRun {
+  /** `candidate`, `candidate#2` (noise run), `baseline`, `baseline#2`… */
+  label: string;
+  role: 'candidate' | 'baseline';
+  build: { command: string; port: number; env?: Record<string, string> };
+  startedAt: string;
+  durationMs: number;
+  items: RunItem[];
+  mocks: { calls: number; matched: number; misses: MockMiss[] };
+  capture: {
+    exchanges: number;
+    ringbufDrops: number;
+    userBatchDrops: number;
+    gapBytes: number;
+  };
+  warnings: RunWarning[];
+  /** Infrastructure failure that ended the run early (build did not start, crashed…). */
+  error?: { code: string; message: string };
+}
+
+export interface ReplayResults {
+  format: typeof RESULTS_FORMAT;
+  formatVersion: typeof RESULTS_FORMAT_VERSION;
+  createdAt: string;
+  snapshot: { path: string; name: string; version: number; hash: string };
+  environment: { kind: 'local' | 'kubernetes'; namespace?: string };
+  options: Record<string, unknown>;
+  recorded: RecordedItem[];
+  runs: ReplayRun[];
+}
