@@ -1,9 +1,9 @@
 /**
- * `retap snapshot` as real processes: the CLI compiled from this checkout into a temp folder
- * (not dist/, which belongs to the build), writers killed with SIGKILL mid-write, HAR round trip.
+ * `retap snapshot` as real processes: the built CLI (bin/retap.js), writers killed with SIGKILL
+ * mid-write, HAR round trip.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ let build: string;
 const children = new Set<ChildProcess>();
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(build, 'dist/cli/main-entry.mjs'), 'snapshot', ...args], {
+  const r = spawnSync(process.execPath, [join(repo, 'bin/retap.js'), 'snapshot', ...args], {
     cwd: work,
     encoding: 'utf8',
     timeout: 60_000,
@@ -68,44 +68,10 @@ function waitFor(child: ChildProcess, text: string): Promise<void> {
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'retap-e2e-snap-'));
-  build = join(work, 'build');
-  mkdirSync(build);
-  // Compile the CLI entry, the snapshot command and the snapshot library only.
-  writeFileSync(
-    join(build, 'tsconfig.json'),
-    JSON.stringify({
-      extends: join(repo, 'tsconfig.json'),
-      compilerOptions: { outDir: join(build, 'dist'), rootDir: repo, noEmit: false, noEmitOnError: false, sourceMap: false, incremental: false },
-      files: [join(repo, 'cli/commands/snapshot.ts'), join(repo, 'snapshots/index.ts'), join(repo, 'snapshots/sample.ts')],
-      include: [],
-    }),
-  );
-  try {
-    execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(build, 'tsconfig.json')], { stdio: 'pipe' });
-  } catch {
-    // type errors elsewhere in the tree do not stop emit; a missing output is checked below
-  }
-  expect(existsSync(join(build, 'dist/cli/commands/snapshot.js'))).toBe(true);
-  writeFileSync(join(build, 'package.json'), readFileSync(join(repo, 'package.json')));
-  symlinkSync(join(repo, 'snapshots'), join(build, 'snapshots'));
-  symlinkSync(join(repo, 'node_modules'), join(build, 'node_modules'));
-  // A tiny entry that runs only the snapshot command (cli/main.ts also lists commands owned by others).
-  writeFileSync(
-    join(build, 'dist/cli/main-entry.mjs'),
-    `import cmd from './commands/snapshot.js';
-import { formatError, isRetapError } from '../core/errors.js';
-const args = process.argv.slice(3);
-try {
-  if (args.includes('--help') || args.includes('-h')) { process.stdout.write(cmd.help + '\\n'); process.exitCode = 0; }
-  else process.exitCode = await cmd.run(args);
-} catch (e) {
-  if (args.includes('--json') && isRetapError(e)) process.stdout.write(JSON.stringify({ error: e.toJSON() }) + '\\n');
-  process.stderr.write('retap snapshot: ' + formatError(e) + '\\n');
-  process.exitCode = isRetapError(e) ? e.exitCode : 3;
-}
-`,
-  );
-}, 120_000);
+  // `npm test` builds dist/ first; these tests run the CLI as users do.
+  build = repo;
+  expect(existsSync(join(build, 'dist/cli/main.js')), 'run npm run build:ts first').toBe(true);
+});
 
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
