@@ -68,6 +68,17 @@ export function createCgroup(name: string): Cgroup {
   return { dir, id: cgroupId(dir), pids, destroy: () => destroyCgroup(dir, pids) };
 }
 
+/** Kill what is left in a cgroup directory and remove it (for `retap gc`). */
+export function destroyCgroupDir(dir: string): void {
+  destroyCgroup(dir, () => {
+    try {
+      return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+}
+
 function destroyCgroup(dir: string, pids: () => number[]): void {
   if (!existsSync(dir)) return;
   try {

@@ -1,0 +1,197 @@
+import { ExitCodes, RetapError, usageError } from '../../core/errors.js';
+import { replay } from '../../runner/replay.js';
+import { many, parse, parseDuration, parseIntFlag } from '../args.js';
+import type { Command } from '../command.js';
+import { Progress } from '../progress.js';
+
+const help = `Usage: retap replay SNAPSHOT --cmd "START COMMAND" --port P [options]
+
+Replays a snapshot's inbound requests against a build, inside an ephemeral network namespace where
+the build's dependencies are mocked from the recording, while eBPF capture records how the build
+answers (server-side timings) and every call it makes. Writes RESULTS_DIR/results.json for
+\`retap report\` and the assertions. Needs root (namespace, cgroup, eBPF).
+
+Build under test:
+  --cmd "COMMAND"        how to start the build (run by /bin/sh, in its own cgroup)
+  --port P               port the build listens on (inside the namespace)
+  --ready URL            readiness URL (default: the TCP port accepts connections)
+  --ready-timeout D      how long to wait for readiness (default 30s)
+  --env KEY=VALUE        environment for the build; repeatable
+  --cwd DIR              working directory of the build (default: here)
+
+Baseline and noise:
+  --runs N               replays per build, 1–10 (default 1); 2+ shows which fields vary by themselves
+  --baseline-cmd "CMD"   also replay a baseline build (same port, env and readiness unless
+  --baseline-port P      given) for a three-way comparison
+
+Driver:
+  --concurrency N        sessions at once (default 1; requests of a session keep their order)
+  --rate R               at most R requests per second
+  --speed X              keep the recorded pacing, X times faster (e.g. 1, 2, 10)
+  --timeout D            per-request timeout (default 10s); retries are off
+  --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
+
+Output:
+  --out DIR              results directory (default ./retap-results)
+  --json                 print a summary as JSON
+  -h, --help             this text
+
+Exit codes: 0 replay done (judging the answers is \`retap report\`'s job), 3 infrastructure
+(the build did not start or crashed, capture failed), 64 bad usage.`;
+
+interface Flags {
+  cmd?: string;
+  port?: string;
+  ready?: string;
+  'ready-timeout'?: string;
+  env?: string[];
+  cwd?: string;
+  runs?: string;
+  'baseline-cmd'?: string;
+  'baseline-port'?: string;
+  concurrency?: string;
+  rate?: string;
+  speed?: string;
+  timeout?: string;
+  'mock-miss'?: string;
+  out?: string;
+  json?: boolean;
+}
+
+export function parseEnv(list: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of list) {
+    const at = kv.indexOf('=');
+    if (at <= 0) throw usageError(`--env ${kv}: expected KEY=VALUE`);
+    env[kv.slice(0, at)] = kv.slice(at + 1);
+  }
+  return env;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values: f, positionals } = parse<Flags>(
+    'replay',
+    argv,
+    {
+      cmd: { type: 'string' },
+      port: { type: 'string' },
+      ready: { type: 'string' },
+      'ready-timeout': { type: 'string' },
+      env: { type: 'string', multiple: true },
+      cwd: { type: 'string' },
+      runs: { type: 'string' },
+      'baseline-cmd': { type: 'string' },
+      'baseline-port': { type: 'string' },
+      concurrency: { type: 'string' },
+      rate: { type: 'string' },
+      speed: { type: 'string' },
+      timeout: { type: 'string' },
+      'mock-miss': { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  const snapshot = positionals[0];
+  if (!snapshot)
+    throw usageError(
+      'retap replay: which snapshot?',
+      'Example: retap replay snaps/orders --cmd "node server.js" --port 8080',
+    );
+  if (positionals.length > 1)
+    throw usageError(`retap replay: one snapshot at a time (got ${positionals.join(', ')})`);
+  if (!f.cmd) throw usageError('retap replay: --cmd "START COMMAND" is required');
+  if (!f.port) throw usageError('retap replay: --port P is required (the port the build listens on)');
+  const port = parseIntFlag(f.port, '--port', 1, 65535);
+  const env = parseEnv(many(f.env));
+  const miss = f['mock-miss'] ?? 'fail';
+  if (miss !== 'fail' && miss !== 'closest' && miss !== 'passthrough') {
+    throw usageError(`--mock-miss ${miss}: expected fail, closest or passthrough`);
+  }
+  const speedText = f.speed?.replace(/x$/i, '');
+  const speed = speedText === undefined ? undefined : Number(speedText);
+  if (speed !== undefined && !(speed > 0))
+    throw usageError(`--speed ${f.speed}: expected a positive factor such as 1 or 2x`);
+  const rate = f.rate === undefined ? undefined : Number(f.rate);
+  if (rate !== undefined && !(rate > 0))
+    throw usageError(`--rate ${f.rate}: expected requests per second > 0`);
+  const progress = f.json ? undefined : new Progress('replay');
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const outcome = await replay({
+      snapshot,
+      candidate: { command: f.cmd, port, ready: f.ready, env },
+      baseline: f['baseline-cmd']
+        ? {
+            command: f['baseline-cmd'],
+            port: f['baseline-port'] ? parseIntFlag(f['baseline-port'], '--baseline-port', 1, 65535) : port,
+            ready: f.ready,
+            env,
+          }
+        : undefined,
+      runsPerBuild: f.runs ? parseIntFlag(f.runs, '--runs', 1, 10) : 1,
+      readyTimeoutMs: f['ready-timeout'] ? parseDuration(f['ready-timeout'], '--ready-timeout') : 30_000,
+      cwd: f.cwd ?? process.cwd(),
+      out: f.out ?? 'retap-results',
+      driver: {
+        concurrency: f.concurrency ? parseIntFlag(f.concurrency, '--concurrency', 1, 1024) : 1,
+        rate,
+        speed,
+        timeoutMs: f.timeout ? parseDuration(f.timeout, '--timeout') : 10_000,
+      },
+      miss,
+      onProgress: (label, done, total, errors) =>
+        progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
+      signal: controller.signal,
+    });
+    progress?.done();
+    const { results, path } = outcome;
+    if (f.json) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            path,
+            items: results.recorded.length,
+            runs: results.runs.map((r) => ({
+              label: r.label,
+              answered: r.items.filter((i) => i.client.status !== undefined).length,
+              captured: r.items.filter((i) => i.live).length,
+              mocks: { calls: r.mocks.calls, matched: r.mocks.matched, misses: r.mocks.misses.length },
+              warnings: r.warnings.length,
+              error: r.error,
+            })),
+            ...(outcome.error ? { error: outcome.error } : {}),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    } else {
+      for (const r of results.runs) {
+        const answered = r.items.filter((i) => i.client.status !== undefined).length;
+        const captured = r.items.filter((i) => i.live).length;
+        process.stdout.write(
+          `retap replay: ${r.label}: ${answered}/${r.items.length} answered, ${captured} captured at the build's socket, mocks ${r.mocks.matched}/${r.mocks.calls} matched${r.mocks.misses.length ? ` (${r.mocks.misses.length} misses)` : ''}, ${r.warnings.length} warnings (${(r.durationMs / 1000).toFixed(1)} s)\n`,
+        );
+      }
+      process.stdout.write(`retap replay: results → ${path} (next: retap report ${path})\n`);
+    }
+    if (outcome.error) {
+      throw new RetapError(outcome.error.code as never, outcome.error.message, {
+        hint: `Partial results were written to ${path}.`,
+      });
+    }
+    if (controller.signal.aborted) return 130;
+    return ExitCodes.OK;
+  } finally {
+    progress?.done();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+const command: Command = { name: 'replay', summary: 'Replay a snapshot against a build', help, run };
+export default command;

@@ -1,0 +1,180 @@
+/**
+ * Replay driver: sends the recorded inbound requests to the build with undici. Sessions run
+ * `concurrency` at a time; requests inside a session keep their recorded order. Optional global
+ * rate limit and recorded pacing (`speed`). Retries are off: a failure is a result.
+ */
+import { Pool } from 'undici';
+import type { HeaderList } from '../core/exchange.js';
+import type { DriverOptions, SpecItem, WorkerItem } from './spec.js';
+
+/** Request as sent, after the token engine and transforms had their say. */
+export interface OutgoingRequest {
+  method: string;
+  target: string;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+export interface LiveAnswer {
+  status: number;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+/** Token engine / transforms hook points (identity when absent). */
+export interface DriverHooks {
+  prepare?(item: SpecItem, req: OutgoingRequest): OutgoingRequest;
+  observe?(item: SpecItem, sent: OutgoingRequest, answer: LiveAnswer | undefined): void;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+]);
+const MAX_BODY = 32 << 20;
+
+function toRequest(item: SpecItem): OutgoingRequest {
+  return {
+    method: item.method,
+    target: item.target,
+    headers: item.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':')),
+    body: new Uint8Array(Buffer.from(item.body, 'base64')),
+  };
+}
+
+function headerList(raw: Record<string, string | string[] | undefined>): HeaderList {
+  const out: HeaderList = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) out.push([k, one]);
+  }
+  return out;
+}
+
+export interface DriveProgress {
+  done: number;
+  total: number;
+  errors: number;
+}
+
+export async function drive(
+  origin: string,
+  items: SpecItem[],
+  sessions: Array<{ key: string; items: number[] }>,
+  opts: DriverOptions,
+  hooks: DriverHooks = {},
+  onProgress?: (p: DriveProgress) => void,
+  signal?: AbortSignal,
+): Promise<WorkerItem[]> {
+  const pool = new Pool(origin, {
+    connections: Math.max(1, opts.concurrency),
+    pipelining: 1,
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+    connectTimeout: opts.timeoutMs,
+  });
+  const results: WorkerItem[] = new Array(items.length);
+  const firstUs = items.reduce((m, it) => Math.min(m, it.startUs), Number.POSITIVE_INFINITY);
+  const t0 = Date.now();
+  let nextSlot = t0;
+  let done = 0;
+  let errors = 0;
+
+  const wait = async (ms: number): Promise<void> => {
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+  };
+
+  const one = async (index: number): Promise<void> => {
+    const item = items[index]!;
+    if (opts.speed) await wait(t0 + (item.startUs - firstUs) / 1000 / opts.speed - Date.now());
+    if (opts.rate) {
+      const slot = Math.max(nextSlot, Date.now());
+      nextSlot = slot + 1000 / opts.rate;
+      await wait(slot - Date.now());
+    }
+    let req = toRequest(item);
+    if (hooks.prepare) req = hooks.prepare(item, req);
+    const headers: Record<string, string | string[]> = {};
+    for (const [n, v] of req.headers) {
+      const k = n.toLowerCase();
+      const prev = headers[k];
+      headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    headers[opts.idHeader] = item.id;
+    const started = performance.now();
+    const out: WorkerItem = {
+      id: item.id,
+      method: req.method,
+      target: req.target,
+      headers: req.headers,
+      ...(req.body.length ? { body: Buffer.from(req.body).toString('base64') } : {}),
+      durationMs: 0,
+    };
+    let answer: LiveAnswer | undefined;
+    try {
+      const res = await pool.request({
+        method: req.method as 'GET',
+        path: req.target,
+        headers,
+        body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
+        ...(signal ? { signal } : {}),
+      });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of res.body) {
+        size += (c as Buffer).length;
+        if (size <= MAX_BODY) chunks.push(c as Buffer);
+      }
+      const body = Buffer.concat(chunks);
+      answer = { status: res.statusCode, headers: headerList(res.headers), body };
+      out.status = res.statusCode;
+      out.responseHeaders = answer.headers;
+      out.responseBody = body.toString('base64');
+    } catch (e) {
+      out.error = (e as Error).message || String(e);
+      errors++;
+    }
+    out.durationMs = performance.now() - started;
+    hooks.observe?.(item, req, answer);
+    results[index] = out;
+    done++;
+    onProgress?.({ done, total: items.length, errors });
+  };
+
+  let nextSession = 0;
+  const lane = async (): Promise<void> => {
+    while (nextSession < sessions.length && !signal?.aborted) {
+      const s = sessions[nextSession++]!;
+      for (const index of s.items) {
+        if (signal?.aborted) return;
+        await one(index);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, sessions.length)) }, lane));
+  } finally {
+    await pool.close().catch(() => undefined);
+  }
+  // Requests never sent (interrupted) are reported as such, not silently dropped.
+  for (let i = 0; i < items.length; i++) {
+    if (!results[i]) {
+      const it = items[i]!;
+      results[i] = {
+        id: it.id,
+        method: it.method,
+        target: it.target,
+        headers: it.headers,
+        error: 'not sent (replay interrupted)',
+        durationMs: 0,
+      };
+    }
+  }
+  return results;
+}

@@ -1,0 +1,392 @@
+/**
+ * Replay orchestration (outside the namespace): plan from the snapshot, create the ephemeral
+ * environment (network namespace + hosts, cgroup), capture the build's cgroup with eBPF while a
+ * worker inside the namespace serves mocks, starts the build and drives the requests; then join
+ * what the client saw with what capture saw at the build's socket, and write results.json.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type Cgroup, createCgroup } from '../capture/cgroup.js';
+import { CaptureSession } from '../capture/session.js';
+import { ErrorCodes, RetapError } from '../core/errors.js';
+import { type Exchange, headerValue } from '../core/exchange.js';
+import { logger } from '../core/log.js';
+import { packageRoot } from '../core/paths.js';
+import {
+  RESULTS_FORMAT,
+  RESULTS_FORMAT_VERSION,
+  type ReplayResults,
+  type ReplayRun,
+  type RunItem,
+} from '../core/results.js';
+import { encodeExchange } from '../snapshots/format.js';
+import { openSnapshot } from '../snapshots/index.js';
+import { createRedactor } from '../snapshots/redaction.js';
+import { writeResults } from '../snapshots/results.js';
+import { createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
+import { planReplay, type ReplayPlan } from './plan.js';
+import { register, unregister } from './registry.js';
+import type { DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
+
+const log = logger('runner');
+
+export interface BuildUnderTest {
+  command: string;
+  port: number;
+  ready?: string | undefined;
+  env: Record<string, string>;
+}
+
+export interface ReplayOptions {
+  snapshot: string;
+  candidate: BuildUnderTest;
+  /** Optional baseline build for three-way comparison. */
+  baseline?: BuildUnderTest | undefined;
+  /** Replays per build (2+ lets assertions learn which fields are noise). */
+  runsPerBuild: number;
+  readyTimeoutMs: number;
+  cwd: string;
+  out: string;
+  driver: Omit<DriverOptions, 'idHeader'>;
+  miss: 'fail' | 'closest' | 'passthrough';
+  onProgress?: (label: string, done: number, total: number, errors: number) => void;
+  signal?: AbortSignal;
+}
+
+export const ID_HEADER = 'x-retap-id';
+
+export interface ReplayOutcome {
+  results: ReplayResults;
+  path: string;
+  /** Set when a run ended on an infrastructure failure (results are still written). */
+  error?: { code: string; message: string };
+}
+
+export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
+  const snap = await openSnapshot(opts.snapshot);
+  const all: Exchange[] = [];
+  for await (const ex of snap.exchanges()) all.push(ex);
+  const plan = planReplay(all);
+  if (plan.items.length === 0) {
+    throw new RetapError(
+      ErrorCodes.SNAPSHOT_INVALID,
+      `snapshot ${snap.path} has no inbound exchanges to replay`,
+      {
+        hint: 'Capture the service under test (its inbound traffic) — `retap snapshot show` lists what a snapshot holds.',
+      },
+    );
+  }
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const ns = `retap-${runId}`;
+  const dir = mkdtempSync(join(tmpdir(), `retap-run-${runId}-`));
+  let cgroup: Cgroup | undefined;
+  const cleanup = async (): Promise<void> => {
+    cgroup?.destroy();
+    await deleteNetns(ns).catch((e: unknown) =>
+      log.warn(`cannot delete namespace ${ns}: ${(e as Error).message}`),
+    );
+    await rm(dir, { recursive: true, force: true });
+    await unregister(runId);
+  };
+  await register({
+    id: runId,
+    pid: process.pid,
+    createdAt: new Date().toISOString(),
+    netns: ns,
+    dirs: [dir],
+  });
+  const runs: ReplayRun[] = [];
+  let error: { code: string; message: string } | undefined;
+  try {
+    await createNetns(ns);
+    const addrs = await dependencyAddrs(plan.outbound);
+    const hostsFile = await writeHosts(
+      ns,
+      Object.entries(addrs).map(([host, addr]) => ({ host, addr })),
+    );
+    cgroup = createCgroup(`replay-${runId}`);
+    await register({
+      id: runId,
+      pid: process.pid,
+      createdAt: new Date().toISOString(),
+      netns: ns,
+      cgroup: cgroup.dir,
+      dirs: [dir],
+    });
+    const outboundFile = join(dir, 'outbound.jsonl');
+    await writeFile(outboundFile, plan.outbound.map((e) => `${encodeExchange(e)}\n`).join(''), {
+      mode: 0o600,
+    });
+    const builds: Array<[BuildUnderTest, 'candidate' | 'baseline']> = [[opts.candidate, 'candidate']];
+    if (opts.baseline) builds.push([opts.baseline, 'baseline']);
+    for (const [build, role] of builds) {
+      for (let n = 1; n <= opts.runsPerBuild; n++) {
+        if (opts.signal?.aborted) break;
+        const label = n === 1 ? role : `${role}#${n}`;
+        const run = await runOnce({
+          opts,
+          plan,
+          build,
+          role,
+          label,
+          ns,
+          hostsFile,
+          dir,
+          cgroup,
+          outboundFile,
+          addrs,
+          snapshotPath: snap.path,
+          runId,
+        });
+        runs.push(run);
+        if (run.error) {
+          error = run.error;
+          break;
+        }
+      }
+      if (error) break;
+    }
+  } finally {
+    await cleanup();
+  }
+  const redactor = createRedactor(snap.manifest.redaction?.enabled === false ? false : undefined);
+  for (const run of runs) {
+    for (const it of run.items) {
+      if (it.live) it.live = redactor.redact(it.live);
+      it.outbound = it.outbound.map((e) => redactor.redact(e));
+    }
+  }
+  const results: ReplayResults = {
+    format: RESULTS_FORMAT,
+    formatVersion: RESULTS_FORMAT_VERSION,
+    createdAt: new Date().toISOString(),
+    snapshot: {
+      path: snap.path,
+      name: snap.manifest.name,
+      version: snap.manifest.version,
+      hash: snap.manifest.hash,
+    },
+    environment: { kind: 'local', namespace: ns },
+    options: {
+      concurrency: opts.driver.concurrency,
+      rate: opts.driver.rate,
+      speed: opts.driver.speed,
+      timeoutMs: opts.driver.timeoutMs,
+      mockMiss: opts.miss,
+      runsPerBuild: opts.runsPerBuild,
+    },
+    recorded: plan.items,
+    runs,
+  };
+  const path = await writeResults(opts.out, results);
+  return { results, path, ...(error ? { error } : {}) };
+}
+
+/** Each dependency host gets its own loopback address (127.0.0.1 for localhost names). */
+async function dependencyAddrs(outbound: Exchange[]): Promise<Record<string, string>> {
+  if (outbound.length === 0) return {};
+  const mocksModule = './mocks/index.js';
+  const mocks = (await import(mocksModule)) as unknown as {
+    planMocks(outbound: Exchange[]): { endpoints: Array<{ host: string; addr: string }> };
+  };
+  const out: Record<string, string> = {};
+  for (const e of mocks.planMocks(outbound).endpoints) out[e.host] = e.addr;
+  return out;
+}
+
+interface RunContext {
+  opts: ReplayOptions;
+  plan: ReplayPlan;
+  build: BuildUnderTest;
+  role: 'candidate' | 'baseline';
+  label: string;
+  ns: string;
+  hostsFile: string;
+  dir: string;
+  cgroup: Cgroup;
+  outboundFile: string;
+  addrs: Record<string, string>;
+  snapshotPath: string;
+  runId: string;
+}
+
+async function runOnce(c: RunContext): Promise<ReplayRun> {
+  const { opts, plan } = c;
+  const items: SpecItem[] = plan.items.map((it) => ({
+    id: it.id,
+    session: it.session,
+    method: it.exchange.request.method,
+    target: it.exchange.request.target,
+    headers: it.exchange.request.headers,
+    body: Buffer.from(it.exchange.request.body.data).toString('base64'),
+    startUs: it.exchange.timing.startUs,
+  }));
+  const spec: WorkerSpec = {
+    runId: c.runId,
+    label: c.label,
+    build: {
+      command: c.build.command,
+      port: c.build.port,
+      ready: c.build.ready,
+      readyTimeoutMs: opts.readyTimeoutMs,
+      env: c.build.env,
+      cwd: opts.cwd,
+      cgroupProcs: join(c.cgroup.dir, 'cgroup.procs'),
+    },
+    items,
+    sessions: plan.sessions,
+    mocks: {
+      outboundFile: c.outboundFile,
+      miss: opts.miss,
+      caDir: join(c.dir, `ca-${c.label.replace('#', '-')}`),
+      addrs: c.addrs,
+    },
+    snapshotPath: c.snapshotPath,
+    driver: { ...opts.driver, idHeader: ID_HEADER },
+    out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
+  };
+  const specPath = join(c.dir, `spec-${c.label.replace('#', '-')}.json`);
+  await writeFile(specPath, JSON.stringify(spec), { mode: 0o600 });
+
+  const captured: Exchange[] = [];
+  const session = CaptureSession.start({ cgroupIds: [c.cgroup.id], service: c.label }, (ex) =>
+    captured.push(ex),
+  );
+  const started = new Date();
+  const t0 = performance.now();
+  let output: WorkerOutput | undefined;
+  let workerError: string | undefined;
+  try {
+    const worker = spawn(
+      insideNetns(c.ns, c.hostsFile)[0]!,
+      [
+        ...insideNetns(c.ns, c.hostsFile).slice(1),
+        process.execPath,
+        join(packageRoot(), 'dist', 'runner', 'worker.js'),
+        specPath,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    workerError = await superviseWorker(worker, c.label, opts);
+    output = JSON.parse(await readFile(spec.out, 'utf8')) as WorkerOutput;
+  } catch (e) {
+    workerError ??= (e as Error).message;
+  } finally {
+    // the build is stopped by the worker; anything it left in its cgroup goes now
+    for (const pid of c.cgroup.pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  const stats = await session.stop();
+  const run: ReplayRun = {
+    label: c.label,
+    role: c.role,
+    build: {
+      command: c.build.command,
+      port: c.build.port,
+      ...(Object.keys(c.build.env).length ? { env: c.build.env } : {}),
+    },
+    startedAt: started.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    items: joinItems(plan, output, captured),
+    mocks: output?.mocks ?? { calls: 0, matched: 0, misses: [] },
+    capture: {
+      exchanges: captured.length,
+      ringbufDrops: stats.kernel.ringbufDrops,
+      userBatchDrops: stats.kernel.userDrops,
+      gapBytes: stats.gapBytes,
+    },
+    warnings: output?.warnings ?? [],
+  };
+  if (output?.error) run.error = output.error;
+  else if (workerError) run.error = { code: ErrorCodes.INTERNAL, message: workerError };
+  return run;
+}
+
+/** Relays progress, forwards a stop request, and returns an error text when the worker failed. */
+async function superviseWorker(
+  worker: ChildProcess,
+  label: string,
+  opts: ReplayOptions,
+): Promise<string | undefined> {
+  let stderr = '';
+  worker.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.length > 16384) stderr = stderr.slice(-16384);
+  });
+  if (worker.stdout) {
+    createInterface({ input: worker.stdout }).on('line', (line) => {
+      const m = /^RETAP_PROGRESS (\d+) (\d+) (\d+)$/.exec(line);
+      if (m) opts.onProgress?.(label, Number(m[1]), Number(m[2]), Number(m[3]));
+    });
+  }
+  const onAbort = (): void => void worker.kill('SIGTERM');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const code = await new Promise<number | null>((resolve) => {
+    worker.once('exit', (c) => resolve(c));
+    worker.once('error', () => resolve(-1));
+  });
+  opts.signal?.removeEventListener('abort', onAbort);
+  if (code === 0) return undefined;
+  return `the replay worker failed (exit ${code}): ${stderr.trim().split('\n').slice(-8).join('\n')}`;
+}
+
+const endUs = (e: Exchange): number =>
+  e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
+
+/** Client views + captured answers (joined on the id header) + outbound calls by time window. */
+function joinItems(plan: ReplayPlan, output: WorkerOutput | undefined, captured: Exchange[]): RunItem[] {
+  const live = new Map<string, Exchange>();
+  const inbound = captured.filter((e) => e.direction === 'inbound');
+  for (const ex of inbound) {
+    const id = headerValue(ex.request.headers, ID_HEADER);
+    if (id !== undefined) live.set(id, ex);
+  }
+  const outbound = captured
+    .filter((e) => e.direction === 'outbound')
+    .sort((a, b) => a.timing.startUs - b.timing.startUs);
+  const byId = new Map((output?.items ?? []).map((w) => [w.id, w]));
+  return plan.items.map((rec) => {
+    const w = byId.get(rec.id);
+    const l = live.get(rec.id);
+    const item: RunItem = {
+      id: rec.id,
+      client: w
+        ? {
+            method: w.method,
+            target: w.target,
+            headers: w.headers,
+            ...(w.body ? { body: new Uint8Array(Buffer.from(w.body, 'base64')) } : {}),
+            ...(w.status !== undefined ? { status: w.status } : {}),
+            ...(w.responseHeaders ? { responseHeaders: w.responseHeaders } : {}),
+            ...(w.responseBody !== undefined
+              ? { responseBody: new Uint8Array(Buffer.from(w.responseBody, 'base64')) }
+              : {}),
+            ...(w.error ? { error: w.error } : {}),
+            durationMs: Math.round(w.durationMs * 1000) / 1000,
+          }
+        : {
+            method: rec.exchange.request.method,
+            target: rec.exchange.request.target,
+            headers: [],
+            error: 'not sent',
+            durationMs: 0,
+          },
+      outbound: l
+        ? outbound.filter((o) => o.timing.startUs >= l.timing.startUs && o.timing.startUs <= endUs(l))
+        : [],
+    };
+    if (l) item.live = l;
+    return item;
+  });
+}

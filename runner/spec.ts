@@ -1,0 +1,82 @@
+/**
+ * The contract between the replay orchestrator (outside the namespace, owning capture) and the
+ * worker it starts inside the namespace (mocks, the build under test, the replay driver).
+ * Passed as JSON files; bodies base64.
+ */
+import type { HeaderList } from '../core/exchange.js';
+import type { MockMiss, RunWarning } from '../core/results.js';
+
+export interface DriverOptions {
+  /** Sessions replayed at once (requests within a session stay in order). */
+  concurrency: number;
+  /** Most requests per second over the whole run; undefined = as fast as answers come. */
+  rate?: number | undefined;
+  /** Keep recorded pacing, sped up by this factor (1 = as recorded); undefined = no pacing. */
+  speed?: number | undefined;
+  timeoutMs: number;
+  /** Header carrying the recorded exchange id, so captured answers join their request. */
+  idHeader: string;
+}
+
+export interface SpecItem {
+  id: string;
+  session: string;
+  method: string;
+  target: string;
+  headers: HeaderList;
+  body: string;
+  /** Recorded start, µs since epoch (for --speed pacing). */
+  startUs: number;
+}
+
+export interface WorkerSpec {
+  runId: string;
+  label: string;
+  build: {
+    command: string;
+    port: number;
+    ready?: string | undefined;
+    readyTimeoutMs: number;
+    env: Record<string, string>;
+    cwd: string;
+    /** cgroup.procs file the build joins before exec. */
+    cgroupProcs: string;
+  };
+  items: SpecItem[];
+  sessions: Array<{ key: string; items: number[] }>;
+  mocks: {
+    /** JSON Lines of the recorded outbound exchanges (snapshot line encoding). */
+    outboundFile: string;
+    miss: 'fail' | 'closest' | 'passthrough';
+    caDir: string;
+    /** Host name → loopback address, as written in the namespace's hosts file. */
+    addrs: Record<string, string>;
+  };
+  /** transforms.yaml / tokens.yaml of the snapshot, for the token engine (may be empty). */
+  snapshotPath: string;
+  driver: DriverOptions;
+  /** Where the worker writes its WorkerOutput. */
+  out: string;
+}
+
+export interface WorkerItem {
+  id: string;
+  method: string;
+  target: string;
+  headers: HeaderList;
+  body?: string;
+  status?: number;
+  responseHeaders?: HeaderList;
+  responseBody?: string;
+  error?: string;
+  durationMs: number;
+}
+
+export interface WorkerOutput {
+  items: WorkerItem[];
+  mocks: { calls: number; matched: number; misses: MockMiss[] };
+  warnings: RunWarning[];
+  buildLog: string;
+  buildExit?: { code: number | null; signal: string | null; during: 'startup' | 'replay' | 'stop' };
+  error?: { code: string; message: string };
+}
