@@ -114,7 +114,11 @@ class Problems {
 }
 
 function regexOf(pattern: string, flags = ''): RegExp {
-  return new RegExp(pattern, flags);
+  try {
+    return new RegExp(pattern, flags);
+  } catch (e) {
+    throw new Error(`'${pattern}' is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
+  }
 }
 
 function locationOf(kind: string, f: { name?: string; segment?: number; path?: string; pattern?: string; group?: number | string }): Location | undefined {
@@ -251,7 +255,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
     const inject: CompiledInjector[] = [];
     (rule.inject ?? []).forEach((j, i) => {
       const p = `${at}.inject[${i}]`;
-      const template = guard(`${p}.value`, 'write a variable name or a template such as Bearer ${token}', () => parseTemplate(j.value));
+      const template = guard(`${p}.value`, 'write a variable name or a template such as Bearer ${token}', () => parseTemplate(j.value, true));
       for (const v of template?.vars ?? []) if (!local.has(v)) needs.add(v);
       if (j.to.startsWith('x-') && !plugins.injectors?.[j.to]) {
         problems.add(`${p}.to`, id, `uses the injector '${j.to}' that no plugin provides`, 'register it with the engine, or use a built-in injector');

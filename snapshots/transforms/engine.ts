@@ -161,6 +161,7 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
 
   const envFor = (session: string, exchange: string): RunEnv => ({
     offsetMs: offsetMs(),
+    vars: constVars(),
     plugins: options.plugins ?? {},
     resolveKey: options.resolveKey ?? defaultResolveKey,
     uuid: options.uuid ?? defaultUuid,

@@ -48,6 +48,7 @@ export function createMockContext(transforms: TransformsFile | CompiledRule[], o
       const notes: string[] = [];
       const env: RunEnv = {
         offsetMs,
+        vars,
         plugins: options.plugins ?? {},
         resolveKey: options.resolveKey ?? defaultResolveKey,
         uuid: options.uuid ?? defaultUuid,

@@ -23,6 +23,8 @@ export type Scope = Map<string, Pair[]>;
 
 export interface RunEnv {
   offsetMs: number;
+  /** Constant variables (built-ins and the runner's). */
+  vars: Record<string, string>;
   plugins: Plugins;
   resolveKey(ref: string): string | Buffer;
   uuid(): string;
@@ -106,7 +108,7 @@ function latestLive(pairs: Pair[] | undefined): string | undefined {
 
 function runStep(s: CompiledStep, current: Pair[], scope: Scope, env: RunEnv, ruleId: string): Pair[] {
   const def = s.def;
-  const liveOf = (name: string): string | undefined => latestLive(scope.get(name) ?? env.load(name));
+  const liveOf = (name: string): string | undefined => (name in env.vars && !scope.has(name) ? env.vars[name] : latestLive(scope.get(name) ?? env.load(name)));
   switch (def.op) {
     case 'replace': {
       const w = s.with ? render(s.with, liveOf) : undefined;

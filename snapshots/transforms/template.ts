@@ -12,8 +12,9 @@ export interface Template {
 const VAR = /\$\{([A-Za-z0-9_][A-Za-z0-9_.-]*)\}/g;
 const BARE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-export function parseTemplate(value: string): Template {
-  if (!value.includes('${') && BARE.test(value)) return { parts: ['', ''], vars: [value] };
+/** `bareIsVar`: a value without `${` that looks like a name is that variable (injector values). */
+export function parseTemplate(value: string, bareIsVar = false): Template {
+  if (bareIsVar && !value.includes('${') && BARE.test(value)) return { parts: ['', ''], vars: [value] };
   const parts: string[] = [];
   const vars: string[] = [];
   let last = 0;
