@@ -1,0 +1,71 @@
+/**
+ * Values that differ from run to run and so must not decide which recorded answer a call gets:
+ * uuids, timestamps (ISO 8601, RFC 1123, epoch seconds/ms), JWTs, long hex digests, and values of
+ * fields whose name says they are an id, a time or a nonce. The tokens module's discoveries
+ * (tokens.yaml `where` entries) add exact fields on top (see `volatileFromTokens`).
+ */
+import type { TokensFile } from '../../snapshots/index.js';
+import { volatileKind } from '../../snapshots/tokens/index.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+const RFC1123 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const JWT = /^eyJ[\w-]+\.[\w-]+\.[\w-]*$/;
+const LONG_HEX = /^[0-9a-f]{16,}$/i;
+/** 2001-09-09 … 2286-11-20 in seconds, or the same span in milliseconds / microseconds. */
+const EPOCH = /^(1\d{9}|1\d{12}|1\d{15})$/;
+
+/** Field names whose values are run-specific: `id`, `orderId`, `request_id`, `createdAt`, `nonce`… */
+const VOLATILE_NAME =
+  /^(id|uuid|guid|nonce|ts|timestamp|time|date|now|trace|span|etag)$|(^|[_-]|[a-z])(Id|ID|Uuid|UUID|Guid|Nonce|Timestamp|At|Time|Date)$|[_-](id|uuid|guid|nonce|ts|timestamp|at|time|date)$/;
+
+/** By shape (built-in patterns), then by the tokens module's classification (with the field name). */
+export function isVolatileValue(value: unknown, key?: string): boolean {
+  if (typeof value === 'number') return Number.isInteger(value) && EPOCH.test(String(value));
+  if (typeof value !== 'string' || value.length < 8) return false;
+  if (
+    UUID.test(value) ||
+    ISO_TIME.test(value) ||
+    RFC1123.test(value) ||
+    JWT.test(value) ||
+    LONG_HEX.test(value) ||
+    EPOCH.test(value)
+  )
+    return true;
+  return volatileKind(value, key === undefined ? {} : { key }) !== undefined;
+}
+
+export function isVolatileName(name: string): boolean {
+  return VOLATILE_NAME.test(name);
+}
+
+/** Fields known from tokens.yaml: JSON paths (`$.a.b`, array indexes as `[*]`) and query names. */
+export interface VolatileFields {
+  jsonPaths: Set<string>;
+  queryNames: Set<string>;
+}
+
+export function emptyVolatileFields(): VolatileFields {
+  return { jsonPaths: new Set(), queryNames: new Set() };
+}
+
+/** Request-side token locations from tokens.yaml (`jsonpath:$.a.b`, `query:NAME`). */
+export function volatileFromTokens(tokens: TokensFile | undefined): VolatileFields {
+  const out = emptyVolatileFields();
+  for (const t of tokens?.tokens ?? []) {
+    const locs = [t.origin, ...((t.uses as unknown[] | undefined) ?? [])] as Array<
+      { in?: string; where?: string } | undefined
+    >;
+    for (const loc of locs) {
+      if (!loc?.where || loc.in === 'response') continue;
+      if (loc.where.startsWith('jsonpath:')) out.jsonPaths.add(normalisePath(loc.where.slice(9)));
+      else if (loc.where.startsWith('query:')) out.queryNames.add(loc.where.slice(6));
+    }
+  }
+  return out;
+}
+
+/** `$.items[3].id` and `$['items'][0]['id']` → `$.items[*].id`. */
+export function normalisePath(path: string): string {
+  return path.replace(/\[['"]([^'"]+)['"]\]/g, '.$1').replace(/\[\d+\]/g, '[*]');
+}
