@@ -107,10 +107,22 @@ async function main(specPath: string): Promise<void> {
       },
       stopping.signal,
     );
-    if (out.buildExit?.during === 'replay') {
+    // Transport errors: give a dying build a moment to be seen as exited (not as "refused").
+    if (out.items.some((i) => i.error) && !build.exited()) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 1000);
+        build?.onExit(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    if (build.exited()) {
+      const e = build.exited()!;
+      out.buildExit = { code: e.code, signal: e.signal, during: 'replay' };
       out.error = {
         code: 'RETAP_BUILD_CRASHED',
-        message: `the build exited during the replay (${out.buildExit.signal ?? `code ${out.buildExit.code}`})\n--- last lines of its output ---\n${tail(build.log())}`,
+        message: `the build exited during the replay (${e.signal ?? `code ${e.code}`})\n--- last lines of its output ---\n${tail(build.log())}`,
       };
     }
   } catch (e) {

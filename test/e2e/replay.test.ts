@@ -1,0 +1,268 @@
+/**
+ * `retap replay` end to end as a user runs it: a snapshot, a build command, an ephemeral
+ * namespace, eBPF capture of the answers. Every test also asserts that nothing is left behind:
+ * no namespace, no cgroup, no process, no registry entry.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cgroup2Root } from '../../capture/cgroup.js';
+import type { Exchange } from '../../core/exchange.js';
+import { packageRoot } from '../../core/paths.js';
+import { createSnapshotWriter } from '../../snapshots/index.js';
+import { readResults } from '../../snapshots/results.js';
+import { skipPrivileged } from '../helpers/privileged.js';
+import { freePort, run } from '../helpers/procs.js';
+
+const root = packageRoot();
+const server = join(root, 'test', 'fixtures', 'http-server.mjs');
+let dir: string;
+let runsDir: string;
+
+function inbound(i: number, target: string, body = `payload-${i}`): Exchange {
+  const enc = (s: string) => new Uint8Array(Buffer.from(s));
+  return {
+    id: `c${i}#0`,
+    protocol: 'http1',
+    direction: 'inbound',
+    tls: false,
+    service: { addr: '127.0.0.1', port: 9999, pid: 1 },
+    peer: { addr: '127.0.0.1', port: 40000 + i },
+    connection: { id: 'c-all', order: i },
+    request: {
+      method: 'POST',
+      target,
+      version: 'HTTP/1.1',
+      headers: [
+        ['host', 'svc'],
+        ['content-type', 'text/plain'],
+      ],
+      body: { data: enc(body), size: body.length, truncated: false },
+    },
+    response: {
+      status: 200,
+      version: 'HTTP/1.1',
+      headers: [],
+      body: { data: enc('x'), size: 1, truncated: false },
+    },
+    timing: {
+      startUs: 1_700_000_000_000_000 + i * 1000,
+      requestEndNs: 10,
+      responseStartNs: 100,
+      responseEndNs: 200,
+    },
+  };
+}
+
+async function snapshot(name: string, exchanges: Exchange[]): Promise<string> {
+  const w = await createSnapshotWriter({
+    dir: join(dir, 'snaps', name),
+    name,
+    source: { host: 'test', filters: {} },
+  });
+  for (const e of exchanges) await w.append(e);
+  await w.finish();
+  return w.path;
+}
+
+function retap(args: string[]): ChildProcess {
+  return spawn(process.execPath, [join(root, 'bin', 'retap.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RETAP_RUNS_DIR: runsDir },
+  });
+}
+
+async function finish(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
+/** Nothing of any run may survive it. */
+async function expectNothingLeft(): Promise<void> {
+  const ns = await run('ip', ['netns', 'list']);
+  expect(ns.stdout.toString()).not.toMatch(/retap-/);
+  const cg = join(cgroup2Root(), 'retap');
+  const groups = existsSync(cg) ? readdirSync(cg).filter((n) => n.startsWith('replay-')) : [];
+  expect(groups).toEqual([]);
+  expect(
+    existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith('retap-')) : [],
+  ).toEqual([]);
+  expect(existsSync(runsDir) ? readdirSync(runsDir) : []).toEqual([]);
+  const ps = await run('pgrep', ['-f', server]);
+  expect(ps.stdout.toString().trim()).toBe('');
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'retap-replay-'));
+  runsDir = join(dir, 'runs');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () => {
+  it('replays every request in order; answers are captured at the build with server-side timings', async () => {
+    const snap = await snapshot(
+      'ok',
+      [0, 1, 2, 3, 4].map((i) => inbound(i, `/echo/${i}`)),
+    );
+    const port = await freePort();
+    const out = join(dir, 'res-ok');
+    const r = await finish(
+      retap([
+        'replay',
+        snap,
+        '--cmd',
+        `node ${server}`,
+        '--port',
+        String(port),
+        '--env',
+        `PORT=${port}`,
+        '--out',
+        out,
+        '--json',
+      ]),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const results = await readResults(out);
+    expect(results.runs).toHaveLength(1);
+    const items = results.runs[0]!.items;
+    expect(items.map((i) => i.client.status)).toEqual([200, 200, 200, 200, 200]);
+    items.forEach((it, i) => {
+      expect(Buffer.from(it.client.responseBody ?? []).toString()).toBe(`echo ${i} payload-${i}`);
+      expect(it.live?.request.target).toBe(`/echo/${i}`);
+      expect(Buffer.from(it.live?.response?.body.data ?? []).toString()).toBe(`echo ${i} payload-${i}`);
+      expect(it.live?.timing.responseStartNs).toBeGreaterThanOrEqual(it.live?.timing.requestEndNs ?? 0);
+    });
+    // recorded order kept: live start times increase
+    const starts = items.map((i) => i.live!.timing.startUs);
+    expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+    await expectNothingLeft();
+  });
+
+  it('a build that never becomes ready: clear error with its own output, nothing left', async () => {
+    const snap = await snapshot('never', [inbound(0, '/echo/0')]);
+    const r = await finish(
+      retap([
+        'replay',
+        snap,
+        '--cmd',
+        'echo starting up; sleep 30',
+        '--port',
+        '9',
+        '--ready-timeout',
+        '2s',
+        '--out',
+        join(dir, 'res-never'),
+      ]),
+    );
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/not ready after 2 s/);
+    expect(r.stderr).toMatch(/starting up/);
+    await expectNothingLeft();
+  });
+
+  it('a build that crashes mid-replay: reported, partial results kept, nothing left', async () => {
+    const snap = await snapshot(
+      'crash',
+      [0, 1, 2, 3, 4, 5].map((i) => inbound(i, `/echo/${i}`)),
+    );
+    const port = await freePort();
+    const out = join(dir, 'res-crash');
+    const r = await finish(
+      retap([
+        'replay',
+        snap,
+        '--cmd',
+        `node ${server}`,
+        '--port',
+        String(port),
+        '--env',
+        `PORT=${port}`,
+        '--env',
+        'EXIT_AFTER=2',
+        '--out',
+        out,
+      ]),
+    );
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/exited during the replay/);
+    const results = await readResults(out);
+    const items = results.runs[0]!.items;
+    expect(items.filter((i) => i.client.status === 200).length).toBe(2);
+    expect(items.filter((i) => i.client.error).length).toBeGreaterThan(0);
+    expect(results.runs[0]!.error?.code).toBe('RETAP_BUILD_CRASHED');
+    await expectNothingLeft();
+  });
+
+  it('SIGINT mid-run stops the replay and tears everything down', async () => {
+    const snap = await snapshot(
+      'sigint',
+      Array.from({ length: 30 }, (_, i) => inbound(i, '/slow/300')),
+    );
+    const port = await freePort();
+    const child = retap([
+      'replay',
+      snap,
+      '--cmd',
+      `node ${server}`,
+      '--port',
+      String(port),
+      '--env',
+      `PORT=${port}`,
+      '--out',
+      join(dir, 'res-int'),
+    ]);
+    const done = finish(child);
+    await new Promise((r) => setTimeout(r, 2500));
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code === 130 || r.code === 3, `exit ${r.code}: ${r.stderr}`).toBe(true);
+    await expectNothingLeft();
+  });
+
+  it('retap gc removes what a killed run left behind', async () => {
+    const snap = await snapshot(
+      'killed',
+      Array.from({ length: 30 }, (_, i) => inbound(i, '/slow/300')),
+    );
+    const port = await freePort();
+    const child = retap([
+      'replay',
+      snap,
+      '--cmd',
+      `node ${server}`,
+      '--port',
+      String(port),
+      '--env',
+      `PORT=${port}`,
+      '--out',
+      join(dir, 'res-kill'),
+    ]);
+    const done = finish(child);
+    await new Promise((r) => setTimeout(r, 2500));
+    child.kill('SIGKILL');
+    await done;
+    const before = await run('ip', ['netns', 'list']);
+    expect(before.stdout.toString()).toMatch(/retap-/);
+    const gc = await finish(retap(['gc', '--json']));
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(JSON.parse(gc.stdout).removed).toHaveLength(1);
+    await expectNothingLeft();
+  });
+
+  it('refuses bad usage with the fix', async () => {
+    const r = await finish(retap(['replay', join(dir, 'nope'), '--port', '80']));
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(/--cmd/);
+    const r2 = await finish(
+      retap(['replay', join(dir, 'nope'), '--cmd', 'x', '--port', '80', '--mock-miss', 'maybe']),
+    );
+    expect(r2.code).toBe(64);
+    expect(readFileSync(join(root, 'docs', 'cli.md'), 'utf8')).toMatch(/retap replay/);
+  });
+});
