@@ -106,9 +106,18 @@ export function grpcMissAnswer(miss: MissInfo): Answer {
       ['content-type', 'application/grpc'],
       ['x-retap-mock', 'miss'],
       ['grpc-status', '14'],
-      ['grpc-message', encodeURIComponent(text)],
+      ['grpc-message', grpcPercentEncode(text)],
     ],
     body: new Uint8Array(0),
     warnings: [],
   };
+}
+
+/** grpc-message encoding (gRPC over HTTP/2 spec): bytes outside 0x20–0x7E, and '%', as %XX. */
+export function grpcPercentEncode(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
