@@ -15,6 +15,8 @@ const SUBS: Record<string, () => Promise<Sub>> = {
   merge: async () => (await import('./snapshot/derive.js')).merge,
   import: async () => (await import('./snapshot/har.js')).importCmd,
   export: async () => (await import('./snapshot/har.js')).exportCmd,
+  tokens: async () => (await import('./snapshot/tokens.js')).tokens,
+  transforms: async () => (await import('./snapshot/transforms.js')).transforms,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -26,6 +28,8 @@ const SUMMARIES: Record<string, string> = {
   merge: 'Combine versions into a new one (duplicates dropped)',
   import: 'Make a snapshot from a HAR 1.2 file',
   export: 'Write a version as a HAR 1.2 file',
+  tokens: 'Tokens that flow between exchanges, and volatile values',
+  transforms: 'Transform rules; --check dry-runs them over the recording',
 };
 
 const overview = `Usage: retap snapshot <subcommand> [options]

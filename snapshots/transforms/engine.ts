@@ -75,6 +75,11 @@ export interface ReplayOptions {
   uuid?: () => string;
   /** Label for errors in the rules (default transforms.yaml). */
   file?: string;
+  /**
+   * Dry runs (`transforms --check`): the live value of each extracted answer value is made by
+   * this function instead of being read from the live answer.
+   */
+  simulateLive?: (rule: string, recorded: string) => string;
 }
 
 export interface ReplayInput {
@@ -241,7 +246,10 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
         let lacking = false;
         let any = false;
         for (const x of r.extract) {
-          const pairs = pairUp(extractValues(x, recView, env.plugins), extractValues(x, liveView, env.plugins), recorded.id);
+          const recValues = extractValues(x, recView, env.plugins);
+          const sim = options.simulateLive;
+          const liveValues = sim ? recValues.map((v) => sim(r.id, v)) : extractValues(x, liveView, env.plugins);
+          const pairs = pairUp(recValues, liveValues, recorded.id);
           scope.set(x.def.as, pairs);
           for (const p of pairs) {
             if (p.recorded === undefined) continue;
