@@ -31,6 +31,7 @@ import { createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
 import { planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
 import type { DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
+import { bindAddrFor } from './addresses.js';
 
 const log = logger('runner');
 
@@ -189,12 +190,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
 /** Each dependency host gets its own loopback address (127.0.0.1 for localhost names). */
 async function dependencyAddrs(outbound: Exchange[]): Promise<Record<string, string>> {
   if (outbound.length === 0) return {};
-  const mocksModule = './mocks/index.js';
-  const mocks = (await import(mocksModule)) as unknown as {
-    planMocks(outbound: Exchange[]): { endpoints: Array<{ host: string; addr: string }> };
-  };
+  const { planMocks } = await import('./mocks/index.js');
   const out: Record<string, string> = {};
-  for (const e of mocks.planMocks(outbound).endpoints) out[e.host] = e.addr;
+  for (const e of planMocks(outbound).endpoints) if (!e.literal) out[e.host] = bindAddrFor(e);
   return out;
 }
 

@@ -11,6 +11,7 @@ import type { MockMiss, RunWarning } from '../core/results.js';
 import { fromStored } from '../snapshots/format.js';
 import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive } from './driver.js';
+import { bindAddrFor } from './addresses.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
 
 interface MockHandle {
@@ -27,14 +28,10 @@ async function startDependencyMocks(
   const { createEphemeralCa } = await import('./tls/ca.js');
   const ca = await createEphemeralCa(spec.mocks.caDir);
   if (outbound.length === 0) return { caFile: ca.caCertPath };
-  const mocksModule = './mocks/index.js';
-  const mocks = (await import(mocksModule)) as unknown as {
-    planMocks(outbound: Exchange[]): unknown;
-    startMocks(plan: unknown, outbound: Exchange[], opts: Record<string, unknown>): Promise<MockHandle>;
-  };
-  const plan = mocks.planMocks(outbound);
-  const handle = await mocks.startMocks(plan, outbound, { ca, miss: spec.mocks.miss });
-  void warnings;
+  const { planMocks, startMocks } = await import('./mocks/index.js');
+  const plan = planMocks(outbound);
+  for (const s of plan.skipped) warnings.push({ code: 'mock-skipped', message: `recorded call ${s.id} cannot be mocked: ${s.reason}` });
+  const handle = await startMocks(plan, outbound, { ca, miss: spec.mocks.miss, bindAddr: bindAddrFor });
   return { handle, caFile: ca.caCertPath };
 }
 

@@ -101,6 +101,8 @@ async function trafficStage(ctx: DemoContext): Promise<string> {
   const summary = await runTraffic(system.orders.url, {
     sessions,
     seed,
+    // one session at a time while recording: each downstream call belongs to exactly one request
+    concurrency: ctx.capture ? 1 : 4,
     signal: ctx.signal,
     onProgress: (done, total, s) => {
       if (done % step === 0 || done === total) {

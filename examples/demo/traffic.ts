@@ -24,6 +24,8 @@ const NAMES = ['ada', 'grace', 'linus', 'barbara', 'ken', 'radia', 'dennis', 'ma
 export interface TrafficOptions {
   sessions?: number;
   seed?: number;
+  /** Sessions at once (default 4). 1 makes every downstream call attributable to one request. */
+  concurrency?: number;
   /** Stops starting new sessions (the ones running finish); the summary says how many ran. */
   signal?: AbortSignal;
   /** Called after each finished session. */
@@ -162,7 +164,7 @@ export async function runTraffic(ordersUrl: string, options: TrafficOptions = {}
   }
   const base = new URL(ordersUrl);
   const summary = newSummary(base.href, sessions, seed);
-  const concurrency = Math.min(MAX_CONCURRENCY, sessions);
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? MAX_CONCURRENCY, MAX_CONCURRENCY, sessions));
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   // One generator per session, derived from the seed, so sessions do not depend on scheduling.
   const root = rng(seed);
