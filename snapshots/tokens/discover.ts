@@ -116,14 +116,19 @@ export function createDiscoverer(): Discoverer {
   let sessionCount = 0;
   let exchanges = 0;
 
-  const spot = (ex: Exchange, side: 'request' | 'response', route: string, f: Found, c: Classified): void => {
-    const key = `${ex.direction}|${side}|${ex.request.method}|${route}|${f.where}|${f.pattern ?? ''}|${c.kind}`;
+  const spot = (ex: Exchange, side: 'request' | 'response', exRoute: string, f: Found, c: Classified): void => {
+    // Headers such as Date or X-Request-Id mean the same on every route: one place per host.
+    const anyRoute = f.where.startsWith('header:') && !f.pattern;
+    const method = anyRoute ? '*' : ex.request.method;
+    const route = anyRoute ? '/**' : exRoute;
+    const host = ex.direction === 'outbound' ? (ex.peer.host ?? '') : '';
+    const key = `${ex.direction}|${host}|${side}|${method}|${route}|${f.where}|${f.pattern ?? ''}|${c.kind}`;
     const s = volatile.get(key);
     if (s) {
       s.count++;
       return;
     }
-    const v: VolatileSpot = { direction: ex.direction, side, method: ex.request.method, route, where: f.where, kind: c, count: 1, example: ex.id, flows: false };
+    const v: VolatileSpot = { direction: ex.direction, side, method, route, where: f.where, kind: c, count: 1, example: ex.id, flows: false };
     if (ex.direction === 'outbound' && ex.peer.host) v.host = ex.peer.host;
     if (f.pattern) v.pattern = f.pattern;
     capSet(volatile, key, v);

@@ -24,6 +24,7 @@ function slug(text: string): string {
 }
 
 function routeSlug(method: string, route: string): string {
+  if (method === '*') return 'any';
   return slug(`${method.toLowerCase()}-${route.replace(/^\//, '')}`) || method.toLowerCase();
 }
 
@@ -225,15 +226,17 @@ function volatileRule(v: VolatileSpot, useKeys: Set<string>, ruleId: (b: string)
   const isJwt = v.kind.kind === 'jwt';
   if (!isTime && !isJwt) return undefined;
   const prefix = `${inbound ? '' : 'mock-'}${isTime ? 'shift' : 'resign'}`;
-  const id = ruleId(`${prefix}.${routeSlug(v.method, v.route)}.${whereSlug(v.where)}`);
+  const place = v.method === '*' ? slug(v.host ?? '') || 'any' : routeSlug(v.method, v.route);
+  const id = ruleId(`${prefix}.${place}.${whereSlug(v.where)}`);
   const x = extractorFor(v.where, v.side, id, v.pattern);
   const j = injectorFor(v.where, v.side, `\${${id}}`, 'substitute');
   if (!x || !j || (v.where === 'body' && !v.pattern)) return undefined;
-  const match = { direction: v.direction, method: v.method, route: v.route, ...(v.host ? { host: v.host } : {}) };
+  const match = { direction: v.direction, ...(v.method === '*' ? {} : { method: v.method, route: v.route }), ...(v.host ? { host: v.host } : {}) };
+  const what = v.method === '*' ? `every ${v.side === 'request' ? 'request' : 'answer'}${v.host ? ` of ${v.host}` : ''}` : `${v.method} ${v.route}`;
   if (isTime) {
     return {
       id,
-      description: `${v.side === 'request' ? 'requests to' : 'mocked answers of'} ${v.method} ${v.route} carry a ${v.kind.format} time at ${v.where}; move it by the replay offset`,
+      description: `${v.side === 'request' ? 'requests to' : 'mocked answers of'} ${what} carry a ${v.kind.format} time at ${v.where}; move it by the replay offset`,
       match,
       extract: [x],
       transform: [{ op: 'shiftTime', by: 'replay-offset', format: v.kind.format ?? 'auto' }],
@@ -242,7 +245,7 @@ function volatileRule(v: VolatileSpot, useKeys: Set<string>, ruleId: (b: string)
   }
   return {
     id,
-    description: `${v.side === 'request' ? 'requests to' : 'mocked answers of'} ${v.method} ${v.route} carry a JWT (${v.kind.jwt?.alg}) at ${v.where} that no recorded answer issued; enable with the signing key in $${JWT_KEY_ENV} to move iat/exp and re-sign`,
+    description: `${v.side === 'request' ? 'requests to' : 'mocked answers of'} ${what} carry a JWT (${v.kind.jwt?.alg}) at ${v.where} that no recorded answer issued; enable with the signing key in $${JWT_KEY_ENV} to move iat/exp and re-sign`,
     enabled: false,
     match,
     extract: [x],

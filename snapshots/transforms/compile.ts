@@ -201,12 +201,12 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
       const p = `${at}.transform[${i}]`;
       const c: CompiledStep = { def: s };
       const tpl = (field: 'with' | 'from' | 'to'): Template | undefined =>
-        guard(`${p}.${field}`, 'write ${name} for variables', () => parseTemplate(String(s[field] ?? '')));
+        guard(`${p}.${field}`, 'write $' + '{name} for variables', () => parseTemplate(String(s[field] ?? '')));
       switch (s.op) {
         case 'replace':
           if (s.pattern !== undefined) c.re = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => regexOf(s.pattern!, 'g'));
           c.with = tpl('with');
-          if (c.with && s.pattern === undefined) c.with.vars.forEach((v) => local.has(v) || needs.add(v));
+          if (c.with && s.pattern === undefined) for (const v of c.with.vars) if (!local.has(v)) needs.add(v);
           break;
         case 'store':
           stores.add(s.var!);
@@ -232,7 +232,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
         case 'urlRewrite':
           c.from = tpl('from');
           c.to = tpl('to');
-          for (const t of [c.from, c.to]) t?.vars.forEach((v) => local.has(v) || needs.add(v));
+          for (const t of [c.from, c.to]) for (const v of t?.vars ?? []) if (!local.has(v)) needs.add(v);
           break;
         case 'base64Encode':
         case 'base64Decode':
@@ -255,7 +255,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
     const inject: CompiledInjector[] = [];
     (rule.inject ?? []).forEach((j, i) => {
       const p = `${at}.inject[${i}]`;
-      const template = guard(`${p}.value`, 'write a variable name or a template such as Bearer ${token}', () => parseTemplate(j.value, true));
+      const template = guard(`${p}.value`, 'write a variable name or a template such as Bearer $' + '{token}', () => parseTemplate(j.value, true));
       for (const v of template?.vars ?? []) if (!local.has(v)) needs.add(v);
       if (j.to.startsWith('x-') && !plugins.injectors?.[j.to]) {
         problems.add(`${p}.to`, id, `uses the injector '${j.to}' that no plugin provides`, 'register it with the engine, or use a built-in injector');

@@ -28,10 +28,10 @@ export function parseTemplate(value: string, bareIsVar = false): Template {
   return { parts, vars };
 }
 
-export function render(t: Template, valueOf: (name: string) => string | undefined): string | undefined {
+export function render(t: Template, lookup: (name: string) => string | undefined): string | undefined {
   let out = t.parts[0]!;
   for (let i = 0; i < t.vars.length; i++) {
-    const v = valueOf(t.vars[i]!);
+    const v = lookup(t.vars[i]!);
     if (v === undefined) return undefined;
     out += v + t.parts[i + 1]!;
   }

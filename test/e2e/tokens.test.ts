@@ -25,7 +25,7 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
   let first: DemoSystem | undefined;
   let second: DemoSystem | undefined;
   let snapshotPath = '';
-  let inbound: Exchange[] = [];
+  const inbound: Exchange[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'retap-tokens-'));
@@ -112,7 +112,7 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
     const c = await cli(['snapshot', 'transforms', written, '--check']);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/post-login\.token\s+yes\s+\d+\s+\d+/);
-    expect(c.stdout).toMatch(/before: Bearer REDACTED-[0-9a-f]{16}\n\s+after:  Bearer <live:post-login\.token#\d+>/);
+    expect(c.stdout).toMatch(/before: Bearer REDACTED-[0-9a-f]{16}\n\s+after: {2}Bearer <live:post-login\.token#\d+>/);
 
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'version: 1\nrules:\n  - id: order-id\n    extract: [{ from: jsonpath, path: "$.items[", as: x }]\n');
