@@ -13,10 +13,11 @@ import { endpointKey, hostOf, planMocks } from './plan.js';
 import { signatureOf } from './signature.js';
 import { createAnswerer } from './transforms.js';
 import { type LiveCall, type Listener, listenEndpoint } from './transport.js';
+import { mergeVolatile, volatileFromTransforms } from './volatile.js';
 import type { BoundEndpoint, MockCall, MockEndpoint, MockOptions, MockPlan, MockStats, RunningMocks } from './types.js';
 
 export type { BoundEndpoint, MissMode, MockCall, MockEndpoint, MockOptions, MockPlan, MockProtocol, MockStats, RunningMocks } from './types.js';
-export { type VolatileFields, volatileFromTokens } from './volatile.js';
+export { type VolatileFields, volatileFromTokens, volatileFromTransforms } from './volatile.js';
 export { MISS_REASON, MISS_STATUS } from './answer.js';
 export { planMocks };
 
@@ -53,6 +54,7 @@ export async function startMocks(plan: MockPlan, outbound: Exchange[], opts: Moc
     else byEndpoint.set(k, [ex]);
   }
   const answerer = createAnswerer(opts.transforms);
+  const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms));
   const stats: MockStats = { calls: 0, matched: 0, misses: [] };
   let during: string | undefined;
   const listeners: Listener[] = [];
@@ -61,7 +63,7 @@ export async function startMocks(plan: MockPlan, outbound: Exchange[], opts: Moc
   const handlerFor = (ep: MockEndpoint, book: Book) => async (call: LiveCall): Promise<Answer> => {
     stats.calls++;
     const key = endpointKey(ep.host, ep.port);
-    const sig = signatureOf({ method: call.method, target: call.target, headers: call.headers, body: call.body }, opts.volatile);
+    const sig = signatureOf({ method: call.method, target: call.target, headers: call.headers, body: call.body }, known);
     const report = (c: Omit<MockCall, 'endpoint' | 'protocol' | 'method' | 'target'>) => {
       opts.onCall?.({ endpoint: key, protocol: call.protocol, method: call.method, target: call.target, ...c, ...(during ? { during } : {}) });
     };
@@ -127,7 +129,7 @@ export async function startMocks(plan: MockPlan, outbound: Exchange[], opts: Moc
         const addr = opts.bindAddr?.(ep) ?? ep.addr;
         tlsPair = opts.ca.certFor([ep.host, ep.addr, addr, 'localhost', '127.0.0.1', '::1']);
       }
-      const book = createBook(byEndpoint.get(endpointKey(ep.host, ep.port)) ?? [], opts.volatile);
+      const book = createBook(byEndpoint.get(endpointKey(ep.host, ep.port)) ?? [], known);
       const { listener, note } = await bind(ep, opts, tlsPair, handlerFor(ep, book));
       listeners.push(listener);
       endpoints.push({ ...ep, boundAddr: listener.addr, port: listener.port, recordedPort: ep.port, ...(note ? { note } : {}) });

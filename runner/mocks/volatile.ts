@@ -4,7 +4,7 @@
  * fields whose name says they are an id, a time or a nonce. The tokens module's discoveries
  * (tokens.yaml `where` entries) add exact fields on top (see `volatileFromTokens`).
  */
-import type { TokensFile } from '../../snapshots/index.js';
+import type { TokensFile, TransformsFile } from '../../snapshots/index.js';
 import { volatileKind } from '../../snapshots/tokens/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -68,4 +68,30 @@ export function volatileFromTokens(tokens: TokensFile | undefined): VolatileFiel
 /** `$.items[3].id` and `$['items'][0]['id']` → `$.items[*].id`. */
 export function normalisePath(path: string): string {
   return path.replace(/\[['"]([^'"]+)['"]\]/g, '.$1').replace(/\[\d+\]/g, '[*]');
+}
+
+/**
+ * Request fields the transform rules read from the live call (`extract` with `in: request`, or no
+ * `in`): rules exist because those values change between runs, so they must not decide a match.
+ */
+export function volatileFromTransforms(transforms: TransformsFile | undefined): VolatileFields {
+  const out = emptyVolatileFields();
+  for (const rule of transforms?.rules ?? []) {
+    if (rule.enabled === false) continue;
+    for (const x of (rule.extract as Array<{ from?: string; in?: string; path?: string; name?: string }> | undefined) ?? []) {
+      if (x.in === 'response') continue;
+      if (x.from === 'jsonpath' && x.path) out.jsonPaths.add(normalisePath(x.path));
+      else if (x.from === 'query' && x.name) out.queryNames.add(x.name);
+    }
+  }
+  return out;
+}
+
+export function mergeVolatile(...all: Array<VolatileFields | undefined>): VolatileFields {
+  const out = emptyVolatileFields();
+  for (const v of all) {
+    for (const p of v?.jsonPaths ?? []) out.jsonPaths.add(p);
+    for (const q of v?.queryNames ?? []) out.queryNames.add(q);
+  }
+  return out;
 }
