@@ -5,7 +5,7 @@
  */
 
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CaptureSession, type CaptureStats } from '../../capture/session.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
@@ -20,6 +20,8 @@ import {
   VARIANTS,
   type Variant,
 } from '../../examples/demo/index.js';
+import { packageRoot } from '../../core/paths.js';
+import { replay, type ReplayOutcome } from '../../runner/replay.js';
 import { createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
 import { parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -65,6 +67,7 @@ export interface DemoContext {
   };
   captureStats?: CaptureStats;
   snapshotPath?: string;
+  replays?: Array<{ label: string; variant: string; outcome: ReplayOutcome }>;
 }
 
 export interface Stage {
@@ -182,17 +185,54 @@ async function snapshotStage(ctx: DemoContext): Promise<string> {
   return `${cap.inbound + cap.outbound} exchanges → ${cap.writer.path}`;
 }
 
+/** Port orders listens on inside each replay's private namespace (nothing else is there). */
+const REPLAY_PORT = 8080;
+
+async function replayStage(ctx: DemoContext): Promise<string> {
+  const system = ctx.system;
+  if (!system || !ctx.snapshotPath) throw new Error('no snapshot to replay');
+  const script = join(packageRoot(), 'dist', 'examples', 'demo', 'orders.js');
+  // The build gets the dependency URLs it had when recorded; inside the namespace they reach the mocks.
+  const env = { INVENTORY_URL: system.env.INVENTORY_URL ?? '', PAYMENTS_URL: system.env.PAYMENTS_URL ?? '' };
+  const builds: Array<{ label: string; variant: string; args: string[]; runs: number }> = [
+    { label: 'orders (unchanged)', variant: 'none', args: [], runs: 2 },
+    { label: 'orders --variant all (seeded regressions)', variant: 'all', args: ['--variant', 'all'], runs: 1 },
+  ];
+  ctx.replays = [];
+  for (const b of builds) {
+    if (ctx.signal.aborted) break;
+    ctx.say(`  replaying against ${b.label}`);
+    const outcome = await replay({
+      snapshot: ctx.snapshotPath,
+      candidate: { command: [process.execPath, script, '--port', String(REPLAY_PORT), ...b.args].join(' '), port: REPLAY_PORT, env },
+      runsPerBuild: b.runs,
+      readyTimeoutMs: 30_000,
+      cwd: process.cwd(),
+      out: resolve(ctx.options.out, 'results', b.variant),
+      driver: { concurrency: 1, timeoutMs: 10_000 },
+      miss: 'fail',
+      signal: ctx.signal,
+    });
+    if (outcome.error) throw new Error(`${b.label}: ${outcome.error.message}`);
+    for (const r of outcome.results.runs) {
+      const answered = r.items.filter((i) => i.client.status !== undefined).length;
+      const captured = r.items.filter((i) => i.live).length;
+      ctx.say(
+        `    ${r.label}: ${answered}/${r.items.length} answered, ${captured} captured at the build, mocks ${r.mocks.matched}/${r.mocks.calls} matched, ${r.warnings.length} warnings`,
+      );
+    }
+    ctx.replays.push({ label: b.label, variant: b.variant, outcome });
+  }
+  return `${ctx.replays.length} builds replayed in ephemeral namespaces → ${resolve(ctx.options.out, 'results')}`;
+}
+
 /** In order. Capture must be recording before the traffic starts, hence its place. */
 export const STAGES: Stage[] = [
   { name: 'start', title: 'Start the demo system', run: startStage },
   { name: 'capture', title: "Capture orders' inbound and outbound traffic", run: captureStage },
   { name: 'traffic', title: 'Drive client traffic', run: trafficStage },
   { name: 'snapshot', title: 'Write the snapshot', run: snapshotStage },
-  {
-    name: 'replay',
-    title: 'Replay against the build and its regressed variant',
-    planned: 'replay the snapshot against orders and orders --variant all, with mocked dependencies',
-  },
+  { name: 'replay', title: 'Replay against the build and its regressed variant', run: replayStage },
   {
     name: 'verdict',
     title: 'Verdict and JUnit report',
