@@ -35,6 +35,11 @@ describe('planMocks', () => {
     ]);
   });
 
+  it('takes the host name from HTTP/2 :authority when the peer has none', () => {
+    const plan = planMocks([ex('a', undefined, '10.0.0.7', 50051, { protocol: 'grpc', extras: { pseudo: { ':authority': 'Shop.internal:50051', ':scheme': 'http' } } })]);
+    expect(plan.endpoints.map((e) => [e.host, e.addr, e.port])).toEqual([['shop.internal', '127.0.0.2', 50051]]);
+  });
+
   it('skips what it cannot serve, with the reason', () => {
     const plan = planMocks([ex('a', 'db', '10.0.0.3', 5432, { protocol: 'postgres' }), ex('b', 'x', '10.0.0.4', 80, { response: undefined }), ex('c', 'x', '1.2.3.4', 80, { direction: 'inbound' })]);
     expect(plan.endpoints).toEqual([]);

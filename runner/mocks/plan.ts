@@ -8,9 +8,14 @@ import type { MockEndpoint, MockPlan, MockProtocol } from './types.js';
 
 const SERVED: Record<string, MockProtocol> = { http1: 'http1', http2: 'http2', grpc: 'grpc' };
 
-/** Host name of the endpoint an outbound exchange went to (lower case, without brackets). */
+/**
+ * Host name of the endpoint an outbound exchange went to (lower case, without brackets or port):
+ * peer.host, else HTTP/2's `:authority` (kept in extras.pseudo), else the peer address.
+ */
 export function hostOf(ex: Exchange): string {
-  return (ex.peer.host ?? ex.peer.addr).replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const authority = (ex.extras?.pseudo as Record<string, string> | undefined)?.[':authority'];
+  const fromAuthority = authority?.replace(/:\d+$/, '');
+  return (ex.peer.host ?? fromAuthority ?? ex.peer.addr).replace(/^\[(.*)\]$/, '$1').toLowerCase();
 }
 
 export function endpointKey(host: string, port: number): string {
