@@ -430,10 +430,14 @@ export class ConnectionTable {
   }
 }
 
+/** Host name the client asked for: Host (HTTP/1), or :authority (HTTP/2, kept in extras.pseudo). */
 function hostOf(d: DecodedExchange): string | undefined {
+  let host: string | undefined;
   for (const [n, v] of d.request.headers) {
     const l = n.toLowerCase();
-    if (l === 'host' || l === ':authority') return v.replace(/:\d+$/, '');
+    if (l === 'host' || l === ':authority') host = v;
   }
-  return undefined;
+  const pseudo = d.extras?.pseudo as Record<string, string> | undefined;
+  host ??= pseudo?.[':authority'];
+  return host?.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
 }

@@ -36,6 +36,12 @@ export async function createNetns(name: string): Promise<void> {
   }
 }
 
+/** Gives the namespace's loopback device one more address (a dependency dialled by IP). */
+export async function addLoopbackAddr(name: string, addr: string): Promise<void> {
+  const prefix = addr.includes(':') ? '128' : '32';
+  await run('ip', ['-n', name, 'addr', 'add', `${addr}/${prefix}`, 'dev', 'lo']);
+}
+
 /** Writes the namespace's hosts file: localhost plus each name → its loopback address. */
 export async function writeHosts(
   name: string,

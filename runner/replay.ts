@@ -27,11 +27,13 @@ import { encodeExchange } from '../snapshots/format.js';
 import { openSnapshot } from '../snapshots/index.js';
 import { createRedactor } from '../snapshots/redaction.js';
 import { writeResults } from '../snapshots/results.js';
-import { createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
+import { createReplayContext } from '../snapshots/transforms/index.js';
+import { bindAddrFor } from './addresses.js';
+import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
 import { planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
+import { rulesFor } from './rules.js';
 import type { DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
-import { bindAddrFor } from './addresses.js';
 
 const log = logger('runner');
 
@@ -71,7 +73,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const snap = await openSnapshot(opts.snapshot);
   const all: Exchange[] = [];
   for await (const ex of snap.exchanges()) all.push(ex);
-  const plan = planReplay(all);
+  const rules = await rulesFor(snap, all);
+  // sessions follow credential chains (tokens.yaml), so a login's token stays with its requests
+  const sessions = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
+  const plan = planReplay(all, (ex) => sessions.sessionOf(ex));
   if (plan.items.length === 0) {
     throw new RetapError(
       ErrorCodes.SNAPSHOT_INVALID,
@@ -104,7 +109,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   let error: { code: string; message: string } | undefined;
   try {
     await createNetns(ns);
-    const addrs = await dependencyAddrs(plan.outbound);
+    const addrs = await dependencyAddrs(plan.outbound, ns);
     const hostsFile = await writeHosts(
       ns,
       Object.entries(addrs).map(([host, addr]) => ({ host, addr })),
@@ -122,6 +127,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
     await writeFile(outboundFile, plan.outbound.map((e) => `${encodeExchange(e)}\n`).join(''), {
       mode: 0o600,
     });
+    const inboundFile = join(dir, 'inbound.jsonl');
+    await writeFile(inboundFile, plan.items.map((i) => `${encodeExchange(i.exchange)}\n`).join(''), {
+      mode: 0o600,
+    });
+    const rulesFile = join(dir, 'rules.json');
+    await writeFile(rulesFile, JSON.stringify(rules), { mode: 0o600 });
     const builds: Array<[BuildUnderTest, 'candidate' | 'baseline']> = [[opts.candidate, 'candidate']];
     if (opts.baseline) builds.push([opts.baseline, 'baseline']);
     for (const [build, role] of builds) {
@@ -139,6 +150,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
           dir,
           cgroup,
           outboundFile,
+          inboundFile,
+          rulesFile,
           addrs,
           snapshotPath: snap.path,
           runId,
@@ -179,6 +192,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       timeoutMs: opts.driver.timeoutMs,
       mockMiss: opts.miss,
       runsPerBuild: opts.runsPerBuild,
+      rules: rules.source,
     },
     recorded: plan.items,
     runs,
@@ -187,12 +201,19 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   return { results, path, ...(error ? { error } : {}) };
 }
 
-/** Each dependency host gets its own loopback address (127.0.0.1 for localhost names). */
-async function dependencyAddrs(outbound: Exchange[]): Promise<Record<string, string>> {
+/**
+ * Each dependency host gets its own loopback address (127.0.0.1 for localhost names). Hosts the
+ * build dialled by IP keep that IP: it is added to the namespace's loopback device, so the call
+ * reaches the mock there and never leaves the namespace.
+ */
+async function dependencyAddrs(outbound: Exchange[], ns: string): Promise<Record<string, string>> {
   if (outbound.length === 0) return {};
   const { planMocks } = await import('./mocks/index.js');
   const out: Record<string, string> = {};
-  for (const e of planMocks(outbound).endpoints) if (!e.literal) out[e.host] = bindAddrFor(e);
+  for (const e of planMocks(outbound).endpoints) {
+    if (!e.literal) out[e.host] = bindAddrFor(e);
+    else if (!e.addr.startsWith('127.') && e.addr !== '::1') await addLoopbackAddr(ns, e.addr);
+  }
   return out;
 }
 
@@ -207,6 +228,8 @@ interface RunContext {
   dir: string;
   cgroup: Cgroup;
   outboundFile: string;
+  inboundFile: string;
+  rulesFile: string;
   addrs: Record<string, string>;
   snapshotPath: string;
   runId: string;
@@ -244,6 +267,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       addrs: c.addrs,
     },
     snapshotPath: c.snapshotPath,
+    rulesFile: c.rulesFile,
+    inboundFile: c.inboundFile,
     driver: { ...opts.driver, idHeader: ID_HEADER },
     out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
   };

@@ -52,8 +52,11 @@ export interface WorkerSpec {
     /** Host name → loopback address, as written in the namespace's hosts file. */
     addrs: Record<string, string>;
   };
-  /** transforms.yaml / tokens.yaml of the snapshot, for the token engine (may be empty). */
   snapshotPath: string;
+  /** JSON file with { transforms, tokens } for the token engine and the mocks (runner/rules.ts). */
+  rulesFile: string;
+  /** JSON Lines of the recorded inbound exchanges (the token engine works on them). */
+  inboundFile: string;
   driver: DriverOptions;
   /** Where the worker writes its WorkerOutput. */
   out: string;

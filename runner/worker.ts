@@ -9,13 +9,18 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RunWarning } from '../core/results.js';
 import { fromStored } from '../snapshots/format.js';
+import { createReplayContext } from '../snapshots/transforms/index.js';
+import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive } from './driver.js';
-import { bindAddrFor } from './addresses.js';
+import { volatileFromTokens } from './mocks/index.js';
+import type { ReplayRules } from './rules.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
 
 interface MockHandle {
   stats(): { calls: number; matched: number; misses: MockMiss[] };
+  /** Names the replayed item in misses that happen while it runs. */
+  setDuring(id: string | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -23,6 +28,7 @@ interface MockHandle {
 async function startDependencyMocks(
   spec: WorkerSpec,
   outbound: Exchange[],
+  rules: ReplayRules,
   warnings: RunWarning[],
 ): Promise<{ handle?: MockHandle; caFile?: string }> {
   const { createEphemeralCa } = await import('./tls/ca.js');
@@ -30,24 +36,69 @@ async function startDependencyMocks(
   if (outbound.length === 0) return { caFile: ca.caCertPath };
   const { planMocks, startMocks } = await import('./mocks/index.js');
   const plan = planMocks(outbound);
-  for (const s of plan.skipped) warnings.push({ code: 'mock-skipped', message: `recorded call ${s.id} cannot be mocked: ${s.reason}` });
-  const handle = await startMocks(plan, outbound, { ca, miss: spec.mocks.miss, bindAddr: bindAddrFor });
+  for (const s of plan.skipped)
+    warnings.push({ code: 'mock-skipped', message: `recorded call ${s.id} cannot be mocked: ${s.reason}` });
+  const handle = await startMocks(plan, outbound, {
+    ca,
+    miss: spec.mocks.miss,
+    bindAddr: bindAddrFor,
+    transforms: rules.transforms,
+    volatile: volatileFromTokens(rules.tokens),
+  });
   return { handle, caFile: ca.caCertPath };
 }
 
-async function loadHooks(spec: WorkerSpec, warnings: RunWarning[]): Promise<DriverHooks> {
-  // The token engine (snapshots/transforms) substitutes values the build hands out (tokens, ids).
-  try {
-    const hooksModule = '../snapshots/transforms/replay-hooks.js';
-    const mod = (await import(hooksModule)) as {
-      createReplayHooks?: (snapshotPath: string, warn: (w: RunWarning) => void) => Promise<DriverHooks>;
-    };
-    if (mod.createReplayHooks) return await mod.createReplayHooks(spec.snapshotPath, (w) => warnings.push(w));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-  }
-  return {};
+/** Token engine: values the build hands out (tokens, ids) replace the recorded ones in later requests. */
+function tokenHooks(
+  rules: ReplayRules,
+  inbound: Map<string, Exchange>,
+  warnings: RunWarning[],
+): { hooks: DriverHooks; finish(): void } {
+  const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
+  const hooks: DriverHooks = {
+    prepare(item, req) {
+      const recorded = inbound.get(item.id);
+      if (!recorded) return req;
+      const { request } = ctx.prepareRequest(recorded);
+      return {
+        method: request.method,
+        target: request.target,
+        headers: request.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())),
+        body: request.body.data,
+      };
+    },
+    observe(item, _sent, answer) {
+      const recorded = inbound.get(item.id);
+      if (recorded && answer)
+        ctx.observeResponse(recorded, { status: answer.status, headers: answer.headers, body: answer.body });
+    },
+  };
+  return {
+    hooks,
+    finish() {
+      for (const w of ctx.warnings()) {
+        if (w.kind === 'rule-note') continue;
+        warnings.push({ code: w.kind, message: w.message, item: w.exchange });
+      }
+    },
+  };
 }
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'te',
+  'trailer',
+]);
+
+const readLines = (file: string): Exchange[] =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => fromStored(JSON.parse(l)));
 
 async function main(specPath: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as WorkerSpec;
@@ -58,17 +109,16 @@ async function main(specPath: string): Promise<void> {
     warnings,
     buildLog: '',
   };
-  const outbound = readFileSync(spec.mocks.outboundFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => fromStored(JSON.parse(l)));
+  const outbound = readLines(spec.mocks.outboundFile);
+  const inbound = new Map(readLines(spec.inboundFile).map((e) => [e.id, e]));
+  const rules = JSON.parse(readFileSync(spec.rulesFile, 'utf8')) as ReplayRules;
   let mocks: MockHandle | undefined;
   let build: ReturnType<typeof startBuild> | undefined;
   let phase: 'startup' | 'replay' | 'stop' = 'startup';
   const stopping = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopping.abort());
   try {
-    const started = await startDependencyMocks(spec, outbound, warnings);
+    const started = await startDependencyMocks(spec, outbound, rules, warnings);
     mocks = started.handle;
     const caEnv: Record<string, string> = started.caFile
       ? {
@@ -86,7 +136,14 @@ async function main(specPath: string): Promise<void> {
     });
     await waitReady(build, buildOpts);
     phase = 'replay';
-    const hooks = await loadHooks(spec, warnings);
+    const tokens = tokenHooks(rules, inbound, warnings);
+    const hooks: DriverHooks = {
+      prepare: (item, req) => {
+        mocks?.setDuring(item.id);
+        return tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req;
+      },
+      observe: (item, sent, answer) => tokens.hooks.observe?.(item, sent, answer),
+    };
     let last = 0;
     out.items = await drive(
       `http://127.0.0.1:${spec.build.port}`,
@@ -104,6 +161,7 @@ async function main(specPath: string): Promise<void> {
       },
       stopping.signal,
     );
+    tokens.finish();
     // Transport errors: give a dying build a moment to be seen as exited (not as "refused").
     if (out.items.some((i) => i.error) && !build.exited()) {
       await new Promise<void>((r) => {

@@ -11,7 +11,16 @@ import type { Answer } from './answer.js';
 import type { LiveCall } from './transport.js';
 
 const TIMEOUT_MS = 15_000;
-const SKIP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'http2-settings']);
+const SKIP = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'http2-settings',
+]);
 
 export interface Upstream {
   host: string;
@@ -35,22 +44,35 @@ function viaHttp1(up: Upstream, call: LiveCall): Promise<Answer> {
   }
   const request = up.tls ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = request({ host: up.host, port: up.port, method: call.method, path: call.target, headers, timeout: TIMEOUT_MS, servername: up.host }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const trailers = pairs(res.rawTrailers);
-        resolve({
-          status: res.statusCode ?? 502,
-          ...(res.statusMessage ? { reason: res.statusMessage } : {}),
-          headers: pairs(res.rawHeaders).filter(([n]) => !SKIP.has(n.toLowerCase()) && n.toLowerCase() !== 'content-length'),
-          body: Buffer.concat(chunks),
-          ...(trailers.length ? { trailers } : {}),
-          warnings: [],
+    const req = request(
+      {
+        host: up.host,
+        port: up.port,
+        method: call.method,
+        path: call.target,
+        headers,
+        timeout: TIMEOUT_MS,
+        servername: up.host,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const trailers = pairs(res.rawTrailers);
+          resolve({
+            status: res.statusCode ?? 502,
+            ...(res.statusMessage ? { reason: res.statusMessage } : {}),
+            headers: pairs(res.rawHeaders).filter(
+              ([n]) => !SKIP.has(n.toLowerCase()) && n.toLowerCase() !== 'content-length',
+            ),
+            body: Buffer.concat(chunks),
+            ...(trailers.length ? { trailers } : {}),
+            warnings: [],
+          });
         });
-      });
-    });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS} ms`)));
     req.on('error', reject);
     req.end(call.body);
@@ -87,7 +109,13 @@ function viaHttp2(up: Upstream, call: LiveCall): Promise<Answer> {
     });
     stream.on('end', () => {
       session.close();
-      resolve({ status, headers, body: Buffer.concat(chunks), ...(trailers.length ? { trailers } : {}), warnings: [] });
+      resolve({
+        status,
+        headers,
+        body: Buffer.concat(chunks),
+        ...(trailers.length ? { trailers } : {}),
+        warnings: [],
+      });
     });
     stream.end(call.body);
   });

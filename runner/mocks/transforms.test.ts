@@ -13,11 +13,20 @@ const recorded: Exchange = {
   service: { addr: '127.0.0.1', port: 1 },
   peer: { addr: '10.0.0.1', port: 80, host: 'inventory' },
   connection: { id: 'c', order: 0 },
-  request: { method: 'POST', target: '/reservations', version: 'HTTP/1.1', headers: [['content-type', 'application/json']], body: { data: json({ sku: 'A', reference: 'ord-OLD-1234' }), size: 41, truncated: false } },
+  request: {
+    method: 'POST',
+    target: '/reservations',
+    version: 'HTTP/1.1',
+    headers: [['content-type', 'application/json']],
+    body: { data: json({ sku: 'A', reference: 'ord-OLD-1234' }), size: 41, truncated: false },
+  },
   response: {
     status: 201,
     version: 'HTTP/1.1',
-    headers: [['content-type', 'application/json'], ['content-length', '48']],
+    headers: [
+      ['content-type', 'application/json'],
+      ['content-length', '48'],
+    ],
     body: { data: json({ id: 'res-1', reference: 'ord-OLD-1234' }), size: 48, truncated: false },
   },
   timing: { startUs: Date.UTC(2024, 4, 1, 12) * 1000, requestEndNs: 0 },
@@ -32,7 +41,12 @@ rules:
     extract: [{ from: jsonpath, in: request, path: $.reference, as: ref }]
     inject: [{ to: jsonpath, in: response, path: $.reference, value: ref, mode: substitute }]
 `);
-    const mocks = await startMocks(planMocks([recorded]), [recorded], { miss: 'fail', transforms, bindAddr: () => '127.0.0.1', bindPort: () => 0 });
+    const mocks = await startMocks(planMocks([recorded]), [recorded], {
+      miss: 'fail',
+      transforms,
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
     try {
       const res = await fetch(`http://127.0.0.1:${mocks.endpoints[0]!.port}/reservations`, {
         method: 'POST',

@@ -78,7 +78,9 @@ export function volatileFromTransforms(transforms: TransformsFile | undefined): 
   const out = emptyVolatileFields();
   for (const rule of transforms?.rules ?? []) {
     if (rule.enabled === false) continue;
-    for (const x of (rule.extract as Array<{ from?: string; in?: string; path?: string; name?: string }> | undefined) ?? []) {
+    for (const x of (rule.extract as
+      | Array<{ from?: string; in?: string; path?: string; name?: string }>
+      | undefined) ?? []) {
       if (x.in === 'response') continue;
       if (x.from === 'jsonpath' && x.path) out.jsonPaths.add(normalisePath(x.path));
       else if (x.from === 'query' && x.name) out.queryNames.add(x.name);

@@ -10,7 +10,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('ephemeral CA', () => {
   it('writes SANs for names and IP literals', () => {
-    expect(subjectAltNames(['Payments.internal', '127.0.0.3', '[::1]', 'payments.internal'])).toBe('DNS:payments.internal,IP:127.0.0.3,IP:::1');
+    expect(subjectAltNames(['Payments.internal', '127.0.0.3', '[::1]', 'payments.internal'])).toBe(
+      'DNS:payments.internal,IP:127.0.0.3,IP:::1',
+    );
   });
 
   it('signs leaf certificates the CA verifies, keeps keys 0600, reuses the CA in the same dir', async () => {
@@ -23,7 +25,8 @@ describe('ephemeral CA', () => {
     expect(x.checkIP('127.0.0.3')).toBe('127.0.0.3');
     expect(x.checkHost('other.internal')).toBeUndefined();
     expect(ca.certFor(['payments.internal', '127.0.0.3'])).toBe(leaf);
-    for (const f of readdirSync(dir).filter((f) => f.endsWith('.key'))) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.key')))
+      expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
     const again = await createEphemeralCa(dir);
     expect(again.caCert).toBe(ca.caCert);
   });
