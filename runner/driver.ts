@@ -7,6 +7,29 @@ import { Pool } from 'undici';
 import type { HeaderList } from '../core/exchange.js';
 import type { DriverOptions, SpecItem, WorkerItem } from './spec.js';
 
+/** A WorkerItem with bodies as bytes (the worker base64-encodes them once, when writing). */
+export type DrivenItem = Omit<WorkerItem, 'body' | 'responseBody'> & {
+  body?: Uint8Array;
+  responseBody?: Uint8Array;
+};
+
+export function toWorkerItem(d: DrivenItem): WorkerItem {
+  const { body, responseBody, ...rest } = d;
+  return {
+    ...rest,
+    ...(body ? { body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') } : {}),
+    ...(responseBody
+      ? {
+          responseBody: Buffer.from(
+            responseBody.buffer,
+            responseBody.byteOffset,
+            responseBody.byteLength,
+          ).toString('base64'),
+        }
+      : {}),
+  };
+}
+
 /** Request as sent, after the token engine and transforms had their say. */
 export interface OutgoingRequest {
   method: string;
@@ -71,7 +94,7 @@ export async function drive(
   hooks: DriverHooks = {},
   onProgress?: (p: DriveProgress) => void,
   signal?: AbortSignal,
-): Promise<WorkerItem[]> {
+): Promise<DrivenItem[]> {
   const pool = new Pool(origin, {
     connections: Math.max(1, opts.concurrency),
     pipelining: 1,
@@ -79,7 +102,9 @@ export async function drive(
     bodyTimeout: opts.timeoutMs,
     connectTimeout: opts.timeoutMs,
   });
-  const results: WorkerItem[] = new Array(items.length);
+  const results: DrivenItem[] = new Array(items.length);
+  // requests are decoded once, before the clock starts
+  const prepared = items.map(toRequest);
   const firstUs = items.reduce((m, it) => Math.min(m, it.startUs), Number.POSITIVE_INFINITY);
   const t0 = Date.now();
   let nextSlot = t0;
@@ -98,22 +123,19 @@ export async function drive(
       nextSlot = slot + 1000 / opts.rate;
       await wait(slot - Date.now());
     }
-    let req = toRequest(item);
+    let req = prepared[index]!;
     if (hooks.prepare) req = hooks.prepare(item, req);
-    const headers: Record<string, string | string[]> = {};
-    for (const [n, v] of req.headers) {
-      const k = n.toLowerCase();
-      const prev = headers[k];
-      headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-    }
-    headers[opts.idHeader] = item.id;
+    // undici takes a flat [name, value, …] array: order and duplicates kept, no object building
+    const headers: string[] = [];
+    for (const [n, v] of req.headers) headers.push(n, v);
+    headers.push(opts.idHeader, item.id);
     const started = performance.now();
-    const out: WorkerItem = {
+    const out: DrivenItem = {
       id: item.id,
       method: req.method,
       target: req.target,
       headers: req.headers,
-      ...(req.body.length ? { body: Buffer.from(req.body).toString('base64') } : {}),
+      ...(req.body.length ? { body: req.body } : {}),
       durationMs: 0,
     };
     let answer: LiveAnswer | undefined;
@@ -125,17 +147,16 @@ export async function drive(
         body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
         ...(signal ? { signal } : {}),
       });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of res.body) {
-        size += (c as Buffer).length;
-        if (size <= MAX_BODY) chunks.push(c as Buffer);
+      const length = Number(res.headers['content-length'] ?? 0);
+      if (length > MAX_BODY) {
+        await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+        throw new Error(`answer of ${length} bytes is over the ${MAX_BODY >> 20} MiB the driver keeps`);
       }
-      const body = Buffer.concat(chunks);
+      const body = new Uint8Array(await res.body.arrayBuffer());
       answer = { status: res.statusCode, headers: headerList(res.headers), body };
       out.status = res.statusCode;
       out.responseHeaders = answer.headers;
-      out.responseBody = body.toString('base64');
+      out.responseBody = body;
     } catch (e) {
       out.error = (e as Error).message || String(e);
       errors++;

@@ -12,7 +12,7 @@ import { fromStored } from '../snapshots/format.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { type DriverHooks, drive } from './driver.js';
+import { type DriverHooks, drive, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
@@ -145,7 +145,7 @@ async function main(specPath: string): Promise<void> {
       observe: (item, sent, answer) => tokens.hooks.observe?.(item, sent, answer),
     };
     let last = 0;
-    out.items = await drive(
+    const driven = await drive(
       `http://127.0.0.1:${spec.build.port}`,
       spec.items,
       spec.sessions,
@@ -161,6 +161,7 @@ async function main(specPath: string): Promise<void> {
       },
       stopping.signal,
     );
+    out.items = driven.map(toWorkerItem);
     tokens.finish();
     // Transport errors: give a dying build a moment to be seen as exited (not as "refused").
     if (out.items.some((i) => i.error) && !build.exited()) {
