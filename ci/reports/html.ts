@@ -28,7 +28,7 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--li
 th{background:var(--bg);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 pre{margin:0;white-space:pre-wrap;word-break:break-all;background:var(--bg);padding:8px;border-radius:6px;max-height:420px;overflow:auto}
-.badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;color:#fff}
+.badge{display:inline-block;white-space:nowrap;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;color:#fff}
 .b-pass{background:var(--ok)}.b-fail{background:var(--bad)}.b-error{background:#8250df}.b-not-judged{background:var(--mute)}
 .breaking{color:var(--bad);font-weight:600}.warning{color:var(--warn);font-weight:600}
 .routes{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
@@ -175,7 +175,7 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
     .map((r) => {
       const l = r.latency;
       return (
-        `<div class="card"><h3>${esc(r.route)}</h3><div class="stats">${r.items} requests · ${r.failed} failed` +
+        `<div class="card"><h3>${esc(r.route)}</h3><div class="stats">${r.items} request${r.items === 1 ? '' : 's'} · ${r.failed} failed` +
         (l ? ` · n ${l.n} · p50 ${ms(l.p50)} · p95 ${ms(l.p95)} · p99 ${ms(l.p99)} · max ${ms(l.max)}` : '') +
         (r.recordedLatency ? ` · recorded p95 ${ms(r.recordedLatency.p95)}` : '') +
         (r.baselineLatency ? ` · baseline p95 ${ms(r.baselineLatency.p95)}` : '') +
