@@ -1,0 +1,229 @@
+/**
+ * retap.yaml for `retap ci`: the `replay:` and `ci:` sections (and `snapshots.dir`), validated
+ * with ajv against snapshots/schema/retap.schema.json. Errors name the file, the line and the
+ * JSON path. The `assertions:` section is read by assertions/config-file.ts from the same file.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isNode, LineCounter, parseDocument } from 'yaml';
+import { ErrorCodes, RetapError } from '../core/errors.js';
+import { packageRoot } from '../core/paths.js';
+
+export type MockMiss = 'fail' | 'closest' | 'passthrough';
+export type CiFormat = 'junit' | 'markdown' | 'html' | 'json';
+
+export interface BuildConfig {
+  command: string;
+  port: number;
+  ready?: string;
+  readyTimeoutMs?: number;
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface CiConfig {
+  /** Absolute path of the file read; undefined when there was none. */
+  file?: string;
+  /** Folder relative paths in the file are resolved against (the file's folder, else cwd). */
+  dir: string;
+  snapshotsDir?: string;
+  replay: {
+    snapshot?: string;
+    build?: BuildConfig;
+    baseline?: Partial<BuildConfig> & { command: string };
+    runs?: number;
+    concurrency?: number;
+    rate?: number;
+    speed?: number;
+    timeoutMs?: number;
+    mockMiss?: MockMiss;
+  };
+  ci: {
+    reports?: string;
+    formats?: CiFormat[];
+    warnOnly?: Array<'assertions' | 'budgets'>;
+    failOn?: 'breaking' | 'warning';
+    stepSummary: boolean;
+    annotations: boolean;
+    maxAnnotations: number;
+  };
+}
+
+const CI_DEFAULTS: CiConfig['ci'] = { stepSummary: true, annotations: true, maxAnnotations: 10 };
+
+let compiled: ValidateFunction | undefined;
+
+function schemaFile(): string {
+  return join(packageRoot(), 'snapshots', 'schema', 'retap.schema.json');
+}
+
+function validator(): ValidateFunction {
+  if (compiled) return compiled;
+  const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true });
+  compiled = ajv.compile(JSON.parse(readFileSync(schemaFile(), 'utf8')) as object);
+  return compiled;
+}
+
+/** `30s`, `500ms`, `5m`, `1h` → ms (the schema already checked the shape). */
+export function durationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) return Number.NaN;
+  const unit = m[2] ?? 's';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
+  return Math.round(Number(m[1]) * factor);
+}
+
+function pathOf(pointer: string, extra?: string): { parts: string[]; text: string } {
+  const parts =
+    pointer === ''
+      ? []
+      : pointer
+          .slice(1)
+          .split('/')
+          .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra !== undefined) parts.push(extra);
+  let text = '$';
+  for (const p of parts)
+    text += /^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_$][\w$-]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
+  return { parts, text };
+}
+
+/** One readable problem from ajv's first error (the deepest non-combinator one). */
+function describeError(errors: ErrorObject[]): { pointer: string; extra?: string; problem: string } {
+  const concrete = errors.filter(
+    (e) => !['anyOf', 'oneOf', 'allOf', 'if', 'not', '$ref'].includes(e.keyword),
+  );
+  const e = (concrete.length ? concrete : errors).reduce((a, b) =>
+    b.instancePath.split('/').length > a.instancePath.split('/').length ? b : a,
+  );
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return {
+        pointer: e.instancePath,
+        extra: String(p.additionalProperty),
+        problem: `is not a known setting${known.length ? ` (known: ${known.join(', ')})` : ''}`,
+      };
+    }
+    case 'required':
+      return { pointer: e.instancePath, problem: `is missing '${String(p.missingProperty)}'` };
+    case 'enum':
+      return {
+        pointer: e.instancePath,
+        problem: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    case 'pattern':
+      return {
+        pointer: e.instancePath,
+        problem:
+          e.instancePath.endsWith('Timeout') || e.instancePath.endsWith('timeout')
+            ? 'must be a duration such as 30s or 500ms'
+            : `must match ${String(p.pattern)}`,
+      };
+    default:
+      return { pointer: e.instancePath, problem: e.message ?? 'is invalid' };
+  }
+}
+
+function configError(file: string, line: number | undefined, message: string): RetapError {
+  return new RetapError(
+    ErrorCodes.CONFIG_INVALID,
+    `${file}${line === undefined ? '' : `:${line}`}: ${message}`,
+    {
+      hint: `The expected shape of retap.yaml is in ${schemaFile()} (see docs/ci.md).`,
+      details: { file, ...(line === undefined ? {} : { line }) },
+    },
+  );
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function envOf(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (v && typeof v === 'object') for (const [k, val] of Object.entries(v)) out[k] = String(val);
+  return out;
+}
+
+/** Parses and checks retap.yaml text; `label` is the name shown in errors. */
+export function parseCiConfig(text: string, label: string, dir: string): CiConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0] as (typeof doc.errors)[number];
+    throw configError(label, lines.linePos(err.pos[0]).line, `not valid YAML: ${err.message.split('\n')[0]}`);
+  }
+  const value = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Record<string, unknown>;
+  if (typeof value !== 'object' || Array.isArray(value)) throw configError(label, 1, '$ must be a mapping');
+  const check = validator();
+  if (!check(value)) {
+    const d = describeError(check.errors ?? []);
+    const { parts, text: path } = pathOf(d.pointer, d.extra);
+    let line: number | undefined;
+    for (let n = parts.length; n >= 0 && line === undefined; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(parts.slice(0, n), true);
+      if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
+    }
+    throw configError(label, line, `${path} ${d.problem}`);
+  }
+  const replay = (value.replay ?? {}) as Record<string, unknown>;
+  const ci = (value.ci ?? {}) as Record<string, unknown>;
+  const build = replay.build as Record<string, unknown> | undefined;
+  const baseline = replay.baseline as Record<string, unknown> | undefined;
+  const snapshots = value.snapshots as { dir?: string } | undefined;
+  const cfg: CiConfig = { dir, replay: {}, ci: { ...CI_DEFAULTS } };
+  if (snapshots?.dir) cfg.snapshotsDir = resolve(dir, snapshots.dir);
+  const r = cfg.replay;
+  if (typeof replay.snapshot === 'string') r.snapshot = replay.snapshot;
+  if (build) {
+    r.build = { command: build.command as string, port: build.port as number, env: envOf(build.env) };
+    if (str(build.ready)) r.build.ready = build.ready as string;
+    if (str(build.readyTimeout)) r.build.readyTimeoutMs = durationMs(build.readyTimeout as string);
+    if (str(build.cwd)) r.build.cwd = resolve(dir, build.cwd as string);
+  }
+  if (baseline) {
+    r.baseline = { command: baseline.command as string };
+    if (typeof baseline.port === 'number') r.baseline.port = baseline.port;
+    if (str(baseline.ready)) r.baseline.ready = baseline.ready as string;
+    if (baseline.env) r.baseline.env = envOf(baseline.env);
+    if (str(baseline.cwd)) r.baseline.cwd = resolve(dir, baseline.cwd as string);
+  }
+  if (typeof replay.runs === 'number') r.runs = replay.runs;
+  if (typeof replay.concurrency === 'number') r.concurrency = replay.concurrency;
+  if (typeof replay.rate === 'number') r.rate = replay.rate;
+  if (typeof replay.speed === 'number') r.speed = replay.speed;
+  if (str(replay.timeout)) r.timeoutMs = durationMs(replay.timeout as string);
+  if (str(replay.mockMiss)) r.mockMiss = replay.mockMiss as MockMiss;
+  const c = cfg.ci;
+  if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
+  if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];
+  if (Array.isArray(ci.warnOnly)) c.warnOnly = ci.warnOnly as Array<'assertions' | 'budgets'>;
+  if (str(ci.failOn)) c.failOn = ci.failOn as 'breaking' | 'warning';
+  if (typeof ci.stepSummary === 'boolean') c.stepSummary = ci.stepSummary;
+  if (typeof ci.annotations === 'boolean') c.annotations = ci.annotations;
+  if (typeof ci.maxAnnotations === 'number') c.maxAnnotations = ci.maxAnnotations;
+  return cfg;
+}
+
+/**
+ * Reads retap.yaml: the named file (must exist), else ./retap.yaml when present, else defaults
+ * (everything then comes from flags).
+ */
+export async function loadCiConfig(file: string | undefined, cwd = process.cwd()): Promise<CiConfig> {
+  const path = resolve(cwd, file ?? 'retap.yaml');
+  if (!file && !existsSync(path)) return { dir: cwd, replay: {}, ci: { ...CI_DEFAULTS } };
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new RetapError(ErrorCodes.CONFIG_INVALID, `cannot read ${path}: ${(e as Error).message}`, {
+      cause: e,
+      hint: 'Give an existing file with --config, or leave it out to use ./retap.yaml.',
+    });
+  }
+  const cfg = parseCiConfig(text, file ?? 'retap.yaml', dirname(path));
+  cfg.file = path;
+  return cfg;
+}

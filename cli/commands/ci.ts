@@ -1,0 +1,468 @@
+/**
+ * `retap ci`: one pipeline step. Reads retap.yaml, replays the snapshot against the build (and a
+ * baseline build when given), judges answers and budgets, writes results.json and the reports to
+ * one folder, talks to GitHub Actions when it runs there, and exits with the gate's code.
+ */
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { readAssertionsConfig, readSnapshotTokens } from '../../assertions/config-file.js';
+import { type EvaluateConfig, evaluate, parseBudget, type Verdict } from '../../assertions/index.js';
+import { type CiConfig, type CiFormat, loadCiConfig } from '../../ci/config.js';
+import { gate } from '../../ci/gate.js';
+import {
+  appendSummary,
+  formatAnnotation,
+  githubEnv,
+  verdictAnnotations,
+  workspacePath,
+  writeOutputs,
+} from '../../ci/github.js';
+import { EXTENSIONS, FORMATS, render } from '../../ci/reports/index.js';
+import { renderMarkdown } from '../../ci/reports/markdown.js';
+import { ErrorCodes, ExitCodes, isRetapError, usageError } from '../../core/errors.js';
+import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../../core/results.js';
+import { type BuildUnderTest, replay } from '../../runner/replay.js';
+import { resolveSnapshot } from '../../snapshots/index.js';
+import { writeResults } from '../../snapshots/results.js';
+import { many, parse, parseDuration, parseIntFlag } from '../args.js';
+import type { Command } from '../command.js';
+import { Progress } from '../progress.js';
+import { parseEnv } from './replay.js';
+
+const help = `Usage: retap ci [--config retap.yaml] [options]
+
+One pipeline step: replay a snapshot against the build (and a baseline build when given), judge
+the answers and the budgets, write results.json and the reports (JUnit, Markdown, HTML, JSON)
+to one folder, and exit with the gate's code. Settings come from retap.yaml (sections replay:,
+assertions:, ci:); flags override them. Needs root (namespace, cgroup, eBPF).
+
+Snapshot and build:
+  --config FILE          settings file (default ./retap.yaml when present)
+  --snapshot S           version directory, store directory (latest version), STORE@N, a name
+                         under snapshots.dir, or a version tag (vN / @N) of replay.snapshot
+  --cmd "COMMAND"        how to start the build (replay.build.command)
+  --port P               port the build listens on (replay.build.port)
+  --ready URL            readiness URL (default: the TCP port accepts connections)
+  --ready-timeout D      how long to wait for readiness (default 30s)
+  --env KEY=VALUE        environment for the build; repeatable (adds to replay.build.env)
+  --cwd DIR              working directory of the build
+  --baseline-cmd "CMD"   also replay a baseline build (e.g. the target branch) for a three-way
+  --baseline-port P      comparison; port, env and readiness default to the build's
+  --runs N               replays per build, 1–10 (default 1)
+  --concurrency N        sessions at once (default 1)
+  --timeout D            per-request timeout (default 10s)
+  --mock-miss MODE       fail (default), closest or passthrough
+
+Gate and reports:
+  --budget EXPR          add a budget ('p95 < 250ms', 'GET /orders/{id}: p99 < +10%',
+                         'errors < 1%', 'mocks >= 100%'); repeatable, adds to assertions.budgets
+  --fail-on R            breaking | warning (default: assertions.failOn, else warning)
+  --warn-only WHAT       assertions | budgets: report those failures without failing; repeatable
+  --reports DIR          folder for results.json and report.* (default ./retap-reports)
+  --format F[,F…]        reports to write (default junit,markdown,html,json)
+  --no-step-summary      do not append the Markdown summary to $GITHUB_STEP_SUMMARY
+  --no-annotations       do not print ::error annotations on GitHub Actions
+  --exit-zero            exit 0 whatever the verdict (reports and outputs still written)
+  --json                 print the outcome as JSON on stdout
+  -h, --help             this text
+
+On GitHub Actions it appends the summary to $GITHUB_STEP_SUMMARY, writes the step outputs
+verdict (pass | fail-assertions | fail-budgets | error), exit-code, junit, summary, html, json
+and results to $GITHUB_OUTPUT, and prints one ::error annotation per failing route or budget.
+
+Exit codes: 0 pass, 1 assertion failures, 2 budget failures, 3 infrastructure error (the build
+did not start, capture or replay failed), 64 bad usage.
+
+Examples:
+  retap ci                                    # everything from ./retap.yaml
+  retap ci --snapshot snaps/orders@3 --cmd "node dist/server.js" --port 8080 --budget 'p95 < +10%'
+  retap ci --snapshot v2 --baseline-cmd "node ../main/dist/server.js"   # v2 of replay.snapshot`;
+
+interface Flags {
+  config?: string;
+  snapshot?: string;
+  cmd?: string;
+  port?: string;
+  ready?: string;
+  'ready-timeout'?: string;
+  env?: string[];
+  cwd?: string;
+  'baseline-cmd'?: string;
+  'baseline-port'?: string;
+  runs?: string;
+  concurrency?: string;
+  timeout?: string;
+  'mock-miss'?: string;
+  budget?: string[];
+  'fail-on'?: string;
+  'warn-only'?: string[];
+  reports?: string;
+  format?: string[];
+  'no-step-summary'?: boolean;
+  'no-annotations'?: boolean;
+  'exit-zero'?: boolean;
+  json?: boolean;
+}
+
+const VERSION_TAG = /^@?v?(\d+)$/;
+
+/**
+ * The snapshot to replay as a version directory. Flag values are relative to the working
+ * directory, values from retap.yaml to the file's folder; a bare version tag picks that version
+ * of replay.snapshot's store.
+ */
+export async function resolveCiSnapshot(
+  flag: string | undefined,
+  cfg: CiConfig,
+  cwd: string,
+): Promise<string> {
+  const fromFile = cfg.replay.snapshot;
+  let spec: string;
+  let base: string;
+  const tag = flag ? VERSION_TAG.exec(flag) : null;
+  if (flag && tag) {
+    if (!fromFile)
+      throw usageError(
+        `--snapshot ${flag}: a version tag needs replay.snapshot in retap.yaml to name the store`,
+        'Give the store too: --snapshot snaps/orders@3.',
+      );
+    spec = `${fromFile.replace(/@v?\d+$/, '')}@${tag[1]}`;
+    base = cfg.dir;
+  } else if (flag) {
+    spec = flag;
+    base = cwd;
+  } else if (fromFile) {
+    spec = fromFile;
+    base = cfg.dir;
+  } else {
+    throw usageError(
+      'retap ci: which snapshot? Set replay.snapshot in retap.yaml or pass --snapshot',
+      'Example: retap ci --snapshot .retap/snapshots/orders --cmd "node server.js" --port 8080',
+    );
+  }
+  const at = /^(.*?)(@v?\d+)?$/.exec(spec) as RegExpExecArray;
+  const name = at[1] as string;
+  const version = at[2] ?? '';
+  const bare = !name.includes('/') && !existsSync(resolve(base, name));
+  const path = bare && cfg.snapshotsDir ? join(cfg.snapshotsDir, name) : resolve(base, name);
+  return resolveSnapshot(`${path}${version}`);
+}
+
+function formatsOf(values: string[], cfg: CiConfig): CiFormat[] {
+  const list = values
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) return cfg.ci.formats ?? [...FORMATS];
+  for (const f of list)
+    if (!(FORMATS as readonly string[]).includes(f))
+      throw usageError(`--format: unknown format '${f}'`, `Use some of: ${FORMATS.join(', ')}.`);
+  return [...new Set(list)] as CiFormat[];
+}
+
+function builds(
+  f: Flags,
+  cfg: CiConfig,
+  cwd: string,
+): { candidate: BuildUnderTest; baseline?: BuildUnderTest; cwd: string; readyTimeoutMs: number } {
+  const b = cfg.replay.build;
+  const command = f.cmd ?? b?.command;
+  if (!command)
+    throw usageError(
+      'retap ci: how is the build started? Set replay.build.command in retap.yaml or pass --cmd',
+    );
+  const port = f.port ? parseIntFlag(f.port, '--port', 1, 65535) : b?.port;
+  if (port === undefined)
+    throw usageError('retap ci: which port does the build listen on? Set replay.build.port or pass --port');
+  const env = { ...(b?.env ?? {}), ...parseEnv(many(f.env)) };
+  const ready = f.ready ?? b?.ready;
+  const candidate: BuildUnderTest = { command, port, env, ...(ready ? { ready } : {}) };
+  const bl = cfg.replay.baseline;
+  const baseCommand = f['baseline-cmd'] ?? bl?.command;
+  let baseline: BuildUnderTest | undefined;
+  if (baseCommand) {
+    const basePort = f['baseline-port']
+      ? parseIntFlag(f['baseline-port'], '--baseline-port', 1, 65535)
+      : (bl?.port ?? port);
+    const baseReady = bl?.ready ?? ready;
+    baseline = {
+      command: baseCommand,
+      port: basePort,
+      env: { ...env, ...(bl?.env ?? {}) },
+      ...(baseReady ? { ready: baseReady } : {}),
+    };
+  }
+  return {
+    candidate,
+    ...(baseline ? { baseline } : {}),
+    cwd: f.cwd ? resolve(cwd, f.cwd) : (b?.cwd ?? cfg.dir),
+    readyTimeoutMs: f['ready-timeout']
+      ? parseDuration(f['ready-timeout'], '--ready-timeout')
+      : (b?.readyTimeoutMs ?? 30_000),
+  };
+}
+
+/** Results standing for a replay that could not run at all, so the reports still say why. */
+function failedResults(snapshot: string, command: string, port: number, e: unknown): ReplayResults {
+  const err = isRetapError(e)
+    ? { code: e.code, message: e.hint ? `${e.message} (${e.hint})` : e.message }
+    : { code: ErrorCodes.INTERNAL, message: e instanceof Error ? e.message : String(e) };
+  const now = new Date().toISOString();
+  return {
+    format: RESULTS_FORMAT,
+    formatVersion: RESULTS_FORMAT_VERSION,
+    createdAt: now,
+    snapshot: { path: snapshot, name: '', version: 0, hash: '' },
+    environment: { kind: 'local' },
+    options: {},
+    recorded: [],
+    runs: [
+      {
+        label: 'candidate',
+        role: 'candidate',
+        build: { command, port },
+        startedAt: now,
+        durationMs: 0,
+        items: [],
+        mocks: { calls: 0, matched: 0, misses: [] },
+        capture: { exchanges: 0, ringbufDrops: 0, userBatchDrops: 0, gapBytes: 0 },
+        warnings: [],
+        error: err,
+      },
+    ],
+  };
+}
+
+/** Files made as root under sudo go back to the invoking user, so later steps can read and clean them. */
+async function giveBack(dir: string): Promise<void> {
+  const uid = Number(process.env.SUDO_UID);
+  const gid = Number(process.env.SUDO_GID);
+  if (process.getuid?.() !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid) || uid === 0) return;
+  await chown(dir, uid, gid).catch(() => undefined);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []))
+    await chown(join(e.parentPath, e.name), uid, gid).catch(() => undefined);
+}
+
+interface Outcome {
+  verdict: Verdict;
+  exitCode: number;
+  status: string;
+  line: string;
+  reports: Partial<Record<CiFormat, string>>;
+  results: string;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values: f, positionals } = parse<Flags>(
+    'ci',
+    argv,
+    {
+      config: { type: 'string' },
+      snapshot: { type: 'string' },
+      cmd: { type: 'string' },
+      port: { type: 'string' },
+      ready: { type: 'string' },
+      'ready-timeout': { type: 'string' },
+      env: { type: 'string', multiple: true },
+      cwd: { type: 'string' },
+      'baseline-cmd': { type: 'string' },
+      'baseline-port': { type: 'string' },
+      runs: { type: 'string' },
+      concurrency: { type: 'string' },
+      timeout: { type: 'string' },
+      'mock-miss': { type: 'string' },
+      budget: { type: 'string', multiple: true },
+      'fail-on': { type: 'string' },
+      'warn-only': { type: 'string', multiple: true },
+      reports: { type: 'string' },
+      format: { type: 'string', multiple: true },
+      'no-step-summary': { type: 'boolean' },
+      'no-annotations': { type: 'boolean' },
+      'exit-zero': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  if (positionals.length > 0)
+    throw usageError(
+      `retap ci: unexpected argument '${positionals[0]}'`,
+      'Give the snapshot with --snapshot.',
+    );
+  const cwd = process.cwd();
+  const gh = githubEnv();
+  const cfg = await loadCiConfig(f.config, cwd);
+  const formats = formatsOf(many(f.format), cfg);
+  const failOn = f['fail-on'] ?? cfg.ci.failOn;
+  if (failOn !== undefined && failOn !== 'breaking' && failOn !== 'warning')
+    throw usageError(`--fail-on: '${failOn}' must be breaking or warning`);
+  const warnOnly = [...new Set([...(cfg.ci.warnOnly ?? []), ...many(f['warn-only'])])];
+  for (const w of warnOnly)
+    if (w !== 'assertions' && w !== 'budgets')
+      throw usageError(`--warn-only: '${w}' must be assertions or budgets`);
+  const flagBudgets = many(f.budget).map((b) => {
+    try {
+      return parseBudget(b, '--budget');
+    } catch (e) {
+      throw isRetapError(e) ? usageError(e.message, e.hint) : e;
+    }
+  });
+  const miss = f['mock-miss'] ?? cfg.replay.mockMiss ?? 'fail';
+  if (miss !== 'fail' && miss !== 'closest' && miss !== 'passthrough')
+    throw usageError(`--mock-miss ${miss}: expected fail, closest or passthrough`);
+  const timeoutMs = f.timeout ? parseDuration(f.timeout, '--timeout') : (cfg.replay.timeoutMs ?? 10_000);
+  const b = builds(f, cfg, cwd);
+  const reportsDir = f.reports ? resolve(cwd, f.reports) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+  await mkdir(reportsDir, { recursive: true });
+  const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
+
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const progress = f.json ? undefined : new Progress('ci');
+  let results: ReplayResults;
+  let resultsPath: string;
+  let snapshot = f.snapshot ?? cfg.replay.snapshot ?? '';
+  try {
+    try {
+      snapshot = await resolveCiSnapshot(f.snapshot, cfg, cwd);
+      process.stderr.write(`retap ci: replaying ${snapshot} against: ${b.candidate.command}\n`);
+      const outcome = await replay({
+        snapshot,
+        candidate: b.candidate,
+        baseline: b.baseline,
+        runsPerBuild: f.runs ? parseIntFlag(f.runs, '--runs', 1, 10) : (cfg.replay.runs ?? 1),
+        readyTimeoutMs: b.readyTimeoutMs,
+        cwd: b.cwd,
+        out: reportsDir,
+        driver: {
+          concurrency: f.concurrency
+            ? parseIntFlag(f.concurrency, '--concurrency', 1, 1024)
+            : (cfg.replay.concurrency ?? 1),
+          rate: cfg.replay.rate,
+          speed: cfg.replay.speed,
+          timeoutMs,
+        },
+        miss,
+        onProgress: (label, done, total, errors) =>
+          progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
+        signal: controller.signal,
+      });
+      results = outcome.results;
+      resultsPath = outcome.path;
+      if (outcome.error) process.stderr.write(`retap ci: ${outcome.error.code}: ${outcome.error.message}\n`);
+    } catch (e) {
+      if (isRetapError(e) && e.code === ErrorCodes.USAGE) throw e;
+      process.stderr.write(
+        `retap ci: the replay could not run: ${e instanceof Error ? e.message : String(e)}\n`,
+      );
+      results = failedResults(snapshot, b.candidate.command, b.candidate.port, e);
+      resultsPath = await writeResults(reportsDir, results);
+    }
+  } finally {
+    progress?.done();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+
+  const config: EvaluateConfig = {
+    ...assertionsConfig,
+    budgets: [...assertionsConfig.budgets, ...flagBudgets],
+  };
+  if (failOn) config.failOn = failOn as EvaluateConfig['failOn'];
+  if (results.recorded.length > 0)
+    config.tokens = [...config.tokens, ...(await readSnapshotTokens(results.snapshot.path))];
+  const verdict = evaluate(results, config);
+  const g = gate(verdict, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
+  const outcome: Outcome = {
+    verdict,
+    exitCode: g.exitCode,
+    status: g.status,
+    line: g.line,
+    reports: {},
+    results: resultsPath,
+  };
+  for (const fmt of formats) {
+    const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
+    await writeFile(path, render(fmt, verdict, results));
+    outcome.reports[fmt] = path;
+  }
+  await publish(outcome, gh, cfg, f);
+  await giveBack(reportsDir);
+
+  if (f.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          verdict: outcome.status,
+          exitCode: outcome.exitCode,
+          summary: verdict.summary,
+          reports: outcome.reports,
+          results: outcome.results,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    for (const [fmt, path] of Object.entries(outcome.reports))
+      process.stderr.write(`retap ci: ${fmt} → ${path}\n`);
+  }
+  process.stderr.write(`${g.line}\n`);
+  if (controller.signal.aborted) return 130;
+  return f['exit-zero'] ? ExitCodes.OK : outcome.exitCode;
+}
+
+/** Step summary, outputs and annotations when GitHub Actions (or a test posing as it) asks. */
+async function publish(o: Outcome, gh: ReturnType<typeof githubEnv>, cfg: CiConfig, f: Flags): Promise<void> {
+  if (gh.summary && cfg.ci.stepSummary && !f['no-step-summary']) {
+    await appendSummary(gh.summary, renderMarkdown(o.verdict));
+  }
+  if (gh.output) {
+    await writeOutputs(gh.output, {
+      verdict: o.status,
+      'exit-code': String(o.exitCode),
+      junit: o.reports.junit ?? '',
+      summary: o.reports.markdown ?? '',
+      html: o.reports.html ?? '',
+      json: o.reports.json ?? '',
+      results: o.results,
+    });
+  }
+  if (gh.actions && cfg.ci.annotations && !f['no-annotations']) {
+    const file = cfg.file ? workspacePath(cfg.file, gh.workspace) : undefined;
+    const list = verdictAnnotations(o.verdict, { ...(file ? { file } : {}), max: cfg.ci.maxAnnotations });
+    for (const a of list) process.stdout.write(`${formatAnnotation(a)}\n`);
+  }
+}
+
+/** Errors before any verdict exists (bad retap.yaml, missing flag) still reach the workflow. */
+async function runReporting(argv: string[]): Promise<number> {
+  try {
+    return await run(argv);
+  } catch (e) {
+    const gh = githubEnv();
+    if (gh.output)
+      await writeOutputs(gh.output, {
+        verdict: 'error',
+        'exit-code': String(isRetapError(e) ? e.exitCode : 3),
+      }).catch(() => undefined);
+    if (gh.actions && e instanceof Error) {
+      const file = isRetapError(e) && typeof e.details?.file === 'string' ? e.details.file : undefined;
+      const line = isRetapError(e) && typeof e.details?.line === 'number' ? e.details.line : undefined;
+      process.stdout.write(
+        `${formatAnnotation({ level: 'error', title: 'retap ci', message: e.message, ...(file ? { file } : {}), ...(line !== undefined ? { line } : {}) })}\n`,
+      );
+    }
+    throw e;
+  }
+}
+
+const command: Command = {
+  name: 'ci',
+  summary: 'Replay, assert and report in one pipeline step',
+  help,
+  run: runReporting,
+};
+export default command;
