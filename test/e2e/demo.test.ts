@@ -340,12 +340,13 @@ describe('retap demo (compiled CLI)', () => {
       };
       expect(report.ok).toBe(true);
       expect(report.traffic).toMatchObject({ errors: 0, sessionsRun: 2 });
-      expect(report.notBuilt).toEqual(['replay', 'verdict']);
+      expect(report.notBuilt).toEqual(['verdict']);
       expect(report.stages.filter((s) => s.status === 'done').map((s) => s.name)).toEqual([
         'start',
         'capture',
         'traffic',
         'snapshot',
+        'replay',
       ]);
       // every request the generator sent was captured, and orders' calls to inventory and payments
       expect(report.capture.inbound).toBe(report.traffic.requests);
