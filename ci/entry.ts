@@ -1,0 +1,85 @@
+/**
+ * Entry point of the GitHub Action (action.yml): turns the action's inputs, handed over as
+ * INPUT_* environment variables, into `retap ci` flags and runs it. Runs as root (`sudo -E`), so
+ * GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the INPUT_* variables come through from the runner.
+ *
+ *   INPUT_SNAPSHOT=… INPUT_BUILD_COMMAND=… node dist/ci/entry.js
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Input name → flag. Values that hold several entries are split on new lines (budgets, env). */
+const SINGLE: Array<[string, string]> = [
+  ['config', '--config'],
+  ['snapshot', '--snapshot'],
+  ['build-command', '--cmd'],
+  ['port', '--port'],
+  ['ready', '--ready'],
+  ['ready-timeout', '--ready-timeout'],
+  ['baseline-command', '--baseline-cmd'],
+  ['baseline-port', '--baseline-port'],
+  ['runs', '--runs'],
+  ['concurrency', '--concurrency'],
+  ['mock-miss', '--mock-miss'],
+  ['fail-on', '--fail-on'],
+  ['report-dir', '--reports'],
+  ['formats', '--format'],
+];
+const MULTI: Array<[string, string]> = [
+  ['budgets', '--budget'],
+  ['env', '--env'],
+  ['warn-only', '--warn-only'],
+];
+
+/** An input as GitHub names it for JS actions (INPUT_BUILD-COMMAND) or as action.yml maps it (INPUT_BUILD_COMMAND). */
+export function input(env: NodeJS.ProcessEnv, name: string): string {
+  const upper = name.toUpperCase();
+  const v = env[`INPUT_${upper}`] ?? env[`INPUT_${upper.replace(/-/g, '_')}`] ?? '';
+  return v.trim();
+}
+
+const lines = (v: string): string[] =>
+  v
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && !s.startsWith('#'));
+
+const truthy = (v: string): boolean => /^(true|yes|1|on)$/i.test(v);
+
+/** `retap ci` arguments for the inputs present in `env` (empty inputs are left to retap.yaml). */
+export function actionArgs(env: NodeJS.ProcessEnv): string[] {
+  const args: string[] = [];
+  for (const [name, flag] of SINGLE) {
+    const v = input(env, name);
+    if (v !== '') args.push(flag, v);
+  }
+  for (const [name, flag] of MULTI) {
+    const v = input(env, name);
+    // warn-only may also be comma-separated on one line
+    const items =
+      name === 'warn-only'
+        ? lines(v)
+            .flatMap((s) => s.split(','))
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : lines(v);
+    for (const item of items) args.push(flag, item);
+  }
+  if (input(env, 'step-summary') !== '' && !truthy(input(env, 'step-summary')))
+    args.push('--no-step-summary');
+  if (input(env, 'annotations') !== '' && !truthy(input(env, 'annotations'))) args.push('--no-annotations');
+  if (truthy(input(env, 'exit-zero'))) args.push('--exit-zero');
+  return args;
+}
+
+export async function runAction(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { main } = await import('../cli/main.js');
+  const args = ['ci', ...actionArgs(env)];
+  process.stderr.write(
+    `retap action: retap ${args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}\n`,
+  );
+  return main(args);
+}
+
+const invoked = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (invoked === fileURLToPath(import.meta.url)) process.exitCode = await runAction();
