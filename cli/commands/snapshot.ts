@@ -17,6 +17,7 @@ const SUBS: Record<string, () => Promise<Sub>> = {
   export: async () => (await import('./snapshot/har.js')).exportCmd,
   tokens: async () => (await import('./snapshot/tokens.js')).tokens,
   transforms: async () => (await import('./snapshot/transforms.js')).transforms,
+  accept: async () => (await import('./snapshot/accept.js')).accept,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -30,6 +31,7 @@ const SUMMARIES: Record<string, string> = {
   export: 'Write a version as a HAR 1.2 file',
   tokens: 'Tokens that flow between exchanges, and volatile values',
   transforms: 'Transform rules; --check dry-runs them over the recording',
+  accept: "Record a replay's live answers as a new version (intended changes)",
 };
 
 const overview = `Usage: retap snapshot <subcommand> [options]
