@@ -3,7 +3,7 @@
  * `concurrency` at a time; requests inside a session keep their recorded order. Optional global
  * rate limit and recorded pacing (`speed`). Retries are off: a failure is a result.
  */
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../core/exchange.js';
 import type { DriverOptions, SpecItem, WorkerItem } from './spec.js';
 
@@ -80,6 +80,55 @@ function headerList(raw: Record<string, string | string[] | undefined>): HeaderL
   return out;
 }
 
+/**
+ * One request through undici's dispatch API: no stream objects per answer (the request() API
+ * costs a Readable per call), the body gathered in chunks up to MAX_BODY.
+ */
+function send(pool: Pool, opts: Dispatcher.DispatchOptions & { signal?: AbortSignal }): Promise<LiveAnswer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let status = 0;
+    let headers: HeaderList = [];
+    const { signal, ...dispatchOpts } = opts;
+    let settled = false;
+    const fail = (e: Error): void => {
+      if (!settled) {
+        settled = true;
+        reject(e);
+      }
+    };
+    let controllerRef: Dispatcher.DispatchController | undefined;
+    const onAbort = (): void => controllerRef?.abort(new Error('replay interrupted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    pool.dispatch(dispatchOpts, {
+      onRequestStart(controller) {
+        controllerRef = controller;
+      },
+      onResponseStart(_c, statusCode, raw) {
+        status = statusCode;
+        headers = headerList(raw as Record<string, string | string[] | undefined>);
+      },
+      onResponseData(controller, chunk) {
+        size += chunk.length;
+        if (size > MAX_BODY)
+          controller.abort(new Error(`answer over the ${MAX_BODY >> 20} MiB the driver keeps`));
+        else chunks.push(chunk);
+      },
+      onResponseEnd() {
+        signal?.removeEventListener('abort', onAbort);
+        if (settled) return;
+        settled = true;
+        resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+      },
+      onResponseError(_c, err) {
+        signal?.removeEventListener('abort', onAbort);
+        fail(err);
+      },
+    });
+  });
+}
+
 export interface DriveProgress {
   done: number;
   total: number;
@@ -140,23 +189,16 @@ export async function drive(
     };
     let answer: LiveAnswer | undefined;
     try {
-      const res = await pool.request({
-        method: req.method as 'GET',
+      answer = await send(pool, {
+        method: req.method,
         path: req.target,
         headers,
         body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
         ...(signal ? { signal } : {}),
       });
-      const length = Number(res.headers['content-length'] ?? 0);
-      if (length > MAX_BODY) {
-        await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
-        throw new Error(`answer of ${length} bytes is over the ${MAX_BODY >> 20} MiB the driver keeps`);
-      }
-      const body = new Uint8Array(await res.body.arrayBuffer());
-      answer = { status: res.statusCode, headers: headerList(res.headers), body };
-      out.status = res.statusCode;
+      out.status = answer.status;
       out.responseHeaders = answer.headers;
-      out.responseBody = body;
+      out.responseBody = answer.body;
     } catch (e) {
       out.error = (e as Error).message || String(e);
       errors++;
