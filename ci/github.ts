@@ -57,11 +57,6 @@ export function workspacePath(path: string, workspace: string | undefined): stri
   return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
 }
 
-const short = (v: unknown): string => {
-  const s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-};
-
 /**
  * One annotation per failing route (with its first counted differences), per failed budget and
  * per infrastructure error, at most `max` in all (GitHub shows ten errors per step).
@@ -80,23 +75,24 @@ export function verdictAnnotations(v: Verdict, opts: { file?: string; max?: numb
   for (const r of v.routes) {
     if (r.failed === 0 && r.errors === 0) continue;
     const items = v.items.filter((i) => i.route === r.route && i.status !== 'pass');
-    const lines: string[] = [];
+    // one line per kind of difference, with how many requests show it and one example
+    const groups = new Map<string, { line: string; requests: Set<string> }>();
     for (const it of items) {
-      if (it.status === 'error') {
-        lines.push(`${it.method} ${it.target}: ${it.error ?? 'not judged'}`);
-        continue;
-      }
-      for (const d of it.diffs.filter((x) => !x.noise)) {
-        const values =
-          d.recorded !== undefined || d.candidate !== undefined
-            ? ` (recorded ${short(d.recorded)}, now ${short(d.candidate)})`
-            : '';
-        lines.push(`${it.method} ${it.target}: ${d.rating} ${d.path}: ${d.message}${values}`);
+      const found =
+        it.status === 'error'
+          ? [{ key: `error ${it.error ?? ''}`, line: `not judged: ${it.error ?? 'no answer'}` }]
+          : it.diffs
+              .filter((d) => !d.noise)
+              .map((d) => ({ key: `${d.rating} ${d.kind} ${d.path}`, line: `${d.rating}: ${d.message}` }));
+      for (const f of found) {
+        const g = groups.get(f.key) ?? { line: f.line, requests: new Set<string>() };
+        g.requests.add(it.id);
+        groups.set(f.key, g);
       }
     }
-    const unique = [...new Set(lines)];
-    const shown = unique.slice(0, 5);
-    if (unique.length > shown.length) shown.push(`… and ${unique.length - shown.length} more`);
+    const all = [...groups.values()].sort((a, b) => b.requests.size - a.requests.size);
+    const shown = all.slice(0, 5).map((g) => `${g.line} (${g.requests.size} of ${r.items})`);
+    if (all.length > shown.length) shown.push(`… and ${all.length - shown.length} more kinds of difference`);
     out.push({
       level: 'error',
       title: `retap: ${r.route}`,
