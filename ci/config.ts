@@ -61,7 +61,7 @@ function schemaFile(): string {
 
 function validator(): ValidateFunction {
   if (compiled) return compiled;
-  const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
   compiled = ajv.compile(JSON.parse(readFileSync(schemaFile(), 'utf8')) as object);
   return compiled;
 }
