@@ -11,7 +11,7 @@
  * is run as a plain script and its own output stands (no rows).
  */
 import { execFileSync, fork } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,6 +40,7 @@ const fmt = (x) => {
   if (typeof x === 'string') return x;
   if (typeof x !== 'number' || Number.isNaN(x)) return '';
   if (!Number.isFinite(x)) return String(x);
+  if (Number.isInteger(x)) return x.toLocaleString('en-US');
   const a = Math.abs(x);
   const digits = a === 0 || a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
   return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -61,6 +62,41 @@ function table(rows) {
   return lines.join('\n');
 }
 
+/**
+ * One benchmark run per machine at a time: two load tests on 2 cores measure each other. The
+ * lock is a file holding the owner's pid; a lock whose owner is gone is taken over.
+ */
+const LOCK = '/tmp/retap-bench.lock';
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+};
+
+async function lock() {
+  for (let waited = 0; ; waited++) {
+    try {
+      writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+      process.on('exit', () => {
+        if (readFileSync(LOCK, 'utf8') === String(process.pid)) rmSync(LOCK, { force: true });
+      });
+      return;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    const owner = Number(readFileSync(LOCK, 'utf8'));
+    if (!owner || !alive(owner)) {
+      rmSync(LOCK, { force: true });
+      continue;
+    }
+    if (waited % 30 === 0) console.log(`waiting for the benchmark run of pid ${owner} to finish (${LOCK})`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 /** Child mode: import one benchmark, call run(), send its rows to the parent. */
 async function child(file, quick) {
   const mod = await import(pathToFileURL(file).href);
@@ -73,12 +109,15 @@ async function child(file, quick) {
   process.disconnect?.();
 }
 
+let current;
+
 async function runOne(name, file, quick, timeoutMs) {
   return new Promise((resolvePromise) => {
     const p = fork(import.meta.filename, ['--child', file, ...(quick ? ['--quick'] : [])], {
       stdio: 'inherit',
       env: { ...process.env, RETAP_BENCH_QUICK: quick ? '1' : '' },
     });
+    current = p;
     let rows;
     const timer = setTimeout(() => {
       console.error(`\n${name}: no result after ${timeoutMs / 1000} s, stopping it (pid ${p.pid})`);
@@ -111,6 +150,17 @@ async function main() {
     console.log(found.length ? found.map((b) => b.name).join('\n') : 'no benchmark matches');
     if (!found.length) process.exitCode = 1;
     return;
+  }
+  await lock();
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      // the benchmark stops what it started on SIGTERM; give it a moment
+      if (current && current.exitCode === null) {
+        current.kill('SIGTERM');
+        current.once('exit', () => process.exit(130));
+        setTimeout(() => process.exit(130), 10_000).unref();
+      } else process.exit(130);
+    });
   }
   if (found.some((b) => b.src.endsWith('.ts')) && !values['no-compile']) {
     console.log('compiling benchmarks: tsc -p tsconfig.bench.json');

@@ -18,7 +18,7 @@ import type { BenchOptions, Row } from '../lib/rows.js';
 import { runWrk, type WrkLoad } from '../lib/wrk.js';
 import type { ArmName } from './overhead/arms.js';
 import { describe, measure, type Sample } from './overhead/measure.js';
-import { addedP99, armTable, compare, lost, type Rounds } from './overhead/report.js';
+import { addedP99, armTable, company, compare, lost, type Rounds } from './overhead/report.js';
 import { saturation } from './overhead/saturation.js';
 
 const loadText = (l: WrkLoad) =>
@@ -55,6 +55,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const rate: WrkLoad = { threads: 1, connections: 4, seconds: quick ? 3 : 8, delayMs: 10 };
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-overhead-'));
   const rows: Row[] = [];
+  const everything: Rounds[] = [];
   try {
     for (const tls of [false, true]) {
       const proto = tls ? 'https' : 'http';
@@ -75,6 +76,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
           sdir,
           tls,
         );
+        everything.push(m, f);
         const us = (s: Sample) => s.serverUs + (s.recorderUs ?? 0);
         rows.push(
           compare(tMax, m, 'retap', 'none', 'req/s', (s) => s.rps, { min: 0.95 }),
@@ -96,6 +98,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
         await server.stop();
       }
     }
+    rows.push(company(everything));
   } finally {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { processTree } from './procstat.js';
 export interface Nginx {
   proc: Proc;
   port: number;
+  /** The page's full URL (scheme, port and path). */
   url: string;
   /** master and worker */
   pids: number[];

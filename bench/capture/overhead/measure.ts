@@ -25,6 +25,8 @@ export interface Sample {
   /** answered − recorded (negative: the recorder holds more, e.g. a page nginx logged as incomplete). */
   lost?: number;
   drops?: number;
+  /** retap only: where the loss came from. */
+  retap?: { ringbufDrops: number; userDrops: number; gapBytes: number };
   /** pids of other BPF tracers (someone else's capture) seen before or after the load. */
   foreign: number[];
   note: string;
@@ -73,6 +75,15 @@ export async function measure(
             recorded: recorded.recorded,
             drops: recorded.drops,
             ...(arm !== 'tcpdump' ? { lost: answered - recorded.recorded } : {}),
+            ...(recorded.agent
+              ? {
+                  retap: {
+                    ringbufDrops: recorded.agent.ringbufDrops,
+                    userDrops: recorded.agent.userDrops,
+                    gapBytes: recorded.agent.gapBytes,
+                  },
+                }
+              : {}),
           }
         : {}),
     };

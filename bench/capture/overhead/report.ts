@@ -113,5 +113,18 @@ export function armTable(title: string, rounds: Rounds): string {
       )} | ${total((x) => x.lost)} | ${total((x) => x.drops)} |`,
     );
   }
+  const withCompany = rounds.flat().filter((s) => s.foreign.length > 0).length;
+  lines.push(`runs with another BPF tracer attached: ${withCompany} of ${rounds.flat().length}`);
   return lines.join('\n');
+}
+
+/** How many runs had someone else's BPF tracer attached (it taxes every arm's syscalls). */
+export function company(all: Rounds[]): Row {
+  const runs = all.flat(2);
+  return {
+    figure: "runs with another BPF tracer attached (someone else's capture on this machine)",
+    value: runs.filter((s) => s.foreign.length > 0).length,
+    peer: 'all runs',
+    peerValue: runs.length,
+  };
 }

@@ -40,7 +40,7 @@ export async function saturation(server: Nginx, dir: string): Promise<Row[]> {
   ];
   for (const d of lossy) {
     rows.push({
-      figure: `http saturation: wrk ${name(d.load)} lost exchanges (${d.s.note.split(',').slice(0, 3).join(',')})`,
+      figure: `http saturation: wrk ${name(d.load)} at ${Math.round(d.s.rps)} req/s: lost exchanges (ring buffer drops ${d.s.retap?.ringbufDrops}, batches dropped in user space ${d.s.retap?.userDrops})`,
       value: d.s.lost ?? 0,
       peer: 'answered (nginx access log)',
       peerValue: d.s.answered,
