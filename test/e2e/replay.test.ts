@@ -83,19 +83,28 @@ async function finish(child: ChildProcess): Promise<{ code: number | null; stdou
   return { code, stdout, stderr };
 }
 
-/** Nothing of any run may survive it. */
-async function expectNothingLeft(): Promise<void> {
+/**
+ * Nothing of a run may survive it: its namespace, /etc/netns entry, cgroup (which can only be
+ * removed once every process in it is gone) and registry entry. Scoped to this run's names, since
+ * other test files replay at the same time.
+ */
+async function expectNothingLeft(namespace: string): Promise<void> {
+  expect(namespace).toMatch(/^retap-/);
   const ns = await run('ip', ['netns', 'list']);
-  expect(ns.stdout.toString()).not.toMatch(/retap-/);
-  const cg = join(cgroup2Root(), 'retap');
-  const groups = existsSync(cg) ? readdirSync(cg).filter((n) => n.startsWith('replay-')) : [];
-  expect(groups).toEqual([]);
   expect(
-    existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith('retap-')) : [],
-  ).toEqual([]);
-  expect(existsSync(runsDir) ? readdirSync(runsDir) : []).toEqual([]);
-  const ps = await run('pgrep', ['-f', server]);
-  expect(ps.stdout.toString().trim()).toBe('');
+    ns.stdout
+      .toString()
+      .split('\n')
+      .map((l) => l.split(' ')[0]),
+  ).not.toContain(namespace);
+  expect(existsSync(join('/etc/netns', namespace))).toBe(false);
+  const id = namespace.slice('retap-'.length);
+  expect(existsSync(join(cgroup2Root(), 'retap', `replay-${id}`))).toBe(false);
+  expect(existsSync(join(runsDir, `${id}.json`))).toBe(false);
+}
+
+async function namespaceOf(out: string): Promise<string> {
+  return (await readResults(out)).environment.namespace ?? '';
 }
 
 beforeAll(() => {
@@ -141,7 +150,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     // recorded order kept: live start times increase
     const starts = items.map((i) => i.live!.timing.startUs);
     expect([...starts].sort((a, b) => a - b)).toEqual(starts);
-    await expectNothingLeft();
+    await expectNothingLeft(await namespaceOf(out));
   });
 
   it('a build that never becomes ready: clear error with its own output, nothing left', async () => {
@@ -163,7 +172,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/not ready after 2 s/);
     expect(r.stderr).toMatch(/starting up/);
-    await expectNothingLeft();
+    await expectNothingLeft(await namespaceOf(join(dir, 'res-never')));
   });
 
   it('a build that crashes mid-replay: reported, partial results kept, nothing left', async () => {
@@ -196,7 +205,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     expect(items.filter((i) => i.client.status === 200).length).toBe(2);
     expect(items.filter((i) => i.client.error).length).toBeGreaterThan(0);
     expect(results.runs[0]!.error?.code).toBe('RETAP_BUILD_CRASHED');
-    await expectNothingLeft();
+    await expectNothingLeft(await namespaceOf(out));
   });
 
   it('SIGINT mid-run stops the replay and tears everything down', async () => {
@@ -222,7 +231,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     child.kill('SIGINT');
     const r = await done;
     expect(r.code === 130 || r.code === 3, `exit ${r.code}: ${r.stderr}`).toBe(true);
-    await expectNothingLeft();
+    await expectNothingLeft(await namespaceOf(join(dir, 'res-int')));
   });
 
   it('retap gc removes what a killed run left behind', async () => {
@@ -247,12 +256,16 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     await new Promise((r) => setTimeout(r, 2500));
     child.kill('SIGKILL');
     await done;
+    const left = readdirSync(runsDir).map(
+      (f) => JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as { netns: string },
+    );
+    expect(left).toHaveLength(1);
     const before = await run('ip', ['netns', 'list']);
-    expect(before.stdout.toString()).toMatch(/retap-/);
+    expect(before.stdout.toString()).toContain(left[0]!.netns);
     const gc = await finish(retap(['gc', '--json']));
     expect(gc.code, gc.stderr).toBe(0);
     expect(JSON.parse(gc.stdout).removed).toHaveLength(1);
-    await expectNothingLeft();
+    await expectNothingLeft(left[0]!.netns);
   });
 
   it('refuses bad usage with the fix', async () => {
