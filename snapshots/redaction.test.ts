@@ -55,6 +55,16 @@ describe('redaction', () => {
     ]);
   });
 
+  it('never takes digit runs inside UUIDs or hex ids for card numbers', () => {
+    const r = createRedactor(undefined);
+    // a Luhn-valid run (4532015112830366) hiding inside ids, with and without dashes
+    for (const id of ['c4532015-1128-3036-6b6f-0a1b2c3d4e5f', 'x4532015112830366', '4532015112830366abc', 'a-4532-0151-1283-0366']) {
+      const body = new TextEncoder().encode(JSON.stringify({ id }));
+      const ex = r.redact({ ...sampleExchange(0), response: { status: 200, version: 'HTTP/1.1', headers: [['content-type', 'application/json']], body: { data: body, size: body.length, truncated: false } } });
+      expect(Buffer.from(ex.response!.body.data).toString()).toBe(JSON.stringify({ id }));
+    }
+  });
+
   it('redacts JSON fields lexically and card numbers, keeps the rest byte for byte, fixes Content-Length', () => {
     const body = '{ "user": "ann",  "password" : "hunter2", "nested": {"apiKey": 12345, "card": "4111 1111 1111 1111"}, "n": 4111111111111112 }';
     const ex = withRequest({

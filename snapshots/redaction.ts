@@ -43,7 +43,8 @@ const JSON_FIELD = 'pass(word|wd)?|secret|token|api[-_]?key|apikey|private[-_]?k
 const QUERY_PARAM =
   /^(access[-_]?token|id[-_]?token|refresh[-_]?token|token|api[-_]?key|apikey|key|secret|client[-_]?secret|password|passwd|pwd|sig|signature|session[-_]?id|auth)$/i;
 /** Card-like digit runs with a known issuer prefix; separators (space, dash) allowed between digits. */
-const CARD = /(?<![\d-])(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)(?:[ -]?\d){10,17}(?![\d-])/g;
+// Not inside a longer token: a digit run within a UUID or hex id (`c4532015-1128-4036-8b6f…`) is no card.
+const CARD = /(?<![0-9A-Za-z_-])(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)(?:[ -]?\d){10,17}(?![0-9A-Za-z_-])/g;
 
 export function luhnValid(digits: string): boolean {
   if (digits.length < 13 || digits.length > 19) return false;
