@@ -4,11 +4,17 @@
  * the list already and report "not built yet" until someone fills them in.
  */
 
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readSnapshotTokens } from '../../assertions/config-file.js';
+import { defaultConfig, evaluate, withBudgets } from '../../assertions/index.js';
 import { CaptureSession, type CaptureStats } from '../../capture/session.js';
+import { gate } from '../../ci/gate.js';
+import { EXTENSIONS, render } from '../../ci/reports/index.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
+import { packageRoot } from '../../core/paths.js';
 import {
   type DemoSystem,
   formatSummary,
@@ -20,8 +26,7 @@ import {
   VARIANTS,
   type Variant,
 } from '../../examples/demo/index.js';
-import { packageRoot } from '../../core/paths.js';
-import { replay, type ReplayOutcome } from '../../runner/replay.js';
+import { type ReplayOutcome, replay } from '../../runner/replay.js';
 import { createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
 import { parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -68,6 +73,14 @@ export interface DemoContext {
   captureStats?: CaptureStats;
   snapshotPath?: string;
   replays?: Array<{ label: string; variant: string; outcome: ReplayOutcome }>;
+  verdicts?: Array<{
+    label: string;
+    variant: string;
+    exitCode: number;
+    line: string;
+    caught: string[];
+    reports: string;
+  }>;
 }
 
 export interface Stage {
@@ -196,7 +209,12 @@ async function replayStage(ctx: DemoContext): Promise<string> {
   const env = { INVENTORY_URL: system.env.INVENTORY_URL ?? '', PAYMENTS_URL: system.env.PAYMENTS_URL ?? '' };
   const builds: Array<{ label: string; variant: string; args: string[]; runs: number }> = [
     { label: 'orders (unchanged)', variant: 'none', args: [], runs: 2 },
-    { label: 'orders --variant all (seeded regressions)', variant: 'all', args: ['--variant', 'all'], runs: 1 },
+    {
+      label: 'orders --variant all (seeded regressions)',
+      variant: 'all',
+      args: ['--variant', 'all'],
+      runs: 1,
+    },
   ];
   ctx.replays = [];
   for (const b of builds) {
@@ -204,7 +222,11 @@ async function replayStage(ctx: DemoContext): Promise<string> {
     ctx.say(`  replaying against ${b.label}`);
     const outcome = await replay({
       snapshot: ctx.snapshotPath,
-      candidate: { command: [process.execPath, script, '--port', String(REPLAY_PORT), ...b.args].join(' '), port: REPLAY_PORT, env },
+      candidate: {
+        command: [process.execPath, script, '--port', String(REPLAY_PORT), ...b.args].join(' '),
+        port: REPLAY_PORT,
+        env,
+      },
       runsPerBuild: b.runs,
       readyTimeoutMs: 30_000,
       cwd: process.cwd(),
@@ -226,6 +248,55 @@ async function replayStage(ctx: DemoContext): Promise<string> {
   return `${ctx.replays.length} builds replayed in ephemeral namespaces → ${resolve(ctx.options.out, 'results')}`;
 }
 
+/** Budgets the demo gate judges with (server-side latency from eBPF). */
+const DEMO_BUDGETS = ['GET /orders/{id}: p95 < 100ms', 'errors < 1%', 'mocks >= 100%'];
+
+async function verdictStage(ctx: DemoContext): Promise<string> {
+  if (!ctx.replays?.length) throw new Error('nothing was replayed');
+  ctx.verdicts = [];
+  for (const r of ctx.replays) {
+    const config = withBudgets(
+      { ...defaultConfig(), tokens: await readSnapshotTokens(r.outcome.results.snapshot.path) },
+      DEMO_BUDGETS,
+      'retap demo',
+    );
+    const verdict = evaluate(r.outcome.results, config);
+    const g = gate(verdict);
+    const dir = resolve(ctx.options.out, 'reports', r.variant);
+    await mkdir(dir, { recursive: true });
+    for (const format of ['junit', 'markdown', 'html'] as const) {
+      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), render(format, verdict, r.outcome.results));
+    }
+    // one line per distinct failure: what kind, where
+    const caught = new Set<string>();
+    for (const item of verdict.items) {
+      for (const d of item.diffs)
+        if (!d.noise && d.rating === 'breaking') caught.add(`${item.route}: ${d.message}`);
+    }
+    for (const b of verdict.budgets)
+      if (b.status === 'fail') caught.add(`budget ${b.name}: measured ${b.measured?.toFixed(1)} ${b.unit}`);
+    ctx.verdicts.push({
+      label: r.label,
+      variant: r.variant,
+      exitCode: g.exitCode,
+      line: g.line,
+      caught: [...caught],
+      reports: dir,
+    });
+    ctx.say(`  ${r.label}: ${g.line}`);
+    for (const c of [...caught].slice(0, 8)) ctx.say(`    ✗ ${c}`);
+    if (caught.size > 8) ctx.say(`    … ${caught.size - 8} more in ${join(dir, 'report.html')}`);
+  }
+  const unchanged = ctx.verdicts.find((v) => v.variant === 'none');
+  const regressed = ctx.verdicts.find((v) => v.variant === 'all');
+  if (unchanged && unchanged.exitCode !== 0) {
+    throw new Error(`the gate failed the unchanged build (a false alarm): ${unchanged.line}`);
+  }
+  if (regressed && regressed.exitCode === 0)
+    throw new Error('the gate passed the regressed build: it missed the seeded regressions');
+  return `unchanged build passed; regressed build failed the gate (exit ${regressed?.exitCode}) → JUnit, Markdown and HTML in ${resolve(ctx.options.out, 'reports')}`;
+}
+
 /** In order. Capture must be recording before the traffic starts, hence its place. */
 export const STAGES: Stage[] = [
   { name: 'start', title: 'Start the demo system', run: startStage },
@@ -233,11 +304,7 @@ export const STAGES: Stage[] = [
   { name: 'traffic', title: 'Drive client traffic', run: trafficStage },
   { name: 'snapshot', title: 'Write the snapshot', run: snapshotStage },
   { name: 'replay', title: 'Replay against the build and its regressed variant', run: replayStage },
-  {
-    name: 'verdict',
-    title: 'Verdict and JUnit report',
-    planned: 'compare answers and latencies, write JUnit, gate',
-  },
+  { name: 'verdict', title: 'Verdict and JUnit report', run: verdictStage },
 ];
 
 export function parseDemoArgs(argv: string[]): DemoCliOptions {
@@ -400,6 +467,7 @@ export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES)
       env: s?.env,
       traffic: ctx.traffic,
       snapshot: ctx.snapshotPath,
+      verdicts: ctx.verdicts,
       capture: ctx.captureStats
         ? {
             inbound: ctx.capture?.inbound,
@@ -431,10 +499,13 @@ export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES)
 
 const help = `Usage: retap demo [options]
 
-Starts the built-in demo system (orders → inventory over HTTP, → payments over HTTPS, each its own
-process on 127.0.0.1), records the orders process with eBPF (inbound requests and its outbound
-calls, TLS plaintext included) while realistic client traffic runs, writes the snapshot, prints a
-summary and stops everything. Needs root (eBPF). Stages not built yet are listed as such.
+Runs retap end to end on a built-in system: starts the demo services (orders → inventory over
+HTTP, → payments over HTTPS, each its own process on 127.0.0.1), records the orders process with
+eBPF (inbound requests and its outbound calls, TLS plaintext included) while realistic client
+traffic runs, writes the snapshot, replays it against orders and against orders with seeded
+regressions (each in an ephemeral namespace with mocked dependencies), and judges both: the
+unchanged build must pass the gate and the regressed one must fail it. Writes snapshots, results
+and JUnit/Markdown/HTML reports under --out. Needs root (eBPF, namespaces).
 
 Options:
   --sessions N     client sessions to run, 1–1000 (default 5)
@@ -446,8 +517,9 @@ Options:
   --json           print a machine-readable summary on stdout (progress goes to stderr)
   -h, --help       show this help
 
-Exit codes: 0 done; 3 the demo could not run, or answered with errors without a variant;
-130/143 interrupted.`;
+Exit codes: 0 done (the gate passed the unchanged build and caught the regressions); 3 the demo
+could not run, answered with errors without a variant, or the gate misjudged a build; 130/143
+interrupted.`;
 
 const command: Command = {
   name: 'demo',

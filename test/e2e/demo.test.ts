@@ -316,7 +316,7 @@ describe('retap demo (compiled CLI)', () => {
   beforeAll(() => buildDist(root), 200_000);
 
   it.skipIf(skipPrivileged())(
-    'runs, captures a snapshot, names the stages not built yet, and stops everything',
+    'runs the whole loop (capture, snapshot, replay, verdict) and stops everything',
     () => {
       const out = mkdtempSync(join(tmpdir(), 'retap-demo-out-'));
       const r = spawnSync(
@@ -337,17 +337,28 @@ describe('retap demo (compiled CLI)', () => {
         notBuilt: string[];
         snapshot: string;
         capture: { inbound: number; outbound: number; drops: number };
+        verdicts: Array<{ variant: string; exitCode: number; caught: string[]; reports: string }>;
       };
       expect(report.ok).toBe(true);
       expect(report.traffic).toMatchObject({ errors: 0, sessionsRun: 2 });
-      expect(report.notBuilt).toEqual(['verdict']);
+      expect(report.notBuilt).toEqual([]);
       expect(report.stages.filter((s) => s.status === 'done').map((s) => s.name)).toEqual([
         'start',
         'capture',
         'traffic',
         'snapshot',
         'replay',
+        'verdict',
       ]);
+      // the gate: the unchanged build passes, the seeded regressions are caught
+      const verdicts = Object.fromEntries(report.verdicts.map((v) => [v.variant, v]));
+      expect(verdicts.none?.exitCode).toBe(0);
+      expect(verdicts.all?.exitCode).toBe(1);
+      const caught = verdicts.all?.caught.join('\n') ?? '';
+      expect(caught).toMatch(/\$\.total changed type/);
+      expect(caught).toMatch(/GET \/orders: status 200 → 500/);
+      expect(caught).toMatch(/budget GET \/orders\/\{id\} p95/);
+      expect(existsSync(join(verdicts.all!.reports, 'report.junit.xml'))).toBe(true);
       // every request the generator sent was captured, and orders' calls to inventory and payments
       expect(report.capture.inbound).toBe(report.traffic.requests);
       expect(report.capture.outbound).toBeGreaterThan(0);
