@@ -3,36 +3,48 @@
  * writes exchanges (optionally gzip) while hashing → small YAML files → manifest → rename.
  * Nothing is visible under the final name until everything is on disk.
  */
-import { createWriteStream } from 'node:fs';
+
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import type { Exchange } from '../core/exchange.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
+import type { Exchange } from '../core/exchange.js';
 import { logger } from '../core/log.js';
 import {
   EXCHANGES_FILE,
   EXCHANGES_GZ_FILE,
   FORMAT,
   FORMAT_VERSION,
+  fromStored,
   MANIFEST_FILE,
   type Manifest,
   type RedactionSummary,
   sortKeys,
   TOKENS_FILE,
-  toStored,
   TRANSFORMS_FILE,
+  toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
 import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
 import { checkValue } from './schema.js';
-import { chunkedWriter, createSorter } from './sorter.js';
-import { cleanStaleTemps, commitVersion, FILE_MODE, fsyncPath, makeTempDir, nextVersion, writeTarget } from './store.js';
-import { createStats } from './stats.js';
-import { EMPTY_TOKENS, EMPTY_TRANSFORMS, type TokensFile, type TransformsFile, toYaml } from './yamlfile.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
+import { chunkedWriter, createSorter } from './sorter.js';
+import { createStats } from './stats.js';
+import {
+  cleanStaleTemps,
+  commitVersion,
+  FILE_MODE,
+  fsyncPath,
+  makeTempDir,
+  nextVersion,
+  writeTarget,
+} from './store.js';
+import { createDiscoverer } from './tokens/discover.js';
+import { emitFiles } from './tokens/emit.js';
+import { EMPTY_TOKENS, EMPTY_TRANSFORMS, type TokensFile, type TransformsFile, toYaml } from './yamlfile.js';
 
 const log = logger('snapshots');
 
@@ -52,6 +64,11 @@ export interface WriterOptions {
   redaction?: RedactionConfig | false;
   /** Parent version: a path/name openSnapshot accepts, or a `sha256:` hash. */
   parent?: string;
+  /**
+   * Discover tokens and emit transform rules from the sorted exchanges as they are written
+   * (tokens.yaml/transforms.yaml), unless `transforms`/`tokens` are given. Capture turns it on.
+   */
+  discoverTokens?: boolean;
   /** For derived snapshots (filter, merge, import): side files and inherited redaction record. */
   transforms?: TransformsFile;
   tokens?: TokensFile;
@@ -85,7 +102,9 @@ async function resolveParent(parent: string | undefined): Promise<Manifest['pare
 
 export async function createSnapshotWriter(opts: WriterOptions): Promise<SnapshotWriter> {
   if (!opts.name || opts.name.trim() === '') {
-    throw new RetapError(ErrorCodes.USAGE, 'a snapshot needs a name', { hint: 'Pass name (e.g. the service name).' });
+    throw new RetapError(ErrorCodes.USAGE, 'a snapshot needs a name', {
+      hint: 'Pass name (e.g. the service name).',
+    });
   }
   const target = writeTarget(opts.dir);
   if (target.version !== undefined) {
@@ -98,7 +117,8 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
   }
   const parent = await resolveParent(opts.parent);
   const removed = await cleanStaleTemps(target.storeDir);
-  if (removed.length > 0) log.info(`removed ${removed.length} unfinished write(s) left in ${target.storeDir}`);
+  if (removed.length > 0)
+    log.info(`removed ${removed.length} unfinished write(s) left in ${target.storeDir}`);
   const temp = await makeTempDir(target.storeDir);
   const redactor = createRedactor(opts.redaction);
   const stats = createStats();
@@ -117,7 +137,8 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
       return finalPath;
     },
     async append(ex) {
-      if (state !== 'open') throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
+      if (state !== 'open')
+        throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
       const clean = redactor.redact(ex);
       const stored = toStored(clean);
       checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
@@ -126,7 +147,8 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
       await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored) });
     },
     async finish(extra = {}) {
-      if (state !== 'open') throw new RetapError(ErrorCodes.INTERNAL, `finish after ${state} on snapshot writer ${temp}`);
+      if (state !== 'open')
+        throw new RetapError(ErrorCodes.INTERNAL, `finish after ${state} on snapshot writer ${temp}`);
       state = 'finishing';
       try {
         const gzip = opts.gzip === true;
@@ -142,8 +164,11 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
           hash.update(chunk);
           bytes += Buffer.byteLength(chunk);
         });
+        const discoverer =
+          opts.discoverTokens && !opts.transforms && !opts.tokens ? createDiscoverer() : undefined;
         for await (const e of sorter.drain()) {
           await w.write(`${e.line}\n`);
+          discoverer?.add(fromStored(JSON.parse(e.line)));
           lines++;
         }
         await w.flush();
@@ -156,8 +181,9 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
         await sorter.dispose();
         await fsyncPath(join(temp, file));
 
-        const transforms = opts.transforms ?? EMPTY_TRANSFORMS;
-        const tokens = opts.tokens ?? EMPTY_TOKENS;
+        const discovered = discoverer ? emitFiles(discoverer.finish()) : undefined;
+        const transforms = opts.transforms ?? discovered?.transforms ?? EMPTY_TRANSFORMS;
+        const tokens = opts.tokens ?? discovered?.tokens ?? EMPTY_TOKENS;
         validateTransforms(transforms, TRANSFORMS_FILE);
         validateTokens(tokens, TOKENS_FILE);
         const tf = await writeSmall(TRANSFORMS_FILE, toYaml(transforms));
@@ -202,13 +228,20 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
             return manifest;
           }
           if (target.version !== undefined) {
-            throw new RetapError(ErrorCodes.SNAPSHOT_EXISTS, `${opts.dir} was created by someone else meanwhile`, {
-              hint: 'Write to the store directory instead to get the next free version.',
-            });
+            throw new RetapError(
+              ErrorCodes.SNAPSHOT_EXISTS,
+              `${opts.dir} was created by someone else meanwhile`,
+              {
+                hint: 'Write to the store directory instead to get the next free version.',
+              },
+            );
           }
           manifest.version = await nextVersion(target.storeDir);
         }
-        throw new RetapError(ErrorCodes.INTERNAL, `could not find a free version number in ${target.storeDir}`);
+        throw new RetapError(
+          ErrorCodes.INTERNAL,
+          `could not find a free version number in ${target.storeDir}`,
+        );
       } catch (e) {
         state = 'aborted';
         await rm(temp, { recursive: true, force: true });

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { hostname, constants } from 'node:os';
+import { constants, hostname } from 'node:os';
 
 const osSignals = constants.signals as Record<string, number>;
+
 import { basename, join } from 'node:path';
-import { createCgroup, type Cgroup, cgroupId, resolveCgroup } from '../../capture/cgroup.js';
+import { type Cgroup, cgroupId, createCgroup, resolveCgroup } from '../../capture/cgroup.js';
 import { CaptureSession, type CaptureStats } from '../../capture/session.js';
 import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
@@ -34,6 +35,7 @@ Options:
   --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
   --no-tls           do not attach the OpenSSL probes
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
+  --no-discover      do not discover tokens / emit transform rules (tokens.yaml, transforms.yaml)
   --gzip             compress exchanges.jsonl
   --json             print the summary as JSON
   -h, --help         this text
@@ -60,6 +62,7 @@ interface Flags {
   'ring-buffer'?: string;
   'no-tls'?: boolean;
   'no-redact'?: boolean;
+  'no-discover'?: boolean;
   gzip?: boolean;
   json?: boolean;
 }
@@ -78,15 +81,23 @@ async function run(argv: string[]): Promise<number> {
     'ring-buffer': { type: 'string' },
     'no-tls': { type: 'boolean' },
     'no-redact': { type: 'boolean' },
+    'no-discover': { type: 'boolean' },
     gzip: { type: 'boolean' },
     json: { type: 'boolean' },
   });
-  if (!f.out) throw usageError('retap capture: --out DIR is required', 'Example: retap capture --out snaps/api -- node server.js');
+  if (!f.out)
+    throw usageError(
+      'retap capture: --out DIR is required',
+      'Example: retap capture --out snaps/api -- node server.js',
+    );
   const pids = many(f.pid).map((p) => parseIntFlag(p, '--pid', 1));
   const ports = many(f.port).map((p) => parseIntFlag(p, '--port', 1, 65535));
   const cgroups = many(f.cgroup).map(resolveCgroup);
   if (!rest.length && !pids.length && !cgroups.length && !f.all) {
-    throw usageError('retap capture: nothing to capture', 'Give --pid, --cgroup, --all, or a command after --.');
+    throw usageError(
+      'retap capture: nothing to capture',
+      'Give --pid, --cgroup, --all, or a command after --.',
+    );
   }
   for (const pid of pids) {
     try {
@@ -114,6 +125,7 @@ async function run(argv: string[]): Promise<number> {
     ringBufferBytes: ringMiB << 20,
     tls: !f['no-tls'],
     redact: !f['no-redact'],
+    discover: !f['no-discover'],
     gzip: f.gzip === true,
     filters: { pids, cgroups, ports, all: f.all === true, command: rest },
     progress: !f.json,
@@ -125,7 +137,10 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(
       `retap capture: ${result.exchanges} exchanges (${result.inbound} inbound, ${result.outbound} outbound) from ${s.connections} connections (${s.tlsConnections} TLS) → ${result.path}\n`,
     );
-    if (s.unknownConnections) process.stdout.write(`  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`);
+    if (s.unknownConnections)
+      process.stdout.write(
+        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`,
+      );
     if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
       process.stderr.write(
         `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
@@ -153,6 +168,8 @@ export interface CaptureRun {
   tls: boolean;
   redact: boolean;
   gzip: boolean;
+  /** Discover tokens and emit transform rules into the snapshot (default true). */
+  discover?: boolean;
   filters: Record<string, unknown>;
   progress: boolean;
   /** Resolves when capture should stop (besides signals, duration and command exit). */
@@ -182,6 +199,7 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       filters: jsonSafe(run.filters),
     },
     gzip: run.gzip,
+    discoverTokens: run.discover !== false,
     ...(run.redact ? {} : { redaction: false as const }),
   });
   let cgroup: Cgroup | undefined;
@@ -221,14 +239,16 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       const child = spawnInCgroup(cgroup.dir, run.command);
       commandPid = child.pid;
       exited = new Promise<void>((resolve, reject) => {
-          child.on('error', (e) =>
-            reject(new RetapError(ErrorCodes.USAGE, `cannot start ${run.command[0]}: ${e.message}`, { cause: e })),
-          );
-          child.on('exit', (code, signal) => {
-            commandExit = code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0);
-            resolve();
-          });
+        child.on('error', (e) =>
+          reject(
+            new RetapError(ErrorCodes.USAGE, `cannot start ${run.command[0]}: ${e.message}`, { cause: e }),
+          ),
+        );
+        child.on('exit', (code, signal) => {
+          commandExit = code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0);
+          resolve();
         });
+      });
       waits.push(exited);
     }
     waits.push(
@@ -246,7 +266,9 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     const ticker = progress
       ? setInterval(() => {
           const s = session!.stats();
-          progress.update(`${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`);
+          progress.update(
+            `${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`,
+          );
         }, 250)
       : undefined;
     await Promise.race(waits);
@@ -263,7 +285,14 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     if (writeError) throw writeError;
     const manifest = await writer.finish({ counters: countersOf(stats) });
     void manifest;
-    return { path: writer.path, exchanges: inbound + outbound, inbound, outbound, stats, ...(commandExit !== undefined ? { commandExit } : {}) };
+    return {
+      path: writer.path,
+      exchanges: inbound + outbound,
+      inbound,
+      outbound,
+      stats,
+      ...(commandExit !== undefined ? { commandExit } : {}),
+    };
   } catch (e) {
     progress?.done();
     await session?.stop().catch(() => undefined);
@@ -276,7 +305,11 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
 }
 
 /** SIGTERM everything in the group, wait up to 3 s, then the cgroup is killed by destroy(). */
-async function terminate(cgroup: Cgroup, exited: Promise<void>, code: () => number | undefined): Promise<number | undefined> {
+async function terminate(
+  cgroup: Cgroup,
+  exited: Promise<void>,
+  code: () => number | undefined,
+): Promise<number | undefined> {
   for (const pid of cgroup.pids()) {
     try {
       process.kill(pid, 'SIGTERM');
@@ -319,8 +352,16 @@ function countersOf(s: CaptureStats): Record<string, number> {
 }
 
 function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x))) as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x))) as Record<
+    string,
+    unknown
+  >;
 }
 
-const command: Command = { name: 'capture', summary: 'Record traffic of processes into a snapshot', help, run };
+const command: Command = {
+  name: 'capture',
+  summary: 'Record traffic of processes into a snapshot',
+  help,
+  run,
+};
 export default command;

@@ -139,6 +139,7 @@ async function captureStage(ctx: DemoContext): Promise<string> {
     dir: resolve(ctx.options.out, 'snapshots', 'orders'),
     name: 'orders',
     source: { host: hostname(), service: 'orders', filters: { pids: [system.orders.pid] } },
+    discoverTokens: true,
   });
   const state = {
     session: undefined as unknown as CaptureSession,
