@@ -233,6 +233,15 @@ class Stream {
     this.dirs[1].flush();
   }
 
+  /** Bytes the kernel counted past what arrived are a gap at the end of each direction. */
+  finalPositions(bytesIn: number, bytesOut: number, ts: number): void {
+    // ciphertext is suppressed in the kernel on purpose once the socket is known to carry TLS
+    if (this.state === 'ciphertext' || this.tls) return;
+    this.flush();
+    this.dirs[0].endAt(bytesIn, ts);
+    this.dirs[1].endAt(bytesOut, ts);
+  }
+
   end(ts: number): void {
     this.flush();
     if (this.state === 'detecting' && this.pending.some((p) => p.bytes)) this.becomeUnknown();
@@ -350,6 +359,8 @@ export class ConnectionTable {
     const s = this.sockets.get(key);
     if (!s) return;
     this.sockets.delete(key);
+    // The kernel's final byte counts tell about records lost after the last one that arrived.
+    if (s.gen === ev.gen) s.finalPositions(ev.bytesIn, ev.bytesOut, ev.ts);
     this.endStream(s, ev.ts);
     for (const [k, t] of this.tls) {
       if (t.meta && t.meta.tgid === ev.tgid && t.meta.fd === ev.fd && t.meta.gen === ev.gen) {

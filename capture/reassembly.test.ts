@@ -92,3 +92,15 @@ describe('Reassembler', () => {
     );
   });
 });
+
+describe('Reassembler.endAt', () => {
+  it('reports bytes lost after the last record as a final gap', () => {
+    const { r, text } = collect();
+    r.push(0, 3, b('abc'), 1);
+    r.endAt(10, 2);
+    expect(text()).toBe('abc<7>');
+    expect(r.lost).toBe(7);
+    r.endAt(10, 3);
+    expect(r.lost).toBe(7);
+  });
+});

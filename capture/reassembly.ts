@@ -65,6 +65,17 @@ export class Reassembler {
     }
   }
 
+  /** The stream ended at byte `end`: anything between here and there was lost. */
+  endAt(end: number, ts: number): void {
+    // a direction that never delivered anything started at 0 (connections are tracked from their first byte)
+    this.started = true;
+    if (end <= this.next) return;
+    const hole = end - this.next;
+    this.lost += hole;
+    this.out.gap(hole, ts);
+    this.next = end;
+  }
+
   get pending(): number {
     return this.held.length;
   }

@@ -51,10 +51,27 @@ function capture(opts: Parameters<typeof CaptureSession.start>[0]) {
 function certs(): { cert: string; key: string } {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -115,6 +132,30 @@ describe.skipIf(skipPrivileged())('capture (real kernel path)', () => {
     expect(body.size).toBe(big.length);
     expect(Buffer.compare(Buffer.from(body.data), big)).toBe(0);
     expect(stats.kernel.ringbufDrops).toBe(0);
+  });
+
+  it('a full ring buffer: drops are counted, the exchange is kept and marked truncated', async () => {
+    const big = Buffer.alloc(4 << 20, 7);
+    writeFileSync(join(dir, 'flood.bin'), big);
+    const srv = await pythonServer(dir);
+    // 64 KiB of ring for a 4 MiB answer: most records cannot fit
+    const { session, exchanges } = capture({ pids: [srv.pid], ringBufferBytes: 64 << 10 });
+    const r = await run('curl', ['-s', `http://127.0.0.1:${srv.port}/flood.bin`]);
+    expect(r.stdout.length).toBe(big.length);
+    writeFileSync(join(dir, 'small.txt'), 'still here');
+    const after = await run('curl', ['-s', `http://127.0.0.1:${srv.port}/small.txt`]);
+    expect(after.stdout.toString()).toBe('still here');
+    const stats = await session.stop();
+    // capture went on after the overflow
+    expect(exchanges.some((e) => text(e.response?.body) === 'still here')).toBe(true);
+    expect(stats.kernel.ringbufDrops).toBeGreaterThan(0);
+    expect(stats.gapBytes).toBeGreaterThan(0);
+    const flood = exchanges.find((e) =>
+      e.response?.headers.some(([n, v]) => n === 'Content-Length' && v === String(big.length)),
+    );
+    expect(flood?.response?.body.size).toBe(big.length);
+    expect(flood?.response?.body.truncated).toBe(true);
+    expect(flood?.response?.body.data.length).toBeLessThan(big.length);
   });
 
   it('past the per-call cap only sizes are kept, and framing survives', async () => {
@@ -184,7 +225,13 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
   it('200 concurrent connections: every exchange, no loss', async () => {
     const srv = await nodeServer();
     const { session, exchanges } = capture({ pids: [srv.pid] });
-    const c = await run('node', [join(fixtures, 'http-client.mjs'), `http://127.0.0.1:${srv.port}`, '200', '--concurrent', '--no-keepalive']);
+    const c = await run('node', [
+      join(fixtures, 'http-client.mjs'),
+      `http://127.0.0.1:${srv.port}`,
+      '200',
+      '--concurrent',
+      '--no-keepalive',
+    ]);
     expect(c.code).toBe(0);
     const stats = await session.stop();
     expect(exchanges).toHaveLength(200);
@@ -229,7 +276,10 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
     const cg = createCgroup(`test-curl-${process.pid}`);
     try {
       const { session, exchanges } = capture({ cgroupIds: [cg.id] });
-      const curl = await run('/bin/sh', ['-c', `echo $$ > ${cg.dir}/cgroup.procs && exec curl -sk --http1.1 -H 'x-secret-test: 1' https://127.0.0.1:${port}/`]);
+      const curl = await run('/bin/sh', [
+        '-c',
+        `echo $$ > ${cg.dir}/cgroup.procs && exec curl -sk --http1.1 -H 'x-secret-test: 1' https://127.0.0.1:${port}/`,
+      ]);
       expect(curl.code).toBe(0);
       const stats = await session.stop();
       expect(exchanges).toHaveLength(1);
@@ -249,7 +299,8 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
     const { cert, key } = certs();
     const p = start('python3', ['-u', join(fixtures, 'https-server.py'), cert, key]);
     const deadline = Date.now() + 10_000;
-    while (!/listening (\d+)/.test(p.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (!/listening (\d+)/.test(p.output()) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     const port = Number(/listening (\d+)/.exec(p.output())?.[1]);
     const { session, exchanges } = capture({ pids: [p.pid] });
     for (const path of ['/a', '/b?x=1']) {
@@ -268,7 +319,13 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
     const { cert, key } = certs();
     const srv = await nodeServer(['--tls', cert, key]);
     const { session, exchanges } = capture({ pids: [srv.pid] });
-    const client = await run('node', [join(fixtures, 'http-client.mjs'), `https://localhost:${srv.port}`, '5', '--ca', cert]);
+    const client = await run('node', [
+      join(fixtures, 'http-client.mjs'),
+      `https://localhost:${srv.port}`,
+      '5',
+      '--ca',
+      cert,
+    ]);
     expect(client.code).toBe(0);
     await session.stop();
     const inbound = exchanges.filter((e) => e.direction === 'inbound');
@@ -287,7 +344,13 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
     const srv = await nodeServer(['--tls', cert, key]);
     const exchanges: Exchange[] = [];
     const session = CaptureSession.start({ all: true, ports: [srv.port] }, (e) => exchanges.push(e));
-    const client = await run('node', [join(fixtures, 'http-client.mjs'), `https://localhost:${srv.port}`, '3', '--ca', cert]);
+    const client = await run('node', [
+      join(fixtures, 'http-client.mjs'),
+      `https://localhost:${srv.port}`,
+      '3',
+      '--ca',
+      cert,
+    ]);
     expect(client.code).toBe(0);
     await session.stop();
     const outbound = exchanges.filter((e) => e.direction === 'outbound');
@@ -306,7 +369,11 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
     const { session, exchanges } = capture({ pids: [srv.pid] });
     await new Promise<void>((resolve) => {
       const sock = connect({ port: srv.port, host: '127.0.0.1' }, () => {
-        sock.write(Buffer.from([0, 1, 2, 3, 0xff, 0xfe, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0, 0xb0]));
+        sock.write(
+          Buffer.from([
+            0, 1, 2, 3, 0xff, 0xfe, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0, 0xb0,
+          ]),
+        );
         setTimeout(() => sock.end(), 100);
       });
       sock.resume();
@@ -330,9 +397,22 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
 for i in $(seq 1 50); do P=$(grep -o 'port [0-9]*' ${dir}/srv.log | head -1 | cut -d' ' -f2); [ -n "$P" ] && break; sleep 0.1; done
 sleep 0.3; curl -s http://127.0.0.1:$P/x.txt >/dev/null; curl -s http://127.0.0.1:$P/x.txt >/dev/null; kill $S; wait $S`,
     );
-    const r = await run('node', [join(import.meta.dirname, '..', '..', 'bin', 'retap.js'), 'capture', '--out', out, '--json', '--', 'sh', script], {
-      env: { ...process.env, PYTHONUNBUFFERED: '1' },
-    });
+    const r = await run(
+      'node',
+      [
+        join(import.meta.dirname, '..', '..', 'bin', 'retap.js'),
+        'capture',
+        '--out',
+        out,
+        '--json',
+        '--',
+        'sh',
+        script,
+      ],
+      {
+        env: { ...process.env, PYTHONUNBUFFERED: '1' },
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.toString());
     // both sides are inside the cgroup: curl's outbound and the server's inbound
