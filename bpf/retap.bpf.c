@@ -26,6 +26,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 self_tgid = 0;
 const volatile __u32 capture_all = 0;
 const volatile __u32 per_call_cap = 1 << 20;
+/* records are submitted without waking the poller (it polls every few ms) until this much waits */
+const volatile __u64 wakeup_bytes = 256 << 10;
 
 /* set by user space at stop: every hook returns at once (detaching takes the kernel seconds) */
 volatile __u32 paused = 0;
@@ -173,7 +175,9 @@ static __always_inline void count(__u32 which, __u64 n)
 
 static __always_inline int submit(void *rec, __u64 size)
 {
-  if (bpf_ringbuf_output(&events, rec, size, 0) < 0) {
+  /* a wakeup per record costs the traced syscall an IPI: wake only when data piles up */
+  __u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_output(&events, rec, size, flags) < 0) {
     count(RETAP_C_RB_DROPS, 1);
     return -1;
   }

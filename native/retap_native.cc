@@ -86,12 +86,16 @@ struct Batch {
   std::vector<uint8_t> bytes;
 };
 
-// Counters shared with callbacks that may run after the Capture object is gone.
+// State shared with callbacks that may run after the Capture object is gone. At most one batch
+// waits for JS at a time: while it waits, newer records are appended to it (bounded in bytes), so a
+// busy JS thread costs memory, not records, and JS pays its per-call cost once per poll at most.
 struct Shared {
-  std::atomic<uint32_t> pending{0};
+  std::mutex mu;
+  Batch* waiting = nullptr;  // guarded by mu
   std::atomic<uint64_t> user_drops{0};
   std::atomic<uint64_t> batches{0};
   Napi::FunctionReference drained;
+  ~Shared() { delete waiting; }
 };
 
 constexpr size_t kBatchFlushBytes = 4 << 20;
@@ -119,7 +123,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
     uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (64 << 20);
     uint32_t cap = cfg.Has("perCallCapBytes") ? cfg.Get("perCallCapBytes").As<Napi::Number>().Uint32Value() : (1 << 20);
     bool all = cfg.Has("captureAll") && cfg.Get("captureAll").ToBoolean().Value();
-    max_pending_ = cfg.Has("maxPendingBatches") ? cfg.Get("maxPendingBatches").As<Napi::Number>().Uint32Value() : 256;
+    max_pending_bytes_ = cfg.Has("maxPendingBytes") ? static_cast<size_t>(cfg.Get("maxPendingBytes").As<Napi::Number>().Int64Value()) : (128u << 20);
+    poll_ms_ = cfg.Has("pollMs") ? cfg.Get("pollMs").As<Napi::Number>().Int32Value() : 2;
+    uint64_t wakeup = cfg.Has("wakeupBytes") ? cfg.Get("wakeupBytes").As<Napi::Number>().Int64Value() : (256 << 10);
     if (ring < 4096 || (ring & (ring - 1)) != 0)
       throw Napi::RangeError::New(env, "ringBufferBytes must be a power of two of at least 4096");
 
@@ -132,9 +138,15 @@ class Capture : public Napi::ObjectWrap<Capture> {
     skel_->rodata->self_tgid = self_tgid;
     skel_->rodata->capture_all = all ? 1 : 0;
     skel_->rodata->per_call_cap = cap;
+    skel_->rodata->wakeup_bytes = wakeup;
     int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(ring));
     if (err) Close(), Fail(env, "sizing the ring buffer failed", err);
-    err = retap_bpf__load(skel_);
+    // A signal (a profiler's SIGPROF, a busy machine) can interrupt verification with EAGAIN: retry.
+    for (int attempt = 0; attempt < 5; attempt++) {
+      err = retap_bpf__load(skel_);
+      if (err != -EAGAIN) break;
+      TakeLog();
+    }
     if (err) Close(), Fail(env, "loading the BPF programs failed", err);
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
@@ -178,7 +190,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return 0;
   }
 
-  // step: hand the current batch to JS, or drop and count it when JS is too far behind
+  // step: hand the poller's records to JS: append to the batch already waiting for JS, or make it
+  // the waiting batch and ask JS to take it; past the byte bound, drop and count
   void Flush() {
     Batch* b = batch_;
     batch_ = nullptr;
@@ -187,32 +200,54 @@ class Capture : public Napi::ObjectWrap<Capture> {
       return;
     }
     Shared* sh = shared_.get();
-    if (sh->pending.load() >= max_pending_) {
-      sh->user_drops++;
-      delete b;
-      return;
+    bool call = false;
+    {
+      std::lock_guard<std::mutex> lock(sh->mu);
+      if (sh->waiting) {
+        if (sh->waiting->bytes.size() + b->bytes.size() > max_pending_bytes_) {
+          sh->user_drops++;
+        } else {
+          sh->waiting->bytes.insert(sh->waiting->bytes.end(), b->bytes.begin(), b->bytes.end());
+        }
+        delete b;
+      } else {
+        sh->waiting = b;
+        call = true;
+      }
     }
-    sh->pending++;
-    sh->batches++;
+    if (!call) return;
     std::shared_ptr<Shared> keep = shared_;
-    napi_status st = tsfn_.NonBlockingCall(b, [keep](Napi::Env env, Napi::Function fn, Batch* batch) {
-      keep->pending--;
+    napi_status st = tsfn_.NonBlockingCall([keep](Napi::Env env, Napi::Function fn) {
+      Batch* batch;
+      {
+        std::lock_guard<std::mutex> lock(keep->mu);
+        batch = keep->waiting;
+        keep->waiting = nullptr;
+      }
+      if (!batch) return;
+      keep->batches++;
       size_t n = batch->bytes.size();
       uint8_t* ptr = batch->bytes.data();
       auto buf = Napi::Buffer<uint8_t>::New(env, ptr, n, [](Napi::Env, uint8_t*, Batch* owned) { delete owned; }, batch);
       fn.Call({buf});
     });
     if (st != napi_ok) {
-      sh->pending--;
-      sh->user_drops++;
-      delete b;
+      std::lock_guard<std::mutex> lock(sh->mu);
+      if (sh->waiting) {
+        sh->user_drops++;
+        delete sh->waiting;
+        sh->waiting = nullptr;
+      }
     }
   }
 
+  // Records come without wakeups (see submit() in retap.bpf.c) until data piles up, so the poller
+  // also wakes on its own every poll_ms and consumes what is there.
   void Poll() {
     while (running_.load()) {
-      int n = ring_buffer__poll(rb_, 100);
+      int n = ring_buffer__poll(rb_, poll_ms_);
       if (n < 0 && n != -EINTR) break;
+      ring_buffer__consume(rb_);
       Flush();
     }
     ring_buffer__consume(rb_);
@@ -396,7 +431,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
   Batch* batch_ = nullptr;  // touched only by the poller thread
-  uint32_t max_pending_ = 256;
+  size_t max_pending_bytes_ = 128u << 20;
+  int poll_ms_ = 2;
   uint64_t last_[RETAP_C_MAX] = {};
 };
 

@@ -12,8 +12,12 @@ export interface NativeCaptureConfig {
   perCallCapBytes?: number;
   /** Capture every process (still filtered by ports when ports are set). Default false. */
   captureAll?: boolean;
-  /** Batches waiting for JS beyond this are dropped and counted (default 256). */
-  maxPendingBatches?: number;
+  /** Bytes of records waiting for JS beyond this are dropped and counted (default 128 MiB). */
+  maxPendingBytes?: number;
+  /** How often the poller looks at the ring buffer when nothing woke it, ms (default 2). */
+  pollMs?: number;
+  /** Data waiting in the ring buffer above which a record wakes the poller (default 256 KiB). */
+  wakeupBytes?: number;
   /** One Buffer per poll with many records: see bpf/retap.h for the layout. */
   onBatch(batch: Buffer): void;
   /** Called once after stop(), when every batch has been delivered. */
@@ -33,7 +37,7 @@ export interface NativeCounters {
   connections: number;
   tlsCalls: number;
   iovTruncations: number;
-  /** Batches user space could not take (JS too slow; bounded queue full). */
+  /** Batches user space could not take (JS too far behind: more than maxPendingBytes waiting). */
   userDrops: number;
   batches: number;
 }
