@@ -50,7 +50,8 @@ export interface DriverHooks {
   observe?(item: SpecItem, sent: OutgoingRequest, answer: LiveAnswer | undefined): void;
 }
 
-const HOP_BY_HOP = new Set([
+/** Headers that belong to one connection, never replayed as recorded. */
+export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
   'transfer-encoding',

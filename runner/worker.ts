@@ -12,7 +12,7 @@ import { fromStored } from '../snapshots/format.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { type DriverHooks, drive, toWorkerItem } from './driver.js';
+import { type DriverHooks, drive, HOP_BY_HOP, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
@@ -83,16 +83,6 @@ function tokenHooks(
     },
   };
 }
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'content-length',
-  'upgrade',
-  'te',
-  'trailer',
-]);
 
 const readLines = (file: string): Exchange[] =>
   readFileSync(file, 'utf8')
