@@ -2,13 +2,13 @@
  * HTTP/2 and gRPC through the real capture path: separate peer processes (nghttp, node http2,
  * grpc-js), eBPF on the server, decoded exchanges compared with what the clients logged.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
+import { selfSignedCert } from '../helpers/certs.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 import { run, start, stopAll } from '../helpers/procs.js';
 
@@ -68,29 +68,7 @@ describe.skipIf(skipPrivileged())('capture of HTTP/2 and gRPC (real kernel path)
   });
 
   it('h2 over TLS (ALPN): node http2 client and server, plaintext frames decoded', async () => {
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert(dir);
     const srv = await server([join(fixtures, 'h2-server.mjs'), '--tls', cert, key]);
     const exchanges: Exchange[] = [];
     const session = CaptureSession.start({ pids: [srv.pid] }, (e) => exchanges.push(e));

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../../capture/cgroup.js';
 import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
+import { selfSignedCert } from '../helpers/certs.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 import { freePort, run, start, stopAll, waitForPort } from '../helpers/procs.js';
 
@@ -49,30 +50,7 @@ function capture(opts: Parameters<typeof CaptureSession.start>[0]) {
 }
 
 function certs(): { cert: string; key: string } {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
+  return selfSignedCert(dir);
 }
 
 describe.skipIf(skipPrivileged())('capture (real kernel path)', () => {
