@@ -4,14 +4,16 @@
  * (A B A B …) and the table reports the median ratio and its spread, as docs/design.md asks.
  *
  *   npx tsc -p tsconfig.bench.json && node dist/bench/capture/protocols/decode.bench.js
+ * or as part of `npm run bench` (the run() export below).
  */
 import { decodeEvents, type StreamEvent } from '../../../capture/protocols/collect.js';
 import { http1, http2, type ProtocolDecoder } from '../../../capture/protocols/index.js';
+import type { BenchOptions, Row as BenchRow } from '../../lib/rows.js';
 import { llhttp, parseWithLlhttp } from './peers.js';
 import { type Recording, recordHttp1, recordHttp2 } from './record.js';
 
 /** Decodes like capture does: exchanges go to a sink that does not keep them. */
-function run(proto: ProtocolDecoder, events: StreamEvent[]): number {
+function run1(proto: ProtocolDecoder, events: StreamEvent[]): number {
   let n = 0;
   const d = proto.create({ exchange: () => void n++ });
   for (const e of events) if ('data' in e) d.push(e.side, e.data, e.ts ?? 0);
@@ -89,13 +91,41 @@ function print(title: string, rec: Recording, res: ReturnType<typeof compare>, p
   if (peerNote) console.log(peerNote);
 }
 
+/** `npm run bench` contract: the same measurements as rows (bench/lib/rows.ts). */
+export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
+  const pairs = quick ? 3 : 7;
+  const h1 = await recordHttp1(3000, 1024);
+  const P = llhttp();
+  const r1 = compare(h1, ['retap http1', () => run1(http1, h1.events)], P ? ['node llhttp', () => parseWithLlhttp(P, h1.events)] : undefined, pairs);
+  const h2 = await recordHttp2(3000, 1024);
+  const r2 = compare(h2, ['retap http2', () => run1(http2, h2.events)], undefined, pairs);
+  const ours1 = median(r1.rows[0]!.mbps);
+  const rows: BenchRow[] = [
+    {
+      figure: 'decode HTTP/1.1 keep-alive, 1 KiB bodies: MB/s',
+      value: ours1,
+      ...(r1.rows[1] ? { peer: 'node llhttp (internal HTTPParser)', peerValue: median(r1.rows[1].mbps), ratio: median(r1.ratios), spread: [Math.min(...r1.ratios), Math.max(...r1.ratios)] as [number, number] } : {}),
+      target: `>= 200 MB/s ${ours1 >= 200 ? 'met' : 'MISS'}`,
+    },
+    { figure: 'decode HTTP/1.1 keep-alive, 1 KiB bodies: exchanges/s', value: median(r1.rows[0]!.xps) },
+    {
+      figure: 'decode HTTP/2 h2c, 50 concurrent streams, 1 KiB bodies: MB/s',
+      value: median(r2.rows[0]!.mbps),
+      peer: 'none (nghttp2 parses only from a live socket)',
+      spread: [Math.min(...r2.rows[0]!.mbps), Math.max(...r2.rows[0]!.mbps)],
+    },
+    { figure: 'decode HTTP/2 h2c: exchanges/s', value: median(r2.rows[0]!.xps) },
+  ];
+  return rows;
+}
+
 async function main(): Promise<void> {
   const h1 = await recordHttp1(3000, 1024);
   const check = decodeEvents(http1, h1.events).exchanges;
   if (check.length !== h1.exchanges || check.some((e) => e.notes))
     throw new Error('HTTP/1.1 recording did not decode cleanly');
   const P = llhttp();
-  const ours1: [string, () => number] = ['retap http1', () => run(http1, h1.events)];
+  const ours1: [string, () => number] = ['retap http1', () => run1(http1, h1.events)];
   const peer1: [string, () => number] | undefined = P
     ? ['node llhttp (internal HTTPParser)', () => parseWithLlhttp(P, h1.events)]
     : undefined;
@@ -114,13 +144,16 @@ async function main(): Promise<void> {
   print(
     'HTTP/2 (h2c) GET streams, 50 concurrent, 1 KiB bodies',
     h2,
-    compare(h2, ['retap http2', () => run(http2, h2.events)], undefined),
+    compare(h2, ['retap http2', () => run1(http2, h2.events)], undefined),
     'peer: none in-process. nghttp2 sits inside node:http2 and only parses from a live socket, where ' +
       'I/O and stream handling dominate, so no parser-only peer number exists for HTTP/2.',
   );
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+// Run directly (node dist/bench/capture/protocols/decode.bench.js) it prints its own tables.
+if (process.argv[1]?.endsWith('decode.bench.js')) {
+  main().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}
