@@ -7,7 +7,8 @@
  * Full-size runs give throughput and peak RSS; interleaved smaller pairs (A B A B …) give the
  * median ratio and its spread.
  *
- *   node bench/snapshots/store.mjs [--n 1000000] [--pairs 5] [--pair-n 200000]
+ *   node bench/snapshots/store.bench.mjs [--n 1000000] [--pairs 5] [--pair-n 200000]
+ * or as part of `npm run bench` (the run() export).
  *
  * Uses dist/ when built; otherwise compiles snapshots/ into a temp folder with tsc.
  */
@@ -92,6 +93,56 @@ function buildRoot() {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Full-size runs (throughput, peak RSS) and interleaved smaller pairs (ratio and spread). */
+async function measure({ n, pairs, pairN }) {
+  const { root, cleanup } = buildRoot();
+  const work = mkdtempSync(join(tmpdir(), 'retap-bench-data-'));
+  try {
+    const full = join(work, 'full');
+    mkdirSync(full);
+    const wo = run('write-ours', n, full, root);
+    const wp = run('write-peer', n, full, root);
+    const ro = run('read-ours', n, full, root);
+    const rp = run('read-peer', n, full, root);
+    const fileMB = (await import('node:fs')).statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
+    const small = join(work, 'small');
+    mkdirSync(small);
+    run('write-ours', pairN, small, root);
+    const wr = [];
+    const rr = [];
+    for (let i = 0; i < pairs; i++) {
+      const scratch = join(work, `pair-${i}`);
+      mkdirSync(scratch);
+      const a = run('write-ours', pairN, scratch, root);
+      const b = run('write-peer', pairN, scratch, root);
+      wr.push(b.seconds / a.seconds);
+      rmSync(scratch, { recursive: true, force: true });
+      const c = run('read-ours', pairN, small, root);
+      const d = run('read-peer', pairN, small, root);
+      rr.push(d.seconds / c.seconds);
+    }
+    return { wo, wp, ro, rp, fileMB, wr, rr };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    cleanup();
+  }
+}
+
+/** `npm run bench` contract (bench/lib/rows.ts). */
+export async function run_({ quick }) {
+  const n = quick ? 200_000 : 1_000_000;
+  const m = await measure({ n, pairs: quick ? 3 : 5, pairN: quick ? 50_000 : 200_000 });
+  const per = (r) => r.count / r.seconds;
+  const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
+  const rss = Math.max(m.wo.rssMB, m.ro.rssMB);
+  return [
+    { figure: `snapshot write, ${n.toLocaleString('en-US')} small exchanges (redact, sort, hash): exchanges/s`, value: per(m.wo), peer: 'JSON.stringify + write stream', peerValue: per(m.wp), ratio: median(m.wr), spread: spread(m.wr) },
+    { figure: `snapshot read, ${n.toLocaleString('en-US')} small exchanges (hash, schema, decode): exchanges/s`, value: per(m.ro), peer: 'readline + JSON.parse', peerValue: per(m.rp), ratio: median(m.rr), spread: spread(m.rr), target: `>= 100k/s ${per(m.ro) >= 100_000 ? 'met' : 'MISS'}` },
+    { figure: `snapshot write/read peak RSS, ${m.fileMB.toFixed(0)} MB of exchanges: MiB`, value: rss, target: `< 300 MB ${rss < 300 ? 'met' : 'MISS'}` },
+  ];
+}
+export { run_ as run };
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -105,53 +156,20 @@ async function main() {
   });
   const n = Number(values.n);
   if (values.child) return child(values.child, n, values.dir, values.root);
-
-  const { root, cleanup } = buildRoot();
-  const work = mkdtempSync(join(tmpdir(), 'retap-bench-data-'));
-  try {
-    const full = join(work, 'full');
-    mkdirSync(full);
-    const rows = [];
-    const wo = run('write-ours', n, full, root);
-    const wp = run('write-peer', n, full, root);
-    const ro = run('read-ours', n, full, root);
-    const rp = run('read-peer', n, full, root);
-    const fileMB = (await import('node:fs')).statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
-    rows.push(['write retap (redact+sort+hash)', wo], ['write peer: JSON.stringify+stream', wp], ['read retap (hash+schema+decode)', ro], ['read peer: readline+JSON.parse', rp]);
-
-    // Interleaved pairs on a smaller snapshot for the ratio and its spread.
-    const pn = Number(values['pair-n']);
-    const small = join(work, 'small');
-    mkdirSync(small);
-    run('write-ours', pn, small, root);
-    const wr = [];
-    const rr = [];
-    for (let i = 0; i < Number(values.pairs); i++) {
-      const scratch = join(work, `pair-${i}`);
-      mkdirSync(scratch);
-      const a = run('write-ours', pn, scratch, root);
-      const b = run('write-peer', pn, scratch, root);
-      wr.push(b.seconds / a.seconds);
-      rmSync(scratch, { recursive: true, force: true });
-      const c = run('read-ours', pn, small, root);
-      const d = run('read-peer', pn, small, root);
-      rr.push(d.seconds / c.seconds);
-    }
-    const pad = (s, w) => String(s).padEnd(w);
-    console.log(`snapshot store, ${n.toLocaleString('en-US')} small exchanges (exchanges.jsonl ${fileMB.toFixed(0)} MB), node ${process.version}`);
-    console.log(`${pad('task', 36)}${pad('exchanges/s', 14)}${pad('seconds', 10)}peak RSS MB`);
-    for (const [name, r] of rows) {
-      console.log(`${pad(name, 36)}${pad(Math.round(r.count / r.seconds).toLocaleString('en-US'), 14)}${pad(r.seconds.toFixed(2), 10)}${r.rssMB.toFixed(0)}`);
-    }
-    const fmt = (xs) => `median ${median(xs).toFixed(2)} (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`;
-    console.log(`\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`);
-    console.log(`  write: ${fmt(wr)}`);
-    console.log(`  read:  ${fmt(rr)}`);
-    console.log(`full-size ratios: write ${(wp.seconds / wo.seconds).toFixed(2)}, read ${(rp.seconds / ro.seconds).toFixed(2)}`);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-    cleanup();
+  const pn = Number(values['pair-n']);
+  const { wo, wp, ro, rp, fileMB, wr, rr } = await measure({ n, pairs: Number(values.pairs), pairN: pn });
+  const rows = [['write retap (redact+sort+hash)', wo], ['write peer: JSON.stringify+stream', wp], ['read retap (hash+schema+decode)', ro], ['read peer: readline+JSON.parse', rp]];
+  const pad = (s, w) => String(s).padEnd(w);
+  console.log(`snapshot store, ${n.toLocaleString('en-US')} small exchanges (exchanges.jsonl ${fileMB.toFixed(0)} MB), node ${process.version}`);
+  console.log(`${pad('task', 36)}${pad('exchanges/s', 14)}${pad('seconds', 10)}peak RSS MB`);
+  for (const [name, r] of rows) {
+    console.log(`${pad(name, 36)}${pad(Math.round(r.count / r.seconds).toLocaleString('en-US'), 14)}${pad(r.seconds.toFixed(2), 10)}${r.rssMB.toFixed(0)}`);
   }
+  const fmt = (xs) => `median ${median(xs).toFixed(2)} (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`;
+  console.log(`\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`);
+  console.log(`  write: ${fmt(wr)}`);
+  console.log(`  read:  ${fmt(rr)}`);
 }
 
-await main();
+// Run directly it prints its own table; imported by bench/run.js only run() is used.
+if (process.argv[1] === import.meta.filename) await main();
