@@ -11,8 +11,8 @@ import { join, resolve } from 'node:path';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median } from '../lib/stats.js';
 
-/** dist/bench/cli → dist/cli/main.js */
-const MAIN = resolve(import.meta.dirname, '../../cli/main.js');
+/** dist/bench/cli → bin/retap.js (the launcher users run) */
+const MAIN = resolve(import.meta.dirname, '../../../bin/retap.js');
 
 interface DemoJson {
   ok: boolean;
