@@ -20,8 +20,20 @@ const CONCURRENCY = 32;
 
 function items(n: number): { items: SpecItem[]; sessions: Array<{ key: string; items: number[] }> } {
   const list: SpecItem[] = [];
-  for (let i = 0; i < n; i++) list.push({ id: `r${i}`, session: `s${i % CONCURRENCY}`, method: 'GET', target: PAGE, headers: [['host', 'bench']], body: '', startUs: i });
-  const sessions = Array.from({ length: CONCURRENCY }, (_, s) => ({ key: `s${s}`, items: list.map((_, i) => i).filter((i) => i % CONCURRENCY === s) }));
+  for (let i = 0; i < n; i++)
+    list.push({
+      id: `r${i}`,
+      session: `s${i % CONCURRENCY}`,
+      method: 'GET',
+      target: PAGE,
+      headers: [['host', 'bench']],
+      body: '',
+      startUs: i,
+    });
+  const sessions = Array.from({ length: CONCURRENCY }, (_, s) => ({
+    key: `s${s}`,
+    items: list.map((_, i) => i).filter((i) => i % CONCURRENCY === s),
+  }));
   return { items: list, sessions };
 }
 
@@ -40,7 +52,11 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       wrkRps.push(w.rps);
       const plan = items(n);
       const t0 = performance.now();
-      const out = await drive(new URL(nginx.url).origin, plan.items, plan.sessions, { concurrency: CONCURRENCY, timeoutMs: 10_000, idHeader: 'x-retap-id' });
+      const out = await drive(new URL(nginx.url).origin, plan.items, plan.sessions, {
+        concurrency: CONCURRENCY,
+        timeoutMs: 10_000,
+        idHeader: 'x-retap-id',
+      });
       const secs = (performance.now() - t0) / 1000;
       const failed = out.filter((o) => o.status !== 200).length;
       if (failed) throw new Error(`replay driver: ${failed} of ${n} requests failed`);

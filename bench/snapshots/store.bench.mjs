@@ -13,7 +13,17 @@
  * Uses dist/ when built; otherwise compiles snapshots/ into a temp folder with tsc.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  readFileSync,
+} from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,7 +61,10 @@ async function child(task, n, dir, root) {
     const snap = await L.openSnapshot(dir);
     for await (const _ of snap.exchanges()) count++;
   } else if (task === 'read-peer') {
-    const rl = createInterface({ input: createReadStream(join(dir, 'v1', 'exchanges.jsonl')), crlfDelay: Number.POSITIVE_INFINITY });
+    const rl = createInterface({
+      input: createReadStream(join(dir, 'v1', 'exchanges.jsonl')),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    });
     for await (const line of rl) {
       JSON.parse(line);
       count++;
@@ -62,16 +75,21 @@ async function child(task, n, dir, root) {
 }
 
 function run(task, n, dir, root) {
-  const r = spawnSync(process.execPath, [import.meta.filename, '--child', task, '--n', String(n), '--dir', dir, '--root', root], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [import.meta.filename, '--child', task, '--n', String(n), '--dir', dir, '--root', root],
+    {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    },
+  );
   if (r.status !== 0) throw new Error(`${task} failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
 function buildRoot() {
-  if (existsSync(join(repo, 'dist/snapshots/index.js'))) return { root: join(repo, 'dist'), cleanup: () => {} };
+  if (existsSync(join(repo, 'dist/snapshots/index.js')))
+    return { root: join(repo, 'dist'), cleanup: () => {} };
   const tmp = mkdtempSync(join(tmpdir(), 'retap-bench-'));
   writeFileSync(
     join(tmp, 'tsconfig.json'),
@@ -136,9 +154,28 @@ export async function run_({ quick }) {
   const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
   const rss = Math.max(m.wo.rssMB, m.ro.rssMB);
   return [
-    { figure: `snapshot write, ${n.toLocaleString('en-US')} small exchanges (redact, sort, hash): exchanges/s`, value: per(m.wo), peer: 'JSON.stringify + write stream', peerValue: per(m.wp), ratio: median(m.wr), spread: spread(m.wr) },
-    { figure: `snapshot read, ${n.toLocaleString('en-US')} small exchanges (hash, schema, decode): exchanges/s`, value: per(m.ro), peer: 'readline + JSON.parse', peerValue: per(m.rp), ratio: median(m.rr), spread: spread(m.rr), target: `>= 100k/s ${per(m.ro) >= 100_000 ? 'met' : 'MISS'}` },
-    { figure: `snapshot write/read peak RSS, ${m.fileMB.toFixed(0)} MB of exchanges: MiB`, value: rss, target: `< 300 MB ${rss < 300 ? 'met' : 'MISS'}` },
+    {
+      figure: `snapshot write, ${n.toLocaleString('en-US')} small exchanges (redact, sort, hash): exchanges/s`,
+      value: per(m.wo),
+      peer: 'JSON.stringify + write stream',
+      peerValue: per(m.wp),
+      ratio: median(m.wr),
+      spread: spread(m.wr),
+    },
+    {
+      figure: `snapshot read, ${n.toLocaleString('en-US')} small exchanges (hash, schema, decode): exchanges/s`,
+      value: per(m.ro),
+      peer: 'readline + JSON.parse',
+      peerValue: per(m.rp),
+      ratio: median(m.rr),
+      spread: spread(m.rr),
+      target: `>= 100k/s ${per(m.ro) >= 100_000 ? 'met' : 'MISS'}`,
+    },
+    {
+      figure: `snapshot write/read peak RSS, ${m.fileMB.toFixed(0)} MB of exchanges: MiB`,
+      value: rss,
+      target: `< 300 MB ${rss < 300 ? 'met' : 'MISS'}`,
+    },
   ];
 }
 export { run_ as run };
@@ -158,15 +195,27 @@ async function main() {
   if (values.child) return child(values.child, n, values.dir, values.root);
   const pn = Number(values['pair-n']);
   const { wo, wp, ro, rp, fileMB, wr, rr } = await measure({ n, pairs: Number(values.pairs), pairN: pn });
-  const rows = [['write retap (redact+sort+hash)', wo], ['write peer: JSON.stringify+stream', wp], ['read retap (hash+schema+decode)', ro], ['read peer: readline+JSON.parse', rp]];
+  const rows = [
+    ['write retap (redact+sort+hash)', wo],
+    ['write peer: JSON.stringify+stream', wp],
+    ['read retap (hash+schema+decode)', ro],
+    ['read peer: readline+JSON.parse', rp],
+  ];
   const pad = (s, w) => String(s).padEnd(w);
-  console.log(`snapshot store, ${n.toLocaleString('en-US')} small exchanges (exchanges.jsonl ${fileMB.toFixed(0)} MB), node ${process.version}`);
+  console.log(
+    `snapshot store, ${n.toLocaleString('en-US')} small exchanges (exchanges.jsonl ${fileMB.toFixed(0)} MB), node ${process.version}`,
+  );
   console.log(`${pad('task', 36)}${pad('exchanges/s', 14)}${pad('seconds', 10)}peak RSS MB`);
   for (const [name, r] of rows) {
-    console.log(`${pad(name, 36)}${pad(Math.round(r.count / r.seconds).toLocaleString('en-US'), 14)}${pad(r.seconds.toFixed(2), 10)}${r.rssMB.toFixed(0)}`);
+    console.log(
+      `${pad(name, 36)}${pad(Math.round(r.count / r.seconds).toLocaleString('en-US'), 14)}${pad(r.seconds.toFixed(2), 10)}${r.rssMB.toFixed(0)}`,
+    );
   }
-  const fmt = (xs) => `median ${median(xs).toFixed(2)} (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`;
-  console.log(`\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`);
+  const fmt = (xs) =>
+    `median ${median(xs).toFixed(2)} (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)})`;
+  console.log(
+    `\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`,
+  );
   console.log(`  write: ${fmt(wr)}`);
   console.log(`  read:  ${fmt(rr)}`);
 }

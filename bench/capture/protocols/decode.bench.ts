@@ -96,7 +96,12 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   const pairs = quick ? 3 : 7;
   const h1 = await recordHttp1(3000, 1024);
   const P = llhttp();
-  const r1 = compare(h1, ['retap http1', () => run1(http1, h1.events)], P ? ['node llhttp', () => parseWithLlhttp(P, h1.events)] : undefined, pairs);
+  const r1 = compare(
+    h1,
+    ['retap http1', () => run1(http1, h1.events)],
+    P ? ['node llhttp', () => parseWithLlhttp(P, h1.events)] : undefined,
+    pairs,
+  );
   const h2 = await recordHttp2(3000, 1024);
   const r2 = compare(h2, ['retap http2', () => run1(http2, h2.events)], undefined, pairs);
   const ours1 = median(r1.rows[0]!.mbps);
@@ -104,7 +109,14 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     {
       figure: 'decode HTTP/1.1 keep-alive, 1 KiB bodies: MB/s',
       value: ours1,
-      ...(r1.rows[1] ? { peer: 'node llhttp (internal HTTPParser)', peerValue: median(r1.rows[1].mbps), ratio: median(r1.ratios), spread: [Math.min(...r1.ratios), Math.max(...r1.ratios)] as [number, number] } : {}),
+      ...(r1.rows[1]
+        ? {
+            peer: 'node llhttp (internal HTTPParser)',
+            peerValue: median(r1.rows[1].mbps),
+            ratio: median(r1.ratios),
+            spread: [Math.min(...r1.ratios), Math.max(...r1.ratios)] as [number, number],
+          }
+        : {}),
       target: `>= 200 MB/s ${ours1 >= 200 ? 'met' : 'MISS'}`,
     },
     { figure: 'decode HTTP/1.1 keep-alive, 1 KiB bodies: exchanges/s', value: median(r1.rows[0]!.xps) },
