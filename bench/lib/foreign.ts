@@ -7,6 +7,13 @@ import { execFileSync } from 'node:child_process';
 
 /** pids holding perf-attached BPF programs (tracepoints, uprobes), except `ours`. */
 export function otherTracers(ours: number[] = []): number[] {
+  const pids = new Set(tracerPids());
+  for (const p of ours) pids.delete(p);
+  return [...pids].sort((a, b) => a - b);
+}
+
+/** pids holding perf-attached BPF programs, from `bpftool perf list` (empty without bpftool). */
+export function tracerPids(): number[] {
   let out = '';
   try {
     out = execFileSync('bpftool', ['perf', 'list'], {
@@ -18,6 +25,5 @@ export function otherTracers(ours: number[] = []): number[] {
   }
   const pids = new Set<number>();
   for (const m of out.matchAll(/^pid (\d+)/gm)) pids.add(Number(m[1]));
-  for (const p of ours) pids.delete(p);
-  return [...pids].sort((a, b) => a - b);
+  return [...pids];
 }
