@@ -75,7 +75,7 @@ const ARMS: Arm[] = ['no probes', 'not a target', 'target'];
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-tls-'));
   const rounds = quick ? 3 : 7;
-  const n = quick ? 20_000 : 50_000;
+  const n = quick ? 10_000 : 50_000;
   try {
     const { cert, key } = await selfSignedCert(dir);
     writeFileSync(join(dir, 'pingpong.py'), PINGPONG);
