@@ -198,6 +198,9 @@ async function main() {
     (r.rows ?? []).map((row) => ({ ...row, figure: `${r.name}: ${row.figure}` })),
   );
   if (rows.length) console.log(table(rows));
+  console.log(
+    `\nTime per benchmark: ${results.map((r) => `${r.name} ${Math.round(r.seconds ?? 0)} s`).join(', ')}`,
+  );
   for (const r of results) {
     if (r.failed) console.log(`\n${r.name}: FAILED (${r.failed})`);
     else if (r.rows === null) console.log(`\n${r.name}: exports no run(); it printed its own results above`);

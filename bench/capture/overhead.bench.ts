@@ -51,8 +51,8 @@ async function series(
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
   stopAllOnSignal();
   const rounds = quick ? 3 : 5;
-  const max: WrkLoad = { threads: 1, connections: 32, seconds: quick ? 3 : 8 };
-  const rate: WrkLoad = { threads: 1, connections: 4, seconds: quick ? 3 : 8, delayMs: 10 };
+  const max: WrkLoad = { threads: 1, connections: 32, seconds: quick ? 2 : 8 };
+  const rate: WrkLoad = { threads: 1, connections: 4, seconds: quick ? 2 : 8, delayMs: 10 };
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-overhead-'));
   const rows: Row[] = [];
   const everything: Rounds[] = [];

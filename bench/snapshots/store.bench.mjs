@@ -148,8 +148,8 @@ async function measure({ n, pairs, pairN }) {
 
 /** `npm run bench` contract (bench/lib/rows.ts). */
 export async function run_({ quick }) {
-  const n = quick ? 200_000 : 1_000_000;
-  const m = await measure({ n, pairs: quick ? 3 : 5, pairN: quick ? 50_000 : 200_000 });
+  const n = quick ? 100_000 : 1_000_000;
+  const m = await measure({ n, pairs: quick ? 3 : 5, pairN: quick ? 25_000 : 200_000 });
   const per = (r) => r.count / r.seconds;
   const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
   const rss = Math.max(m.wo.rssMB, m.ro.rssMB);
