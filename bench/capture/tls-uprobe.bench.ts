@@ -17,8 +17,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureSession } from '../../capture/session.js';
+import { selfSignedCert } from '../../test/helpers/certs.js';
 import { tracerPids } from '../lib/foreign.js';
-import { selfSignedCert } from '../lib/nginx.js';
 import { sleep, start, stopAll } from '../lib/procs.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
@@ -77,7 +77,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const rounds = quick ? 3 : 7;
   const n = quick ? 10_000 : 50_000;
   try {
-    const { cert, key } = await selfSignedCert(dir);
+    const { cert, key } = selfSignedCert(dir);
     writeFileSync(join(dir, 'pingpong.py'), PINGPONG);
     const py = start('python3', [join(dir, 'pingpong.py'), cert, key], { stdio: ['pipe', 'pipe', 'pipe'] });
     const lines = createInterface({ input: py.child.stdout! })[Symbol.asyncIterator]();

@@ -6,7 +6,8 @@
  */
 import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, type Proc, runToEnd, sleep, start, waitForPort } from './procs.js';
+import { selfSignedCert } from '../../test/helpers/certs.js';
+import { freePort, type Proc, sleep, start, waitForPort } from './procs.js';
 import { processTree } from './procstat.js';
 
 export interface Nginx {
@@ -25,38 +26,13 @@ export interface Nginx {
 export const PAGE = '/page.html';
 export const PAGE_BYTES = 1024;
 
-export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  await runToEnd('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ]);
-  return { cert, key };
-}
-
 export async function startNginx(dir: string, tls: boolean): Promise<Nginx> {
   mkdirSync(join(dir, 'www'), { recursive: true });
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const page = Buffer.alloc(PAGE_BYTES, 'retap benchmark page. ');
   writeFileSync(join(dir, 'www', PAGE.slice(1)), page);
   const port = await freePort();
-  const cert = tls ? await selfSignedCert(dir) : undefined;
+  const cert = tls ? selfSignedCert(dir) : undefined;
   const log = join(dir, 'access.log');
   writeFileSync(log, '');
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/tmp;`);

@@ -1,4 +1,7 @@
-/** A self-signed certificate for localhost and 127.0.0.1, for TLS peers in tests. */
+/**
+ * A self-signed P-256 certificate for localhost and 127.0.0.1, for TLS peers in tests and
+ * benchmarks (bench/ imports it too).
+ */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -11,7 +14,9 @@ export function selfSignedCert(dir: string): { cert: string; key: string } {
       'req',
       '-x509',
       '-newkey',
-      'rsa:2048',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
       '-nodes',
       '-keyout',
       key,

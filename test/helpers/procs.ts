@@ -71,7 +71,11 @@ export async function waitForPort(port: number, timeoutMs = 10_000, host = '127.
 }
 
 /** Runs a command to completion; rejects with its output when it fails. */
-export function run(cmd: string, args: string[], opts: SpawnOptions = {}): Promise<{ stdout: Buffer; stderr: string; code: number }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions = {},
+): Promise<{ stdout: Buffer; stderr: string; code: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     const out: Buffer[] = [];
