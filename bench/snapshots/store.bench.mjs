@@ -23,6 +23,7 @@ import {
   symlinkSync,
   writeFileSync,
   readFileSync,
+  statSync,
 } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -74,7 +75,7 @@ async function child(task, n, dir, root) {
   process.stdout.write(JSON.stringify({ seconds, rssMB: process.resourceUsage().maxRSS / 1024, count }));
 }
 
-function run(task, n, dir, root) {
+function runTask(task, n, dir, root) {
   const r = spawnSync(
     process.execPath,
     [import.meta.filename, '--child', task, '--n', String(n), '--dir', dir, '--root', root],
@@ -118,25 +119,25 @@ async function measure({ n, pairs, pairN }) {
   try {
     const full = join(work, 'full');
     mkdirSync(full);
-    const wo = run('write-ours', n, full, root);
-    const wp = run('write-peer', n, full, root);
-    const ro = run('read-ours', n, full, root);
-    const rp = run('read-peer', n, full, root);
-    const fileMB = (await import('node:fs')).statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
+    const wo = runTask('write-ours', n, full, root);
+    const wp = runTask('write-peer', n, full, root);
+    const ro = runTask('read-ours', n, full, root);
+    const rp = runTask('read-peer', n, full, root);
+    const fileMB = statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
     const small = join(work, 'small');
     mkdirSync(small);
-    run('write-ours', pairN, small, root);
+    runTask('write-ours', pairN, small, root);
     const wr = [];
     const rr = [];
     for (let i = 0; i < pairs; i++) {
       const scratch = join(work, `pair-${i}`);
       mkdirSync(scratch);
-      const a = run('write-ours', pairN, scratch, root);
-      const b = run('write-peer', pairN, scratch, root);
+      const a = runTask('write-ours', pairN, scratch, root);
+      const b = runTask('write-peer', pairN, scratch, root);
       wr.push(b.seconds / a.seconds);
       rmSync(scratch, { recursive: true, force: true });
-      const c = run('read-ours', pairN, small, root);
-      const d = run('read-peer', pairN, small, root);
+      const c = runTask('read-ours', pairN, small, root);
+      const d = runTask('read-peer', pairN, small, root);
       rr.push(d.seconds / c.seconds);
     }
     return { wo, wp, ro, rp, fileMB, wr, rr };
@@ -147,7 +148,7 @@ async function measure({ n, pairs, pairN }) {
 }
 
 /** `npm run bench` contract (bench/lib/rows.ts). */
-export async function run_({ quick }) {
+export async function run({ quick }) {
   const n = quick ? 100_000 : 1_000_000;
   const m = await measure({ n, pairs: quick ? 3 : 5, pairN: quick ? 25_000 : 200_000 });
   const per = (r) => r.count / r.seconds;
@@ -178,7 +179,6 @@ export async function run_({ quick }) {
     },
   ];
 }
-export { run_ as run };
 
 async function main() {
   const { values } = parseArgs({
