@@ -29,7 +29,8 @@ export function selfSignedCert(dir: string): { cert: string; key: string } {
       '-addext',
       'subjectAltName=DNS:localhost,IP:127.0.0.1',
     ],
-    { stdio: 'ignore' },
+    // stderr is kept so that a failure says what openssl objected to
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   return { cert, key };
 }
