@@ -123,6 +123,33 @@ describe('ConnectionTable', () => {
     expect(t.stats.unknownConnections).toBe(0);
   });
 
+  it('TLS with a port filter: a stream never tied to a kept socket is dropped and counted', () => {
+    const out: Exchange[] = [];
+    const t = new ConnectionTable(clock, (e) => out.push(e), {}, undefined, true);
+    const kept = 0x1000n;
+    const other = 0x2000n; // its socket was filtered out by port, so no bind ever comes
+    for (const ssl of [kept, other]) {
+      t.data(data(ssl, 1, 0, REQ, { flags: F_TLS }));
+      t.data(data(ssl, 0, 0, RES, { flags: F_TLS }));
+    }
+    t.open(open(9, ROLE_CLIENT));
+    t.bind({ type: EV_TLS_BIND, tgid: 10, ssl: kept, sslGen: 1n, fd: 9, gen: 1n, ts: 3 });
+    t.endAll(1000);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ tls: true, peer: { port: 50009 } });
+    expect(t.stats.tlsUnboundDropped).toBe(1);
+  });
+
+  it('TLS without a port filter: an unbound stream is still kept, marked socket-unknown', () => {
+    const { t, out } = table();
+    t.data(data(0x3000n, 1, 0, REQ, { flags: F_TLS }));
+    t.data(data(0x3000n, 0, 0, RES, { flags: F_TLS }));
+    t.endAll(1000);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.notes).toContain('socket-unknown');
+    expect(t.stats.tlsUnboundDropped).toBe(0);
+  });
+
   it('counts bytes of protocols it does not know, and reports gaps', () => {
     const { t } = table();
     t.open(open(3, ROLE_SERVER));

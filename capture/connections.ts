@@ -55,6 +55,11 @@ export interface TableStats {
   gapBytes: number;
   /** Ciphertext bytes ignored because the plaintext was captured at the TLS library. */
   ciphertextBytes: number;
+  /**
+   * TLS streams dropped because they were never tied to a socket while a port filter is on:
+   * their socket was filtered out, so their plaintext is not wanted either.
+   */
+  tlsUnboundDropped: number;
 }
 
 interface Pending {
@@ -79,6 +84,8 @@ class Stream {
   private first: [Uint8Array[], Uint8Array[]] = [[], []];
   /** Exchanges decoded before the stream's socket was known (TLS before its bind). */
   held: DecodedExchange[] = [];
+  /** TLS: a TLS_BIND tied this stream to a socket (the kernel binds only sockets it keeps). */
+  bound = false;
   lastTs = 0;
 
   constructor(
@@ -246,6 +253,13 @@ class Stream {
     this.flush();
     if (this.state === 'detecting' && this.pending.some((p) => p.bytes)) this.becomeUnknown();
     if (this.state === 'decoding') this.decoder!.end(ts);
+    if (this.tls && !this.bound && this.table.tlsNeedsSocket) {
+      // Plaintext arrives before the socket is known (memory BIOs); a stream that never got one
+      // belonged to a socket the port filter left out.
+      this.held = [];
+      this.table.stats.tlsUnboundDropped++;
+      return;
+    }
     this.releaseHeld();
   }
 }
@@ -259,6 +273,7 @@ export class ConnectionTable {
     unknownBytes: 0,
     gapBytes: 0,
     ciphertextBytes: 0,
+    tlsUnboundDropped: 0,
   };
   /** tgid:fd → socket stream (current generation). */
   private sockets = new Map<string, Stream>();
@@ -271,6 +286,8 @@ export class ConnectionTable {
     private readonly onExchange: (ex: Exchange) => void,
     readonly decoderOptions: DecoderOptions = {},
     private readonly serviceName?: string,
+    /** A port filter is on: TLS streams count only once tied to a socket that passed it. */
+    readonly tlsNeedsSocket = false,
   ) {}
 
   open(ev: OpenEvent): void {
@@ -347,6 +364,7 @@ export class ConnectionTable {
       this.tls.set(key, s);
       this.stats.tlsConnections++;
     }
+    s.bound = true;
     if (socket?.meta) {
       s.meta = socket.meta;
       if (s.role === ROLE_UNKNOWN && socket.meta.role !== ROLE_UNKNOWN) s.role = socket.meta.role;

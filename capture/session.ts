@@ -60,7 +60,13 @@ export class CaptureSession {
   private constructor(opts: CaptureOptions, onExchange: (ex: Exchange) => void) {
     const addon = loadAddon();
     checkLayout(addon.layout);
-    this.table = new ConnectionTable(systemClock(), onExchange, opts.decoder, opts.service);
+    this.table = new ConnectionTable(
+      systemClock(),
+      onExchange,
+      opts.decoder,
+      opts.service,
+      (opts.ports?.length ?? 0) > 0,
+    );
     let resolveDrained: () => void = () => {};
     this.drained = new Promise((r) => (resolveDrained = r));
     try {

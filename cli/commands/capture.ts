@@ -347,6 +347,7 @@ function countersOf(s: CaptureStats): Record<string, number> {
     unknownBytes: s.unknownBytes,
     gapBytes: s.gapBytes,
     ciphertextBytes: s.ciphertextBytes,
+    tlsUnboundDropped: s.tlsUnboundDropped,
     malformedBytes: s.malformedBytes,
   };
 }

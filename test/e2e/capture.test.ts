@@ -320,17 +320,19 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
   it('node https client as the target: outbound exchanges with the server address', async () => {
     const { cert, key } = certs();
     const srv = await nodeServer(['--tls', cert, key]);
+    // TLS on another port at the same time: its plaintext reaches the probes too (every node
+    // process is probed), and must be left out because its socket is filtered out by port
+    const other = await nodeServer(['--tls', cert, key]);
     const exchanges: Exchange[] = [];
     const session = CaptureSession.start({ all: true, ports: [srv.port] }, (e) => exchanges.push(e));
-    const client = await run('node', [
-      join(fixtures, 'http-client.mjs'),
-      `https://localhost:${srv.port}`,
-      '3',
-      '--ca',
-      cert,
+    const [client, otherClient] = await Promise.all([
+      run('node', [join(fixtures, 'http-client.mjs'), `https://localhost:${srv.port}`, '3', '--ca', cert]),
+      run('node', [join(fixtures, 'http-client.mjs'), `https://localhost:${other.port}`, '4', '--ca', cert]),
     ]);
     expect(client.code).toBe(0);
-    await session.stop();
+    expect(otherClient.code).toBe(0);
+    const stats = await session.stop();
+    expect(stats.tlsUnboundDropped).toBeGreaterThanOrEqual(2); // the other pair's client and server
     const outbound = exchanges.filter((e) => e.direction === 'outbound');
     const inbound = exchanges.filter((e) => e.direction === 'inbound');
     expect(outbound).toHaveLength(3);
