@@ -114,7 +114,7 @@ describe.skipIf(skipPrivileged())('capture of HTTP/2 and gRPC (real kernel path)
       expect(grpc?.service).toBe('shop.v1.Shop');
       expect(grpc?.method).toBe('Get');
     }
-    const statuses = exchanges.map((e) => (e.extras?.grpc as { status?: number }).status).sort();
+    const statuses = exchanges.map((e) => (e.extras?.grpc as { status?: number } | undefined)?.status).sort();
     expect(statuses).toEqual([0, 0, 0, 5]);
     // the item name the client received is inside the captured response message
     for (const s of seen.filter((x) => x.code === 0)) {
