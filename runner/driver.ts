@@ -1,32 +1,35 @@
 /**
- * Replay driver: sends the recorded inbound requests to the build with undici. Sessions run
- * `concurrency` at a time; requests inside a session keep their recorded order. Optional global
- * rate limit and recorded pacing (`speed`). Retries are off: a failure is a result.
+ * Replay driver: sends the recorded inbound requests to the build. Sessions run `concurrency` at
+ * a time; requests inside a session keep their recorded order. Optional global rate limit and
+ * recorded pacing (`speed`). Retries are off: a failure is a result.
+ *
+ * Two clients: `h1` (runner/h1.ts, the default for plain-HTTP origins) and undici (`client:
+ * 'undici'`, and always for https origins). Both send the same bytes: headers in recorded order,
+ * hop-by-hop ones dropped, Content-Length for bodies, the id header last.
  */
 import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../core/exchange.js';
+import { H1Pool } from './h1.js';
 import type { DriverOptions, SpecItem, WorkerItem } from './spec.js';
 
-/** A WorkerItem with bodies as bytes (the worker base64-encodes them once, when writing). */
-export type DrivenItem = Omit<WorkerItem, 'body' | 'responseBody'> & {
+/**
+ * A WorkerItem before encoding: request body as bytes, the answer as the client returned it
+ * (headers and body become WorkerItem fields only when the results are written).
+ */
+export type DrivenItem = Omit<WorkerItem, 'body' | 'responseBody' | 'responseHeaders'> & {
   body?: Uint8Array;
-  responseBody?: Uint8Array;
+  answer?: LiveAnswer;
 };
 
+const base64 = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+
 export function toWorkerItem(d: DrivenItem): WorkerItem {
-  const { body, responseBody, ...rest } = d;
+  const { body, answer, ...rest } = d;
   return {
     ...rest,
-    ...(body ? { body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') } : {}),
-    ...(responseBody
-      ? {
-          responseBody: Buffer.from(
-            responseBody.buffer,
-            responseBody.byteOffset,
-            responseBody.byteLength,
-          ).toString('base64'),
-        }
-      : {}),
+    ...(body ? { body: base64(body) } : {}),
+    ...(answer ? { responseHeaders: answer.headers, responseBody: base64(answer.body) } : {}),
   };
 }
 
@@ -39,9 +42,9 @@ export interface OutgoingRequest {
 }
 
 export interface LiveAnswer {
-  status: number;
-  headers: HeaderList;
-  body: Uint8Array;
+  readonly status: number;
+  readonly headers: HeaderList;
+  readonly body: Uint8Array;
 }
 
 /** Token engine / transforms hook points (identity when absent). */
@@ -63,12 +66,16 @@ export const HOP_BY_HOP = new Set([
 ]);
 const MAX_BODY = 32 << 20;
 
+const NO_BODY = new Uint8Array(0);
+const sendable = ([n]: [string, string]): boolean => !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':');
+
 function toRequest(item: SpecItem): OutgoingRequest {
   return {
     method: item.method,
     target: item.target,
-    headers: item.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':')),
-    body: new Uint8Array(Buffer.from(item.body, 'base64')),
+    // the recorded list itself when nothing is dropped (the common case): no copy per request
+    headers: item.headers.every(sendable) ? item.headers : item.headers.filter(sendable),
+    body: item.body ? new Uint8Array(Buffer.from(item.body, 'base64')) : NO_BODY,
   };
 }
 
@@ -136,6 +143,57 @@ export interface DriveProgress {
   errors: number;
 }
 
+type Sender = (req: OutgoingRequest, id: string, signal?: AbortSignal) => Promise<LiveAnswer>;
+
+interface Client {
+  send: Sender;
+  close(): Promise<void>;
+}
+
+function undiciClient(origin: string, opts: DriverOptions): Client {
+  const pool = new Pool(origin, {
+    connections: Math.max(1, opts.concurrency),
+    pipelining: 1,
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+    connectTimeout: opts.timeoutMs,
+  });
+  return {
+    send(req, id, signal) {
+      // undici takes a flat [name, value, …] array: order and duplicates kept, no object building
+      const headers: string[] = [];
+      for (const [n, v] of req.headers) headers.push(n, v);
+      headers.push(opts.idHeader, id);
+      return send(pool, {
+        method: req.method,
+        path: req.target,
+        headers,
+        body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
+        ...(signal ? { signal } : {}),
+      });
+    },
+    close: () => pool.close().catch(() => undefined),
+  };
+}
+
+function h1Client(origin: URL, opts: DriverOptions, signal?: AbortSignal): Client {
+  const pool = new H1Pool(origin.hostname.replace(/^\[|\]$/g, ''), Number(origin.port || 80), {
+    connections: Math.max(1, opts.concurrency),
+    timeoutMs: opts.timeoutMs,
+    maxBody: MAX_BODY,
+  });
+  signal?.addEventListener('abort', () => pool.abort('replay interrupted'), { once: true });
+  return {
+    send: (req, id) => pool.request(req, opts.idHeader, id),
+    close: () => pool.close(),
+  };
+}
+
+/** The client a run uses: h1 unless undici is asked for or the origin is not plain HTTP. */
+export function clientFor(origin: string, opts: DriverOptions): 'h1' | 'undici' {
+  return opts.client === 'undici' || new URL(origin).protocol !== 'http:' ? 'undici' : 'h1';
+}
+
 export async function drive(
   origin: string,
   items: SpecItem[],
@@ -145,14 +203,14 @@ export async function drive(
   onProgress?: (p: DriveProgress) => void,
   signal?: AbortSignal,
 ): Promise<DrivenItem[]> {
-  const pool = new Pool(origin, {
-    connections: Math.max(1, opts.concurrency),
-    pipelining: 1,
-    headersTimeout: opts.timeoutMs,
-    bodyTimeout: opts.timeoutMs,
-    connectTimeout: opts.timeoutMs,
-  });
-  const results: DrivenItem[] = new Array(items.length);
+  const client =
+    clientFor(origin, opts) === 'h1' ? h1Client(new URL(origin), opts, signal) : undiciClient(origin, opts);
+  // Per-request results live in flat arrays while the replay runs (fewer objects for the GC to
+  // carry along); they become DrivenItems once it is over.
+  const answers: Array<LiveAnswer | undefined> = new Array(items.length);
+  const sentAs: Array<OutgoingRequest | undefined> = new Array(items.length);
+  const durations = new Float64Array(items.length).fill(-1);
+  const failures = new Map<number, string>();
   // requests are decoded once, before the clock starts
   const prepared = items.map(toRequest);
   const firstUs = items.reduce((m, it) => Math.min(m, it.startUs), Number.POSITIVE_INFINITY);
@@ -174,39 +232,21 @@ export async function drive(
       await wait(slot - Date.now());
     }
     let req = prepared[index]!;
-    if (hooks.prepare) req = hooks.prepare(item, req);
-    // undici takes a flat [name, value, …] array: order and duplicates kept, no object building
-    const headers: string[] = [];
-    for (const [n, v] of req.headers) headers.push(n, v);
-    headers.push(opts.idHeader, item.id);
+    if (hooks.prepare) {
+      req = hooks.prepare(item, req);
+      sentAs[index] = req;
+    }
     const started = performance.now();
-    const out: DrivenItem = {
-      id: item.id,
-      method: req.method,
-      target: req.target,
-      headers: req.headers,
-      ...(req.body.length ? { body: req.body } : {}),
-      durationMs: 0,
-    };
     let answer: LiveAnswer | undefined;
     try {
-      answer = await send(pool, {
-        method: req.method,
-        path: req.target,
-        headers,
-        body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
-        ...(signal ? { signal } : {}),
-      });
-      out.status = answer.status;
-      out.responseHeaders = answer.headers;
-      out.responseBody = answer.body;
+      answer = await client.send(req, item.id, signal);
+      answers[index] = answer;
     } catch (e) {
-      out.error = (e as Error).message || String(e);
+      failures.set(index, (e as Error).message || String(e));
       errors++;
     }
-    out.durationMs = performance.now() - started;
+    durations[index] = performance.now() - started;
     hooks.observe?.(item, req, answer);
-    results[index] = out;
     done++;
     onProgress?.({ done, total: items.length, errors });
   };
@@ -224,12 +264,13 @@ export async function drive(
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, sessions.length)) }, lane));
   } finally {
-    await pool.close().catch(() => undefined);
+    await client.close();
   }
-  // Requests never sent (interrupted) are reported as such, not silently dropped.
+  const results: DrivenItem[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
-    if (!results[i]) {
-      const it = items[i]!;
+    const it = items[i]!;
+    if (durations[i]! < 0) {
+      // never sent (interrupted): reported as such, not silently dropped
       results[i] = {
         id: it.id,
         method: it.method,
@@ -238,7 +279,23 @@ export async function drive(
         error: 'not sent (replay interrupted)',
         durationMs: 0,
       };
+      continue;
     }
+    const req = sentAs[i] ?? prepared[i]!;
+    const out: DrivenItem = {
+      id: it.id,
+      method: req.method,
+      target: req.target,
+      headers: req.headers,
+      durationMs: durations[i]!,
+    };
+    if (req.body.length) out.body = req.body;
+    const answer = answers[i];
+    if (answer) {
+      out.status = answer.status;
+      out.answer = answer;
+    } else out.error = failures.get(i) ?? 'no answer';
+    results[i] = out;
   }
   return results;
 }

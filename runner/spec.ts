@@ -16,6 +16,8 @@ export interface DriverOptions {
   timeoutMs: number;
   /** Header carrying the recorded exchange id, so captured answers join their request. */
   idHeader: string;
+  /** HTTP client: `h1` (default, runner/h1.ts) or `undici`. https origins always use undici. */
+  client?: 'h1' | 'undici' | undefined;
 }
 
 export interface SpecItem {

@@ -1,0 +1,662 @@
+/**
+ * The replay driver's HTTP/1.1 client for plain-HTTP origins: keep-alive connections to one host,
+ * one request in flight per connection, each request written in a single syscall exactly as
+ * prepared (header order, name case and duplicates kept), answers parsed straight off the socket.
+ *
+ * Why not undici here: replay sends many small requests and keeps every answer; undici's
+ * per-request machinery cost ~28 µs of the driver's CPU per request on the reference box (profile
+ * in docs/performance.md), which put the driver at a third of wrk. This client does the same work
+ * in a fraction of that; undici stays available (`--client undici`) and serves TLS origins.
+ *
+ * Framing follows RFC 9112 §6.3: HEAD, 1xx, 204 and 304 answers have no body; chunked transfer
+ * coding; Content-Length; otherwise the body runs to connection close. Interim 1xx answers are
+ * skipped; 101 (protocol switch) is an error. Retries are off: a failure is a result.
+ */
+import net from 'node:net';
+import type { HeaderList } from '../core/exchange.js';
+
+export interface H1Request {
+  method: string;
+  target: string;
+  /** Sent in this order, names as given; connection-level headers already removed. */
+  headers: HeaderList;
+  /** Sent with Content-Length when non-empty or when the method is not GET/HEAD. */
+  body: Uint8Array;
+}
+
+const SLAB_BYTES = 1 << 20;
+const READ_BYTES = 64 << 10;
+const OWN_BYTES = 64 << 10;
+
+/**
+ * Where answers' bytes are kept: packed into shared 1 MiB slabs (regions over 64 KiB get their own
+ * buffer). A replay keeps every answer until the results are written; as JS strings and per-answer
+ * buffers they were what the garbage collector spent the driver's time on. Here each answer is one
+ * small object pointing into a slab, and the socket's read buffers die young.
+ */
+class Arena {
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private at = 0;
+  /** Where the last reserve() put its bytes. */
+  buf: Buffer = this.slab;
+  start = 0;
+
+  reserve(n: number): void {
+    if (n > OWN_BYTES) {
+      this.buf = Buffer.allocUnsafeSlow(n);
+      this.start = 0;
+      return;
+    }
+    if (this.at + n > SLAB_BYTES) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.at = 0;
+    }
+    this.buf = this.slab;
+    this.start = this.at;
+    this.at += n;
+  }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** One answer; its head and body are decoded from the arena when asked for. */
+export class H1Answer {
+  private list: HeaderList | undefined;
+  private view: Buffer | undefined;
+
+  constructor(
+    readonly status: number,
+    private readonly hbuf: Buffer,
+    private readonly hat: number,
+    private readonly hlen: number,
+    private readonly bbuf: Buffer,
+    private readonly bat: number,
+    private readonly blen: number,
+  ) {}
+
+  /** Status line and header lines as received (latin1), without the final blank line. */
+  get head(): string {
+    return this.hbuf.toString('latin1', this.hat, this.hat + this.hlen);
+  }
+
+  get body(): Uint8Array {
+    this.view ??= this.bbuf.subarray(this.bat, this.bat + this.blen);
+    return this.view;
+  }
+
+  /** Names lower-cased, values trimmed, order and duplicates kept; folded lines joined. */
+  get headers(): HeaderList {
+    this.list ??= headerLines(this.head);
+    return this.list;
+  }
+}
+
+export function headerLines(head: string): HeaderList {
+  const out: HeaderList = [];
+  let at = head.indexOf('\r\n');
+  if (at < 0) return out;
+  at += 2;
+  while (at < head.length) {
+    let end = head.indexOf('\r\n', at);
+    if (end < 0) end = head.length;
+    const c0 = head.charCodeAt(at);
+    const last = out[out.length - 1];
+    if ((c0 === 0x20 || c0 === 0x09) && last) last[1] = `${last[1]} ${head.slice(at, end).trim()}`;
+    else {
+      const colon = head.indexOf(':', at);
+      if (colon > at && colon < end)
+        out.push([head.slice(at, colon).toLowerCase(), head.slice(colon + 1, end).trim()]);
+    }
+    at = end + 2;
+  }
+  return out;
+}
+
+export interface H1PoolOptions {
+  /** Most connections open at once; requests beyond wait for a free one. */
+  connections: number;
+  /** A request fails when its connection makes no progress (connect, answer bytes) this long. */
+  timeoutMs: number;
+  /** Largest answer body kept; a larger one fails its request. */
+  maxBody: number;
+  /** Largest answer head (status line + headers). Default 64 KiB. */
+  maxHeadBytes?: number;
+  /** Idle connections are closed after this long (a server's `Keep-Alive: timeout` hint, less 1 s, wins when shorter). Default 4 s. */
+  idleMs?: number;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LF = 0x0a;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_TARGET = /[\x00-\x20\x7f]/;
+const BAD_VALUE = /[\r\n\0]/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: |$)/;
+
+// parser phases
+const HEAD = 0;
+const LENGTH = 1;
+const CHUNKED = 2;
+const UNTIL_CLOSE = 3;
+// chunked sub-states
+const C_SIZE = 0;
+const C_DATA = 1;
+const C_DATA_END = 2;
+const C_TRAILER = 3;
+
+interface Pending {
+  wire: string;
+  body: Uint8Array | undefined;
+  isHead: boolean;
+  resolve(a: H1Answer): void;
+  reject(e: Error): void;
+}
+
+/**
+ * Serialise one request, `extraName: extraValue` (the replay id) as its last header; throws with
+ * what is wrong and what to do for input HTTP/1.1 cannot carry.
+ */
+export function serialise(
+  req: H1Request,
+  authority: string,
+  extraName?: string,
+  extraValue?: string,
+): string {
+  const what = `request ${req.method} ${req.target}`;
+  if (!TOKEN.test(req.method)) throw new Error(`${what}: the method is not an HTTP token`);
+  if (!req.target || BAD_TARGET.test(req.target))
+    throw new Error(
+      `${what}: the target is empty or has spaces or control characters; fix it with a transform rule`,
+    );
+  let wire = `${req.method} ${req.target} HTTP/1.1\r\n`;
+  let host = false;
+  for (const [name, value] of req.headers) {
+    if (!TOKEN.test(name))
+      throw new Error(`${what}: header name ${JSON.stringify(name)} is not an HTTP token`);
+    if (BAD_VALUE.test(value))
+      throw new Error(`${what}: header ${name} has CR, LF or NUL in its value; fix it with a transform rule`);
+    if (!host && name.length === 4 && name.toLowerCase() === 'host') host = true;
+    wire += `${name}: ${value}\r\n`;
+  }
+  if (!host) wire += `host: ${authority}\r\n`;
+  if (extraName !== undefined && extraValue !== undefined) {
+    if (!TOKEN.test(extraName) || BAD_VALUE.test(extraValue))
+      throw new Error(`${what}: header ${extraName}: ${JSON.stringify(extraValue)} cannot be sent`);
+    wire += `${extraName}: ${extraValue}\r\n`;
+  }
+  if (req.body.length || (req.method !== 'GET' && req.method !== 'HEAD'))
+    wire += `content-length: ${req.body.length}\r\n`;
+  return `${wire}\r\n`;
+}
+
+class Conn {
+  readonly sock: net.Socket;
+  dead = false;
+  /** Reusable after the current answer. */
+  keep = true;
+  idleLimit: number;
+  /** ms clock of the last progress (request written, bytes read) or of going idle */
+  activity = 0;
+  cur: Pending | undefined;
+  private phase = HEAD;
+  private headBuf: Buffer | undefined;
+  private remaining = 0;
+  private first: Buffer | undefined;
+  private more: Buffer[] | undefined;
+  private hbuf: Buffer = NO_BYTES;
+  private hat = 0;
+  private hlen = 0;
+  /** A Content-Length body is copied straight into its arena region. */
+  private bbuf: Buffer | undefined;
+  private bat = 0;
+  private size = 0;
+  private status = 0;
+  private cstate = C_SIZE;
+  private line = '';
+  private answered = false;
+
+  constructor(
+    private readonly pool: H1Pool,
+    port: number,
+    host: string,
+  ) {
+    this.idleLimit = pool.idleMs;
+    // Reads land in one buffer per connection (no stream machinery, no allocation per read);
+    // whatever is kept is copied out of it before the callback returns.
+    this.sock = net.connect({
+      port,
+      host,
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BYTES),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    });
+    this.sock.on('end', () => this.onEnd());
+    this.sock.on('error', (e: Error) => this.fail(e.message || String(e)));
+    this.sock.on('close', () => this.fail('the connection closed before the answer was complete'));
+  }
+
+  send(p: Pending): void {
+    this.cur = p;
+    this.activity = Date.now();
+    this.phase = HEAD;
+    this.headBuf = undefined;
+    this.first = undefined;
+    this.more = undefined;
+    this.bbuf = undefined;
+    this.size = 0;
+    this.answered = false;
+    if (p.body?.length) {
+      this.sock.cork();
+      this.sock.write(p.wire, 'latin1');
+      this.sock.write(p.body);
+      this.sock.uncork();
+    } else this.sock.write(p.wire, 'latin1');
+  }
+
+  /** Fail the request in flight (if any) and drop the connection. */
+  fail(message: string): void {
+    const p = this.cur;
+    this.cur = undefined;
+    if (!this.dead) {
+      this.dead = true;
+      this.sock.destroy();
+      this.pool.forget(this);
+    }
+    p?.reject(new Error(message));
+  }
+
+  close(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.sock.destroy();
+    this.pool.forget(this);
+  }
+
+  private onEnd(): void {
+    if (this.cur && this.phase === UNTIL_CLOSE) {
+      this.keep = false;
+      this.finish();
+      this.pool.release(this);
+    } else
+      this.fail(
+        this.cur ? 'the build closed the connection before the answer was complete' : 'closed by the build',
+      );
+  }
+
+  private onData(d: Buffer): void {
+    if (!this.cur) {
+      // bytes nobody asked for: the connection's framing can no longer be trusted
+      this.fail('unexpected bytes from the build between answers');
+      return;
+    }
+    this.activity = Date.now();
+    let off = 0;
+    try {
+      while (off < d.length && !this.answered) {
+        if (this.phase === HEAD) off = this.readHead(d, off);
+        else if (this.phase === LENGTH) {
+          const n = Math.min(this.remaining, d.length - off);
+          d.copy(this.bbuf!, this.bat + this.size, off, off + n);
+          this.size += n;
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.finish();
+        } else if (this.phase === CHUNKED) off = this.readChunked(d, off);
+        else {
+          this.push(d.subarray(off));
+          off = d.length;
+        }
+      }
+    } catch (e) {
+      this.fail((e as Error).message);
+      return;
+    }
+    if (!this.answered) return;
+    // more bytes after a complete answer: never reuse this connection
+    if (off < d.length) this.keep = false;
+    this.pool.release(this);
+  }
+
+  private readHead(d: Buffer, off: number): number {
+    const prev = this.headBuf;
+    const buf = prev ? Buffer.concat([prev, d.subarray(off)]) : off ? d.subarray(off) : d;
+    // (`d` is the connection's read buffer: a partial head is copied before it is kept)
+    const from = prev ? Math.max(0, prev.length - 3) : 0;
+    const end = buf.indexOf(CRLFCRLF, from);
+    const max = this.pool.maxHeadBytes;
+    if (end < 0) {
+      if (buf.length > max) throw new Error(`the answer's head is over ${max} bytes`);
+      this.headBuf = prev ? buf : Buffer.from(buf);
+      return d.length;
+    }
+    if (end > max) throw new Error(`the answer's head is over ${max} bytes`);
+    this.headBuf = undefined;
+    return off + end + 4 - (prev ? prev.length : 0) + this.parseHead(buf, end);
+  }
+
+  /** Returns how many body bytes after the head it took from `buf` (the whole body, when it is there). */
+  private parseHead(buf: Buffer, end: number): number {
+    // a transient string for the framing headers; what is kept is the bytes (copied below)
+    const text = buf.toString('latin1', 0, end);
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    const first = text.slice(0, eol);
+    const m = STATUS_LINE.exec(first);
+    if (!m) throw new Error(`not an HTTP/1.x answer: ${JSON.stringify(first.slice(0, 80))}`);
+    const http10 = m[1] === '0';
+    const status = Number(m[2]);
+    // Only the framing headers are read now; the rest stay text until someone asks (H1Answer).
+    let te: string | undefined;
+    let cl: string | undefined;
+    let connection = '';
+    let keepAlive: string | undefined;
+    for (let at = eol + 2; at < text.length; ) {
+      let end = text.indexOf('\r\n', at);
+      if (end < 0) end = text.length;
+      const c0 = text.charCodeAt(at);
+      if (c0 !== 0x20 && c0 !== 0x09) {
+        const colon = text.indexOf(':', at);
+        if (colon <= at || colon > end)
+          throw new Error(
+            `malformed header line in the answer: ${JSON.stringify(text.slice(at, Math.min(end, at + 80)))}`,
+          );
+        const len = colon - at;
+        if (len === 14 || len === 17 || len === 10) {
+          const name = text.slice(at, colon).toLowerCase();
+          if (name === 'content-length') {
+            const value = text.slice(colon + 1, end).trim();
+            if (cl !== undefined && cl !== value)
+              throw new Error('the answer has conflicting Content-Length headers');
+            cl = value;
+          } else if (name === 'transfer-encoding') {
+            const value = text.slice(colon + 1, end).trim();
+            te = te === undefined ? value : `${te}, ${value}`;
+          } else if (name === 'connection') connection += `${text.slice(colon + 1, end)},`;
+          else if (name === 'keep-alive') keepAlive = text.slice(colon + 1, end);
+        }
+      } else if (at === eol + 2) throw new Error('the answer starts its headers with a continuation line');
+      at = end + 2;
+    }
+    if (status < 200) {
+      if (status === 101) throw new Error('the build switched protocols (101); replay speaks HTTP/1.1 only');
+      return 0; // interim answer (100 Continue, 103 Early Hints): the real one follows
+    }
+    const conn = connection.toLowerCase();
+    this.keep = http10 ? /(?:^|[\s,])keep-alive\s*,/.test(conn) : !/(?:^|[\s,])close\s*,/.test(conn);
+    if (keepAlive) {
+      const t = /timeout\s*=\s*(\d+)/i.exec(keepAlive);
+      if (t) this.idleLimit = Math.min(this.pool.idleMs, Math.max(0, Number(t[1]) * 1000 - 1000));
+    }
+    this.status = status;
+    this.hlen = end;
+    const arena = this.pool.arena;
+    const keepHead = (): void => {
+      arena.reserve(end);
+      buf.copy(arena.buf, arena.start, 0, end);
+      this.hbuf = arena.buf;
+      this.hat = arena.start;
+    };
+    if (this.cur!.isHead || status === 204 || status === 304) {
+      // some servers send a body after a HEAD answer anyway: such a connection is not reused
+      if (this.cur!.isHead) this.keep = false;
+      keepHead();
+      this.finish();
+      return 0;
+    }
+    if (te !== undefined) {
+      if (/(?:^|,)\s*chunked\s*$/i.test(te)) {
+        this.phase = CHUNKED;
+        this.cstate = C_SIZE;
+        this.line = '';
+      } else {
+        this.phase = UNTIL_CLOSE;
+        this.keep = false;
+      }
+      keepHead();
+      return 0;
+    }
+    if (cl !== undefined) {
+      if (!/^\d{1,15}$/.test(cl))
+        throw new Error(`the answer's Content-Length is invalid: ${JSON.stringify(cl)}`);
+      const n = Number(cl);
+      if (n > this.pool.maxBody) throw this.tooBig();
+      const whole = end + 4 + n;
+      if (n > 0 && buf.length >= whole && whole <= OWN_BYTES) {
+        // the common case: head and body arrived together; one copy keeps both
+        arena.reserve(whole);
+        buf.copy(arena.buf, arena.start, 0, whole);
+        this.hbuf = this.bbuf = arena.buf;
+        this.hat = arena.start;
+        this.bat = arena.start + end + 4;
+        this.size = n;
+        this.finish();
+        return n;
+      }
+      keepHead();
+      if (n === 0) this.finish();
+      else {
+        this.phase = LENGTH;
+        this.remaining = n;
+        arena.reserve(n);
+        this.bbuf = arena.buf;
+        this.bat = arena.start;
+      }
+      return 0;
+    }
+    this.phase = UNTIL_CLOSE;
+    this.keep = false;
+    keepHead();
+    return 0;
+  }
+
+  /** Reads one line of chunk framing into `this.line`; returns the offset after it, or -1 when the line is not complete yet. */
+  private readLine(d: Buffer, off: number): number {
+    const lf = d.indexOf(LF, off);
+    if (lf < 0) {
+      this.line += d.toString('latin1', off, d.length);
+      if (this.line.length > 8192)
+        throw new Error('a chunk-size or trailer line of the answer is over 8 KiB');
+      return -1;
+    }
+    this.line += d.toString('latin1', off, lf);
+    if (this.line.endsWith('\r')) this.line = this.line.slice(0, -1);
+    return lf + 1;
+  }
+
+  private readChunked(d: Buffer, start: number): number {
+    let off = start;
+    while (off < d.length) {
+      if (this.cstate === C_DATA) {
+        const n = Math.min(this.remaining, d.length - off);
+        this.push(d.subarray(off, off + n));
+        off += n;
+        this.remaining -= n;
+        if (this.remaining === 0) this.cstate = C_DATA_END;
+        continue;
+      }
+      const next = this.readLine(d, off);
+      if (next < 0) return d.length;
+      off = next;
+      const line = this.line;
+      this.line = '';
+      if (this.cstate === C_SIZE) {
+        const semi = line.indexOf(';');
+        const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+        if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
+          throw new Error(`invalid chunk size in the answer: ${JSON.stringify(line.slice(0, 40))}`);
+        const n = Number.parseInt(hex, 16);
+        if (n === 0) this.cstate = C_TRAILER;
+        else {
+          if (this.size + n > this.pool.maxBody) throw this.tooBig();
+          this.remaining = n;
+          this.cstate = C_DATA;
+        }
+      } else if (this.cstate === C_DATA_END) {
+        if (line !== '') throw new Error('a chunk of the answer is longer than its size says');
+        this.cstate = C_SIZE;
+      } else if (line === '') {
+        // end of trailers (their content is not kept, as with undici)
+        this.finish();
+        return off;
+      }
+    }
+    return off;
+  }
+
+  private tooBig(): Error {
+    return new Error(`answer over the ${this.pool.maxBody >> 20} MiB the driver keeps`);
+  }
+
+  /** Keeps a copy of `view` (a piece of the read buffer) until the answer is complete. */
+  private push(view: Buffer): void {
+    this.size += view.length;
+    if (this.size > this.pool.maxBody) throw this.tooBig();
+    const chunk = Buffer.from(view);
+    if (!this.first) this.first = chunk;
+    else (this.more ??= [this.first]).push(chunk);
+  }
+
+  private finish(): void {
+    const p = this.cur!;
+    this.cur = undefined;
+    this.answered = true;
+    this.phase = HEAD;
+    let bbuf = this.bbuf;
+    let bat = this.bat;
+    if (!bbuf && this.first) {
+      // chunked or close-delimited: gather the pieces into one region
+      const arena = this.pool.arena;
+      arena.reserve(this.size);
+      bbuf = arena.buf;
+      bat = arena.start;
+      let at = bat;
+      for (const c of this.more ?? [this.first]) at += c.copy(bbuf, at);
+    }
+    this.first = undefined;
+    this.more = undefined;
+    this.bbuf = undefined;
+    p.resolve(
+      new H1Answer(this.status, this.hbuf, this.hat, this.hlen, bbuf ?? NO_BYTES, bat, bbuf ? this.size : 0),
+    );
+  }
+}
+
+export class H1Pool {
+  readonly maxBody: number;
+  readonly maxHeadBytes: number;
+  readonly idleMs: number;
+  readonly arena = new Arena();
+  private readonly idle: Conn[] = [];
+  private readonly open = new Set<Conn>();
+  private readonly queue: Pending[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private closed: string | undefined;
+  private readonly authority: string;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly opts: H1PoolOptions,
+  ) {
+    this.maxBody = opts.maxBody;
+    this.maxHeadBytes = opts.maxHeadBytes ?? 64 << 10;
+    this.idleMs = opts.idleMs ?? 4000;
+    this.authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.timer = setInterval(() => this.sweep(), Math.min(1000, Math.max(20, opts.timeoutMs / 4)));
+    this.timer.unref();
+  }
+
+  /** Send `req` (plus `extraName: extraValue` as its last header) and resolve with the answer. */
+  request(req: H1Request, extraName?: string, extraValue?: string): Promise<H1Answer> {
+    if (this.closed) return Promise.reject(new Error(this.closed));
+    let wire: string;
+    try {
+      wire = serialise(req, this.authority, extraName, extraValue);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      this.dispatch({
+        wire,
+        body: req.body.length ? req.body : undefined,
+        isHead: req.method === 'HEAD',
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  /** Fail everything in flight and queued with `reason`; later requests fail at once. */
+  abort(reason: string): void {
+    this.closed ??= reason;
+    for (const p of this.queue.splice(0)) p.reject(new Error(reason));
+    for (const c of [...this.open]) c.fail(reason);
+    clearInterval(this.timer);
+  }
+
+  async close(): Promise<void> {
+    this.abort('the replay client is closed');
+  }
+
+  /** Called by a connection whose answer is complete. */
+  release(c: Conn): void {
+    if (!c.keep || c.dead || this.closed) {
+      c.close();
+      this.next();
+      return;
+    }
+    const p = this.queue.shift();
+    if (p) c.send(p);
+    else {
+      c.activity = Date.now();
+      this.idle.push(c);
+    }
+  }
+
+  /** Called once by a connection that died. */
+  forget(c: Conn): void {
+    this.open.delete(c);
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.next();
+  }
+
+  private next(): void {
+    if (this.queue.length && !this.closed && this.open.size < this.opts.connections)
+      this.dispatch(this.queue.shift()!);
+  }
+
+  private dispatch(p: Pending): void {
+    const now = Date.now();
+    for (let c = this.idle.pop(); c; c = this.idle.pop()) {
+      if (c.dead) continue;
+      if (now - c.activity >= c.idleLimit) {
+        c.close();
+        continue;
+      }
+      c.send(p);
+      return;
+    }
+    if (this.open.size < this.opts.connections) {
+      const c = new Conn(this, this.port, this.host);
+      this.open.add(c);
+      c.send(p);
+      return;
+    }
+    this.queue.push(p);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of [...this.open]) {
+      if (c.cur) {
+        if (now - c.activity >= this.opts.timeoutMs)
+          c.fail(`no answer from the build for ${this.opts.timeoutMs} ms (--timeout)`);
+      } else if (now - c.activity >= c.idleLimit) c.close();
+    }
+  }
+}
