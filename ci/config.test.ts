@@ -69,6 +69,11 @@ describe('retap.yaml for retap ci', () => {
     );
     expect(errorOf('replay:\n  build:\n    port: 1\n')).toMatch(/:3: \$\.replay\.build is missing 'command'/);
     expect(errorOf('ci:\n  formats: [pdf]\n')).toMatch(/\$\.ci\.formats\[0\] must be one of/);
+    expect(errorOf('replay:\n  client: curl\n')).toMatch(
+      /:2: \$\.replay\.client must be one of "h1", "undici"/,
+    );
+    expect(parseCiConfig('replay:\n  client: undici\n', 'retap.yaml', '/r').replay.client).toBe('undici');
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.client).toBeUndefined();
   });
 
   it('reports YAML syntax errors with their line', () => {

@@ -38,6 +38,7 @@ export interface CiConfig {
     rate?: number;
     speed?: number;
     timeoutMs?: number;
+    client?: 'h1' | 'undici';
     mockMiss?: MockMiss;
   };
   ci: {
@@ -61,7 +62,13 @@ function schemaFile(): string {
 
 function validator(): ValidateFunction {
   if (compiled) return compiled;
-  const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  const ajv = new Ajv({
+    allErrors: false,
+    verbose: true,
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
+  });
   compiled = ajv.compile(JSON.parse(readFileSync(schemaFile(), 'utf8')) as object);
   return compiled;
 }
@@ -196,6 +203,7 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   if (typeof replay.speed === 'number') r.speed = replay.speed;
   if (str(replay.timeout)) r.timeoutMs = durationMs(replay.timeout as string);
   if (str(replay.mockMiss)) r.mockMiss = replay.mockMiss as MockMiss;
+  if (replay.client === 'h1' || replay.client === 'undici') r.client = replay.client;
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

@@ -40,7 +40,8 @@ export function parse<T = Record<string, unknown>>(
 /** `30s`, `2m`, `500ms`, `1h` or bare seconds → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw usageError(`${flag}: '${text}' is not a duration`, 'Use a number with ms, s, m or h, e.g. 30s.');
+  if (!m)
+    throw usageError(`${flag}: '${text}' is not a duration`, 'Use a number with ms, s, m or h, e.g. 30s.');
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
@@ -53,6 +54,12 @@ export function parseIntFlag(text: string, flag: string, min = 0, max = Number.M
     throw usageError(`${flag}: '${text}' must be a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+/** `--client NAME`: the replay driver's HTTP client. */
+export function parseClient(text: string | undefined): 'h1' | 'undici' | undefined {
+  if (text === undefined || text === 'h1' || text === 'undici') return text;
+  throw usageError(`--client ${text}: expected h1 (retap's HTTP/1.1 client, the default) or undici`);
 }
 
 /** Values of a `multiple: true` option, whatever parseArgs returned. */

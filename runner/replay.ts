@@ -190,6 +190,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       rate: opts.driver.rate,
       speed: opts.driver.speed,
       timeoutMs: opts.driver.timeoutMs,
+      client: opts.driver.client ?? 'h1',
       mockMiss: opts.miss,
       runsPerBuild: opts.runsPerBuild,
       rules: rules.source,

@@ -25,7 +25,7 @@ import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../.
 import { type BuildUnderTest, replay } from '../../runner/replay.js';
 import { resolveSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
-import { many, parse, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 import { parseEnv } from './replay.js';
@@ -52,6 +52,7 @@ Snapshot and build:
   --runs N               replays per build, 1–10 (default 1)
   --concurrency N        sessions at once (default 1)
   --timeout D            per-request timeout (default 10s)
+  --client NAME          replay driver's HTTP client: h1 (default) or undici (replay.client)
   --mock-miss MODE       fail (default), closest or passthrough
 
 Gate and reports:
@@ -93,6 +94,7 @@ interface Flags {
   runs?: string;
   concurrency?: string;
   timeout?: string;
+  client?: string;
   'mock-miss'?: string;
   budget?: string[];
   'fail-on'?: string;
@@ -271,6 +273,7 @@ async function run(argv: string[]): Promise<number> {
       runs: { type: 'string' },
       concurrency: { type: 'string' },
       timeout: { type: 'string' },
+      client: { type: 'string' },
       'mock-miss': { type: 'string' },
       budget: { type: 'string', multiple: true },
       'fail-on': { type: 'string' },
@@ -343,6 +346,7 @@ async function run(argv: string[]): Promise<number> {
           rate: cfg.replay.rate,
           speed: cfg.replay.speed,
           timeoutMs,
+          client: parseClient(f.client) ?? cfg.replay.client,
         },
         miss,
         onProgress: (label, done, total, errors) =>

@@ -1,6 +1,6 @@
 import { ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import { replay } from '../../runner/replay.js';
-import { many, parse, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 
@@ -29,6 +29,7 @@ Driver:
   --rate R               at most R requests per second
   --speed X              keep the recorded pacing, X times faster (e.g. 1, 2, 10)
   --timeout D            per-request timeout (default 10s); retries are off
+  --client NAME          h1 (default: retap's lean HTTP/1.1 client) or undici
   --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
 
 Output:
@@ -53,6 +54,7 @@ interface Flags {
   rate?: string;
   speed?: string;
   timeout?: string;
+  client?: string;
   'mock-miss'?: string;
   out?: string;
   json?: boolean;
@@ -86,6 +88,7 @@ async function run(argv: string[]): Promise<number> {
       rate: { type: 'string' },
       speed: { type: 'string' },
       timeout: { type: 'string' },
+      client: { type: 'string' },
       'mock-miss': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -112,6 +115,7 @@ async function run(argv: string[]): Promise<number> {
   const speed = speedText === undefined ? undefined : Number(speedText);
   if (speed !== undefined && !(speed > 0))
     throw usageError(`--speed ${f.speed}: expected a positive factor such as 1 or 2x`);
+  const client = parseClient(f.client);
   const rate = f.rate === undefined ? undefined : Number(f.rate);
   if (rate !== undefined && !(rate > 0))
     throw usageError(`--rate ${f.rate}: expected requests per second > 0`);
@@ -141,6 +145,7 @@ async function run(argv: string[]): Promise<number> {
         rate,
         speed,
         timeoutMs: f.timeout ? parseDuration(f.timeout, '--timeout') : 10_000,
+        client,
       },
       miss,
       onProgress: (label, done, total, errors) =>

@@ -150,6 +150,36 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     // recorded order kept: live start times increase
     const starts = items.map((i) => i.live!.timing.startUs);
     expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+    expect(results.options.client).toBe('h1');
+    await expectNothingLeft(await namespaceOf(out));
+  });
+
+  it('--client undici drives the same replay through undici', async () => {
+    const snap = await snapshot(
+      'undici',
+      [0, 1, 2].map((i) => inbound(i, `/echo/${i}`)),
+    );
+    const port = await freePort();
+    const out = join(dir, 'res-undici');
+    const r = await finish(
+      retap(
+        ['replay', snap, '--cmd', `node ${server}`, '--port', String(port), '--env', `PORT=${port}`].concat([
+          '--client',
+          'undici',
+          '--out',
+          out,
+          '--json',
+        ]),
+      ),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const results = await readResults(out);
+    expect(results.options.client).toBe('undici');
+    const items = results.runs[0]!.items;
+    expect(items.map((i) => Buffer.from(i.client.responseBody ?? []).toString())).toEqual(
+      [0, 1, 2].map((i) => `echo ${i} payload-${i}`),
+    );
+    expect(items.every((i) => i.live?.response?.status === 200)).toBe(true);
     await expectNothingLeft(await namespaceOf(out));
   });
 
