@@ -91,6 +91,25 @@ export class H1Answer {
   }
 }
 
+/**
+ * Header names and short values repeat from answer to answer (`content-type: text/html`, the
+ * server's name, the same Date within a second). A replay keeps every answer, so the split lists
+ * share one string per distinct text instead of holding copies. Bounded: cleared when full.
+ */
+const interned = new Map<string, string>();
+const INTERN_MAX = 8192;
+
+function intern(text: string, lower: boolean): string {
+  const key = lower ? `\0${text}` : text;
+  let hit = interned.get(key);
+  if (hit === undefined) {
+    if (interned.size >= INTERN_MAX) interned.clear();
+    hit = lower ? text.toLowerCase() : text;
+    interned.set(key, hit);
+  }
+  return hit;
+}
+
 export function headerLines(head: string): HeaderList {
   const out: HeaderList = [];
   let at = head.indexOf('\r\n');
@@ -104,8 +123,10 @@ export function headerLines(head: string): HeaderList {
     if ((c0 === 0x20 || c0 === 0x09) && last) last[1] = `${last[1]} ${head.slice(at, end).trim()}`;
     else {
       const colon = head.indexOf(':', at);
-      if (colon > at && colon < end)
-        out.push([head.slice(at, colon).toLowerCase(), head.slice(colon + 1, end).trim()]);
+      if (colon > at && colon < end) {
+        const value = head.slice(colon + 1, end).trim();
+        out.push([intern(head.slice(at, colon), true), value.length <= 64 ? intern(value, false) : value]);
+      }
     }
     at = end + 2;
   }

@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RunWarning } from '../core/results.js';
 import { fromStored } from '../snapshots/format.js';
+import { tooLarge } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
@@ -182,7 +183,22 @@ async function main(specPath: string): Promise<void> {
       out.mocks = mocks.stats();
       await mocks.stop().catch(() => undefined);
     }
-    writeFileSync(spec.out, JSON.stringify(out));
+    let text: string;
+    try {
+      text = JSON.stringify(out);
+    } catch (e) {
+      const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
+      // what reached the build is gone, but the orchestrator still learns why and tears down
+      text = JSON.stringify({
+        ...out,
+        items: [],
+        error: {
+          code: err.code ?? 'RETAP_INTERNAL',
+          message: `${err.message}${err.hint ? `. ${err.hint}` : ''}`,
+        },
+      });
+    }
+    writeFileSync(spec.out, text);
   }
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Exchange } from '../core/exchange.js';
 import type { ReplayResults } from '../core/results.js';
-import { decodeResults, encodeResults, readResults, writeResults } from './results.js';
+import { decodeResults, encodeResults, readResults, tooLarge, writeResults } from './results.js';
 
 const ex = (id: string, body: Uint8Array): Exchange => ({
   id,
@@ -95,5 +95,19 @@ describe('results file', () => {
   it('refuses files that are not results', () => {
     expect(() => decodeResults('{"format":"x"}', 'f.json')).toThrow(/f.json: not a retap results file/);
     expect(() => decodeResults('nope', 'f.json')).toThrow(/not JSON/);
+  });
+});
+
+describe('results too large for one file', () => {
+  it("turns V8's string-length RangeError into what happened and the fix; other errors pass through", () => {
+    const e = tooLarge(new RangeError('Invalid string length'), 250_000) as Error & {
+      code: string;
+      hint: string;
+    };
+    expect(e.code).toBe('RETAP_RESULTS_TOO_LARGE');
+    expect(e.message).toMatch(/250000 replayed requests do not fit in one results file/);
+    expect(e.hint).toMatch(/retap snapshot filter/);
+    const other = new Error('disk full');
+    expect(tooLarge(other, 1)).toBe(other);
   });
 });

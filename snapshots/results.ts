@@ -54,7 +54,30 @@ export function encodeResults(r: ReplayResults): string {
       })),
     })),
   };
-  return `${JSON.stringify(plain, null, 1)}\n`;
+  try {
+    return `${JSON.stringify(plain, null, 1)}\n`;
+  } catch (e) {
+    throw tooLarge(
+      e,
+      r.runs.reduce((n, run) => n + run.items.length, 0),
+    );
+  }
+}
+
+/**
+ * results.json is one JSON document, and one JS string holds at most 512 MiB: past that a replay's
+ * results cannot be written. Turns V8's RangeError into what happened and what to do.
+ */
+export function tooLarge(e: unknown, items: number): unknown {
+  if (!(e instanceof RangeError)) return e;
+  return new RetapError(
+    ErrorCodes.RESULTS_TOO_LARGE,
+    `the results of ${items} replayed requests do not fit in one results file (a JSON document is limited to 512 MiB)`,
+    {
+      cause: e,
+      hint: 'Replay fewer requests per run: split the snapshot with `retap snapshot filter` (by route or time) and replay the parts.',
+    },
+  );
 }
 
 export function decodeResults(text: string, where = RESULTS_FILE): ReplayResults {

@@ -1,22 +1,27 @@
 /**
- * Replay driver throughput against wrk on the same nginx and the same concurrency (A B A B …),
- * and the cost of one run's ephemeral environment (namespace + hosts file + cgroup, created and
- * torn down). Targets (issue 7): driver >= 70% of wrk's requests/s; setup+teardown < 1 s.
+ * Replay driver throughput against wrk on the same nginx and the same concurrency, interleaved
+ * (wrk, h1, undici, wrk, …), and the cost of one run's ephemeral environment (namespace + hosts
+ * file + cgroup, created and torn down). The driver keeps every answer, as in a real replay; its
+ * time runs from the first request sent to the last answer kept. Turning the kept answers into
+ * results (headers split into lists, bodies base64, as the worker does before writing) happens
+ * after the load and is reported on its own row. Targets (issue 7): driver >= 70% of wrk's
+ * requests/s; setup+teardown < 1 s.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCgroup } from '../../capture/cgroup.js';
-import { drive } from '../../runner/driver.js';
+import { drive, toWorkerItem } from '../../runner/driver.js';
 import { createNetns, deleteNetns, writeHosts } from '../../runner/netns.js';
 import type { SpecItem } from '../../runner/spec.js';
-import { PAGE, startNginx } from '../lib/nginx.js';
+import { PAGE, PAGE_BYTES, startNginx } from '../lib/nginx.js';
 import { stopAll } from '../lib/procs.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
 import { runWrk } from '../lib/wrk.js';
 
 const CONCURRENCY = 32;
+const BODY_B64 = Math.ceil(PAGE_BYTES / 3) * 4;
 
 function items(n: number): { items: SpecItem[]; sessions: Array<{ key: string; items: number[] }> } {
   const list: SpecItem[] = [];
@@ -43,27 +48,48 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const seconds = quick ? 3 : 5;
   const nginx = await startNginx(dir, false);
   try {
-    const driverRps: number[] = [];
     const wrkRps: number[] = [];
-    // size the driver's work to take about as long as wrk's run
-    let n = 20_000;
-    for (let r = 0; r < rounds; r++) {
-      const w = await runWrk(nginx.url + PAGE, { threads: 1, connections: CONCURRENCY, seconds }, dir);
-      wrkRps.push(w.rps);
-      const plan = items(n);
+    const rps = { h1: [] as number[], undici: [] as number[] };
+    const encodeUs = { h1: [] as number[], undici: [] as number[] };
+    const endToEnd = { h1: [] as number[], undici: [] as number[] };
+    // size each client's work to take about as long as wrk's run
+    const n = { h1: 20_000, undici: 20_000 };
+    const once = async (client: 'h1' | 'undici'): Promise<void> => {
+      const plan = items(n[client]);
       const t0 = performance.now();
       const out = await drive(new URL(nginx.url).origin, plan.items, plan.sessions, {
         concurrency: CONCURRENCY,
         timeoutMs: 10_000,
         idHeader: 'x-retap-id',
+        client,
       });
-      const secs = (performance.now() - t0) / 1000;
-      const failed = out.filter((o) => o.status !== 200).length;
-      if (failed) throw new Error(`replay driver: ${failed} of ${n} requests failed`);
-      driverRps.push(n / secs);
-      n = Math.max(5_000, Math.round((n / secs) * seconds));
+      const t1 = performance.now();
+      const secs = (t1 - t0) / 1000;
+      const results = out.map(toWorkerItem);
+      const t2 = performance.now();
+      encodeUs[client].push(((t2 - t1) * 1000) / out.length);
+      endToEnd[client].push(out.length / ((t2 - t0) / 1000));
+      let failed = 0;
+      for (const o of results)
+        if (
+          o.status !== 200 ||
+          o.responseBody?.length !== BODY_B64 ||
+          !o.responseHeaders?.some(([h]) => h === 'content-length')
+        )
+          failed++;
+      if (failed)
+        throw new Error(`replay driver (${client}): ${failed} of ${plan.items.length} requests failed`);
+      rps[client].push(plan.items.length / secs);
+      n[client] = Math.max(5_000, Math.round((plan.items.length / secs) * seconds));
+    };
+    for (let r = 0; r < rounds; r++) {
+      const w = await runWrk(nginx.url + PAGE, { threads: 1, connections: CONCURRENCY, seconds }, dir);
+      wrkRps.push(w.rps);
+      await once('h1');
+      await once('undici');
     }
-    const rr = ratios(driverRps, wrkRps);
+    const rr = ratios(rps.h1, wrkRps);
+    const ru = ratios(rps.undici, wrkRps);
     const setup: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const name = `retap-bench-${process.pid}-${r}`;
@@ -78,13 +104,31 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     const setupMs = median(setup);
     return [
       {
-        figure: `replay driver, 1 KiB page, ${CONCURRENCY} sessions: req/s`,
-        value: median(driverRps),
+        figure: `replay driver (h1, default), 1 KiB page, ${CONCURRENCY} sessions: req/s`,
+        value: median(rps.h1),
         peer: `wrk -t1 -c${CONCURRENCY}`,
         peerValue: median(wrkRps),
         ratio: median(rr),
         spread: range(rr),
         target: `>= 0.70 ${median(rr) >= 0.7 ? 'met' : 'MISS'}`,
+      },
+      {
+        figure: `replay driver with --client undici, same load: req/s`,
+        value: median(rps.undici),
+        peer: `wrk -t1 -c${CONCURRENCY}`,
+        peerValue: median(wrkRps),
+        ratio: median(ru),
+        spread: range(ru),
+        target: '(reference)',
+      },
+      {
+        figure: 'replay end to end (load, then answers to result items: headers split, bodies base64): req/s',
+        value: median(endToEnd.h1),
+        peer: 'same with undici',
+        peerValue: median(endToEnd.undici),
+        ratio: median(ratios(endToEnd.h1, endToEnd.undici)),
+        spread: range(ratios(endToEnd.h1, endToEnd.undici)),
+        target: `(results ${median(encodeUs.h1).toFixed(1)} vs ${median(encodeUs.undici).toFixed(1)} µs/answer)`,
       },
       {
         figure: 'run environment: netns + hosts + cgroup, setup and teardown: ms',
