@@ -625,7 +625,9 @@ export class H1Pool {
 
   /** Called by a connection whose answer is complete. */
   release(c: Conn): void {
-    if (!c.keep || c.dead || this.closed) {
+    // an answer that came before the request was fully written (an early 413, say) leaves the
+    // rest of the request on the wire: that connection cannot carry another one
+    if (!c.keep || c.dead || this.closed || c.sock.writableLength > 0) {
       c.close();
       this.next();
       return;

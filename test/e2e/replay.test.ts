@@ -4,7 +4,15 @@
  * no namespace, no cgroup, no process, no registry entry.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +188,48 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
       [0, 1, 2].map((i) => `echo ${i} payload-${i}`),
     );
     expect(items.every((i) => i.live?.response?.status === 200)).toBe(true);
+    await expectNothingLeft(await namespaceOf(out));
+  });
+
+  it('a Python http.server build (HTTP/1.0, every answer closes its connection) replays completely', async () => {
+    const www = join(dir, 'www');
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, 'a.txt'), 'alpha file\n');
+    writeFileSync(join(www, 'b.json'), JSON.stringify({ b: [1, 2, 3] }));
+    const get = (i: number, target: string): Exchange => {
+      const ex = inbound(i, target, '');
+      return { ...ex, request: { ...ex.request, method: 'GET', headers: [['host', 'svc']] } };
+    };
+    const snap = await snapshot('python', [
+      get(0, '/a.txt'),
+      get(1, '/b.json'),
+      get(2, '/missing'),
+      get(3, '/a.txt'),
+    ]);
+    const port = await freePort();
+    const out = join(dir, 'res-python');
+    const r = await finish(
+      retap([
+        'replay',
+        snap,
+        '--cmd',
+        `python3 -m http.server --bind 127.0.0.1 ${port} --directory ${www}`,
+        '--port',
+        String(port),
+        '--out',
+        out,
+        '--json',
+      ]),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const items = (await readResults(out)).runs[0]!.items;
+    expect(items.map((i) => i.client.error)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(items.map((i) => i.client.status)).toEqual([200, 200, 404, 200]);
+    const body = (i: number) => Buffer.from(items[i]!.client.responseBody ?? []).toString();
+    expect([body(0), body(1), body(3)]).toEqual(['alpha file\n', '{"b":[1,2,3]}', 'alpha file\n']);
+    expect(body(2)).toContain('404');
+    // the same answers, seen by capture at the build
+    expect(items.map((i) => i.live?.response?.status)).toEqual([200, 200, 404, 200]);
     await expectNothingLeft(await namespaceOf(out));
   });
 
