@@ -358,6 +358,41 @@ describe('h1 client: connections and faults', () => {
     expect(srv.connections()).toBe(4);
   });
 
+  it('does not reuse a connection whose request was still being written when the answer came', async () => {
+    let conns = 0;
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((s) => {
+      conns++;
+      sockets.push(s);
+      s.on('error', () => undefined);
+      let head = '';
+      s.on('data', (d: Buffer) => {
+        if (head.includes('\r\n\r\n')) return; // the rest of a refused upload: ignored
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        if (head.startsWith('PUT')) {
+          s.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!');
+          s.pause(); // stop reading: the client's upload stays unwritten
+        } else s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    const port = await listen(server);
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy(); // the paused one would keep the server open
+    });
+    const p = pool(port, { connections: 1 });
+    const up = await p.request({
+      method: 'PUT',
+      target: '/upload',
+      headers: [],
+      body: Buffer.alloc(8 << 20, 1),
+    });
+    expect([up.status, Buffer.from(up.body).toString()]).toEqual([413, 'too big!']);
+    const next = await p.request(GET('/next'));
+    expect([next.status, Buffer.from(next.body).toString()]).toEqual([200, 'ok']);
+    expect(conns).toBe(2);
+  });
+
   it('fails a request when the server closes without answering', async () => {
     const srv = await rawServer(() => 'close');
     const p = pool(srv.port, { connections: 1 });
