@@ -110,6 +110,15 @@ function intern(text: string, lower: boolean): string {
   return hit;
 }
 
+/** A field value without its surrounding optional whitespace (SP and HTAB only, RFC 9110 §5.5). */
+function ows(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
 export function headerLines(head: string): HeaderList {
   const out: HeaderList = [];
   let at = head.indexOf('\r\n');
@@ -120,11 +129,13 @@ export function headerLines(head: string): HeaderList {
     if (end < 0) end = head.length;
     const c0 = head.charCodeAt(at);
     const last = out[out.length - 1];
-    if ((c0 === 0x20 || c0 === 0x09) && last) last[1] = `${last[1]} ${head.slice(at, end).trim()}`;
-    else {
+    if ((c0 === 0x20 || c0 === 0x09) && last) {
+      const more = ows(head.slice(at, end));
+      last[1] = last[1] && more ? `${last[1]} ${more}` : last[1] || more;
+    } else {
       const colon = head.indexOf(':', at);
       if (colon > at && colon < end) {
-        const value = head.slice(colon + 1, end).trim();
+        const value = ows(head.slice(colon + 1, end));
         out.push([intern(head.slice(at, colon), true), value.length <= 64 ? intern(value, false) : value]);
       }
     }
@@ -149,8 +160,10 @@ export interface H1PoolOptions {
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LF = 0x0a;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_TARGET = /[\x00-\x20\x7f]/;
-const BAD_VALUE = /[\r\n\0]/;
+const BAD_TARGET = /[\x00-\x20\x7f\u0100-\uffff]/;
+const BAD_VALUE = /[\r\n\0\u0100-\uffff]/;
+/** CR not before LF, or LF not after CR: line ends HTTP/1.1 does not allow in a head. */
+const BARE_CR_LF = /\r(?!\n)|(?<!\r)\n/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: |$)/;
 
 // parser phases
@@ -168,6 +181,7 @@ interface Pending {
   wire: string;
   body: Uint8Array | undefined;
   isHead: boolean;
+  isConnect: boolean;
   resolve(a: H1Answer): void;
   reject(e: Error): void;
 }
@@ -186,7 +200,7 @@ export function serialise(
   if (!TOKEN.test(req.method)) throw new Error(`${what}: the method is not an HTTP token`);
   if (!req.target || BAD_TARGET.test(req.target))
     throw new Error(
-      `${what}: the target is empty or has spaces or control characters; fix it with a transform rule`,
+      `${what}: the target is empty or has spaces, control characters or characters beyond latin1 (send them percent-encoded); fix it with a transform rule`,
     );
   let wire = `${req.method} ${req.target} HTTP/1.1\r\n`;
   let host = false;
@@ -194,7 +208,9 @@ export function serialise(
     if (!TOKEN.test(name))
       throw new Error(`${what}: header name ${JSON.stringify(name)} is not an HTTP token`);
     if (BAD_VALUE.test(value))
-      throw new Error(`${what}: header ${name} has CR, LF or NUL in its value; fix it with a transform rule`);
+      throw new Error(
+        `${what}: header ${name} has CR, LF, NUL or a character beyond latin1 in its value (HTTP/1.1 sends bytes); fix it with a transform rule`,
+      );
     if (!host && name.length === 4 && name.toLowerCase() === 'host') host = true;
     wire += `${name}: ${value}\r\n`;
   }
@@ -370,6 +386,8 @@ class Conn {
     if (!m) throw new Error(`not an HTTP/1.x answer: ${JSON.stringify(first.slice(0, 80))}`);
     const http10 = m[1] === '0';
     const status = Number(m[2]);
+    if (BARE_CR_LF.test(text))
+      throw new Error('the answer has a bare CR or LF in its head (lines must end with CRLF)');
     // Only the framing headers are read now; the rest stay text until someone asks (H1Answer).
     let te: string | undefined;
     let cl: string | undefined;
@@ -389,12 +407,12 @@ class Conn {
         if (len === 14 || len === 17 || len === 10) {
           const name = text.slice(at, colon).toLowerCase();
           if (name === 'content-length') {
-            const value = text.slice(colon + 1, end).trim();
+            const value = ows(text.slice(colon + 1, end));
             if (cl !== undefined && cl !== value)
               throw new Error('the answer has conflicting Content-Length headers');
             cl = value;
           } else if (name === 'transfer-encoding') {
-            const value = text.slice(colon + 1, end).trim();
+            const value = ows(text.slice(colon + 1, end));
             te = te === undefined ? value : `${te}, ${value}`;
           } else if (name === 'connection') connection += `${text.slice(colon + 1, end)},`;
           else if (name === 'keep-alive') keepAlive = text.slice(colon + 1, end);
@@ -421,14 +439,19 @@ class Conn {
       this.hbuf = arena.buf;
       this.hat = arena.start;
     };
-    if (this.cur!.isHead || status === 204 || status === 304) {
-      // some servers send a body after a HEAD answer anyway: such a connection is not reused
-      if (this.cur!.isHead) this.keep = false;
+    const tunnel = this.cur!.isConnect && status < 300;
+    if (this.cur!.isHead || tunnel || status === 204 || status === 304) {
+      // some servers send a body after a HEAD answer anyway; a CONNECT that succeeded is a
+      // tunnel now: neither connection is reused
+      if (this.cur!.isHead || tunnel) this.keep = false;
       keepHead();
       this.finish();
       return 0;
     }
     if (te !== undefined) {
+      // HTTP/1.0 with Transfer-Encoding, or Transfer-Encoding with Content-Length: framing that
+      // cannot be trusted past this answer (RFC 9112 §6.1, §6.3)
+      if (http10 || cl !== undefined) this.keep = false;
       if (/(?:^|,)\s*chunked\s*$/i.test(te)) {
         this.phase = CHUNKED;
         this.cstate = C_SIZE;
@@ -605,6 +628,7 @@ export class H1Pool {
         wire,
         body: req.body.length ? req.body : undefined,
         isHead: req.method === 'HEAD',
+        isConnect: req.method === 'CONNECT',
         resolve,
         reject,
       });
