@@ -487,7 +487,7 @@ describe('h1 client: connections and faults', () => {
     );
 
     const junk = await rawServer(() => ['SSH-2.0-OpenSSH_9.2\r\n\r\n']);
-    await expect(pool(junk.port).request(GET('/'))).rejects.toThrow(/not an HTTP\/1.x answer/);
+    await expect(pool(junk.port).request(GET('/'))).rejects.toThrow(/not a valid HTTP\/1.x answer/);
 
     const sw = await rawServer(() => ['HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n']);
     await expect(pool(sw.port).request(GET('/'))).rejects.toThrow(/switched protocols/);

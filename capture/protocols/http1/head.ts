@@ -86,7 +86,8 @@ export function parseStatusLine(line: string): [string, number, string] | undefi
   return [version, status, line.length > 13 ? line.slice(13) : ''];
 }
 
-function trimOws(s: string): string {
+/** `s` without surrounding optional whitespace (SP and HTAB only, RFC 9110 §5.5). */
+export function trimOws(s: string): string {
   let a = 0;
   let b = s.length;
   while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
@@ -94,14 +95,15 @@ function trimOws(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
-function hasToken(list: string, token: string): boolean {
+/** Whether a comma-separated header value lists `token` (case-insensitively). */
+export function hasToken(list: string, token: string): boolean {
   if (list.indexOf(',') === -1) return trimOws(list).toLowerCase() === token;
   for (const part of list.split(',')) if (trimOws(part).toLowerCase() === token) return true;
   return false;
 }
 
 /** Parses `1234` or `5, 5` (repeated identical values); -2 when invalid. */
-function parseContentLength(v: string, previous: number): number {
+export function parseContentLength(v: string, previous: number): number {
   if (previous === -1 && v.length > 0 && v.length <= 15) {
     let x = 0;
     let i = 0;
@@ -168,6 +170,13 @@ export function parseHeaderLines(
   return true;
 }
 
+/** What a Transfer-Encoding value ends in: chunked, another coding, or nothing (empty list). */
+export function finalCoding(value: string): 'chunked' | 'other' | '' {
+  const codings = value.toLowerCase().split(',');
+  const last = trimOws(codings[codings.length - 1] ?? '');
+  return last === 'chunked' ? 'chunked' : last === '' ? '' : 'other';
+}
+
 /** Fills the framing facts of `head` from its headers (after obs-fold joining). */
 function scanFraming(head: Head): void {
   for (const [name, value] of head.headers) {
@@ -178,12 +187,11 @@ function scanFraming(head: Head): void {
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') {
-          const codings = value.toLowerCase().split(',');
-          const lastCoding = trimOws(codings[codings.length - 1] ?? '');
-          if (lastCoding === 'chunked') {
+          const coding = finalCoding(value);
+          if (coding === 'chunked') {
             head.chunked = true;
             head.otherTransferEncoding = false;
-          } else if (lastCoding !== '') {
+          } else if (coding === 'other') {
             head.chunked = false;
             head.otherTransferEncoding = true;
           }
