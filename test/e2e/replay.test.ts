@@ -82,6 +82,16 @@ function retap(args: string[]): ChildProcess {
   });
 }
 
+/** `retap replay SNAP --cmd CMD --port P --out OUT …extra`. */
+function replayArgs(snap: string, cmd: string, port: number, out: string, extra: string[] = []): string[] {
+  return ['replay', snap, '--cmd', cmd, '--port', String(port), '--out', out, ...extra];
+}
+
+/** The same with the fixture server as the build (it listens on $PORT). */
+function replayNode(snap: string, port: number, out: string, extra: string[] = []): string[] {
+  return replayArgs(snap, `node ${server}`, port, out, ['--env', `PORT=${port}`, ...extra]);
+}
+
 async function finish(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
@@ -129,21 +139,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     );
     const port = await freePort();
     const out = join(dir, 'res-ok');
-    const r = await finish(
-      retap([
-        'replay',
-        snap,
-        '--cmd',
-        `node ${server}`,
-        '--port',
-        String(port),
-        '--env',
-        `PORT=${port}`,
-        '--out',
-        out,
-        '--json',
-      ]),
-    );
+    const r = await finish(retap(replayNode(snap, port, out, ['--json'])));
     expect(r.code, r.stderr).toBe(0);
     const results = await readResults(out);
     expect(results.runs).toHaveLength(1);
@@ -169,17 +165,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     );
     const port = await freePort();
     const out = join(dir, 'res-undici');
-    const r = await finish(
-      retap(
-        ['replay', snap, '--cmd', `node ${server}`, '--port', String(port), '--env', `PORT=${port}`].concat([
-          '--client',
-          'undici',
-          '--out',
-          out,
-          '--json',
-        ]),
-      ),
-    );
+    const r = await finish(retap(replayNode(snap, port, out, ['--client', 'undici', '--json'])));
     expect(r.code, r.stderr).toBe(0);
     const results = await readResults(out);
     expect(results.options.client).toBe('undici');
@@ -209,17 +195,11 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     const port = await freePort();
     const out = join(dir, 'res-python');
     const r = await finish(
-      retap([
-        'replay',
-        snap,
-        '--cmd',
-        `python3 -m http.server --bind 127.0.0.1 ${port} --directory ${www}`,
-        '--port',
-        String(port),
-        '--out',
-        out,
-        '--json',
-      ]),
+      retap(
+        replayArgs(snap, `python3 -m http.server --bind 127.0.0.1 ${port} --directory ${www}`, port, out, [
+          '--json',
+        ]),
+      ),
     );
     expect(r.code, r.stderr).toBe(0);
     const items = (await readResults(out)).runs[0]!.items;
@@ -262,22 +242,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     );
     const port = await freePort();
     const out = join(dir, 'res-crash');
-    const r = await finish(
-      retap([
-        'replay',
-        snap,
-        '--cmd',
-        `node ${server}`,
-        '--port',
-        String(port),
-        '--env',
-        `PORT=${port}`,
-        '--env',
-        'EXIT_AFTER=2',
-        '--out',
-        out,
-      ]),
-    );
+    const r = await finish(retap(replayNode(snap, port, out, ['--env', 'EXIT_AFTER=2'])));
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/exited during the replay/);
     const results = await readResults(out);
@@ -294,18 +259,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
       Array.from({ length: 30 }, (_, i) => inbound(i, '/slow/300')),
     );
     const port = await freePort();
-    const child = retap([
-      'replay',
-      snap,
-      '--cmd',
-      `node ${server}`,
-      '--port',
-      String(port),
-      '--env',
-      `PORT=${port}`,
-      '--out',
-      join(dir, 'res-int'),
-    ]);
+    const child = retap(replayNode(snap, port, join(dir, 'res-int')));
     const done = finish(child);
     await new Promise((r) => setTimeout(r, 2500));
     child.kill('SIGINT');
@@ -320,18 +274,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
       Array.from({ length: 30 }, (_, i) => inbound(i, '/slow/300')),
     );
     const port = await freePort();
-    const child = retap([
-      'replay',
-      snap,
-      '--cmd',
-      `node ${server}`,
-      '--port',
-      String(port),
-      '--env',
-      `PORT=${port}`,
-      '--out',
-      join(dir, 'res-kill'),
-    ]);
+    const child = retap(replayNode(snap, port, join(dir, 'res-kill')));
     const done = finish(child);
     await new Promise((r) => setTimeout(r, 2500));
     child.kill('SIGKILL');
