@@ -16,6 +16,7 @@ import net from 'node:net';
 import {
   finalCoding,
   hasToken,
+  isToken,
   parseContentLength,
   parseHeaderLines,
   parseStatusLine,
@@ -149,7 +150,6 @@ export interface H1PoolOptions {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LF = 0x0a;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const BAD_TARGET = /[\x00-\x20\x7f\u0100-\uffff]/;
 const BAD_VALUE = /[\r\n\0\u0100-\uffff]/;
 /** CR not before LF, or LF not after CR: line ends HTTP/1.1 does not allow in a head. */
@@ -186,7 +186,7 @@ export function serialise(
   extraValue?: string,
 ): string {
   const what = `request ${req.method} ${req.target}`;
-  if (!TOKEN.test(req.method)) throw new Error(`${what}: the method is not an HTTP token`);
+  if (!isToken(req.method)) throw new Error(`${what}: the method is not an HTTP token`);
   if (!req.target || BAD_TARGET.test(req.target))
     throw new Error(
       `${what}: the target is empty or has spaces, control characters or characters beyond latin1 (send them percent-encoded); fix it with a transform rule`,
@@ -194,8 +194,7 @@ export function serialise(
   let wire = `${req.method} ${req.target} HTTP/1.1\r\n`;
   let host = false;
   for (const [name, value] of req.headers) {
-    if (!TOKEN.test(name))
-      throw new Error(`${what}: header name ${JSON.stringify(name)} is not an HTTP token`);
+    if (!isToken(name)) throw new Error(`${what}: header name ${JSON.stringify(name)} is not an HTTP token`);
     if (BAD_VALUE.test(value))
       throw new Error(
         `${what}: header ${name} has CR, LF, NUL or a character beyond latin1 in its value (HTTP/1.1 sends bytes); fix it with a transform rule`,
@@ -205,7 +204,7 @@ export function serialise(
   }
   if (!host) wire += `host: ${authority}\r\n`;
   if (extraName !== undefined && extraValue !== undefined) {
-    if (!TOKEN.test(extraName) || BAD_VALUE.test(extraValue))
+    if (!isToken(extraName) || BAD_VALUE.test(extraValue))
       throw new Error(`${what}: header ${extraName}: ${JSON.stringify(extraValue)} cannot be sent`);
     wire += `${extraName}: ${extraValue}\r\n`;
   }
@@ -364,6 +363,15 @@ class Conn {
     return off + end + 4 - (prev ? prev.length : 0) + this.parseHead(buf, end);
   }
 
+  /** Copies the head's bytes into the arena. */
+  private keepHead(buf: Buffer, end: number): void {
+    const arena = this.pool.arena;
+    arena.reserve(end);
+    buf.copy(arena.buf, arena.start, 0, end);
+    this.hbuf = arena.buf;
+    this.hat = arena.start;
+  }
+
   /** Returns how many body bytes after the head it took from `buf` (the whole body, when it is there). */
   private parseHead(buf: Buffer, end: number): number {
     // The load only needs the framing facts, so this scan looks at nothing else and allocates
@@ -426,18 +434,12 @@ class Conn {
     this.status = status;
     this.hlen = end;
     const arena = this.pool.arena;
-    const keepHead = (): void => {
-      arena.reserve(end);
-      buf.copy(arena.buf, arena.start, 0, end);
-      this.hbuf = arena.buf;
-      this.hat = arena.start;
-    };
     const tunnel = this.cur!.isConnect && status < 300;
     if (this.cur!.isHead || tunnel || status === 204 || status === 304) {
       // some servers send a body after a HEAD answer anyway; a CONNECT that succeeded is a
       // tunnel now: neither connection is reused
       if (this.cur!.isHead || tunnel) this.keep = false;
-      keepHead();
+      this.keepHead(buf, end);
       this.finish();
       return 0;
     }
@@ -453,7 +455,7 @@ class Conn {
         this.phase = UNTIL_CLOSE;
         this.keep = false;
       }
-      keepHead();
+      this.keepHead(buf, end);
       return 0;
     }
     if (cl >= 0) {
@@ -471,7 +473,7 @@ class Conn {
         this.finish();
         return n;
       }
-      keepHead();
+      this.keepHead(buf, end);
       if (n === 0) this.finish();
       else {
         this.phase = LENGTH;
@@ -484,7 +486,7 @@ class Conn {
     }
     this.phase = UNTIL_CLOSE;
     this.keep = false;
-    keepHead();
+    this.keepHead(buf, end);
     return 0;
   }
 
