@@ -30,7 +30,11 @@ export function hostOf(ex: Exchange): string | undefined {
 
 export interface Stats {
   add(ex: Exchange): void;
-  counts(): Counts;
+  /**
+   * `scrub`, when given, rewrites route and host texts (the writer counts before it redacts:
+   * a secret in a path segment must not reach the manifest); routes it makes equal merge.
+   */
+  counts(scrub?: (text: string) => string): Counts;
   timeRange(): { firstStartUs: number; lastStartUs: number } | null;
 }
 
@@ -41,6 +45,25 @@ function bump(map: Record<string, number>, key: string, by = 1): void {
 function sortedMap(map: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of Object.keys(map).sort()) out[k] = map[k]!;
+  return out;
+}
+
+/** Routes with scrubbed route and host texts, re-templated (a placeholder is an id) and merged. */
+function rescrub(routes: Map<string, RouteCount>, scrub: (text: string) => string): Map<string, RouteCount> {
+  const out = new Map<string, RouteCount>();
+  for (const r of routes.values()) {
+    const scrubbed = scrub(r.route);
+    const route = scrubbed === r.route ? r.route : routeOf(scrubbed);
+    const host = r.host === undefined ? undefined : scrub(r.host);
+    const key = `${r.direction} ${host ?? ''} ${r.method} ${route}`;
+    const prev = out.get(key);
+    if (!prev) {
+      out.set(key, { ...r, route, ...(host !== undefined ? { host } : {}), statuses: { ...r.statuses } });
+      continue;
+    }
+    prev.count += r.count;
+    for (const [s, n] of Object.entries(r.statuses)) bump(prev.statuses, s, n);
+  }
   return out;
 }
 
@@ -83,8 +106,8 @@ export function createStats(): Stats {
       r.count++;
       bump(r.statuses, status);
     },
-    counts() {
-      const all = [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+    counts(scrub) {
+      const all = [...(scrub ? rescrub(routes, scrub) : routes).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
       let other = otherRoutes;
       for (const r of all.slice(ROUTE_CAP)) other += r.count;
       const list = all.slice(0, ROUTE_CAP).map((r): RouteCount => {

@@ -1,7 +1,9 @@
 /**
- * Streaming snapshot writer: redact → count → encode → bounded external sort → one pass that
- * writes exchanges (optionally gzip) while hashing → small YAML files → manifest → rename.
- * Nothing is visible under the final name until everything is on disk.
+ * Streaming snapshot writer: learn secrets → count → encode → bounded external sort (spills
+ * encrypted with a key held in memory only) → one pass that redacts with the whole snapshot's
+ * secret set and writes exchanges (optionally gzip) while hashing → small YAML files → manifest
+ * → rename. Nothing is visible under the final name until everything is on disk, and no
+ * credential value reaches the disk in clear (docs/snapshot-format.md, "Redaction").
  */
 
 import { createHash } from 'node:crypto';
@@ -16,6 +18,7 @@ import { logger } from '../core/log.js';
 import {
   EXCHANGES_FILE,
   EXCHANGES_GZ_FILE,
+  encodeExchange,
   FORMAT,
   FORMAT_VERSION,
   fromStored,
@@ -76,6 +79,8 @@ export interface WriterOptions {
   notes?: string[];
   /** Memory for the in-memory sort before spilling runs to disk (default 32 MiB). */
   memoryLimitBytes?: number;
+  /** Values known to be secret and the placeholder each must get (e.g. live tokens of a replay). */
+  secrets?: Iterable<[value: string, placeholder: string]>;
 }
 
 export interface FinishExtra {
@@ -84,7 +89,7 @@ export interface FinishExtra {
 }
 
 export interface SnapshotWriter {
-  /** Redacts and queues one exchange; resolves when it is safe to send more (backpressure). */
+  /** Learns the exchange's secrets and queues it; resolves when it is safe to send more (backpressure). */
   append(ex: Exchange): Promise<void>;
   finish(extra?: FinishExtra): Promise<Manifest>;
   abort(): Promise<void>;
@@ -121,6 +126,7 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     log.info(`removed ${removed.length} unfinished write(s) left in ${target.storeDir}`);
   const temp = await makeTempDir(target.storeDir);
   const redactor = createRedactor(opts.redaction);
+  for (const [value, placeholder] of opts.secrets ?? []) redactor.assign(value, placeholder);
   const stats = createStats();
   const sorter = createSorter(temp, opts.memoryLimitBytes ?? 32 * 1024 * 1024);
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
@@ -139,12 +145,14 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     async append(ex) {
       if (state !== 'open')
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
-      const clean = redactor.redact(ex);
-      const stored = toStored(clean);
+      // Redaction needs every secret of the snapshot (a token may show in an answer before any
+      // request shows it is one): learn now, redact when the sorted lines are written.
+      const flag = redactor.learn(ex);
+      const stored = toStored(ex);
       checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
       appended++;
-      stats.add(clean);
-      await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored) });
+      stats.add(ex);
+      await sorter.push({ us: ex.timing.startUs, id: ex.id, line: JSON.stringify(stored), flag });
     },
     async finish(extra = {}) {
       if (state !== 'open')
@@ -167,8 +175,15 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
         const discoverer =
           opts.discoverTokens && !opts.transforms && !opts.tokens ? createDiscoverer() : undefined;
         for await (const e of sorter.drain()) {
-          await w.write(`${e.line}\n`);
-          discoverer?.add(fromStored(JSON.parse(e.line)));
+          let line = e.line;
+          let ex: Exchange | undefined;
+          if (e.flag || redactor.mentions(line)) {
+            const raw = fromStored(JSON.parse(line));
+            ex = redactor.apply(raw);
+            if (ex !== raw) line = encodeExchange(ex);
+          }
+          await w.write(`${line}\n`);
+          discoverer?.add(ex ?? fromStored(JSON.parse(line)));
           lines++;
         }
         await w.flush();
@@ -204,7 +219,8 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
           parent,
           created: new Date().toISOString(),
           source,
-          counts: stats.counts(),
+          // counted before redaction: routes and hosts go through it now
+          counts: stats.counts((t) => redactor.redactText(t)),
           timeRange: stats.timeRange(),
           counters,
           notes: [...(opts.notes ?? []), ...(extra.notes ?? [])],
