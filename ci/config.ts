@@ -40,6 +40,8 @@ export interface CiConfig {
     timeoutMs?: number;
     client?: 'h1' | 'undici';
     mockMiss?: MockMiss;
+    /** Secrets file (absolute), for static client credentials redaction replaced. */
+    secrets?: string;
   };
   ci: {
     reports?: string;
@@ -204,6 +206,7 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   if (str(replay.timeout)) r.timeoutMs = durationMs(replay.timeout as string);
   if (str(replay.mockMiss)) r.mockMiss = replay.mockMiss as MockMiss;
   if (replay.client === 'h1' || replay.client === 'undici') r.client = replay.client;
+  if (str(replay.secrets)) r.secrets = resolve(dir, replay.secrets as string);
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

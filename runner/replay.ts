@@ -25,7 +25,6 @@ import {
 } from '../core/results.js';
 import { encodeExchange } from '../snapshots/format.js';
 import { openSnapshot } from '../snapshots/index.js';
-import { createRedactor } from '../snapshots/redaction.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
@@ -33,6 +32,7 @@ import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } fr
 import { planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
 import { rulesFor } from './rules.js';
+import { encodeSecrets, redactRuns, secretsForReplay, withoutSecretEnv } from './secrets.js';
 import type { DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
 
 const log = logger('runner');
@@ -56,6 +56,8 @@ export interface ReplayOptions {
   out: string;
   driver: Omit<DriverOptions, 'idHeader'>;
   miss: 'fail' | 'closest' | 'passthrough';
+  /** Secrets file (placeholder → value) for static client credentials; RETAP_SECRET_* add to it. */
+  secretsFile?: string | undefined;
   onProgress?: (label: string, done: number, total: number, errors: number) => void;
   signal?: AbortSignal;
 }
@@ -86,6 +88,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       },
     );
   }
+  // before anything is sent: every placeholder the requests carry has a token flow or a value
+  const { secrets } = await secretsForReplay(
+    plan.items.map((i) => i.exchange),
+    rules,
+    { file: opts.secretsFile, snapshot: opts.snapshot },
+  );
+  const redact = snap.manifest.redaction?.enabled !== false;
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const ns = `retap-${runId}`;
   const dir = mkdtempSync(join(tmpdir(), `retap-run-${runId}-`));
@@ -155,6 +164,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
           addrs,
           snapshotPath: snap.path,
           runId,
+          secrets: encodeSecrets(secrets),
+          redact,
         });
         runs.push(run);
         if (run.error) {
@@ -167,13 +178,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   } finally {
     await cleanup();
   }
-  const redactor = createRedactor(snap.manifest.redaction?.enabled === false ? false : undefined);
-  for (const run of runs) {
-    for (const it of run.items) {
-      if (it.live) it.live = redactor.redact(it.live);
-      it.outbound = it.outbound.map((e) => redactor.redact(e));
-    }
-  }
+  redactRuns(runs, {
+    enabled: redact,
+    secrets,
+    rules,
+    recorded: new Map(plan.items.map((i) => [i.id, i.exchange])),
+  });
   const results: ReplayResults = {
     format: RESULTS_FORMAT,
     formatVersion: RESULTS_FORMAT_VERSION,
@@ -234,6 +244,9 @@ interface RunContext {
   addrs: Record<string, string>;
   snapshotPath: string;
   runId: string;
+  /** JSON placeholder → value for the worker's stdin ('{}' when none). */
+  secrets: string;
+  redact: boolean;
 }
 
 async function runOnce(c: RunContext): Promise<ReplayRun> {
@@ -271,6 +284,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     rulesFile: c.rulesFile,
     inboundFile: c.inboundFile,
     driver: { ...opts.driver, idHeader: ID_HEADER },
+    secrets: c.secrets !== '{}',
+    redact: c.redact,
     out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
   };
   const specPath = join(c.dir, `spec-${c.label.replace('#', '-')}.json`);
@@ -294,9 +309,12 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
         specPath,
       ],
       {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: [spec.secrets ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        env: withoutSecretEnv(process.env),
       },
     );
+    // restored secrets travel through the pipe, never through a file
+    if (spec.secrets) worker.stdin?.end(c.secrets);
     workerError = await superviseWorker(worker, c.label, opts);
     output = JSON.parse(await readFile(spec.out, 'utf8')) as WorkerOutput;
   } catch (e) {

@@ -60,6 +60,10 @@ export interface WorkerSpec {
   /** JSON Lines of the recorded inbound exchanges (the token engine works on them). */
   inboundFile: string;
   driver: DriverOptions;
+  /** The orchestrator writes restored secrets (JSON placeholder → value) on the worker's stdin. */
+  secrets?: boolean;
+  /** The snapshot is redacted: the worker redacts its output the same way before writing it. */
+  redact?: boolean;
   /** Where the worker writes its WorkerOutput. */
   out: string;
 }

@@ -16,6 +16,7 @@ import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive, HOP_BY_HOP, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
+import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
 
 interface MockHandle {
@@ -103,6 +104,7 @@ async function main(specPath: string): Promise<void> {
   const outbound = readLines(spec.mocks.outboundFile);
   const inbound = new Map(readLines(spec.inboundFile).map((e) => [e.id, e]));
   const rules = JSON.parse(readFileSync(spec.rulesFile, 'utf8')) as ReplayRules;
+  const secrets = spec.secrets ? await readSecretsFrom(process.stdin) : new Map<string, string | null>();
   let mocks: MockHandle | undefined;
   let build: ReturnType<typeof startBuild> | undefined;
   let phase: 'startup' | 'replay' | 'stop' = 'startup';
@@ -131,7 +133,8 @@ async function main(specPath: string): Promise<void> {
     const hooks: DriverHooks = {
       prepare: (item, req) => {
         mocks?.setDuring(item.id);
-        return tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req;
+        // static client credentials (placeholders no token flow replaced) go in last
+        return restoreRequest(tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req, secrets);
       },
       observe: (item, sent, answer) => tokens.hooks.observe?.(item, sent, answer),
     };
@@ -182,6 +185,13 @@ async function main(specPath: string): Promise<void> {
     if (mocks) {
       out.mocks = mocks.stats();
       await mocks.stop().catch(() => undefined);
+    }
+    // live tokens and restored secrets never reach the disk: redacted like a snapshot
+    try {
+      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound });
+    } catch (e) {
+      out.items = [];
+      out.error = { code: 'RETAP_INTERNAL', message: `cannot redact the replay's answers: ${(e as Error).message}` };
     }
     let text: string;
     try {

@@ -54,6 +54,8 @@ Snapshot and build:
   --timeout D            per-request timeout (default 10s)
   --client NAME          replay driver's HTTP client: h1 (default) or undici (replay.client)
   --mock-miss MODE       fail (default), closest or passthrough
+  --secrets FILE         values of redacted static client credentials (REDACTED-…: value per
+                         line; replay.secrets); RETAP_SECRET_<16 hex>=value in the environment too
 
 Gate and reports:
   --budget EXPR          add a budget ('p95 < 250ms', 'GET /orders/{id}: p99 < +10%',
@@ -96,6 +98,7 @@ interface Flags {
   timeout?: string;
   client?: string;
   'mock-miss'?: string;
+  secrets?: string;
   budget?: string[];
   'fail-on'?: string;
   'warn-only'?: string[];
@@ -275,6 +278,7 @@ async function run(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       client: { type: 'string' },
       'mock-miss': { type: 'string' },
+      secrets: { type: 'string' },
       budget: { type: 'string', multiple: true },
       'fail-on': { type: 'string' },
       'warn-only': { type: 'string', multiple: true },
@@ -349,6 +353,7 @@ async function run(argv: string[]): Promise<number> {
           client: parseClient(f.client) ?? cfg.replay.client,
         },
         miss,
+        secretsFile: f.secrets ? resolve(cwd, f.secrets) : cfg.replay.secrets,
         onProgress: (label, done, total, errors) =>
           progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
         signal: controller.signal,
@@ -359,7 +364,7 @@ async function run(argv: string[]): Promise<number> {
     } catch (e) {
       if (isRetapError(e) && e.code === ErrorCodes.USAGE) throw e;
       process.stderr.write(
-        `retap ci: the replay could not run: ${e instanceof Error ? e.message : String(e)}\n`,
+        `retap ci: the replay could not run: ${e instanceof Error ? e.message : String(e)}${isRetapError(e) ? ` [${e.code}]${e.hint ? `\n  → ${e.hint}` : ''}` : ''}\n`,
       );
       results = failedResults(snapshot, b.candidate.command, b.candidate.port, e);
       resultsPath = await writeResults(reportsDir, results);

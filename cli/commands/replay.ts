@@ -31,6 +31,11 @@ Driver:
   --timeout D            per-request timeout (default 10s); retries are off
   --client NAME          h1 (default: retap's lean HTTP/1.1 client) or undici
   --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
+  --secrets FILE         values of redacted static client credentials (Basic, API keys, tokens the
+                         client had before the recording): a YAML map REDACTED-<16 hex>: value;
+                         RETAP_SECRET_<16 hex>=value in the environment adds to it. A replay that
+                         would send a placeholder nothing replaces stops first (exit 3,
+                         RETAP_SECRET_MISSING); \`retap snapshot secrets SNAPSHOT\` lists them
 
 Output:
   --out DIR              results directory (default ./retap-results)
@@ -38,7 +43,7 @@ Output:
   -h, --help             this text
 
 Exit codes: 0 replay done (judging the answers is \`retap report\`'s job), 3 infrastructure
-(the build did not start or crashed, capture failed), 64 bad usage.`;
+(the build did not start or crashed, capture failed, a needed secret is missing), 64 bad usage.`;
 
 interface Flags {
   cmd?: string;
@@ -56,6 +61,7 @@ interface Flags {
   timeout?: string;
   client?: string;
   'mock-miss'?: string;
+  secrets?: string;
   out?: string;
   json?: boolean;
 }
@@ -90,6 +96,7 @@ async function run(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       client: { type: 'string' },
       'mock-miss': { type: 'string' },
+      secrets: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -148,6 +155,7 @@ async function run(argv: string[]): Promise<number> {
         client,
       },
       miss,
+      secretsFile: f.secrets,
       onProgress: (label, done, total, errors) =>
         progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
       signal: controller.signal,

@@ -23,7 +23,7 @@ import type {
   MockStats,
   RunningMocks,
 } from './types.js';
-import { mergeVolatile, volatileFromTransforms } from './volatile.js';
+import { mergeVolatile, volatileFromPlaceholders, volatileFromTransforms } from './volatile.js';
 
 export { MISS_REASON, MISS_STATUS } from './answer.js';
 export type {
@@ -88,7 +88,8 @@ export async function startMocks(
     else byEndpoint.set(k, [ex]);
   }
   const answerer = createAnswerer(opts.transforms);
-  const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms));
+  // redacted credentials in recorded calls: the build sends its own values there
+  const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms), volatileFromPlaceholders(outbound));
   const stats: MockStats = { calls: 0, matched: 0, misses: [] };
   let during: string | undefined;
   const listeners: Listener[] = [];
