@@ -13,7 +13,14 @@ import type { WorkerOutput } from './spec.js';
 
 const enc = new TextEncoder();
 let n = 0;
-function ex(method: string, target: string, headers: HeaderList, body: string, answer: string, over: Partial<Exchange> = {}): Exchange {
+function ex(
+  method: string,
+  target: string,
+  headers: HeaderList,
+  body: string,
+  answer: string,
+  over: Partial<Exchange> = {},
+): Exchange {
   const i = n++;
   const b = enc.encode(body);
   const a = enc.encode(answer);
@@ -23,9 +30,25 @@ function ex(method: string, target: string, headers: HeaderList, body: string, a
     direction: 'inbound',
     peer: { addr: '127.0.0.1', port: 40001 },
     connection: { id: 'c1', order: i },
-    request: { method, target, version: 'HTTP/1.1', headers, body: { data: b, size: b.length, truncated: false } },
-    response: { status: 200, version: 'HTTP/1.1', headers: [['Content-Type', 'application/json']], body: { data: a, size: a.length, truncated: false } },
-    timing: { startUs: 1_700_000_000_000_000 + i * 1000, requestEndNs: 1, responseStartNs: 2, responseEndNs: 3 },
+    request: {
+      method,
+      target,
+      version: 'HTTP/1.1',
+      headers,
+      body: { data: b, size: b.length, truncated: false },
+    },
+    response: {
+      status: 200,
+      version: 'HTTP/1.1',
+      headers: [['Content-Type', 'application/json']],
+      body: { data: a, size: a.length, truncated: false },
+    },
+    timing: {
+      startUs: 1_700_000_000_000_000 + i * 1000,
+      requestEndNs: 1,
+      responseStartNs: 2,
+      responseEndNs: 3,
+    },
     ...over,
   };
 }
@@ -56,8 +79,17 @@ describe('replay output redaction', () => {
     const { recorded, rules, phBasic, phToken } = await setup();
     // what the build answered and what the driver sent, live
     const live = [
-      ex('POST', '/login', [['Authorization', `Basic ${BASIC}`]], '', `{"session":"${LIVE_TOKEN}"}`, { id: 'live-0' }),
-      ex('GET', '/me', [['Authorization', `Session ${LIVE_TOKEN}`]], '', `{"name":"ann","echo":"${LIVE_TOKEN}"}`, { id: 'live-1' }),
+      ex('POST', '/login', [['Authorization', `Basic ${BASIC}`]], '', `{"session":"${LIVE_TOKEN}"}`, {
+        id: 'live-0',
+      }),
+      ex(
+        'GET',
+        '/me',
+        [['Authorization', `Session ${LIVE_TOKEN}`]],
+        '',
+        `{"name":"ann","echo":"${LIVE_TOKEN}"}`,
+        { id: 'live-1' },
+      ),
     ];
     const run: ReplayRun = {
       label: 'candidate',
@@ -79,7 +111,11 @@ describe('replay output redaction', () => {
         live: live[i]!,
         outbound: [],
       })),
-      mocks: { calls: 1, matched: 0, misses: [{ method: 'GET', host: 'dep:80', target: `/x?token=${LIVE_TOKEN}`, reason: 'no match' }] },
+      mocks: {
+        calls: 1,
+        matched: 0,
+        misses: [{ method: 'GET', host: 'dep:80', target: `/x?token=${LIVE_TOKEN}`, reason: 'no match' }],
+      },
       capture: { exchanges: 2, ringbufDrops: 0, userBatchDrops: 0, gapBytes: 0 },
       warnings: [{ code: 'w', message: `value ${LIVE_TOKEN} seen` }],
     };
@@ -103,14 +139,37 @@ describe('replay output redaction', () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const out: WorkerOutput = {
       items: [
-        { id: recorded[0]!.id, method: 'POST', target: '/login', headers: [], status: 200, responseHeaders: [['Content-Type', 'application/json']], responseBody: b64(`{"session":"${LIVE_TOKEN}"}`), durationMs: 1 },
-        { id: recorded[1]!.id, method: 'GET', target: '/me', headers: [['Authorization', `Session ${LIVE_TOKEN}`]], status: 200, responseHeaders: [], responseBody: b64('{}'), durationMs: 1 },
+        {
+          id: recorded[0]!.id,
+          method: 'POST',
+          target: '/login',
+          headers: [],
+          status: 200,
+          responseHeaders: [['Content-Type', 'application/json']],
+          responseBody: b64(`{"session":"${LIVE_TOKEN}"}`),
+          durationMs: 1,
+        },
+        {
+          id: recorded[1]!.id,
+          method: 'GET',
+          target: '/me',
+          headers: [['Authorization', `Session ${LIVE_TOKEN}`]],
+          status: 200,
+          responseHeaders: [],
+          responseBody: b64('{}'),
+          durationMs: 1,
+        },
       ],
       mocks: { calls: 0, matched: 0, misses: [] },
       warnings: [],
       buildLog: `issued ${LIVE_TOKEN}\n`,
     };
-    redactWorkerOutput(out, { enabled: true, secrets: new Map(), rules, recorded: new Map(recorded.map((r) => [r.id, r])) });
+    redactWorkerOutput(out, {
+      enabled: true,
+      secrets: new Map(),
+      rules,
+      recorded: new Map(recorded.map((r) => [r.id, r])),
+    });
     expect(JSON.stringify(out)).not.toContain(LIVE_TOKEN);
     expect(Buffer.from(out.items[0]!.responseBody!, 'base64').toString()).toBe(`{"session":"${phToken}"}`);
     expect(out.items[1]!.headers[0]).toEqual(['Authorization', `Session ${phToken}`]);
@@ -120,17 +179,34 @@ describe('replay output redaction', () => {
 
 describe('mocks and redacted credentials', () => {
   it('a recorded call with a placeholder matches the live call carrying the real value', () => {
-    const rec = ex('POST', '/oauth/token', [['Content-Type', 'application/x-www-form-urlencoded']], 'grant_type=client_credentials&client_id=app&client_secret=REDACTED-00aa11bb22cc33dd', '{}', { direction: 'outbound' });
-    const rec2 = ex('GET', '/v1/data?key=REDACTED-44ee55ff66007788&page=2', [], '', '{}', { direction: 'outbound' });
+    const rec = ex(
+      'POST',
+      '/oauth/token',
+      [['Content-Type', 'application/x-www-form-urlencoded']],
+      'grant_type=client_credentials&client_id=app&client_secret=REDACTED-00aa11bb22cc33dd',
+      '{}',
+      { direction: 'outbound' },
+    );
+    const rec2 = ex('GET', '/v1/data?key=REDACTED-44ee55ff66007788&page=2', [], '', '{}', {
+      direction: 'outbound',
+    });
     const known = volatileFromPlaceholders([rec, rec2]);
     const book = createBook([rec, rec2], known);
     const live = signatureOf(
-      { ...requestView(rec), body: enc.encode('grant_type=client_credentials&client_id=app&client_secret=the-real-one') },
+      {
+        ...requestView(rec),
+        body: enc.encode('grant_type=client_credentials&client_id=app&client_secret=the-real-one'),
+      },
       known,
     );
     expect(book.match(live)?.entry.exchange.id).toBe(rec.id);
-    expect(book.match(signatureOf({ ...requestView(rec2), target: '/v1/data?page=2&key=realkey123' }, known))?.entry.exchange.id).toBe(rec2.id);
+    expect(
+      book.match(signatureOf({ ...requestView(rec2), target: '/v1/data?page=2&key=realkey123' }, known))
+        ?.entry.exchange.id,
+    ).toBe(rec2.id);
     // other fields still decide
-    expect(book.match(signatureOf({ ...requestView(rec2), target: '/v1/data?page=3&key=realkey123' }, known))).toBeUndefined();
+    expect(
+      book.match(signatureOf({ ...requestView(rec2), target: '/v1/data?page=3&key=realkey123' }, known)),
+    ).toBeUndefined();
   });
 });

@@ -14,7 +14,13 @@ import { headerValue } from '../core/exchange.js';
 import type { ClientView, ReplayRun, RunItem } from '../core/results.js';
 import { createRedactor, PLACEHOLDER, type Redactor } from '../snapshots/redaction.js';
 import { unguessable } from '../snapshots/redaction/rules.js';
-import { loadSecrets, missingSecretsError, type SecretNeed, type Secrets, secretNeeds } from '../snapshots/secrets.js';
+import {
+  loadSecrets,
+  missingSecretsError,
+  type SecretNeed,
+  type Secrets,
+  secretNeeds,
+} from '../snapshots/secrets.js';
 import { createReplayContext, type LiveResponse } from '../snapshots/transforms/index.js';
 import type { ReplayRules } from './rules.js';
 import type { WorkerItem, WorkerOutput } from './spec.js';
@@ -57,7 +63,8 @@ export async function readSecretsFrom(stream: NodeJS.ReadableStream): Promise<Se
   for await (const chunk of stream as AsyncIterable<Buffer | string>) text += chunk.toString();
   const out: Secrets = new Map();
   if (text.trim() === '') return out;
-  for (const [k, v] of Object.entries(JSON.parse(text) as Record<string, string>)) if (PLACEHOLDER.test(k)) out.set(k, v);
+  for (const [k, v] of Object.entries(JSON.parse(text) as Record<string, string>))
+    if (PLACEHOLDER.test(k)) out.set(k, v);
   return out;
 }
 
@@ -65,14 +72,22 @@ export async function readSecretsFrom(stream: NodeJS.ReadableStream): Promise<Se
  * Live value → recorded placeholder for every token the build handed out in place of a recorded
  * (redacted) one: the token engine's extractors read both answers, as during the replay.
  */
-export function liveTokenPairs(rules: ReplayRules, answers: Array<{ recorded: Exchange; live?: LiveResponse | undefined }>): Array<[string, string]> {
+export function liveTokenPairs(
+  rules: ReplayRules,
+  answers: Array<{ recorded: Exchange; live?: LiveResponse | undefined }>,
+): Array<[string, string]> {
   const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const out: Array<[string, string]> = [];
   for (const a of answers) {
     if (!a.live) continue;
     try {
       for (const l of ctx.observeResponse(a.recorded, a.live).learned) {
-        if (l.recorded !== undefined && l.live !== undefined && PLACEHOLDER.test(l.recorded) && unguessable(l.live)) {
+        if (
+          l.recorded !== undefined &&
+          l.live !== undefined &&
+          PLACEHOLDER.test(l.recorded) &&
+          unguessable(l.live)
+        ) {
           out.push([l.live, l.recorded]);
         }
       }
@@ -102,7 +117,15 @@ function decoded(headers: HeaderList, body: Uint8Array): Uint8Array | undefined 
 }
 
 /** What the client sent and saw, as an exchange the redactor can walk. */
-function clientExchange(c: { method: string; target: string; headers: HeaderList; body?: Uint8Array | undefined; status?: number | undefined; responseHeaders?: HeaderList | undefined; responseBody?: Uint8Array | undefined }): Exchange {
+function clientExchange(c: {
+  method: string;
+  target: string;
+  headers: HeaderList;
+  body?: Uint8Array | undefined;
+  status?: number | undefined;
+  responseHeaders?: HeaderList | undefined;
+  responseBody?: Uint8Array | undefined;
+}): Exchange {
   const reqBody = c.body ?? EMPTY;
   const ex: Exchange = {
     id: 'client',
@@ -112,7 +135,13 @@ function clientExchange(c: { method: string; target: string; headers: HeaderList
     service: { addr: '', port: 0 },
     peer: { addr: '', port: 0 },
     connection: { id: 'client', order: 0 },
-    request: { method: c.method, target: c.target, version: 'HTTP/1.1', headers: c.headers, body: { data: reqBody, size: reqBody.length, truncated: false } },
+    request: {
+      method: c.method,
+      target: c.target,
+      version: 'HTTP/1.1',
+      headers: c.headers,
+      body: { data: reqBody, size: reqBody.length, truncated: false },
+    },
     timing: { startUs: 0, requestEndNs: 0 },
   };
   if (c.status !== undefined || c.responseBody !== undefined) {
@@ -136,8 +165,10 @@ function redactClient(r: Redactor, c: ClientView): ClientView {
   return out;
 }
 
-const b64 = (s: string | undefined): Uint8Array | undefined => (s === undefined ? undefined : new Uint8Array(Buffer.from(s, 'base64')));
-const unb64 = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'));
+const b64 = (s: string | undefined): Uint8Array | undefined =>
+  s === undefined ? undefined : new Uint8Array(Buffer.from(s, 'base64'));
+const unb64 = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
 function seed(r: Redactor, secrets: Secrets, pairs: Array<[string, string]>): void {
   for (const [ph, v] of secrets) if (v !== null) r.assign(v, ph);
@@ -151,12 +182,29 @@ export function redactWorkerOutput(
 ): void {
   if (!o.enabled) return;
   const r = createRedactor(undefined);
-  const views = out.items.map((w) => ({ w, c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) } }));
+  const views = out.items.map((w) => ({
+    w,
+    c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) },
+  }));
   const answers = views.map(({ w, c }) => ({
     recorded: o.recorded.get(w.id)!,
-    live: c.status !== undefined ? { status: c.status, headers: c.responseHeaders ?? [], body: clientExchange(c).response?.body.decoded ?? c.responseBody ?? EMPTY } : undefined,
+    live:
+      c.status !== undefined
+        ? {
+            status: c.status,
+            headers: c.responseHeaders ?? [],
+            body: clientExchange(c).response?.body.decoded ?? c.responseBody ?? EMPTY,
+          }
+        : undefined,
   }));
-  seed(r, o.secrets, liveTokenPairs(o.rules, answers.filter((a) => a.recorded)));
+  seed(
+    r,
+    o.secrets,
+    liveTokenPairs(
+      o.rules,
+      answers.filter((a) => a.recorded),
+    ),
+  );
   for (const { c } of views) r.learn(clientExchange(c));
   out.items = views.map(({ w, c }): WorkerItem => {
     const red = redactClient(r, { ...c, durationMs: w.durationMs } as ClientView);
@@ -202,10 +250,17 @@ export function redactRuns(
       const live = it.live?.response;
       return {
         recorded: o.recorded.get(it.id)!,
-        live: live ? { status: live.status, headers: live.headers, body: live.body.decoded ?? live.body.data } : undefined,
+        live: live
+          ? { status: live.status, headers: live.headers, body: live.body.decoded ?? live.body.data }
+          : undefined,
       };
     });
-    pairs.push(...liveTokenPairs(o.rules, answers.filter((a) => a.recorded)));
+    pairs.push(
+      ...liveTokenPairs(
+        o.rules,
+        answers.filter((a) => a.recorded),
+      ),
+    );
   }
   seed(r, o.secrets, pairs);
   for (const run of runs) {
@@ -217,13 +272,20 @@ export function redactRuns(
   }
   for (const run of runs) {
     run.items = run.items.map((it) => {
-      const next: RunItem = { ...it, client: redactClient(r, it.client), outbound: it.outbound.map((e) => r.apply(e)) };
+      const next: RunItem = {
+        ...it,
+        client: redactClient(r, it.client),
+        outbound: it.outbound.map((e) => r.apply(e)),
+      };
       if (it.live) next.live = r.apply(it.live);
       return next;
     });
     texts(r, run);
     if (run.build.env) {
-      const env = Object.entries(run.build.env).map(([k, v]): [string, string] => [k, SECRET_ENV_NAME.test(k) && v !== '' ? r.placeholderOf(v) : r.redactText(v, 'build.env')]);
+      const env = Object.entries(run.build.env).map(([k, v]): [string, string] => [
+        k,
+        SECRET_ENV_NAME.test(k) && v !== '' ? r.placeholderOf(v) : r.redactText(v, 'build.env'),
+      ]);
       run.build = { ...run.build, env: Object.fromEntries(env) };
     }
   }

@@ -43,9 +43,26 @@ function http(
     direction: 'inbound',
     peer: { addr: '127.0.0.1', port: 41000 },
     connection: { id: 'c1', order: i },
-    request: { method, target, version: 'HTTP/1.1', headers: reqHeaders, body: { data: rb, size: rb.length, truncated: false } },
-    response: { status, reason: 'OK', version: 'HTTP/1.1', headers: resHeaders, body: { data: sb, size: sb.length, truncated: false } },
-    timing: { startUs: 1_700_000_000_000_000 + i * 1000, requestEndNs: 1000, responseStartNs: 2000, responseEndNs: 3000 },
+    request: {
+      method,
+      target,
+      version: 'HTTP/1.1',
+      headers: reqHeaders,
+      body: { data: rb, size: rb.length, truncated: false },
+    },
+    response: {
+      status,
+      reason: 'OK',
+      version: 'HTTP/1.1',
+      headers: resHeaders,
+      body: { data: sb, size: sb.length, truncated: false },
+    },
+    timing: {
+      startUs: 1_700_000_000_000_000 + i * 1000,
+      requestEndNs: 1000,
+      responseStartNs: 2000,
+      responseEndNs: 3000,
+    },
     ...over,
   };
 }
@@ -57,9 +74,33 @@ const CREATED = '7d41c6e2-52b0-4f3b-9a1e-0c2d8e6f4a11';
 function sessionChain(): Exchange[] {
   const json: HeaderList = [['Content-Type', 'application/json']];
   return [
-    http('POST', '/login', json, '{"user":"ann","password":"correct horse battery"}', 200, json, `{"session": "${SESSION}", "user": "ann"}`),
-    http('POST', '/notes', [...json, ['Authorization', `Session ${SESSION}`]], '{"text":"hi"}', 201, json, `{"id": "${CREATED}", "requestId": "req-8812-aa"}`),
-    http('GET', `/notes/${CREATED}`, [['Authorization', `Session ${SESSION}`]], '', 200, json, `{"id": "${CREATED}", "text": "hi", "created": "2024-05-01T10:00:00Z"}`),
+    http(
+      'POST',
+      '/login',
+      json,
+      '{"user":"ann","password":"correct horse battery"}',
+      200,
+      json,
+      `{"session": "${SESSION}", "user": "ann"}`,
+    ),
+    http(
+      'POST',
+      '/notes',
+      [...json, ['Authorization', `Session ${SESSION}`]],
+      '{"text":"hi"}',
+      201,
+      json,
+      `{"id": "${CREATED}", "requestId": "req-8812-aa"}`,
+    ),
+    http(
+      'GET',
+      `/notes/${CREATED}`,
+      [['Authorization', `Session ${SESSION}`]],
+      '',
+      200,
+      json,
+      `{"id": "${CREATED}", "text": "hi", "created": "2024-05-01T10:00:00Z"}`,
+    ),
   ];
 }
 
@@ -74,7 +115,12 @@ const all = (ex: Exchange): string =>
     ex.request.target,
     ...ex.request.headers.map(([n, v]) => `${n}: ${v}`),
     dec.decode(ex.request.body.data),
-    ...(ex.response ? [...ex.response.headers.map(([n, v]) => `${n}: ${v}`), dec.decode(ex.response.body.decoded ?? ex.response.body.data)] : []),
+    ...(ex.response
+      ? [
+          ...ex.response.headers.map(([n, v]) => `${n}: ${v}`),
+          dec.decode(ex.response.body.decoded ?? ex.response.body.data),
+        ]
+      : []),
     JSON.stringify(ex.extras ?? {}),
   ].join('\n');
 
@@ -147,8 +193,29 @@ describe('redaction by value', () => {
     const secret = 'q/Zp+8Xr=k2Lm9Nw4Vb7';
     const escaped = JSON.stringify(secret).slice(1, -1).replace(/\//g, '\\/');
     const list = [
-      http('GET', '/x', [['X-API-Key', secret]], '', 200, [['Content-Type', 'application/json']], `{"echo":"${escaped}"}`),
-      http('GET', `/cb?next=${encodeURIComponent(secret)}&page=2`, [['Referer', `https://app/?k=${encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`]], '', 302, [['Location', `/done?v=${encodeURIComponent(secret).replace(/%2F/g, '/')}`]], ''),
+      http(
+        'GET',
+        '/x',
+        [['X-API-Key', secret]],
+        '',
+        200,
+        [['Content-Type', 'application/json']],
+        `{"echo":"${escaped}"}`,
+      ),
+      http(
+        'GET',
+        `/cb?next=${encodeURIComponent(secret)}&page=2`,
+        [
+          [
+            'Referer',
+            `https://app/?k=${encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`,
+          ],
+        ],
+        '',
+        302,
+        [['Location', `/done?v=${encodeURIComponent(secret).replace(/%2F/g, '/')}`]],
+        '',
+      ),
     ];
     const { out } = redactAll(list);
     const ph = out[0]!.request.headers[0]![1];
@@ -165,7 +232,18 @@ describe('redaction by value', () => {
     const gz = gzipSync(json);
     const bin = new Uint8Array([0, 1, 2, 255, ...enc.encode(token), 0, 9]);
     const list = [
-      http('GET', '/a', [['Cookie', `sid=${token}`]], '', 200, [['Content-Encoding', 'gzip'], ['Content-Length', String(gz.length)]], gz),
+      http(
+        'GET',
+        '/a',
+        [['Cookie', `sid=${token}`]],
+        '',
+        200,
+        [
+          ['Content-Encoding', 'gzip'],
+          ['Content-Length', String(gz.length)],
+        ],
+        gz,
+      ),
       http('GET', '/b', [], '', 200, [['Content-Type', 'application/octet-stream']], bin),
     ];
     list[0]!.response!.body.decoded = json;
@@ -173,7 +251,10 @@ describe('redaction by value', () => {
     const plain = dec.decode(gunzipSync(out[0]!.response!.body.data));
     expect(plain).toMatch(/^\{"data":"REDACTED-[0-9a-f]{16}"\}$/);
     expect(dec.decode(out[0]!.response!.body.decoded!)).toBe(plain);
-    expect(out[0]!.response!.headers[1]).toEqual(['Content-Length', String(out[0]!.response!.body.data.length)]);
+    expect(out[0]!.response!.headers[1]).toEqual([
+      'Content-Length',
+      String(out[0]!.response!.body.data.length),
+    ]);
     const masked = out[1]!.response!.body.data;
     expect(masked.length).toBe(bin.length);
     expect(Buffer.from(masked).toString('latin1')).not.toContain(token);
@@ -193,13 +274,23 @@ describe('redaction by value', () => {
   it('keeps created ids, request ids, timestamps, short cookie settings and token counts', () => {
     const { out } = redactAll([
       ...sessionChain(),
-      http('GET', '/prefs', [['Cookie', 'theme=dark; lang=en-US']], '', 200, [['Content-Type', 'application/json']], '{"token_type":"bearer","expires_in":3600,"max_tokens":512,"next":"2024-05-01T10:00:00Z"}'),
+      http(
+        'GET',
+        '/prefs',
+        [['Cookie', 'theme=dark; lang=en-US']],
+        '',
+        200,
+        [['Content-Type', 'application/json']],
+        '{"token_type":"bearer","expires_in":3600,"max_tokens":512,"next":"2024-05-01T10:00:00Z"}',
+      ),
     ]);
     expect(dec.decode(out[1]!.response!.body.data)).toBe(`{"id": "${CREATED}", "requestId": "req-8812-aa"}`);
     expect(out[2]!.request.target).toBe(`/notes/${CREATED}`);
     expect(dec.decode(out[2]!.response!.body.data)).toContain('"created": "2024-05-01T10:00:00Z"');
     expect(out[3]!.request.headers[0]![1]).toBe('theme=dark; lang=en-US');
-    expect(dec.decode(out[3]!.response!.body.data)).toBe('{"token_type":"bearer","expires_in":3600,"max_tokens":512,"next":"2024-05-01T10:00:00Z"}');
+    expect(dec.decode(out[3]!.response!.body.data)).toBe(
+      '{"token_type":"bearer","expires_in":3600,"max_tokens":512,"next":"2024-05-01T10:00:00Z"}',
+    );
   });
 
   it('takes the password out of Basic credentials and hunts it too', () => {
@@ -228,16 +319,22 @@ describe('redaction by value', () => {
   it('keeps token discovery and replay injection working on the redacted snapshot', async () => {
     const { out } = redactAll(sessionChain());
     const emitted = emitFiles(await discoverTokens(out));
-    const flow = (emitted.tokens.tokens as Array<{ kind?: string; placeholder?: string; origin?: { where: string } }>).find(
-      (t) => t.origin?.where === 'jsonpath:$.session',
-    );
+    const flow = (
+      emitted.tokens.tokens as Array<{ kind?: string; placeholder?: string; origin?: { where: string } }>
+    ).find((t) => t.origin?.where === 'jsonpath:$.session');
     expect(flow?.placeholder).toMatch(PLACEHOLDER);
     expect(flow?.kind).toBe('session');
     const ctx = createReplayContext({ transforms: emitted.transforms, tokens: emitted.tokens });
     ctx.prepareRequest(out[0]!);
-    ctx.observeResponse(out[0]!, { status: 200, headers: [['content-type', 'application/json']], body: '{"session":"LIVE-SESSION-VALUE-0001"}' });
+    ctx.observeResponse(out[0]!, {
+      status: 200,
+      headers: [['content-type', 'application/json']],
+      body: '{"session":"LIVE-SESSION-VALUE-0001"}',
+    });
     const next = ctx.prepareRequest(out[1]!);
-    expect(next.request.headers.find(([n]) => n === 'Authorization')![1]).toBe('Session LIVE-SESSION-VALUE-0001');
+    expect(next.request.headers.find(([n]) => n === 'Authorization')![1]).toBe(
+      'Session LIVE-SESSION-VALUE-0001',
+    );
   });
 });
 
@@ -262,7 +359,13 @@ describe('snapshot writer with redaction', () => {
     const store = await mkdtemp(join(tmpdir(), 'retap-redact-'));
     dirs.push(store);
     // tiny memory limit: every few exchanges spill a run
-    const w = await createSnapshotWriter({ dir: store, name: 'flows', source: { host: 't', filters: {} }, memoryLimitBytes: 4096, discoverTokens: true });
+    const w = await createSnapshotWriter({
+      dir: store,
+      name: 'flows',
+      source: { host: 't', filters: {} },
+      memoryLimitBytes: 4096,
+      discoverTokens: true,
+    });
     const secrets: string[] = [];
     const json: HeaderList = [['Content-Type', 'application/json']];
     let spillsSeen = 0;
@@ -271,17 +374,42 @@ describe('snapshot writer with redaction', () => {
       const cookie = `ck${s}Xr83LmQp0ZtV7wN2`;
       secrets.push(token, cookie);
       // the login answer comes first: it alone does not say the value is a credential ("handle")
-      await w.append(http('POST', '/login', json, '{}', 200, [...json, ['Set-Cookie', `sid=${cookie}; Path=/`]], `{"handle":"${token}"}`));
+      await w.append(
+        http(
+          'POST',
+          '/login',
+          json,
+          '{}',
+          200,
+          [...json, ['Set-Cookie', `sid=${cookie}; Path=/`]],
+          `{"handle":"${token}"}`,
+        ),
+      );
       for (let k = 0; k < 3; k++) {
-        await w.append(http('GET', `/items/${s}-${k}`, [['Authorization', `Session ${token}`], ['Cookie', `sid=${cookie}`]], '', 200, json, `{"item":"${s}-${k}"}`));
+        await w.append(
+          http(
+            'GET',
+            `/items/${s}-${k}`,
+            [
+              ['Authorization', `Session ${token}`],
+              ['Cookie', `sid=${cookie}`],
+            ],
+            '',
+            200,
+            json,
+            `{"item":"${s}-${k}"}`,
+          ),
+        );
       }
       const now = files(w.path).filter((f) => /run-\d+\.tmp$/.test(f.path));
       spillsSeen = Math.max(spillsSeen, now.length);
-      for (const f of now) for (const v of secrets) expect(f.text.includes(v), `${v} in ${f.path}`).toBe(false);
+      for (const f of now)
+        for (const v of secrets) expect(f.text.includes(v), `${v} in ${f.path}`).toBe(false);
     }
     expect(spillsSeen).toBeGreaterThan(0);
     const manifest = await w.finish();
-    for (const f of files(store)) for (const v of secrets) expect(f.text.includes(v), `${v} in ${f.path}`).toBe(false);
+    for (const f of files(store))
+      for (const v of secrets) expect(f.text.includes(v), `${v} in ${f.path}`).toBe(false);
     const snap = await openSnapshot(w.path);
     const list: Exchange[] = [];
     for await (const ex of snap.exchanges()) list.push(ex);
@@ -291,9 +419,16 @@ describe('snapshot writer with redaction', () => {
     const use = list.find((e) => e.timing.startUs > login.timing.startUs && e.request.method === 'GET')!;
     expect(use.request.headers[0]![1]).toBe(`Session ${handle}`);
     // discovery on the written snapshot sees the flow from the login answer to the requests
-    const tokens = (await snap.tokens()).tokens as Array<{ origin?: { where: string }; placeholder?: string }>;
-    expect(tokens.some((t) => t.origin?.where === 'jsonpath:$.handle' && t.placeholder === handle)).toBe(true);
-    expect(manifest.redaction.redacted).toEqual(expect.arrayContaining([{ rule: 'secret-value', location: 'response.body', count: 40 }]));
+    const tokens = (await snap.tokens()).tokens as Array<{
+      origin?: { where: string };
+      placeholder?: string;
+    }>;
+    expect(tokens.some((t) => t.origin?.where === 'jsonpath:$.handle' && t.placeholder === handle)).toBe(
+      true,
+    );
+    expect(manifest.redaction.redacted).toEqual(
+      expect.arrayContaining([{ rule: 'secret-value', location: 'response.body', count: 40 }]),
+    );
   });
 
   it('keeps a secret in a path segment out of the manifest routes', async () => {

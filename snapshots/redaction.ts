@@ -143,12 +143,16 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const extraQuery = (cfg.queryParams ?? []).map((q) => q.toLowerCase());
   const patterns = (cfg.patterns ?? []).map((p) => ({ id: p.id, re: new RegExp(p.regex, 'g') }));
   const rules = [
-    ...(defaults ? ['auth-header', 'cookie', 'set-cookie', 'api-key-header', 'query-param', 'json-field', 'secret-value'] : []),
+    ...(defaults
+      ? ['auth-header', 'cookie', 'set-cookie', 'api-key-header', 'query-param', 'json-field', 'secret-value']
+      : []),
     ...(cards ? ['card-number'] : []),
     ...(extraHeaders.size > 0 ? ['header'] : []),
     ...(!defaults && userFields.length > 0 ? ['json-field'] : []),
     ...(!defaults && extraQuery.length > 0 ? ['query-param'] : []),
-    ...(!defaults && (extraHeaders.size > 0 || userFields.length > 0 || extraQuery.length > 0) ? ['secret-value'] : []),
+    ...(!defaults && (extraHeaders.size > 0 || userFields.length > 0 || extraQuery.length > 0)
+      ? ['secret-value']
+      : []),
     ...patterns.map((p) => `pattern:${p.id}`),
   ];
 
@@ -167,7 +171,8 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   /** Count hits in the summary (off for texts outside the exchanges). */
   let counting = true;
 
-  const hmac = (value: string): string => `REDACTED-${createHmac('sha256', hmacKey).update(value).digest('hex').slice(0, 16)}`;
+  const hmac = (value: string): string =>
+    `REDACTED-${createHmac('sha256', hmacKey).update(value).digest('hex').slice(0, 16)}`;
 
   const placeholderOf = (value: string): string => {
     if (PLACEHOLDER.test(value)) return value;
@@ -268,7 +273,8 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const target = (t: string, where: string): string => {
     let out = t;
     const q = out.indexOf('?');
-    if (q !== -1) out = out.slice(0, q + 1) + pairs(out.slice(q + 1), false, `${where.replace(/\.target$/, '')}.query`);
+    if (q !== -1)
+      out = out.slice(0, q + 1) + pairs(out.slice(q + 1), false, `${where.replace(/\.target$/, '')}.query`);
     return text(out, where);
   };
 
@@ -320,7 +326,8 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     }
   };
 
-  const isSecretField = (name: string): boolean => (defaults && secretField(name)) || userFields.some((re) => re.test(name));
+  const isSecretField = (name: string): boolean =>
+    (defaults && secretField(name)) || userFields.some((re) => re.test(name));
 
   const bodyText = (t: string, contentType: string, where: string): string => {
     let out = t;
@@ -395,15 +402,26 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     return { body: { ...body, data, size: data.length }, headers: setLength(headers, data.length) };
   };
 
-  const reencode = (body: Body, decoded: Uint8Array, headers: HeaderList): { body: Body; headers: HeaderList } => {
+  const reencode = (
+    body: Body,
+    decoded: Uint8Array,
+    headers: HeaderList,
+  ): { body: Body; headers: HeaderList } => {
     const encoding = headerValue(headers, 'content-encoding') ?? '';
     const packed = body.truncated ? undefined : recompress(decoded, encoding);
     if (packed) {
-      return { body: { ...body, data: packed, decoded, size: packed.length }, headers: setLength(headers, packed.length) };
+      return {
+        body: { ...body, data: packed, decoded, size: packed.length },
+        headers: setLength(headers, packed.length),
+      };
     }
     // Cannot re-encode (unknown encoding or partial body): keep only the redacted plain form.
     const plain = headers.filter(([n]) => n.toLowerCase() !== 'content-encoding');
-    const out: Body = { data: decoded, size: body.truncated ? body.size : decoded.length, truncated: body.truncated };
+    const out: Body = {
+      data: decoded,
+      size: body.truncated ? body.size : decoded.length,
+      truncated: body.truncated,
+    };
     return { body: out, headers: body.truncated ? plain : setLength(plain, decoded.length) };
   };
 
@@ -422,7 +440,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     let out: Record<string, unknown> | undefined;
     for (const [k, x] of Object.entries(v)) {
       const y =
-        k === ':path' && typeof x === 'string' ? target(x, 'request.target') : deep(x, depth === 0 ? `extras.${k}` : where, depth + 1);
+        k === ':path' && typeof x === 'string'
+          ? target(x, 'request.target')
+          : deep(x, depth === 0 ? `extras.${k}` : where, depth + 1);
       if (y !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = y;
     }
     return out ?? v;
@@ -448,13 +468,19 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
         });
         if (next.some((x, i) => x !== interim![i])) interim = next;
       }
-      if (resBody.headers !== response.headers || resBody.body !== response.body || trailers !== response.trailers || interim !== response.interim) {
+      if (
+        resBody.headers !== response.headers ||
+        resBody.body !== response.body ||
+        trailers !== response.trailers ||
+        interim !== response.interim
+      ) {
         response = { ...response, headers: resBody.headers, body: resBody.body };
         if (trailers) response.trailers = trailers;
         if (interim) response.interim = interim;
       }
     }
-    const extras = ex.extras === undefined ? undefined : (deep(ex.extras, 'extras', 0) as Record<string, unknown>);
+    const extras =
+      ex.extras === undefined ? undefined : (deep(ex.extras, 'extras', 0) as Record<string, unknown>);
     const notes = ex.notes?.map((n) => text(n, 'notes'));
     if (mode === 'learn' || !changed) return ex;
     const request = { ...req, target: tgt, headers: reqHeaders, body: reqBody.body };
@@ -523,7 +549,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
           const [rule, location] = k.split('\u0000') as [string, string];
           return { rule, location, count };
         })
-        .sort((a, b) => (a.rule + a.location < b.rule + b.location ? -1 : a.rule + a.location > b.rule + b.location ? 1 : 0)),
+        .sort((a, b) =>
+          a.rule + a.location < b.rule + b.location ? -1 : a.rule + a.location > b.rule + b.location ? 1 : 0,
+        ),
     }),
   };
 }
@@ -546,7 +574,9 @@ function setLength(headers: HeaderList, length: number): HeaderList {
 /** Merge redaction summaries of several sources (merge/filter keep what their inputs had removed). */
 export function mergeSummaries(list: RedactionSummary[]): RedactionSummary {
   const hits = new Map<string, number>();
-  for (const s of list) for (const r of s.redacted) hits.set(`${r.rule}\u0000${r.location}`, (hits.get(`${r.rule}\u0000${r.location}`) ?? 0) + r.count);
+  for (const s of list)
+    for (const r of s.redacted)
+      hits.set(`${r.rule}\u0000${r.location}`, (hits.get(`${r.rule}\u0000${r.location}`) ?? 0) + r.count);
   return {
     enabled: list.some((s) => s.enabled),
     keyed: list.length > 0 && list.every((s) => s.keyed),

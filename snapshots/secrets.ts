@@ -43,10 +43,14 @@ export async function loadSecrets(src: SecretSources = {}): Promise<Secrets> {
     try {
       text = await readFile(src.file, 'utf8');
     } catch (e) {
-      throw new RetapError(ErrorCodes.CONFIG_INVALID, `cannot read the secrets file ${src.file}: ${(e as Error).message}`, {
-        hint: 'Give --secrets (or replay.secrets in retap.yaml) the path of a YAML file of `REDACTED-…: value` lines.',
-        cause: e,
-      });
+      throw new RetapError(
+        ErrorCodes.CONFIG_INVALID,
+        `cannot read the secrets file ${src.file}: ${(e as Error).message}`,
+        {
+          hint: 'Give --secrets (or replay.secrets in retap.yaml) the path of a YAML file of `REDACTED-…: value` lines.',
+          cause: e,
+        },
+      );
     }
     for (const [k, v] of Object.entries(parseSecretsFile(text, src.file))) out.set(k, v);
   }
@@ -64,9 +68,13 @@ export function parseSecretsFile(text: string, label: string): Record<string, st
   try {
     doc = parseYaml(text);
   } catch (e) {
-    throw new RetapError(ErrorCodes.CONFIG_INVALID, `${label}: not YAML or JSON (${(e as Error).message.split('\n')[0]})`, {
-      hint: 'Write one `REDACTED-<16 hex>: value` line per secret.',
-    });
+    throw new RetapError(
+      ErrorCodes.CONFIG_INVALID,
+      `${label}: not YAML or JSON (${(e as Error).message.split('\n')[0]})`,
+      {
+        hint: 'Write one `REDACTED-<16 hex>: value` line per secret.',
+      },
+    );
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
@@ -77,14 +85,22 @@ export function parseSecretsFile(text: string, label: string): Record<string, st
   const out: Record<string, string | null> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     if (!PLACEHOLDER.test(k)) {
-      throw new RetapError(ErrorCodes.CONFIG_INVALID, `${label}: '${k}' is not a placeholder (REDACTED- and 16 lower-case hex digits)`, {
-        hint: '`retap snapshot secrets SNAPSHOT` lists the placeholders a replay needs.',
-      });
+      throw new RetapError(
+        ErrorCodes.CONFIG_INVALID,
+        `${label}: '${k}' is not a placeholder (REDACTED- and 16 lower-case hex digits)`,
+        {
+          hint: '`retap snapshot secrets SNAPSHOT` lists the placeholders a replay needs.',
+        },
+      );
     }
     if (v !== null && typeof v !== 'string' && typeof v !== 'number') {
-      throw new RetapError(ErrorCodes.CONFIG_INVALID, `${label}: the value of ${k} must be a string (or null to send the placeholder)`, {
-        hint: 'Quote values that YAML would read otherwise: "1234", "true".',
-      });
+      throw new RetapError(
+        ErrorCodes.CONFIG_INVALID,
+        `${label}: the value of ${k} must be a string (or null to send the placeholder)`,
+        {
+          hint: 'Quote values that YAML would read otherwise: "1234", "true".',
+        },
+      );
     }
     out[k] = v === null ? null : String(v);
   }
@@ -104,9 +120,16 @@ export interface SecretNeed {
   /** Places and requests, first ones first (at most 20 kept; `count` has them all). */
   uses: SecretUse[];
   count: number;
-  /** `provided` (a value is given), `acknowledged` (null: sent as is) or `missing`. */
-  state: 'provided' | 'acknowledged' | 'missing';
+  /**
+   * `provided` (a value is given), `acknowledged` (null: sent as is), `rejected` (every request
+   * carrying it was answered 401/403/407 in the recording: sent as is, it is refused again, as
+   * recorded) or `missing`.
+   */
+  state: 'provided' | 'acknowledged' | 'rejected' | 'missing';
 }
+
+/** Answers that say "this credential is not accepted". */
+const REFUSED = new Set([401, 403, 407]);
 
 export interface ReplayRulesInput {
   transforms: TransformsFile;
@@ -118,12 +141,20 @@ export interface ReplayRulesInput {
  * the token engine runs over the recording with every extracted answer value standing in for a
  * live one, so a placeholder that a recorded token flow replaces is not a need.
  */
-export function secretNeeds(inbound: Exchange[], rules: ReplayRulesInput, provided: Secrets = new Map()): SecretNeed[] {
+export function secretNeeds(
+  inbound: Exchange[],
+  rules: ReplayRulesInput,
+  provided: Secrets = new Map(),
+): SecretNeed[] {
   const ctx = createReplayContext(
     { transforms: rules.transforms, tokens: rules.tokens },
-    { simulateLive: (_rule, recorded) => (PLACEHOLDER.test(recorded) ? `live-${recorded.slice(9)}` : recorded) },
+    {
+      simulateLive: (_rule, recorded) =>
+        PLACEHOLDER.test(recorded) ? `live-${recorded.slice(9)}` : recorded,
+    },
   );
   const needs = new Map<string, SecretNeed>();
+  const accepted = new Set<string>();
   for (const ex of inbound) {
     let prepared: Exchange['request'];
     try {
@@ -131,39 +162,66 @@ export function secretNeeds(inbound: Exchange[], rules: ReplayRulesInput, provid
     } catch {
       prepared = ex.request;
     }
-    for (const { placeholder, where } of placeholdersIn(prepared.target, prepared.headers, prepared.body.decoded ?? prepared.body.data)) {
+    for (const { placeholder, where } of placeholdersIn(
+      prepared.target,
+      prepared.headers,
+      prepared.body.decoded ?? prepared.body.data,
+    )) {
       let n = needs.get(placeholder);
       if (!n) {
         const given = provided.get(placeholder);
-        n = { placeholder, uses: [], count: 0, state: given === undefined ? 'missing' : given === null ? 'acknowledged' : 'provided' };
+        n = {
+          placeholder,
+          uses: [],
+          count: 0,
+          state: given === undefined ? 'missing' : given === null ? 'acknowledged' : 'provided',
+        };
         needs.set(placeholder, n);
       }
       n.count++;
-      if (n.uses.length < 20) n.uses.push({ exchange: ex.id, route: `${ex.request.method} ${routeTemplate(ex.request.target)}`, where });
+      if (n.uses.length < 20)
+        n.uses.push({
+          exchange: ex.id,
+          route: `${ex.request.method} ${routeTemplate(ex.request.target)}`,
+          where,
+        });
+      if (!REFUSED.has(ex.response?.status ?? 0)) accepted.add(placeholder);
     }
     if (ex.response) {
       try {
-        ctx.observeResponse(ex, { status: ex.response.status, headers: ex.response.headers, body: ex.response.body.decoded ?? ex.response.body.data });
+        ctx.observeResponse(ex, {
+          status: ex.response.status,
+          headers: ex.response.headers,
+          body: ex.response.body.decoded ?? ex.response.body.data,
+        });
       } catch {
         // a rule that cannot run here fails the same way at replay, where it is reported
       }
     }
   }
+  for (const n of needs.values())
+    if (n.state === 'missing' && !accepted.has(n.placeholder)) n.state = 'rejected';
   return [...needs.values()];
 }
 
 /** Where placeholders sit in a request, named like tokens.yaml places. */
-export function placeholdersIn(target: string, headers: HeaderList, body: Uint8Array): Array<{ placeholder: string; where: string }> {
+export function placeholdersIn(
+  target: string,
+  headers: HeaderList,
+  body: Uint8Array,
+): Array<{ placeholder: string; where: string }> {
   const out: Array<{ placeholder: string; where: string }> = [];
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);
   path.split('/').forEach((seg, i) => {
-    for (const m of seg.matchAll(PLACEHOLDER_IN_TEXT)) out.push({ placeholder: m[0], where: `path:${i - 1}` });
+    for (const m of seg.matchAll(PLACEHOLDER_IN_TEXT))
+      out.push({ placeholder: m[0], where: `path:${i - 1}` });
   });
   if (q !== -1) {
     for (const pair of target.slice(q + 1).split('&')) {
       const eq = pair.indexOf('=');
-      for (const m of pair.matchAll(PLACEHOLDER_IN_TEXT)) out.push({ placeholder: m[0], where: `query:${eq === -1 ? pair : pair.slice(0, eq)}` });
+      for (const m of pair.matchAll(PLACEHOLDER_IN_TEXT))
+        out.push({ placeholder: m[0], where: `query:${eq === -1 ? pair : pair.slice(0, eq)}` });
     }
   }
   for (const [name, value] of headers) {
@@ -171,11 +229,13 @@ export function placeholdersIn(target: string, headers: HeaderList, body: Uint8A
     if (lower === 'cookie') {
       for (const part of value.split(';')) {
         const eq = part.indexOf('=');
-        for (const m of part.matchAll(PLACEHOLDER_IN_TEXT)) out.push({ placeholder: m[0], where: `cookie:${part.slice(0, eq).trim()}` });
+        for (const m of part.matchAll(PLACEHOLDER_IN_TEXT))
+          out.push({ placeholder: m[0], where: `cookie:${part.slice(0, eq).trim()}` });
       }
       continue;
     }
-    for (const m of value.matchAll(PLACEHOLDER_IN_TEXT)) out.push({ placeholder: m[0], where: `header:${lower}` });
+    for (const m of value.matchAll(PLACEHOLDER_IN_TEXT))
+      out.push({ placeholder: m[0], where: `header:${lower}` });
   }
   if (body.length > 0) {
     const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
@@ -183,13 +243,19 @@ export function placeholdersIn(target: string, headers: HeaderList, body: Uint8A
     if (type.includes('x-www-form-urlencoded')) {
       for (const pair of text.split('&')) {
         const eq = pair.indexOf('=');
-        for (const m of pair.matchAll(PLACEHOLDER_IN_TEXT)) out.push({ placeholder: m[0], where: `form:${decodeURIComponentSafe(eq === -1 ? pair : pair.slice(0, eq))}` });
+        for (const m of pair.matchAll(PLACEHOLDER_IN_TEXT))
+          out.push({
+            placeholder: m[0],
+            where: `form:${decodeURIComponentSafe(eq === -1 ? pair : pair.slice(0, eq))}`,
+          });
       }
     } else {
       // JSON: name the field the placeholder is the value of, when it is one
-      for (const m of text.matchAll(/"((?:[^"\\]|\\.)*)"\s*:\s*"(REDACTED-[0-9a-f]{16})"/g)) out.push({ placeholder: m[2]!, where: `jsonpath:$..${m[1]}` });
+      for (const m of text.matchAll(/"((?:[^"\\]|\\.)*)"\s*:\s*"(REDACTED-[0-9a-f]{16})"/g))
+        out.push({ placeholder: m[2]!, where: `jsonpath:$..${m[1]}` });
       const named = new Set(out.filter((o) => o.where.startsWith('jsonpath:')).map((o) => o.placeholder));
-      for (const m of text.matchAll(PLACEHOLDER_IN_TEXT)) if (!named.has(m[0])) out.push({ placeholder: m[0], where: 'body' });
+      for (const m of text.matchAll(PLACEHOLDER_IN_TEXT))
+        if (!named.has(m[0])) out.push({ placeholder: m[0], where: 'body' });
     }
   }
   return out;
@@ -209,7 +275,10 @@ export function missingSecretsError(needs: SecretNeed[], snapshot: string): Reta
   if (missing.length === 0) return undefined;
   const lines = missing.slice(0, 10).map((n) => {
     const places = [...new Set(n.uses.map((u) => u.where))].join(', ');
-    const reqs = n.uses.slice(0, 3).map((u) => `${u.exchange} (${u.route})`).join(', ');
+    const reqs = n.uses
+      .slice(0, 3)
+      .map((u) => `${u.exchange} (${u.route})`)
+      .join(', ');
     return `  ${n.placeholder} at ${places} in ${n.count} request(s): ${reqs}${n.count > 3 ? ', …' : ''}`;
   });
   if (missing.length > 10) lines.push(`  … and ${missing.length - 10} more`);
@@ -218,13 +287,18 @@ export function missingSecretsError(needs: SecretNeed[], snapshot: string): Reta
     `the replay needs ${missing.length} redacted credential(s) that no recorded answer hands out and no secret provides — sending the placeholders would not reproduce the recording:\n${lines.join('\n')}`,
     {
       hint: `Give their values in a secrets file (--secrets FILE, or replay.secrets in retap.yaml: one \`REDACTED-…: value\` line each) or as ${SECRET_ENV_PREFIX}<16 hex>=value; \`retap snapshot secrets ${snapshot}\` lists them and \`--lookup\` tells which placeholder a value you know has. A value of null sends the placeholder as recorded.`,
-      details: { missing: missing.map((n) => ({ placeholder: n.placeholder, count: n.count, uses: n.uses })) },
+      details: {
+        missing: missing.map((n) => ({ placeholder: n.placeholder, count: n.count, uses: n.uses })),
+      },
     },
   );
 }
 
 /** A request with placeholders replaced by their values, each encoded for where it stands. */
-export function restoreRequest<R extends { target: string; headers: HeaderList; body: Uint8Array }>(req: R, secrets: Secrets): R {
+export function restoreRequest<R extends { target: string; headers: HeaderList; body: Uint8Array }>(
+  req: R,
+  secrets: Secrets,
+): R {
   if (secrets.size === 0) return req;
   const value = (ph: string): string | undefined => {
     const v = secrets.get(ph);
@@ -251,7 +325,9 @@ export function restoreRequest<R extends { target: string; headers: HeaderList; 
       const type = (headers.find(([n]) => n.toLowerCase() === 'content-type')?.[1] ?? '').toLowerCase();
       const json = type.includes('json') || /^\s*[[{]/.test(text);
       const form = type.includes('x-www-form-urlencoded');
-      const next = sub(text, (v) => (json ? JSON.stringify(v).slice(1, -1) : form ? encodeURIComponent(v).replace(/%20/g, '+') : v));
+      const next = sub(text, (v) =>
+        json ? JSON.stringify(v).slice(1, -1) : form ? encodeURIComponent(v).replace(/%20/g, '+') : v,
+      );
       if (next !== text) body = new Uint8Array(Buffer.from(next, 'utf8'));
     }
   }

@@ -17,6 +17,7 @@ import type { Exchange } from '../../core/exchange.js';
 import { packageRoot } from '../../core/paths.js';
 import {
   type DemoSystem,
+  demoPasswords,
   formatSummary,
   parseVariants,
   runTraffic,
@@ -27,7 +28,7 @@ import {
   type Variant,
 } from '../../examples/demo/index.js';
 import { type ReplayOutcome, replay } from '../../runner/replay.js';
-import { createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
+import { createRedactor, createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
 import { parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -217,6 +218,8 @@ async function replayStage(ctx: DemoContext): Promise<string> {
       runs: 1,
     },
   ];
+  const secretsFile = await writeDemoSecrets(ctx.options.out);
+  ctx.say(`  the client's passwords (redacted in the snapshot) come back from ${secretsFile}`);
   ctx.replays = [];
   for (const b of builds) {
     if (ctx.signal.aborted) break;
@@ -234,6 +237,7 @@ async function replayStage(ctx: DemoContext): Promise<string> {
       out: resolve(ctx.options.out, 'results', b.variant),
       driver: { concurrency: 1, timeoutMs: 10_000 },
       miss: 'fail',
+      secretsFile,
       signal: ctx.signal,
     });
     if (outcome.error) throw new Error(`${b.label}: ${outcome.error.message}`);
@@ -247,6 +251,20 @@ async function replayStage(ctx: DemoContext): Promise<string> {
     ctx.replays.push({ label: b.label, variant: b.variant, outcome });
   }
   return `${ctx.replays.length} builds replayed in ephemeral namespaces → ${resolve(ctx.options.out, 'results')}`;
+}
+
+/**
+ * The passwords the demo's client logs in with are static client credentials: redaction keeps
+ * them out of the snapshot and a replay gets them back from a secrets file, as a user's would.
+ */
+async function writeDemoSecrets(out: string): Promise<string> {
+  const r = createRedactor(undefined);
+  const lines = ["# retap demo: the demo client's passwords, placeholder → value (docs/tokens-and-transforms.md)"];
+  for (const p of demoPasswords()) lines.push(`${r.placeholderOf(p)}: ${JSON.stringify(p)}`);
+  const file = resolve(out, 'secrets.yaml');
+  await mkdir(resolve(out), { recursive: true });
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  return file;
 }
 
 /** Budgets the demo gate judges with (server-side latency from eBPF). */

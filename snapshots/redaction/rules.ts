@@ -19,7 +19,8 @@ const COOKIE_NAME = /sess|sid$|^sid|token|auth|jwt|login|remember|csrf|xsrf|secr
 
 /** Card-like digit runs with a known issuer prefix; separators (space, dash) allowed between digits. */
 // Not inside a longer token: a digit run within a UUID or hex id (`c4532015-1128-4036-8b6f…`) is no card.
-export const CARD = /(?<![0-9A-Za-z_-])(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)(?:[ -]?\d){10,17}(?![0-9A-Za-z_-])/g;
+export const CARD =
+  /(?<![0-9A-Za-z_-])(?:4|5[1-5]|2[2-7]|3[47]|3[068]|6(?:011|5|4[4-9])|35)(?:[ -]?\d){10,17}(?![0-9A-Za-z_-])/g;
 
 export function luhnValid(digits: string): boolean {
   if (digits.length < 13 || digits.length > 19) return false;
@@ -40,13 +41,41 @@ export function luhnValid(digits: string): boolean {
 
 /** Last words of a JSON field name that make its value a credential (`access_token`, `sessionId`…). */
 const SECRET_LAST = new Set([
-  'password', 'passwd', 'pwd', 'passphrase', 'passcode', 'secret', 'token', 'credential', 'credentials',
-  'session', 'sessionid', 'sid', 'apikey', 'jwt', 'csrf', 'xsrf', 'auth', 'cookie', 'otp',
+  'password',
+  'passwd',
+  'pwd',
+  'passphrase',
+  'passcode',
+  'secret',
+  'token',
+  'credential',
+  'credentials',
+  'session',
+  'sessionid',
+  'sid',
+  'apikey',
+  'jwt',
+  'csrf',
+  'xsrf',
+  'auth',
+  'cookie',
+  'otp',
 ]);
 /** Two last words that do (`api key`, `session id`, `private key`…). */
 const SECRET_PAIR = new Set([
-  'api key', 'private key', 'secret key', 'access key', 'session id', 'session key', 'auth key',
-  'signing key', 'client secret', 'refresh token', 'access token', 'id token', 'auth token',
+  'api key',
+  'private key',
+  'secret key',
+  'access key',
+  'session id',
+  'session key',
+  'auth key',
+  'signing key',
+  'client secret',
+  'refresh token',
+  'access token',
+  'id token',
+  'auth token',
 ]);
 /** Anywhere in the name: a password is a password (`password_confirmation`, `new_password`). */
 const PASSWORD_WORD = /^(password|passwd|passphrase|passcode)$/;
@@ -100,7 +129,12 @@ export function variantsOf(value: string): string[] {
   out.add(json.replace(/\//g, '\\/'));
   const pct = encodeURIComponent(value);
   if (pct !== value) {
-    const forms = [pct, pct.replace(/%2F/g, '/'), pct.replace(/%3D/g, '='), pct.replace(/%2F/g, '/').replace(/%3D/g, '=')];
+    const forms = [
+      pct,
+      pct.replace(/%2F/g, '/'),
+      pct.replace(/%3D/g, '='),
+      pct.replace(/%2F/g, '/').replace(/%3D/g, '='),
+    ];
     for (const f of forms) {
       out.add(f);
       out.add(f.replace(/%20/g, '+'));

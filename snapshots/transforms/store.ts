@@ -55,7 +55,9 @@ export function createVarStore(): VarStore {
       return all.length > SCAN_LIMIT ? all.slice(-SCAN_LIMIT) : all;
     },
     byRecorded(session, name, value) {
-      return sessions.get(session)?.get(name)?.byRecorded.get(value) ?? global.get(name)?.byRecorded.get(value);
+      return (
+        sessions.get(session)?.get(name)?.byRecorded.get(value) ?? global.get(name)?.byRecorded.get(value)
+      );
     },
     size: () => count,
   };

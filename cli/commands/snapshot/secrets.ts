@@ -35,7 +35,15 @@ interface Values {
 export const secrets: Sub = {
   help: SECRETS_HELP,
   async run(argv) {
-    const [{ parse }, { usageError }, snapshots, sec, { createRedactor }, { rulesFor }, { json, out, table }] = await Promise.all([
+    const [
+      { parse },
+      { usageError },
+      snapshots,
+      sec,
+      { createRedactor },
+      { rulesFor },
+      { json, out, table },
+    ] = await Promise.all([
       import('../../args.js'),
       import('../../../core/errors.js'),
       import('../../../snapshots/index.js'),
@@ -47,11 +55,17 @@ export const secrets: Sub = {
     const { values, positionals } = parse<Values>(
       'snapshot secrets',
       argv,
-      { secrets: { type: 'string' }, template: { type: 'boolean' }, lookup: { type: 'boolean' }, json: { type: 'boolean' } },
+      {
+        secrets: { type: 'string' },
+        template: { type: 'boolean' },
+        lookup: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
       true,
     );
     if (positionals.length !== 1) throw usageError('retap snapshot secrets: give one SNAPSHOT');
-    if (values.lookup && (values.template || values.secrets)) throw usageError('retap snapshot secrets: --lookup goes alone');
+    if (values.lookup && (values.template || values.secrets))
+      throw usageError('retap snapshot secrets: --lookup goes alone');
     const snap = await snapshots.openSnapshot(positionals[0]!);
     const all = [];
     for await (const ex of snap.exchanges()) all.push(ex);
@@ -63,8 +77,13 @@ export const secrets: Sub = {
       const r = createRedactor(undefined);
       const present = new Set<string>();
       const { PLACEHOLDER_IN_TEXT } = await import('../../../snapshots/redaction/rules.js');
-      for await (const line of snap.lines()) for (const m of line.text.matchAll(PLACEHOLDER_IN_TEXT)) present.add(m[0]);
-      const rows = wanted.map((v, i) => ({ line: i + 1, placeholder: r.placeholderOf(v), inSnapshot: present.has(r.placeholderOf(v)) }));
+      for await (const line of snap.lines())
+        for (const m of line.text.matchAll(PLACEHOLDER_IN_TEXT)) present.add(m[0]);
+      const rows = wanted.map((v, i) => ({
+        line: i + 1,
+        placeholder: r.placeholderOf(v),
+        inSnapshot: present.has(r.placeholderOf(v)),
+      }));
       const keyed = snap.manifest.redaction.keyed;
       const keyHere = (process.env.RETAP_REDACTION_KEY ?? '') !== '';
       if (values.json) json({ keyed, keyHere, values: rows });
@@ -76,7 +95,12 @@ export const secrets: Sub = {
               : 'retap snapshot secrets: RETAP_REDACTION_KEY is set here but the snapshot was redacted without a key: placeholders will not match\n',
           );
         }
-        out(table([['line', 'placeholder', 'in snapshot'], ...rows.map((r2) => [String(r2.line), r2.placeholder, r2.inSnapshot ? 'yes' : 'no'])]));
+        out(
+          table([
+            ['line', 'placeholder', 'in snapshot'],
+            ...rows.map((r2) => [String(r2.line), r2.placeholder, r2.inSnapshot ? 'yes' : 'no']),
+          ]),
+        );
       }
       return 0;
     }
@@ -89,9 +113,16 @@ export const secrets: Sub = {
     const needs = sec.secretNeeds(inbound, rules, given);
     const missing = needs.filter((n) => n.state === 'missing').length;
     if (values.template) {
-      const lines = ['# retap secrets: placeholder → value of each static client credential (keep this file out of git)'];
+      const lines = [
+        '# retap secrets: placeholder → value of each static client credential (keep this file out of git)',
+      ];
       for (const n of needs) {
-        lines.push(`# ${[...new Set(n.uses.map((u) => u.where))].join(', ')} — ${n.count} request(s), e.g. ${n.uses.slice(0, 2).map((u) => u.route).join('; ')}`);
+        lines.push(
+          `# ${[...new Set(n.uses.map((u) => u.where))].join(', ')} — ${n.count} request(s), e.g. ${n.uses
+            .slice(0, 2)
+            .map((u) => u.route)
+            .join('; ')}`,
+        );
         lines.push(`${n.placeholder}: ${n.state === 'acknowledged' ? 'null' : '""'}`);
       }
       out(lines.join('\n'));
@@ -102,10 +133,19 @@ export const secrets: Sub = {
     else {
       const rows = [['placeholder', 'state', 'where', 'requests', 'e.g.']];
       for (const n of needs) {
-        rows.push([n.placeholder, n.state, [...new Set(n.uses.map((u) => u.where))].join(', '), String(n.count), `${n.uses[0]!.exchange} ${n.uses[0]!.route}`]);
+        rows.push([
+          n.placeholder,
+          n.state,
+          [...new Set(n.uses.map((u) => u.where))].join(', '),
+          String(n.count),
+          `${n.uses[0]!.exchange} ${n.uses[0]!.route}`,
+        ]);
       }
       out(table(rows));
-      if (missing > 0) out(`\n${missing} without a value: give them with --secrets FILE or RETAP_SECRET_<16 hex>=value (--template prints a file to fill in)`);
+      if (missing > 0)
+        out(
+          `\n${missing} without a value: give them with --secrets FILE or RETAP_SECRET_<16 hex>=value (--template prints a file to fill in)`,
+        );
     }
     return values.secrets !== undefined && missing > 0 ? 1 : 0;
   },
