@@ -3,14 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Exchange } from '../core/exchange.js';
-import {
-  createSnapshotWriter,
-  diffSnapshots,
-  filterSnapshot,
-  mergeSnapshots,
-  openSnapshot,
-  validateSnapshot,
-} from './index.js';
+import { createSnapshotWriter, diffSnapshots, filterSnapshot, mergeSnapshots, openSnapshot, validateSnapshot } from './index.js';
 import { sampleExchange } from './sample.js';
 
 let dir: string;
@@ -35,11 +28,7 @@ beforeAll(async () => {
   const base = Array.from({ length: 40 }, (_, i) => sampleExchange(i));
   v1 = await write(base, join(dir, 'a'));
   // v2: drop #3, change #5's status, add #40
-  const next = base
-    .filter((_, i) => i !== 3)
-    .map((ex) =>
-      ex.id === sampleExchange(5).id ? { ...ex, response: { ...ex.response!, status: 500 } } : ex,
-    );
+  const next = base.filter((_, i) => i !== 3).map((ex) => (ex.id === sampleExchange(5).id ? { ...ex, response: { ...ex.response!, status: 500 } } : ex));
   next.push(sampleExchange(40));
   v2 = await write(next, join(dir, 'b'));
 });
@@ -52,25 +41,11 @@ describe('filter, diff, merge, validate', () => {
     expect(f.written).toBe(4); // 0, 11, 22, 33
     expect(f.manifest.parent?.hash).toBe((await openSnapshot(v1)).manifest.hash);
     expect(f.manifest.notes[0]).toMatch(/^filtered from orders@v1/);
-    const g = await filterSnapshot(
-      v1,
-      { routes: ['POST /orders/*'], direction: 'inbound' },
-      { dir: join(dir, 'f2') },
-    );
-    expect(g.written).toBe(
-      new Set(Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 3 === 0 && i % 5 !== 0)).size,
-    );
+    const g = await filterSnapshot(v1, { routes: ['POST /orders/*'], direction: 'inbound' }, { dir: join(dir, 'f2') });
+    expect(g.written).toBe(new Set(Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 3 === 0 && i % 5 !== 0)).size);
     const h = await filterSnapshot(v1, { text: 'item 17"' }, { dir: join(dir, 'f3') });
     expect(await ids(h.path)).toEqual([sampleExchange(17).id]);
-    const t = await filterSnapshot(
-      v1,
-      {
-        fromUs: sampleExchange(10).timing.startUs,
-        toUs: sampleExchange(12).timing.startUs,
-        headers: ['content-type~json'],
-      },
-      { dir: join(dir, 'f4') },
-    );
+    const t = await filterSnapshot(v1, { fromUs: sampleExchange(10).timing.startUs, toUs: sampleExchange(12).timing.startUs, headers: ['content-type~json'] }, { dir: join(dir, 'f4') });
     expect(t.written).toBe(2);
     // into the source's own store by default: a new version with lineage
     const own = await filterSnapshot(v1, { methods: ['GET'] });

@@ -45,8 +45,7 @@ function routeDiff(a: RouteCount[], b: RouteCount[]): SnapshotDiff['routes'] {
   for (const [k, r] of ma) {
     const o = mb.get(k);
     if (!o) out.removed.push({ key: k, a: side(r) });
-    else if (r.count !== o.count || JSON.stringify(r.statuses) !== JSON.stringify(o.statuses))
-      out.changed.push({ key: k, a: side(r), b: side(o) });
+    else if (r.count !== o.count || JSON.stringify(r.statuses) !== JSON.stringify(o.statuses)) out.changed.push({ key: k, a: side(r), b: side(o) });
   }
   for (const [k, r] of mb) if (!ma.has(k)) out.added.push({ key: k, b: side(r) });
   return out;
@@ -57,51 +56,22 @@ function changedFields(a: Record<string, unknown>, b: Record<string, unknown>): 
   return [...keys].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
 }
 
-export async function diffSnapshots(
-  pathA: string,
-  pathB: string,
-  opts: { limit?: number } = {},
-): Promise<SnapshotDiff> {
+export async function diffSnapshots(pathA: string, pathB: string, opts: { limit?: number } = {}): Promise<SnapshotDiff> {
   const limit = opts.limit ?? 1000;
   const A = await openSnapshot(pathA);
   const B = await openSnapshot(pathB);
-  const info = (s: OpenedSnapshot) => ({
-    path: s.path,
-    name: s.manifest.name,
-    version: s.manifest.version,
-    hash: s.manifest.hash,
-  });
-  const ex: SnapshotDiff['exchanges'] = {
-    added: 0,
-    removed: 0,
-    changed: 0,
-    same: 0,
-    list: { added: [], removed: [], changed: [] },
-  };
+  const info = (s: OpenedSnapshot) => ({ path: s.path, name: s.manifest.name, version: s.manifest.version, hash: s.manifest.hash });
+  const ex: SnapshotDiff['exchanges'] = { added: 0, removed: 0, changed: 0, same: 0, list: { added: [], removed: [], changed: [] } };
   const ia = A.lines()[Symbol.asyncIterator]();
   const ib = B.lines()[Symbol.asyncIterator]();
   let a = (await ia.next()).value as StoredLine | undefined;
   let b = (await ib.next()).value as StoredLine | undefined;
   const push = (kind: 'added' | 'removed' | 'changed', l: StoredLine, fields?: string[]) => {
     ex[kind]++;
-    if (ex.list[kind].length < limit)
-      ex.list[kind].push({ id: l.id, startUs: l.us, ...(fields ? { fields } : {}) });
+    if (ex.list[kind].length < limit) ex.list[kind].push({ id: l.id, startUs: l.us, ...(fields ? { fields } : {}) });
   };
   while (a !== undefined || b !== undefined) {
-    const cmp =
-      a === undefined
-        ? 1
-        : b === undefined
-          ? -1
-          : a.us !== b.us
-            ? a.us < b.us
-              ? -1
-              : 1
-            : a.id < b.id
-              ? -1
-              : a.id > b.id
-                ? 1
-                : 0;
+    const cmp = a === undefined ? 1 : b === undefined ? -1 : a.us !== b.us ? (a.us < b.us ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
     if (cmp < 0) {
       push('removed', a!);
       a = (await ia.next()).value as StoredLine | undefined;
@@ -118,7 +88,6 @@ export async function diffSnapshots(
   const routes = routeDiff(A.manifest.counts.routes, B.manifest.counts.routes);
   const identical =
     A.manifest.hash === B.manifest.hash ||
-    (ex.added + ex.removed + ex.changed === 0 &&
-      routes.added.length + routes.removed.length + routes.changed.length === 0);
+    (ex.added + ex.removed + ex.changed === 0 && routes.added.length + routes.removed.length + routes.changed.length === 0);
   return { a: info(A), b: info(B), identical, routes, exchanges: ex };
 }

@@ -81,9 +81,7 @@ function headerPred(spec: string): (h: Array<[string, string]>) => boolean {
   return (h) => h.some(([n]) => n.toLowerCase() === name);
 }
 
-function bodyText(
-  b: { data: string; encoding: string; decoded?: { data: string; encoding: string } } | undefined,
-): string {
+function bodyText(b: { data: string; encoding: string; decoded?: { data: string; encoding: string } } | undefined): string {
   if (!b) return '';
   if (b.decoded?.encoding === 'utf8') return b.decoded.data;
   return b.encoding === 'utf8' ? b.data : '';
@@ -101,9 +99,7 @@ export function compileFilter(spec: FilterSpec): Pred {
   if (spec.hosts?.length) {
     const globs = spec.hosts.map((h) => globToRegExp(h.toLowerCase()));
     preds.push((v) => {
-      const hh = (v.request.headers as Array<[string, string]>).find(
-        ([n]) => n.toLowerCase() === 'host' || n === ':authority',
-      );
+      const hh = (v.request.headers as Array<[string, string]>).find(([n]) => n.toLowerCase() === 'host' || n === ':authority');
       const host = String(v.peer.host ?? hh?.[1] ?? v.peer.addr).toLowerCase();
       return globs.some((g) => g.test(host) || g.test(host.replace(/:\d+$/, '')));
     });
@@ -136,10 +132,7 @@ export function compileFilter(spec: FilterSpec): Pred {
       if (String(v.request.target).toLowerCase().includes(needle)) return true;
       const heads = [...v.request.headers, ...(v.response?.headers ?? [])] as Array<[string, string]>;
       if (heads.some(([n, val]) => `${n}: ${val}`.toLowerCase().includes(needle))) return true;
-      return (
-        bodyText(v.request.body).toLowerCase().includes(needle) ||
-        bodyText(v.response?.body).toLowerCase().includes(needle)
-      );
+      return bodyText(v.request.body).toLowerCase().includes(needle) || bodyText(v.response?.body).toLowerCase().includes(needle);
     });
   }
   return (v) => preds.every((p) => p(v));
@@ -159,10 +152,7 @@ export function parseTimeUs(text: string, flag: string, baseUs?: number): number
   }
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) {
-    throw usageError(
-      `${flag}: '${text}' is not a time`,
-      'Use an ISO time (2024-05-01T12:00:00Z), epoch seconds, or +30s/-5m from the first exchange.',
-    );
+    throw usageError(`${flag}: '${text}' is not a time`, 'Use an ISO time (2024-05-01T12:00:00Z), epoch seconds, or +30s/-5m from the first exchange.');
   }
   return ms * 1000;
 }

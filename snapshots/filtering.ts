@@ -3,11 +3,7 @@ import { type DeriveOutput, type Derived, label, writeDerived } from './derive.j
 import { compileFilter, type FilterSpec } from './filter.js';
 import { openSnapshot, type StoredLine } from './reader.js';
 
-export async function filterSnapshot(
-  source: string,
-  spec: FilterSpec,
-  out: DeriveOutput = {},
-): Promise<Derived & { read: number }> {
+export async function filterSnapshot(source: string, spec: FilterSpec, out: DeriveOutput = {}): Promise<Derived & { read: number }> {
   const src = await openSnapshot(source);
   const keep = compileFilter(spec);
   let read = 0;

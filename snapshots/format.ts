@@ -102,10 +102,7 @@ function encodeBytes(data: Uint8Array): { data: string; encoding: 'base64' | 'ut
   if (text !== undefined && !BINARY_CONTROL.test(text) && !text.includes('\ufeff')) {
     return { data: text, encoding: 'utf8' };
   }
-  return {
-    data: Buffer.from(data.buffer, data.byteOffset, data.length).toString('base64'),
-    encoding: 'base64',
-  };
+  return { data: Buffer.from(data.buffer, data.byteOffset, data.length).toString('base64'), encoding: 'base64' };
 }
 
 function decodeBytes(data: string, encoding: 'base64' | 'utf8'): Uint8Array {
@@ -150,8 +147,7 @@ function headers(h: HeaderList): HeaderList {
 }
 
 function opt<T extends object>(o: T): T {
-  for (const k of Object.keys(o))
-    if ((o as Record<string, unknown>)[k] === undefined) delete (o as Record<string, unknown>)[k];
+  for (const k of Object.keys(o)) if ((o as Record<string, unknown>)[k] === undefined) delete (o as Record<string, unknown>)[k];
   return o;
 }
 

@@ -92,9 +92,7 @@ function urlOf(ex: Exchange): string {
   const host =
     headerValue(h, 'host') ??
     headerValue(h, ':authority') ??
-    (ex.direction === 'outbound'
-      ? hostPort(ex.peer.host ?? ex.peer.addr, ex.peer.port)
-      : hostPort(ex.service.addr, ex.service.port));
+    (ex.direction === 'outbound' ? hostPort(ex.peer.host ?? ex.peer.addr, ex.peer.port) : hostPort(ex.service.addr, ex.service.port));
   return `${scheme}://${host}${ex.request.target.startsWith('/') ? '' : '/'}${ex.request.target}`;
 }
 
@@ -108,10 +106,7 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
   const t = ex.timing;
   const send = ms(t.requestEndNs);
   const wait = t.responseStartNs === undefined ? 0 : ms(t.responseStartNs - t.requestEndNs);
-  const receive =
-    t.responseEndNs === undefined || t.responseStartNs === undefined
-      ? 0
-      : ms(t.responseEndNs - t.responseStartNs);
+  const receive = t.responseEndNs === undefined || t.responseStartNs === undefined ? 0 : ms(t.responseEndNs - t.responseStartNs);
   const request: Record<string, unknown> = {
     method: req.method,
     url: urlOf(ex),
@@ -123,11 +118,7 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
     bodySize: req.body.size,
   };
   if (reqText) {
-    request.postData = {
-      mimeType: contentType(req.headers),
-      text: reqText.text,
-      ...(reqText.base64 ? { _encoding: 'base64' } : {}),
-    };
+    request.postData = { mimeType: contentType(req.headers), text: reqText.text, ...(reqText.base64 ? { _encoding: 'base64' } : {}) };
   }
   let response: Record<string, unknown>;
   if (res) {
@@ -178,8 +169,7 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
   };
   if (ex.notes) retap.notes = ex.notes;
   if (ex.extras) retap.extras = ex.extras;
-  if (res?.body.decoded === undefined && res && headerValue(res.headers, 'content-encoding'))
-    retap.rawEncodedBody = true;
+  if (res?.body.decoded === undefined && res && headerValue(res.headers, 'content-encoding')) retap.rawEncodedBody = true;
   return {
     startedDateTime: new Date(Math.floor(t.startUs / 1000)).toISOString(),
     time: send + wait + receive,
@@ -187,9 +177,7 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
     response,
     cache: {},
     timings: { blocked: -1, dns: -1, connect: -1, ssl: -1, send, wait, receive },
-    ...(ex.direction === 'outbound'
-      ? { serverIPAddress: ex.peer.addr }
-      : { serverIPAddress: ex.service.addr }),
+    ...(ex.direction === 'outbound' ? { serverIPAddress: ex.peer.addr } : { serverIPAddress: ex.service.addr }),
     connection: ex.connection.id,
     _retap: retap,
   };
@@ -201,11 +189,7 @@ export interface HarExportResult {
 }
 
 /** Export a snapshot as HAR to `out` (written atomically) or to stdout when out is '-'. */
-export async function exportHar(
-  source: string,
-  out: string,
-  opts: { version?: string; onProgress?: (n: number) => void } = {},
-): Promise<HarExportResult> {
+export async function exportHar(source: string, out: string, opts: { version?: string; onProgress?: (n: number) => void } = {}): Promise<HarExportResult> {
   const snap = await openSnapshot(source);
   const checkEntry = subValidator('har', 'entry');
   const toStdout = out === '-';
@@ -216,9 +200,7 @@ export async function exportHar(
   try {
     const creator = { name: 'retap', version: opts.version ?? '0' };
     const comment = `snapshot ${snap.manifest.name}@v${snap.manifest.version} ${snap.manifest.hash}`;
-    await w.write(
-      `{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"comment":${JSON.stringify(comment)},"entries":[`,
-    );
+    await w.write(`{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"comment":${JSON.stringify(comment)},"entries":[`);
     for await (const ex of snap.exchanges()) {
       const entry = exchangeToEntry(ex);
       if (!checkEntry(entry)) {
@@ -273,12 +255,7 @@ function protocolOf(version: string): { protocol: string; version: string } {
 }
 
 /** One HAR entry → Exchange, or a reason to skip it. */
-export function entryToExchange(
-  e: Har,
-  index: number,
-  direction: 'inbound' | 'outbound',
-  order: Map<string, number>,
-): Exchange | string {
+export function entryToExchange(e: Har, index: number, direction: 'inbound' | 'outbound', order: Map<string, number>): Exchange | string {
   let url: URL;
   try {
     url = new URL(e.request.url);
@@ -290,10 +267,7 @@ export function entryToExchange(
   const tls = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : tls ? 443 : 80;
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
-  const ip =
-    typeof e.serverIPAddress === 'string' && e.serverIPAddress !== ''
-      ? e.serverIPAddress.replace(/^\[|\]$/g, '')
-      : hostname;
+  const ip = typeof e.serverIPAddress === 'string' && e.serverIPAddress !== '' ? e.serverIPAddress.replace(/^\[|\]$/g, '') : hostname;
   const conn = r ? (r.connection as Exchange['connection']) : undefined;
   const connId = conn?.id ?? `har-${String(e.connection ?? 'c0')}`;
   const ord = conn?.order ?? order.get(connId) ?? 0;
@@ -302,11 +276,7 @@ export function entryToExchange(
   const req = e.request;
   const reqData = decodeText(req.postData?.text, req.postData?._encoding === 'base64');
   const reqTrunc = r ? r.requestTruncated === true : req.bodySize > 0 && req.postData?.text === undefined;
-  const reqBody: Body = {
-    data: reqData,
-    size: reqTrunc ? Math.max(req.bodySize, reqData.length) : reqData.length,
-    truncated: reqTrunc,
-  };
+  const reqBody: Body = { data: reqData, size: reqTrunc ? Math.max(req.bodySize, reqData.length) : reqData.length, truncated: reqTrunc };
   const started = Date.parse(e.startedDateTime);
   const tm = e.timings;
   const before = Math.max(0, tm.blocked ?? 0) + Math.max(0, tm.dns ?? 0) + Math.max(0, tm.connect ?? 0);
@@ -325,20 +295,11 @@ export function entryToExchange(
     protocol: (r?.protocol as string | undefined) ?? reqV.protocol,
     direction: (r?.direction as Exchange['direction'] | undefined) ?? direction,
     tls: (r?.tls as boolean | undefined) ?? tls,
-    service:
-      (r?.service as Exchange['service'] | undefined) ??
+    service: (r?.service as Exchange['service'] | undefined) ??
       (direction === 'inbound' ? { addr: ip, port, name: hostname } : { addr: '0.0.0.0', port: 0 }),
-    peer:
-      (r?.peer as Exchange['peer'] | undefined) ??
-      (direction === 'inbound' ? { addr: '0.0.0.0', port: 0 } : { addr: ip, port, host: hostname }),
+    peer: (r?.peer as Exchange['peer'] | undefined) ?? (direction === 'inbound' ? { addr: '0.0.0.0', port: 0 } : { addr: ip, port, host: hostname }),
     connection: conn ?? { id: connId, order: ord },
-    request: {
-      method: req.method,
-      target: `${url.pathname}${url.search}`,
-      version: reqV.version,
-      headers: pairs(req.headers),
-      body: reqBody,
-    },
+    request: { method: req.method, target: `${url.pathname}${url.search}`, version: reqV.version, headers: pairs(req.headers), body: reqBody },
     timing,
   };
   const res = e.response;
@@ -350,16 +311,11 @@ export function entryToExchange(
     let body: Body;
     if (r?.rawEncodedBody === true || !ce || missing) {
       const truncated = r ? r.responseTruncated === true : missing;
-      body = {
-        data: shown,
-        size: truncated ? Math.max(res.content?.size ?? 0, res.bodySize, shown.length) : shown.length,
-        truncated,
-      };
+      body = { data: shown, size: truncated ? Math.max(res.content?.size ?? 0, res.bodySize, shown.length) : shown.length, truncated };
     } else {
       // HAR holds the decoded content: encode it again so the headers stay true for replay.
       const packed = encodeAs(ce, shown);
-      if (packed && packed !== shown)
-        body = { data: packed, size: packed.length, truncated: false, decoded: shown };
+      if (packed && packed !== shown) body = { data: packed, size: packed.length, truncated: false, decoded: shown };
       else if (packed) body = { data: shown, size: shown.length, truncated: false };
       else {
         body = { data: shown, size: shown.length, truncated: false };
@@ -394,10 +350,7 @@ export async function readHar(file: string): Promise<Har> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new RetapError(ErrorCodes.SNAPSHOT_NOT_FOUND, `cannot read HAR file ${file}`, {
-      cause: e,
-      hint: 'Check the path.',
-    });
+    throw new RetapError(ErrorCodes.SNAPSHOT_NOT_FOUND, `cannot read HAR file ${file}`, { cause: e, hint: 'Check the path.' });
   }
   let har: unknown;
   try {
@@ -411,22 +364,14 @@ export async function readHar(file: string): Promise<Har> {
   return har;
 }
 
-export async function importHar(
-  file: string,
-  opts: HarImportOptions,
-): Promise<{ manifest: Manifest; path: string; imported: number; skipped: string[] }> {
+export async function importHar(file: string, opts: HarImportOptions): Promise<{ manifest: Manifest; path: string; imported: number; skipped: string[] }> {
   const har = await readHar(file);
   const entries = har.log.entries as Har[];
   const creator = har.log.creator as { name: string; version: string };
   const writer: SnapshotWriter = await createSnapshotWriter({
     dir: opts.dir,
     name: opts.name,
-    source: {
-      host: opts.source?.host ?? '',
-      filters: opts.source?.filters ?? { har: file },
-      service: opts.source?.service,
-      command: opts.source?.command,
-    },
+    source: { host: opts.source?.host ?? '', filters: opts.source?.filters ?? { har: file }, service: opts.source?.service, command: opts.source?.command },
     gzip: opts.gzip,
     redaction: opts.redaction,
     notes: [`imported from HAR (${creator.name} ${creator.version})`],

@@ -14,17 +14,13 @@ function unionById<T extends { id: string }>(lists: T[][], notes: string[], what
     for (const item of list) {
       const prev = byId.get(item.id);
       if (prev === undefined) byId.set(item.id, item);
-      else if (JSON.stringify(prev) !== JSON.stringify(item))
-        notes.push(`${what} '${item.id}' differs between sources; kept the first`);
+      else if (JSON.stringify(prev) !== JSON.stringify(item)) notes.push(`${what} '${item.id}' differs between sources; kept the first`);
     }
   }
   return [...byId.values()];
 }
 
-export async function mergeSnapshots(
-  paths: string[],
-  out: DeriveOutput = {},
-): Promise<Derived & { duplicates: number; conflicts: number }> {
+export async function mergeSnapshots(paths: string[], out: DeriveOutput = {}): Promise<Derived & { duplicates: number; conflicts: number }> {
   const sources: OpenedSnapshot[] = [];
   for (const p of paths) sources.push(await openSnapshot(p));
   let duplicates = 0;
@@ -61,27 +57,11 @@ export async function mergeSnapshots(
   const notes = [`merged from ${sources.map(label).join(', ')}`];
   const transformsList = await Promise.all(sources.map((s) => s.transforms()));
   const tokensList = await Promise.all(sources.map((s) => s.tokens()));
-  const transforms: TransformsFile = {
-    version: 1,
-    rules: unionById(
-      transformsList.map((t) => t.rules),
-      notes,
-      'transform rule',
-    ),
-  };
-  const tokens: TokensFile = {
-    version: 1,
-    tokens: unionById(
-      tokensList.map((t) => t.tokens),
-      notes,
-      'token',
-    ),
-  };
+  const transforms: TransformsFile = { version: 1, rules: unionById(transformsList.map((t) => t.rules), notes, 'transform rule') };
+  const tokens: TokensFile = { version: 1, tokens: unionById(tokensList.map((t) => t.tokens), notes, 'token') };
   const counters: Record<string, number> = {};
-  for (const s of sources)
-    for (const [k, v] of Object.entries(s.manifest.counters)) counters[k] = (counters[k] ?? 0) + v;
-  const lateNotes = () =>
-    conflicts > 0 ? [`${conflicts} exchange(s) share id and start time with different content`] : [];
+  for (const s of sources) for (const [k, v] of Object.entries(s.manifest.counters)) counters[k] = (counters[k] ?? 0) + v;
+  const lateNotes = () => (conflicts > 0 ? [`${conflicts} exchange(s) share id and start time with different content`] : []);
   const derived = await writeDerived(sources, lines, out, { transforms, tokens, notes, counters, lateNotes });
   return { ...derived, duplicates, conflicts };
 }

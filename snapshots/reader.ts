@@ -54,23 +54,13 @@ function mismatch(file: string, path: string, what: string, fix: string): RetapE
   return invalid([{ file, path, message: what, fix }], undefined);
 }
 
-async function sideFile<T>(
-  dir: string,
-  m: Manifest,
-  key: 'transforms' | 'tokens',
-  check: (v: unknown, f: string) => T,
-): Promise<T> {
+async function sideFile<T>(dir: string, m: Manifest, key: 'transforms' | 'tokens', check: (v: unknown, f: string) => T): Promise<T> {
   const entry = m.files[key];
   const { text, value } = await readYamlChecked(join(dir, entry.path), key);
   const out = check(value, entry.path);
   const sum = createHash('sha256').update(text).digest('hex');
   if (sum !== entry.sha256) {
-    throw mismatch(
-      entry.path,
-      '$',
-      `does not match the sha256 in ${MANIFEST_FILE} (files.${key}.sha256)`,
-      'versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place',
-    );
+    throw mismatch(entry.path, '$', `does not match the sha256 in ${MANIFEST_FILE} (files.${key}.sha256)`, 'versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place');
   }
   return out;
 }
@@ -89,36 +79,13 @@ async function* iterateLines<T>(dir: string, m: Manifest, emit: (l: StoredLine) 
       try {
         value = JSON.parse(text);
       } catch (e) {
-        throw invalid(
-          [
-            {
-              file,
-              line: lineNo,
-              path: '$',
-              message: `is not valid JSON (${(e as Error).message})`,
-              fix: 'each line must be one complete JSON object',
-            },
-          ],
-          'exchange',
-          e,
-        );
+        throw invalid([{ file, line: lineNo, path: '$', message: `is not valid JSON (${(e as Error).message})`, fix: 'each line must be one complete JSON object' }], 'exchange', e);
       }
       checkValue(value, 'exchange', file, lineNo);
       const v = value as { id: string; timing: { startUs: number } };
       const us = v.timing.startUs;
       if (us < prevUs || (us === prevUs && v.id < prevId)) {
-        throw invalid(
-          [
-            {
-              file,
-              line: lineNo,
-              path: '$.timing.startUs',
-              message: `is out of order (lines are sorted by timing.startUs, then id)`,
-              fix: 'rewrite the snapshot with retap snapshot filter (it sorts), do not reorder lines by hand',
-            },
-          ],
-          'exchange',
-        );
+        throw invalid([{ file, line: lineNo, path: '$.timing.startUs', message: `is out of order (lines are sorted by timing.startUs, then id)`, fix: 'rewrite the snapshot with retap snapshot filter (it sorts), do not reorder lines by hand' }], 'exchange');
       }
       prevUs = us;
       prevId = v.id;
@@ -126,12 +93,7 @@ async function* iterateLines<T>(dir: string, m: Manifest, emit: (l: StoredLine) 
     }
   }
   if (entry.lines !== undefined && lineNo !== entry.lines) {
-    throw mismatch(
-      file,
-      '$',
-      `has ${lineNo} lines but ${MANIFEST_FILE} says files.exchanges.lines is ${entry.lines}`,
-      'restore the file; a snapshot must not be edited in place',
-    );
+    throw mismatch(file, '$', `has ${lineNo} lines but ${MANIFEST_FILE} says files.exchanges.lines is ${entry.lines}`, 'restore the file; a snapshot must not be edited in place');
   }
 }
 
@@ -144,41 +106,26 @@ async function verifyExchanges(dir: string, m: Manifest): Promise<void> {
   const hash = createHash('sha256');
   let bytes = 0;
   try {
-    for await (const chunk of rawStream(
-      join(dir, entry.path),
-      entry.gzip === true,
-    ) as AsyncIterable<Buffer>) {
+    for await (const chunk of rawStream(join(dir, entry.path), entry.gzip === true) as AsyncIterable<Buffer>) {
       hash.update(chunk);
       bytes += chunk.length;
     }
   } catch (e) {
-    throw new RetapError(
-      ErrorCodes.SNAPSHOT_INVALID,
-      `${entry.path}: cannot be read (${(e as Error).message})`,
-      {
-        hint: 'The file is missing or damaged: restore it from version control or write the snapshot again.',
-        cause: e,
-      },
-    );
+    throw new RetapError(ErrorCodes.SNAPSHOT_INVALID, `${entry.path}: cannot be read (${(e as Error).message})`, {
+      hint: 'The file is missing or damaged: restore it from version control or write the snapshot again.',
+      cause: e,
+    });
   }
   if (hash.digest('hex') === entry.sha256 && bytes === entry.bytes) return;
   // Report the first schema problem if the edit broke a line; otherwise the hash mismatch itself.
   const issue = await firstLineIssue(dir, m);
   if (issue) throw invalid([issue], 'exchange');
-  throw mismatch(
-    entry.path,
-    '$',
-    `does not match the sha256 in ${MANIFEST_FILE} (files.exchanges.sha256)`,
-    'versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place',
-  );
+  throw mismatch(entry.path, '$', `does not match the sha256 in ${MANIFEST_FILE} (files.exchanges.sha256)`, 'versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place');
 }
 
 async function firstLineIssue(dir: string, m: Manifest): Promise<SchemaIssue | undefined> {
   try {
-    const loose = {
-      ...m,
-      files: { ...m.files, exchanges: { ...m.files.exchanges, lines: undefined } },
-    } as Manifest;
+    const loose = { ...m, files: { ...m.files, exchanges: { ...m.files.exchanges, lines: undefined } } } as Manifest;
     for await (const _ of iterateLines(dir, loose, asLine)) {
       // walk only
     }
@@ -197,15 +144,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
     const text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
     const line = text.split('\n').findIndex((l) => l.startsWith('hash:')) + 1;
     throw invalid(
-      [
-        {
-          file: MANIFEST_FILE,
-          ...(line > 0 ? { line } : {}),
-          path: '$.hash',
-          message: `does not match the manifest's content (computed ${expected})`,
-          fix: 'versions are immutable: undo the edit to snapshot.yaml, or write a new version with retap snapshot filter',
-        },
-      ],
+      [{ file: MANIFEST_FILE, ...(line > 0 ? { line } : {}), path: '$.hash', message: `does not match the manifest's content (computed ${expected})`, fix: 'versions are immutable: undo the edit to snapshot.yaml, or write a new version with retap snapshot filter' }],
       undefined,
     );
   }

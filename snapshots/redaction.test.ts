@@ -59,29 +59,15 @@ describe('redaction', () => {
   it('never takes digit runs inside UUIDs or hex ids for card numbers', () => {
     const r = createRedactor(undefined);
     // a Luhn-valid run (4532015112830366) hiding inside ids, with and without dashes
-    for (const id of [
-      'c4532015-1128-3036-6b6f-0a1b2c3d4e5f',
-      'x4532015112830366',
-      '4532015112830366abc',
-      'a-4532-0151-1283-0366',
-    ]) {
+    for (const id of ['c4532015-1128-3036-6b6f-0a1b2c3d4e5f', 'x4532015112830366', '4532015112830366abc', 'a-4532-0151-1283-0366']) {
       const body = new TextEncoder().encode(JSON.stringify({ id }));
-      const ex = r.redact({
-        ...sampleExchange(0),
-        response: {
-          status: 200,
-          version: 'HTTP/1.1',
-          headers: [['content-type', 'application/json']],
-          body: { data: body, size: body.length, truncated: false },
-        },
-      });
+      const ex = r.redact({ ...sampleExchange(0), response: { status: 200, version: 'HTTP/1.1', headers: [['content-type', 'application/json']], body: { data: body, size: body.length, truncated: false } } });
       expect(Buffer.from(ex.response!.body.data).toString()).toBe(JSON.stringify({ id }));
     }
   });
 
   it('redacts JSON fields lexically and card numbers, keeps the rest byte for byte, fixes Content-Length', () => {
-    const body =
-      '{ "user": "ann",  "password" : "hunter2", "nested": {"apiKey": 12345, "card": "4111 1111 1111 1111"}, "n": 4111111111111112 }';
+    const body = '{ "user": "ann",  "password" : "hunter2", "nested": {"apiKey": 12345, "card": "4111 1111 1111 1111"}, "n": 4111111111111112 }';
     const ex = withRequest({
       headers: [
         ['Content-Type', 'application/json'],
@@ -91,9 +77,7 @@ describe('redaction', () => {
     });
     const out = createRedactor({}).redact(ex);
     const got = text(out.request.body.data);
-    expect(got).toMatch(
-      /^\{ "user": "ann", {2}"password" : "REDACTED-[0-9a-f]{16}", "nested": \{"apiKey": "REDACTED-[0-9a-f]{16}", "card": "REDACTED-[0-9a-f]{16}"\}, "n": 4111111111111112 \}$/,
-    );
+    expect(got).toMatch(/^\{ "user": "ann", {2}"password" : "REDACTED-[0-9a-f]{16}", "nested": \{"apiKey": "REDACTED-[0-9a-f]{16}", "card": "REDACTED-[0-9a-f]{16}"\}, "n": 4111111111111112 \}$/);
     expect(out.request.body.size).toBe(got.length);
     expect(out.request.headers[1]).toEqual(['Content-Length', String(got.length)]);
   });
@@ -103,10 +87,7 @@ describe('redaction', () => {
     const ex = sampleExchange(2);
     ex.response = {
       ...ex.response!,
-      headers: [
-        ['Content-Encoding', 'gzip'],
-        ['Content-Type', 'application/json'],
-      ],
+      headers: [['Content-Encoding', 'gzip'], ['Content-Type', 'application/json']],
       body: { data: gzipSync(plain), size: 10, truncated: false, decoded: plain },
     };
     const out = createRedactor(undefined).redact(ex);
@@ -116,18 +97,8 @@ describe('redaction', () => {
   });
 
   it('uses a key when given, supports custom rules, and can be turned off', () => {
-    const ex = withRequest({
-      headers: [
-        ['X-Internal', 'abc'],
-        ['Authorization', 'Basic Zm9v'],
-      ],
-      target: '/u/emp-77123',
-    });
-    const keyed = createRedactor({
-      key: 'k1',
-      headers: ['x-internal'],
-      patterns: [{ id: 'employee', regex: 'emp-(\\d+)' }],
-    });
+    const ex = withRequest({ headers: [['X-Internal', 'abc'], ['Authorization', 'Basic Zm9v']], target: '/u/emp-77123' });
+    const keyed = createRedactor({ key: 'k1', headers: ['x-internal'], patterns: [{ id: 'employee', regex: 'emp-(\\d+)' }] });
     const other = createRedactor({ key: 'k2' });
     const a = keyed.redact(ex);
     expect(a.request.headers[0]![1]).toMatch(PLACEHOLDER);

@@ -12,10 +12,7 @@ export function sampleExchange(i: number, over: Partial<Exchange> = {}): Exchang
     direction: i % 5 === 0 ? 'outbound' : 'inbound',
     tls: false,
     service: { addr: '127.0.0.1', port: 8080, pid: 100, comm: 'node', name: 'orders' },
-    peer:
-      i % 5 === 0
-        ? { addr: '127.0.0.2', port: 443, host: 'api.example.test' }
-        : { addr: '127.0.0.1', port: 40000 + (i % 7) },
+    peer: i % 5 === 0 ? { addr: '127.0.0.2', port: 443, host: 'api.example.test' } : { addr: '127.0.0.1', port: 40000 + (i % 7) },
     connection: { id: conn, order: Math.floor(i / 7) },
     request: {
       method: i % 3 === 0 ? 'POST' : 'GET',
@@ -37,12 +34,7 @@ export function sampleExchange(i: number, over: Partial<Exchange> = {}): Exchang
       ],
       body: { data: body, size: body.length, truncated: false },
     },
-    timing: {
-      startUs: 1_700_000_000_000_000 + i * 1000,
-      requestEndNs: 20_000,
-      responseStartNs: 250_000,
-      responseEndNs: 300_000,
-    },
+    timing: { startUs: 1_700_000_000_000_000 + i * 1000, requestEndNs: 20_000, responseStartNs: 250_000, responseEndNs: 300_000 },
     ...over,
   };
 }

@@ -10,12 +10,7 @@ let dir: string;
 let clean: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'retap-schema-'));
-  const w = await createSnapshotWriter({
-    dir: join(dir, 'store'),
-    name: 'orders',
-    source: { host: 'h', filters: {} },
-    redaction: false,
-  });
+  const w = await createSnapshotWriter({ dir: join(dir, 'store'), name: 'orders', source: { host: 'h', filters: {} }, redaction: false });
   for (let i = 0; i < 3; i++) await w.append(sampleExchange(i));
   await w.finish();
   clean = w.path;
@@ -43,96 +38,52 @@ async function brokenMessage(file: string, edit: (text: string) => string): Prom
 
 describe('schema failures name file, line, JSON path and fix', () => {
   it('manifest: wrong type', async () => {
-    const msg = await brokenMessage('snapshot.yaml', (t) =>
-      t.replace(/^ {2}exchanges: 3$/m, '  exchanges: three'),
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"snapshot.yaml:12: $.counts.exchanges must be integer (found "three"); fix: write an integer here"`,
-    );
+    const msg = await brokenMessage('snapshot.yaml', (t) => t.replace(/^ {2}exchanges: 3$/m, '  exchanges: three'));
+    expect(msg).toMatchInlineSnapshot(`"snapshot.yaml:12: $.counts.exchanges must be integer (found "three"); fix: write an integer here"`);
   });
   it('manifest: unknown field', async () => {
-    const msg = await brokenMessage('snapshot.yaml', (t) =>
-      t.replace(/^notes: \[\]$/m, 'notes: []\nnotez: 1'),
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"snapshot.yaml:43: $.notez is not a known field; fix: remove it or fix its spelling (known fields: format, formatVersion, name, version, hash, parent, created, source, counts, timeRange, counters, notes, redaction, files; custom fields start with 'x-')"`,
-    );
+    const msg = await brokenMessage('snapshot.yaml', (t) => t.replace(/^notes: \[\]$/m, 'notes: []\nnotez: 1'));
+    expect(msg).toMatchInlineSnapshot(`"snapshot.yaml:43: $.notez is not a known field; fix: remove it or fix its spelling (known fields: format, formatVersion, name, version, hash, parent, created, source, counts, timeRange, counters, notes, redaction, files; custom fields start with 'x-')"`);
   });
   it('manifest: missing field', async () => {
     const msg = await brokenMessage('snapshot.yaml', (t) => t.replace(/^ {2}host: h\n/m, ''));
-    expect(msg).toMatchInlineSnapshot(
-      `"snapshot.yaml:9: $.source is missing the required field 'host'; fix: add 'host:' to this object"`,
-    );
+    expect(msg).toMatchInlineSnapshot(`"snapshot.yaml:9: $.source is missing the required field 'host'; fix: add 'host:' to this object"`);
   });
   it('manifest: YAML syntax', async () => {
     const msg = await brokenMessage('snapshot.yaml', (t) => t.replace(/^name: orders$/m, 'name: [orders'));
-    expect(msg).toMatchInlineSnapshot(
-      `"snapshot.yaml:4: $ is not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]; fix: fix the YAML syntax on that line"`,
-    );
+    expect(msg).toMatchInlineSnapshot(`"snapshot.yaml:4: $ is not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]; fix: fix the YAML syntax on that line"`);
   });
   it('manifest: hand-edited value with a valid shape', async () => {
-    const msg = await brokenMessage('snapshot.yaml', (t) =>
-      t.replace(/^ {2}exchanges: 3$/m, '  exchanges: 4'),
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"snapshot.yaml:5: $.hash does not match the manifest's content (computed sha256:4009b1b858e52a041b8efc29c91847866cde9739d56c1b07d1c1a270a738b53f); fix: versions are immutable: undo the edit to snapshot.yaml, or write a new version with retap snapshot filter"`,
-    );
+    const msg = await brokenMessage('snapshot.yaml', (t) => t.replace(/^ {2}exchanges: 3$/m, '  exchanges: 4'));
+    expect(msg).toMatchInlineSnapshot(`"snapshot.yaml:5: $.hash does not match the manifest's content (computed sha256:4009b1b858e52a041b8efc29c91847866cde9739d56c1b07d1c1a270a738b53f); fix: versions are immutable: undo the edit to snapshot.yaml, or write a new version with retap snapshot filter"`);
   });
   it('exchange line: wrong type', async () => {
     const msg = await brokenMessage('exchanges.jsonl', (t) => t.replace('"method":"GET"', '"method":5'));
-    expect(msg).toMatchInlineSnapshot(
-      `"exchanges.jsonl:2: $.request.method must be string (found 5); fix: write a string here"`,
-    );
+    expect(msg).toMatchInlineSnapshot(`"exchanges.jsonl:2: $.request.method must be string (found 5); fix: write a string here"`);
   });
   it('exchange line: bad enum', async () => {
-    const msg = await brokenMessage('exchanges.jsonl', (t) =>
-      t.replace('"direction":"inbound"', '"direction":"sideways"'),
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"exchanges.jsonl:2: $.direction must be one of "inbound", "outbound" (found "sideways"); fix: use one of "inbound", "outbound""`,
-    );
+    const msg = await brokenMessage('exchanges.jsonl', (t) => t.replace('"direction":"inbound"', '"direction":"sideways"'));
+    expect(msg).toMatchInlineSnapshot(`"exchanges.jsonl:2: $.direction must be one of "inbound", "outbound" (found "sideways"); fix: use one of "inbound", "outbound""`);
   });
   it('exchange line: not JSON', async () => {
     const lines = (t: string) => t.split('\n');
-    const msg = await brokenMessage('exchanges.jsonl', (t) =>
-      lines(t)
-        .map((l, i) => (i === 1 ? l.slice(0, 20) : l))
-        .join('\n'),
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"exchanges.jsonl:2: $ is not valid JSON (Unexpected end of JSON input); fix: each line must be one complete JSON object"`,
-    );
+    const msg = await brokenMessage('exchanges.jsonl', (t) => lines(t).map((l, i) => (i === 1 ? l.slice(0, 20) : l)).join('\n'));
+    expect(msg).toMatchInlineSnapshot(`"exchanges.jsonl:2: $ is not valid JSON (Unexpected end of JSON input); fix: each line must be one complete JSON object"`);
   });
   it('transforms.yaml: unknown key in a rule', async () => {
-    const msg = await brokenMessage(
-      'transforms.yaml',
-      () =>
-        'version: 1\nrules:\n  - id: session\n    extract:\n      - from: header\n        as: s\n    injekt: []\n',
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"transforms.yaml:7: $.rules[0].injekt is not a known field; fix: remove it or fix its spelling (known fields: id, description, enabled, match, extract, transform, inject; custom fields start with 'x-')"`,
-    );
+    const msg = await brokenMessage('transforms.yaml', () => 'version: 1\nrules:\n  - id: session\n    extract:\n      - from: header\n        as: s\n    injekt: []\n');
+    expect(msg).toMatchInlineSnapshot(`"transforms.yaml:7: $.rules[0].injekt is not a known field; fix: remove it or fix its spelling (known fields: id, description, enabled, match, extract, transform, inject; custom fields start with 'x-')"`);
   });
   it('transforms.yaml: extractor missing its name', async () => {
-    const msg = await brokenMessage(
-      'transforms.yaml',
-      () => 'version: 1\nrules:\n  - id: session\n    extract:\n      - from: cookie\n        as: s\n',
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"transforms.yaml:5: $.rules[0].extract[0] is missing the required field 'name'; fix: add 'name:' to this object"`,
-    );
+    const msg = await brokenMessage('transforms.yaml', () => 'version: 1\nrules:\n  - id: session\n    extract:\n      - from: cookie\n        as: s\n');
+    expect(msg).toMatchInlineSnapshot(`"transforms.yaml:5: $.rules[0].extract[0] is missing the required field 'name'; fix: add 'name:' to this object"`);
   });
   it('tokens.yaml: wrong version', async () => {
     const msg = await brokenMessage('tokens.yaml', () => 'version: 2\ntokens: []\n');
     expect(msg).toMatchInlineSnapshot(`"tokens.yaml:1: $.version must be 1 (found 2); fix: set it to 1"`);
   });
   it('transforms.yaml: valid content that differs from the recorded hash', async () => {
-    const msg = await brokenMessage(
-      'transforms.yaml',
-      () => 'version: 1\nrules:\n  - id: session\n    x-note: extension fields are allowed\n',
-    );
-    expect(msg).toMatchInlineSnapshot(
-      `"transforms.yaml: $ does not match the sha256 in snapshot.yaml (files.transforms.sha256); fix: versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place"`,
-    );
+    const msg = await brokenMessage('transforms.yaml', () => 'version: 1\nrules:\n  - id: session\n    x-note: extension fields are allowed\n');
+    expect(msg).toMatchInlineSnapshot(`"transforms.yaml: $ does not match the sha256 in snapshot.yaml (files.transforms.sha256); fix: versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place"`);
   });
 });

@@ -36,13 +36,7 @@ export function validator(name: SchemaName): ValidateFunction {
   const hit = compiled.get(name);
   if (hit) return hit;
   if (!ajv) {
-    ajv = new Ajv({
-      allErrors: false,
-      verbose: true,
-      strict: true,
-      strictRequired: false,
-      allowUnionTypes: true,
-    });
+    ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
     addFormats(ajv);
   }
   const schema = JSON.parse(readFileSync(schemaPath(name), 'utf8')) as object;
@@ -61,27 +55,15 @@ export function subValidator(name: SchemaName, definition: string): ValidateFunc
 
 /** `/a/0/b` → `$.a[0].b` */
 export function jsonPath(pointer: string, extra?: string): string {
-  const parts =
-    pointer === ''
-      ? []
-      : pointer
-          .slice(1)
-          .split('/')
-          .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
   let out = '$';
-  for (const p of parts)
-    out += /^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
+  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
   return out;
 }
 
 export function pointerParts(pointer: string): string[] {
-  return pointer === ''
-    ? []
-    : pointer
-        .slice(1)
-        .split('/')
-        .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer === '' ? [] : pointer.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 function shown(v: unknown): string {
@@ -102,15 +84,10 @@ function pick(errors: ErrorObject[]): { main: ErrorObject; alternatives: ErrorOb
   return { main: same[0]!, alternatives: same };
 }
 
-function describe(
-  e: ErrorObject,
-  alternatives: ErrorObject[],
-): { extra?: string; message: string; fix: string } {
+function describe(e: ErrorObject, alternatives: ErrorObject[]): { extra?: string; message: string; fix: string } {
   const p = e.params as Record<string, unknown>;
   const found = e.data === undefined ? '' : ` (found ${shown(e.data)})`;
-  const typeLike = alternatives.every(
-    (a) => a.keyword === 'type' || a.keyword === 'const' || a.keyword === 'enum',
-  );
+  const typeLike = alternatives.every((a) => a.keyword === 'type' || a.keyword === 'const' || a.keyword === 'enum');
   if (alternatives.length > 1 && typeLike) {
     const kinds = alternatives.map((a) => {
       const ap = a.params as Record<string, unknown>;
@@ -135,15 +112,9 @@ function describe(
       };
     }
     case 'type':
-      return {
-        message: `must be ${p.type}${found}`,
-        fix: `write ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${p.type} here`,
-      };
+      return { message: `must be ${p.type}${found}`, fix: `write ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${p.type} here` };
     case 'const':
-      return {
-        message: `must be ${shown(p.allowedValue)}${found}`,
-        fix: `set it to ${shown(p.allowedValue)}`,
-      };
+      return { message: `must be ${shown(p.allowedValue)}${found}`, fix: `set it to ${shown(p.allowedValue)}` };
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map(shown).join(', ');
       return { message: `must be one of ${allowed}${found}`, fix: `use one of ${allowed}` };
@@ -153,35 +124,20 @@ function describe(
     case 'format':
       return {
         message: `is not a valid ${p.format}${found}`,
-        fix:
-          p.format === 'date-time'
-            ? 'write an RFC 3339 time such as 2024-05-01T12:00:00Z'
-            : `write a valid ${p.format}`,
+        fix: p.format === 'date-time' ? 'write an RFC 3339 time such as 2024-05-01T12:00:00Z' : `write a valid ${p.format}`,
       };
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
-      return {
-        message: `must be ${p.comparison} ${p.limit}${found}`,
-        fix: `use a number ${p.comparison} ${p.limit}`,
-      };
+      return { message: `must be ${p.comparison} ${p.limit}${found}`, fix: `use a number ${p.comparison} ${p.limit}` };
     case 'minLength':
-      return {
-        message: `must not be shorter than ${p.limit} characters${found}`,
-        fix: 'write a longer value',
-      };
+      return { message: `must not be shorter than ${p.limit} characters${found}`, fix: 'write a longer value' };
     case 'minItems':
     case 'maxItems':
-      return {
-        message: `${e.message}${found}`,
-        fix: `give ${e.keyword === 'minItems' ? 'at least' : 'at most'} ${p.limit} items`,
-      };
+      return { message: `${e.message}${found}`, fix: `give ${e.keyword === 'minItems' ? 'at least' : 'at most'} ${p.limit} items` };
     default:
-      return {
-        message: `${e.message ?? 'is invalid'}${found}`,
-        fix: 'see the schema named in the error for the expected shape',
-      };
+      return { message: `${e.message ?? 'is invalid'}${found}`, fix: 'see the schema named in the error for the expected shape' };
   }
 }
 
@@ -215,9 +171,7 @@ export function invalid(issues: SchemaIssue[], schema: SchemaName | undefined, c
   const first = issues[0]!;
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
   return new RetapError(ErrorCodes.SNAPSHOT_INVALID, `${formatIssue(first)}${more}`, {
-    hint: schema
-      ? `The expected shape is in ${schemaPath(schema)}.`
-      : 'Restore the file from version control or re-create the snapshot.',
+    hint: schema ? `The expected shape is in ${schemaPath(schema)}.` : 'Restore the file from version control or re-create the snapshot.',
     details: { issues },
     cause,
   });
@@ -230,18 +184,7 @@ export function parseYamlChecked(text: string, file: string, schema: SchemaName)
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
     const line = lines.linePos(err.pos[0]).line;
-    throw invalid(
-      [
-        {
-          file,
-          line,
-          path: '$',
-          message: `is not valid YAML: ${err.message.split('\n')[0]}`,
-          fix: 'fix the YAML syntax on that line',
-        },
-      ],
-      undefined,
-    );
+    throw invalid([{ file, line, path: '$', message: `is not valid YAML: ${err.message.split('\n')[0]}`, fix: 'fix the YAML syntax on that line' }], undefined);
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const check = validator(schema);
@@ -262,8 +205,5 @@ export function parseYamlChecked(text: string, file: string, schema: SchemaName)
 export function checkValue(value: unknown, schema: SchemaName, file: string, line?: number): void {
   const check = validator(schema);
   if (check(value)) return;
-  throw invalid(
-    issuesFrom(check.errors, file, () => line),
-    schema,
-  );
+  throw invalid(issuesFrom(check.errors, file, () => line), schema);
 }

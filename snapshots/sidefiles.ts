@@ -2,25 +2,13 @@
 import { checkValue, invalid } from './schema.js';
 import type { TokensFile, TransformsFile } from './yamlfile.js';
 
-function uniqueIds(
-  list: Array<{ id: string }>,
-  file: string,
-  key: string,
-  schema: 'transforms' | 'tokens',
-): void {
+function uniqueIds(list: Array<{ id: string }>, file: string, key: string, schema: 'transforms' | 'tokens'): void {
   const seen = new Map<string, number>();
   list.forEach((item, i) => {
     const before = seen.get(item.id);
     if (before !== undefined) {
       throw invalid(
-        [
-          {
-            file,
-            path: `$.${key}[${i}].id`,
-            message: `repeats id '${item.id}' of $.${key}[${before}]`,
-            fix: 'give every entry its own id',
-          },
-        ],
+        [{ file, path: `$.${key}[${i}].id`, message: `repeats id '${item.id}' of $.${key}[${before}]`, fix: 'give every entry its own id' }],
         schema,
       );
     }

@@ -91,11 +91,7 @@ export async function* readLines(stream: NodeJS.ReadableStream): AsyncGenerator<
 function parseSpill(text: string): SortEntry {
   const t1 = text.indexOf('\t');
   const t2 = text.indexOf('\t', t1 + 1);
-  const e: SortEntry = {
-    us: Number(text.slice(0, t1)),
-    id: JSON.parse(text.slice(t1 + 1, t2)) as string,
-    line: text.slice(t2 + 3),
-  };
+  const e: SortEntry = { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 3) };
   if (text.charCodeAt(t2 + 1) === 49) e.flag = true;
   return e;
 }
@@ -124,9 +120,7 @@ async function* runEntries(path: string, sealed: Sealed): AsyncGenerator<SortEnt
 }
 
 /** k-way merge (k ≤ MAX_FAN_IN + 1, so a linear pick is fine). */
-async function* mergeSources(
-  sources: Array<AsyncIterator<SortEntry> | Iterator<SortEntry>>,
-): AsyncGenerator<SortEntry> {
+async function* mergeSources(sources: Array<AsyncIterator<SortEntry> | Iterator<SortEntry>>): AsyncGenerator<SortEntry> {
   const heads: Array<SortEntry | undefined> = [];
   for (const s of sources) heads.push((await s.next()).value as SortEntry | undefined);
   for (;;) {
@@ -142,19 +136,12 @@ async function* mergeSources(
   }
 }
 
-async function writeRun(
-  path: string,
-  entries: Iterable<SortEntry> | AsyncIterable<SortEntry>,
-  sealed: Sealed,
-): Promise<void> {
+async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterable<SortEntry>, sealed: Sealed): Promise<void> {
   const out = createWriteStream(path, { mode: FILE_MODE, highWaterMark: 256 * 1024 });
   const cipher = createCipheriv('aes-256-gcm', sealed.key, sealed.iv);
-  const written = new Promise<void>((resolve, reject) =>
-    pipeline(cipher, out, (e) => (e ? reject(e) : resolve())),
-  );
+  const written = new Promise<void>((resolve, reject) => pipeline(cipher, out, (e) => (e ? reject(e) : resolve())));
   const w = chunkedWriter(cipher);
-  for await (const e of entries)
-    await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.flag ? 1 : 0}\t${e.line}\n`);
+  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.flag ? 1 : 0}\t${e.line}\n`);
   await w.flush();
   cipher.end();
   await written;

@@ -25,12 +25,7 @@ export function routeOf(target: string): string {
 
 export function hostOf(ex: Exchange): string | undefined {
   if (ex.direction !== 'outbound') return undefined;
-  return (
-    ex.peer.host ??
-    headerValue(ex.request.headers, 'host') ??
-    headerValue(ex.request.headers, ':authority') ??
-    ex.peer.addr
-  );
+  return ex.peer.host ?? headerValue(ex.request.headers, 'host') ?? headerValue(ex.request.headers, ':authority') ?? ex.peer.addr;
 }
 
 export interface Stats {
@@ -112,22 +107,12 @@ export function createStats(): Stats {
       bump(r.statuses, status);
     },
     counts(scrub) {
-      const all = [...(scrub ? rescrub(routes, scrub) : routes).entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([, r]) => r);
+      const all = [...(scrub ? rescrub(routes, scrub) : routes).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
       let other = otherRoutes;
       for (const r of all.slice(ROUTE_CAP)) other += r.count;
       const list = all.slice(0, ROUTE_CAP).map((r): RouteCount => {
         const statuses = sortedMap(r.statuses);
-        if (r.host !== undefined)
-          return {
-            direction: r.direction,
-            host: r.host,
-            method: r.method,
-            route: r.route,
-            count: r.count,
-            statuses,
-          };
+        if (r.host !== undefined) return { direction: r.direction, host: r.host, method: r.method, route: r.route, count: r.count, statuses };
         return { direction: r.direction, method: r.method, route: r.route, count: r.count, statuses };
       });
       return {

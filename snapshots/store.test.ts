@@ -14,11 +14,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const source = { host: 'test-host', service: 'orders', filters: { port: 8080 } };
 
-async function write(
-  exchanges: Exchange[],
-  store: string,
-  extra: Partial<Parameters<typeof createSnapshotWriter>[0]> = {},
-) {
+async function write(exchanges: Exchange[], store: string, extra: Partial<Parameters<typeof createSnapshotWriter>[0]> = {}) {
   const w = await createSnapshotWriter({ dir: store, name: 'orders', source, redaction: false, ...extra });
   for (const ex of exchanges) await w.append(ex);
   const manifest = await w.finish({ counters: { dropped: 2 } });
@@ -33,9 +29,7 @@ async function readAll(path: string): Promise<Exchange[]> {
 }
 
 function plain(ex: Exchange): unknown {
-  return JSON.parse(
-    JSON.stringify(ex, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)),
-  );
+  return JSON.parse(JSON.stringify(ex, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
 }
 
 describe('snapshot store round trip', () => {
@@ -48,10 +42,7 @@ describe('snapshot store round trip', () => {
           method: 'PUT',
           target: '/blob',
           version: 'HTTP/2',
-          headers: [
-            [':authority', 'x'],
-            ['content-type', 'application/octet-stream'],
-          ],
+          headers: [[':authority', 'x'], ['content-type', 'application/octet-stream']],
           body: { data: binary, size: 4096, truncated: true },
           trailers: [['grpc-status', '0']],
         },
@@ -64,12 +55,7 @@ describe('snapshot store round trip', () => {
           status: 200,
           version: 'HTTP/1.1',
           headers: [['content-encoding', 'gzip']],
-          body: {
-            data: new Uint8Array([31, 139, 8, 0]),
-            size: 4,
-            truncated: false,
-            decoded: new TextEncoder().encode('héllo ✓'),
-          },
+          body: { data: new Uint8Array([31, 139, 8, 0]), size: 4, truncated: false, decoded: new TextEncoder().encode('héllo ✓') },
           interim: [{ status: 100, headers: [] }],
         },
       }),
@@ -95,9 +81,7 @@ describe('snapshot store round trip', () => {
     const b = await write(shuffled, join(dir, 'b'), { memoryLimitBytes: 4096 });
     const c = await write(list, join(dir, 'c'), { gzip: true, memoryLimitBytes: 10_000 });
     expect(a.manifest.hash).toBe(b.manifest.hash);
-    expect(readFileSync(join(a.path, 'exchanges.jsonl'))).toEqual(
-      readFileSync(join(b.path, 'exchanges.jsonl')),
-    );
+    expect(readFileSync(join(a.path, 'exchanges.jsonl'))).toEqual(readFileSync(join(b.path, 'exchanges.jsonl')));
     expect(c.manifest.files.exchanges.sha256).toBe(a.manifest.files.exchanges.sha256);
     const lines = readFileSync(join(a.path, 'exchanges.jsonl'), 'utf8').trimEnd().split('\n');
     expect(lines).toHaveLength(300);
@@ -105,12 +89,7 @@ describe('snapshot store round trip', () => {
     expect(starts).toEqual([...starts].sort((x, y) => x - y));
     expect((await readAll(c.path)).length).toBe(300);
     // no spill files left behind
-    expect(readdirSync(b.path).sort()).toEqual([
-      'exchanges.jsonl',
-      'snapshot.yaml',
-      'tokens.yaml',
-      'transforms.yaml',
-    ]);
+    expect(readdirSync(b.path).sort()).toEqual(['exchanges.jsonl', 'snapshot.yaml', 'tokens.yaml', 'transforms.yaml']);
   });
 
   it('creates versions with 0600 files and 0700 directories, and names the parent', async () => {

@@ -41,8 +41,7 @@ export async function listVersions(storeDir: string): Promise<VersionRef[]> {
   const out: VersionRef[] = [];
   for (const n of names) {
     const v = versionOfDir(n);
-    if (v !== undefined && existsSync(join(storeDir, n, MANIFEST_FILE)))
-      out.push({ version: v, path: join(storeDir, n) });
+    if (v !== undefined && existsSync(join(storeDir, n, MANIFEST_FILE))) out.push({ version: v, path: join(storeDir, n) });
   }
   return out.sort((a, b) => a.version - b.version);
 }
@@ -158,11 +157,7 @@ export async function nextVersion(storeDir: string): Promise<number> {
 }
 
 /** Rename the finished temp dir to `v<version>`; false when that name was taken meanwhile. */
-export async function commitVersion(
-  tempDir: string,
-  storeDir: string,
-  version: number,
-): Promise<string | undefined> {
+export async function commitVersion(tempDir: string, storeDir: string, version: number): Promise<string | undefined> {
   const target = join(storeDir, `v${version}`);
   if (existsSync(target)) return undefined;
   try {

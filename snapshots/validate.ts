@@ -36,14 +36,7 @@ export async function validateSnapshot(pathOrName: string): Promise<ValidationRe
         ok: false,
         path,
         exchanges,
-        issues: [
-          {
-            file: 'snapshot.yaml',
-            path: '$.counts',
-            message: 'differs from the counts of the exchanges',
-            fix: 'write the snapshot again (retap snapshot filter with no conditions rewrites it)',
-          },
-        ],
+        issues: [{ file: 'snapshot.yaml', path: '$.counts', message: 'differs from the counts of the exchanges', fix: 'write the snapshot again (retap snapshot filter with no conditions rewrites it)' }],
       };
     }
     return { ok: true, path, exchanges, issues: [] };

@@ -9,11 +9,7 @@ export function toYaml(value: unknown): string {
   return stringify(value, { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false });
 }
 
-export async function readYamlChecked(
-  path: string,
-  schema: SchemaName,
-  label = basename(path),
-): Promise<{ text: string; value: unknown }> {
+export async function readYamlChecked(path: string, schema: SchemaName, label = basename(path)): Promise<{ text: string; value: unknown }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

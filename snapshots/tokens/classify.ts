@@ -11,8 +11,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEX = /^[0-9a-f]+$/i;
 const WORDS = /^[a-z]+(?:[ _-][a-z]+)*$/i;
 const ID_KEY = /(?:^|[_.-])(?:id|uuid|guid|ref|reference|key|number|no)$|Id$|ID$/;
-const REQUEST_ID_HEADER =
-  /^(?:x-request-id|x-correlation-id|x-trace-id|request-id|x-amzn-trace-id|traceparent|x-b3-traceid|x-cloud-trace-context)$/i;
+const REQUEST_ID_HEADER = /^(?:x-request-id|x-correlation-id|x-trace-id|request-id|x-amzn-trace-id|traceparent|x-b3-traceid|x-cloud-trace-context)$/i;
 
 /** Shannon entropy of the characters, in bits per character. */
 export function entropy(value: string): number {
@@ -64,12 +63,8 @@ export function classify(value: string, hint: Hint = {}): Classified {
   const bare = /^(?:bearer|jwt)\s+(.+)$/i.exec(value)?.[1] ?? value;
   const jwt = decodeJwt(bare);
   if (jwt) {
-    const info: NonNullable<TokenEntry['jwt']> = {
-      alg: String(jwt.header.alg),
-      claims: Object.keys(jwt.claims).sort(),
-    };
-    for (const c of ['iat', 'exp', 'nbf'] as const)
-      if (typeof jwt.claims[c] === 'number') info[c] = jwt.claims[c] as number;
+    const info: NonNullable<TokenEntry['jwt']> = { alg: String(jwt.header.alg), claims: Object.keys(jwt.claims).sort() };
+    for (const c of ['iat', 'exp', 'nbf'] as const) if (typeof jwt.claims[c] === 'number') info[c] = jwt.claims[c] as number;
     return { kind: 'jwt', volatile: true, format: 'jws', jwt: info };
   }
   const time = parseTime(value);
@@ -79,8 +74,7 @@ export function classify(value: string, hint: Hint = {}): Classified {
   if (/csrf|xsrf/.test(key)) return { kind: 'csrf', volatile: true };
   if (/nonce/.test(key)) return { kind: 'nonce', volatile: true };
   if (/sig(nature)?$|hmac/.test(key)) return { kind: 'signature', volatile: true };
-  if (/sess|sid$|token|auth|cookie/.test(key) || value.startsWith('REDACTED-'))
-    return { kind: 'session', volatile: false };
+  if (/sess|sid$|token|auth|cookie/.test(key) || value.startsWith('REDACTED-')) return { kind: 'session', volatile: false };
   if (/^\d+$/.test(value)) return { kind: 'id', volatile: false, format: 'number' };
   if (hint.idPlace || idLikeKey(hint.key)) return { kind: 'id', volatile: false };
   if (value.length >= 16 && HEX.test(value)) return { kind: 'nonce', volatile: false, format: 'hex' };
@@ -92,7 +86,6 @@ export function volatileKind(value: string, hint: Hint = {}): Classified | undef
   if (value.length < 8) return undefined;
   const c = classify(value, hint);
   if (c.kind === 'jwt' || c.kind === 'timestamp' || c.kind === 'uuid') return c;
-  if (c.format === 'request-id' || ((c.kind === 'nonce' || c.kind === 'csrf') && isCandidate(value, hint)))
-    return c;
+  if (c.format === 'request-id' || ((c.kind === 'nonce' || c.kind === 'csrf') && isCandidate(value, hint))) return c;
   return undefined;
 }

@@ -116,13 +116,7 @@ export function createDiscoverer(): Discoverer {
   let sessionCount = 0;
   let exchanges = 0;
 
-  const spot = (
-    ex: Exchange,
-    side: 'request' | 'response',
-    exRoute: string,
-    f: Found,
-    c: Classified,
-  ): void => {
+  const spot = (ex: Exchange, side: 'request' | 'response', exRoute: string, f: Found, c: Classified): void => {
     // Headers such as Date or X-Request-Id mean the same on every route: one place per host.
     const anyRoute = f.where.startsWith('header:') && !f.pattern;
     const method = anyRoute ? '*' : ex.request.method;
@@ -134,17 +128,7 @@ export function createDiscoverer(): Discoverer {
       s.count++;
       return;
     }
-    const v: VolatileSpot = {
-      direction: ex.direction,
-      side,
-      method,
-      route,
-      where: f.where,
-      kind: c,
-      count: 1,
-      example: ex.id,
-      flows: false,
-    };
+    const v: VolatileSpot = { direction: ex.direction, side, method, route, where: f.where, kind: c, count: 1, example: ex.id, flows: false };
     if (ex.direction === 'outbound' && ex.peer.host) v.host = ex.peer.host;
     if (f.pattern) v.pattern = f.pattern;
     capSet(volatile, key, v);
@@ -152,10 +136,7 @@ export function createDiscoverer(): Discoverer {
 
   const noteVolatile = (ex: Exchange, side: 'request' | 'response', route: string, list: Found[]): void => {
     for (const f of list) {
-      const c = volatileKind(f.value, {
-        ...(f.key ? { key: f.key } : {}),
-        ...(f.idPlace ? { idPlace: true } : {}),
-      });
+      const c = volatileKind(f.value, { ...(f.key ? { key: f.key } : {}), ...(f.idPlace ? { idPlace: true } : {}) });
       if (c) spot(ex, side, route, f, c);
     }
   };
@@ -164,12 +145,9 @@ export function createDiscoverer(): Discoverer {
     add(ex) {
       exchanges++;
       const req = ex.request;
-      const client =
-        ex.direction === 'inbound' ? `in|${ex.peer.addr}` : `out|${ex.service.pid ?? ex.service.addr}`;
+      const client = ex.direction === 'inbound' ? `in|${ex.peer.addr}` : `out|${ex.service.pid ?? ex.service.addr}`;
       const sent = requestValues(req.target, req.headers, req.body);
-      const sinks = sent.filter((f) =>
-        isCandidate(f.value, { ...(f.key ? { key: f.key } : {}), ...(f.idPlace ? { idPlace: true } : {}) }),
-      );
+      const sinks = sent.filter((f) => isCandidate(f.value, { ...(f.key ? { key: f.key } : {}), ...(f.idPlace ? { idPlace: true } : {}) }));
 
       // 1. Uses: request values produced by earlier answers to the same client.
       const hits: Array<{ f: Found; producers: Producer[] }> = [];
@@ -191,10 +169,7 @@ export function createDiscoverer(): Discoverer {
         const key = `${p.exchange}\u0000${p.found.where}\u0000${p.found.pattern ?? ''}\u0000${f.value}`;
         let flow = flows.get(key);
         if (!flow) {
-          const hint = {
-            ...(p.found.key ? { key: p.found.key } : {}),
-            ...(f.idPlace || p.found.idPlace ? { idPlace: true } : {}),
-          };
+          const hint = { ...(p.found.key ? { key: p.found.key } : {}), ...(f.idPlace || p.found.idPlace ? { idPlace: true } : {}) };
           flow = { producer: p, value: f.value, kind: classify(f.value, hint), uses: [] };
           flows.set(key, flow);
           sessions.set(p.exchange, p.session);
@@ -226,14 +201,7 @@ export function createDiscoverer(): Discoverer {
           const e = echoes.get(key);
           if (e) e.count++;
           else {
-            const echo: Echo = {
-              method: req.method,
-              route,
-              requestWhere: from.where,
-              responseWhere: f.where,
-              count: 1,
-              example: ex.id,
-            };
+            const echo: Echo = { method: req.method, route, requestWhere: from.where, responseWhere: f.where, count: 1, example: ex.id };
             if (ex.peer.host) echo.host = ex.peer.host;
             capSet(echoes, key, echo);
           }
@@ -241,20 +209,8 @@ export function createDiscoverer(): Discoverer {
         return;
       }
       for (const f of produced) {
-        if (
-          !isCandidate(f.value, { ...(f.key ? { key: f.key } : {}), ...(f.idPlace ? { idPlace: true } : {}) })
-        )
-          continue;
-        const p: Producer = {
-          exchange: ex.id,
-          startUs: ex.timing.startUs,
-          client,
-          session,
-          direction: ex.direction,
-          method: req.method,
-          route,
-          found: f,
-        };
+        if (!isCandidate(f.value, { ...(f.key ? { key: f.key } : {}), ...(f.idPlace ? { idPlace: true } : {}) })) continue;
+        const p: Producer = { exchange: ex.id, startUs: ex.timing.startUs, client, session, direction: ex.direction, method: req.method, route, found: f };
         const list = index.get(f.value);
         if (list) {
           list.push(p);
@@ -266,26 +222,16 @@ export function createDiscoverer(): Discoverer {
     finish() {
       const list = [...flows.values()].filter((f) => f.uses.length > 0);
       // Mark volatile spots that also flowed (their values are handled by flow rules).
-      const origins = new Set(
-        list.map((f) => `${f.producer.method}|${f.producer.route}|${f.producer.found.where}`),
-      );
+      const origins = new Set(list.map((f) => `${f.producer.method}|${f.producer.route}|${f.producer.found.where}`));
       for (const v of volatile.values()) {
         if (v.side === 'response' && origins.has(`${v.method}|${v.route}|${v.where}`)) v.flows = true;
       }
-      return {
-        flows: list,
-        volatile: [...volatile.values()],
-        echoes: [...echoes.values()],
-        sessions,
-        exchanges,
-      };
+      return { flows: list, volatile: [...volatile.values()], echoes: [...echoes.values()], sessions, exchanges };
     },
   };
 }
 
-export async function discoverTokens(
-  exchanges: AsyncIterable<Exchange> | Iterable<Exchange>,
-): Promise<Discovery> {
+export async function discoverTokens(exchanges: AsyncIterable<Exchange> | Iterable<Exchange>): Promise<Discovery> {
   const d = createDiscoverer();
   for await (const ex of exchanges) d.add(ex);
   return d.finish();

@@ -29,8 +29,7 @@ function routeSlug(method: string, route: string): string {
 }
 
 function whereSlug(where: string): string {
-  if (where.startsWith('jsonpath:'))
-    return slug(where.slice('jsonpath:$'.length).replace(/^\./, '')) || 'body';
+  if (where.startsWith('jsonpath:')) return slug(where.slice('jsonpath:$'.length).replace(/^\./, '')) || 'body';
   return slug(where.replace(':', '-'));
 }
 
@@ -45,12 +44,7 @@ function ids(): (base: string) => string {
 }
 
 /** The extractor that reads a `where` (with an optional pattern) on one side. */
-export function extractorFor(
-  where: string,
-  side: 'request' | 'response',
-  as: string,
-  pattern?: string,
-): Extractor | undefined {
+export function extractorFor(where: string, side: 'request' | 'response', as: string, pattern?: string): Extractor | undefined {
   const colon = where.indexOf(':');
   const kind = colon === -1 ? where : where.slice(0, colon);
   const arg = where.slice(colon + 1);
@@ -79,12 +73,7 @@ export function extractorFor(
 }
 
 /** The injector that writes at a `where` (body fragments cannot be targeted by place). */
-export function injectorFor(
-  where: string,
-  side: 'request' | 'response',
-  value: string,
-  mode: 'set' | 'substitute',
-): Injector | undefined {
+export function injectorFor(where: string, side: 'request' | 'response', value: string, mode: 'set' | 'substitute'): Injector | undefined {
   const colon = where.indexOf(':');
   const kind = colon === -1 ? where : where.slice(0, colon);
   const arg = where.slice(colon + 1);
@@ -108,14 +97,7 @@ export function injectorFor(
 function confidence(flows: Flow[]): number {
   const k = flows[0]!.kind;
   const v = flows[0]!.value;
-  let c =
-    k.kind === 'jwt' || k.kind === 'uuid' || k.kind === 'session'
-      ? 0.95
-      : v.length >= 16
-        ? 0.9
-        : /^\d+$/.test(v)
-          ? 0.6
-          : 0.75;
+  let c = k.kind === 'jwt' || k.kind === 'uuid' || k.kind === 'session' ? 0.95 : v.length >= 16 ? 0.9 : /^\d+$/.test(v) ? 0.6 : 0.75;
   if (c < 0.9) c = Math.min(0.9, c + 0.05 * (flows.length - 1));
   return Math.round(c * 100) / 100;
 }
@@ -147,34 +129,13 @@ export function emitFiles(d: Discovery): Emitted {
     const extract = extractorFor(p.found.where, 'response', id, p.found.pattern);
     if (!extract) continue;
     // One injector per place (and text around the value) the uses had.
-    const places = new Map<
-      string,
-      {
-        where: string;
-        prefix: string;
-        suffix: string;
-        methods: Set<string>;
-        routes: Set<string>;
-        count: number;
-      }
-    >();
+    const places = new Map<string, { where: string; prefix: string; suffix: string; methods: Set<string>; routes: Set<string>; count: number }>();
     for (const f of flows) {
       for (const u of f.uses) {
         useKeys.add(`${u.method}|${u.route}|${u.where}`);
         const k = `${u.where}|${u.prefix ?? ''}|${u.suffix ?? ''}`;
         let pl = places.get(k);
-        if (!pl)
-          places.set(
-            k,
-            (pl = {
-              where: u.where,
-              prefix: u.prefix ?? '',
-              suffix: u.suffix ?? '',
-              methods: new Set(),
-              routes: new Set(),
-              count: 0,
-            }),
-          );
+        if (!pl) places.set(k, (pl = { where: u.where, prefix: u.prefix ?? '', suffix: u.suffix ?? '', methods: new Set(), routes: new Set(), count: 0 }));
         pl.methods.add(u.method);
         pl.routes.add(u.route);
         pl.count++;
@@ -253,17 +214,10 @@ export function emitFiles(d: Discovery): Emitted {
     });
   }
 
-  return {
-    tokens: { version: 1, tokens: tokens as TokensFile['tokens'] },
-    transforms: { version: 1, rules: rules as unknown as TransformsFile['rules'] },
-  };
+  return { tokens: { version: 1, tokens: tokens as TokensFile['tokens'] }, transforms: { version: 1, rules: rules as unknown as TransformsFile['rules'] } };
 }
 
-function volatileRule(
-  v: VolatileSpot,
-  useKeys: Set<string>,
-  ruleId: (b: string) => string,
-): Rule | undefined {
+function volatileRule(v: VolatileSpot, useKeys: Set<string>, ruleId: (b: string) => string): Rule | undefined {
   const inbound = v.direction === 'inbound';
   // Inbound answers are the build's to give; only requests (inbound) and mocked answers (outbound) are rewritten.
   if (inbound !== (v.side === 'request')) return undefined;
@@ -277,15 +231,8 @@ function volatileRule(
   const x = extractorFor(v.where, v.side, id, v.pattern);
   const j = injectorFor(v.where, v.side, `\${${id}}`, 'substitute');
   if (!x || !j || (v.where === 'body' && !v.pattern)) return undefined;
-  const match = {
-    direction: v.direction,
-    ...(v.method === '*' ? {} : { method: v.method, route: v.route }),
-    ...(v.host ? { host: v.host } : {}),
-  };
-  const what =
-    v.method === '*'
-      ? `every ${v.side === 'request' ? 'request' : 'answer'}${v.host ? ` of ${v.host}` : ''}`
-      : `${v.method} ${v.route}`;
+  const match = { direction: v.direction, ...(v.method === '*' ? {} : { method: v.method, route: v.route }), ...(v.host ? { host: v.host } : {}) };
+  const what = v.method === '*' ? `every ${v.side === 'request' ? 'request' : 'answer'}${v.host ? ` of ${v.host}` : ''}` : `${v.method} ${v.route}`;
   if (isTime) {
     return {
       id,

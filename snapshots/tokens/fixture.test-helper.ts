@@ -21,8 +21,7 @@ let clock = 1_700_000_000_000_000;
 
 export function exchange(s: Spec, order = 0): Exchange {
   const reqBody = s.body === undefined ? '' : typeof s.body === 'string' ? s.body : JSON.stringify(s.body);
-  const resBody =
-    s.resBody === undefined ? '' : typeof s.resBody === 'string' ? s.resBody : JSON.stringify(s.resBody);
+  const resBody = s.resBody === undefined ? '' : typeof s.resBody === 'string' ? s.resBody : JSON.stringify(s.resBody);
   clock += 1000;
   const conn = s.conn ?? 'c1';
   const ex: Exchange = {

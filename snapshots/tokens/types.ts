@@ -1,16 +1,6 @@
 /** Typed shape of tokens.yaml entries (contract: snapshots/schema/tokens.schema.json). */
 
-export type TokenKind =
-  | 'jwt'
-  | 'session'
-  | 'csrf'
-  | 'uuid'
-  | 'id'
-  | 'timestamp'
-  | 'nonce'
-  | 'signature'
-  | 'opaque'
-  | `x-${string}`;
+export type TokenKind = 'jwt' | 'session' | 'csrf' | 'uuid' | 'id' | 'timestamp' | 'nonce' | 'signature' | 'opaque' | `x-${string}`;
 
 export interface TokenLocation {
   exchange: string;

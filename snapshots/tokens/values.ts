@@ -26,37 +26,10 @@ const MAX_LEAVES = 5000;
 const MAX_FRAGMENTS = 200;
 /** Headers that never carry tokens (or are rewritten by HTTP itself). */
 const SKIP_HEADERS = new Set([
-  'host',
-  ':authority',
-  ':method',
-  ':path',
-  ':scheme',
-  ':status',
-  'content-length',
-  'content-type',
-  'content-encoding',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'accept',
-  'accept-encoding',
-  'accept-language',
-  'user-agent',
-  'server',
-  'vary',
-  'cache-control',
-  'pragma',
-  'expires',
-  'age',
-  'last-modified',
-  'date',
-  'upgrade',
-  'te',
-  'access-control-allow-origin',
-  'access-control-allow-headers',
-  'access-control-allow-methods',
-  'referer',
-  'origin',
+  'host', ':authority', ':method', ':path', ':scheme', ':status', 'content-length', 'content-type', 'content-encoding',
+  'transfer-encoding', 'connection', 'keep-alive', 'accept', 'accept-encoding', 'accept-language', 'user-agent',
+  'server', 'vary', 'cache-control', 'pragma', 'expires', 'age', 'last-modified', 'date', 'upgrade', 'te',
+  'access-control-allow-origin', 'access-control-allow-headers', 'access-control-allow-methods', 'referer', 'origin',
 ]);
 /** Times an answer carries in headers (volatile; Last-Modified flows into If-Modified-Since). */
 const TIME_HEADERS = new Set(['date', 'last-modified', 'expires']);
@@ -118,31 +91,22 @@ function pairs(text: string, plus: boolean): Array<[string, string]> {
   if (text === '') return [];
   return text.split('&').flatMap((p) => {
     const eq = p.indexOf('=');
-    return eq === -1
-      ? []
-      : [[decode(p.slice(0, eq), plus), decode(p.slice(eq + 1), plus)] as [string, string]];
+    return eq === -1 ? [] : [[decode(p.slice(0, eq), plus), decode(p.slice(eq + 1), plus)] as [string, string]];
   });
 }
 
 /** Path segments and query values of a target or URL; `where` prefix for each. */
-function urlParts(
-  target: string,
-  out: Found[],
-  whereOf: (kind: 'path' | 'query', arg: string) => Found | undefined,
-): void {
+function urlParts(target: string, out: Found[], whereOf: (kind: 'path' | 'query', arg: string) => Found | undefined): void {
   let t = target;
   const abs = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(t);
   if (abs) t = t.slice(abs[0].length) || '/';
   const q = t.search(/[?#]/);
   const path = q === -1 ? t : t.slice(0, q);
   if (path.startsWith('/')) {
-    path
-      .slice(1)
-      .split('/')
-      .forEach((seg, i) => {
-        const f = whereOf('path', String(i));
-        if (f && seg !== '') out.push({ ...f, value: decode(seg), idPlace: true });
-      });
+    path.slice(1).split('/').forEach((seg, i) => {
+      const f = whereOf('path', String(i));
+      if (f && seg !== '') out.push({ ...f, value: decode(seg), idPlace: true });
+    });
   }
   if (q !== -1 && t[q] === '?') {
     const h = t.indexOf('#', q);
@@ -191,12 +155,7 @@ export function responseValues(headers: HeaderList, body: Body): Found[] {
     if (name === 'set-cookie') {
       const first = value.split(';')[0] ?? '';
       const eq = first.indexOf('=');
-      if (eq > 0)
-        out.push({
-          value: first.slice(eq + 1).trim(),
-          where: `cookie:${first.slice(0, eq).trim()}`,
-          key: first.slice(0, eq).trim(),
-        });
+      if (eq > 0) out.push({ value: first.slice(eq + 1).trim(), where: `cookie:${first.slice(0, eq).trim()}`, key: first.slice(0, eq).trim() });
     } else if (name === 'location' || name === 'content-location') {
       out.push({ value, where: `header:${name}`, key: name });
       urlParts(value, out, (kind, arg) => {

@@ -41,25 +41,11 @@ export async function checkTransforms(
     counters.set(rule, n);
     return `<live:${rule}#${n}>`;
   };
-  const opts = {
-    replayStartMs: options.replayStartMs ?? Date.now(),
-    simulateLive,
-    ...(options.recordedStartUs !== undefined ? { recordedStartUs: options.recordedStartUs } : {}),
-  };
+  const opts = { replayStartMs: options.replayStartMs ?? Date.now(), simulateLive, ...(options.recordedStartUs !== undefined ? { recordedStartUs: options.recordedStartUs } : {}) };
   const ctx = createReplayContext({ transforms: rules, ...(tokens ? { tokens } : {}) }, opts);
   const mock = createMockContext(rules, opts);
   const report = new Map<string, RuleCheck>(
-    rules.map((r) => [
-      r.id,
-      {
-        rule: r.id,
-        enabled: r.rule.enabled !== false,
-        ...(r.rule.description ? { description: r.rule.description } : {}),
-        exchanges: 0,
-        changes: 0,
-        samples: [],
-      },
-    ]),
+    rules.map((r) => [r.id, { rule: r.id, enabled: r.rule.enabled !== false, ...(r.rule.description ? { description: r.rule.description } : {}), exchanges: 0, changes: 0, samples: [] }]),
   );
   const notes: string[] = [];
   const counts = { inbound: 0, outbound: 0 };
@@ -78,20 +64,10 @@ export async function checkTransforms(
     if (ex.direction === 'inbound') {
       counts.inbound++;
       take(ctx.prepareRequest(ex).changes);
-      if (ex.response)
-        ctx.observeResponse(ex, {
-          status: ex.response.status,
-          headers: ex.response.headers,
-          body: ex.response.body.decoded ?? ex.response.body.data,
-        });
+      if (ex.response) ctx.observeResponse(ex, { status: ex.response.status, headers: ex.response.headers, body: ex.response.body.decoded ?? ex.response.body.data });
     } else if (ex.response) {
       counts.outbound++;
-      const answer = mock.respond(ex, {
-        method: ex.request.method,
-        target: ex.request.target,
-        headers: ex.request.headers,
-        body: ex.request.body.decoded ?? ex.request.body.data,
-      });
+      const answer = mock.respond(ex, { method: ex.request.method, target: ex.request.target, headers: ex.request.headers, body: ex.request.body.decoded ?? ex.request.body.data });
       take(answer.changes);
       for (const n of answer.notes) if (notes.length < 100) notes.push(`${ex.id}: ${n}`);
     }

@@ -106,12 +106,7 @@ class Problems {
     private locate?: (parts: string[]) => number | undefined,
   ) {}
   add(path: string, ruleId: string | undefined, message: string, fix: string): void {
-    const issue: SchemaIssue = {
-      file: this.file,
-      path,
-      message: ruleId === undefined ? message : `(rule '${ruleId}') ${message}`,
-      fix,
-    };
+    const issue: SchemaIssue = { file: this.file, path, message: ruleId === undefined ? message : `(rule '${ruleId}') ${message}`, fix };
     const line = this.locate?.(pathParts(path));
     if (line !== undefined) issue.line = line;
     this.list.push(issue);
@@ -122,16 +117,11 @@ function regexOf(pattern: string, flags = ''): RegExp {
   try {
     return new RegExp(pattern, flags);
   } catch (e) {
-    throw new Error(
-      `'${pattern}' is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`,
-    );
+    throw new Error(`'${pattern}' is not a valid regular expression (${(e as Error).message.replace(/^Invalid regular expression: /, '')})`);
   }
 }
 
-function locationOf(
-  kind: string,
-  f: { name?: string; segment?: number; path?: string; pattern?: string; group?: number | string },
-): Location | undefined {
+function locationOf(kind: string, f: { name?: string; segment?: number; path?: string; pattern?: string; group?: number | string }): Location | undefined {
   switch (kind) {
     case 'header':
       return { kind, name: (f.name ?? '').toLowerCase() };
@@ -182,50 +172,28 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
       sides.add(side);
       local.add(x.as);
       if (x.from.startsWith('x-')) {
-        if (!plugins.extractors?.[x.from])
-          problems.add(
-            `${p}.from`,
-            id,
-            `uses the extractor '${x.from}' that no plugin provides`,
-            'register it with the engine, or use header, cookie, query, path, jsonpath, regex, jwt or form',
-          );
+        if (!plugins.extractors?.[x.from]) problems.add(`${p}.from`, id, `uses the extractor '${x.from}' that no plugin provides`, 'register it with the engine, or use header, cookie, query, path, jsonpath, regex, jwt or form');
         extract.push({ def: x, side, kind: x.from, where: x.from });
         return;
       }
       const c: CompiledExtractor = { def: x, side, kind: x.from, where: '' };
       if (x.from === 'jwt') {
-        c.jwtSource = guard(
-          `${p}.source`,
-          "write a location such as 'header:authorization' or 'jsonpath:$.token'",
-          () => parseWhere(x.source ?? 'header:authorization'),
-        );
+        c.jwtSource = guard(`${p}.source`, "write a location such as 'header:authorization' or 'jsonpath:$.token'", () => parseWhere(x.source ?? 'header:authorization'));
         c.where = x.source ?? 'header:authorization';
       } else if (x.from === 'regex') {
-        c.loc = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () =>
-          locationOf('regex', x),
-        );
+        c.loc = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => locationOf('regex', x));
         c.where = whereOf({ kind: 'regex', pattern: x.pattern ?? '' });
       } else {
         const pathField = x.from === 'jsonpath' ? '.path' : '';
-        c.loc = guard(`${p}${pathField}`, "write a JSON path such as $.items[0].id or $['a-b']", () =>
-          locationOf(x.from, x),
-        );
+        c.loc = guard(`${p}${pathField}`, "write a JSON path such as $.items[0].id or $['a-b']", () => locationOf(x.from, x));
         c.where = whereOf({ kind: x.from, ...x });
-        if (x.pattern !== undefined)
-          c.post = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () =>
-            regexOf(x.pattern!),
-          );
+        if (x.pattern !== undefined) c.post = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => regexOf(x.pattern!));
       }
       if (x.group !== undefined) c.group = x.group;
       extract.push(c);
     });
     if (sides.size > 1) {
-      problems.add(
-        `${at}.extract`,
-        id,
-        'reads both the request and the response',
-        'split it into two rules: one per side (use store/load to pass values)',
-      );
+      problems.add(`${at}.extract`, id, 'reads both the request and the response', 'split it into two rules: one per side (use store/load to pass values)');
     }
 
     const steps: CompiledStep[] = [];
@@ -233,15 +201,10 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
       const p = `${at}.transform[${i}]`;
       const c: CompiledStep = { def: s };
       const tpl = (field: 'with' | 'from' | 'to'): Template | undefined =>
-        guard(`${p}.${field}`, 'write $' + '{name} for variables', () =>
-          parseTemplate(String(s[field] ?? '')),
-        );
+        guard(`${p}.${field}`, 'write $' + '{name} for variables', () => parseTemplate(String(s[field] ?? '')));
       switch (s.op) {
         case 'replace':
-          if (s.pattern !== undefined)
-            c.re = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () =>
-              regexOf(s.pattern!, 'g'),
-            );
+          if (s.pattern !== undefined) c.re = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => regexOf(s.pattern!, 'g'));
           c.with = tpl('with');
           if (c.with && s.pattern === undefined) for (const v of c.with.vars) if (!local.has(v)) needs.add(v);
           break;
@@ -256,41 +219,14 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
         case 'resignJwt':
           if (s.by !== undefined && s.by !== 'replay-offset') {
             c.byMs = parseDurationMs(s.by);
-            if (c.byMs === undefined)
-              problems.add(
-                `${p}.by`,
-                id,
-                `'${s.by}' is not 'replay-offset' or a duration`,
-                'write replay-offset or a duration such as 1h, -30m, 90s',
-              );
+            if (c.byMs === undefined) problems.add(`${p}.by`, id, `'${s.by}' is not 'replay-offset' or a duration`, 'write replay-offset or a duration such as 1h, -30m, 90s');
           }
-          if (
-            s.op === 'shiftTime' &&
-            s.format !== undefined &&
-            !['iso8601', 'date', 'http-date', 'unix', 'unix-ms', 'unix-us', 'auto'].includes(s.format)
-          ) {
-            problems.add(
-              `${p}.format`,
-              id,
-              `'${s.format}' is not a time format`,
-              'use auto, iso8601, date, http-date, unix, unix-ms or unix-us',
-            );
+          if (s.op === 'shiftTime' && s.format !== undefined && !['iso8601', 'date', 'http-date', 'unix', 'unix-ms', 'unix-us', 'auto'].includes(s.format)) {
+            problems.add(`${p}.format`, id, `'${s.format}' is not a time format`, 'use auto, iso8601, date, http-date, unix, unix-ms or unix-us');
           }
           if (s.op === 'resignJwt') {
-            if (s.key === undefined || !/^(env|file):.+/.test(s.key))
-              problems.add(
-                `${p}.key`,
-                id,
-                'needs a key reference',
-                "write key: 'env:NAME' or key: 'file:PATH' (never the key itself)",
-              );
-            if (s.alg !== undefined && !/^(HS|RS|PS|ES)(256|384|512)$|^EdDSA$/.test(s.alg))
-              problems.add(
-                `${p}.alg`,
-                id,
-                `'${s.alg}' is not a JWS algorithm retap signs with`,
-                'use HS256/384/512, RS*, PS*, ES* or EdDSA',
-              );
+            if (s.key === undefined || !/^(env|file):.+/.test(s.key)) problems.add(`${p}.key`, id, 'needs a key reference', "write key: 'env:NAME' or key: 'file:PATH' (never the key itself)");
+            if (s.alg !== undefined && !/^(HS|RS|PS|ES)(256|384|512)$|^EdDSA$/.test(s.alg)) problems.add(`${p}.alg`, id, `'${s.alg}' is not a JWS algorithm retap signs with`, 'use HS256/384/512, RS*, PS*, ES* or EdDSA');
           }
           break;
         case 'urlRewrite':
@@ -300,86 +236,37 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
           break;
         case 'base64Encode':
         case 'base64Decode':
-          if (s.format !== undefined && s.format !== 'base64' && s.format !== 'base64url')
-            problems.add(
-              `${p}.format`,
-              id,
-              `'${s.format}' is not base64 or base64url`,
-              'use base64 or base64url',
-            );
+          if (s.format !== undefined && s.format !== 'base64' && s.format !== 'base64url') problems.add(`${p}.format`, id, `'${s.format}' is not base64 or base64url`, 'use base64 or base64url');
           break;
         case 'uuid':
           break;
         default:
-          if (!plugins.ops?.[s.op])
-            problems.add(
-              `${p}.op`,
-              id,
-              `uses the op '${s.op}' that no plugin provides`,
-              'register it with the engine, or use a built-in op',
-            );
+          if (!plugins.ops?.[s.op]) problems.add(`${p}.op`, id, `uses the op '${s.op}' that no plugin provides`, 'register it with the engine, or use a built-in op');
       }
       if (s.var !== undefined && s.op !== 'store' && s.op !== 'load' && !local.has(s.var)) {
-        problems.add(
-          `${p}.var`,
-          id,
-          `works on '${s.var}', which no extractor or load of this rule made`,
-          `extract it first (as: ${s.var}) or load it`,
-        );
+        problems.add(`${p}.var`, id, `works on '${s.var}', which no extractor or load of this rule made`, `extract it first (as: ${s.var}) or load it`);
       }
       steps.push(c);
     });
     if (steps.length > 0 && local.size === 0) {
-      problems.add(
-        `${at}.transform`,
-        id,
-        'has steps but no value to work on',
-        'add an extractor or a load step before them',
-      );
+      problems.add(`${at}.transform`, id, 'has steps but no value to work on', 'add an extractor or a load step before them');
     }
 
     const inject: CompiledInjector[] = [];
     (rule.inject ?? []).forEach((j, i) => {
       const p = `${at}.inject[${i}]`;
-      const template = guard(
-        `${p}.value`,
-        'write a variable name or a template such as Bearer $' + '{token}',
-        () => parseTemplate(j.value, true),
-      );
+      const template = guard(`${p}.value`, 'write a variable name or a template such as Bearer $' + '{token}', () => parseTemplate(j.value, true));
       for (const v of template?.vars ?? []) if (!local.has(v)) needs.add(v);
       if (j.to.startsWith('x-') && !plugins.injectors?.[j.to]) {
-        problems.add(
-          `${p}.to`,
-          id,
-          `uses the injector '${j.to}' that no plugin provides`,
-          'register it with the engine, or use a built-in injector',
-        );
+        problems.add(`${p}.to`, id, `uses the injector '${j.to}' that no plugin provides`, 'register it with the engine, or use a built-in injector');
       }
       const pathField = j.to === 'jsonpath' ? '.path' : j.to === 'regex' ? '.pattern' : '';
-      const loc = j.to.startsWith('x-')
-        ? undefined
-        : guard(`${p}${pathField}`, 'write a JSON path such as $.items[0].id, or a valid regex', () =>
-            locationOf(j.to, j),
-          );
-      const needField = {
-        header: 'name',
-        cookie: 'name',
-        query: 'name',
-        form: 'name',
-        path: 'segment',
-        jsonpath: 'path',
-        regex: 'pattern',
-      }[j.to as 'header'];
+      const loc = j.to.startsWith('x-') ? undefined : guard(`${p}${pathField}`, "write a JSON path such as $.items[0].id, or a valid regex", () => locationOf(j.to, j));
+      const needField = { header: 'name', cookie: 'name', query: 'name', form: 'name', path: 'segment', jsonpath: 'path', regex: 'pattern' }[j.to as 'header'];
       if (needField && (j as unknown as Record<string, unknown>)[needField] === undefined) {
-        problems.add(
-          p,
-          id,
-          `is missing the field '${needField}' that 'to: ${j.to}' needs`,
-          `add '${needField}:'`,
-        );
+        problems.add(p, id, `is missing the field '${needField}' that 'to: ${j.to}' needs`, `add '${needField}:'`);
       }
-      if (j.match?.status !== undefined)
-        guard(`${p}.match.status`, 'write 200, 2xx or 400-499', () => statusTest(j.match!.status!));
+      if (j.match?.status !== undefined) guard(`${p}.match.status`, 'write 200, 2xx or 400-499', () => statusTest(j.match!.status!));
       const c: CompiledInjector = {
         def: j,
         side: j.in ?? 'request',
@@ -393,8 +280,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
       if (j.match) c.match = compileMatch(j.match);
       inject.push(c);
     });
-    if (rule.match?.status !== undefined)
-      guard(`${at}.match.status`, 'write 200, 2xx or 400-499', () => statusTest(rule.match!.status!));
+    if (rule.match?.status !== undefined) guard(`${at}.match.status`, 'write 200, 2xx or 400-499', () => statusTest(rule.match!.status!));
 
     compiled.push({
       id,
@@ -417,12 +303,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
   for (const r of compiled) {
     for (const v of r.needs) {
       if (!storedBy.has(v) && !provided.has(v)) {
-        problems.add(
-          `$.rules[${r.index}]`,
-          r.id,
-          `uses the variable '${v}' that no rule extracts or stores`,
-          `extract it in this rule (as: ${v}), store it in another rule, or fix the name`,
-        );
+        problems.add(`$.rules[${r.index}]`, r.id, `uses the variable '${v}' that no rule extracts or stores`, `extract it in this rule (as: ${v}), store it in another rule, or fix the name`);
       }
     }
   }
@@ -430,12 +311,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
     const cycle = findCycle(compiled, storedBy);
     if (cycle) {
       const first = compiled.find((r) => r.id === cycle[0])!;
-      problems.add(
-        `$.rules[${first.index}]`,
-        undefined,
-        `rules feed each other in a cycle: ${cycle.map((c) => `'${c}'`).join(' → ')}`,
-        'a rule may only load variables stored by rules that do not depend on it; break the loop',
-      );
+      problems.add(`$.rules[${first.index}]`, undefined, `rules feed each other in a cycle: ${cycle.map((c) => `'${c}'`).join(' → ')}`, 'a rule may only load variables stored by rules that do not depend on it; break the loop');
     }
   }
   if (problems.list.length > 0) throw invalid(problems.list, 'transforms');
@@ -495,38 +371,18 @@ function orderRules(rules: CompiledRule[], storedBy: Map<string, string[]>): Com
  * Parses transforms.yaml text, checks it against the schema and compiles it. Schema errors are
  * reported like the snapshot reader's, plus the id of the rule they are in.
  */
-export function loadTransformsText(
-  text: string,
-  options: CompileOptions = {},
-): { file: TransformsFile; rules: CompiledRule[] } {
+export function loadTransformsText(text: string, options: CompileOptions = {}): { file: TransformsFile; rules: CompiledRule[] } {
   const label = options.file ?? 'transforms.yaml';
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
-    throw invalid(
-      [
-        {
-          file: label,
-          line: lines.linePos(err.pos[0]).line,
-          path: '$',
-          message: `is not valid YAML: ${err.message.split('\n')[0]}`,
-          fix: 'fix the YAML syntax on that line',
-        },
-      ],
-      undefined,
-    );
+    throw invalid([{ file: label, line: lines.linePos(err.pos[0]).line, path: '$', message: `is not valid YAML: ${err.message.split('\n')[0]}`, fix: 'fix the YAML syntax on that line' }], undefined);
   }
   const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const locate = (parts: string[]): number | undefined => {
     for (let n = parts.length; n >= 0; n--) {
-      const node =
-        n === 0
-          ? doc.contents
-          : doc.getIn(
-              parts.slice(0, n).map((p) => (/^\d+$/.test(p) ? Number(p) : p)),
-              true,
-            );
+      const node = n === 0 ? doc.contents : doc.getIn(parts.slice(0, n).map((p) => (/^\d+$/.test(p) ? Number(p) : p)), true);
       if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
     }
     return undefined;
@@ -547,18 +403,7 @@ export function loadTransformsText(
   file.rules.forEach((r, i) => {
     const before = seen.get(r.id);
     if (before !== undefined) {
-      throw invalid(
-        [
-          {
-            file: label,
-            line: locate(['rules', String(i), 'id']),
-            path: `$.rules[${i}].id`,
-            message: `(rule '${r.id}') repeats the id of $.rules[${before}]`,
-            fix: 'give every rule its own id',
-          },
-        ],
-        'transforms',
-      );
+      throw invalid([{ file: label, line: locate(['rules', String(i), 'id']), path: `$.rules[${i}].id`, message: `(rule '${r.id}') repeats the id of $.rules[${before}]`, fix: 'give every rule its own id' }], 'transforms');
     }
     seen.set(r.id, i);
   });

@@ -16,28 +16,9 @@ const ORDER = '6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 function recording(): Exchange[] {
   return traffic([
     { method: 'POST', target: '/login', body: { user: 'ada' }, status: 200, resBody: { token: TOKEN } },
-    {
-      method: 'POST',
-      target: '/orders',
-      headers: [['authorization', `Bearer ${TOKEN}`]],
-      body: { sku: 'A', qty: 2 },
-      status: 201,
-      resBody: { id: ORDER },
-    },
-    {
-      method: 'GET',
-      target: `/orders/${ORDER}?full=1`,
-      headers: [['authorization', `Bearer ${TOKEN}`]],
-      status: 200,
-      resBody: { id: ORDER },
-    },
-    {
-      method: 'GET',
-      target: '/orders',
-      headers: [['authorization', 'Bearer expired-0123456789abcdef']],
-      status: 401,
-      resBody: {},
-    },
+    { method: 'POST', target: '/orders', headers: [['authorization', `Bearer ${TOKEN}`]], body: { sku: 'A', qty: 2 }, status: 201, resBody: { id: ORDER } },
+    { method: 'GET', target: `/orders/${ORDER}?full=1`, headers: [['authorization', `Bearer ${TOKEN}`]], status: 200, resBody: { id: ORDER } },
+    { method: 'GET', target: '/orders', headers: [['authorization', 'Bearer expired-0123456789abcdef']], status: 401, resBody: {} },
   ]);
 }
 
@@ -47,12 +28,7 @@ function fakeBuild(omitToken = false) {
   const id = '11111111-2222-4333-8444-555555555555';
   return (method: string, target: string, headers: [string, string][]): LiveResponse => {
     const auth = headers.find(([n]) => n === 'authorization')?.[1];
-    if (target === '/login')
-      return {
-        status: 200,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(omitToken ? {} : { token }),
-      };
+    if (target === '/login') return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(omitToken ? {} : { token }) };
     if (auth !== `Bearer ${token}`) return { status: 401, headers: {}, body: '{}' };
     if (method === 'POST') return { status: 201, headers: {}, body: JSON.stringify({ id }) };
     if (target.startsWith(`/orders/${id}`)) return { status: 200, headers: {}, body: JSON.stringify({ id }) };
@@ -107,10 +83,10 @@ function run(yaml: string, ex: Exchange, opts: Parameters<typeof createReplayCon
 }
 
 describe('hand-written rules: extractors', () => {
-  const loginThenUse = (
-    use: Parameters<typeof exchange>[0],
-    loginRes: Parameters<typeof exchange>[0],
-  ): [Exchange, Exchange] => [exchange({ id: 'a', ...loginRes }, 0), exchange({ id: 'b', ...use }, 1)];
+  const loginThenUse = (use: Parameters<typeof exchange>[0], loginRes: Parameters<typeof exchange>[0]): [Exchange, Exchange] => [
+    exchange({ id: 'a', ...loginRes }, 0),
+    exchange({ id: 'b', ...use }, 1),
+  ];
   const flow = (yaml: string, pair: [Exchange, Exchange], live: LiveResponse) => {
     const ctx = createReplayContext({ transforms: loadTransformsText(yaml).rules });
     ctx.prepareRequest(pair[0]);
@@ -121,12 +97,7 @@ describe('hand-written rules: extractors', () => {
   it('header (with a pattern) → query', () => {
     const pair = loginThenUse(
       { method: 'GET', target: '/items?page=2&cursor=OLDcursor123' },
-      {
-        method: 'GET',
-        target: '/items',
-        status: 200,
-        resHeaders: [['Link', '</items?cursor=OLDcursor123>; rel="next"']],
-      },
+      { method: 'GET', target: '/items', status: 200, resHeaders: [['Link', '</items?cursor=OLDcursor123>; rel="next"']] },
     );
     const req = flow(
       `version: 1
@@ -144,23 +115,8 @@ rules:
 
   it('cookie → cookie, path segment → JSON body, regex → header', () => {
     const pair = loginThenUse(
-      {
-        method: 'POST',
-        target: '/pay',
-        headers: [
-          ['cookie', 'a=1; sid=OLDsid'],
-          ['x-csrf', 'OLDcsrf'],
-          ['content-type', 'application/json'],
-        ],
-        body: { ref: 'ord-OLD', n: 1 },
-      },
-      {
-        method: 'GET',
-        target: '/form',
-        status: 200,
-        resHeaders: [['set-cookie', 'sid=OLDsid; Path=/']],
-        resBody: '<input name=csrf value="OLDcsrf">',
-      },
+      { method: 'POST', target: '/pay', headers: [['cookie', 'a=1; sid=OLDsid'], ['x-csrf', 'OLDcsrf'], ['content-type', 'application/json']], body: { ref: 'ord-OLD', n: 1 } },
+      { method: 'GET', target: '/form', status: 200, resHeaders: [['set-cookie', 'sid=OLDsid; Path=/']], resBody: '<input name=csrf value="OLDcsrf">' },
     );
     const yaml = `version: 1
 rules:
@@ -178,16 +134,8 @@ rules:
     transform: [{ op: replace, with: 'ord-NEW' }]
     inject: [{ to: jsonpath, path: $.ref, value: p }]
 `;
-    const req = flow(yaml, pair, {
-      status: 200,
-      headers: [['set-cookie', 'sid=NEWsid; Path=/']],
-      body: '<input name=csrf value="NEWcsrf">',
-    });
-    expect(req.headers).toEqual([
-      ['cookie', 'a=1; sid=NEWsid'],
-      ['x-csrf', 'NEWcsrf'],
-      ['content-type', 'application/json'],
-    ]);
+    const req = flow(yaml, pair, { status: 200, headers: [['set-cookie', 'sid=NEWsid; Path=/']], body: '<input name=csrf value="NEWcsrf">' });
+    expect(req.headers).toEqual([['cookie', 'a=1; sid=NEWsid'], ['x-csrf', 'NEWcsrf'], ['content-type', 'application/json']]);
     expect(JSON.parse(text(req.body.data))).toEqual({ ref: 'ord-NEW', n: 1 });
   });
 
@@ -195,21 +143,8 @@ rules:
     const claims = Buffer.from(JSON.stringify({ sub: 'user-42', tenant: 'acme' })).toString('base64url');
     const jwt = `eyJhbGciOiJIUzI1NiJ9.${claims}.c2ln`;
     const pair = loginThenUse(
-      {
-        method: 'POST',
-        target: '/t',
-        headers: [
-          ['authorization', `Bearer ${jwt}`],
-          ['content-type', 'application/x-www-form-urlencoded'],
-        ],
-        body: 'first=id-OLD-1&second=id-OLD-2&tenant=x',
-      },
-      {
-        method: 'GET',
-        target: '/list',
-        status: 200,
-        resBody: { items: [{ id: 'id-OLD-1' }, { id: 'id-OLD-2' }] },
-      },
+      { method: 'POST', target: '/t', headers: [['authorization', `Bearer ${jwt}`], ['content-type', 'application/x-www-form-urlencoded']], body: 'first=id-OLD-1&second=id-OLD-2&tenant=x' },
+      { method: 'GET', target: '/list', status: 200, resBody: { items: [{ id: 'id-OLD-1' }, { id: 'id-OLD-2' }] } },
     );
     const yaml = `version: 1
 rules:
@@ -224,39 +159,18 @@ rules:
     extract: [{ from: jwt, in: request, claim: tenant, source: 'header:authorization', as: tenant }]
     inject: [{ to: form, name: tenant, value: tenant }]
 `;
-    const req = flow(yaml, pair, {
-      status: 200,
-      headers: {},
-      body: JSON.stringify({ items: [{ id: 'id-NEW-1' }, { id: 'id-NEW-2' }] }),
-    });
+    const req = flow(yaml, pair, { status: 200, headers: {}, body: JSON.stringify({ items: [{ id: 'id-NEW-1' }, { id: 'id-NEW-2' }] }) });
     expect(text(req.body.data)).toBe('first=id-NEW-1&second=id-NEW-2&tenant=acme');
   });
 });
 
 describe('hand-written rules: transforms', () => {
-  const req = (headers: [string, string][], target = '/x', body?: unknown) =>
-    exchange({ id: 'r', method: 'POST', target, headers, body, status: 200 }, 0);
+  const req = (headers: [string, string][], target = '/x', body?: unknown) => exchange({ id: 'r', method: 'POST', target, headers, body, status: 200 }, 0);
 
   it('shiftTime keeps each format; store/load carry a value to a later exchange', () => {
-    const first = exchange(
-      {
-        id: 'r1',
-        method: 'GET',
-        target: '/a',
-        headers: [
-          ['x-since', '2024-05-01T12:00:00.000Z'],
-          ['x-epoch', '1714564800'],
-          ['if-modified-since', 'Wed, 01 May 2024 12:00:00 GMT'],
-        ],
-        status: 200,
-      },
-      0,
-    );
+    const first = exchange({ id: 'r1', method: 'GET', target: '/a', headers: [['x-since', '2024-05-01T12:00:00.000Z'], ['x-epoch', '1714564800'], ['if-modified-since', 'Wed, 01 May 2024 12:00:00 GMT']], status: 200 }, 0);
     first.timing.startUs = Date.UTC(2024, 4, 1, 11) * 1000;
-    const second = exchange(
-      { id: 'r2', method: 'GET', target: '/b', headers: [['x-copy', 'old']], status: 200 },
-      1,
-    );
+    const second = exchange({ id: 'r2', method: 'GET', target: '/b', headers: [['x-copy', 'old']], status: 200 }, 1);
     const yaml = `version: 1
 rules:
   - id: since
@@ -279,29 +193,16 @@ rules:
     transform: [{ op: load, var: since }]
     inject: [{ to: header, name: x-copy, value: 'since=\${since}' }]
 `;
-    const ctx = createReplayContext(
-      { transforms: loadTransformsText(yaml).rules },
-      { replayStartMs: Date.UTC(2025, 0, 1, 0), recordedStartUs: first.timing.startUs },
-    );
+    const ctx = createReplayContext({ transforms: loadTransformsText(yaml).rules }, { replayStartMs: Date.UTC(2025, 0, 1, 0), recordedStartUs: first.timing.startUs });
     const a = ctx.prepareRequest(first).request;
-    expect(a.headers).toEqual([
-      ['x-since', '2025-01-01T01:00:00.000Z'],
-      ['x-epoch', '1714568400'],
-      ['if-modified-since', 'Tue, 30 Apr 2024 12:00:00 GMT'],
-    ]);
-    expect(ctx.prepareRequest(second).request.headers).toEqual([
-      ['x-copy', 'since=2025-01-01T01:00:00.000Z'],
-    ]);
+    expect(a.headers).toEqual([['x-since', '2025-01-01T01:00:00.000Z'], ['x-epoch', '1714568400'], ['if-modified-since', 'Tue, 30 Apr 2024 12:00:00 GMT']]);
+    expect(ctx.prepareRequest(second).request.headers).toEqual([['x-copy', 'since=2025-01-01T01:00:00.000Z']]);
   });
 
   it('resignJwt keeps claims, moves iat/exp, and verifies with jose', async () => {
     const secret = 'test-secret-0123456789abcdef0123456789';
     const iat = 1714564800;
-    const old = signJwt(
-      { alg: 'HS256', typ: 'JWT' },
-      { sub: 'ada', role: 'admin', iat, exp: iat + 600 },
-      'recording-key',
-    );
+    const old = signJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'ada', role: 'admin', iat, exp: iat + 600 }, 'recording-key');
     const ex = req([['authorization', `Bearer ${old}`]]);
     ex.timing.startUs = iat * 1_000_000;
     const yaml = `version: 1
@@ -312,10 +213,7 @@ rules:
     inject: [{ to: header, name: authorization, value: a }]
 `;
     const now = Date.now();
-    const out = run(yaml, ex, {
-      replayStartMs: now,
-      resolveKey: (ref) => (ref === 'env:TEST_JWT_KEY' ? secret : ''),
-    });
+    const out = run(yaml, ex, { replayStartMs: now, resolveKey: (ref) => (ref === 'env:TEST_JWT_KEY' ? secret : '') });
     const token = out.request.headers[0]![1].replace(/^Bearer /, '');
     const { payload, protectedHeader } = await jwtVerify(token, new TextEncoder().encode(secret));
     expect(protectedHeader).toEqual({ alg: 'HS256', typ: 'JWT' });
@@ -335,9 +233,7 @@ rules:
     transform: [{ op: resignJwt, key: 'file:/keys/es.pem', by: 10s }]
     inject: [{ to: jsonpath, path: $.assertion, value: j }]
 `;
-    const out = run(yaml, req([['content-type', 'application/json']], '/x', { assertion: old }), {
-      resolveKey: () => pem,
-    });
+    const out = run(yaml, req([['content-type', 'application/json']], '/x', { assertion: old }), { resolveKey: () => pem });
     const token = JSON.parse(text(out.request.body.data)).assertion as string;
     const { payload } = await jwtVerify(token, publicKey);
     expect(payload).toEqual({ sub: 'x', exp: 2_000_000_010 });
@@ -369,10 +265,7 @@ rules:
     transform: [{ op: replace, pattern: '^v1', with: 'v2' }]
     inject: [{ to: header, name: x-ver, value: v }]
 `;
-    const out = run(yaml, ex, {
-      vars: { 'replay.port': '4567' },
-      uuid: () => 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee',
-    });
+    const out = run(yaml, ex, { vars: { 'replay.port': '4567' }, uuid: () => 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee' });
     expect(out.request.headers).toEqual([
       ['idempotency-key', 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'],
       ['x-b64', Buffer.from('user=grace').toString('base64')],
@@ -385,24 +278,12 @@ rules:
 
 describe('mock transforms', () => {
   it('echoes the live call value and shifts times in the served answer', () => {
-    const rec = exchange(
-      {
-        id: 'o1',
-        direction: 'outbound',
-        peerHost: 'inventory',
-        method: 'POST',
-        target: '/reservations',
-        headers: [['content-type', 'application/json']],
-        body: { sku: 'A', reference: 'ord-OLD-1234' },
-        status: 201,
-        resHeaders: [
-          ['content-type', 'application/json'],
-          ['date', 'Wed, 01 May 2024 12:00:00 GMT'],
-        ],
-        resBody: { id: 'res-1', reference: 'ord-OLD-1234', at: '2024-05-01T12:00:00Z' },
-      },
-      0,
-    );
+    const rec = exchange({
+      id: 'o1', direction: 'outbound', peerHost: 'inventory', method: 'POST', target: '/reservations',
+      headers: [['content-type', 'application/json']], body: { sku: 'A', reference: 'ord-OLD-1234' },
+      status: 201, resHeaders: [['content-type', 'application/json'], ['date', 'Wed, 01 May 2024 12:00:00 GMT']],
+      resBody: { id: 'res-1', reference: 'ord-OLD-1234', at: '2024-05-01T12:00:00Z' },
+    }, 0);
     rec.timing.startUs = Date.UTC(2024, 4, 1, 12) * 1000;
     const yaml = `version: 1
 rules:
@@ -421,20 +302,9 @@ rules:
     transform: [{ op: shiftTime }]
     inject: [{ to: header, in: response, name: date, value: d }]
 `;
-    const live = {
-      method: 'POST',
-      target: '/reservations',
-      headers: [['content-type', 'application/json']] as [string, string][],
-      body: JSON.stringify({ sku: 'A', reference: 'ord-NEW-9876' }),
-    };
-    const out = applyMockTransforms(loadTransformsText(yaml).rules, rec, live, {
-      replayStartMs: Date.UTC(2025, 0, 2, 12),
-    });
-    expect(JSON.parse(text(out.response.body.data))).toEqual({
-      id: 'res-1',
-      reference: 'ord-NEW-9876',
-      at: '2025-01-02T12:00:00Z',
-    });
+    const live = { method: 'POST', target: '/reservations', headers: [['content-type', 'application/json']] as [string, string][], body: JSON.stringify({ sku: 'A', reference: 'ord-NEW-9876' }) };
+    const out = applyMockTransforms(loadTransformsText(yaml).rules, rec, live, { replayStartMs: Date.UTC(2025, 0, 2, 12) });
+    expect(JSON.parse(text(out.response.body.data))).toEqual({ id: 'res-1', reference: 'ord-NEW-9876', at: '2025-01-02T12:00:00Z' });
     expect(out.response.headers).toContainEqual(['date', 'Thu, 02 Jan 2025 12:00:00 GMT']);
     expect(out.notes).toEqual([]);
   });

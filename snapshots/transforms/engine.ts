@@ -19,18 +19,7 @@ import type { TokensFile, TransformsFile } from '../yamlfile.js';
 import type { TokenEntry } from '../tokens/types.js';
 import { type CompiledRule, compileRules, type Plugins } from './compile.js';
 import { openMessage } from './message.js';
-import {
-  defaultResolveKey,
-  defaultUuid,
-  extractValues,
-  type Injected,
-  pairUp,
-  type Pair,
-  type RunEnv,
-  runInjector,
-  runSteps,
-  type Scope,
-} from './run.js';
+import { defaultResolveKey, defaultUuid, extractValues, type Injected, pairUp, type Pair, type RunEnv, runInjector, runSteps, type Scope } from './run.js';
 import { createVarStore } from './store.js';
 
 export interface LiveResponse {
@@ -123,11 +112,7 @@ export function liveBody(b: Uint8Array | string): Uint8Array {
 }
 
 export function builtinVars(offsetMs: number, replayStartMs: number): Record<string, string> {
-  return {
-    'replay.offsetMs': String(offsetMs),
-    'replay.now': new Date(replayStartMs).toISOString(),
-    'replay.nowMs': String(replayStartMs),
-  };
+  return { 'replay.offsetMs': String(offsetMs), 'replay.now': new Date(replayStartMs).toISOString(), 'replay.nowMs': String(replayStartMs) };
 }
 
 interface Expected {
@@ -138,11 +123,7 @@ interface Expected {
 export function createReplayContext(input: ReplayInput, options: ReplayOptions = {}): ReplayContext {
   const rules = Array.isArray(input.transforms)
     ? input.transforms
-    : compileRules(input.transforms, {
-        file: options.file ?? 'transforms.yaml',
-        vars: Object.keys(options.vars ?? {}),
-        ...(options.plugins ? { plugins: options.plugins } : {}),
-      });
+    : compileRules(input.transforms, { file: options.file ?? 'transforms.yaml', vars: Object.keys(options.vars ?? {}), ...(options.plugins ? { plugins: options.plugins } : {}) });
   const ruleIds = new Set(rules.filter((r) => r.rule.enabled !== false).map((r) => r.id));
   const tokens = (input.tokens?.tokens ?? []) as unknown as TokenEntry[];
   const replayStartMs = options.replayStartMs ?? Date.now();
@@ -172,12 +153,8 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
   // Origin exchange → rule → did the live answer carry the value?
   const originState = new Map<string, Map<string, 'ok' | 'missing'>>();
 
-  const offsetMs = (): number =>
-    recordedStartUs === undefined ? 0 : replayStartMs - Math.floor(recordedStartUs / 1000);
-  const constVars = (): Record<string, string> => ({
-    ...builtinVars(offsetMs(), replayStartMs),
-    ...(options.vars ?? {}),
-  });
+  const offsetMs = (): number => (recordedStartUs === undefined ? 0 : replayStartMs - Math.floor(recordedStartUs / 1000));
+  const constVars = (): Record<string, string> => ({ ...builtinVars(offsetMs(), replayStartMs), ...(options.vars ?? {}) });
 
   const warn = (w: ReplayWarning): void => {
     const key = `${w.kind} ${w.exchange} ${w.rule ?? ''} ${w.where ?? ''} ${w.token ?? ''}`;
@@ -222,24 +199,11 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
 
     prepareRequest(recorded, session = sessionOf(recorded)) {
       counters.prepared++;
-      if (
-        options.recordedStartUs === undefined &&
-        (recordedStartUs === undefined || recorded.timing.startUs < recordedStartUs)
-      ) {
+      if (options.recordedStartUs === undefined && (recordedStartUs === undefined || recorded.timing.startUs < recordedStartUs)) {
         recordedStartUs = recorded.timing.startUs;
       }
-      const view = openMessage(
-        'request',
-        recorded.request.headers,
-        recorded.request.body,
-        recorded.request.target,
-      );
-      const before = openMessage(
-        'request',
-        recorded.request.headers,
-        recorded.request.body,
-        recorded.request.target,
-      );
+      const view = openMessage('request', recorded.request.headers, recorded.request.body, recorded.request.target);
+      const before = openMessage('request', recorded.request.headers, recorded.request.body, recorded.request.target);
       const changes: Change[] = [];
       const env = envFor(session, recorded.id);
       for (const r of rules) {
@@ -273,16 +237,8 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
       counters.observed++;
       const learned: ObservedResponse['learned'] = [];
       const rec = recorded.response;
-      const recView = openMessage(
-        'response',
-        rec?.headers ?? [],
-        rec?.body ?? { data: new Uint8Array(0), size: 0, truncated: false },
-      );
-      const liveView = openMessage('response', liveHeaders(live.headers), {
-        data: liveBody(live.body),
-        size: 0,
-        truncated: false,
-      });
+      const recView = openMessage('response', rec?.headers ?? [], rec?.body ?? { data: new Uint8Array(0), size: 0, truncated: false });
+      const liveView = openMessage('response', liveHeaders(live.headers), { data: liveBody(live.body), size: 0, truncated: false });
       const env = envFor(session, recorded.id);
       for (const r of rules) {
         if (r.rule.enabled === false || r.phase !== 'response' || !r.match(recorded, live.status)) continue;
@@ -292,21 +248,14 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
         for (const x of r.extract) {
           const recValues = extractValues(x, recView, env.plugins);
           const sim = options.simulateLive;
-          const liveValues = sim
-            ? recValues.map((v) => sim(r.id, v))
-            : extractValues(x, liveView, env.plugins);
+          const liveValues = sim ? recValues.map((v) => sim(r.id, v)) : extractValues(x, liveView, env.plugins);
           const pairs = pairUp(recValues, liveValues, recorded.id);
           scope.set(x.def.as, pairs);
           for (const p of pairs) {
             if (p.recorded === undefined) continue;
             any = true;
             if (p.live === undefined) lacking = true;
-            learned.push({
-              rule: r.id,
-              var: x.def.as,
-              recorded: p.recorded,
-              ...(p.live !== undefined ? { live: p.live } : {}),
-            });
+            learned.push({ rule: r.id, var: x.def.as, recorded: p.recorded, ...(p.live !== undefined ? { live: p.live } : {}) });
           }
         }
         if (any) {
@@ -336,15 +285,7 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
       return;
     }
     counters.substitutions++;
-    const c: Change = {
-      rule: r.id,
-      exchange: ex.id,
-      side: 'request',
-      where: done.where,
-      before: done.before,
-      after: done.after,
-      var: done.var,
-    };
+    const c: Change = { rule: r.id, exchange: ex.id, side: 'request', where: done.where, before: done.before, after: done.after, var: done.var };
     if (done.origin) c.origin = done.origin;
     changes.push(c);
   }
@@ -359,12 +300,9 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
       if (changes.some((c) => c.rule === t.rule && c.where === e.where)) continue;
       let why: string;
       const state = originState.get(origin.exchange)?.get(t.rule ?? '');
-      if (!t.rule || !ruleIds.has(t.rule))
-        why = `its rule '${t.rule ?? '(none)'}' is missing or disabled in transforms.yaml`;
-      else if (state === 'missing')
-        why = `the build's answer to ${origin.exchange} lacked it at ${origin.where}`;
-      else if (state === undefined)
-        why = `the answer to ${origin.exchange} was not observed (not replayed, failed, or its status did not match the rule)`;
+      if (!t.rule || !ruleIds.has(t.rule)) why = `its rule '${t.rule ?? '(none)'}' is missing or disabled in transforms.yaml`;
+      else if (state === 'missing') why = `the build's answer to ${origin.exchange} lacked it at ${origin.where}`;
+      else if (state === undefined) why = `the answer to ${origin.exchange} was not observed (not replayed, failed, or its status did not match the rule)`;
       else why = `the recorded value was not found at ${e.where}`;
       warn({
         kind: 'unreplaced-token',
@@ -383,10 +321,5 @@ export function createReplayContext(input: ReplayInput, options: ReplayOptions =
 /** The recorded response with a live status/headers/body, for callers that want a Response. */
 export function toResponse(live: LiveResponse, version = 'HTTP/1.1'): Response {
   const data = liveBody(live.body);
-  return {
-    status: live.status,
-    version,
-    headers: liveHeaders(live.headers),
-    body: { data, size: data.length, truncated: false },
-  };
+  return { status: live.status, version, headers: liveHeaders(live.headers), body: { data, size: data.length, truncated: false } };
 }

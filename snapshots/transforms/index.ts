@@ -1,12 +1,6 @@
 /** Transform rules (transforms.yaml) and the replay engine the runner and the mocks use. */
 export type { Rule, RuleMatch, Extractor, Step, Injector, Side } from './types.js';
-export {
-  compileRules,
-  loadTransformsText,
-  type CompiledRule,
-  type CompileOptions,
-  type Plugins,
-} from './compile.js';
+export { compileRules, loadTransformsText, type CompiledRule, type CompileOptions, type Plugins } from './compile.js';
 export {
   createReplayContext,
   type ReplayContext,
@@ -18,13 +12,7 @@ export {
   type LiveResponse,
   type Change,
 } from './engine.js';
-export {
-  applyMockTransforms,
-  createMockContext,
-  type MockContext,
-  type MockAnswer,
-  type LiveRequest,
-} from './mock.js';
+export { applyMockTransforms, createMockContext, type MockContext, type MockAnswer, type LiveRequest } from './mock.js';
 export { decodeJwt, signJwt, resignJwt } from './jwt.js';
 export { parseTime, formatTime, shiftTimeText, type TimeFormat } from './timefmt.js';
 export { parseJsonPath } from './jsonpath.js';

@@ -16,9 +16,7 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*$/;
 function json(part: string): Record<string, unknown> | undefined {
   try {
     const v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as unknown;
-    return v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
@@ -39,17 +37,12 @@ export class JwtSignError extends Error {}
 
 function hashOf(alg: string): string {
   const bits = alg.slice(2);
-  if (bits !== '256' && bits !== '384' && bits !== '512')
-    throw new JwtSignError(`unsupported JWT alg '${alg}'`);
+  if (bits !== '256' && bits !== '384' && bits !== '512') throw new JwtSignError(`unsupported JWT alg '${alg}'`);
   return `sha${bits}`;
 }
 
 /** Signs `header.claims` with `key` (a secret for HS*, a PEM private key otherwise). */
-export function signJwt(
-  header: Record<string, unknown>,
-  claims: Record<string, unknown>,
-  key: string | Buffer,
-): string {
+export function signJwt(header: Record<string, unknown>, claims: Record<string, unknown>, key: string | Buffer): string {
   const alg = String(header.alg);
   const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   let sig: Buffer;
@@ -65,13 +58,8 @@ export function signJwt(
     if (alg === 'EdDSA') sig = cryptoSign(null, Buffer.from(input), k);
     else if (alg.startsWith('RS')) sig = cryptoSign(hashOf(alg), Buffer.from(input), k);
     else if (alg.startsWith('PS')) {
-      sig = cryptoSign(hashOf(alg), Buffer.from(input), {
-        key: k,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
-      });
-    } else if (alg.startsWith('ES'))
-      sig = cryptoSign(hashOf(alg), Buffer.from(input), { key: k, dsaEncoding: 'ieee-p1363' });
+      sig = cryptoSign(hashOf(alg), Buffer.from(input), { key: k, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST });
+    } else if (alg.startsWith('ES')) sig = cryptoSign(hashOf(alg), Buffer.from(input), { key: k, dsaEncoding: 'ieee-p1363' });
     else throw new JwtSignError(`unsupported JWT alg '${alg}'`);
   }
   return `${input}.${sig.toString('base64url')}`;

@@ -11,9 +11,7 @@ function globRe(glob: string): RegExp {
 
 /** `200`, `2xx`, `400-499`, `200,201`; throws on anything else. */
 export function statusTest(spec: number | string): (s: number) => boolean {
-  const parts = String(spec)
-    .split(',')
-    .map((p) => p.trim());
+  const parts = String(spec).split(',').map((p) => p.trim());
   const tests = parts.map((p) => {
     if (/^\d{3}$/.test(p)) return (s: number) => s === Number(p);
     if (/^\dxx$/i.test(p)) return (s: number) => Math.floor(s / 100) === Number(p[0]);
@@ -25,12 +23,7 @@ export function statusTest(spec: number | string): (s: number) => boolean {
 }
 
 export function hostOfExchange(ex: Exchange): string {
-  return (
-    ex.peer.host ??
-    headerValue(ex.request.headers, 'host') ??
-    headerValue(ex.request.headers, ':authority') ??
-    ex.peer.addr
-  );
+  return ex.peer.host ?? headerValue(ex.request.headers, 'host') ?? headerValue(ex.request.headers, ':authority') ?? ex.peer.addr;
 }
 
 export function compileMatch(m: RuleMatch | undefined): MatchFn {
@@ -41,8 +34,7 @@ export function compileMatch(m: RuleMatch | undefined): MatchFn {
   return (ex, liveStatus) => {
     if (m.direction && ex.direction !== m.direction) return false;
     if (methods && !methods.includes(ex.request.method.toUpperCase())) return false;
-    if (host && !host.test(hostOfExchange(ex).replace(/:\d+$/, '')) && !host.test(hostOfExchange(ex)))
-      return false;
+    if (host && !host.test(hostOfExchange(ex).replace(/:\d+$/, '')) && !host.test(hostOfExchange(ex))) return false;
     if (m.route !== undefined && !routeMatches(m.route, ex.request.target)) return false;
     if (status) {
       const s = liveStatus ?? ex.response?.status;

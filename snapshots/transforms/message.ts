@@ -41,13 +41,7 @@ function decode(s: string, plus: boolean): string {
 }
 
 /** Splits `a=1&b=2` keeping raw pairs; values decoded on read, re-encoded only when changed. */
-function mapPairs(
-  text: string,
-  name: string | undefined,
-  plus: boolean,
-  f: Update | undefined,
-  out: string[],
-): { text: string; changed: number } {
+function mapPairs(text: string, name: string | undefined, plus: boolean, f: Update | undefined, out: string[]): { text: string; changed: number } {
   if (text === '') return { text, changed: 0 };
   let changed = 0;
   const pairs = text.split('&').map((pair) => {
@@ -90,12 +84,7 @@ export interface MessageView {
   toResponse(base: Response): Response;
 }
 
-export function openMessage(
-  side: 'request' | 'response',
-  headers: HeaderList,
-  body: Body,
-  target = '',
-): MessageView {
+export function openMessage(side: 'request' | 'response', headers: HeaderList, body: Body, target = ''): MessageView {
   let hdrs: HeaderList = headers.map(([n, v]) => [n, v]);
   let tgt = target;
   const raw = body.decoded ?? body.data;
@@ -213,9 +202,7 @@ export function openMessage(
             const s = String(old);
             const n = apply(s);
             if (n === s) return old;
-            return typeof old === 'number' && /^-?\d+(\.\d+)?$/.test(n) && String(Number(n)) === n
-              ? Number(n)
-              : n;
+            return typeof old === 'number' && /^-?\d+(\.\d+)?$/.test(n) && String(Number(n)) === n ? Number(n) : n;
           }
           return undefined;
         };
@@ -304,9 +291,7 @@ export function openMessage(
         }
         case 'form': {
           const t = getText() ?? '';
-          setText(
-            `${t}${t === '' ? '' : '&'}${encodeURIComponent(loc.name ?? '')}=${encodeURIComponent(value)}`,
-          );
+          setText(`${t}${t === '' ? '' : '&'}${encodeURIComponent(loc.name ?? '')}=${encodeURIComponent(value)}`);
           return 1;
         }
         case 'body':

@@ -11,17 +11,7 @@ import type { TransformsFile } from '../yamlfile.js';
 import { type CompiledRule, compileRules } from './compile.js';
 import { builtinVars, type Change, type ReplayOptions } from './engine.js';
 import { openMessage } from './message.js';
-import {
-  defaultResolveKey,
-  defaultUuid,
-  extractValues,
-  pairUp,
-  type Pair,
-  type RunEnv,
-  runInjector,
-  runSteps,
-  type Scope,
-} from './run.js';
+import { defaultResolveKey, defaultUuid, extractValues, pairUp, type Pair, type RunEnv, runInjector, runSteps, type Scope } from './run.js';
 import { createVarStore } from './store.js';
 
 export interface LiveRequest {
@@ -41,17 +31,10 @@ export interface MockContext {
   respond(recorded: Exchange, live: LiveRequest, session?: string): MockAnswer;
 }
 
-export function createMockContext(
-  transforms: TransformsFile | CompiledRule[],
-  options: ReplayOptions = {},
-): MockContext {
+export function createMockContext(transforms: TransformsFile | CompiledRule[], options: ReplayOptions = {}): MockContext {
   const rules = Array.isArray(transforms)
     ? transforms
-    : compileRules(transforms, {
-        file: options.file ?? 'transforms.yaml',
-        vars: Object.keys(options.vars ?? {}),
-        ...(options.plugins ? { plugins: options.plugins } : {}),
-      });
+    : compileRules(transforms, { file: options.file ?? 'transforms.yaml', vars: Object.keys(options.vars ?? {}), ...(options.plugins ? { plugins: options.plugins } : {}) });
   const store = createVarStore();
   const replayStartMs = options.replayStartMs ?? Date.now();
 
@@ -74,18 +57,8 @@ export function createMockContext(
         note: (m) => notes.push(m),
       };
       const liveBody = typeof live.body === 'string' ? new Uint8Array(Buffer.from(live.body)) : live.body;
-      const recReq = openMessage(
-        'request',
-        recorded.request.headers,
-        recorded.request.body,
-        recorded.request.target,
-      );
-      const liveReq = openMessage(
-        'request',
-        live.headers,
-        { data: liveBody, size: liveBody.length, truncated: false },
-        live.target,
-      );
+      const recReq = openMessage('request', recorded.request.headers, recorded.request.body, recorded.request.target);
+      const liveReq = openMessage('request', live.headers, { data: liveBody, size: liveBody.length, truncated: false }, live.target);
       const recRes = openMessage('response', res.headers, res.body);
       const out = openMessage('response', res.headers, res.body);
       const changes: Change[] = [];
@@ -95,23 +68,13 @@ export function createMockContext(
         for (const x of r.extract) {
           const pairs =
             r.phase === 'request'
-              ? pairUp(
-                  extractValues(x, recReq, env.plugins),
-                  extractValues(x, liveReq, env.plugins),
-                  recorded.id,
-                )
-              : pairUp(
-                  extractValues(x, recRes, env.plugins),
-                  extractValues(x, out, env.plugins),
-                  recorded.id,
-                );
+              ? pairUp(extractValues(x, recReq, env.plugins), extractValues(x, liveReq, env.plugins), recorded.id)
+              : pairUp(extractValues(x, recRes, env.plugins), extractValues(x, out, env.plugins), recorded.id);
           scope.set(x.def.as, pairs);
         }
         runSteps(r, scope, env);
         const resolver = {
-          pairs: (name: string): Pair[] =>
-            scope.get(name) ??
-            (name in vars ? [{ recorded: vars[name], live: vars[name] }] : store.pairs(session, name)),
+          pairs: (name: string): Pair[] => scope.get(name) ?? (name in vars ? [{ recorded: vars[name], live: vars[name] }] : store.pairs(session, name)),
           byRecorded: (name: string, value: string): Pair | undefined =>
             scope.get(name)?.find((p) => p.recorded === value) ?? store.byRecorded(session, name, value),
         };
@@ -123,15 +86,7 @@ export function createMockContext(
               notes.push(`rule '${r.id}' ${d.where}: no live value for '${d.var}'`);
               continue;
             }
-            changes.push({
-              rule: r.id,
-              exchange: recorded.id,
-              side: 'response',
-              where: d.where,
-              before: d.before,
-              after: d.after,
-              var: d.var,
-            });
+            changes.push({ rule: r.id, exchange: recorded.id, side: 'response', where: d.where, before: d.before, after: d.after, var: d.var });
           }
         }
       }

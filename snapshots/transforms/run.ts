@@ -108,8 +108,7 @@ function latestLive(pairs: Pair[] | undefined): string | undefined {
 
 function runStep(s: CompiledStep, current: Pair[], scope: Scope, env: RunEnv, ruleId: string): Pair[] {
   const def = s.def;
-  const liveOf = (name: string): string | undefined =>
-    name in env.vars && !scope.has(name) ? env.vars[name] : latestLive(scope.get(name) ?? env.load(name));
+  const liveOf = (name: string): string | undefined => (name in env.vars && !scope.has(name) ? env.vars[name] : latestLive(scope.get(name) ?? env.load(name)));
   switch (def.op) {
     case 'replace': {
       const w = s.with ? render(s.with, liveOf) : undefined;
@@ -124,10 +123,7 @@ function runStep(s: CompiledStep, current: Pair[], scope: Scope, env: RunEnv, ru
       const fmt = def.format === undefined || def.format === 'auto' ? undefined : (def.format as TimeFormat);
       return mapLive(current, (v) => {
         const out = shiftTimeText(v, delta, fmt);
-        if (out === undefined)
-          env.note(
-            `rule '${ruleId}': shiftTime: '${v.slice(0, 40)}' is not a time${fmt ? ` in ${fmt}` : ''}`,
-          );
+        if (out === undefined) env.note(`rule '${ruleId}': shiftTime: '${v.slice(0, 40)}' is not a time${fmt ? ` in ${fmt}` : ''}`);
         return out ?? v;
       });
     }
@@ -153,13 +149,9 @@ function runStep(s: CompiledStep, current: Pair[], scope: Scope, env: RunEnv, ru
     case 'uuid':
       return mapLive(current, () => env.uuid());
     case 'base64Encode':
-      return mapLive(current, (v) =>
-        Buffer.from(v, 'utf8').toString(def.format === 'base64url' ? 'base64url' : 'base64'),
-      );
+      return mapLive(current, (v) => Buffer.from(v, 'utf8').toString(def.format === 'base64url' ? 'base64url' : 'base64'));
     case 'base64Decode':
-      return mapLive(current, (v) =>
-        Buffer.from(v, def.format === 'base64url' ? 'base64url' : 'base64').toString('utf8'),
-      );
+      return mapLive(current, (v) => Buffer.from(v, def.format === 'base64url' ? 'base64url' : 'base64').toString('utf8'));
     case 'urlRewrite': {
       const from = s.from ? render(s.from, liveOf) : undefined;
       const to = s.to ? render(s.to, liveOf) : undefined;
@@ -224,12 +216,7 @@ function escapeRe(s: string): string {
 }
 
 /** Writes one injector into `view`; returns what changed (and recorded values left unreplaced). */
-export function runInjector(
-  j: CompiledInjector,
-  view: MessageView,
-  resolve: Resolver,
-  env: RunEnv,
-): Injected[] {
+export function runInjector(j: CompiledInjector, view: MessageView, resolve: Resolver, env: RunEnv): Injected[] {
   const out: Injected[] = [];
   const t = j.template;
   const key = t.vars[0];
@@ -239,14 +226,7 @@ export function runInjector(
     if (value === undefined) {
       const lacking = t.vars.find((v) => latest(v) === undefined)!;
       const rec = resolve.pairs(lacking).at(-1);
-      out.push({
-        where: j.where,
-        before: '',
-        after: '',
-        missing: true,
-        var: lacking,
-        ...(rec?.origin ? { origin: rec.origin } : {}),
-      });
+      out.push({ where: j.where, before: '', after: '', missing: true, var: lacking, ...(rec?.origin ? { origin: rec.origin } : {}) });
       return out;
     }
     if (j.kind.startsWith('x-')) {
@@ -268,12 +248,7 @@ export function runInjector(
   const suffix = t.parts[t.parts.length - 1]!;
   view.write(j.loc, (value) => {
     const found: Pair[] = [];
-    if (
-      single &&
-      value.startsWith(prefix) &&
-      value.endsWith(suffix) &&
-      value.length >= prefix.length + suffix.length
-    ) {
+    if (single && value.startsWith(prefix) && value.endsWith(suffix) && value.length >= prefix.length + suffix.length) {
       const hit = resolve.byRecorded(key, value.slice(prefix.length, value.length - suffix.length));
       if (hit) found.push(hit);
     }
@@ -289,24 +264,11 @@ export function runInjector(
       const rec = render(t, (n) => others(n, p, 'recorded'))!;
       const live = p.live === undefined ? undefined : render(t, (n) => others(n, p, 'live'));
       if (live === undefined) {
-        out.push({
-          where: j.where,
-          before: rec,
-          after: rec,
-          missing: true,
-          var: key,
-          ...(p.origin ? { origin: p.origin } : {}),
-        });
+        out.push({ where: j.where, before: rec, after: rec, missing: true, var: key, ...(p.origin ? { origin: p.origin } : {}) });
         continue;
       }
       next = next.replace(new RegExp(escapeRe(rec), 'g'), () => live);
-      out.push({
-        where: j.where,
-        before: rec,
-        after: live,
-        var: key,
-        ...(p.origin ? { origin: p.origin } : {}),
-      });
+      out.push({ where: j.where, before: rec, after: live, var: key, ...(p.origin ? { origin: p.origin } : {}) });
     }
     return next;
   });

@@ -55,9 +55,7 @@ export function createVarStore(): VarStore {
       return all.length > SCAN_LIMIT ? all.slice(-SCAN_LIMIT) : all;
     },
     byRecorded(session, name, value) {
-      return (
-        sessions.get(session)?.get(name)?.byRecorded.get(value) ?? global.get(name)?.byRecorded.get(value)
-      );
+      return sessions.get(session)?.get(name)?.byRecorded.get(value) ?? global.get(name)?.byRecorded.get(value);
     },
     size: () => count,
   };

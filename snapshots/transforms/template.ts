@@ -24,8 +24,7 @@ export function parseTemplate(value: string, bareIsVar = false): Template {
     last = m.index + m[0].length;
   }
   parts.push(value.slice(last));
-  if (parts.some((p) => p.includes('${')))
-    throw new Error(`'${value}' has a '\${' that is not a variable reference like \${name}`);
+  if (parts.some((p) => p.includes('${'))) throw new Error(`'${value}' has a '\${' that is not a variable reference like \${name}`);
   return { parts, vars };
 }
 

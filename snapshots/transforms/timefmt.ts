@@ -19,11 +19,9 @@ export interface ParsedTime {
 const MIN_S = 1_000_000_000;
 const MAX_S = 4_102_444_800;
 
-const ISO =
-  /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+const ISO = /^(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const HTTP_DATE =
-  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 
@@ -45,8 +43,7 @@ export function parseTime(text: string, only?: TimeFormat): ParsedTime | undefin
   const want = (f: TimeFormat): boolean => only === undefined || only === f;
   if (/^\d+$/.test(t)) {
     const n = Number(t);
-    if (t.length === 10 && want('unix') && n >= MIN_S && n <= MAX_S)
-      return { format: 'unix', ms: n * 1000, subMs: '' };
+    if (t.length === 10 && want('unix') && n >= MIN_S && n <= MAX_S) return { format: 'unix', ms: n * 1000, subMs: '' };
     if (t.length === 13 && want('unix-ms') && valid(n)) return { format: 'unix-ms', ms: n, subMs: '' };
     if (t.length === 16 && want('unix-us')) {
       const ms = Number(t.slice(0, 13));
@@ -59,14 +56,8 @@ export function parseTime(text: string, only?: TimeFormat): ParsedTime | undefin
     const [, y, mo, d, sep, hh, mm, ss, frac = '', zone = ''] = m;
     const base = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(hh), Number(mm), Number(ss ?? 0));
     const ms = base + Number(frac.slice(0, 3).padEnd(3, '0')) - zoneMinutes(zone) * 60_000;
-    if (!valid(ms) || Number(mo) > 12 || Number(d) > 31 || Number(hh) > 23 || Number(mm) > 59)
-      return undefined;
-    return {
-      format: 'iso8601',
-      ms,
-      subMs: frac.slice(3),
-      iso: { sep: sep!, seconds: ss !== undefined, fraction: frac.length, zone },
-    };
+    if (!valid(ms) || Number(mo) > 12 || Number(d) > 31 || Number(hh) > 23 || Number(mm) > 59) return undefined;
+    return { format: 'iso8601', ms, subMs: frac.slice(3), iso: { sep: sep!, seconds: ss !== undefined, fraction: frac.length, zone } };
   }
   m = DATE.exec(t);
   if (m && want('date')) {
@@ -76,14 +67,7 @@ export function parseTime(text: string, only?: TimeFormat): ParsedTime | undefin
   }
   m = HTTP_DATE.exec(t);
   if (m && want('http-date')) {
-    const ms = Date.UTC(
-      Number(m[4]),
-      MONTHS.indexOf(m[3]!),
-      Number(m[2]),
-      Number(m[5]),
-      Number(m[6]),
-      Number(m[7]),
-    );
+    const ms = Date.UTC(Number(m[4]), MONTHS.indexOf(m[3]!), Number(m[2]), Number(m[5]), Number(m[6]), Number(m[7]));
     if (!valid(ms)) return undefined;
     return { format: 'http-date', ms, subMs: '' };
   }
@@ -113,8 +97,7 @@ export function formatTime(ms: number, like: ParsedTime): string {
       const local = new Date(whole + zoneMinutes(iso.zone) * 60_000);
       let out = `${local.toISOString().slice(0, 10)}${iso.sep}${p2(local.getUTCHours())}:${p2(local.getUTCMinutes())}`;
       if (iso.seconds) out += `:${p2(local.getUTCSeconds())}`;
-      if (iso.fraction > 0)
-        out += `.${(String(local.getUTCMilliseconds()).padStart(3, '0') + like.subMs).slice(0, iso.fraction).padEnd(iso.fraction, '0')}`;
+      if (iso.fraction > 0) out += `.${(String(local.getUTCMilliseconds()).padStart(3, '0') + like.subMs).slice(0, iso.fraction).padEnd(iso.fraction, '0')}`;
       return out + iso.zone;
     }
   }

@@ -11,8 +11,7 @@ export class WhereError extends Error {}
 export function parseWhere(where: string): Location {
   if (where === 'body') return { kind: 'body' };
   const colon = where.indexOf(':');
-  if (colon === -1)
-    throw new WhereError(`'${where}' is not a location (kind:argument, e.g. header:authorization)`);
+  if (colon === -1) throw new WhereError(`'${where}' is not a location (kind:argument, e.g. header:authorization)`);
   const kind = where.slice(0, colon);
   const arg = where.slice(colon + 1);
   switch (kind) {
@@ -23,8 +22,7 @@ export function parseWhere(where: string): Location {
       if (arg === '') throw new WhereError(`'${where}' needs a name after '${kind}:'`);
       return { kind, name: kind === 'header' ? arg.toLowerCase() : arg };
     case 'path':
-      if (!/^\d+$/.test(arg))
-        throw new WhereError(`'${where}': path needs a segment number (0 is the first)`);
+      if (!/^\d+$/.test(arg)) throw new WhereError(`'${where}': path needs a segment number (0 is the first)`);
       return { kind, segment: Number(arg) };
     case 'jsonpath':
       try {
@@ -39,20 +37,12 @@ export function parseWhere(where: string): Location {
         throw new WhereError(`'${arg}' is not a valid regular expression (${(e as Error).message})`);
       }
     default:
-      throw new WhereError(
-        `'${kind}' is not a location kind (header, cookie, query, path, jsonpath, form, regex, body)`,
-      );
+      throw new WhereError(`'${kind}' is not a location kind (header, cookie, query, path, jsonpath, form, regex, body)`);
   }
 }
 
 /** The `where` string of a rule's extractor or injector fields. */
-export function whereOf(f: {
-  kind: string;
-  name?: string;
-  segment?: number;
-  path?: string;
-  pattern?: string;
-}): string {
+export function whereOf(f: { kind: string; name?: string; segment?: number; path?: string; pattern?: string }): string {
   switch (f.kind) {
     case 'header':
       return `header:${(f.name ?? '').toLowerCase()}`;
