@@ -23,8 +23,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { packageRoot } from '../../core/paths.js';
-import { type DemoSystem, runTraffic, startDemo } from '../../examples/demo/index.js';
-import { createSnapshotWriter } from '../../snapshots/index.js';
+import { type DemoSystem, demoPasswords, runTraffic, startDemo } from '../../examples/demo/index.js';
+import { createRedactor, createSnapshotWriter } from '../../snapshots/index.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 
 const root = packageRoot();
@@ -188,6 +188,9 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
     const env = system.env;
     await system.stop();
     system = undefined;
+    // the client's passwords, redacted in the snapshot: a secrets file CI would write from its store
+    const r = createRedactor(undefined);
+    writeFileSync(join(dir, 'secrets.yaml'), demoPasswords().map((p) => `${r.placeholderOf(p)}: ${JSON.stringify(p)}\n`).join(''), { mode: 0o600 });
     // the service repository: retap.yaml names the snapshot store and how to start the build
     writeFileSync(
       join(dir, 'retap.yaml'),
@@ -204,6 +207,7 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
         '    env:',
         `      INVENTORY_URL: ${env.INVENTORY_URL}`,
         `      PAYMENTS_URL: ${env.PAYMENTS_URL}`,
+        '  secrets: secrets.yaml',
         'assertions:',
         '  budgets: ["mocks >= 100%"]',
         '',
