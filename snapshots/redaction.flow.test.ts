@@ -303,6 +303,15 @@ describe('redaction by value', () => {
     expect(dec.decode(out[1]!.request.body.data)).toMatch(/^old password was REDACTED-[0-9a-f]{16}$/);
   });
 
+  it('says which exchanges need redacting by themselves (the writer keeps the others as encoded)', () => {
+    const r = createRedactor(undefined);
+    expect(r.learn(sampleExchange(1))).toBe(false);
+    expect(r.learn(sampleExchange(3))).toBe(false);
+    expect(r.learn(http('GET', '/a', [['Authorization', 'Bearer x']], '', 200, [], ''))).toBe(true);
+    expect(r.learn(http('GET', '/b', [], '', 200, [['Content-Type', 'application/octet-stream']], new Uint8Array([0, 255, 1])))).toBe(true);
+    expect(r.learn(http('POST', '/c', [['Content-Type', 'application/json']], '{"card":"4111 1111 1111 1111"}', 200, [], ''))).toBe(true);
+  });
+
   it('counts what it replaced, by rule and place', () => {
     const { r } = redactAll(sessionChain());
     const s = r.summary();

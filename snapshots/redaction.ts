@@ -101,10 +101,9 @@ function asText(data: Uint8Array): string | undefined {
 }
 
 /** Will format.ts store these bytes as readable text (so a secret shows in the stored line)? */
-function storedAsText(data: Uint8Array): boolean {
+function storedAsText(data: Uint8Array, text: string | undefined): boolean {
   if (data.length === 0) return true;
-  const t = asText(data);
-  return t !== undefined && !BINARY_CONTROL.test(t) && !t.includes('\ufeff');
+  return text !== undefined && !BINARY_CONTROL.test(text) && !text.includes('\ufeff');
 }
 
 function decodePair(s: string, plus: boolean): string {
@@ -139,7 +138,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const userFields = (cfg.jsonFields ?? []).map((f) => new RegExp(f, 'i'));
   const jsonFieldRule = defaults || userFields.length > 0;
   // "name": "string" | number, matched lexically so the rest of the body keeps its exact bytes.
-  const jsonField = /"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)/g;
+  // Built-in names all hold one of these stems (a lookahead keeps other fields off the callback).
+  const stems = defaults && userFields.length === 0 ? '(?=(?:[^"\\\\]|\\\\.)*(?:pass|secret|tok|sess|sid|key|auth|jwt|csrf|xsrf|cred|cookie|otp|pin|pwd))' : '';
+  const jsonField = new RegExp(`"${stems}((?:[^"\\\\]|\\\\.)*)"(\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`, 'gi');
   const extraQuery = (cfg.queryParams ?? []).map((q) => q.toLowerCase());
   const patterns = (cfg.patterns ?? []).map((p) => ({ id: p.id, re: new RegExp(p.regex, 'g') }));
   const rules = [
@@ -376,11 +377,12 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   };
 
   const bodyOf = (body: Body, headers: HeaderList, side: string): { body: Body; headers: HeaderList } => {
+    if (body.data.length === 0 && !body.decoded?.length) return { body, headers };
     const contentType = (headerValue(headers, 'content-type') ?? '').toLowerCase();
     const where = `${side}.body`;
     if (body.decoded !== undefined) {
-      if (mode === 'learn' && !storedAsText(body.decoded)) needs = true;
       const plain = asText(body.decoded);
+      if (mode === 'learn' && !storedAsText(body.decoded, plain)) needs = true;
       if (plain === undefined) {
         const masked = maskBytes(body.decoded, where);
         return masked === body.decoded ? { body, headers } : reencode(body, masked, headers);
@@ -389,8 +391,8 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
       if (next === plain || mode === 'learn') return { body, headers };
       return reencode(body, textEncoder.encode(next), headers);
     }
-    if (mode === 'learn' && !storedAsText(body.data)) needs = true;
     const plain = asText(body.data);
+    if (mode === 'learn' && !storedAsText(body.data, plain)) needs = true;
     if (plain === undefined) {
       const data = maskBytes(body.data, where);
       return data === body.data ? { body, headers } : { body: { ...body, data }, headers };

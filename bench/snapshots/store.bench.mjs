@@ -39,6 +39,25 @@ async function lib(root) {
   return { ...snapshots, ...sample };
 }
 
+/**
+ * The same small exchanges carrying credentials: sessions of 10 exchanges, the first a login
+ * whose answer hands out a 32-hex session token, the other 9 presenting it in
+ * `Authorization: Session …` — 1M exchanges make 100k distinct secrets, each learned from its
+ * use and redacted in the login answer that came before (redaction by value).
+ */
+function authExchange(L, i) {
+  const ex = L.sampleExchange(i);
+  const token = `${(Math.floor(i / 10) * 2654435761).toString(16).padStart(12, '0')}a1b2c3d4e5f6a7b8c9d0`;
+  if (i % 10 === 0) {
+    const body = new TextEncoder().encode(`{"session":"${token}","user":"u${i}"}`);
+    return {
+      ...ex,
+      response: { ...ex.response, headers: [['Content-Type', 'application/json'], ['Content-Length', String(body.length)]], body: { data: body, size: body.length, truncated: false } },
+    };
+  }
+  return { ...ex, request: { ...ex.request, headers: [...ex.request.headers, ['Authorization', `Session ${token}`]] } };
+}
+
 /** One measured task in this (child) process; prints {seconds, rssMB, count}. */
 async function child(task, n, dir, root) {
   const L = await lib(root);
@@ -47,6 +66,11 @@ async function child(task, n, dir, root) {
   if (task === 'write-ours') {
     const w = await L.createSnapshotWriter({ dir, name: 'bench', source: { host: 'bench', filters: {} } });
     for (let i = 0; i < n; i++) await w.append(L.sampleExchange(i));
+    await w.finish();
+    count = n;
+  } else if (task === 'write-auth') {
+    const w = await L.createSnapshotWriter({ dir, name: 'bench', source: { host: 'bench', filters: {} } });
+    for (let i = 0; i < n; i++) await w.append(authExchange(L, i));
     await w.finish();
     count = n;
   } else if (task === 'write-peer') {
