@@ -184,6 +184,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
     rules,
     recorded: new Map(plan.items.map((i) => [i.id, i.exchange])),
   });
+  // the message shown and returned is the redacted one (a build's log may quote a token)
+  if (error) error = runs.find((r) => r.error)?.error ?? error;
   const results: ReplayResults = {
     format: RESULTS_FORMAT,
     formatVersion: RESULTS_FORMAT_VERSION,

@@ -178,10 +178,10 @@ function seed(r: Redactor, secrets: Secrets, pairs: Array<[string, string]>): vo
 /** The worker's output, redacted before it is written (its file lives in the run's temp folder). */
 export function redactWorkerOutput(
   out: WorkerOutput,
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange> },
+  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange>; key?: string | undefined },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(undefined);
+  const r = createRedactor(o.key ? { key: o.key } : undefined);
   const views = out.items.map((w) => ({
     w,
     c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) },

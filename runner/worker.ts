@@ -105,6 +105,9 @@ async function main(specPath: string): Promise<void> {
   const inbound = new Map(readLines(spec.inboundFile).map((e) => [e.id, e]));
   const rules = JSON.parse(readFileSync(spec.rulesFile, 'utf8')) as ReplayRules;
   const secrets = spec.secrets ? await readSecretsFrom(process.stdin) : new Map<string, string | null>();
+  // the redaction key is for this process's output, not for the build it starts
+  const redactionKey = process.env.RETAP_REDACTION_KEY;
+  delete process.env.RETAP_REDACTION_KEY;
   let mocks: MockHandle | undefined;
   let build: ReturnType<typeof startBuild> | undefined;
   let phase: 'startup' | 'replay' | 'stop' = 'startup';
@@ -188,7 +191,7 @@ async function main(specPath: string): Promise<void> {
     }
     // live tokens and restored secrets never reach the disk: redacted like a snapshot
     try {
-      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound });
+      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey });
     } catch (e) {
       out.items = [];
       out.error = { code: 'RETAP_INTERNAL', message: `cannot redact the replay's answers: ${(e as Error).message}` };

@@ -117,6 +117,7 @@ export const secrets: Sub = {
         '# retap secrets: placeholder → value of each static client credential (keep this file out of git)',
       ];
       for (const n of needs) {
+        if (n.state === 'rejected') continue;
         lines.push(
           `# ${[...new Set(n.uses.map((u) => u.where))].join(', ')} — ${n.count} request(s), e.g. ${n.uses
             .slice(0, 2)
