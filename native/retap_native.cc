@@ -262,13 +262,24 @@ class Capture : public Napi::ObjectWrap<Capture> {
     }
   }
 
-  void Close() {
-    for (auto* l : links_) bpf_link__destroy(l);
-    links_.clear();
-    if (rb_) ring_buffer__free(rb_);
+  // The one cleanup path: links, ring buffer and skeleton leave the object at once, and are freed
+  // here or, when `background` (detaching costs the kernel seconds), on a thread of their own.
+  void Close(bool background = false) {
+    std::vector<bpf_link*> links;
+    links.swap(links_);
+    ring_buffer* rb = rb_;
+    retap_bpf* skel = skel_;
     rb_ = nullptr;
-    if (skel_) retap_bpf__destroy(skel_);
     skel_ = nullptr;
+    auto free_all = [links, rb, skel] {
+      for (auto* l : links) bpf_link__destroy(l);
+      if (rb) ring_buffer__free(rb);
+      if (skel) retap_bpf__destroy(skel);
+    };
+    if (background)
+      std::thread(free_all).detach();
+    else
+      free_all();
   }
 
   void CheckOpen(Napi::Env env) {
@@ -408,17 +419,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
       skel_->bss->paused = 1;
       StopThread();
       ReadCounters();
-      std::vector<bpf_link*> links;
-      links.swap(links_);
-      retap_bpf* skel = skel_;
-      ring_buffer* rb = rb_;
-      skel_ = nullptr;
-      rb_ = nullptr;
-      std::thread([links, skel, rb] {
-        for (auto* l : links) bpf_link__destroy(l);
-        if (rb) ring_buffer__free(rb);
-        retap_bpf__destroy(skel);
-      }).detach();
+      Close(/*background=*/true);
     }
     return info.Env().Undefined();
   }

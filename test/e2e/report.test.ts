@@ -12,15 +12,14 @@ import type { Readable, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedResults, shopResults } from '../../assertions/testing/fixtures.js';
+import { skipWithoutTool } from '../helpers/privileged.js';
 import { writeResults } from '../../snapshots/results.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const XSD = join(repo, 'ci/reports/junit.xsd');
 const CHROMIUM = '/usr/bin/chromium';
-const hasXmllint = spawnSync('xmllint', ['--version']).status === 0;
-if (!hasXmllint)
-  console.warn('skipping JUnit XSD checks: xmllint missing (libxml2-utils, see ci/apt-packages.txt)');
-if (!existsSync(CHROMIUM)) console.warn('skipping the HTML report in Chromium: chromium is not installed');
+const noXmllint = skipWithoutTool('xmllint', ['xmllint', '--version'], 'libxml2-utils, see ci/apt-packages.txt');
+const noChromium = skipWithoutTool('Chromium', CHROMIUM, 'chromium, see ci/apt-packages.txt');
 
 let work: string;
 let entry: string;
@@ -120,7 +119,7 @@ describe('retap report: exit codes and outputs', () => {
   });
 });
 
-describe.skipIf(!hasXmllint)('JUnit report against the XSD (xmllint)', () => {
+describe.skipIf(noXmllint)('JUnit report against the XSD (xmllint)', () => {
   it('validates the reports of a failing and a green replay', () => {
     for (const name of ['mixed', 'green', 'broken']) {
       const file = join(work, `${name}.xml`);
@@ -178,7 +177,7 @@ function devtools(toChrome: Writable, fromChrome: Readable) {
   };
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () => {
+describe.skipIf(noChromium)('HTML report in headless Chromium', () => {
   let chrome: ChildProcess | undefined;
   afterAll(() => {
     if (chrome?.pid && chrome.exitCode === null) {

@@ -14,10 +14,10 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Exchange } from '../../core/exchange.js';
 import { exportHar, importHar, openSnapshot, validateSnapshot } from '../../snapshots/index.js';
+import { skipWithoutTool } from '../helpers/privileged.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const missing = !existsSync(CHROMIUM);
-if (missing) console.warn('skipping Chromium HAR test: chromium is not installed (see ci/apt-packages.txt)');
+const missing = skipWithoutTool('Chromium', CHROMIUM, 'chromium, see ci/apt-packages.txt');
 
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
