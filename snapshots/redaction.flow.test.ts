@@ -17,6 +17,7 @@ import { sampleExchange } from './sample.js';
 import { discoverTokens } from './tokens/discover.js';
 import { emitFiles } from './tokens/emit.js';
 import { createReplayContext } from './transforms/engine.js';
+import { validateSnapshot } from './validate.js';
 import { createSnapshotWriter } from './writer.js';
 
 const enc = new TextEncoder();
@@ -450,5 +451,6 @@ describe('snapshot writer with redaction', () => {
     const m = await w.finish();
     expect(JSON.stringify(m)).not.toContain(key);
     expect(m.counts.routes.map((r) => r.route)).toContain('/files/{id}/list');
+    expect((await validateSnapshot(w.path)).issues).toEqual([]);
   });
 });
