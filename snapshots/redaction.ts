@@ -59,17 +59,23 @@ export interface RedactionConfig {
 
 export interface Redactor {
   /**
-   * Remembers the secret values of one exchange without changing it. Returns true when the
-   * exchange needs apply() whatever else is learned (it holds a credential position, a card, a
-   * pattern, or a body only its bytes can show).
+   * Remembers the secret values of one exchange without changing it. Returns what the exchange
+   * needs whatever else is learned: NEED_NONE; NEED_HEAD (a credential position, card or pattern
+   * outside the bodies: applyLine can do it); NEED_FULL (in a body, or a body only its bytes show).
    */
-  learn(ex: Exchange): boolean;
+  learn(ex: Exchange): Need;
   /** A value known to be secret, with the placeholder it must get (restored secrets, live tokens). */
   assign(value: string, placeholder: string): void;
   /** Redacts with everything learned so far; the same object when nothing changed. */
   apply(ex: Exchange): Exchange;
   /** learn(ex) then apply(ex). */
   redact(ex: Exchange): Exchange;
+  /**
+   * apply() on a stored line (format.ts) without decoding its bodies: targets, headers, trailers,
+   * extras and notes are redacted in the parsed JSON. Returns undefined when a body needs it too
+   * (then decode and apply()), the same string when nothing changed.
+   */
+  applyLine(line: string): string | undefined;
   /** True when the text holds a known secret value in any of its forms. */
   mentions(text: string): boolean;
   /**
@@ -83,6 +89,11 @@ export interface Redactor {
   readonly secrets: number;
   summary(): RedactionSummary;
 }
+
+export const NEED_NONE = 0;
+export const NEED_HEAD = 1;
+export const NEED_FULL = 2;
+export type Need = typeof NEED_NONE | typeof NEED_HEAD | typeof NEED_FULL;
 
 const PUBLIC_KEY = 'retap-public-redaction-key-v1';
 
@@ -165,8 +176,13 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   /** Pattern index → placeholder of the secret it is a form of. */
   const owner: string[] = [];
   let mode: Mode = 'apply';
-  /** learn(): did this exchange need apply() by itself? */
-  let needs = false;
+  /** learn(): what this exchange needs by itself; inBody: walking a body now. */
+  let need: Need = NEED_NONE;
+  let inBody = false;
+  const flag = (): void => {
+    if (inBody) need = NEED_FULL;
+    else if (need === NEED_NONE) need = NEED_HEAD;
+  };
   /** apply(): did anything change? */
   let changed = false;
   /** Count hits in the summary (off for texts outside the exchanges). */
@@ -199,7 +215,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
 
   const hit = (rule: string, location: string): void => {
     if (mode === 'learn') {
-      needs = true;
+      flag();
       return;
     }
     changed = true;
@@ -215,7 +231,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const secret = (value: string, rule: string, location: string, forms: string[] = []): string => {
     if (value === '' || PLACEHOLDER.test(value)) return value;
     if (mode === 'learn') {
-      needs = true;
+      flag();
       if (!fixed.has(value)) hunt(value, placeholderOf(value), forms);
       return value;
     }
@@ -361,7 +377,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   /** Known values inside bytes that are not text: overwritten in place by a mask of equal length. */
   const maskBytes = (data: Uint8Array, where: string): Uint8Array => {
     if (mode === 'learn') {
-      needs = true;
+      flag();
       return data;
     }
     if (matcher.size === 0 || data.length < 8) return data;
@@ -382,7 +398,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     const where = `${side}.body`;
     if (body.decoded !== undefined) {
       const plain = asText(body.decoded);
-      if (mode === 'learn' && !storedAsText(body.decoded, plain)) needs = true;
+      if (mode === 'learn' && !storedAsText(body.decoded, plain)) flag();
       if (plain === undefined) {
         const masked = maskBytes(body.decoded, where);
         return masked === body.decoded ? { body, headers } : reencode(body, masked, headers);
@@ -392,7 +408,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
       return reencode(body, textEncoder.encode(next), headers);
     }
     const plain = asText(body.data);
-    if (mode === 'learn' && !storedAsText(body.data, plain)) needs = true;
+    if (mode === 'learn' && !storedAsText(body.data, plain)) flag();
     if (plain === undefined) {
       const data = maskBytes(body.data, where);
       return data === body.data ? { body, headers } : { body: { ...body, data }, headers };
@@ -454,13 +470,17 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     const req = ex.request;
     const tgt = target(req.target, 'request.target');
     let reqHeaders = headerList(req.headers, 'request');
+    inBody = true;
     const reqBody = bodyOf(req.body, reqHeaders, 'request');
+    inBody = false;
     reqHeaders = reqBody.headers;
     const reqTrailers = req.trailers ? headerList(req.trailers, 'request.trailer') : undefined;
     let response = ex.response;
     if (response) {
       const resHeaders = headerList(response.headers, 'response');
+      inBody = true;
       const resBody = bodyOf(response.body, resHeaders, 'response');
+      inBody = false;
       const trailers = response.trailers ? headerList(response.trailers, 'response.trailer') : undefined;
       let interim = response.interim;
       if (interim) {
@@ -494,16 +514,41 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     return out;
   };
 
-  const learn = (ex: Exchange): boolean => {
-    if (!enabled) return false;
+  const learn = (ex: Exchange): Need => {
+    if (!enabled) return NEED_NONE;
     mode = 'learn';
-    needs = false;
+    need = NEED_NONE;
     try {
       walk(ex);
     } finally {
       mode = 'apply';
+      inBody = false;
     }
-    return needs;
+    return need;
+  };
+
+  /** Stored body text holding a known value (base64 bodies were NEED_FULL at learn). */
+  const bodyMentions = (b: { data: string; encoding: string; decoded?: { data: string; encoding: string } } | undefined): boolean =>
+    b !== undefined && matcher.size > 0 && (matcher.test(b.data) || (b.decoded !== undefined && matcher.test(b.decoded.data)));
+
+  const applyLine = (line: string): string | undefined => {
+    if (!enabled) return line;
+    // biome-ignore lint/suspicious/noExplicitAny: a stored exchange line, checked by the schema when it was appended
+    const s = JSON.parse(line) as any;
+    if (bodyMentions(s.request.body) || bodyMentions(s.response?.body)) return undefined;
+    mode = 'apply';
+    changed = false;
+    s.request.target = target(s.request.target, 'request.target');
+    s.request.headers = headerList(s.request.headers, 'request');
+    if (s.request.trailers) s.request.trailers = headerList(s.request.trailers, 'request.trailer');
+    if (s.response) {
+      s.response.headers = headerList(s.response.headers, 'response');
+      if (s.response.trailers) s.response.trailers = headerList(s.response.trailers, 'response.trailer');
+      if (s.response.interim) for (const i of s.response.interim) i.headers = headerList(i.headers, 'response.interim');
+    }
+    if (s.extras !== undefined) s.extras = deep(s.extras, 'extras', 0);
+    if (s.notes !== undefined) s.notes = s.notes.map((n: string) => text(n, 'notes'));
+    return changed ? JSON.stringify(s) : line;
   };
 
   const apply = (ex: Exchange): Exchange => {
@@ -516,6 +561,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   return {
     learn,
     apply,
+    applyLine,
     redact(ex) {
       learn(ex);
       return apply(ex);

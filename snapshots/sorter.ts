@@ -1,7 +1,7 @@
 /**
  * External sort of encoded exchange lines by (startUs, id, line) with bounded memory: lines are
  * buffered, sorted runs spill to files in the writer's temp dir when the buffer is full, and the
- * runs are merged at the end. Spill lines are `startUs \t JSON(id) \t flag \t line` (JSON
+ * runs are merged at the end. Spill lines are `startUs \t JSON(id) \t need \t line` (JSON
  * escapes tabs).
  *
  * Spilled lines are not redacted yet (the writer redacts at the end, once it knows every secret
@@ -22,8 +22,8 @@ export interface SortEntry {
   us: number;
   id: string;
   line: string;
-  /** Travels with the line (the writer marks lines that need redaction whatever it learns). */
-  flag?: boolean;
+  /** One digit that travels with the line (the writer's redaction need, 0–9). */
+  need?: number;
 }
 
 export function compareEntries(a: SortEntry, b: SortEntry): number {
@@ -92,7 +92,8 @@ function parseSpill(text: string): SortEntry {
   const t1 = text.indexOf('\t');
   const t2 = text.indexOf('\t', t1 + 1);
   const e: SortEntry = { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 3) };
-  if (text.charCodeAt(t2 + 1) === 49) e.flag = true;
+  const need = text.charCodeAt(t2 + 1) - 48;
+  if (need > 0) e.need = need;
   return e;
 }
 
@@ -141,7 +142,7 @@ async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterab
   const cipher = createCipheriv('aes-256-gcm', sealed.key, sealed.iv);
   const written = new Promise<void>((resolve, reject) => pipeline(cipher, out, (e) => (e ? reject(e) : resolve())));
   const w = chunkedWriter(cipher);
-  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.flag ? 1 : 0}\t${e.line}\n`);
+  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.need ?? 0}\t${e.line}\n`);
   await w.flush();
   cipher.end();
   await written;

@@ -31,7 +31,7 @@ import {
   toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
-import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
+import { createRedactor, mergeSummaries, NEED_FULL, NEED_HEAD, type RedactionConfig } from './redaction.js';
 import { checkValue } from './schema.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
 import { chunkedWriter, createSorter } from './sorter.js';
@@ -147,12 +147,12 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
       // Redaction needs every secret of the snapshot (a token may show in an answer before any
       // request shows it is one): learn now, redact when the sorted lines are written.
-      const flag = redactor.learn(ex);
+      const need = redactor.learn(ex);
       const stored = toStored(ex);
       checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
       appended++;
       stats.add(ex);
-      await sorter.push({ us: ex.timing.startUs, id: ex.id, line: JSON.stringify(stored), flag });
+      await sorter.push({ us: ex.timing.startUs, id: ex.id, line: JSON.stringify(stored), need });
     },
     async finish(extra = {}) {
       if (state !== 'open')
@@ -177,7 +177,12 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
         for await (const e of sorter.drain()) {
           let line = e.line;
           let ex: Exchange | undefined;
-          if (e.flag || redactor.mentions(line)) {
+          // heads only (the usual Authorization/Cookie case): the line's JSON, bodies untouched
+          let head: string | undefined = line;
+          if (e.need === NEED_FULL) head = undefined;
+          else if (e.need === NEED_HEAD || redactor.mentions(line)) head = redactor.applyLine(line);
+          if (head !== undefined) line = head;
+          else {
             const raw = fromStored(JSON.parse(line));
             ex = redactor.apply(raw);
             if (ex !== raw) line = encodeExchange(ex);
