@@ -340,6 +340,17 @@ describe('redaction by value', () => {
     expect(b.summary()).toEqual(a.summary());
   });
 
+  it('a value given a placeholder later (a live token, a restored secret) takes it in every form', () => {
+    const r = createRedactor(undefined);
+    const v = 'live/Token+Value=0042';
+    r.learn(http('GET', '/a', [['X-Auth-Token', v]], '', 200, [], ''));
+    r.assign(v, 'REDACTED-00000000000000aa');
+    const out = r.apply(http('GET', `/b?next=${encodeURIComponent(v)}`, [['X-Auth-Token', v]], '', 200, [['Content-Type', 'application/json']], JSON.stringify({ v })));
+    expect(out.request.target).toBe('/b?next=REDACTED-00000000000000aa');
+    expect(out.request.headers[0]![1]).toBe('REDACTED-00000000000000aa');
+    expect(dec.decode(out.response!.body.data)).toBe('{"v":"REDACTED-00000000000000aa"}');
+  });
+
   it('counts what it replaced, by rule and place', () => {
     const { r } = redactAll(sessionChain());
     const s = r.summary();

@@ -136,6 +136,11 @@ function unescapeJson(raw: string): string {
 
 type Mode = 'learn' | 'apply';
 
+/** One secret value's placeholder, shared by the matcher patterns of all its forms. */
+interface Secret {
+  ph: string;
+}
+
 export function createRedactor(config: RedactionConfig | false | undefined): Redactor {
   const cfg: RedactionConfig = config === false ? { enabled: false } : (config ?? {});
   const enabled = cfg.enabled !== false;
@@ -170,11 +175,11 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
 
   const hits = new Map<string, number>();
   /** Placeholders of hunted and assigned values (kept), and a bounded cache of the others. */
-  const fixed = new Map<string, string>();
+  const fixed = new Map<string, Secret>();
   const cache = new Map<string, string>();
   const matcher = createMatcher();
   /** Pattern index → placeholder of the secret it is a form of. */
-  const owner: string[] = [];
+  const owner: Secret[] = [];
   let mode: Mode = 'apply';
   /** learn(): what this exchange needs by itself; inBody: walking a body now. */
   let need: Need = NEED_NONE;
@@ -193,7 +198,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
 
   const placeholderOf = (value: string): string => {
     if (PLACEHOLDER.test(value)) return value;
-    let p = fixed.get(value) ?? cache.get(value);
+    let p = fixed.get(value)?.ph ?? cache.get(value);
     if (p === undefined) {
       p = hmac(value);
       if (cache.size >= 10_000) cache.clear();
@@ -202,15 +207,17 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     return p;
   };
 
-  const addForms = (forms: string[], placeholder: string): void => {
-    for (const f of forms) if (f.length >= 8 && !matcher.has(f)) owner[matcher.add(f)] = placeholder;
+  /** A value's forms (deduped here: the matcher does not) → its placeholder. */
+  const addForms = (forms: string[], secret: Secret): void => {
+    for (const f of new Set(forms)) if (f.length >= 8) owner[matcher.add(f)] = secret;
   };
 
   /** Hunt this value (and its encoded forms) everywhere from now on. */
   const hunt = (value: string, placeholder: string, forms: string[] = []): void => {
     if (fixed.has(value) || !unguessable(value)) return;
-    fixed.set(value, placeholder);
-    addForms([...variantsOf(value), ...forms], placeholder);
+    const s: Secret = { ph: placeholder };
+    fixed.set(value, s);
+    addForms([...variantsOf(value), ...forms], s);
   };
 
   const hit = (rule: string, location: string): void => {
@@ -244,7 +251,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     if (mode === 'learn' || matcher.size === 0 || text.length < 8) return text;
     return matcher.replace(text, (i) => {
       hit('secret-value', location);
-      return owner[i]!;
+      return owner[i]!.ph;
     });
   };
 
@@ -387,7 +394,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     const out = new Uint8Array(data);
     for (const h of found) {
       hit('secret-value', where);
-      out.set(maskOf(owner[h.pattern]!, h), h.start);
+      out.set(maskOf(owner[h.pattern]!.ph, h), h.start);
     }
     return out;
   };
@@ -569,9 +576,14 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     assign(value, placeholder) {
       if (!enabled || value === '' || PLACEHOLDER.test(value)) return;
       if (!PLACEHOLDER.test(placeholder)) throw new RangeError(`not a placeholder: ${placeholder}`);
-      if (fixed.get(value) === placeholder) return;
-      fixed.set(value, placeholder);
-      addForms(variantsOf(value), placeholder);
+      const known = fixed.get(value);
+      // already hunted: every form follows (they share the record)
+      if (known) known.ph = placeholder;
+      else {
+        const s: Secret = { ph: placeholder };
+        fixed.set(value, s);
+        addForms(variantsOf(value), s);
+      }
     },
     mentions: (t) => enabled && matcher.size > 0 && matcher.test(t),
     redactText(t, location) {
