@@ -112,6 +112,15 @@ function asText(data: Uint8Array): string | undefined {
 }
 
 /** Will format.ts store these bytes as readable text (so a secret shows in the stored line)? */
+/**
+ * A flat copy of a string that keeps nothing else alive: values cut out of a body or header are
+ * slices of it in V8, and a remembered secret would otherwise hold its whole body in memory.
+ */
+function own(s: string): string {
+  const copy = Buffer.from(s, 'utf8').toString('utf8');
+  return copy === s ? copy : s;
+}
+
 function storedAsText(data: Uint8Array, text: string | undefined): boolean {
   if (data.length === 0) return true;
   return text !== undefined && !BINARY_CONTROL.test(text) && !text.includes('\ufeff');
@@ -194,7 +203,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   let counting = true;
 
   const hmac = (value: string): string =>
-    `REDACTED-${createHmac('sha256', hmacKey).update(value).digest('hex').slice(0, 16)}`;
+    own(`REDACTED-${createHmac('sha256', hmacKey).update(value).digest('hex').slice(0, 16)}`);
 
   const placeholderOf = (value: string): string => {
     if (PLACEHOLDER.test(value)) return value;
@@ -216,8 +225,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const hunt = (value: string, placeholder: string, forms: string[] = []): void => {
     if (fixed.has(value) || !unguessable(value)) return;
     const s: Secret = { ph: placeholder };
-    fixed.set(value, s);
-    addForms([...variantsOf(value), ...forms], s);
+    const v = own(value);
+    fixed.set(v, s);
+    addForms([v, ...variantsOf(v).filter((x) => x !== v), ...forms.map(own)], s);
   };
 
   const hit = (rule: string, location: string): void => {
@@ -580,9 +590,10 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
       // already hunted: every form follows (they share the record)
       if (known) known.ph = placeholder;
       else {
-        const s: Secret = { ph: placeholder };
-        fixed.set(value, s);
-        addForms(variantsOf(value), s);
+        const s: Secret = { ph: own(placeholder) };
+        const v = own(value);
+        fixed.set(v, s);
+        addForms([v, ...variantsOf(v).filter((x) => x !== v)], s);
       }
     },
     mentions: (t) => enabled && matcher.size > 0 && matcher.test(t),
