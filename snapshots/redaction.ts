@@ -87,6 +87,8 @@ export interface Redactor {
   placeholderOf(value: string): string;
   /** Distinct secret values hunted everywhere. */
   readonly secrets: number;
+  /** About how much memory the learned secrets take (for a shared budget). */
+  readonly bytes: number;
   summary(): RedactionSummary;
 }
 
@@ -217,14 +219,19 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   };
 
   /** A value's forms (deduped here: the matcher does not) → its placeholder. */
+  let patternChars = 0;
   const addForms = (forms: string[], secret: Secret): void => {
-    for (const f of new Set(forms)) if (f.length >= 8) owner[matcher.add(f)] = secret;
+    for (const f of new Set(forms)) {
+      if (f.length < 8) continue;
+      owner[matcher.add(f)] = secret;
+      patternChars += f.length;
+    }
   };
 
   /** Hunt this value (and its encoded forms) everywhere from now on. */
-  const hunt = (value: string, placeholder: string, forms: string[] = []): void => {
+  const hunt = (value: string, forms: string[] = []): void => {
     if (fixed.has(value) || !unguessable(value)) return;
-    const s: Secret = { ph: placeholder };
+    const s: Secret = { ph: cache.get(value) ?? hmac(value) };
     const v = own(value);
     fixed.set(v, s);
     addForms([v, ...variantsOf(v).filter((x) => x !== v), ...forms.map(own)], s);
@@ -249,7 +256,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     if (value === '' || PLACEHOLDER.test(value)) return value;
     if (mode === 'learn') {
       flag();
-      if (!fixed.has(value)) hunt(value, placeholderOf(value), forms);
+      if (!fixed.has(value)) hunt(value, forms);
       return value;
     }
     hit(rule, location);
@@ -356,7 +363,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     const colon = plain.indexOf(':');
     if (colon > 0) {
       const password = plain.slice(colon + 1);
-      if (password !== '' && !PLACEHOLDER.test(password)) hunt(password, placeholderOf(password));
+      if (password !== '' && !PLACEHOLDER.test(password)) hunt(password);
     }
   };
 
@@ -610,6 +617,9 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     placeholderOf,
     get secrets() {
       return fixed.size;
+    },
+    get bytes() {
+      return fixed.size * 120 + matcher.size * 90 + patternChars;
     },
     summary: (): RedactionSummary => ({
       enabled,

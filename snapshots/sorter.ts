@@ -149,7 +149,9 @@ async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterab
   sealed.tag = cipher.getAuthTag();
 }
 
-export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter {
+/** `memoryLimitBytes`: a number, or a function read at each push (a budget shared with others). */
+export function createSorter(tempDir: string, memoryLimitBytes: number | (() => number)): Sorter {
+  const limit = typeof memoryLimitBytes === 'number' ? () => memoryLimitBytes : memoryLimitBytes;
   let buffer: SortEntry[] = [];
   let bytes = 0;
   let files: Array<{ path: string; level: number; sealed: Sealed }> = [];
@@ -182,7 +184,7 @@ export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter 
     async push(entry) {
       buffer.push(entry);
       bytes += entry.line.length * 2 + 96;
-      if (bytes >= memoryLimitBytes) await spill();
+      if (bytes >= limit()) await spill();
     },
     async *drain() {
       buffer.sort(compareEntries);

@@ -77,7 +77,7 @@ export interface WriterOptions {
   tokens?: TokensFile;
   inheritedRedaction?: RedactionSummary[];
   notes?: string[];
-  /** Memory for the in-memory sort before spilling runs to disk (default 32 MiB). */
+  /** Memory for the in-memory sort and the learned secrets before spilling runs to disk (default 32 MiB). */
   memoryLimitBytes?: number;
   /** Values known to be secret and the placeholder each must get (e.g. live tokens of a replay). */
   secrets?: Iterable<[value: string, placeholder: string]>;
@@ -128,7 +128,10 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
   const redactor = createRedactor(opts.redaction);
   for (const [value, placeholder] of opts.secrets ?? []) redactor.assign(value, placeholder);
   const stats = createStats();
-  const sorter = createSorter(temp, opts.memoryLimitBytes ?? 32 * 1024 * 1024);
+  // One memory budget: what the redactor keeps of the secrets it learned is taken from the
+  // sort buffer (down to a quarter), so many distinct tokens do not add up to more memory.
+  const budget = opts.memoryLimitBytes ?? 32 * 1024 * 1024;
+  const sorter = createSorter(temp, () => Math.max(budget / 4, budget - redactor.bytes));
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
   let finalPath = temp;
   let appended = 0;
