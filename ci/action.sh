@@ -57,13 +57,13 @@ check_runner() {
   user=$(id -un 2>/dev/null || echo "uid $uid")
   if [ "$uid" = 0 ]; then
     as=()
-    say "running retap as root (uid 0): no sudo needed"
+    say "the step runs as root (uid 0): retap runs without sudo"
   elif ! command -v sudo >/dev/null 2>&1; then
     problem RETAP_PERMISSION "retap needs root (eBPF, network namespaces, cgroups): this step runs as $user (uid $uid) and sudo is not installed" \
       "Run the runner as root, or install sudo and give $user password-less sudo (see $docs)."
   elif out=$(sudo -n true 2>&1); then
     as=(sudo -E env "PATH=$PATH")
-    say "running retap as root through password-less sudo (the runner runs as $user, uid $uid)"
+    say "the step runs as $user (uid $uid): retap runs as root through password-less sudo"
   else
     out=${out//$'\n'/ }
     problem RETAP_PERMISSION "retap needs root (eBPF, network namespaces, cgroups): this step runs as $user (uid $uid) and 'sudo -n true' failed: ${out:-no message}" \

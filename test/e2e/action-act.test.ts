@@ -345,7 +345,7 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
     );
     expect(summary(run, ws.reports)).toMatch(/^## ✅ retap: pass — orders v1/);
     expect(run.annotations).toEqual([]);
-    expect(run.output).toContain('retap action: running retap as root (uid 0): no sudo needed');
+    expect(run.output).toContain('retap action: the step runs as root (uid 0): retap runs without sudo');
     expect(run.output.join('\n')).not.toContain('shadow-sudo');
     expect(run.output.some((l) => l.startsWith('retap action: retap is set up in'))).toBe(true);
     expectLoopbackOnly(run);
@@ -448,7 +448,7 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
     expect(run.code, run.output.join('\n')).toBe(0);
     expect(run.jobResult).toBe('success');
     expect(run.output).toContain(
-      `retap action: running retap as root through password-less sudo (the runner runs as ${SUDO_USER}, uid ${user.uid})`,
+      `retap action: the step runs as ${SUDO_USER} (uid ${user.uid}): retap runs as root through password-less sudo`,
     );
     expect(run.outputs).toMatchObject({ verdict: 'pass', 'exit-code': '0' });
     expectEveryOutput(run, ws.reports);

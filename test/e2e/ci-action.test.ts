@@ -114,6 +114,13 @@ describe('action.yml and workflows against their published schemas', () => {
     expect(validator.validateWorkflow(readFileSync(join(root, file), 'utf8')).errors).toEqual([]);
   });
 
+  it('docs/ci.md quotes the workflow the act tests run, unchanged', () => {
+    const file = readFileSync(join(root, 'test', 'e2e', 'act', 'retap-gate.yml'), 'utf8').trimEnd();
+    const docs = readFileSync(join(root, 'docs', 'ci.md'), 'utf8');
+    const quoted = /<!-- test\/e2e\/act\/retap-gate\.yml[^>]*-->\n```yaml\n([\s\S]*?)\n```/.exec(docs)?.[1];
+    expect(quoted).toBe(file);
+  });
+
   it('every input reaches the gate step, every output comes from it, and no other action is used', async () => {
     const { parse } = await import('yaml');
     const action = parse(readFileSync(join(root, 'action.yml'), 'utf8')) as {
