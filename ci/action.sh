@@ -61,12 +61,12 @@ check_runner() {
   elif ! command -v sudo >/dev/null 2>&1; then
     problem RETAP_PERMISSION "retap needs root (eBPF, network namespaces, cgroups): this step runs as $user (uid $uid) and sudo is not installed" \
       "Run the runner as root, or install sudo and give $user password-less sudo (see $docs)."
-  elif out=$(sudo -n true 2>&1); then
+  elif out=$(sudo -n -E true 2>&1); then
     as=(sudo -E env "PATH=$PATH")
     say "the step runs as $user (uid $uid): retap runs as root through password-less sudo"
   else
     out=${out//$'\n'/ }
-    problem RETAP_PERMISSION "retap needs root (eBPF, network namespaces, cgroups): this step runs as $user (uid $uid) and 'sudo -n true' failed: ${out:-no message}" \
+    problem RETAP_PERMISSION "retap needs root (eBPF, network namespaces, cgroups): this step runs as $user (uid $uid) and 'sudo -n -E true' failed: ${out:-no message}" \
       "Run the runner as root, or give $user password-less sudo: echo '$user ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/retap (see $docs)."
   fi
   if node_ok; then
@@ -178,10 +178,10 @@ cmd_gate() {
     fi
   fi
   if [ -n "${GITHUB_OUTPUT:-}" ] && ! grep -q '^verdict=' "$GITHUB_OUTPUT" 2>/dev/null; then
-    [ "$rc" = 0 ] && rc=3
-    report_without_retap "$rc" "retap ended without a verdict" \
-      "RETAP_INTERNAL"$'\t'"retap ci exited with code $rc without writing its verdict"$'\t'"See the log above; run retap doctor on the runner."
-    exit "$rc"
+    # whatever its code, it is not the gate's: the verdict is an error (3)
+    report_without_retap 3 "retap ended without a verdict" \
+      "RETAP_INTERNAL"$'\t'"retap ci exited with code $rc without writing its verdict (${as[*]:+run through ${as[*]%% *}, }see the log above)"$'\t'"Run retap doctor on the runner; report it if the log shows a crash."
+    exit 3
   fi
   # the folder the reports went to (for an artifact upload step of the workflow's own)
   local written

@@ -471,7 +471,7 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
     expect(run.jobResult).toBe('failure');
     expect(run.outputs).toMatchObject({ verdict: 'error', 'exit-code': '3' });
     expectEveryOutput(run, ws.reports);
-    const why = `retap needs root (eBPF, network namespaces, cgroups): this step runs as nobody (uid ${nobody.uid}) and 'sudo -n true' failed: sudo: a password is required`;
+    const why = `retap needs root (eBPF, network namespaces, cgroups): this step runs as nobody (uid ${nobody.uid}) and 'sudo -n -E true' failed: sudo: a password is required`;
     expect(run.annotations).toHaveLength(1);
     expect(run.annotations[0]).toContain(`title=retap ci::${why}`);
     expect(run.annotations[0]).toContain('NOPASSWD');

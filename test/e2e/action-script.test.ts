@@ -61,7 +61,10 @@ describe.skipIf(process.getuid?.() !== 0 && !requireEbpf)('ci/action.sh, the act
 
   const BASICS = ['bash', 'sh', 'uname', 'id', 'mkdir', 'cat', 'grep', 'cut', 'dirname', 'tr'];
 
-  function step(inputs: Record<string, string>, opts: { path: string; uid?: number; gid?: number }): Step {
+  function step(
+    inputs: Record<string, string>,
+    opts: { path: string; uid?: number; gid?: number; script?: string },
+  ): Step {
     const ws = join(base, `ws-${++n}`);
     mkdirSync(ws);
     const output = join(ws, '.output');
@@ -82,14 +85,14 @@ describe.skipIf(process.getuid?.() !== 0 && !requireEbpf)('ci/action.sh, the act
     for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase().replace(/-/g, '_')}`] = v;
     const argv =
       opts.uid === undefined
-        ? [which('bash') ?? 'bash', script]
+        ? [which('bash') ?? 'bash', opts.script ?? script]
         : [
             which('setpriv') ?? 'setpriv',
             `--reuid=${opts.uid}`,
             `--regid=${opts.gid}`,
             '--clear-groups',
             'bash',
-            script,
+            opts.script ?? script,
           ];
     const r = spawnSync(argv[0] as string, argv.slice(1), {
       cwd: ws,
@@ -152,6 +155,27 @@ describe.skipIf(process.getuid?.() !== 0 && !requireEbpf)('ci/action.sh, the act
     expect(annotations(s)).toEqual([
       expect.stringMatching(/^::error title=retap::retap could not run: RETAP_ENV_SETUP: Node\.js/),
     ]);
+  });
+
+  it('retap crashing before its verdict: verdict error and exit 3, never the crash code as a gate code', () => {
+    // the step script in a folder whose retap exits 1 (an assertion failure's code) and says nothing
+    const fake = join(base, 'crashing-action');
+    mkdirSync(join(fake, 'ci'), { recursive: true });
+    mkdirSync(join(fake, 'dist', 'ci'), { recursive: true });
+    mkdirSync(join(fake, 'build', 'Release'), { recursive: true });
+    writeFileSync(join(fake, 'ci', 'action.sh'), readFileSync(script));
+    writeFileSync(join(fake, 'dist', 'ci', 'entry.js'), "console.error('boom'); process.exit(1);\n");
+    writeFileSync(join(fake, 'build', 'Release', 'retap_native.node'), '');
+    const s = step(
+      { setup: 'false' },
+      { path: process.env.PATH as string, script: join(fake, 'ci', 'action.sh') },
+    );
+    expect(s.code, s.stderr).toBe(3);
+    expect(s.stderr).toContain('boom');
+    expect(Object.keys(s.outputs).sort()).toEqual([...OUTPUTS].sort());
+    expect(s.outputs).toMatchObject({ verdict: 'error', 'exit-code': '3' });
+    expect(s.summary).toMatch(/^## 🛑 retap: error — retap ended without a verdict\n/);
+    expect(s.summary).toContain('retap ci exited with code 1 without writing its verdict');
   });
 
   it('bad inputs: exit 64, verdict error, the input named', () => {
