@@ -6,7 +6,7 @@
  * outputs (read by the workflow's next step), the step summary, the annotations and the job result.
  *
  * Runs as root (with a `sudo` on PATH that fails: the action must not call it), as a user with
- * password-less sudo (retap-runner, made by ci/setup) and as a user with neither (nobody).
+ * password-less sudo (a system user the test makes and removes) and as a user with neither (nobody).
  * act runs in a network namespace that has only loopback, under strace recording connect(): the
  * test proves nothing but loopback (and unix sockets) was contacted.
  */
@@ -20,6 +20,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -34,7 +35,9 @@ import { skipPrivileged } from '../helpers/privileged.js';
 
 const root = packageRoot();
 const workflow = join(root, 'test', 'e2e', 'act', 'retap-gate.yml');
-const SUDO_USER = 'retap-runner';
+/** Made in beforeAll (password-less sudo) and removed in afterAll: nothing of it outlives the test. */
+const SUDO_USER = `retap-act-${process.pid}`;
+const SUDOERS = `/etc/sudoers.d/${SUDO_USER}`;
 const ACT_TIMEOUT_MS = 150_000;
 
 function tryRun(cmd: string, args: string[]): string | undefined {
@@ -52,7 +55,8 @@ function missing(): string | undefined {
   if (!actBin) return 'act is not built (run ci/act or ci/setup)';
   for (const tool of ['strace', 'unshare', 'setpriv', 'sudo', 'git'])
     if (!tryRun('sh', ['-c', `command -v ${tool}`])) return `${tool} is not installed`;
-  if (!tryRun('id', ['-u', SUDO_USER])) return `the user ${SUDO_USER} is missing (run ci/setup)`;
+  for (const tool of ['useradd', 'userdel', 'visudo'])
+    if (!tryRun('sh', ['-c', `command -v ${tool}`])) return `${tool} is not installed`;
   return undefined;
 }
 
@@ -145,6 +149,19 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
     base = mkdtempSync(join(tmpdir(), 'retap-act-'));
     chmodSync(base, 0o755);
     mkdirSync(runsDir());
+    execFileSync('useradd', [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      SUDO_USER,
+    ]);
+    writeFileSync(`${SUDOERS}.tmp`, `${SUDO_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+    execFileSync('visudo', ['-cqf', `${SUDOERS}.tmp`]);
+    renameSync(`${SUDOERS}.tmp`, SUDOERS);
     recorded = await recordOrdersSnapshot(join(base, 'snapshots'));
     // root must not need sudo: a sudo that fails, first on PATH, catches any call
     shadowSudo = join(base, 'no-sudo-bin');
@@ -157,6 +174,9 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
   }, 120_000);
 
   afterAll(() => {
+    rmSync(SUDOERS, { force: true });
+    rmSync(`${SUDOERS}.tmp`, { force: true });
+    if (tryRun('id', ['-u', SUDO_USER]) !== undefined) execFileSync('userdel', [SUDO_USER]);
     if (!base) return;
     // nothing left behind by the replays (namespaces, cgroups: retap's runs folder is empty)
     expect(readdirSync(runsDir())).toEqual([]);
