@@ -74,6 +74,13 @@ describe('retap.yaml for retap ci', () => {
     );
     expect(parseCiConfig('replay:\n  client: undici\n', 'retap.yaml', '/r').replay.client).toBe('undici');
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.client).toBeUndefined();
+    expect(errorOf('replay:\n  connections: shared\n')).toMatch(
+      /:2: \$\.replay\.connections must be one of "recorded", "pooled"/,
+    );
+    expect(parseCiConfig('replay:\n  connections: pooled\n', 'retap.yaml', '/r').replay.connections).toBe(
+      'pooled',
+    );
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.connections).toBeUndefined();
   });
 
   it('reports YAML syntax errors with their line', () => {
