@@ -175,6 +175,7 @@ async function run(argv: string[]): Promise<number> {
               captured: r.items.filter((i) => i.live).length,
               mocks: { calls: r.mocks.calls, matched: r.mocks.matched, misses: r.mocks.misses.length },
               warnings: r.warnings.length,
+              connections: r.connections,
               error: r.error,
             })),
             ...(outcome.error ? { error: outcome.error } : {}),
@@ -190,6 +191,11 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(
           `retap replay: ${r.label}: ${answered}/${r.items.length} answered, ${captured} captured at the build's socket, mocks ${r.mocks.matched}/${r.mocks.calls} matched${r.mocks.misses.length ? ` (${r.mocks.misses.length} misses)` : ''}, ${r.warnings.length} warnings (${(r.durationMs / 1000).toFixed(1)} s)\n`,
         );
+        const reopened = r.connections?.reopened ?? 0;
+        if (reopened)
+          process.stdout.write(
+            `retap replay: ${r.label}: ${reopened} request(s) went out on a new connection because the build closed one the recording kept open (warnings: connection-reopened)\n`,
+          );
       }
       process.stdout.write(`retap replay: results → ${path} (next: retap report ${path})\n`);
     }
