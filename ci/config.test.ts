@@ -30,6 +30,7 @@ describe('retap.yaml for retap ci', () => {
       env: { INVENTORY_URL: 'http://inventory.internal:4001' },
     });
     expect(cfg.replay.runs).toBe(2);
+    expect(cfg.replay.connections).toBe('recorded');
     expect(cfg.ci).toMatchObject({
       reports: '/repo/retap-reports',
       formats: ['junit', 'markdown', 'html', 'json'],

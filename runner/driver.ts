@@ -421,7 +421,8 @@ export async function drive(
       errors++;
     }
     durations[index] = performance.now() - started;
-    if (where.seq >= 0) {
+    // (a socket that never connected has no port: nothing can be joined through it)
+    if (where.seq >= 0 && where.port > 0) {
       sockPort[index] = where.port;
       sockOpened[index] = where.openedUs;
       sockSeq[index] = where.seq;

@@ -59,10 +59,14 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     const rps: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
     const encodeUs: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
     const endToEnd: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
+    // the driver's own CPU per request (user + sys of this process during the load): on a shared
+    // machine far steadier than requests/s, which also measure nginx and whoever else runs
+    const cpuUs: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
     // size each client's work to take about as long as wrk's run
     const n: Record<Kind, number> = { h1: 20_000, pooled: 20_000, undici: 20_000 };
     const once = async (client: Kind): Promise<void> => {
       const plan = items(n[client]);
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const out = await drive(new URL(nginx.url).origin, plan.items, plan.sessions, {
         concurrency: CONCURRENCY,
@@ -71,6 +75,8 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
         connections: client === 'pooled' ? 'pooled' : 'recorded',
       });
       const t1 = performance.now();
+      const cpu = process.cpuUsage(cpu0);
+      cpuUs[client].push((cpu.user + cpu.system) / plan.items.length);
       const secs = (t1 - t0) / 1000;
       const results = out.map(toWorkerItem);
       const t2 = performance.now();
@@ -129,6 +135,15 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
         ratio: median(rp),
         spread: range(rp),
         target: '(reference: the pool of before recorded connections)',
+      },
+      {
+        figure: 'replay driver CPU per request (h1), recorded connections: µs',
+        value: median(cpuUs.h1),
+        peer: '--connections pooled',
+        peerValue: median(cpuUs.pooled),
+        ratio: median(ratios(cpuUs.h1, cpuUs.pooled)),
+        spread: range(ratios(cpuUs.h1, cpuUs.pooled)),
+        target: '(recorded ≈ pooled)',
       },
       {
         figure: `replay driver with --client undici, same load: req/s`,
