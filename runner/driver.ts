@@ -18,7 +18,8 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { buildConnector, Client as UndiciClient, type Dispatcher } from 'undici';
-import type { HeaderList } from '../core/exchange.js';
+import { parseContentLength } from '../capture/protocols/http1/head.js';
+import type { Body, HeaderList } from '../core/exchange.js';
 import type { SocketUse } from '../core/results.js';
 import { type H1Connection, H1Pool } from './h1.js';
 import type { ConnectionMode, DriverOptions, Lane, SpecItem, WorkerItem } from './spec.js';
@@ -90,6 +91,24 @@ const pooledSendable = ([n]: [string, string]): boolean =>
   !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':');
 const recordedSendable = ([n]: [string, string]): boolean =>
   !FRAMING.has(n.toLowerCase()) && !n.startsWith(':');
+
+/**
+ * The body to send for a recorded request body. A body capture did not see whole — typically one
+ * the recorded server never read, because it answered first — is sent at its declared length
+ * (Content-Length), the missing bytes as zeros: the build sees the same framing, and a connection
+ * carries the same unread bytes, as when it was recorded. Returns the recorded bytes otherwise.
+ */
+export function bodyToSend(body: Body, headers: HeaderList): Uint8Array {
+  if (!body.truncated) return body.data;
+  let declared = -1;
+  for (const [n, v] of headers)
+    if (n.length === 14 && n.toLowerCase() === 'content-length')
+      declared = parseContentLength(v.trim(), declared);
+  if (!(declared > body.data.length) || declared > MAX_BODY) return body.data;
+  const out = new Uint8Array(declared);
+  out.set(body.data);
+  return out;
+}
 
 /** The recorded headers a replay in `mode` sends (the same list when nothing is dropped). */
 export function sendableHeaders(headers: HeaderList, mode: ConnectionMode): HeaderList {

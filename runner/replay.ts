@@ -31,6 +31,7 @@ import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
+import { bodyToSend } from './driver.js';
 import { joinByConnection } from './join.js';
 import { connectionPlan, lanesFor, planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
@@ -247,7 +248,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     method: it.exchange.request.method,
     target: it.exchange.request.target,
     headers: it.exchange.request.headers,
-    body: Buffer.from(it.exchange.request.body.data).toString('base64'),
+    body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
     startUs: it.exchange.timing.startUs,
     connection: conns[i]!.connection,
     closeAfter: conns[i]!.closeAfter,
@@ -336,7 +337,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       userBatchDrops: stats.kernel.userDrops,
       gapBytes: stats.gapBytes,
     },
-    warnings: [...(output?.warnings ?? []), ...reopenWarnings(output)],
+    warnings: [...(output?.warnings ?? []), ...reopenWarnings(output), ...incompleteBodies(plan)],
     connections: connectionStats(mode, output),
   };
   if (output?.error) run.error = output.error;
@@ -385,6 +386,25 @@ function reopenWarnings(output: WorkerOutput | undefined): RunWarning[] {
       code: 'connection-reopened',
       message: `${w.method} ${w.target} went out on a new connection: the recording kept its connection open, but ${w.reopened}`,
       item: w.id,
+    });
+  }
+  return out;
+}
+
+/** Recorded request bodies capture did not see whole, sent at their declared length (driver.ts bodyToSend). */
+function incompleteBodies(plan: ReplayPlan): RunWarning[] {
+  const out: RunWarning[] = [];
+  for (const it of plan.items) {
+    const req = it.exchange.request;
+    if (!req.body.truncated) continue;
+    const sent = bodyToSend(req.body, req.headers).length;
+    out.push({
+      code: 'request-body-incomplete',
+      message:
+        sent > req.body.data.length
+          ? `${req.method} ${req.target}: the recording holds ${req.body.data.length} of its ${sent} body bytes (the recorded server never read the rest, or capture lost them); the rest went out as zeros`
+          : `${req.method} ${req.target}: the recording holds ${req.body.data.length} body bytes of an unknown length; sent as they are`,
+      item: it.id,
     });
   }
   return out;

@@ -13,7 +13,7 @@ import { tooLarge } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
+import { bodyToSend, type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
 import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
@@ -66,7 +66,7 @@ function tokenHooks(
         method: request.method,
         target: request.target,
         headers: sendableHeaders(request.headers, mode),
-        body: request.body.data,
+        body: bodyToSend(request.body, request.headers),
         version: req.version,
       };
     },
