@@ -32,7 +32,7 @@ import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../.
 import { type BuildUnderTest, replay } from '../../runner/replay.js';
 import { resolveSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
-import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 import { parseEnv } from './replay.js';
@@ -57,9 +57,11 @@ Snapshot and build:
   --baseline-cmd "CMD"   also replay a baseline build (e.g. the target branch) for a three-way
   --baseline-port P      comparison; port, env and readiness default to the build's
   --runs N               replays per build, 1–10 (default 1)
-  --concurrency N        sessions at once (default 1)
+  --concurrency N        lanes at once (default 1)
   --timeout D            per-request timeout (default 10s)
   --client NAME          replay driver's HTTP client: h1 (default) or undici (replay.client)
+  --connections MODE     recorded (default: each recorded connection replayed on one of its own,
+                         closed where it was) or pooled (replay.connections)
   --mock-miss MODE       fail (default), closest or passthrough
 
 Gate and reports:
@@ -102,6 +104,7 @@ interface Flags {
   concurrency?: string;
   timeout?: string;
   client?: string;
+  connections?: string;
   'mock-miss'?: string;
   budget?: string[];
   'fail-on'?: string;
@@ -129,6 +132,7 @@ const OPTIONS = {
   concurrency: { type: 'string' },
   timeout: { type: 'string' },
   client: { type: 'string' },
+  connections: { type: 'string' },
   'mock-miss': { type: 'string' },
   budget: { type: 'string', multiple: true },
   'fail-on': { type: 'string' },
@@ -351,6 +355,7 @@ async function run(argv: string[]): Promise<number> {
           speed: cfg.replay.speed,
           timeoutMs,
           client: parseClient(f.client) ?? cfg.replay.client,
+          connections: parseConnections(f.connections) ?? cfg.replay.connections,
         },
         miss,
         onProgress: (label, done, total, errors) =>
