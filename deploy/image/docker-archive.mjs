@@ -12,7 +12,16 @@
 // the config) names the content. Prints the image id and the archive's size.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,7 +61,10 @@ try {
   fail(`root filesystem folder ${rootfs} does not exist`, 'build the rootfs first');
 }
 if (!/^[a-z0-9]+([._/:-][a-z0-9]+)*:\w[\w.-]{0,127}$/.test(o.tag)) {
-  fail(`image tag ${JSON.stringify(o.tag)} is not NAME:TAG`, 'use lower-case names such as retap.local/retap:0.1.0');
+  fail(
+    `image tag ${JSON.stringify(o.tag)} is not NAME:TAG`,
+    'use lower-case names such as retap.local/retap:0.1.0',
+  );
 }
 const epoch = Number(o.epoch ?? process.env.SOURCE_DATE_EPOCH ?? 0);
 if (!Number.isInteger(epoch) || epoch < 0) fail(`--epoch must be whole seconds since 1970, got ${o.epoch}`);
@@ -64,7 +76,8 @@ const jsonArray = (name, text) => {
   } catch {
     fail(`--${name} must be a JSON array of strings, got ${text}`);
   }
-  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) fail(`--${name} must be a JSON array of strings`);
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string'))
+    fail(`--${name} must be a JSON array of strings`);
   return v;
 };
 const pairs = (name, list) =>
@@ -90,7 +103,9 @@ try {
     config: {
       ...(o.entrypoint ? { Entrypoint: jsonArray('entrypoint', o.entrypoint) } : {}),
       ...(o.cmd ? { Cmd: jsonArray('cmd', o.cmd) } : {}),
-      Env: o.env.length ? pairs('env', o.env).map(([k, v]) => `${k}=${v}`) : ['PATH=/usr/local/bin:/usr/bin:/bin'],
+      Env: o.env.length
+        ? pairs('env', o.env).map(([k, v]) => `${k}=${v}`)
+        : ['PATH=/usr/local/bin:/usr/bin:/bin'],
       ...(o.workdir ? { WorkingDir: o.workdir } : {}),
       ...(o.user ? { User: o.user } : {}),
       ...(o.label.length ? { Labels: Object.fromEntries(pairs('label', o.label)) } : {}),
@@ -106,7 +121,9 @@ try {
   mkdirSync(join(tree, layerDigest), { recursive: true });
   renameSync(layerTmp, join(tree, layerDigest, 'layer.tar'));
   writeFileSync(join(tree, `${configDigest}.json`), configText);
-  const manifest = [{ Config: `${configDigest}.json`, RepoTags: [o.tag], Layers: [`${layerDigest}/layer.tar`] }];
+  const manifest = [
+    { Config: `${configDigest}.json`, RepoTags: [o.tag], Layers: [`${layerDigest}/layer.tar`] },
+  ];
   writeFileSync(join(tree, 'manifest.json'), JSON.stringify(manifest));
   const [name, tagName] = splitTag(o.tag);
   writeFileSync(join(tree, 'repositories'), JSON.stringify({ [name]: { [tagName]: layerDigest } }));

@@ -56,7 +56,18 @@ function rootfs(name: string, stamp: number): string {
 function writeArchive(rootfsDir: string, out: string, extra: string[] = []) {
   return spawnSync(
     'node',
-    [writer, '--rootfs', rootfsDir, '--tag', 'retap.local/unit:1', '--out', out, '--epoch', '1700000000', ...extra],
+    [
+      writer,
+      '--rootfs',
+      rootfsDir,
+      '--tag',
+      'retap.local/unit:1',
+      '--out',
+      out,
+      '--epoch',
+      '1700000000',
+      ...extra,
+    ],
     { encoding: 'utf8' },
   );
 }
@@ -107,9 +118,13 @@ describe('docker-archive writer', () => {
     const missing = writeArchive(join(dir, 'nope'), join(dir, 'nope.tar'));
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/root filesystem folder .*nope does not exist/);
-    const badTag = spawnSync('node', [writer, '--rootfs', rootfs('t', 1), '--tag', 'NoTag', '--out', join(dir, 't.tar')], {
-      encoding: 'utf8',
-    });
+    const badTag = spawnSync(
+      'node',
+      [writer, '--rootfs', rootfs('t', 1), '--tag', 'NoTag', '--out', join(dir, 't.tar')],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(badTag.status).toBe(2);
     expect(badTag.stderr).toMatch(/is not NAME:TAG/);
     const badJson = writeArchive(join(dir, 't'), join(dir, 't.tar'), ['--entrypoint', '/bin/tool']);
@@ -125,7 +140,10 @@ function unpack(archive: string, into: string): { config: Record<string, unknown
   mkdirSync(x);
   mkdirSync(into);
   execFileSync('tar', ['-C', x, '-xf', archive]);
-  const [m] = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8')) as Array<{ Config: string; Layers: string[] }>;
+  const [m] = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8')) as Array<{
+    Config: string;
+    Layers: string[];
+  }>;
   execFileSync('tar', ['-C', into, '-xf', join(x, m!.Layers[0]!)]);
   return { config: JSON.parse(readFileSync(join(x, m!.Config), 'utf8')) };
 }
@@ -169,26 +187,35 @@ describe("retap's image (deploy/image/build)", () => {
     expect(needed.length).toBeGreaterThan(4);
     for (const lib of needed) expect(existsSync(join(rootfsDir, lib)), lib).toBe(true);
     expect(config.config).toMatchObject({ Entrypoint: ['/usr/local/bin/node', '/opt/retap/bin/retap.js'] });
-    expect((config.config as { Labels: Record<string, string> }).Labels['org.opencontainers.image.version']).toBe(
-      version,
-    );
+    expect(
+      (config.config as { Labels: Record<string, string> }).Labels['org.opencontainers.image.version'],
+    ).toBe(version);
   });
 
-  it.skipIf(privilegedUnavailable() !== undefined && !requireEbpf)('runs: retap --version inside its root file system', () => {
-    // chroot needs root; under RETAP_REQUIRE_EBPF=1 a missing privilege fails here instead of skipping.
-    const r = spawnSync('chroot', [rootfsDir, '/usr/local/bin/node', '/opt/retap/bin/retap.js', '--version'], {
-      encoding: 'utf8',
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' },
-    });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe(version);
-  });
+  it.skipIf(privilegedUnavailable() !== undefined && !requireEbpf)(
+    'runs: retap --version inside its root file system',
+    () => {
+      // chroot needs root; under RETAP_REQUIRE_EBPF=1 a missing privilege fails here instead of skipping.
+      const r = spawnSync(
+        'chroot',
+        [rootfsDir, '/usr/local/bin/node', '/opt/retap/bin/retap.js', '--version'],
+        {
+          encoding: 'utf8',
+          env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' },
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(version);
+    },
+  );
 
   it('matches the Dockerfile for Docker users: same entrypoint, same application files', () => {
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     const entry = /^ENTRYPOINT (.+)$/m.exec(dockerfile)?.[1];
     expect(JSON.parse(entry!)).toEqual((config.config as { Entrypoint: string[] }).Entrypoint);
-    const copied = [...dockerfile.matchAll(/^COPY --from=build \S+ (\/opt\/retap\/\S+)$/gm)].map((m) => m[1]!);
+    const copied = [...dockerfile.matchAll(/^COPY --from=build \S+ (\/opt\/retap\/\S+)$/gm)].map(
+      (m) => m[1]!,
+    );
     expect(copied.length).toBeGreaterThan(5);
     for (const dest of copied) expect(existsSync(join(rootfsDir, dest)), dest).toBe(true);
   });
