@@ -44,3 +44,16 @@ k8s_need_root() { [ "$(id -u)" = 0 ] || k8s_die "must run as root (it starts kub
 # Milliseconds since the epoch (for the timings each script prints).
 k8s_now_ms() { date +%s%3N; }
 k8s_since() { local t0=$1; local ms=$(( $(k8s_now_ms) - t0 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }
+
+# Pid of a kubelet or kube-proxy that is not ours (another cluster on this machine), if any: then
+# the kubepods cgroups and kube-proxy's nft tables are theirs, and we must not touch them.
+k8s_foreign_node() {
+  local p exe
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    case "${exe##*/}" in
+      kubelet|kube-proxy) [ "${exe%/*}" = "$K8S_BIN" ] || { echo "${p#/proc/} $exe"; return 0; } ;;
+    esac
+  done
+  return 1
+}
