@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Cgroup, createCgroup } from '../capture/cgroup.js';
-import { CaptureSession } from '../capture/session.js';
+import { recordUntil } from '../capture/record.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
 import type { Exchange } from '../core/exchange.js';
 import { logger } from '../core/log.js';
@@ -301,9 +301,16 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   await writeFile(specPath, JSON.stringify(spec), { mode: 0o600 });
 
   const captured: Exchange[] = [];
-  const session = CaptureSession.start({ cgroupIds: [c.cgroup.id], service: c.label }, (ex) =>
-    captured.push(ex),
+  const finished = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => (attached = r));
+  const recording = recordUntil(
+    { cgroupIds: [c.cgroup.id], service: c.label },
+    { append: (ex) => void captured.push(ex) },
+    finished.signal,
+    { onReady: () => attached() },
   );
+  await Promise.race([ready, recording]); // capture that cannot start fails the run here
   const started = new Date();
   const t0 = performance.now();
   let output: WorkerOutput | undefined;
@@ -338,7 +345,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       }
     }
   }
-  const stats = await session.stop();
+  finished.abort();
+  const { stats } = await recording;
   const run: ReplayRun = {
     label: c.label,
     role: c.role,
