@@ -25,7 +25,7 @@ const SINGLE: Array<[string, string]> = [
   ['concurrency', '--concurrency'],
   ['mock-miss', '--mock-miss'],
   ['fail-on', '--fail-on'],
-  ['report-dir', '--reports'],
+  ['report-dir', '--out'],
   ['formats', '--format'],
 ];
 const MULTI: Array<[string, string]> = [

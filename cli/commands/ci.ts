@@ -71,7 +71,8 @@ Gate and reports:
                          'errors < 1%', 'mocks >= 100%'); repeatable, adds to assertions.budgets
   --fail-on R            breaking | warning (default: assertions.failOn, else warning)
   --warn-only WHAT       assertions | budgets: report those failures without failing; repeatable
-  --reports DIR          folder for results.json and report.* (default ./retap-reports)
+  --out DIR              folder for results.json and report.* (default ./retap-reports);
+                         --reports is an alias
   --format F[,F…]        reports to write (default junit,markdown,html,json)
   --no-step-summary      do not append the Markdown summary to $GITHUB_STEP_SUMMARY
   --no-annotations       do not print ::error annotations on GitHub Actions
@@ -112,6 +113,7 @@ interface Flags {
   budget?: string[];
   'fail-on'?: string;
   'warn-only'?: string[];
+  out?: string;
   reports?: string;
   format?: string[];
   'no-step-summary'?: boolean;
@@ -141,6 +143,7 @@ const OPTIONS = {
   budget: { type: 'string', multiple: true },
   'fail-on': { type: 'string' },
   'warn-only': { type: 'string', multiple: true },
+  out: { type: 'string', short: 'o' },
   reports: { type: 'string' },
   format: { type: 'string', multiple: true },
   'no-step-summary': { type: 'boolean' },
@@ -150,6 +153,12 @@ const OPTIONS = {
 } as const;
 
 const VERSION_TAG = /^@?v?(\d+)$/;
+
+/** The output folder: --out (or its alias --reports), else ci.reports, else ./retap-reports. */
+function reportsDirOf(f: Flags, cfg: CiConfig, cwd: string): string {
+  const flag = f.out ?? f.reports;
+  return flag ? resolve(cwd, flag) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+}
 
 /**
  * The snapshot to replay as a version directory. Flag values are relative to the working
@@ -327,7 +336,7 @@ async function run(argv: string[]): Promise<number> {
     throw usageError(`--mock-miss ${miss}: expected fail, closest or passthrough`);
   const timeoutMs = f.timeout ? parseDuration(f.timeout, '--timeout') : (cfg.replay.timeoutMs ?? 10_000);
   const b = builds(f, cfg, cwd);
-  const reportsDir = f.reports ? resolve(cwd, f.reports) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+  const reportsDir = reportsDirOf(f, cfg, cwd);
   await mkdir(reportsDir, { recursive: true });
   const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
 
@@ -493,7 +502,7 @@ export async function reportFailure(argv: string[], e: unknown): Promise<number>
   } catch {
     // --format is what failed
   }
-  const reportsDir = f.reports ? resolve(cwd, f.reports) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+  const reportsDir = reportsDirOf(f, cfg, cwd);
   const b = cfg.replay.build;
   const snapshot = f.snapshot ?? cfg.replay.snapshot ?? '';
   const results = failedResults(snapshot, f.cmd ?? b?.command ?? '', Number(f.port ?? b?.port ?? 0) || 0, e);

@@ -241,7 +241,9 @@ async function replayStage(ctx: DemoContext): Promise<string> {
  */
 async function writeDemoSecrets(out: string): Promise<string> {
   const r = createRedactor(undefined);
-  const lines = ["# retap demo: the demo client's passwords, placeholder → value (docs/tokens-and-transforms.md)"];
+  const lines = [
+    "# retap demo: the demo client's passwords, placeholder → value (docs/tokens-and-transforms.md)",
+  ];
   for (const p of demoPasswords()) lines.push(`${r.placeholderOf(p)}: ${JSON.stringify(p)}`);
   const file = resolve(out, 'secrets.yaml');
   await mkdir(resolve(out), { recursive: true });

@@ -60,7 +60,11 @@ const command: Command = {
       return 64;
     }
     const load = SUBS[name];
-    if (!load) throw usageError(`retap snapshot: unknown subcommand '${name}'`, `Subcommands: ${Object.keys(SUBS).join(', ')}.`);
+    if (!load)
+      throw usageError(
+        `retap snapshot: unknown subcommand '${name}'`,
+        `Subcommands: ${Object.keys(SUBS).join(', ')}.`,
+      );
     const sub = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(`${sub.help.trimEnd()}\n`);

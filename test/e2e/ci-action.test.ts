@@ -222,7 +222,7 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
     expect(readFileSync(s.outputs.junit as string, 'utf8')).toMatch(/<testsuites[^>]*failures="0"/);
     expect(s.summary).toMatch(/^## ✅ retap: pass — orders v1/);
     expect(s.annotations.filter((a) => a.startsWith('::error'))).toEqual([]);
-    expect(s.stderr).toContain(`retap action: retap ci --reports reports/pass`);
+    expect(s.stderr).toContain(`retap action: retap ci --out reports/pass`);
   }, 60_000);
 
   it('a regressed build fails: verdict, annotations per failing route and budget, summary', async () => {
