@@ -25,10 +25,10 @@ import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';
 import type { DecodedExchange, DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
 import {
-  findFrameBoundary,
   Flag,
-  FrameType,
   type FrameHeader,
+  FrameType,
+  findFrameBoundary,
   PREFACE,
   readFrameHeader,
   Setting,
