@@ -8,7 +8,7 @@
  */
 import type { HeaderList, Request, Response } from '../../../core/exchange.js';
 import { emptyBody } from '../../../core/exchange.js';
-import type { BodyAcc, Budget } from '../budget.js';
+import type { Budget, BodyAcc } from '../budget.js';
 import {
   bodyAdd,
   bodyFinish,

@@ -25,10 +25,10 @@ import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';
 import type { DecodedExchange, DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
 import {
-  Flag,
-  type FrameHeader,
-  FrameType,
   findFrameBoundary,
+  Flag,
+  FrameType,
+  type FrameHeader,
   PREFACE,
   readFrameHeader,
   Setting,
