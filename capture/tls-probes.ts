@@ -104,22 +104,32 @@ export class TlsProbes {
       log.debug(`not probing ${label}: ${(e as Error).message}`);
       return;
     }
-    if (ssl) this.attachOpenssl(open, label);
-    this.attachGo(open, label, go);
+    if (ssl) this.attachOpenssl(open, label, id);
+    this.attachGo(open, label, id, go);
   }
 
-  private attachOpenssl(open: string, label: string): void {
+  /** An attach failed: the file's fault, or only a process that exited meanwhile (look again later). */
+  private failed(f: TlsFailure, open: string, id: string): void {
+    if (open.startsWith('/proc/') && !existsSync(open)) {
+      this.seen.delete(id);
+      log.debug(`${f.path}: its process exited before the TLS probes were attached`);
+      return;
+    }
+    this.fail(f);
+  }
+
+  private attachOpenssl(open: string, label: string, id: string): void {
     try {
       const n = this.native.attachTls(open);
       this.probes += n;
       this.attached.push(label);
       log.info(`TLS probes attached to ${label} (${n})`);
     } catch (e) {
-      this.fail({ path: label, reason: firstLine(e) });
+      this.failed({ path: label, reason: firstLine(e) }, open, id);
     }
   }
 
-  private attachGo(open: string, label: string, go: GoInspection): void {
+  private attachGo(open: string, label: string, id: string, go: GoInspection): void {
     switch (go.kind) {
       case 'not-go':
         return;
@@ -146,7 +156,7 @@ export class TlsProbes {
             `Go TLS probes attached to ${label} (${plan.goVersion}, functions from ${plan.symbolsFrom}, offsets from ${plan.offsetsFrom}, ${n} probes)`,
           );
         } catch (e) {
-          this.fail({ path: label, goVersion: plan.goVersion, reason: firstLine(e) });
+          this.failed({ path: label, goVersion: plan.goVersion, reason: firstLine(e) }, open, id);
         }
       }
     }
@@ -154,7 +164,8 @@ export class TlsProbes {
 
   private fail(f: TlsFailure): void {
     this.failures.push(f);
-    log.warn(
+    // info, not warn: `retap capture` prints the failures once at the end, as warnings
+    log.info(
       `cannot capture the TLS plaintext of ${f.path}${f.goVersion ? ` (Go ${f.goVersion.replace(/^go/, '')})` : ''}: ${f.reason}`,
     );
   }

@@ -301,7 +301,8 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       counters: countersOf(stats),
       // the snapshot says what it cannot hold: plaintext of programs the probes could not reach
       notes: stats.tlsFailures.map(
-        (f) => `TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} not captured: ${f.reason}`,
+        (f) =>
+          `TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} not captured: ${f.reason}`,
       ),
     });
     void manifest;
