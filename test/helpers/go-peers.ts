@@ -7,9 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withElf } from '../../capture/elf.js';
+import { packageRoot } from '../../core/paths.js';
 import { skipWithoutTool } from './privileged.js';
 
-const builder = join(import.meta.dirname, '..', 'fixtures', 'go', 'build.mjs');
+// from the checkout's root: this module also runs compiled, from dist/ (benchmarks)
+const builder = join(packageRoot(), 'test', 'fixtures', 'go', 'build.mjs');
 
 export interface GoPeers {
   /** stdlib HTTPS peer, installed Go, with symbols and DWARF */
