@@ -11,7 +11,7 @@ import { type GoBuildInfo, readBuildInfo } from './buildinfo.js';
 import { DwarfError, structOffsets } from './dwarf.js';
 import { type GoLayout, LAYOUT_STRUCTS, layoutFromDwarf, layoutFromTable, tableRange } from './layout.js';
 import { findFunctions, type GoFunc, PclntabError } from './pclntab.js';
-import { DecodeError, returnOffsets } from './x86.js';
+import { DecodeError, returnOffsets, stackCheckEnd } from './x86.js';
 
 export const GO_TLS_READ = 'crypto/tls.(*Conn).Read';
 export const GO_TLS_WRITE = 'crypto/tls.(*Conn).Write';
@@ -114,14 +114,19 @@ export function inspectGoBinary(elf: ElfFile): GoInspection {
     if (entry === undefined)
       return unsupported(`${f.name} at 0x${f.entry.toString(16)} is in no loadable segment`);
     let rets: number[];
+    let body: number;
     try {
-      rets = returnOffsets(elf.readAt(f.entry, size));
+      const code = elf.readAt(f.entry, size);
+      rets = returnOffsets(code);
+      body = stackCheckEnd(code);
     } catch (e) {
       if (e instanceof DecodeError) return unsupported(`cannot decode ${f.name}: ${e.message}`);
       throw e;
     }
     if (rets.length === 0) return unsupported(`${f.name} has no return instruction`);
-    entries[f.name] = entry;
+    // past the stack check: morestack restarts a function from its first instruction, so a probe
+    // there would record a Write twice whenever the goroutine's stack grows
+    entries[f.name] = entry + body;
     // Write's plaintext is recorded at its entry (bpf/retap.bpf.c says why); Read's at its returns
     if (f.name === GO_TLS_READ) for (const r of rets) readReturns.push(entry + r);
   }

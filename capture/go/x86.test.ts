@@ -4,7 +4,7 @@ import { goPeers, skipWithoutGoPeers } from '../../test/helpers/go-peers.js';
 import { skipWithoutTool } from '../../test/helpers/privileged.js';
 import { withElf } from '../elf.js';
 import { allFunctions } from './pclntab.js';
-import { DecodeError, instructionLength, instructionStarts, returnOffsets } from './x86.js';
+import { DecodeError, instructionLength, instructionStarts, returnOffsets, stackCheckEnd } from './x86.js';
 
 const hex = (s: string): Uint8Array => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -45,6 +45,17 @@ describe('x86-64 instruction lengths', () => {
   it('refuses encodings that are not valid in 64-bit mode, and code cut mid-instruction', () => {
     expect(() => instructionLength(hex('06'), 0)).toThrow(DecodeError);
     expect(() => returnOffsets(hex('c3 48 b8 01'))).toThrow(/runs past the end|truncated/);
+  });
+
+  it('finds the end of a Go stack check, and nothing where there is none', () => {
+    // cmp rsp, 0x10(r14); jbe +0x20; push rbp …
+    expect(stackCheckEnd(hex('49 3b 66 10 76 20 55 48 89 e5' + ' 90'.repeat(40)))).toBe(6);
+    // lea r12, -0x48(rsp); cmp r12, 0x10(r14); jbe rel32 (large frames)
+    expect(stackCheckEnd(hex('4c 8d 64 24 b8 4d 3b 66 10 0f 86 10 00 00 00 55' + ' 90'.repeat(40)))).toBe(15);
+    // NOSPLIT: no check
+    expect(stackCheckEnd(hex('55 48 89 e5 c3'))).toBe(0);
+    // a jbe with no stack check before it is not one
+    expect(stackCheckEnd(hex('48 39 c8 76 02 90 90 c3'))).toBe(0);
   });
 
   it('finds every return, prefixed ones at their first byte', () => {

@@ -226,3 +226,34 @@ export function instructionStarts(code: Uint8Array): number[] {
   for (let at = 0; at < code.length; at += instructionLength(code, at)) out.push(at);
   return out;
 }
+
+/**
+ * Where a Go function's body starts: just past its stack-bound check (`cmp rsp|r12, 0x10(r14)`,
+ * then `jbe` to the morestack call at the end of the function), or 0 when it has none (NOSPLIT).
+ * A probe there fires once per call; one on the first instruction fires again whenever the
+ * stack has to grow, because morestack restarts the function from its entry.
+ */
+export function stackCheckEnd(code: Uint8Array): number {
+  let at = 0;
+  let sawCheck = false;
+  for (let k = 0; k < 4 && at < code.length; k++) {
+    const len = instructionLength(code, at);
+    const rex = code[at]!;
+    // cmp r64, [r14 + disp8]: REX.W+B (0x49/0x4d), 3b, ModRM mod=01 rm=110
+    if ((rex === 0x49 || rex === 0x4d) && code[at + 1] === 0x3b && (code[at + 2]! & 0xc7) === 0x46)
+      sawCheck = true;
+    const jbe = code[at] === 0x76 || (code[at] === 0x0f && code[at + 1] === 0x86);
+    if (jbe) {
+      if (!sawCheck) return 0;
+      const rel =
+        code[at] === 0x76
+          ? (code[at + 1]! << 24) >> 24
+          : Buffer.from(code.subarray(at + 2, at + 6)).readInt32LE(0);
+      const target = at + len + rel;
+      // the slow path lies inside the function, after the check
+      return target > at && target < code.length ? at + len : 0;
+    }
+    at += len;
+  }
+  return 0;
+}
