@@ -20,7 +20,7 @@ import { CaptureSession } from '../../capture/session.js';
 import { selfSignedCert } from '../../test/helpers/certs.js';
 import { goPeers } from '../../test/helpers/go-peers.js';
 import { tracerPids } from '../lib/foreign.js';
-import { runToEnd, sleep, start, stopAll } from '../lib/procs.js';
+import { runToEnd, sleep, start, stopAll, stopAllOnSignal } from '../lib/procs.js';
 import { cpuTicksSeconds } from '../lib/procstat.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
@@ -48,6 +48,7 @@ async function listening(p: ReturnType<typeof start>): Promise<number> {
 }
 
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
+  stopAllOnSignal(); // the servers it starts go with it, also when interrupted
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-gotls-'));
   const rounds = quick ? 3 : 5;
   const seconds = quick ? 3 : 6;

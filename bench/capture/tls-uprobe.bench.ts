@@ -25,7 +25,7 @@ import { CaptureSession } from '../../capture/session.js';
 import { selfSignedCert } from '../../test/helpers/certs.js';
 import { goPeers } from '../../test/helpers/go-peers.js';
 import { tracerPids } from '../lib/foreign.js';
-import { sleep, start, stopAll } from '../lib/procs.js';
+import { sleep, start, stopAll, stopAllOnSignal } from '../lib/procs.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
 
@@ -101,6 +101,7 @@ async function pingPong(cmd: string, args: string[]) {
 }
 
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
+  stopAllOnSignal(); // the servers it starts go with it, also when interrupted
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-tls-'));
   const rounds = quick ? 3 : 7;
   const n = quick ? 10_000 : 50_000;
