@@ -51,6 +51,8 @@ export interface RecordResult {
   stats: CaptureStats;
   /** The manifest counters, the same for every kind of recording. */
   counters: Record<string, number>;
+  /** What the snapshot cannot hold, for its manifest notes (e.g. TLS programs the probes could not reach). */
+  notes: string[];
   /** Exit code of the command target (128+signal when killed), when there was one. */
   commandExit?: number;
 }
@@ -80,7 +82,8 @@ export async function recordUntil(
   let session: CaptureSession | undefined;
   let cgroup: Cgroup | undefined;
   try {
-    session = CaptureSession.start(captureOptions, onExchange);
+    // a command is retap's own child: it may be held at exec until its TLS probes are on
+    session = CaptureSession.start({ holdExec: command.length > 0, ...captureOptions }, onExchange);
     const waits: Array<Promise<unknown>> = [];
     let commandExit: number | undefined;
     let commandPid: number | undefined;
@@ -142,6 +145,7 @@ export async function recordUntil(
       outbound,
       stats,
       counters: countersOf(stats),
+      notes: notesOf(stats),
       ...(commandExit !== undefined ? { commandExit } : {}),
     };
   } finally {
@@ -200,7 +204,18 @@ export function countersOf(s: CaptureStats): Record<string, number> {
     unknownBytes: s.unknownBytes,
     gapBytes: s.gapBytes,
     ciphertextBytes: s.ciphertextBytes,
+    goTlsCalls: s.kernel.goTlsCalls,
+    goTlsNoSocket: s.kernel.goTlsNoSocket,
+    goTlsLateReads: s.kernel.goTlsLateReads,
+    tlsUnsupported: s.tlsFailures.length,
     tlsUnboundDropped: s.tlsUnboundDropped,
     malformedBytes: s.malformedBytes,
   };
+}
+
+/** Manifest notes for what a recording could not hold: plaintext of programs the probes could not reach. */
+export function notesOf(s: CaptureStats): string[] {
+  return s.tlsFailures.map(
+    (f) => `TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} not captured: ${f.reason}`,
+  );
 }

@@ -305,7 +305,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   let attached!: () => void;
   const ready = new Promise<void>((r) => (attached = r));
   const recording = recordUntil(
-    { cgroupIds: [c.cgroup.id], service: c.label },
+    { cgroupIds: [c.cgroup.id], service: c.label, holdExec: true },
     { append: (ex) => void captured.push(ex) },
     finished.signal,
     { onReady: () => attached() },

@@ -29,7 +29,7 @@ Options:
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
   --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
   --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
-  --no-tls           do not attach the OpenSSL probes
+  --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls)
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
   --no-discover      do not discover tokens / emit transform rules (tokens.yaml, transforms.yaml)
   --gzip             compress exchanges.jsonl
@@ -38,7 +38,11 @@ Options:
 
 Stops on SIGINT/SIGTERM, --duration or command exit, flushes everything, then writes the
 snapshot atomically. Drops and truncations are counted in the manifest; any drop prints a
-warning. Exit code: 0 ok, 3 capture could not run, 64 bad usage.
+warning, and so does a program whose TLS plaintext cannot be captured (with the reason).
+TLS plaintext: OpenSSL (libssl, node) and Go crypto/tls (Go 1.17+ on amd64, stripped binaries
+included). A target that starts a program retap has not looked at yet is paused at exec for
+the few milliseconds that takes, so a Go program's first TLS call is not missed.
+Exit code: 0 ok, 3 capture could not run, 64 bad usage.
 
 Examples:
   retap capture --out snaps/api -- node server.js
@@ -137,11 +141,21 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(
         `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`,
       );
+    for (const g of s.goTls)
+      process.stdout.write(
+        `  Go TLS: ${g.path} (${g.goVersion}; functions from ${g.symbolsFrom}, offsets from ${g.offsetsFrom})\n`,
+      );
     if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
       process.stderr.write(
         `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
       );
     }
+  }
+  // also with --json: stdout is for scripts, stderr for people
+  for (const f of result.stats.tlsFailures) {
+    process.stderr.write(
+      `retap capture: warning: TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} is not captured: ${f.reason}\n`,
+    );
   }
   if (result.commandExit !== undefined && result.commandExit !== 0) {
     process.stderr.write(`retap capture: the command exited with ${result.commandExit}\n`);
@@ -231,7 +245,7 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       },
     );
     progress?.done();
-    await writer.finish({ counters: r.counters });
+    await writer.finish({ counters: r.counters, notes: r.notes });
     return {
       path: writer.path,
       exchanges: r.inbound + r.outbound,

@@ -169,7 +169,7 @@ async function snapshotStage(ctx: DemoContext): Promise<string> {
   const r = await cap.done;
   ctx.captureStats = r.stats;
   ctx.recorded = { inbound: r.inbound, outbound: r.outbound };
-  await cap.writer.finish({ counters: r.counters });
+  await cap.writer.finish({ counters: r.counters, notes: r.notes });
   ctx.snapshotPath = cap.writer.path;
   const sent = ctx.traffic?.requests ?? 0;
   ctx.say(

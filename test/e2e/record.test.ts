@@ -70,6 +70,24 @@ describe.skipIf(skipPrivileged())('recordUntil', () => {
     expect(r.inbound).toBe(1);
   });
 
+  it('holds at exec only what retap started: a --pid target execing a new program is never stopped', async () => {
+    const p = start('sh', ['-c', 'sleep 1; exec /bin/sleep 0.2']);
+    const stop = new AbortController();
+    const r = await recordUntil({ pids: [p.pid] }, { append: () => undefined }, stop.signal, {
+      onReady: async () => {
+        await new Promise((res) => setTimeout(res, 2000));
+        stop.abort();
+      },
+    });
+    expect(r.stats.kernel.heldAtExec).toBe(0);
+    // the command target is retap's own: held until its executable was looked at
+    const own = await recordUntil(
+      { command: ['sh', '-c', 'exec /bin/sleep 0.2'] },
+      { append: () => undefined },
+    );
+    expect(own.stats.kernel.heldAtExec).toBeGreaterThanOrEqual(1);
+  });
+
   it('a sink that fails ends the recording with its error, after detaching', async () => {
     const port = await freePort();
     const failing = { append: () => Promise.reject(new Error('disk full')) };
