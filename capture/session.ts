@@ -85,6 +85,9 @@ export class CaptureSession {
       this.native = addon.open({
         selfTgid: process.pid,
         captureAll: opts.all === true,
+        ports: opts.ports ?? [],
+        tgids: opts.pids ?? [],
+        cgroups: opts.cgroupIds ?? [],
         ...(opts.perCallCapBytes !== undefined ? { perCallCapBytes: opts.perCallCapBytes } : {}),
         ...(opts.ringBufferBytes !== undefined ? { ringBufferBytes: opts.ringBufferBytes } : {}),
         // A Go program must have its probes before its first TLS call: hold targets at exec until
@@ -102,9 +105,6 @@ export class CaptureSession {
         details: { errno: err.errno },
       });
     }
-    for (const pid of opts.pids ?? []) this.addPid(pid);
-    for (const id of opts.cgroupIds ?? []) this.native.addTarget('cgroup', id);
-    for (const port of opts.ports ?? []) this.native.addTarget('port', port);
     if (opts.tls !== false) {
       this.tls = new TlsProbes(this.native);
       this.tls.attachDefaults();

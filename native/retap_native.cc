@@ -154,6 +154,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
       TakeLog();
     }
     if (err) Close(), Fail(env, "loading the BPF programs failed", err);
+    // Targets go in before the programs attach: a port filter set afterwards would leave a window
+    // in which `captureAll` lets every connection on the machine through.
+    SeedTargets(env, cfg, "ports", skel_->maps.target_ports, 2);
+    SeedTargets(env, cfg, "tgids", skel_->maps.target_tgids, 4);
+    SeedTargets(env, cfg, "cgroups", skel_->maps.target_cgroups, 8);
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
 
@@ -287,6 +292,27 @@ class Capture : public Napi::ObjectWrap<Capture> {
       std::thread(free_all).detach();
     else
       free_all();
+  }
+
+  // Initial targets from the open() config (an array of numbers or BigInts), before attach.
+  void SeedTargets(Napi::Env env, Napi::Object cfg, const char* name, bpf_map* map, size_t key_size) {
+    if (!cfg.Has(name) || !cfg.Get(name).IsArray()) return;
+    Napi::Array list = cfg.Get(name).As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      uint64_t key;
+      if (v.IsBigInt()) {
+        bool lossless;
+        key = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      } else {
+        key = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+      }
+      uint8_t one = 1, present = 0;
+      bool existed = bpf_map__lookup_elem(map, &key, key_size, &present, 1, 0) == 0;
+      int err = bpf_map__update_elem(map, &key, key_size, &one, 1, BPF_ANY);
+      if (err) Close(), Fail(env, "adding a capture target failed", err);
+      if (!existed && map == skel_->maps.target_ports) UpdatePortCount(1);
+    }
   }
 
   void CheckOpen(Napi::Env env) {

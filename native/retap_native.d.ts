@@ -12,6 +12,10 @@ export interface NativeCaptureConfig {
   perCallCapBytes?: number;
   /** Capture every process (still filtered by ports when ports are set). Default false. */
   captureAll?: boolean;
+  /** Targets in place before the programs attach (no window without the filter). */
+  ports?: number[];
+  tgids?: number[];
+  cgroups?: bigint[];
   /** Bytes of records waiting for JS beyond this are dropped and counted (default 128 MiB). */
   maxPendingBytes?: number;
   /** How often the poller looks at the ring buffer when nothing woke it, ms (default 2). */
