@@ -25,6 +25,8 @@ const NO_ANSWER = new Set([0x01, 0x18, 0x19]);
 const SETUP_COMMANDS = new Set([0x02, 0x1b, 0x1f, 0x11]);
 const SETUP_VERBS = new Set(['SET', 'USE']);
 const UNSIGNED = 0x20;
+const MARIADB_EXTENDED_METADATA = 8;
+const MARIADB_CACHE_METADATA = 16;
 
 type Phase =
   | 'first' // OK / ERR / column count
@@ -67,6 +69,9 @@ export class MysqlDecoder implements StreamDecoder {
   private readonly server = new SideBuffer();
   private caps = CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH | CAP.DEPRECATE_EOF;
   private serverCaps = 0;
+  /** MariaDB extended capabilities both sides have (EXTENDED_METADATA 8, CACHE_METADATA 16). */
+  private mariaExt = 0;
+  private serverMariaExt = 0;
   private session: { call: DbCall; notes: string[]; reqStart: number; reqEnd: number; respStart: number; respEnd: number; done: boolean } | undefined;
   private sawHandshake = false;
   private tls = false;
@@ -310,6 +315,7 @@ export class MysqlDecoder implements StreamDecoder {
     }
     this.caps = caps & (this.serverCaps || 0xffffffff);
     (s.server ??= {}).clientCapabilities = caps;
+    if (!(caps & 1) && this.serverMariaExt) this.mariaExt = p.readUInt32LE(28) & this.serverMariaExt;
     if (p.length === 32 && caps & CAP.SSL) {
       s.tls = { requested: 'SSL', answer: 'accepted' };
       this.tls = true;
@@ -465,7 +471,10 @@ export class MysqlDecoder implements StreamDecoder {
       session.server!.status = p.readUInt16LE(i + 1);
       caps |= p.readUInt16LE(i + 3) << 16;
       const authLen = p[i + 5]!;
-      if (version.includes('MariaDB')) session.server!.mariadbCapabilities = p.readUInt32LE(i + 12);
+      if (version.includes('MariaDB') && !(caps & 1)) {
+        this.serverMariaExt = p.readUInt32LE(i + 12);
+        session.server!.mariadbCapabilities = this.serverMariaExt;
+      }
       i += 16;
       if (caps & CAP.SECURE_CONNECTION) i += Math.max(13, authLen - 8);
       if (caps & CAP.PLUGIN_AUTH && i < p.length) {
@@ -529,15 +538,23 @@ export class MysqlDecoder implements StreamDecoder {
           cmd.notes.push('local-infile');
           return false;
         }
-        const [count] = lenenc(p, 0);
+        const [count, used] = lenenc(p, 0);
         cmd.cur = { columns: [], rows: [] };
         (call.results ??= []).push(cmd.cur);
+        if (cmd.binary && this.mariaExt & MARIADB_CACHE_METADATA && p[used] === 0) {
+          // metadata not resent: the prepared statement's columns
+          const st = this.stmts.get(Number(call.statement));
+          cmd.cur.columns = st ? st.columns : [];
+          if (!st) cmd.notes.push('columns-unknown');
+          cmd.phase = 'rows';
+          return false;
+        }
         cmd.phase = 'columns';
         cmd.left = count;
         return false;
       }
       case 'columns':
-        cmd.cur!.columns!.push(columnDef(p));
+        cmd.cur!.columns!.push(columnDef(p, this.mariaExt));
         if (--cmd.left === 0) cmd.phase = deprecateEof ? 'rows' : 'columnsEof';
         return false;
       case 'columnsEof':
@@ -571,14 +588,14 @@ export class MysqlDecoder implements StreamDecoder {
         return false;
       }
       case 'prepParams':
-        cmd.prep!.paramDefs.push(columnDef(p));
+        cmd.prep!.paramDefs.push(columnDef(p, this.mariaExt));
         if (--cmd.left === 0) cmd.phase = deprecateEof ? this.afterParams(cmd) : 'prepParamsEof';
         return cmd.phase === 'first';
       case 'prepParamsEof':
         cmd.phase = this.afterParams(cmd);
         return cmd.phase === 'first';
       case 'prepColumns':
-        cmd.prep!.columnDefs.push(columnDef(p));
+        cmd.prep!.columnDefs.push(columnDef(p, this.mariaExt));
         if (--cmd.left === 0) {
           if (deprecateEof) return this.prepared(cmd);
           cmd.phase = 'prepColumnsEof';
@@ -592,7 +609,7 @@ export class MysqlDecoder implements StreamDecoder {
           return true;
         }
         if (isEof) return true;
-        ((call.results ??= [{ columns: [] }])[0]!.columns ??= []).push(columnDef(p));
+        ((call.results ??= [{ columns: [] }])[0]!.columns ??= []).push(columnDef(p, this.mariaExt));
         return false;
       case 'infile':
         if (h === 0x00 || h === 0xff) {
@@ -660,12 +677,16 @@ export class MysqlDecoder implements StreamDecoder {
   }
 }
 
-function columnDef(p: Buffer): DbColumn {
+function columnDef(p: Buffer, mariaExt: number): DbColumn {
   let i = 0;
   const strs: string[] = [];
   for (let k = 0; k < 6; k++) {
     const [n, used] = lenenc(p, i);
     strs.push(p.toString('utf8', i + used, i + used + Math.max(0, n)));
+    i += used + Math.max(0, n);
+  }
+  if (mariaExt & MARIADB_EXTENDED_METADATA) {
+    const [n, used] = lenenc(p, i);
     i += used + Math.max(0, n);
   }
   const [, fixedLenUsed] = lenenc(p, i);
