@@ -31,6 +31,7 @@ async function startDependencyMocks(
   outbound: Exchange[],
   rules: ReplayRules,
   warnings: RunWarning[],
+  inbound: Exchange[],
 ): Promise<{ handle?: MockHandle; caFile?: string }> {
   const { createEphemeralCa } = await import('./tls/ca.js');
   const ca = await createEphemeralCa(spec.mocks.caDir);
@@ -45,6 +46,8 @@ async function startDependencyMocks(
     bindAddr: bindAddrFor,
     transforms: rules.transforms,
     volatile: volatileFromTokens(rules.tokens),
+    // database calls are scoped to the recorded request they were made for
+    inbound,
   });
   return { handle, caFile: ca.caCertPath };
 }
@@ -109,7 +112,7 @@ async function main(specPath: string): Promise<void> {
   const stopping = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopping.abort());
   try {
-    const started = await startDependencyMocks(spec, outbound, rules, warnings);
+    const started = await startDependencyMocks(spec, outbound, rules, warnings, [...inbound.values()]);
     mocks = started.handle;
     const caEnv: Record<string, string> = started.caFile
       ? {

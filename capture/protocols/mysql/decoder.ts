@@ -755,11 +755,9 @@ function okPacket(p: Buffer, caps: number): NonNullable<DbResult['ok']> {
   }
   const ok: NonNullable<DbResult['ok']> = { affectedRows: affected, insertId, status, warnings };
   if (i < p.length) {
-    let info: string;
-    if (caps & CAP.SESSION_TRACK) {
-      const [n, u] = lenenc(p, i);
-      info = p.toString('utf8', i + u, i + u + Math.max(0, n));
-    } else info = p.toString('utf8', i);
+    // length-encoded in practice, with or without CLIENT_SESSION_TRACK (servers' net_send_ok)
+    const [n, u] = lenenc(p, i);
+    const info = p.toString('utf8', i + u, Math.min(p.length, i + u + Math.max(0, n)));
     if (info) ok.info = info;
   }
   return ok;
