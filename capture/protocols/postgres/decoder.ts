@@ -619,7 +619,7 @@ export class PostgresDecoder implements StreamDecoder {
   private serverMessage(type: number, buf: Buffer, s: number, e: number, ts: number): void {
     // startup phase: everything up to ReadyForQuery (or a fatal error) answers the StartupMessage
     const sess = this.session;
-    if (sess && this.queue.length === 0) {
+    if (sess) {
       sess.answered = true;
       sess.respStart ??= this.serverStartTs || ts;
       sess.respEnd = ts;
@@ -774,6 +774,7 @@ export class PostgresDecoder implements StreamDecoder {
           (c.results ??= []).push(r);
         }
         r.tag = tag;
+        if (r.columns && !r.rows) r.rows = [];
         if (r.rows && r.rowCount === r.rows.length) delete r.rowCount;
         call.cur = undefined;
         if (head.type === 0x45) this.done(head, ts);
