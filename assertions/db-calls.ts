@@ -16,10 +16,16 @@ import { type DbCall, type DbValue, dbCallOf, showValue } from '../core/db.js';
 import type { Exchange } from '../core/exchange.js';
 import type { Difference, Rating } from './types.js';
 
-const norm = (t: string): string => t.replace(/\s+/g, ' ').trim().replace(/(\s*;)+$/, '');
+const norm = (t: string): string =>
+  t
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/(\s*;)+$/, '');
 
 export function dbSignature(call: DbCall): string {
-  return call.system === 'redis' ? `redis ${call.command}` : `${call.system} ${norm(call.text ?? call.command)}`;
+  return call.system === 'redis'
+    ? `redis ${call.command}`
+    : `${call.system} ${norm(call.text ?? call.command)}`;
 }
 
 /** True for exchanges this module compares (the rest of outbound.ts leaves them alone). */
@@ -56,7 +62,8 @@ export function answerOf(call: DbCall): unknown {
   return { results, ...(call.error ? { error: `${call.error.code} ${call.error.message}` } : {}) };
 }
 
-const valueText = (v: DbValue): string => (v === null ? 'NULL' : typeof v === 'object' ? `b64:${v.b64}` : String(v));
+const valueText = (v: DbValue): string =>
+  v === null ? 'NULL' : typeof v === 'object' ? `b64:${v.b64}` : String(v);
 
 export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Difference[] {
   const a = items(recorded);
@@ -125,8 +132,12 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
           path: `${path} ${name}`,
           kind: va === undefined ? 'new-field' : vb === undefined ? 'missing-field' : 'changed-value',
           rating,
-          ...(va !== undefined ? { recorded: va === null || typeof va !== 'object' ? va : valueText(va) } : {}),
-          ...(vb !== undefined ? { candidate: vb === null || typeof vb !== 'object' ? vb : valueText(vb) } : {}),
+          ...(va !== undefined
+            ? { recorded: va === null || typeof va !== 'object' ? va : valueText(va) }
+            : {}),
+          ...(vb !== undefined
+            ? { candidate: vb === null || typeof vb !== 'object' ? vb : valueText(vb) }
+            : {}),
           message: `${short(sig)} sends ${name}: ${va === undefined ? 'nothing' : showValue(va)} → ${vb === undefined ? 'nothing' : showValue(vb)}`,
         });
       }

@@ -142,7 +142,6 @@ export function dbCallOf(ex: { protocol: string; extras?: Record<string, unknown
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-// biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls are what makes text binary
 const BINARY = /[\u0000-\u0008\u000b\u000e-\u001f\u007f]/;
 
 /** Bytes as a DbValue: printable UTF-8 as a string, anything else base64. */

@@ -49,25 +49,58 @@ function exchanges(): Exchange[] {
         connection: { id: conn, order },
         request: d.request,
         ...(d.response ? { response: d.response } : {}),
-        timing: { startUs: 1_700_000_000_000_000 + out.length, requestEndNs: 10, responseStartNs: 20, responseEndNs: 30 },
+        timing: {
+          startUs: 1_700_000_000_000_000 + out.length,
+          requestEndNs: 10,
+          responseStartNs: 20,
+          responseEndNs: 30,
+        },
         ...(d.notes ? { notes: d.notes } : {}),
         ...(d.extras ? { extras: d.extras } : {}),
       });
     });
   };
-  const startup = Buffer.concat([Buffer.alloc(4), Buffer.from([0, 3, 0, 0]), cs('user'), cs('app'), cs('database'), cs('shop'), Buffer.from([0])]);
+  const startup = Buffer.concat([
+    Buffer.alloc(4),
+    Buffer.from([0, 3, 0, 0]),
+    cs('user'),
+    cs('app'),
+    cs('database'),
+    cs('shop'),
+    Buffer.from([0]),
+  ]);
   startup.writeInt32BE(startup.length, 0);
   add(
     postgres,
-    Buffer.concat([startup, pgMsg('Q', cs("select id, token from sessions where token = 'tok-9f8a7b6c5d4e3f2a'")), pgMsg('Q', cs('select nope'))]),
+    Buffer.concat([
+      startup,
+      pgMsg('Q', cs("select id, token from sessions where token = 'tok-9f8a7b6c5d4e3f2a'")),
+      pgMsg('Q', cs('select nope')),
+    ]),
     Buffer.concat([
       pgMsg('R', Buffer.from([0, 0, 0, 0])),
       pgMsg('Z', Buffer.from('I')),
-      pgMsg('T', Buffer.concat([Buffer.from([0, 1]), cs('id'), Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 255, 255, 255, 255, 0, 0])])),
+      pgMsg(
+        'T',
+        Buffer.concat([
+          Buffer.from([0, 1]),
+          cs('id'),
+          Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 255, 255, 255, 255, 0, 0]),
+        ]),
+      ),
       pgMsg('D', Buffer.from([0, 1, 0, 0, 0, 1, 0x37])),
       pgMsg('C', cs('SELECT 1')),
       pgMsg('Z', Buffer.from('I')),
-      pgMsg('E', Buffer.concat([Buffer.from('C'), cs('42703'), Buffer.from('M'), cs('column "nope" does not exist'), Buffer.from([0])])),
+      pgMsg(
+        'E',
+        Buffer.concat([
+          Buffer.from('C'),
+          cs('42703'),
+          Buffer.from('M'),
+          cs('column "nope" does not exist'),
+          Buffer.from([0]),
+        ]),
+      ),
       pgMsg('Z', Buffer.from('I')),
     ]),
     'p1',
@@ -75,7 +108,10 @@ function exchanges(): Exchange[] {
   );
   add(
     redis,
-    Buffer.concat([...encodeResp(['SET', 'session:tok-9f8a7b6c5d4e3f2a', '{"user":7}']), ...encodeResp(['GET', 'cart:7'])]),
+    Buffer.concat([
+      ...encodeResp(['SET', 'session:tok-9f8a7b6c5d4e3f2a', '{"user":7}']),
+      ...encodeResp(['GET', 'cart:7']),
+    ]),
     Buffer.concat([...encodeResp({ simple: 'OK' }), ...encodeResp(null)]),
     'r1',
     6379,
@@ -84,7 +120,12 @@ function exchanges(): Exchange[] {
 }
 
 async function write(exs: Exchange[], redaction: false | undefined = false): Promise<string> {
-  const w = await createSnapshotWriter({ dir: join(dir, 'store'), name: 'api', source: { host: 'h', service: 'api' }, redaction });
+  const w = await createSnapshotWriter({
+    dir: join(dir, 'store'),
+    name: 'api',
+    source: { host: 'h', service: 'api', filters: {} },
+    redaction,
+  });
   for (const ex of exs) await w.append(ex);
   await w.finish({});
   return w.path;
@@ -97,7 +138,8 @@ async function readAll(path: string): Promise<Exchange[]> {
   return out;
 }
 
-const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
+const plain = (x: unknown): unknown =>
+  JSON.parse(JSON.stringify(x, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
 
 describe('database exchanges in snapshots', () => {
   it('validate, round-trip, and count by protocol and status', async () => {
@@ -138,7 +180,12 @@ describe('database exchanges in snapshots', () => {
     const doc = JSON.parse(readFileSync(har, 'utf8'));
     expect(doc.log.entries[1].request.url).toBe('postgres://10.0.0.5:5432/');
     expect(doc.log.entries[1]._retap.extras.db.text).toContain('select id, token');
-    const imported = await importHar(har, { dir: join(dir, 'imp'), name: 'api', redaction: false, direction: 'outbound' });
+    const imported = await importHar(har, {
+      dir: join(dir, 'imp'),
+      name: 'api',
+      redaction: false,
+      direction: 'outbound',
+    });
     expect(imported.skipped).toEqual([]);
     expect(plain(await readAll(imported.path))).toEqual(plain(await readAll(path)));
   });

@@ -124,7 +124,8 @@ export function dbExchange(
 ): DecodedExchange {
   const version = opts.version ?? VERSION[call.system];
   const method =
-    opts.method ?? (call.kind === 'session' ? 'STARTUP' : call.text !== undefined ? sqlVerb(call.text) : call.command);
+    opts.method ??
+    (call.kind === 'session' ? 'STARTUP' : call.text !== undefined ? sqlVerb(call.text) : call.command);
   const target = opts.target ?? call.text ?? call.command;
   const ex: DecodedExchange = {
     protocol: call.system,

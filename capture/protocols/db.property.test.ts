@@ -33,48 +33,63 @@ const text = fc.string({ maxLength: 20 }).filter((s) => !s.includes('\u0000'));
 /** Whole-vs-split: the calls decoded from the whole stream equal those decoded from pieces. */
 function splitProperty(
   protocol: ProtocolDecoder,
-  gen: fc.Arbitrary<{ client: Buffer; server: Buffer; check(exs: DecodedExchange[]): void; serverFirst?: boolean }>,
+  gen: fc.Arbitrary<{
+    client: Buffer;
+    server: Buffer;
+    check(exs: DecodedExchange[]): void;
+    serverFirst?: boolean;
+  }>,
 ): void {
   fc.assert(
-    fc.property(gen, fc.array(fc.nat(), { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 10 }), (g, cc, cs) => {
-      const whole = decodeEvents(protocol, [
-        ...(g.serverFirst ? [] : [{ side: 'client' as const, data: g.client }]),
-        { side: 'server', data: g.server },
-        ...(g.serverFirst ? [{ side: 'client' as const, data: g.client }] : []),
-      ]);
-      g.check(whole.exchanges);
-      expect(whole.raw).toEqual([]);
-      // client chunks first (a reply never precedes its request), each side split anywhere
-      const pieces = g.serverFirst
-        ? null
-        : decodeEvents(protocol, [...split(g.client, cc, 'client'), ...split(g.server, cs, 'server')]);
-      if (pieces) expect(shape(pieces.exchanges)).toEqual(shape(whole.exchanges));
-    }),
+    fc.property(
+      gen,
+      fc.array(fc.nat(), { maxLength: 10 }),
+      fc.array(fc.nat(), { maxLength: 10 }),
+      (g, cc, cs) => {
+        const whole = decodeEvents(protocol, [
+          ...(g.serverFirst ? [] : [{ side: 'client' as const, data: g.client }]),
+          { side: 'server', data: g.server },
+          ...(g.serverFirst ? [{ side: 'client' as const, data: g.client }] : []),
+        ]);
+        g.check(whole.exchanges);
+        expect(whole.raw).toEqual([]);
+        // client chunks first (a reply never precedes its request), each side split anywhere
+        const pieces = g.serverFirst
+          ? null
+          : decodeEvents(protocol, [...split(g.client, cc, 'client'), ...split(g.server, cs, 'server')]);
+        if (pieces) expect(shape(pieces.exchanges)).toEqual(shape(whole.exchanges));
+      },
+    ),
     { numRuns: 150 },
   );
 }
 
-function fuzz(make: (cap: number) => StreamDecoder & { bufferedBytes(): number }, valid: fc.Arbitrary<{ client: Buffer; server: Buffer }>): void {
+function fuzz(
+  make: (cap: number) => StreamDecoder & { bufferedBytes(): number },
+  valid: fc.Arbitrary<{ client: Buffer; server: Buffer }>,
+): void {
   const cap = 16 * 1024;
   const eventArb = fc.oneof(
     fc.record({ side: fc.constantFrom<Side>('client', 'server'), data: fc.uint8Array({ maxLength: 3000 }) }),
     fc.record({ side: fc.constantFrom<Side>('client', 'server'), gap: fc.integer({ min: 1, max: 5000 }) }),
   );
-  const mutated = fc.tuple(valid, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 8 }), fc.nat()).map(([v, flips, gapAt]) => {
-    const client = Buffer.from(v.client);
-    const server = Buffer.from(v.server);
-    for (const [at, b] of flips) {
-      const t = at % 2 ? client : server;
-      if (t.length) t[at % t.length] = b;
-    }
-    const cut = client.length ? gapAt % client.length : 0;
-    return [
-      { side: 'client', data: client.subarray(0, cut) },
-      { side: 'client', gap: 7 },
-      { side: 'client', data: client.subarray(cut) },
-      { side: 'server', data: server },
-    ] as StreamEvent[];
-  });
+  const mutated = fc
+    .tuple(valid, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 8 }), fc.nat())
+    .map(([v, flips, gapAt]) => {
+      const client = Buffer.from(v.client);
+      const server = Buffer.from(v.server);
+      for (const [at, b] of flips) {
+        const t = at % 2 ? client : server;
+        if (t.length) t[at % t.length] = b;
+      }
+      const cut = client.length ? gapAt % client.length : 0;
+      return [
+        { side: 'client', data: client.subarray(0, cut) },
+        { side: 'client', gap: 7 },
+        { side: 'client', data: client.subarray(cut) },
+        { side: 'server', data: server },
+      ] as StreamEvent[];
+    });
   fc.assert(
     fc.property(fc.oneof(fc.array(eventArb, { maxLength: 20 }), mutated), (events) => {
       const d = make(cap);
@@ -101,26 +116,37 @@ const respArb: fc.Arbitrary<DbResp> = fc.letrec<{ v: DbResp }>((tie) => ({
     fc.constant(null as DbResp),
     word.map((s) => ({ simple: s }) as DbResp),
     word.map((s) => ({ error: `ERR ${s}` }) as DbResp),
-    fc.uint8Array({ minLength: 1, maxLength: 8 }).map((b) => ({ b64: Buffer.from([0, ...b]).toString('base64') }) as DbResp),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 8 })
+      .map((b) => ({ b64: Buffer.from([0, ...b]).toString('base64') }) as DbResp),
     fc.array(tie('v'), { maxLength: 3 }),
   ),
 })).v;
 
-const redisStream = fc.array(fc.tuple(fc.constantFrom('GET', 'SET', 'HSET', 'DEL', 'LPUSH', 'INCR'), fc.array(text, { maxLength: 3 }), respArb), { minLength: 1, maxLength: 6 }).map((cmds) => ({
-  client: Buffer.concat(cmds.flatMap(([n, a]) => encodeResp([n, ...a]))),
-  server: Buffer.concat(cmds.flatMap(([, , r]) => encodeResp(r))),
-  check: (exs: DecodedExchange[]) => {
-    expect(exs).toHaveLength(cmds.length);
-    exs.forEach((e, i) => {
-      const [n, a, r] = cmds[i]!;
-      const call = e.extras!.db as DbCall;
-      expect(e.request.method).toBe(n);
-      expect(call.params).toEqual(a);
-      expect(Buffer.concat(encodeResp(call.reply!)).equals(Buffer.concat(encodeResp(r)))).toBe(true);
-      expect(e.notes).toBeUndefined();
-    });
-  },
-}));
+const redisStream = fc
+  .array(
+    fc.tuple(
+      fc.constantFrom('GET', 'SET', 'HSET', 'DEL', 'LPUSH', 'INCR'),
+      fc.array(text, { maxLength: 3 }),
+      respArb,
+    ),
+    { minLength: 1, maxLength: 6 },
+  )
+  .map((cmds) => ({
+    client: Buffer.concat(cmds.flatMap(([n, a]) => encodeResp([n, ...a]))),
+    server: Buffer.concat(cmds.flatMap(([, , r]) => encodeResp(r))),
+    check: (exs: DecodedExchange[]) => {
+      expect(exs).toHaveLength(cmds.length);
+      exs.forEach((e, i) => {
+        const [n, a, r] = cmds[i]!;
+        const call = e.extras!.db as DbCall;
+        expect(e.request.method).toBe(n);
+        expect(call.params).toEqual(a);
+        expect(Buffer.concat(encodeResp(call.reply!)).equals(Buffer.concat(encodeResp(r)))).toBe(true);
+        expect(e.notes).toBeUndefined();
+      });
+    },
+  }));
 
 // ------------------------------------------------------------------ PostgreSQL
 
@@ -142,9 +168,23 @@ const i32 = (n: number): Buffer => {
   return b;
 };
 const rowDesc = (cols: number): Buffer =>
-  pgMsg('T', Buffer.concat([i16(cols), ...Array.from({ length: cols }, (_, k) => Buffer.concat([cs(`c${k}`), i32(0), i16(0), i32(25), i16(-1), i32(-1), i16(0)]))]));
+  pgMsg(
+    'T',
+    Buffer.concat([
+      i16(cols),
+      ...Array.from({ length: cols }, (_, k) =>
+        Buffer.concat([cs(`c${k}`), i32(0), i16(0), i32(25), i16(-1), i32(-1), i16(0)]),
+      ),
+    ]),
+  );
 const dataRowMsg = (row: Array<string | null>): Buffer =>
-  pgMsg('D', Buffer.concat([i16(row.length), ...row.map((v) => (v === null ? i32(-1) : Buffer.concat([i32(Buffer.byteLength(v)), Buffer.from(v)])))]));
+  pgMsg(
+    'D',
+    Buffer.concat([
+      i16(row.length),
+      ...row.map((v) => (v === null ? i32(-1) : Buffer.concat([i32(Buffer.byteLength(v)), Buffer.from(v)]))),
+    ]),
+  );
 
 const pgCall = fc.record({
   extended: fc.boolean(),
@@ -156,25 +196,63 @@ const pgCall = fc.record({
 });
 
 const pgStream = fc.array(pgCall, { minLength: 1, maxLength: 5 }).map((calls) => {
-  const client: Buffer[] = [Buffer.concat([i32(8 + 5 + 2 + 2 + 1), i32(196608), cs('user'), cs('u'), Buffer.from([0])])];
+  const client: Buffer[] = [
+    Buffer.concat([i32(8 + 5 + 2 + 2 + 1), i32(196608), cs('user'), cs('u'), Buffer.from([0])]),
+  ];
   client[0] = Buffer.concat([i32(4 + 4 + 5 + 2 + 1), i32(196608), cs('user'), cs('u'), Buffer.from([0])]);
-  const server: Buffer[] = [pgMsg('R', i32(0)), pgMsg('S', Buffer.concat([cs('server_version'), cs('15')])), pgMsg('K', Buffer.concat([i32(7), i32(9)])), pgMsg('Z', Buffer.from('I'))];
+  const server: Buffer[] = [
+    pgMsg('R', i32(0)),
+    pgMsg('S', Buffer.concat([cs('server_version'), cs('15')])),
+    pgMsg('K', Buffer.concat([i32(7), i32(9)])),
+    pgMsg('Z', Buffer.from('I')),
+  ];
   for (const c of calls) {
     const rows = c.rows.map((r) => r.slice(0, c.cols));
     if (c.extended) {
       client.push(
         pgMsg('P', Buffer.concat([cs(''), cs(c.sql), i16(0)])),
-        pgMsg('B', Buffer.concat([cs(''), cs(''), i16(0), i16(c.params.length), ...c.params.map((p) => (p === null ? i32(-1) : Buffer.concat([i32(p.length), Buffer.from(p)]))), i16(0)])),
+        pgMsg(
+          'B',
+          Buffer.concat([
+            cs(''),
+            cs(''),
+            i16(0),
+            i16(c.params.length),
+            ...c.params.map((p) => (p === null ? i32(-1) : Buffer.concat([i32(p.length), Buffer.from(p)]))),
+            i16(0),
+          ]),
+        ),
         pgMsg('D', Buffer.concat([Buffer.from('P'), cs('')])),
         pgMsg('E', Buffer.concat([cs(''), i32(0)])),
         pgMsg('S', Buffer.alloc(0)),
       );
-      if (c.error) server.push(pgMsg('1', Buffer.alloc(0)), pgMsg('2', Buffer.alloc(0)), pgMsg('E', Buffer.concat([Buffer.from('C'), cs('22012'), Buffer.from('M'), cs('boom'), Buffer.from([0])])));
-      else server.push(pgMsg('1', Buffer.alloc(0)), pgMsg('2', Buffer.alloc(0)), rowDesc(c.cols), ...rows.map(dataRowMsg), pgMsg('C', cs(`SELECT ${rows.length}`)));
+      if (c.error)
+        server.push(
+          pgMsg('1', Buffer.alloc(0)),
+          pgMsg('2', Buffer.alloc(0)),
+          pgMsg(
+            'E',
+            Buffer.concat([Buffer.from('C'), cs('22012'), Buffer.from('M'), cs('boom'), Buffer.from([0])]),
+          ),
+        );
+      else
+        server.push(
+          pgMsg('1', Buffer.alloc(0)),
+          pgMsg('2', Buffer.alloc(0)),
+          rowDesc(c.cols),
+          ...rows.map(dataRowMsg),
+          pgMsg('C', cs(`SELECT ${rows.length}`)),
+        );
       server.push(pgMsg('Z', Buffer.from('I')));
     } else {
       client.push(pgMsg('Q', cs(c.sql)));
-      if (c.error) server.push(pgMsg('E', Buffer.concat([Buffer.from('C'), cs('42703'), Buffer.from('M'), cs('nope'), Buffer.from([0])])));
+      if (c.error)
+        server.push(
+          pgMsg(
+            'E',
+            Buffer.concat([Buffer.from('C'), cs('42703'), Buffer.from('M'), cs('nope'), Buffer.from([0])]),
+          ),
+        );
       else server.push(rowDesc(c.cols), ...rows.map(dataRowMsg), pgMsg('C', cs(`SELECT ${rows.length}`)));
       server.push(pgMsg('Z', Buffer.from('I')));
     }
@@ -218,32 +296,92 @@ const u32 = (n: number): Buffer => {
   return b;
 };
 const colDef = (name: string): Buffer =>
-  Buffer.concat([...['def', 'db', 't', 't', name, name].map((s) => lenencBytes(Buffer.from(s))), Buffer.from([0x0c]), u16(33), u32(10), Buffer.from([253]), u16(0), Buffer.from([0, 0, 0])]);
+  Buffer.concat([
+    ...['def', 'db', 't', 't', name, name].map((s) => lenencBytes(Buffer.from(s))),
+    Buffer.from([0x0c]),
+    u16(33),
+    u32(10),
+    Buffer.from([253]),
+    u16(0),
+    Buffer.from([0, 0, 0]),
+  ]);
 
 const myStream = fc
   .tuple(
     fc.boolean(),
-    fc.array(fc.record({ sql: word.map((w) => `select ${w}`), cols: fc.integer({ min: 1, max: 3 }), rows: fc.array(fc.array(fc.option(text, { nil: null }), { minLength: 3, maxLength: 3 }), { maxLength: 4 }), ok: fc.boolean() }), { minLength: 1, maxLength: 5 }),
+    fc.array(
+      fc.record({
+        sql: word.map((w) => `select ${w}`),
+        cols: fc.integer({ min: 1, max: 3 }),
+        rows: fc.array(fc.array(fc.option(text, { nil: null }), { minLength: 3, maxLength: 3 }), {
+          maxLength: 4,
+        }),
+        ok: fc.boolean(),
+      }),
+      { minLength: 1, maxLength: 5 },
+    ),
   )
   .map(([deprecateEof, calls]) => {
     const caps = 512 | (1 << 15) | (1 << 19) | (deprecateEof ? 1 << 24 : 0) | 8;
     const server: Buffer[] = [
-      myPacket(0, Buffer.concat([Buffer.from([10]), Buffer.from('10.11.0-MariaDB\u0000'), u32(5), Buffer.alloc(8, 1), Buffer.from([0]), u16(caps & 0xffff), Buffer.from([33]), u16(2), u16(caps >>> 16), Buffer.from([21]), Buffer.alloc(10), Buffer.alloc(13, 2), Buffer.from('mysql_native_password\u0000')])),
+      myPacket(
+        0,
+        Buffer.concat([
+          Buffer.from([10]),
+          Buffer.from('10.11.0-MariaDB\u0000'),
+          u32(5),
+          Buffer.alloc(8, 1),
+          Buffer.from([0]),
+          u16(caps & 0xffff),
+          Buffer.from([33]),
+          u16(2),
+          u16(caps >>> 16),
+          Buffer.from([21]),
+          Buffer.alloc(10),
+          Buffer.alloc(13, 2),
+          Buffer.from('mysql_native_password\u0000'),
+        ]),
+      ),
     ];
-    const client: Buffer[] = [myPacket(1, Buffer.concat([u32(caps | 1), u32(1 << 24), Buffer.from([33]), Buffer.alloc(23), Buffer.from('u\u0000'), Buffer.from([20]), Buffer.alloc(20, 3), Buffer.from('db\u0000'), Buffer.from('mysql_native_password\u0000')]))];
+    const client: Buffer[] = [
+      myPacket(
+        1,
+        Buffer.concat([
+          u32(caps | 1),
+          u32(1 << 24),
+          Buffer.from([33]),
+          Buffer.alloc(23),
+          Buffer.from('u\u0000'),
+          Buffer.from([20]),
+          Buffer.alloc(20, 3),
+          Buffer.from('db\u0000'),
+          Buffer.from('mysql_native_password\u0000'),
+        ]),
+      ),
+    ];
     server.push(myPacket(2, Buffer.from([0, 0, 0, 2, 0, 0, 0])));
     const eof = (seq: number) => myPacket(seq, Buffer.from([0xfe, 0, 0, 2, 0]));
     for (const c of calls) {
       client.push(myPacket(0, Buffer.concat([Buffer.from([3]), Buffer.from(c.sql)])));
       if (c.ok) {
-        server.push(myPacket(1, Buffer.concat([Buffer.from([0]), writeLenenc(3), writeLenenc(0), u16(2), u16(0)])));
+        server.push(
+          myPacket(1, Buffer.concat([Buffer.from([0]), writeLenenc(3), writeLenenc(0), u16(2), u16(0)])),
+        );
         continue;
       }
       let seq = 1;
       server.push(myPacket(seq++, writeLenenc(c.cols)));
       for (let k = 0; k < c.cols; k++) server.push(myPacket(seq++, colDef(`c${k}`)));
       if (!deprecateEof) server.push(eof(seq++));
-      for (const r of c.rows) server.push(myPacket(seq++, Buffer.concat(r.slice(0, c.cols).map((v) => (v === null ? Buffer.from([0xfb]) : lenencBytes(Buffer.from(v)))))));
+      for (const r of c.rows)
+        server.push(
+          myPacket(
+            seq++,
+            Buffer.concat(
+              r.slice(0, c.cols).map((v) => (v === null ? Buffer.from([0xfb]) : lenencBytes(Buffer.from(v)))),
+            ),
+          ),
+        );
       server.push(deprecateEof ? myPacket(seq++, Buffer.from([0xfe, 0, 0, 2, 0, 0, 0])) : eof(seq++));
     }
     return {
@@ -265,7 +403,8 @@ const myStream = fc
 
 describe('database decoders: properties', () => {
   it('redis: any split decodes to the same commands and replies', () => splitProperty(redis, redisStream));
-  it('postgres: any split decodes to the same calls (simple and extended, errors)', () => splitProperty(postgres, pgStream));
+  it('postgres: any split decodes to the same calls (simple and extended, errors)', () =>
+    splitProperty(postgres, pgStream));
   it('mysql: any split decodes to the same calls (with and without DEPRECATE_EOF)', () => {
     // the server speaks first: put its handshake before the client's bytes when splitting
     fc.assert(
@@ -282,11 +421,25 @@ describe('database decoders: properties', () => {
     );
   });
   it('redis: random and mutated bytes never throw and stay under the cap', () =>
-    fuzz((cap) => new RedisDecoder({ exchange: () => {}, raw: () => {} }, { maxBufferBytes: cap }), redisStream));
+    fuzz(
+      (cap) => new RedisDecoder({ exchange: () => {}, raw: () => {} }, { maxBufferBytes: cap }),
+      redisStream,
+    ));
   it('postgres: random and mutated bytes never throw and stay under the cap', () =>
-    fuzz((cap) => new PostgresDecoder({ exchange: () => {}, raw: () => {} }, { maxBufferBytes: cap, maxBodyBytes: 4096 }), pgStream));
+    fuzz(
+      (cap) =>
+        new PostgresDecoder(
+          { exchange: () => {}, raw: () => {} },
+          { maxBufferBytes: cap, maxBodyBytes: 4096 },
+        ),
+      pgStream,
+    ));
   it('mysql: random and mutated bytes never throw and stay under the cap', () =>
-    fuzz((cap) => new MysqlDecoder({ exchange: () => {}, raw: () => {} }, { maxBufferBytes: cap, maxBodyBytes: 4096 }), myStream));
+    fuzz(
+      (cap) =>
+        new MysqlDecoder({ exchange: () => {}, raw: () => {} }, { maxBufferBytes: cap, maxBodyBytes: 4096 }),
+      myStream,
+    ));
 });
 
 /** Packets of a request/response protocol in wire order: each command, then its answer. */

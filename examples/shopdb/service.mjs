@@ -37,7 +37,11 @@ async function listItems() {
     // re-reads every listed item with its own query: one query more per item
     const out = [];
     for (const { id } of rows) {
-      const r = await pool.query({ name: 'item', text: 'SELECT id, name, price, stock FROM items WHERE id = $1', values: [id] });
+      const r = await pool.query({
+        name: 'item',
+        text: 'SELECT id, name, price, stock FROM items WHERE id = $1',
+        values: [id],
+      });
       out.push(r.rows[0]);
     }
     return out;
@@ -48,7 +52,11 @@ async function listItems() {
 async function getItem(id) {
   const hit = await cache.get(`item:${id}`);
   if (hit) return { ...JSON.parse(hit), cached: true };
-  const r = await pool.query({ name: variant === 'changed-query' ? 'item-star' : 'item', text: ITEM_SQL, values: [id] });
+  const r = await pool.query({
+    name: variant === 'changed-query' ? 'item-star' : 'item',
+    text: ITEM_SQL,
+    values: [id],
+  });
   const item = r.rows[0];
   if (!item) return undefined;
   if (variant !== 'no-cache-write') await cache.set(`item:${id}`, JSON.stringify(item), 'EX', 60);
@@ -60,12 +68,18 @@ async function order(body) {
   const c = await pool.connect();
   try {
     await c.query('BEGIN');
-    const u = await c.query('UPDATE items SET stock = stock - $2 WHERE id = $1 AND stock >= $2 RETURNING stock', [body.item, qty]);
+    const u = await c.query(
+      'UPDATE items SET stock = stock - $2 WHERE id = $1 AND stock >= $2 RETURNING stock',
+      [body.item, qty],
+    );
     if (u.rowCount === 0) {
       await c.query('ROLLBACK');
       return { status: 409, body: { error: 'out of stock' } };
     }
-    const o = await c.query('INSERT INTO orders(item_id, qty) VALUES ($1, $2) RETURNING id', [body.item, qty]);
+    const o = await c.query('INSERT INTO orders(item_id, qty) VALUES ($1, $2) RETURNING id', [
+      body.item,
+      qty,
+    ]);
     await c.query('COMMIT');
     await cache.del(`item:${body.item}`);
     return { status: 201, body: { order: o.rows[0].id, stock: u.rows[0].stock } };

@@ -23,12 +23,19 @@ const runp = promisify(execFile);
 
 interface Verdict {
   status: string;
-  items: Array<{ target: string; status: string; diffs: Array<{ path: string; kind: string; message: string; noise?: unknown }> }>;
+  items: Array<{
+    target: string;
+    status: string;
+    diffs: Array<{ path: string; kind: string; message: string; noise?: unknown }>;
+  }>;
   mocks: { calls: number; matched: number; misses: Array<{ target: string; reason: string }> };
 }
 
 function retap(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [join(root, 'bin', 'retap.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  return spawn(process.execPath, [join(root, 'bin', 'retap.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
 }
 
 async function finish(child: ChildProcess): Promise<{ code: number | null; out: string }> {
@@ -39,104 +46,174 @@ async function finish(child: ChildProcess): Promise<{ code: number | null; out: 
   return { code, out };
 }
 
-describe.skipIf(skipPrivileged())('shopdb: PostgreSQL + Redis behind HTTP, captured, replayed with both mocked, gated', () => {
-  let pgs: DbServer;
-  let rds: DbServer;
-  let dir: string;
-  let snap: string;
-  let env: Record<string, string>;
-  let port: number;
+describe.skipIf(skipPrivileged())(
+  'shopdb: PostgreSQL + Redis behind HTTP, captured, replayed with both mocked, gated',
+  () => {
+    let pgs: DbServer;
+    let rds: DbServer;
+    let dir: string;
+    let snap: string;
+    let env: Record<string, string>;
+    let port: number;
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'retap-shopdb-'));
-    [pgs, rds] = await Promise.all([startPostgres(), startRedis({ password: true })]);
-    await runp('psql', ['-h', '127.0.0.1', '-p', String(pgs.port), '-U', 'retap', '-d', 'retap', '-v', 'ON_ERROR_STOP=1', '-qf', join(root, 'examples', 'shopdb', 'schema.sql')], {
-      env: { ...process.env, PGPASSWORD: 'retap-pw' },
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'retap-shopdb-'));
+      [pgs, rds] = await Promise.all([startPostgres(), startRedis({ password: true })]);
+      await runp(
+        'psql',
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(pgs.port),
+          '-U',
+          'retap',
+          '-d',
+          'retap',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-qf',
+          join(root, 'examples', 'shopdb', 'schema.sql'),
+        ],
+        {
+          env: { ...process.env, PGPASSWORD: 'retap-pw' },
+        },
+      );
+      port = await freePort();
+      env = {
+        PORT: String(port),
+        PGHOST: '127.0.0.1',
+        PGPORT: String(pgs.port),
+        PGUSER: 'retap',
+        PGPASSWORD: 'retap-pw',
+        PGDATABASE: 'retap',
+        REDIS_HOST: '127.0.0.1',
+        REDIS_PORT: String(rds.port),
+        REDIS_PASSWORD: 'redis-pw',
+      };
+      // record: the service under eBPF capture, driven by a client
+      const cap = retap(
+        [
+          'capture',
+          '--out',
+          join(dir, 'snaps', 'shop'),
+          '--name',
+          'shop',
+          '--service',
+          'shop',
+          '--',
+          process.execPath,
+          service,
+        ],
+        env,
+      );
+      const done = finish(cap);
+      await waitForPort(port, 30_000);
+      const base = `http://127.0.0.1:${port}`;
+      const call = async (method: string, path: string, body?: unknown) => {
+        const r = await fetch(`${base}${path}`, {
+          method,
+          ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        });
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+      expect((await call('GET', '/items')).status).toBe(200);
+      expect((await call('GET', '/items/1')).body.cached).toBe(false);
+      expect((await call('GET', '/items/1')).body.cached).toBe(true);
+      expect((await call('GET', '/items/2')).status).toBe(200);
+      expect((await call('POST', '/orders', { item: 3, qty: 2 })).status).toBe(201);
+      expect((await call('GET', '/items/3')).body.stock).toBe(3);
+      expect((await call('GET', '/items/9')).status).toBe(404);
+      await new Promise((r) => setTimeout(r, 500));
+      cap.kill('SIGINT');
+      const r = await done;
+      expect(r.code, r.out).toBe(0);
+      snap = join(dir, 'snaps', 'shop');
+    }, 180_000);
+
+    afterAll(async () => {
+      await Promise.all([pgs?.stop(), rds?.stop()]);
+      if (dir) rmSync(dir, { recursive: true, force: true });
     });
-    port = await freePort();
-    env = {
-      PORT: String(port),
-      PGHOST: '127.0.0.1',
-      PGPORT: String(pgs.port),
-      PGUSER: 'retap',
-      PGPASSWORD: 'retap-pw',
-      PGDATABASE: 'retap',
-      REDIS_HOST: '127.0.0.1',
-      REDIS_PORT: String(rds.port),
-      REDIS_PASSWORD: 'redis-pw',
-    };
-    // record: the service under eBPF capture, driven by a client
-    const cap = retap(['capture', '--out', join(dir, 'snaps', 'shop'), '--name', 'shop', '--service', 'shop', '--', process.execPath, service], env);
-    const done = finish(cap);
-    await waitForPort(port, 30_000);
-    const base = `http://127.0.0.1:${port}`;
-    const call = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${base}${path}`, {
-        method,
-        ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-      });
-      return { status: r.status, body: await r.json() };
-    };
-    expect((await call('GET', '/items')).status).toBe(200);
-    expect((await call('GET', '/items/1')).body.cached).toBe(false);
-    expect((await call('GET', '/items/1')).body.cached).toBe(true);
-    expect((await call('GET', '/items/2')).status).toBe(200);
-    expect((await call('POST', '/orders', { item: 3, qty: 2 })).status).toBe(201);
-    expect((await call('GET', '/items/3')).body.stock).toBe(3);
-    expect((await call('GET', '/items/9')).status).toBe(404);
-    await new Promise((r) => setTimeout(r, 500));
-    cap.kill('SIGINT');
-    const r = await done;
-    expect(r.code, r.out).toBe(0);
-    snap = join(dir, 'snaps', 'shop');
-  }, 180_000);
 
-  afterAll(async () => {
-    await Promise.all([pgs?.stop(), rds?.stop()]);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+    async function gate(
+      label: string,
+      variant?: string,
+    ): Promise<{ code: number | null; verdict: Verdict; out: string }> {
+      const out = join(dir, `results-${label}`);
+      const envArgs = Object.entries({ ...env, ...(variant ? { SHOPDB_VARIANT: variant } : {}) }).flatMap(
+        ([k, v]) => ['--env', `${k}=${v}`],
+      );
+      const rep = await finish(
+        retap([
+          'replay',
+          snap,
+          '--cmd',
+          `${process.execPath} ${service}`,
+          '--port',
+          String(port),
+          '--out',
+          out,
+          ...envArgs,
+        ]),
+      );
+      const report = join(dir, `verdict-${label}.json`);
+      const judged = await finish(
+        retap(['report', out, '--format', 'json', '-o', report, '--no-step-summary']),
+      );
+      return {
+        code: judged.code,
+        verdict: JSON.parse(readFileSync(report, 'utf8')) as Verdict,
+        out: `${rep.out}\n${judged.out}`,
+      };
+    }
 
-  async function gate(label: string, variant?: string): Promise<{ code: number | null; verdict: Verdict; out: string }> {
-    const out = join(dir, `results-${label}`);
-    const envArgs = Object.entries({ ...env, ...(variant ? { SHOPDB_VARIANT: variant } : {}) }).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
-    const rep = await finish(retap(['replay', snap, '--cmd', `${process.execPath} ${service}`, '--port', String(port), '--out', out, ...envArgs]));
-    const report = join(dir, `verdict-${label}.json`);
-    const judged = await finish(retap(['report', out, '--format', 'json', '-o', report, '--no-step-summary']));
-    return { code: judged.code, verdict: JSON.parse(readFileSync(report, 'utf8')) as Verdict, out: `${rep.out}\n${judged.out}` };
-  }
+    const counted = (v: Verdict) =>
+      v.items.flatMap((i) => i.diffs.filter((d) => !d.noise).map((d) => `${i.target}: ${d.message}`));
 
-  const counted = (v: Verdict) => v.items.flatMap((i) => i.diffs.filter((d) => !d.noise).map((d) => `${i.target}: ${d.message}`));
+    it('the snapshot holds the database calls, decoded, without passwords', () => {
+      const lines = readFileSync(join(snap, 'v1', 'exchanges.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      const protocols = new Set(lines.map((l) => l.protocol));
+      expect(protocols).toEqual(new Set(['http1', 'postgres', 'redis']));
+      const texts = lines.filter((l) => l.protocol === 'postgres').map((l) => l.extras?.db?.text);
+      expect(texts).toContain('SELECT id, name, price, stock FROM items WHERE id = $1');
+      expect(lines.filter((l) => l.protocol === 'redis').map((l) => l.request.method)).toEqual(
+        expect.arrayContaining(['GET', 'SET', 'DEL']),
+      );
+      const all = readFileSync(join(snap, 'v1', 'exchanges.jsonl'), 'utf8');
+      expect(all).not.toContain('retap-pw');
+      expect(all).not.toContain('redis-pw');
+    });
 
-  it('the snapshot holds the database calls, decoded, without passwords', () => {
-    const lines = readFileSync(join(snap, 'v1', 'exchanges.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const protocols = new Set(lines.map((l) => l.protocol));
-    expect(protocols).toEqual(new Set(['http1', 'postgres', 'redis']));
-    const texts = lines.filter((l) => l.protocol === 'postgres').map((l) => l.extras?.db?.text);
-    expect(texts).toContain('SELECT id, name, price, stock FROM items WHERE id = $1');
-    expect(lines.filter((l) => l.protocol === 'redis').map((l) => l.request.method)).toEqual(expect.arrayContaining(['GET', 'SET', 'DEL']));
-    const all = readFileSync(join(snap, 'v1', 'exchanges.jsonl'), 'utf8');
-    expect(all).not.toContain('retap-pw');
-    expect(all).not.toContain('redis-pw');
-  });
+    it('the unchanged service passes, every database call answered by the mocks', async () => {
+      const g = await gate('same');
+      expect(counted(g.verdict), g.out).toEqual([]);
+      expect(g.verdict.mocks.misses, g.out).toEqual([]);
+      expect(g.verdict.mocks.calls).toBeGreaterThan(10);
+      expect(g.verdict.status).toBe('pass');
+      expect(g.code).toBe(0);
+    }, 180_000);
 
-  it('the unchanged service passes, every database call answered by the mocks', async () => {
-    const g = await gate('same');
-    expect(counted(g.verdict), g.out).toEqual([]);
-    expect(g.verdict.mocks.misses, g.out).toEqual([]);
-    expect(g.verdict.mocks.calls).toBeGreaterThan(10);
-    expect(g.verdict.status).toBe('pass');
-    expect(g.code).toBe(0);
-  }, 180_000);
-
-  it.each([
-    ['changed-query', /SELECT \* FROM items WHERE id = \$1/],
-    ['n-plus-one', /extra calls? to postgres SELECT id, name, price, stock FROM items WHERE id = \$1/],
-    ['changed-param', /UPDATE items SET stock = stock - \$2 .*(\$2|parameter 2 differs)/],
-    ['no-cache-write', /fewer calls? to redis SET/],
-  ])('a seeded regression is caught and named: %s', async (variant, named) => {
-    const g = await gate(variant, variant);
-    expect(g.code, g.out).toBe(1);
-    const said = [...counted(g.verdict), ...g.verdict.mocks.misses.map((m) => `${m.target}: ${m.reason}`)].join('\n');
-    expect(said).toMatch(named);
-  }, 180_000);
-});
+    it.each([
+      ['changed-query', /SELECT \* FROM items WHERE id = \$1/],
+      ['n-plus-one', /extra calls? to postgres SELECT id, name, price, stock FROM items WHERE id = \$1/],
+      ['changed-param', /UPDATE items SET stock = stock - \$2 .*(\$2|parameter 2 differs)/],
+      ['no-cache-write', /fewer calls? to redis SET/],
+    ])(
+      'a seeded regression is caught and named: %s',
+      async (variant, named) => {
+        const g = await gate(variant, variant);
+        expect(g.code, g.out).toBe(1);
+        const said = [
+          ...counted(g.verdict),
+          ...g.verdict.mocks.misses.map((m) => `${m.target}: ${m.reason}`),
+        ].join('\n');
+        expect(said).toMatch(named);
+      },
+      180_000,
+    );
+  },
+);

@@ -32,11 +32,14 @@ const PG_BIN = (() => {
 /** Why a database server cannot be started here (undefined when it can). */
 export function databaseUnavailable(kind: 'postgres' | 'mariadb' | 'redis'): string | undefined {
   if (kind === 'postgres') {
-    if (!PG_BIN || !existsSync(join(PG_BIN, 'postgres'))) return 'postgresql is not installed (apt-get install postgresql)';
-    if (spawnSync('id', ['postgres']).status !== 0) return 'the postgres user is missing (it comes with the postgresql package)';
+    if (!PG_BIN || !existsSync(join(PG_BIN, 'postgres')))
+      return 'postgresql is not installed (apt-get install postgresql)';
+    if (spawnSync('id', ['postgres']).status !== 0)
+      return 'the postgres user is missing (it comes with the postgresql package)';
     return undefined;
   }
-  if (kind === 'mariadb') return existsSync('/usr/sbin/mariadbd') ? undefined : 'mariadb-server is not installed';
+  if (kind === 'mariadb')
+    return existsSync('/usr/sbin/mariadbd') ? undefined : 'mariadb-server is not installed';
   return existsSync('/usr/bin/redis-server') ? undefined : 'redis-server is not installed';
 }
 
@@ -46,12 +49,18 @@ function uidOf(name: string): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-async function until(what: string, proc: Proc, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+async function until(
+  what: string,
+  proc: Proc,
+  check: () => boolean | Promise<boolean>,
+  ms = 30_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (await check()) return;
     if (proc.child.exitCode !== null) throw new Error(`${what} exited: ${proc.output().slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`${what} not ready after ${ms} ms: ${proc.output().slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} not ready after ${ms} ms: ${proc.output().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -60,7 +69,9 @@ async function until(what: string, proc: Proc, check: () => boolean | Promise<bo
  * PostgreSQL 15 with password (scram-sha-256) auth for `retap`/`retap-pw` on database `retap`,
  * md5 for `md5user`, cleartext (`password`) for `clearuser`, trust for the superuser on the socket.
  */
-export async function startPostgres(opts: { auth?: 'scram-sha-256' | 'md5' | 'password' | 'trust' } = {}): Promise<DbServer> {
+export async function startPostgres(
+  opts: { auth?: 'scram-sha-256' | 'md5' | 'password' | 'trust' } = {},
+): Promise<DbServer> {
   const dir = mkdtempSync('/tmp/retap-pg-');
   const { uid, gid } = uidOf('postgres');
   chownSync(dir, uid, gid);
@@ -70,10 +81,14 @@ export async function startPostgres(opts: { auth?: 'scram-sha-256' | 'md5' | 'pa
   writeFileSync(pwfile, 'super-pw\n');
   chownSync(pwfile, uid, gid);
   const asPg = { uid, gid, env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } };
-  execFileSync(join(PG_BIN!, 'initdb'), ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '-A', 'trust', '-E', 'UTF8', '--no-sync'], {
-    ...asPg,
-    stdio: 'pipe',
-  });
+  execFileSync(
+    join(PG_BIN!, 'initdb'),
+    ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '-A', 'trust', '-E', 'UTF8', '--no-sync'],
+    {
+      ...asPg,
+      stdio: 'pipe',
+    },
+  );
   const method = opts.auth ?? 'scram-sha-256';
   writeFileSync(
     join(data, 'pg_hba.conf'),
@@ -88,14 +103,33 @@ export async function startPostgres(opts: { auth?: 'scram-sha-256' | 'md5' | 'pa
   const port = await freePort();
   const proc = start(
     join(PG_BIN!, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=60', '-c', 'shared_buffers=16MB'],
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'max_connections=60',
+      '-c',
+      'shared_buffers=16MB',
+    ],
     asPg,
   );
   const psql = (sql: string, db = 'postgres'): string =>
-    execFileSync('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], {
-      ...asPg,
-      stdio: 'pipe',
-    }).toString();
+    execFileSync(
+      'psql',
+      ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql],
+      {
+        ...asPg,
+        stdio: 'pipe',
+      },
+    ).toString();
   await until('postgres', proc, async () => {
     try {
       await waitForPort(port, 200);
@@ -108,7 +142,9 @@ export async function startPostgres(opts: { auth?: 'scram-sha-256' | 'md5' | 'pa
   try {
     psql("SET password_encryption = 'scram-sha-256'; CREATE ROLE retap LOGIN PASSWORD 'retap-pw';");
     psql('CREATE DATABASE retap OWNER retap');
-    psql("SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-pw'; CREATE ROLE clearuser LOGIN PASSWORD 'clear-pw'; GRANT ALL ON DATABASE retap TO md5user, clearuser;");
+    psql(
+      "SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-pw'; CREATE ROLE clearuser LOGIN PASSWORD 'clear-pw'; GRANT ALL ON DATABASE retap TO md5user, clearuser;",
+    );
     psql('GRANT ALL ON SCHEMA public TO PUBLIC', 'retap');
   } catch (e) {
     await proc.stop();
@@ -137,7 +173,13 @@ export async function startMariadb(): Promise<DbServer> {
   const sock = join(dir, 'sock');
   execFileSync(
     'mariadb-install-db',
-    [`--datadir=${data}`, `--user=${userInfo().username}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve'],
+    [
+      `--datadir=${data}`,
+      `--user=${userInfo().username}`,
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+      '--skip-name-resolve',
+    ],
     { stdio: 'pipe' },
   );
   const port = await freePort();
@@ -155,7 +197,9 @@ export async function startMariadb(): Promise<DbServer> {
     '--skip-log-bin',
   ]);
   const sql = (q: string): string =>
-    execFileSync('mariadb', ['--no-defaults', `--socket=${sock}`, '-uroot', '-N', '-e', q], { stdio: 'pipe' }).toString();
+    execFileSync('mariadb', ['--no-defaults', `--socket=${sock}`, '-uroot', '-N', '-e', q], {
+      stdio: 'pipe',
+    }).toString();
   await until('mariadbd', proc, () => {
     try {
       sql('select 1');
@@ -164,7 +208,9 @@ export async function startMariadb(): Promise<DbServer> {
       return false;
     }
   });
-  sql("CREATE DATABASE retap; CREATE USER 'retap'@'127.0.0.1' IDENTIFIED BY 'retap-pw'; GRANT ALL ON retap.* TO 'retap'@'127.0.0.1';");
+  sql(
+    "CREATE DATABASE retap; CREATE USER 'retap'@'127.0.0.1' IDENTIFIED BY 'retap-pw'; GRANT ALL ON retap.* TO 'retap'@'127.0.0.1';",
+  );
   return {
     port,
     host: '127.0.0.1',
@@ -184,7 +230,20 @@ export async function startMariadb(): Promise<DbServer> {
 export async function startRedis(opts: { password?: boolean } = {}): Promise<DbServer> {
   const dir = mkdtempSync('/tmp/retap-redis-');
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+  ];
   if (opts.password) args.push('--requirepass', 'redis-pw');
   const proc = start('/usr/bin/redis-server', args);
   await until('redis-server', proc, async () => {

@@ -27,13 +27,18 @@ export async function record(
   return toExchanges(protocol, relay, server);
 }
 
-export function toExchanges(protocol: string, relay: RecordingRelay, server: { host: string; port: number }): Recorded {
+export function toExchanges(
+  protocol: string,
+  relay: RecordingRelay,
+  server: { host: string; port: number },
+): Recorded {
   const decoder = decoderByName(protocol)!;
   const exchanges: Exchange[] = [];
   let raw = 0;
   const t0 = Date.now() * 1000;
+  // one clock origin for every connection, so calls on different connections keep their order
+  const first = Math.min(...relay.connections.map((c) => c.events[0]?.ts ?? Number.POSITIVE_INFINITY));
   relay.connections.forEach((conn, ci) => {
-    const first = conn.events[0]?.ts ?? 0;
     const r = decodeEvents(decoder, conn.events);
     raw += r.raw.reduce((n, x) => n + x.bytes, 0);
     r.exchanges.forEach((d, order) => {

@@ -18,7 +18,15 @@ import { bytesValue } from '../../../core/db.js';
 import { dbExchange, SideBuffer, sqlVerb } from '../db-common.js';
 import { textValue } from '../postgres/decoder.js';
 import type { DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
-import { binaryLength, binaryValue, CAP, COM, lenenc, SERVER_MORE_RESULTS_EXISTS, TYPE_NAMES } from './packets.js';
+import {
+  binaryLength,
+  binaryValue,
+  CAP,
+  COM,
+  lenenc,
+  SERVER_MORE_RESULTS_EXISTS,
+  TYPE_NAMES,
+} from './packets.js';
 
 const MAX_PACKET = 0xffffff;
 const NO_ANSWER = new Set([0x01, 0x18, 0x19]);
@@ -72,7 +80,17 @@ export class MysqlDecoder implements StreamDecoder {
   /** MariaDB extended capabilities both sides have (EXTENDED_METADATA 8, CACHE_METADATA 16). */
   private mariaExt = 0;
   private serverMariaExt = 0;
-  private session: { call: DbCall; notes: string[]; reqStart: number; reqEnd: number; respStart: number; respEnd: number; done: boolean } | undefined;
+  private session:
+    | {
+        call: DbCall;
+        notes: string[];
+        reqStart: number;
+        reqEnd: number;
+        respStart: number;
+        respEnd: number;
+        done: boolean;
+      }
+    | undefined;
   private sawHandshake = false;
   private tls = false;
   private joined = false;
@@ -131,7 +149,8 @@ export class MysqlDecoder implements StreamDecoder {
       b.clear();
     }
     if (this.session && !this.session.done) this.emitSession(tsNs, ['no-response']);
-    for (const c of this.pending.splice(0)) this.emitCmd(c, tsNs, c.respStart !== undefined ? ['truncated'] : ['no-response']);
+    for (const c of this.pending.splice(0))
+      this.emitCmd(c, tsNs, c.respStart !== undefined ? ['truncated'] : ['no-response']);
   }
 
   private lose(side: Side, ts: number, reason: string): void {
@@ -144,7 +163,8 @@ export class MysqlDecoder implements StreamDecoder {
     else {
       this.serverResync = true;
       if (this.session && !this.session.done) this.emitSession(ts, ['gap', 'no-response']);
-      for (const c of this.pending.splice(0)) this.emitCmd(c, ts, ['gap', c.respStart !== undefined ? 'truncated' : 'no-response']);
+      for (const c of this.pending.splice(0))
+        this.emitCmd(c, ts, ['gap', c.respStart !== undefined ? 'truncated' : 'no-response']);
     }
   }
 
@@ -207,8 +227,12 @@ export class MysqlDecoder implements StreamDecoder {
     if (sess && !sess.done) {
       // handshake response, SSL request, or an auth round: only shapes are kept
       sess.reqEnd = ts;
-      if (seq === 1 && this.sawHandshake && !sess.call.session!.user && p.length >= 32) this.handshakeResponse(p, ts);
-      else ((sess.call.session!.auth ??= { method: 'unknown', ok: false }).steps ??= []).push('client-auth-data');
+      if (seq === 1 && this.sawHandshake && !sess.call.session!.user && p.length >= 32)
+        this.handshakeResponse(p, ts);
+      else
+        ((sess.call.session!.auth ??= { method: 'unknown', ok: false }).steps ??= []).push(
+          'client-auth-data',
+        );
       return;
     }
     if (!this.sawHandshake && !this.joined) {
@@ -225,7 +249,11 @@ export class MysqlDecoder implements StreamDecoder {
     }
     const code = p[0]!;
     const name = COM[code] ?? `COM_0x${code.toString(16)}`;
-    const call: DbCall = { system: 'mysql', kind: SETUP_COMMANDS.has(code) ? 'setup' : 'query', command: name };
+    const call: DbCall = {
+      system: 'mysql',
+      kind: SETUP_COMMANDS.has(code) ? 'setup' : 'query',
+      command: name,
+    };
     const cmd: Cmd = {
       code,
       call,
@@ -346,7 +374,11 @@ export class MysqlDecoder implements StreamDecoder {
     }
     if (caps & CAP.PLUGIN_AUTH && i < p.length) {
       z = p.indexOf(0, i);
-      s.auth = { method: p.toString('utf8', i, z === -1 ? p.length : z), ok: false, steps: ['handshake-response'] };
+      s.auth = {
+        method: p.toString('utf8', i, z === -1 ? p.length : z),
+        ok: false,
+        steps: ['handshake-response'],
+      };
       i = z === -1 ? p.length : z + 1;
     }
     if (caps & CAP.CONNECT_ATTRS && i < p.length) {
@@ -435,7 +467,11 @@ export class MysqlDecoder implements StreamDecoder {
         steps.push(`auth-switch ${plugin}`);
         auth.method = plugin;
       } else if (h === 0x01) {
-        steps.push(p.length === 2 ? `auth-more-data ${p[1] === 3 ? 'fast-auth-ok' : p[1] === 4 ? 'full-auth' : p[1]}` : 'auth-more-data');
+        steps.push(
+          p.length === 2
+            ? `auth-more-data ${p[1] === 3 ? 'fast-auth-ok' : p[1] === 4 ? 'full-auth' : p[1]}`
+            : 'auth-more-data',
+        );
       } else steps.push('server-auth-data');
       return;
     }
@@ -513,7 +549,15 @@ export class MysqlDecoder implements StreamDecoder {
           const params = p.readUInt16LE(7);
           cmd.prep = { id, columns, params, paramDefs: [], columnDefs: [] };
           call.statement = String(id);
-          (call.results ??= []).push({ ok: { affectedRows: 0, insertId: 0, status: 0, warnings: p.length >= 12 ? p.readUInt16LE(10) : 0 }, paramTypes: [] });
+          (call.results ??= []).push({
+            ok: {
+              affectedRows: 0,
+              insertId: 0,
+              status: 0,
+              warnings: p.length >= 12 ? p.readUInt16LE(10) : 0,
+            },
+            paramTypes: [],
+          });
           this.stmts.set(id, { text: call.text ?? '', params, columns: [] });
           if (params > 0) {
             cmd.phase = 'prepParams';
@@ -646,13 +690,22 @@ export class MysqlDecoder implements StreamDecoder {
     const s = this.session!;
     s.done = true;
     const call = s.call;
-    const answered = call.session?.auth?.ok === true || call.error !== undefined || call.session?.tls !== undefined;
+    const answered =
+      call.session?.auth?.ok === true || call.error !== undefined || call.session?.tls !== undefined;
     this.sink.exchange(
-      dbExchange(call, { reqStart: s.reqStart, reqEnd: s.reqEnd, respStart: s.respStart, respEnd: Math.max(s.respEnd, ts) }, [...s.notes, ...more], {
-        method: 'STARTUP',
-        target: call.session?.user !== undefined ? `${call.session.user}@${call.session.database ?? ''}` : 'handshake',
-        answered,
-      }),
+      dbExchange(
+        call,
+        { reqStart: s.reqStart, reqEnd: s.reqEnd, respStart: s.respStart, respEnd: Math.max(s.respEnd, ts) },
+        [...s.notes, ...more],
+        {
+          method: 'STARTUP',
+          target:
+            call.session?.user !== undefined
+              ? `${call.session.user}@${call.session.database ?? ''}`
+              : 'handshake',
+          answered,
+        },
+      ),
     );
   }
 
@@ -664,11 +717,20 @@ export class MysqlDecoder implements StreamDecoder {
     if (!answered && !noAnswer && !notes.includes('no-response')) notes.push('no-response');
     let method: string | undefined;
     if (call.text === undefined || cmd.code !== 0x03) {
-      method = cmd.code === 0x16 ? 'PREPARE' : cmd.code === 0x17 ? 'EXECUTE' : call.command.replace(/^COM_(STMT_)?/, '');
+      method =
+        cmd.code === 0x16
+          ? 'PREPARE'
+          : cmd.code === 0x17
+            ? 'EXECUTE'
+            : call.command.replace(/^COM_(STMT_)?/, '');
     }
     const ex = dbExchange(
       call,
-      { reqStart: cmd.reqStart, reqEnd: cmd.reqEnd, ...(answered ? { respStart: cmd.respStart!, respEnd: cmd.respEnd ?? ts } : {}) },
+      {
+        reqStart: cmd.reqStart,
+        reqEnd: cmd.reqEnd,
+        ...(answered ? { respStart: cmd.respStart!, respEnd: cmd.respEnd ?? ts } : {}),
+      },
       notes,
       { ...(method ? { method } : {}), target: call.text ?? call.command, answered: answered || noAnswer },
     );
@@ -700,7 +762,17 @@ function columnDef(p: Buffer, mariaExt: number): DbColumn {
     name: strs[4]!,
     type: TYPE_NAMES[type] ?? `type:${type}`,
     typeId: type,
-    meta: { catalog: strs[0]!, schema: strs[1]!, table: strs[2]!, orgTable: strs[3]!, orgName: strs[5]!, charset, length, flags, decimals },
+    meta: {
+      catalog: strs[0]!,
+      schema: strs[1]!,
+      table: strs[2]!,
+      orgTable: strs[3]!,
+      orgName: strs[5]!,
+      charset,
+      length,
+      flags,
+      decimals,
+    },
   };
 }
 
@@ -733,7 +805,7 @@ function binaryRow(p: Buffer, cols: DbColumn[]): DbValue[] {
       continue;
     }
     const type = cols[k]!.typeId ?? 253;
-    const unsigned = ((Number(cols[k]!.meta?.flags ?? 0)) & UNSIGNED) !== 0;
+    const unsigned = (Number(cols[k]!.meta?.flags ?? 0) & UNSIGNED) !== 0;
     row[k] = binaryValue(p, i, type, unsigned);
     i += binaryLength(p, i, type);
   }

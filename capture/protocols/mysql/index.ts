@@ -3,7 +3,16 @@ import type { ProtocolDecoder, Side } from '../types.js';
 import { MysqlDecoder } from './decoder.js';
 
 export { MysqlDecoder } from './decoder.js';
-export { binaryValue, CAP, COM, encodeBinary, lenenc, lenencBytes, TYPE_NAMES, writeLenenc } from './packets.js';
+export {
+  binaryValue,
+  CAP,
+  COM,
+  encodeBinary,
+  lenenc,
+  lenencBytes,
+  TYPE_NAMES,
+  writeLenenc,
+} from './packets.js';
 
 /**
  * The server's first packet: a handshake v10 (sequence 0, protocol byte 10, a printable version

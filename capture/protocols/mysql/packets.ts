@@ -23,21 +23,21 @@ export const CAP = {
 export const SERVER_MORE_RESULTS_EXISTS = 0x0008;
 
 export const COM: Record<number, string> = {
-  0x01: 'COM_QUIT',
-  0x02: 'COM_INIT_DB',
-  0x03: 'COM_QUERY',
-  0x04: 'COM_FIELD_LIST',
-  0x09: 'COM_STATISTICS',
-  0x0e: 'COM_PING',
-  0x11: 'COM_CHANGE_USER',
-  0x16: 'COM_STMT_PREPARE',
-  0x17: 'COM_STMT_EXECUTE',
-  0x18: 'COM_STMT_SEND_LONG_DATA',
-  0x19: 'COM_STMT_CLOSE',
-  0x1a: 'COM_STMT_RESET',
-  0x1b: 'COM_SET_OPTION',
-  0x1c: 'COM_STMT_FETCH',
-  0x1f: 'COM_RESET_CONNECTION',
+  1: 'COM_QUIT',
+  2: 'COM_INIT_DB',
+  3: 'COM_QUERY',
+  4: 'COM_FIELD_LIST',
+  9: 'COM_STATISTICS',
+  14: 'COM_PING',
+  17: 'COM_CHANGE_USER',
+  22: 'COM_STMT_PREPARE',
+  23: 'COM_STMT_EXECUTE',
+  24: 'COM_STMT_SEND_LONG_DATA',
+  25: 'COM_STMT_CLOSE',
+  26: 'COM_STMT_RESET',
+  27: 'COM_SET_OPTION',
+  28: 'COM_STMT_FETCH',
+  31: 'COM_RESET_CONNECTION',
 };
 
 export const TYPE_NAMES: Record<number, string> = {

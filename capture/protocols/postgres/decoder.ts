@@ -368,7 +368,7 @@ export class PostgresDecoder implements StreamDecoder {
     // extended protocol
     let call = this.current;
     const joinsAfterExecute = type === 0x53 || type === 0x43 || type === 0x48;
-    if (call && call.hasExecute && !joinsAfterExecute) {
+    if (call?.hasExecute && !joinsAfterExecute) {
       this.closeCurrent();
       call = undefined;
     }
@@ -451,7 +451,10 @@ export class PostgresDecoder implements StreamDecoder {
         const target = buf[s]!;
         const name = cstr(buf, s + 1, e);
         if (c.text === undefined) {
-          const stmt = target === 0x53 ? this.statements.get(name) : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
+          const stmt =
+            target === 0x53
+              ? this.statements.get(name)
+              : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
           if (stmt) {
             c.text = stmt.text;
             c.kind = kindOf(stmt.text);
@@ -505,7 +508,7 @@ export class PostgresDecoder implements StreamDecoder {
 
   private lastOpen(): Call | undefined {
     const last = this.queue[this.queue.length - 1];
-    if (!last || last.call.call.command !== 'extended') return undefined;
+    if (last?.call.call.command !== 'extended') return undefined;
     return last.call.call.steps?.includes('S') ? undefined : last.call;
   }
 
@@ -631,7 +634,8 @@ export class PostgresDecoder implements StreamDecoder {
           const name = AUTH_NAMES[code] ?? `auth-${code}`;
           const auth = (session.auth ??= { method: 'trust', ok: false, steps: [] });
           if (code === 0) auth.ok = true;
-          else if (code === 3 || code === 5 || code === 10 || code === 2 || code === 7 || code === 9) auth.method = name;
+          else if (code === 3 || code === 5 || code === 10 || code === 2 || code === 7 || code === 9)
+            auth.method = name;
           if (code === 10) {
             const mechs: string[] = [];
             let i = s + 4;
@@ -675,7 +679,11 @@ export class PostgresDecoder implements StreamDecoder {
       return;
     }
     // asynchronous messages
-    if (type === 0x41 || (type === 0x4e && this.queue.length === 0) || (type === 0x53 && this.queue.length === 0)) {
+    if (
+      type === 0x41 ||
+      (type === 0x4e && this.queue.length === 0) ||
+      (type === 0x53 && this.queue.length === 0)
+    ) {
       this.asyncMessage(type, buf, s, e, ts);
       return;
     }
@@ -803,7 +811,9 @@ export class PostgresDecoder implements StreamDecoder {
         const n = buf.readInt16BE(s + 1);
         const columnFormats: number[] = [];
         for (let k = 0; k < n; k++) columnFormats.push(buf.readInt16BE(s + 3 + k * 2));
-        const r: DbResult = { copy: { direction: type === 0x47 ? 'in' : 'out', format, columnFormats, data: [] } };
+        const r: DbResult = {
+          copy: { direction: type === 0x47 ? 'in' : 'out', format, columnFormats, data: [] },
+        };
         const last = head.type === 0x45 ? c.results?.[c.results.length - 1] : undefined;
         if (last && !last.rows && !last.tag) Object.assign(last, r);
         else (c.results ??= []).push(r);
@@ -850,7 +860,11 @@ export class PostgresDecoder implements StreamDecoder {
     if (type === 0x41) {
       const pid = buf.readInt32BE(s);
       const c0 = buf.indexOf(0, s + 4);
-      fields = { notification: buf.toString('utf8', s + 4, c0), payload: cstr(buf, c0 + 1, e), pid: String(pid) };
+      fields = {
+        notification: buf.toString('utf8', s + 4, c0),
+        payload: cstr(buf, c0 + 1, e),
+        pid: String(pid),
+      };
     } else if (type === 0x53) {
       const k = buf.indexOf(0, s);
       fields = { parameter: buf.toString('utf8', s, k), value: cstr(buf, k + 1, e) };
@@ -943,7 +957,8 @@ export class PostgresDecoder implements StreamDecoder {
       const s = c.session!;
       target = s.user !== undefined ? `${s.user}@${s.database ?? ''}` : `${s.tls?.requested ?? ''}Request`;
     } else if (c.text === undefined) {
-      method = c.command === 'extended' ? (c.steps?.includes('C') ? 'CLOSE' : 'SYNC') : c.command.toUpperCase();
+      method =
+        c.command === 'extended' ? (c.steps?.includes('C') ? 'CLOSE' : 'SYNC') : c.command.toUpperCase();
       target = c.steps?.join('') ?? c.command;
     }
     this.sink.exchange(
@@ -983,7 +998,6 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function slowValue(buf: Buffer, s: number, e: number): DbValue {
   try {
     const t = utf8.decode(buf.subarray(s, e));
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: C0 controls make text binary
     if (!/[\u0000-\u0008\u000b\u000e-\u001f\u007f]/.test(t)) return t;
   } catch {
     /* binary */

@@ -1,8 +1,15 @@
 /** The PostgreSQL decoder as registered in the protocol registry. */
 import type { ProtocolDecoder, Side } from '../types.js';
-import { CANCEL_REQUEST, GSSENC_REQUEST, PostgresDecoder, PROTOCOL_3, SSL_REQUEST } from './decoder.js';
+import { CANCEL_REQUEST, GSSENC_REQUEST, PostgresDecoder, SSL_REQUEST } from './decoder.js';
 
-export { CANCEL_REQUEST, GSSENC_REQUEST, PostgresDecoder, PROTOCOL_3, SSL_REQUEST, textValue } from './decoder.js';
+export {
+  CANCEL_REQUEST,
+  GSSENC_REQUEST,
+  PostgresDecoder,
+  PROTOCOL_3,
+  SSL_REQUEST,
+  textValue,
+} from './decoder.js';
 export { binaryParam, PG_TYPES, pgTypeName } from './types.js';
 
 const TYPED = new Set('QPBDESHCXF'.split('').map((c) => c.charCodeAt(0)));

@@ -107,7 +107,8 @@ export function binaryParam(oid: number, b: Buffer): DbValue {
         }
         break;
       case 1082:
-        if (b.length === 4) return new Date(PG_EPOCH_MS + b.readInt32BE(0) * 86400000).toISOString().slice(0, 10);
+        if (b.length === 4)
+          return new Date(PG_EPOCH_MS + b.readInt32BE(0) * 86400000).toISOString().slice(0, 10);
         break;
     }
   } catch {

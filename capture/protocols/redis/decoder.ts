@@ -15,7 +15,14 @@ import type { DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.
 import { BAD, NEED, type ParseState, parseResp, respText } from './resp.js';
 
 const SETUP = new Set(['HELLO', 'AUTH', 'SELECT', 'READONLY', 'READWRITE', 'RESET']);
-const SUBSCRIBE = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE']);
+const SUBSCRIBE = new Set([
+  'SUBSCRIBE',
+  'PSUBSCRIBE',
+  'SSUBSCRIBE',
+  'UNSUBSCRIBE',
+  'PUNSUBSCRIBE',
+  'SUNSUBSCRIBE',
+]);
 const MESSAGES = new Set(['message', 'pmessage', 'smessage']);
 const MAX_QUEUE = 100_000;
 export const PASSWORD_OMITTED = '<password omitted>';
@@ -307,7 +314,8 @@ export class RedisDecoder implements StreamDecoder {
       }
       return;
     }
-    const isPush = (typeof v === 'object' && v !== null && !Array.isArray(v) && 'push' in v) ||
+    const isPush =
+      (typeof v === 'object' && v !== null && !Array.isArray(v) && 'push' in v) ||
       (this.subscribed > 0 && Array.isArray(v) && MESSAGES.has(kind ?? ''));
     if (isPush) {
       this.emitPush(v, startTs, ts);
@@ -317,12 +325,17 @@ export class RedisDecoder implements StreamDecoder {
       const call: DbCall = { system: 'redis', kind: 'query', command: '?', reply: v };
       if (isError(v)) call.error = errorOf(v);
       this.sink.exchange(
-        dbExchange(call, { reqStart: startTs, reqEnd: startTs, respStart: startTs, respEnd: ts }, ['no-request'], {
-          method: '?',
-          target: '?',
-          version: this.resp3 ? 'RESP3' : 'RESP2',
-          answered: true,
-        }),
+        dbExchange(
+          call,
+          { reqStart: startTs, reqEnd: startTs, respStart: startTs, respEnd: ts },
+          ['no-request'],
+          {
+            method: '?',
+            target: '?',
+            version: this.resp3 ? 'RESP3' : 'RESP2',
+            answered: true,
+          },
+        ),
       );
       return;
     }
@@ -352,7 +365,12 @@ export class RedisDecoder implements StreamDecoder {
   }
 
   private emitCmd(c: Cmd, replies: DbResp[] | undefined, ts: number, more: string[]): void {
-    const call: DbCall = { system: 'redis', kind: redisKind(c.name, c.args), command: c.name, params: c.args };
+    const call: DbCall = {
+      system: 'redis',
+      kind: redisKind(c.name, c.args),
+      command: c.name,
+      params: c.args,
+    };
     if (c.tx !== undefined) call.tx = c.tx;
     if (replies) {
       call.reply = c.expect !== undefined ? (replies as DbResp[]) : replies[0]!;
@@ -387,8 +405,23 @@ function asArg(v: DbResp): DbValue {
 }
 
 function isType(c: number): boolean {
-  return c === 0x2b || c === 0x2d || c === 0x3a || c === 0x24 || c === 0x2a || c === 0x5f || c === 0x2c ||
-    c === 0x23 || c === 0x28 || c === 0x21 || c === 0x3d || c === 0x25 || c === 0x7e || c === 0x3e || c === 0x7c;
+  return (
+    c === 0x2b ||
+    c === 0x2d ||
+    c === 0x3a ||
+    c === 0x24 ||
+    c === 0x2a ||
+    c === 0x5f ||
+    c === 0x2c ||
+    c === 0x23 ||
+    c === 0x28 ||
+    c === 0x21 ||
+    c === 0x3d ||
+    c === 0x25 ||
+    c === 0x7e ||
+    c === 0x3e ||
+    c === 0x7c
+  );
 }
 
 /** A client command starts a line: `*<n>\r\n$`. Offset of the first one at or after `from`. */
@@ -424,7 +457,8 @@ function isError(v: DbResp): boolean {
 }
 
 function errorOf(v: DbResp): { code: string; message: string } {
-  const text = (v as { error?: string; blobError?: string }).error ?? (v as { blobError: string }).blobError ?? '';
+  const text =
+    (v as { error?: string; blobError?: string }).error ?? (v as { blobError: string }).blobError ?? '';
   const sp = text.indexOf(' ');
   return sp > 0 ? { code: text.slice(0, sp), message: text.slice(sp + 1) } : { code: text, message: '' };
 }

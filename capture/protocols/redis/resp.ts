@@ -49,7 +49,13 @@ export interface ParseState {
  * Parses one value at [i, end). Returns the value, NEED (incomplete; `st.need` is a lower bound of
  * the bytes needed from `i`) or BAD (not RESP).
  */
-export function parseResp(b: Buffer, i: number, end: number, st: ParseState, depth = 0): Parsed | typeof NEED | typeof BAD {
+export function parseResp(
+  b: Buffer,
+  i: number,
+  end: number,
+  st: ParseState,
+  depth = 0,
+): Parsed | typeof NEED | typeof BAD {
   if (i >= end) {
     st.need = 1;
     return NEED;
@@ -100,7 +106,13 @@ export function parseResp(b: Buffer, i: number, end: number, st: ParseState, dep
       if (t === 0x24) return { value: bytesValue(b.subarray(next, next + n)) as DbResp, next: after };
       if (t === 0x21) return { value: { blobError: b.toString('utf8', next, next + n) }, next: after };
       if (n < 4 || b[next + 3] !== 0x3a) return BAD;
-      return { value: { verbatim: b.toString('utf8', next + 4, next + n), format: b.toString('latin1', next, next + 3) }, next: after };
+      return {
+        value: {
+          verbatim: b.toString('utf8', next + 4, next + n),
+          format: b.toString('latin1', next, next + 3),
+        },
+        next: after,
+      };
     }
     case 0x2a: // * array
     case 0x7e: // ~ set

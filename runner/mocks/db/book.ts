@@ -30,6 +30,8 @@ export interface LiveDbCall {
   kind: 'setup' | 'query' | 'session';
   text: string;
   params: DbValue[];
+  /** Redis: sent between MULTI and EXEC (answered QUEUED), matched only with such recordings. */
+  inTx?: boolean;
 }
 
 export interface Nearest {
@@ -41,11 +43,14 @@ const PLACEHOLDER = /REDACTED-[0-9a-f]{16}/;
 
 /** Whitespace runs become one space; leading/trailing space and trailing semicolons go. */
 export function normaliseSql(text: string): string {
-  return text.replace(/\s+/g, ' ').trim().replace(/(\s*;)+$/, '');
+  return text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/(\s*;)+$/, '');
 }
 
-export function liveKey(kind: string, text: string): string {
-  return `${kind === 'setup' ? 'setup' : 'query'}\u0000${text}`;
+export function liveKey(kind: string, text: string, inTx = false): string {
+  return `${kind === 'setup' ? 'setup' : 'query'}\u0000${text}${inTx ? '\u0000tx' : ''}`;
 }
 
 function textOf(call: DbCall): string {
@@ -94,7 +99,11 @@ export class DbBook {
       const entry: DbEntry = {
         exchange: ex,
         call,
-        key: liveKey(call.kind, text),
+        key: liveKey(
+          call.kind,
+          text,
+          call.system === 'redis' && call.tx !== undefined && !/^(MULTI|EXEC|DISCARD)$/.test(call.command),
+        ),
         text,
         params: call.params ?? [],
         used: false,
@@ -111,13 +120,17 @@ export class DbBook {
   }
 
   /** Recorded calls with this text (any parameters): for statement descriptions. */
-  withText(kind: string, text: string): DbEntry[] {
-    return this.byKey.get(liveKey(kind, text)) ?? this.byKey.get(liveKey(kind === 'setup' ? 'query' : 'setup', text)) ?? [];
+  withText(kind: string, text: string, inTx = false): DbEntry[] {
+    return (
+      this.byKey.get(liveKey(kind, text, inTx)) ??
+      this.byKey.get(liveKey(kind === 'setup' ? 'query' : 'setup', text, inTx)) ??
+      []
+    );
   }
 
   /** The next recording for a live call, taken (used) — undefined on a miss. */
   match(live: LiveDbCall, during: string | undefined): DbEntry | undefined {
-    const list = this.withText(live.kind, live.text);
+    const list = this.withText(live.kind, live.text, live.inTx);
     const fits = list.filter((e) => paramsMatch(e.params, live.params));
     if (fits.length === 0) return undefined;
     const unused = fits.filter((e) => !e.used);
@@ -134,7 +147,7 @@ export class DbBook {
   /** The nearest recording and the first thing that differs. */
   nearest(live: LiveDbCall): Nearest | undefined {
     if (this.entries.length === 0) return undefined;
-    const sameText = this.withText(live.kind, live.text);
+    const sameText = this.withText(live.kind, live.text, live.inTx);
     if (sameText.length > 0) {
       const e = sameText.find((x) => !x.used) ?? sameText[0]!;
       return { entry: e, reason: paramDiff(e.params, live.params) };
@@ -165,7 +178,8 @@ function quote(s: string): string {
 }
 
 function paramDiff(rec: DbValue[], live: DbValue[]): string {
-  if (rec.length !== live.length) return `parameter count differs (recorded ${rec.length}, live ${live.length})`;
+  if (rec.length !== live.length)
+    return `parameter count differs (recorded ${rec.length}, live ${live.length})`;
   for (let i = 0; i < rec.length; i++) {
     if (!same(rec[i]!, live[i]!))
       return `parameter ${i + 1} differs (recorded ${showValue(rec[i]!)}, live ${showValue(live[i]!)})`;

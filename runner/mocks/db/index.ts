@@ -58,12 +58,21 @@ export function createContext(book: DbBook, hooks: DbMockHooks): DbContext {
       } as const;
       if (entry) {
         hooks.counted(true);
-        hooks.onCall({ ...base, outcome: 'matched', tier: 'exact', recorded: entry.exchange.id, status: 200, warnings: [] } as MockCall);
+        hooks.onCall({
+          ...base,
+          outcome: 'matched',
+          tier: 'exact',
+          recorded: entry.exchange.id,
+          status: 200,
+          warnings: [],
+        } as MockCall);
         return { entry };
       }
       hooks.counted(false);
       const near = book.nearest(live);
-      const reason = near ? `no recorded call with this text and parameters; closest ${describeEntry(near.entry)}: ${near.reason}` : 'no recorded calls on this endpoint';
+      const reason = near
+        ? `no recorded call with this text and parameters; closest ${describeEntry(near.entry)}: ${near.reason}`
+        : 'no recorded calls on this endpoint';
       const miss: MockMiss = {
         method: label,
         host: hooks.endpoint,
@@ -76,18 +85,31 @@ export function createContext(book: DbBook, hooks: DbMockHooks): DbContext {
         near.entry.used = true;
         miss.reason = `served the closest recording (${near.entry.exchange.id}): ${reason}`;
         hooks.onMiss(miss);
-        hooks.onCall({ ...base, outcome: 'closest', recorded: near.entry.exchange.id, status: 200, warnings: [] } as MockCall);
+        hooks.onCall({
+          ...base,
+          outcome: 'closest',
+          recorded: near.entry.exchange.id,
+          status: 200,
+          warnings: [],
+        } as MockCall);
         return { entry: near.entry };
       }
       hooks.onMiss(miss);
       hooks.onCall({ ...base, outcome: 'miss', status: 500, warnings: [] } as MockCall);
-      return { missMessage: `retap mock: no recorded answer for ${label} ${live.text.slice(0, 200)} — ${reason}` };
+      return {
+        missMessage: `retap mock: no recorded answer for ${label} ${live.text.slice(0, 200)} — ${reason}`,
+      };
     },
   };
 }
 
 /** Listens on addr:port and hands each connection to the protocol's handler. */
-export async function listenDb(addr: string, port: number, ctx: DbContext, handler: DbConnectionHandler): Promise<Listener> {
+export async function listenDb(
+  addr: string,
+  port: number,
+  ctx: DbContext,
+  handler: DbConnectionHandler,
+): Promise<Listener> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
     sockets.add(s);

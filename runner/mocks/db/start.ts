@@ -23,7 +23,9 @@ export function duringFrom(inbound: Exchange[] | undefined): (ex: Exchange) => s
     .map((e) => ({
       id: e.id,
       start: e.timing.startUs,
-      end: e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000,
+      end:
+        e.timing.startUs +
+        (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000,
     }))
     .sort((a, b) => a.start - b.start);
   return (ex) => {
@@ -72,9 +74,13 @@ export async function bindDb(
         note: `port ${port} not available (${code}): took a free port`,
       };
     }
-    throw new RetapError(ErrorCodes.ENV_SETUP, `cannot listen on ${addr}:${port} for the ${system} mock of ${endpointKey(ep.host, ep.port)} (${code || (e as Error).message})`, {
-      hint: 'Free the port, or let the mock take a free one (retap mock --ports auto).',
-      cause: e,
-    });
+    throw new RetapError(
+      ErrorCodes.ENV_SETUP,
+      `cannot listen on ${addr}:${port} for the ${system} mock of ${endpointKey(ep.host, ep.port)} (${code || (e as Error).message})`,
+      {
+        hint: 'Free the port, or let the mock take a free one (retap mock --ports auto).',
+        cause: e,
+      },
+    );
   }
 }

@@ -11,7 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { DbColumn, DbResult, DbValue } from '../../../core/db.js';
-import { binaryLength, binaryValue, CAP, encodeBinary, lenenc, lenencBytes, writeLenenc } from '../../../capture/protocols/mysql/packets.js';
+import {
+  binaryLength,
+  binaryValue,
+  CAP,
+  encodeBinary,
+  lenenc,
+  lenencBytes,
+  writeLenenc,
+} from '../../../capture/protocols/mysql/packets.js';
 import { textValue } from '../../../capture/protocols/postgres/decoder.js';
 import { normaliseSql } from '../db/book.js';
 import type { DbContext } from '../db/index.js';
@@ -41,7 +49,10 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
   let authed = false;
   let buf: Buffer = Buffer.alloc(0);
   let nextId = 1;
-  const stmts = new Map<number, { text: string; params: number; types?: Array<[number, boolean]>; columns: DbColumn[] }>();
+  const stmts = new Map<
+    number,
+    { text: string; params: number; types?: Array<[number, boolean]>; columns: DbColumn[] }
+  >();
 
   const packet = (seq: number, payload: Buffer): Buffer => {
     const h = Buffer.alloc(4);
@@ -60,12 +71,17 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
       info ? lenencBytes(Buffer.from(info, 'utf8')) : Buffer.alloc(0),
     ]);
   const err = (code: number, state: string, message: string): Buffer =>
-    Buffer.concat([Buffer.from([0xff]), u16(code), Buffer.from(`#${state}`, 'latin1'), Buffer.from(message.slice(0, 400), 'utf8')]);
+    Buffer.concat([
+      Buffer.from([0xff]),
+      u16(code),
+      Buffer.from(`#${state}`, 'latin1'),
+      Buffer.from(message.slice(0, 400), 'utf8'),
+    ]);
   const eof = (status = 2): Buffer => Buffer.concat([Buffer.from([0xfe]), u16(0), u16(status)]);
   const deprecateEof = (): boolean => (caps & CAP.DEPRECATE_EOF) !== 0;
 
   // handshake v10
-  const scramble = randomBytes(20).map((b) => (b & 0x7f) || 1);
+  const scramble = randomBytes(20).map((b) => b & 0x7f || 1);
   socket.write(
     packet(
       0,
@@ -97,7 +113,16 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
     fixed[6] = c.typeId ?? 253;
     fixed.writeUInt16LE(Number(m.flags ?? 0), 7);
     fixed[9] = Number(m.decimals ?? 0);
-    return Buffer.concat([s(m.catalog ?? 'def'), s(m.schema), s(m.table), s(m.orgTable), s(c.name), s(m.orgName), Buffer.from([0x0c]), fixed]);
+    return Buffer.concat([
+      s(m.catalog ?? 'def'),
+      s(m.schema),
+      s(m.table),
+      s(m.orgTable),
+      s(c.name),
+      s(m.orgName),
+      Buffer.from([0x0c]),
+      fixed,
+    ]);
   };
 
   /** Packets of one recorded answer (all results), sequence ids from 1. */
@@ -112,7 +137,14 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
         for (const row of r.rows ?? []) out.push(binary ? binaryRow(row, r.columns) : textRow(row));
         out.push(deprecateEof() ? ok(0, 0, 2 | more, '', 0xfe) : eof(2 | more));
       } else if (r.ok) {
-        out.push(ok(r.ok.affectedRows, r.ok.insertId, (r.ok.status & ~(MORE_RESULTS | SESSION_STATE_CHANGED)) | more, r.ok.info ?? ''));
+        out.push(
+          ok(
+            r.ok.affectedRows,
+            r.ok.insertId,
+            (r.ok.status & ~(MORE_RESULTS | SESSION_STATE_CHANGED)) | more,
+            r.ok.info ?? '',
+          ),
+        );
       }
     });
     return out;
@@ -138,32 +170,67 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
       case 0x02: {
         const db = p.toString('utf8', 1);
         const r = ctx.lookup({ kind: 'setup', text: `USE ${db}`, params: [db] }, 'INIT_DB');
-        send([r.entry?.call.error ? err(Number(r.entry.call.error.severity ?? 1049), r.entry.call.error.code, r.entry.call.error.message) : ok()]);
+        send([
+          r.entry?.call.error
+            ? err(
+                Number(r.entry.call.error.severity ?? 1049),
+                r.entry.call.error.code,
+                r.entry.call.error.message,
+              )
+            : ok(),
+        ]);
         return;
       }
       case 0x03: {
         const text = p.toString('utf8', 1);
         const kind = /^\s*(SET|USE)\b/i.test(text) ? 'setup' : 'query';
         const r = ctx.lookup({ kind, text: normaliseSql(text), params: [] }, 'QUERY');
-        if (!r.entry) return send([err(1105, 'HY000', r.missMessage!)]);
+        if (!r.entry) {
+          send([err(1105, 'HY000', r.missMessage!)]);
+          return;
+        }
         answer(r.entry.call.results ?? [], r.entry.call.error, false);
         return;
       }
       case 0x16: {
         const text = p.toString('utf8', 1);
-        const rec = ctx.book.withText('query', normaliseSql(text)).concat(ctx.book.withText('setup', normaliseSql(text)));
+        const rec = ctx.book
+          .withText('query', normaliseSql(text))
+          .concat(ctx.book.withText('setup', normaliseSql(text)));
         const prep = rec.find((e) => e.call.command === 'COM_STMT_PREPARE' && !e.call.error);
         if (!prep) {
           const r = ctx.lookup({ kind: 'query', text: normaliseSql(text), params: [] }, 'PREPARE');
-          if (r.entry?.call.error) return send([err(Number(r.entry.call.error.severity ?? 1064), r.entry.call.error.code, r.entry.call.error.message)]);
-          if (!r.entry) return send([err(1105, 'HY000', r.missMessage!)]);
+          if (r.entry?.call.error) {
+            send([
+              err(
+                Number(r.entry.call.error.severity ?? 1064),
+                r.entry.call.error.code,
+                r.entry.call.error.message,
+              ),
+            ]);
+            return;
+          }
+          if (!r.entry) {
+            send([err(1105, 'HY000', r.missMessage!)]);
+            return;
+          }
         } else ctx.lookup({ kind: 'query', text: normaliseSql(text), params: [] }, 'PREPARE');
         const desc = (prep?.call.results?.[0] ?? {}) as DbResult & { params?: DbColumn[] };
-        const params = desc.params ?? (desc.paramTypes ?? []).map((t) => ({ name: '?', type: '', typeId: t }));
+        const params =
+          desc.params ?? (desc.paramTypes ?? []).map((t) => ({ name: '?', type: '', typeId: t }));
         const columns = desc.columns ?? [];
         const id = nextId++;
         stmts.set(id, { text, params: params.length, columns });
-        const out: Buffer[] = [Buffer.concat([Buffer.from([0]), u32(id), u16(columns.length), u16(params.length), Buffer.from([0]), u16(0)])];
+        const out: Buffer[] = [
+          Buffer.concat([
+            Buffer.from([0]),
+            u32(id),
+            u16(columns.length),
+            u16(params.length),
+            Buffer.from([0]),
+            u16(0),
+          ]),
+        ];
         for (const c of params) out.push(columnDef(c));
         if (params.length && !deprecateEof()) out.push(eof());
         for (const c of columns) out.push(columnDef(c));
@@ -174,7 +241,12 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
       case 0x17: {
         const id = p.readUInt32LE(1);
         const st = stmts.get(id);
-        if (!st) return send([err(1243, 'HY000', `Unknown prepared statement handler (${id}) given to mysqld_stmt_execute`)]);
+        if (!st) {
+          send([
+            err(1243, 'HY000', `Unknown prepared statement handler (${id}) given to mysqld_stmt_execute`),
+          ]);
+          return;
+        }
         const params: DbValue[] = [];
         if (st.params > 0) {
           let i = 10;
@@ -197,7 +269,10 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
         }
         const kind = /^\s*(SET|USE)\b/i.test(st.text) ? 'setup' : 'query';
         const r = ctx.lookup({ kind, text: normaliseSql(st.text), params }, 'EXECUTE');
-        if (!r.entry) return send([err(1105, 'HY000', r.missMessage!)]);
+        if (!r.entry) {
+          send([err(1105, 'HY000', r.missMessage!)]);
+          return;
+        }
         answer(r.entry.call.results ?? [], r.entry.call.error, true);
         return;
       }
@@ -214,9 +289,20 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
     }
   };
 
-  const answer = (results: DbResult[], error: { code: string; message: string; severity?: string } | undefined, binary: boolean): void => {
+  const answer = (
+    results: DbResult[],
+    error: { code: string; message: string; severity?: string } | undefined,
+    binary: boolean,
+  ): void => {
     const out = resultPackets(results, binary);
-    if (error) out.push(err(Number(error.severity ?? 1105) || 1105, error.code.length === 5 ? error.code : 'HY000', error.message));
+    if (error)
+      out.push(
+        err(
+          Number(error.severity ?? 1105) || 1105,
+          error.code.length === 5 ? error.code : 'HY000',
+          error.message,
+        ),
+      );
     if (out.length === 0) out.push(ok());
     send(out);
   };
@@ -257,7 +343,11 @@ function u32(n: number): Buffer {
 
 function textRow(row: DbValue[]): Buffer {
   return Buffer.concat(
-    row.map((v) => (v === null ? Buffer.from([0xfb]) : lenencBytes(typeof v === 'object' ? Buffer.from(v.b64, 'base64') : Buffer.from(String(v), 'utf8')))),
+    row.map((v) =>
+      v === null
+        ? Buffer.from([0xfb])
+        : lenencBytes(typeof v === 'object' ? Buffer.from(v.b64, 'base64') : Buffer.from(String(v), 'utf8')),
+    ),
   );
 }
 

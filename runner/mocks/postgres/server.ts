@@ -8,7 +8,7 @@
  * name, and an Execute is matched on text + bound parameters. A miss is an ErrorResponse (SQLSTATE
  * XX000) naming the nearest recorded query; the extended protocol then skips to Sync, as a server does.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import { type DbCall, type DbColumn, type DbResult, type DbValue, valueBytes } from '../../../core/db.js';
 import { binaryParam } from '../../../capture/protocols/postgres/types.js';
@@ -51,7 +51,12 @@ function rowDescription(cols: DbColumn[], formats?: number[]): Buffer {
     f.writeUInt32BE(c.typeId ?? 25, 6);
     f.writeInt16BE(Number(m.size ?? -1), 10);
     f.writeInt32BE(Number(m.mod ?? -1), 12);
-    const fmt = formats && formats.length > 0 ? (formats.length === 1 ? formats[0]! : (formats[k] ?? 0)) : (c.format ?? 0);
+    const fmt =
+      formats && formats.length > 0
+        ? formats.length === 1
+          ? formats[0]!
+          : (formats[k] ?? 0)
+        : (c.format ?? 0);
     f.writeInt16BE(fmt, 16);
     parts.push(cstring(c.name), f);
   });
@@ -72,7 +77,8 @@ function dataRow(row: DbValue[]): Buffer {
 
 function errorResponse(fields: Record<string, string>): Buffer {
   const parts: Buffer[] = [];
-  for (const [k, v] of Object.entries(fields)) if (k.length === 1) parts.push(Buffer.from(k, 'latin1'), cstring(v));
+  for (const [k, v] of Object.entries(fields))
+    if (k.length === 1) parts.push(Buffer.from(k, 'latin1'), cstring(v));
   parts.push(Buffer.from([0]));
   return msg('E', Buffer.concat(parts));
 }
@@ -85,7 +91,12 @@ function missError(message: string): Buffer {
 function results(call: DbCall, withDescription: boolean, formats?: number[]): Buffer[] {
   const out: Buffer[] = [];
   for (const r of call.results ?? []) out.push(...result(r, withDescription, formats));
-  if (call.error) out.push(errorResponse(call.error.fields ?? { S: 'ERROR', V: 'ERROR', C: call.error.code, M: call.error.message }));
+  if (call.error)
+    out.push(
+      errorResponse(
+        call.error.fields ?? { S: 'ERROR', V: 'ERROR', C: call.error.code, M: call.error.message },
+      ),
+    );
   return out;
 }
 
@@ -125,7 +136,8 @@ function describeFor(ctx: DbContext, text: string): { types?: number[]; columns?
     if (!types && e.call.paramTypes && e.call.paramTypes.some((t) => t !== 0)) types = e.call.paramTypes;
     const withCols = e.call.results?.find((r) => r.columns);
     if (columns === undefined && withCols) columns = withCols.columns!;
-    if (columns === undefined && e.call.results?.some((r) => r.tag !== undefined && !r.columns)) columns = null;
+    if (columns === undefined && e.call.results?.some((r) => r.tag !== undefined && !r.columns))
+      columns = null;
   }
   return { ...(types ? { types } : {}), ...(columns !== undefined ? { columns } : {}) };
 }
@@ -193,8 +205,10 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
             TimeZone: 'UTC',
             IntervalStyle: 'postgres',
           };
-          for (const [k, v] of Object.entries(session?.server ?? {})) if (k !== 'pid' && k !== 'negotiatedMinor') params[k] = String(v);
-          for (const [k, v] of Object.entries(params)) out.push(msg('S', Buffer.concat([cstring(k), cstring(v)])));
+          for (const [k, v] of Object.entries(session?.server ?? {}))
+            if (k !== 'pid' && k !== 'negotiatedMinor') params[k] = String(v);
+          for (const [k, v] of Object.entries(params))
+            out.push(msg('S', Buffer.concat([cstring(k), cstring(v)])));
           out.push(msg('K', Buffer.concat([int32(process.pid), int32(0x5e7a9)])));
           out.push(msg('Z', Buffer.from('I')));
           flush();
@@ -224,7 +238,11 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
 
   const upgrade = (): void => {
     socket.removeListener('data', onData);
-    const t = new tls.TLSSocket(socket, { isServer: true, cert: ctx.hooks.tls!.cert, key: ctx.hooks.tls!.key });
+    const t = new tls.TLSSocket(socket, {
+      isServer: true,
+      cert: ctx.hooks.tls!.cert,
+      key: ctx.hooks.tls!.key,
+    });
     sock = t;
     t.on('data', onData);
     t.on('error', () => socket.destroy());
@@ -276,7 +294,14 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
         i += 2;
         const st = statements.get(stmtName);
         if (!st) {
-          out.push(errorResponse({ S: 'ERROR', V: 'ERROR', C: '26000', M: `prepared statement "${stmtName}" does not exist` }));
+          out.push(
+            errorResponse({
+              S: 'ERROR',
+              V: 'ERROR',
+              C: '26000',
+              M: `prepared statement "${stmtName}" does not exist`,
+            }),
+          );
           skipToSync = true;
           return undefined;
         }
@@ -289,7 +314,9 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
             continue;
           }
           const fmt = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[k] ?? 0);
-          params.push(fmt === 1 ? binaryParam(st.types[k] ?? 0, b.subarray(i, i + len)) : textValue(b, i, i + len));
+          params.push(
+            fmt === 1 ? binaryParam(st.types[k] ?? 0, b.subarray(i, i + len)) : textValue(b, i, i + len),
+          );
           i += len;
         }
         const nr = b.readInt16BE(i);
@@ -305,7 +332,14 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
         const name = cstr(b, 1);
         const text = which === 'S' ? statements.get(name)?.text : portals.get(name)?.text;
         if (text === undefined) {
-          out.push(errorResponse({ S: 'ERROR', V: 'ERROR', C: which === 'S' ? '26000' : '34000', M: `${which === 'S' ? 'prepared statement' : 'portal'} "${name}" does not exist` }));
+          out.push(
+            errorResponse({
+              S: 'ERROR',
+              V: 'ERROR',
+              C: which === 'S' ? '26000' : '34000',
+              M: `${which === 'S' ? 'prepared statement' : 'portal'} "${name}" does not exist`,
+            }),
+          );
           skipToSync = true;
           return undefined;
         }
@@ -322,7 +356,9 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
         const name = cstr(b, 0);
         const p = portals.get(name);
         if (!p) {
-          out.push(errorResponse({ S: 'ERROR', V: 'ERROR', C: '34000', M: `portal "${name}" does not exist` }));
+          out.push(
+            errorResponse({ S: 'ERROR', V: 'ERROR', C: '34000', M: `portal "${name}" does not exist` }),
+          );
           skipToSync = true;
           return undefined;
         }
@@ -359,7 +395,14 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
       case 'p':
         return undefined;
       default:
-        out.push(errorResponse({ S: 'ERROR', V: 'ERROR', C: '0A000', M: `retap mock: message ${type} is not served` }));
+        out.push(
+          errorResponse({
+            S: 'ERROR',
+            V: 'ERROR',
+            C: '0A000',
+            M: `retap mock: message ${type} is not served`,
+          }),
+        );
         return undefined;
     }
   };

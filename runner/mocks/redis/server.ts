@@ -15,6 +15,7 @@ import type { DbContext } from '../db/index.js';
 export function serveRedis(socket: net.Socket, ctx: DbContext): void {
   let buf: Buffer = Buffer.alloc(0);
   const st = { need: 0 };
+  let inTx = false;
   socket.on('data', (d: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     const out: Buffer[] = [];
@@ -31,7 +32,15 @@ export function serveRedis(socket: net.Socket, ctx: DbContext): void {
         }
         const parts = r.value as DbResp[];
         name = (respText(parts[0]) ?? '').toUpperCase();
-        args = parts.slice(1).map((p) => (typeof p === 'string' || typeof p === 'number' || p === null ? p : !Array.isArray(p) && 'b64' in p ? p : (respText(p) ?? '')));
+        args = parts
+          .slice(1)
+          .map((p) =>
+            typeof p === 'string' || typeof p === 'number' || p === null
+              ? p
+              : !Array.isArray(p) && 'b64' in p
+                ? p
+                : (respText(p) ?? ''),
+          );
         i = r.next;
       } else {
         const nl = buf.indexOf(10, i);
@@ -61,7 +70,13 @@ export function serveRedis(socket: net.Socket, ctx: DbContext): void {
       return [{ simple: 'OK' }];
     }
     const kind = redisKind(name, args);
-    const r = ctx.lookup({ kind: kind === 'setup' ? 'setup' : 'query', text: name, params: args }, name);
+    const queued = inTx && name !== 'EXEC' && name !== 'DISCARD' && name !== 'MULTI';
+    if (name === 'MULTI') inTx = true;
+    if (name === 'EXEC' || name === 'DISCARD') inTx = false;
+    const r = ctx.lookup(
+      { kind: kind === 'setup' ? 'setup' : 'query', text: name, params: args, inTx: queued },
+      name,
+    );
     if (!r.entry) return [{ error: `ERR ${r.missMessage!.replace(/[\r\n]+/g, ' ')}` }];
     const reply = r.entry.call.reply ?? null;
     const replies = isSubscribe(name) && Array.isArray(reply) ? (reply as DbResp[]) : [reply];
