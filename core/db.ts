@@ -147,6 +147,16 @@ const BINARY = /[\u0000-\u0008\u000b\u000e-\u001f\u007f]/;
 /** Bytes as a DbValue: printable UTF-8 as a string, anything else base64. */
 export function bytesValue(b: Uint8Array): DbValue {
   if (b.length === 0) return '';
+  // fast path: printable ASCII (the usual key, value and SQL text)
+  let ascii = true;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c >= 0x7f || (c < 0x20 && c !== 9 && c !== 10 && c !== 13 && c !== 12)) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
   try {
     const s = utf8.decode(b);
     if (!BINARY.test(s)) return s;

@@ -82,6 +82,8 @@ export class RedisDecoder implements StreamDecoder {
   private readonly server = new SideBuffer();
   private readonly st: ParseState = { need: 0 };
   private pending: Cmd[] = [];
+  /** Index of the oldest unanswered command in `pending` (a queue without shift()). */
+  private head = 0;
   private resp3 = false;
   private subscribed = 0;
   private txOpen: number | undefined;
@@ -136,7 +138,7 @@ export class RedisDecoder implements StreamDecoder {
       this.server.clear();
       this.serverResync = true;
       // the lost bytes may have answered any command sent so far
-      for (const c of this.pending.splice(0)) this.emitCmd(c, undefined, tsNs, ['gap', 'no-response']);
+      for (const c of this.drainPending()) this.emitCmd(c, undefined, tsNs, ['gap', 'no-response']);
     }
     void length;
   }
@@ -150,7 +152,7 @@ export class RedisDecoder implements StreamDecoder {
       this.sink.raw?.('server', this.server.length, 'incomplete');
       this.server.clear();
     }
-    for (const c of this.pending.splice(0)) {
+    for (const c of this.drainPending()) {
       if (c.replies && c.replies.length > 0) this.emitCmd(c, c.replies, tsNs, ['truncated']);
       else this.emitCmd(c, undefined, tsNs, ['no-response']);
     }
@@ -228,7 +230,7 @@ export class RedisDecoder implements StreamDecoder {
     else {
       this.serverResync = true;
       this.afterGap = true;
-      for (const c of this.pending.splice(0)) this.emitCmd(c, undefined, ts, ['gap', 'no-response']);
+      for (const c of this.drainPending()) this.emitCmd(c, undefined, ts, ['gap', 'no-response']);
     }
   }
 
@@ -241,11 +243,34 @@ export class RedisDecoder implements StreamDecoder {
     if (this.txOpen !== undefined) cmd.tx = this.txOpen;
     if (name === 'EXEC' || name === 'DISCARD') this.txOpen = undefined;
     if (SUBSCRIBE.has(name)) cmd.expect = args.length;
-    if (this.pending.length >= MAX_QUEUE) {
-      const old = this.pending.shift()!;
+    if (this.pending.length - this.head >= MAX_QUEUE) {
+      const old = this.take()!;
       this.emitCmd(old, undefined, ts, ['no-response']);
     }
     this.pending.push(cmd);
+  }
+
+  /** Removes and returns the oldest pending command. */
+  private take(): Cmd | undefined {
+    const c = this.pending[this.head];
+    if (c === undefined) return undefined;
+    this.pending[this.head++] = undefined as unknown as Cmd;
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+    return c;
+  }
+
+  /** Every pending command, oldest first, leaving the queue empty. */
+  private drainPending(): Cmd[] {
+    const all = this.pending.slice(this.head);
+    this.pending = [];
+    this.head = 0;
+    return all;
   }
 
   // ---- server side: replies and pushes
@@ -296,11 +321,11 @@ export class RedisDecoder implements StreamDecoder {
 
   private reply(v: DbResp, startTs: number, ts: number): void {
     // after a gap, a reply that arrived before a command was sent cannot be its answer
-    if (this.afterGap && this.pending.length > 0 && this.pending[0]!.start > startTs) {
+    if (this.afterGap && this.pending.length > this.head && this.pending[this.head]!.start > startTs) {
       this.sink.raw?.('server', 0, 'unpaired-after-gap');
       return;
     }
-    const head = this.pending[0];
+    const head = this.pending[this.head];
     const kind = pushKind(v);
     if (head?.expect !== undefined && kind === head.name.toLowerCase()) {
       head.respStart ??= startTs;
@@ -309,7 +334,7 @@ export class RedisDecoder implements StreamDecoder {
       if (count !== undefined) this.subscribed = count;
       const done = head.expect > 0 ? head.replies.length >= head.expect : count === 0 || count === undefined;
       if (done) {
-        this.pending.shift();
+        this.take();
         this.emitCmd(head, head.replies, ts, []);
       }
       return;
@@ -339,7 +364,7 @@ export class RedisDecoder implements StreamDecoder {
       );
       return;
     }
-    this.pending.shift();
+    this.take();
     head.respStart = startTs;
     if (head.name === 'HELLO' && !isError(v)) this.resp3 = helloVersion(head.args) === 3;
     if (head.name === 'RESET' && !isError(v)) {

@@ -75,6 +75,10 @@ export function paramsMatch(rec: DbValue[], live: DbValue[]): boolean {
 export class DbBook {
   readonly entries: DbEntry[] = [];
   private readonly byKey = new Map<string, DbEntry[]>();
+  /** Exact (key, parameters) → recordings not yet answered, in recorded order (no placeholders). */
+  private readonly exact = new Map<string, DbEntry[]>();
+  /** Keys whose recordings hold a redaction placeholder: matched by scanning. */
+  private readonly wild = new Set<string>();
   /** The recorded session (startup/handshake/HELLO answer) to present to clients. */
   readonly sessions: DbCall[] = [];
 
@@ -116,6 +120,11 @@ export class DbBook {
       const list = this.byKey.get(entry.key);
       if (list) list.push(entry);
       else this.byKey.set(entry.key, [entry]);
+      if (entry.params.some((p) => typeof p === 'string' && PLACEHOLDER.test(p))) this.wild.add(entry.key);
+      const ek = exactKey(entry.key, entry.params);
+      const same = this.exact.get(ek);
+      if (same) same.push(entry);
+      else this.exact.set(ek, [entry]);
     }
   }
 
@@ -131,7 +140,12 @@ export class DbBook {
   /** The next recording for a live call, taken (used) — undefined on a miss. */
   match(live: LiveDbCall, during: string | undefined): DbEntry | undefined {
     const list = this.withText(live.kind, live.text, live.inTx);
-    const fits = list.filter((e) => paramsMatch(e.params, live.params));
+    const key = list[0]?.key;
+    // fast path: no placeholder under this key, so only recordings with these exact parameters fit
+    const fits =
+      key !== undefined && !this.wild.has(key)
+        ? (this.exact.get(exactKey(key, live.params)) ?? [])
+        : list.filter((e) => paramsMatch(e.params, live.params));
     if (fits.length === 0) return undefined;
     const unused = fits.filter((e) => !e.used);
     const pool = unused.length > 0 ? unused : fits;
@@ -171,6 +185,10 @@ export class DbBook {
   stats(): { total: number; used: number } {
     return { total: this.entries.length, used: this.entries.filter((e) => e.used).length };
   }
+}
+
+function exactKey(key: string, params: DbValue[]): string {
+  return `${key}\u0001${params.map((v) => (v === null ? '\u0002' : typeof v === 'object' ? `b:${v.b64}` : String(v))).join('\u0001')}`;
 }
 
 function quote(s: string): string {
