@@ -4,7 +4,10 @@
  * from that recording, and must see the same answers; a changed query or parameter is refused with
  * the protocol's own error naming the closest recording and what differs.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -13,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../core/paths.js';
 import type { Exchange } from '../../core/exchange.js';
 import { planMocks, type RunningMocks, startMocks } from '../../runner/mocks/index.js';
+import { createSnapshotWriter } from '../../snapshots/index.js';
 import {
   databaseUnavailable,
   type DbServer,
@@ -172,6 +176,37 @@ describe.skipIf(
       expect(live).toBe('1\nx\n');
     } finally {
       await mocks.stop();
+    }
+  }, 60_000);
+
+  it('retap mock serves a snapshot holding PostgreSQL calls standalone (postgres:// URL, stats)', async () => {
+    const sql = 'select 40 + 2 as answer';
+    const env = { ...process.env, PGPASSWORD: 'retap-pw', PGSSLMODE: 'disable' };
+    const psql = (port: number) => run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'retap', '-d', 'retap', '-Atc', sql], { env });
+    const rec = await record('postgres', server, async (port) => {
+      await psql(port);
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'retap-dbmock-'));
+    try {
+      const w = await createSnapshotWriter({ dir: join(dir, 'store'), name: 'pg', source: { host: 'h', filters: {} } });
+      for (const e of rec.exchanges) await w.append(e);
+      await w.finish({});
+      const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'retap.js'), 'mock', w.path, '--ports', 'auto', '--json', '--duration', '60s'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const lines = createInterface({ input: child.stdout! });
+      const it = lines[Symbol.asyncIterator]();
+      const first = JSON.parse((await it.next()).value as string) as { endpoints: Array<{ url: string; port: number; protocols: string[] }> };
+      expect(first.endpoints).toHaveLength(1);
+      expect(first.endpoints[0]!.url).toMatch(/^postgres:\/\/127\.0\.0\.1:\d+$/);
+      expect((await psql(first.endpoints[0]!.port)).stdout).toBe('42\n');
+      child.kill('SIGTERM');
+      const stats = JSON.parse((await it.next()).value as string) as { stats: { calls: number; matched: number } };
+      expect(stats.stats.calls).toBeGreaterThan(0);
+      expect(stats.stats.matched).toBe(stats.stats.calls);
+      await new Promise((r) => child.once('exit', r));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 
