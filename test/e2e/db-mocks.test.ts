@@ -31,7 +31,10 @@ const run = promisify(execFile);
 const clients = join(packageRoot(), 'test', 'fixtures', 'db', 'clients.py');
 
 /** A Python client's workload against `port`: what it saw, as JSON text. */
-async function python(kind: 'psycopg' | 'pymysql' | 'redis', port: number): Promise<string> {
+async function python(
+  kind: 'psycopg' | 'pymysql' | 'mysqlconn' | 'redis' | 'pubsub',
+  port: number,
+): Promise<string> {
   return (await run('python3', [clients, kind, String(port)])).stdout;
 }
 
@@ -182,26 +185,50 @@ describe.skipIf(
   it('retap mock serves a snapshot holding PostgreSQL calls standalone (postgres:// URL, stats)', async () => {
     const sql = 'select 40 + 2 as answer';
     const env = { ...process.env, PGPASSWORD: 'retap-pw', PGSSLMODE: 'disable' };
-    const psql = (port: number) => run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'retap', '-d', 'retap', '-Atc', sql], { env });
+    const psql = (port: number) =>
+      run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'retap', '-d', 'retap', '-Atc', sql], {
+        env,
+      });
     const rec = await record('postgres', server, async (port) => {
       await psql(port);
     });
     const dir = mkdtempSync(join(tmpdir(), 'retap-dbmock-'));
     try {
-      const w = await createSnapshotWriter({ dir: join(dir, 'store'), name: 'pg', source: { host: 'h', filters: {} } });
+      const w = await createSnapshotWriter({
+        dir: join(dir, 'store'),
+        name: 'pg',
+        source: { host: 'h', filters: {} },
+      });
       for (const e of rec.exchanges) await w.append(e);
       await w.finish({});
-      const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'retap.js'), 'mock', w.path, '--ports', 'auto', '--json', '--duration', '60s'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          join(packageRoot(), 'bin', 'retap.js'),
+          'mock',
+          w.path,
+          '--ports',
+          'auto',
+          '--json',
+          '--duration',
+          '60s',
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       const lines = createInterface({ input: child.stdout! });
       const it = lines[Symbol.asyncIterator]();
-      const first = JSON.parse((await it.next()).value as string) as { endpoints: Array<{ url: string; port: number; protocols: string[] }> };
+      const first = JSON.parse((await it.next()).value as string) as {
+        endpoints: Array<{ url: string; port: number; protocols: string[] }>;
+      };
       expect(first.endpoints).toHaveLength(1);
       expect(first.endpoints[0]!.url).toMatch(/^postgres:\/\/127\.0\.0\.1:\d+$/);
       expect((await psql(first.endpoints[0]!.port)).stdout).toBe('42\n');
       child.kill('SIGTERM');
-      const stats = JSON.parse((await it.next()).value as string) as { stats: { calls: number; matched: number } };
+      const stats = JSON.parse((await it.next()).value as string) as {
+        stats: { calls: number; matched: number };
+      };
       expect(stats.stats.calls).toBeGreaterThan(0);
       expect(stats.stats.matched).toBe(stats.stats.calls);
       await new Promise((r) => child.once('exit', r));
@@ -282,6 +309,13 @@ describe.skipIf(skipWithoutTool('redis-server', '/usr/bin/redis-server', 'apt-ge
       expect(r.misses).toEqual([]);
     }, 60_000);
 
+    it('redis-py pub/sub: the subscribe confirmation and the published messages come back from the mock', async () => {
+      const r = await sameThroughMock('redis', server, (port) => python('pubsub', port));
+      expect(JSON.parse(r.real).map((m: { data: unknown }) => m?.data)).toEqual([1, 'hello', 'world']);
+      expect(r.live).toBe(r.real);
+      expect(r.misses).toEqual([]);
+    }, 60_000);
+
     it('redis-cli: RESP3 after HELLO 3', async () => {
       const args = (port: number) => [
         '-h',
@@ -327,6 +361,14 @@ describe.skipIf(skipWithoutTool('mariadb-server', '/usr/sbin/mariadbd', 'apt-get
       expect(r.raw).toBe(0);
       expect(r.live).toBe(r.real);
       expect(JSON.parse(r.real).at(-1)).toBe(1054);
+      expect(r.misses).toEqual([]);
+    }, 60_000);
+
+    it('mysql-connector (prepared=True): COM_STMT_PREPARE/EXECUTE, binary rows with bigint, double, NULL, datetime', async () => {
+      const r = await sameThroughMock('mysql', server, (port) => python('mysqlconn', port));
+      expect(r.raw).toBe(0);
+      expect(r.live).toBe(r.real);
+      expect(r.real).toContain('9007199254740993');
       expect(r.misses).toEqual([]);
     }, 60_000);
 
