@@ -4,6 +4,7 @@
  * ports and IP literals are left out (mocks listen elsewhere than the recorded dependency).
  */
 import { type Exchange, headerValue } from '../core/exchange.js';
+import { compareDbCalls, isDbCall } from './db-calls.js';
 import { pathTemplate } from './routes.js';
 import type { Difference } from './types.js';
 
@@ -25,7 +26,11 @@ export function callSignature(ex: Exchange): string {
   return `${ex.request.method} ${host ? `${host} ` : ''}${pathTemplate(ex.request.target)}`;
 }
 
-export function compareCalls(recorded: Exchange[], candidate: Exchange[]): Difference[] {
+export function compareCalls(allRecorded: Exchange[], allCandidate: Exchange[]): Difference[] {
+  // database calls have their own signatures and comparison (db-calls.ts)
+  const recorded = allRecorded.filter((e) => !isDbCall(e));
+  const candidate = allCandidate.filter((e) => !isDbCall(e));
+  const db = compareDbCalls(allRecorded.filter(isDbCall), allCandidate.filter(isDbCall));
   const count = (list: Exchange[]): Map<string, number> => {
     const m = new Map<string, number>();
     for (const ex of list) m.set(callSignature(ex), (m.get(callSignature(ex)) ?? 0) + 1);
@@ -61,5 +66,6 @@ export function compareCalls(recorded: Exchange[], candidate: Exchange[]): Diffe
       });
     }
   }
+  out.push(...db);
   return out;
 }

@@ -32,6 +32,7 @@ async function startDependencyMocks(
   outbound: Exchange[],
   rules: ReplayRules,
   warnings: RunWarning[],
+  inbound: Exchange[],
 ): Promise<{ handle?: MockHandle; caFile?: string }> {
   const { createEphemeralCa } = await import('./tls/ca.js');
   const ca = await createEphemeralCa(spec.mocks.caDir);
@@ -46,6 +47,8 @@ async function startDependencyMocks(
     bindAddr: bindAddrFor,
     transforms: rules.transforms,
     volatile: volatileFromTokens(rules.tokens),
+    // database calls are scoped to the recorded request they were made for
+    inbound,
   });
   return { handle, caFile: ca.caCertPath };
 }
@@ -116,7 +119,7 @@ async function main(specPath: string): Promise<void> {
   const stopping = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopping.abort());
   try {
-    const started = await startDependencyMocks(spec, outbound, rules, warnings);
+    const started = await startDependencyMocks(spec, outbound, rules, warnings, [...inbound.values()]);
     mocks = started.handle;
     const caEnv: Record<string, string> = started.caFile
       ? {

@@ -133,16 +133,16 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
           });
           probes = session.stats().tlsProbes;
         }
+        let failures: unknown[] = [];
         try {
           for (const peer of PEERS) us[peer][arm].push(await peers[peer].measure(n));
         } finally {
           if (session) {
-            const stats = await session.stop();
-            if (stats.tlsFailures.length)
-              throw new Error(`TLS probes failed: ${JSON.stringify(stats.tlsFailures)}`);
+            failures = (await session.stop()).tlsFailures;
             await probesGone();
           }
         }
+        if (failures.length) throw new Error(`TLS probes failed: ${JSON.stringify(failures)}`);
       }
       console.log(
         `round ${r + 1}/${rounds}: ${PEERS.map((p) => `${p}: ${ARMS.map((a) => `${a} ${us[p][a].at(-1)!.toFixed(2)}`).join(', ')} µs`).join(' | ')}`,

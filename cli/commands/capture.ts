@@ -11,7 +11,8 @@ import { Progress } from '../progress.js';
 
 const help = `Usage: retap capture --out DIR [targets] [options] [-- CMD ARGS…]
 
-Record the HTTP traffic of processes with eBPF (TLS plaintext included) into a snapshot.
+Record the HTTP, gRPC, PostgreSQL, MySQL and Redis traffic of processes with eBPF (TLS plaintext
+included) into a snapshot.
 Both directions are kept: requests the process answered (inbound) and calls it made (outbound).
 
 Targets (at least one, or a command after --):

@@ -68,6 +68,9 @@ const MISS_MODES: MissMode[] = ['fail', 'closest', 'passthrough'];
 
 function urlOf(ep: BoundEndpoint): string {
   const host = isIP(ep.boundAddr) === 6 ? `[${ep.boundAddr}]` : ep.boundAddr;
+  // a database endpoint: its protocol's URL scheme (postgres://, mysql://, redis://)
+  const db = ep.protocols.find((p) => p === 'postgres' || p === 'mysql' || p === 'redis');
+  if (db) return `${db}://${host}:${ep.port}`;
   return `${ep.tls ? 'https' : 'http'}://${host}:${ep.port}`;
 }
 

@@ -146,6 +146,15 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
   const runsDir = (): string => join(base, 'runs');
 
   beforeAll(async () => {
+    // The workspaces link this tree (node_modules, dist…): were it not set up, the action's
+    // `setup: auto` would run ci/setup — npm ci — inside it. Refuse instead of touching it.
+    try {
+      execFileSync(join(root, 'ci', 'setup'), ['--runtime', '--check'], { stdio: 'pipe' });
+    } catch (e) {
+      throw new Error(
+        `this tree is not set up (ci/setup --runtime --check failed): run ci/setup first — ${String((e as { stderr?: Buffer }).stderr ?? e)}`,
+      );
+    }
     base = mkdtempSync(join(tmpdir(), 'retap-act-'));
     chmodSync(base, 0o755);
     mkdirSync(runsDir());
