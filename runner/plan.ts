@@ -3,7 +3,7 @@
  * into client sessions, the outbound calls the recorded service made while answering each one
  * (attributed by time window on the same process), and the dependency endpoints to mock.
  */
-import type { Exchange } from '../core/exchange.js';
+import { type Exchange, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
 import { routeTemplate } from '../snapshots/routes.js';
 
@@ -14,6 +14,8 @@ export interface ReplayPlan {
   sessions: Array<{ key: string; items: number[] }>;
   /** Host names the build called (from Host/:authority or the peer address), for the hosts file. */
   hosts: string[];
+  /** Quarantined exchanges of the snapshot: never replayed, never served, only counted. */
+  quarantined: number;
 }
 
 const end = (e: Exchange): number =>
@@ -23,7 +25,8 @@ const end = (e: Exchange): number =>
 export type SessionKey = (ex: Exchange) => string;
 export const byConnection: SessionKey = (ex) => ex.connection.id;
 
-export function planReplay(all: Exchange[], sessionKey: SessionKey = byConnection): ReplayPlan {
+export function planReplay(everything: Exchange[], sessionKey: SessionKey = byConnection): ReplayPlan {
+  const all = everything.filter((e) => !isQuarantined(e));
   const inbound = all
     .filter((e) => e.direction === 'inbound')
     .sort((a, b) => a.timing.startUs - b.timing.startUs || a.id.localeCompare(b.id));
@@ -64,5 +67,6 @@ export function planReplay(all: Exchange[], sessionKey: SessionKey = byConnectio
     outbound,
     sessions: [...sessions].map(([key, list]) => ({ key, items: list })),
     hosts: [...hosts].filter((h) => h !== ''),
+    quarantined: everything.length - all.length,
   };
 }

@@ -24,7 +24,7 @@ import {
   type RunItem,
 } from '../core/results.js';
 import { encodeExchange } from '../snapshots/format.js';
-import { openSnapshot } from '../snapshots/index.js';
+import { admit, openSnapshot } from '../snapshots/index.js';
 import { createRedactor } from '../snapshots/redaction.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
@@ -77,6 +77,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   // sessions follow credential chains (tokens.yaml), so a login's token stays with its requests
   const sessions = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const plan = planReplay(all, (ex) => sessions.sessionOf(ex));
+  if (plan.quarantined > 0)
+    log.warn(
+      `${plan.quarantined} quarantined exchange(s) in ${snap.path} are not replayed (see \`retap snapshot show\`)`,
+    );
   if (plan.items.length === 0) {
     throw new RetapError(
       ErrorCodes.SNAPSHOT_INVALID,
@@ -277,8 +281,9 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   await writeFile(specPath, JSON.stringify(spec), { mode: 0o600 });
 
   const captured: Exchange[] = [];
+  // the same admission as a snapshot write: what would not validate is kept quarantined
   const session = CaptureSession.start({ cgroupIds: [c.cgroup.id], service: c.label }, (ex) =>
-    captured.push(ex),
+    captured.push(admit(ex)),
   );
   const started = new Date();
   const t0 = performance.now();

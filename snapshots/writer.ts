@@ -28,6 +28,7 @@ import {
   toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
+import { admit } from './quarantine.js';
 import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
 import { checkValue } from './schema.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
@@ -139,7 +140,7 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     async append(ex) {
       if (state !== 'open')
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
-      const clean = redactor.redact(ex);
+      const clean = redactor.redact(admit(ex));
       const stored = toStored(clean);
       checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
       appended++;

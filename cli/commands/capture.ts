@@ -139,8 +139,26 @@ async function run(argv: string[]): Promise<number> {
     );
     if (s.unknownConnections)
       process.stdout.write(
-        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`,
+        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes seen, counted only)\n`,
       );
+    if (s.undecodedBytes)
+      process.stdout.write(
+        `  ${s.undecodedBytes} bytes on decoded connections could not be decoded (resync, tunnels, cut messages; counted only)\n`,
+      );
+    if (s.cutMessages)
+      process.stdout.write(
+        `  ${s.cutMessages} messages on ${s.cutConnections} connections were cut at a limit (a head, chunk line or frame that never ended, or a 1xx storm)\n`,
+      );
+    if (result.quarantined)
+      process.stdout.write(
+        `  ${result.quarantined} exchanges quarantined: kept raw with the reason, never replayed (retap snapshot show lists them)\n`,
+      );
+    if (s.failedConnections) {
+      process.stderr.write(
+        `retap capture: warning: decoding failed on ${s.failedConnections} connections (capture went on; their later bytes are counted only):\n`,
+      );
+      for (const f of s.failures.slice(0, 5)) process.stderr.write(`  ${f.connection}: ${f.reason}\n`);
+    }
     if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
       process.stderr.write(
         `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
@@ -183,6 +201,8 @@ export interface CaptureResult {
   exchanges: number;
   inbound: number;
   outbound: number;
+  /** Exchanges kept quarantined in the snapshot (manifest counts.quarantined). */
+  quarantined: number;
   stats: CaptureStats;
   commandExit?: number;
 }
@@ -283,13 +303,13 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     cgroup?.destroy();
     await writing;
     if (writeError) throw writeError;
-    const manifest = await writer.finish({ counters: countersOf(stats) });
-    void manifest;
+    const manifest = await writer.finish({ counters: countersOf(stats), notes: failureNotes(stats) });
     return {
       path: writer.path,
       exchanges: inbound + outbound,
       inbound,
       outbound,
+      quarantined: manifest.counts.quarantined ?? 0,
       stats,
       ...(commandExit !== undefined ? { commandExit } : {}),
     };
@@ -345,11 +365,23 @@ function countersOf(s: CaptureStats): Record<string, number> {
     tlsConnections: s.tlsConnections,
     unknownConnections: s.unknownConnections,
     unknownBytes: s.unknownBytes,
+    undecodedBytes: s.undecodedBytes,
+    cutMessages: s.cutMessages,
+    cutConnections: s.cutConnections,
+    failedConnections: s.failedConnections,
     gapBytes: s.gapBytes,
     ciphertextBytes: s.ciphertextBytes,
     tlsUnboundDropped: s.tlsUnboundDropped,
     malformedBytes: s.malformedBytes,
   };
+}
+
+/** Connections whose decoding failed, with the reason (the first few; all are counted). */
+export function failureNotes(s: CaptureStats): string[] {
+  const notes = s.failures.map((f) => `decoding failed on connection ${f.connection}: ${f.reason}`);
+  if (s.failedConnections > s.failures.length)
+    notes.push(`decoding failed on ${s.failedConnections - s.failures.length} more connections`);
+  return notes;
 }
 
 function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {

@@ -10,6 +10,7 @@
  * on the next plausible frame boundary.
  */
 import type { HeaderList, Request, Response } from '../../../core/exchange.js';
+import { UNKNOWN_METHOD } from '../../../core/exchange.js';
 import type { BodyAcc, Budget } from '../budget.js';
 import {
   bodyAdd,
@@ -19,7 +20,10 @@ import {
   DEFAULT_MAX_BUFFER,
   newBodyAcc,
   newBudget,
+  overBudget,
+  settle,
 } from '../budget.js';
+import { isToken } from '../http1/head.js';
 import { asBuffer, Carry } from '../bytes.js';
 import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';
@@ -36,6 +40,10 @@ import {
 import { HpackDecoder } from './hpack/decoder.js';
 
 const MAX_STREAMS = 10_000;
+/** Interim (1xx) answers kept per stream; a longer storm is counted, not kept. */
+const MAX_INTERIM = 32;
+/** Decoded header list kept per header block (names + values + 32 per field). */
+const MAX_HEADER_LIST = 1024 * 1024;
 
 interface H2Stream {
   id: number;
@@ -47,9 +55,12 @@ interface H2Stream {
   reqEnd: number;
   reqEnded: boolean;
   status: number;
+  /** `:status` as sent (for the reason when it is not a status). */
+  statusRaw: string | undefined;
   respHeaders: HeaderList | undefined;
   respTrailers: HeaderList | undefined;
   interim: Array<{ status: number; headers: HeaderList }> | undefined;
+  interimDropped: number;
   respBody: BodyAcc;
   respStart: number;
   respEnd: number;
@@ -136,7 +147,7 @@ export class Http2Decoder implements StreamDecoder {
   ) {
     const max = Math.max(1024, options.maxBufferBytes ?? DEFAULT_MAX_BUFFER);
     this.frameLimit = Math.min(16 * 1024 * 1024 + 9, Math.floor(max / 4));
-    this.budget = newBudget(max, 2 * this.frameLimit);
+    this.budget = newBudget(max, 2 * this.frameLimit, options.pool);
     this.maxBody = Math.max(0, options.maxBodyBytes ?? DEFAULT_MAX_BODY);
   }
 
@@ -150,11 +161,12 @@ export class Http2Decoder implements StreamDecoder {
     s.feeding = true;
     try {
       this.feed(s, asBuffer(data), tsNs);
-    } catch {
-      this.lose(s);
+    } catch (e) {
+      this.lose(s, e);
     } finally {
       s.feeding = false;
     }
+    settle(this.budget);
   }
 
   gap(side: Side, length: number, tsNs: number): void {
@@ -162,9 +174,10 @@ export class Http2Decoder implements StreamDecoder {
     const s = side === 'client' ? this.client : this.server;
     try {
       this.onGap(s, length, tsNs);
-    } catch {
-      this.lose(s);
+    } catch (e) {
+      this.lose(s, e);
     }
+    settle(this.budget);
   }
 
   end(tsNs: number): void {
@@ -184,12 +197,13 @@ export class Http2Decoder implements StreamDecoder {
         }
       }
       for (const st of [...this.streams.values()]) this.emit(st, tsNs, true);
-    } catch {
-      // nothing more to do
+    } catch (e) {
+      this.sink.fault?.('client', describe(e));
     }
     this.client.carry.clear();
     this.server.carry.clear();
     this.budget.held = 0;
+    settle(this.budget);
   }
 
   // ---- bytes → frames ------------------------------------------------------------------------
@@ -218,7 +232,9 @@ export class Http2Decoder implements StreamDecoder {
         continue;
       }
       if (s.skip > 0) {
+        // the rest of a frame we cannot hold (or that a gap cut): counted as it arrives
         const n = Math.min(s.skip, len - pos);
+        this.sink.raw?.(s.side, n, 'skipped-frame');
         s.skip -= n;
         pos += n;
         if (s.skip === 0) s.frame = undefined;
@@ -258,8 +274,10 @@ export class Http2Decoder implements StreamDecoder {
           if (!(h.flags & Flag.PADDED)) s.padLeft = 0;
           if (h.length === 0) this.dataDone(s, h, ts);
         } else if (h.length > this.frameLimit) {
-          // Larger than we may hold: skip it (the header block inside, if any, is lost).
-          this.sink.raw?.(s.side, h.length, 'frame-too-large');
+          // Larger than we may hold: skip it (the header block inside, if any, is lost); its
+          // bytes are counted as they arrive, never by the length it declares.
+          this.sink.raw?.(s.side, 9, 'frame-too-large');
+          this.sink.cut?.(s.side, 'frame');
           if (
             h.type === FrameType.HEADERS ||
             h.type === FrameType.CONTINUATION ||
@@ -298,6 +316,30 @@ export class Http2Decoder implements StreamDecoder {
       }
     } else s.carry.clear();
     this.budget.held += s.carry.len - before;
+    if (s.carry.len > 0 && overBudget(this.budget)) this.cutCarry(s);
+  }
+
+  /**
+   * The capture's memory pool is full while this side carries a partial frame: the frame is cut
+   * (what arrived is counted, the rest skipped as it comes), framing goes on.
+   */
+  private cutCarry(s: SideState): void {
+    const f = s.frame;
+    const carried = s.carry.len;
+    this.sink.cut?.(s.side, 'frame');
+    this.budget.held -= carried;
+    this.sink.raw?.(s.side, carried, 'cut');
+    s.carry.clear();
+    if (f && f.type !== FrameType.DATA) {
+      if (f.type === FrameType.HEADERS || f.type === FrameType.CONTINUATION || f.type === FrameType.PUSH_PROMISE)
+        this.hpackLost(s, f.stream);
+      s.skip = Math.max(0, f.length - carried);
+      if (s.skip === 0) s.frame = undefined;
+    } else if (!f) {
+      // a partial frame header or preface: where the next frame starts is unknown now
+      this.hpackLost(s, 0);
+      s.resync = true;
+    }
   }
 
   private setStart(preface: boolean): void {
@@ -456,7 +498,7 @@ export class Http2Decoder implements StreamDecoder {
     if (!this.startKnown && s.side === 'server') this.setStart(false);
     let decoded: ReturnType<HpackDecoder['decode']>;
     try {
-      decoded = s.hpack.decode(b.parts.length === 1 ? b.parts[0]! : Buffer.concat(b.parts));
+      decoded = s.hpack.decode(b.parts.length === 1 ? b.parts[0]! : Buffer.concat(b.parts), MAX_HEADER_LIST);
     } catch {
       this.hpackLost(s, b.stream);
       return;
@@ -468,33 +510,71 @@ export class Http2Decoder implements StreamDecoder {
       if (!st) return;
       st.pushedBy = b.stream;
       if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
+      this.listCut(s, st, decoded.cut);
       this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       st.reqEnded = true;
+      this.hold(st, decoded.listBytes);
       return;
     }
     const st = this.streamFor(s, b.stream, true);
     if (!st) return;
     if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
+    this.listCut(s, st, decoded.cut);
     if (s.side === 'client') {
       if (st.reqHeaders === undefined) this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       else st.reqTrailers = decoded.headers;
       st.reqEnd = ts;
     } else {
-      const status = statusOf(decoded.headers);
+      const raw = statusOf(decoded.headers);
+      const status = statusCode(raw);
       if (st.respHeaders === undefined && status >= 100 && status < 200) {
         st.interim ??= [];
-        st.interim.push({ status, headers: regular(decoded.headers) });
+        if (st.interim.length < MAX_INTERIM) st.interim.push({ status, headers: regular(decoded.headers) });
+        else {
+          // a 1xx storm: counted, not kept
+          if (st.interimDropped++ === 0) {
+            addNote(st.notes, 'interim-dropped');
+            this.sink.cut?.(s.side, 'interim');
+          }
+          if (!st.respStart) st.respStart = b.startTs;
+          return;
+        }
         if (!st.respStart) st.respStart = b.startTs;
+        this.hold(st, decoded.listBytes);
         return;
       }
       if (st.respHeaders === undefined) {
         st.status = status;
+        st.statusRaw = raw;
         st.respHeaders = decoded.headers;
         if (!st.respStart) st.respStart = b.startTs;
       } else st.respTrailers = decoded.headers;
       st.respEnd = ts;
     }
-    if (b.endStream) this.endSide(st, s.side, ts);
+    this.hold(st, decoded.listBytes);
+    if (b.endStream && this.streams.get(st.id) === st) this.endSide(st, s.side, ts);
+  }
+
+  private listCut(s: SideState, st: H2Stream, cut: boolean): void {
+    if (!cut) return;
+    addNote(st.notes, 'truncated');
+    this.sink.cut?.(s.side, 'header-list');
+  }
+
+  /**
+   * Charges a stream's decoded header fields to the connection. Past the budget (or a full pool)
+   * the oldest other streams go out as they are, marked truncated, like MAX_STREAMS does.
+   */
+  private hold(st: H2Stream, n: number): void {
+    st.held += n;
+    this.budget.held += n;
+    if (!overBudget(this.budget)) return;
+    for (const old of [...this.streams.values()]) {
+      if (!overBudget(this.budget)) break;
+      if (old === st) continue;
+      addNote(old.notes, 'truncated');
+      this.emit(old, old.respEnd || old.reqEnd || old.reqStart || old.respStart, true);
+    }
   }
 
   private applyRequestHeaders(st: H2Stream, headers: HeaderList, startTs: number, endTs: number): void {
@@ -535,9 +615,11 @@ export class Http2Decoder implements StreamDecoder {
       reqEnd: 0,
       reqEnded: false,
       status: 0,
+      statusRaw: undefined,
       respHeaders: undefined,
       respTrailers: undefined,
       interim: undefined,
+      interimDropped: 0,
       respBody: newBodyAcc(),
       respStart: 0,
       respEnd: 0,
@@ -573,23 +655,27 @@ export class Http2Decoder implements StreamDecoder {
     if (this.midStream) addNote(notes, 'hpack-state-unknown');
     const reqBody = bodyFinish(st.reqBody);
     const respBody = bodyFinish(st.respBody);
-    this.budget.held -= reqBody.data.length + respBody.data.length;
+    this.budget.held -= reqBody.data.length + respBody.data.length + st.held;
     if (this.budget.held < 0) this.budget.held = 0;
     if (ending && !st.reqEnded) reqBody.truncated = true;
     const p = st.pseudoReq;
-    const method = p[':method'] ?? '';
+    const method = p[':method'];
     const request: Request = {
-      method,
+      method: method || UNKNOWN_METHOD,
       target: (method === 'CONNECT' ? p[':authority'] : p[':path']) ?? '',
       version: 'HTTP/2',
       headers: regular(st.reqHeaders ?? []),
       body: reqBody,
     };
+    let quarantine: string | undefined;
     if (st.reqHeaders === undefined) {
       addNote(notes, 'no-request');
       request.version = '';
       reqBody.truncated = true;
-    }
+      quarantine = 'no request headers were seen on this stream';
+    } else if (method === undefined) quarantine = 'request without :method';
+    else if (!isToken(method)) quarantine = `request :method ${JSON.stringify(method.slice(0, 40))} is not a method`;
+    else if (method !== 'CONNECT' && p[':path'] === undefined) quarantine = 'request without :path';
     if (st.reqTrailers) request.trailers = regular(st.reqTrailers);
     const ex: DecodedExchange = {
       protocol: 'http2',
@@ -613,9 +699,18 @@ export class Http2Decoder implements StreamDecoder {
       ex.responseStartNs = st.respStart;
       ex.responseEndNs = st.respEnd || st.respStart;
     } else if (st.rstCode === undefined) addNote(notes, 'no-response');
+    if (response && (response.status < 100 || response.status > 599)) {
+      response.status = Math.max(0, response.status);
+      quarantine ??=
+        st.statusRaw === undefined
+          ? 'response without :status'
+          : `response :status ${JSON.stringify(st.statusRaw.slice(0, 40))} is not a status in 100–599`;
+    }
     if (reqBody.truncated || respBody.truncated) addNote(notes, 'truncated');
+    if (st.interimDropped > 0) extras.interimDropped = st.interimDropped;
     const reqCt = headerOf(request.headers, 'content-type');
-    if (
+    if (quarantine !== undefined) ex.quarantine = quarantine;
+    else if (
       isGrpcContentType(reqCt) ||
       isGrpcContentType(response && headerOf(response.headers, 'content-type'))
     ) {
@@ -694,7 +789,9 @@ export class Http2Decoder implements StreamDecoder {
   }
 
   /** Unexpected internal failure: drop this side's partial state and resync. */
-  private lose(s: SideState): void {
+  private lose(s: SideState, e: unknown): void {
+    this.sink.fault?.(s.side, describe(e));
+    if (s.carry.len > 0) this.sink.raw?.(s.side, s.carry.len, 'fault');
     this.budget.held -= s.carry.len;
     s.carry.clear();
     s.frame = undefined;
@@ -706,9 +803,19 @@ export class Http2Decoder implements StreamDecoder {
   }
 }
 
-function statusOf(headers: HeaderList): number {
-  for (const [n, v] of headers) if (n === ':status') return Number.parseInt(v, 10) || 0;
-  return 0;
+/** `:status` as sent, or undefined when absent. */
+function statusOf(headers: HeaderList): string | undefined {
+  for (const [n, v] of headers) if (n === ':status') return v;
+  return undefined;
+}
+
+/** A status code: exactly three digits (RFC 9110 §15); -1 otherwise. */
+function statusCode(raw: string | undefined): number {
+  return raw !== undefined && /^[0-9]{3}$/.test(raw) ? Number(raw) : -1;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 /** Headers without pseudo-headers (those are in method/target/status and extras.pseudo). */
