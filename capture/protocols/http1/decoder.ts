@@ -60,8 +60,9 @@ interface Entry {
   respEnd: number;
   respDone: boolean;
   interim: Array<{ status: number; headers: HeaderList }> | undefined;
-  /** Interim answers past MAX_INTERIM (counted, not kept). */
+  /** Interim answers past MAX_INTERIM or the head limit (counted, not kept). */
   interimDropped: number;
+  interimBytes: number;
   notes: string[];
   /** Why this exchange cannot be valid (its request head was never seen…): emitted quarantined. */
   quarantine: string | undefined;
@@ -135,6 +136,7 @@ function newEntry(): Entry {
     respDone: false,
     interim: undefined,
     interimDropped: 0,
+    interimBytes: 0,
     notes: [],
     quarantine: undefined,
     upgrade: undefined,
@@ -262,6 +264,13 @@ export class Http1Decoder implements StreamDecoder {
         }
         case St.Head: {
           const r = findHeadEnd(buf, pos + s.scan);
+          // The head limit holds however the head arrived (in one read or many).
+          const seen = r.resume === undefined ? r.after - pos : buf.length - pos;
+          if (seen > this.headLimit) {
+            this.headTooLong(s, seen, ts);
+            pos += seen;
+            break;
+          }
           if (r.resume !== undefined) {
             s.scan = r.resume - pos;
             more = false;
@@ -437,8 +446,10 @@ export class Http1Decoder implements StreamDecoder {
     if (status >= 100 && status < 200 && status !== 101) {
       // Interim response: belongs to the exchange, the final response follows.
       e.interim ??= [];
-      if (e.interim.length < MAX_INTERIM) e.interim.push({ status, headers: head.headers });
-      else {
+      if (e.interim.length < MAX_INTERIM && e.interimBytes + headBytes <= this.headLimit) {
+        e.interim.push({ status, headers: head.headers });
+        e.interimBytes += headBytes;
+      } else {
         // a 1xx storm: counted, not kept (its head was charged above; give it back)
         e.held -= headBytes;
         this.budget.held -= headBytes;
@@ -668,6 +679,17 @@ export class Http1Decoder implements StreamDecoder {
     s.ctx = 'none';
     s.placeholderIfSkip = false;
     void pos;
+  }
+
+  /** A head longer than the limit: its bytes are counted, the message cut, the side resyncs. */
+  private headTooLong(s: SideState, n: number, ts: number): void {
+    this.sink.raw?.(s.side, n, 'overflow');
+    this.sink.cut?.(s.side, 'head');
+    s.started = false;
+    this.placeholder(s, ts, 'cut');
+    s.st = St.Resync;
+    s.ctx = 'none';
+    s.placeholderIfSkip = false;
   }
 
   /** Chunk framing broke: end the message as truncated and resync. */
