@@ -137,6 +137,8 @@ export class Http2Decoder implements StreamDecoder {
   private midStream = false;
   /** Known whether the connection began with the preface. */
   private startKnown = false;
+  /** Frames were lost (a gap or an internal failure): streams may have begun unseen. */
+  private lostFrames = false;
   private closed = false;
   /** Recently finished stream ids, so late frames do not open them again. */
   private readonly closedIds = new Set<number>();
@@ -367,6 +369,7 @@ export class Http2Decoder implements StreamDecoder {
       const st = this.streamFor(s, f.stream, false);
       if (st)
         bodyAdd(s.side === 'client' ? st.reqBody : st.respBody, buf, pos, pos + n, this.maxBody, this.budget);
+      else this.sink.raw?.(s.side, n, 'no-stream');
       pos += n;
       s.remaining -= n;
     }
@@ -510,7 +513,7 @@ export class Http2Decoder implements StreamDecoder {
       if (!st) return;
       st.pushedBy = b.stream;
       if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
-      this.listCut(s, st, decoded.cut);
+      if (decoded.cut) this.listCut(s, st);
       this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       st.reqEnded = true;
       this.hold(st, decoded.listBytes);
@@ -519,7 +522,7 @@ export class Http2Decoder implements StreamDecoder {
     const st = this.streamFor(s, b.stream, true);
     if (!st) return;
     if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
-    this.listCut(s, st, decoded.cut);
+    if (decoded.cut) this.listCut(s, st);
     if (s.side === 'client') {
       if (st.reqHeaders === undefined) this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       else st.reqTrailers = decoded.headers;
@@ -552,11 +555,10 @@ export class Http2Decoder implements StreamDecoder {
       st.respEnd = ts;
     }
     this.hold(st, decoded.listBytes);
-    if (b.endStream && this.streams.get(st.id) === st) this.endSide(st, s.side, ts);
+    if (b.endStream) this.endSide(st, s.side, ts);
   }
 
-  private listCut(s: SideState, st: H2Stream, cut: boolean): void {
-    if (!cut) return;
+  private listCut(s: SideState, st: H2Stream): void {
     addNote(st.notes, 'truncated');
     this.sink.cut?.(s.side, 'header-list');
   }
@@ -599,6 +601,10 @@ export class Http2Decoder implements StreamDecoder {
     if (st || id === 0) return st;
     // A frame for a stream that already ended (e.g. DATA racing a RST_STREAM): nothing to add.
     if (this.closedIds.has(id)) return undefined;
+    // DATA on a stream no HEADERS opened, on a connection seen whole from its preface: a protocol
+    // error, not an exchange (its bytes are counted raw). Joined mid-stream or after a gap, the
+    // HEADERS may just have been missed: the stream is kept (and noted `gap`).
+    if (!create && this.startKnown && !this.midStream && !this.lostFrames) return undefined;
     void s;
     if (this.streams.size >= MAX_STREAMS) {
       const oldest = this.streams.values().next().value as H2Stream;
@@ -728,6 +734,7 @@ export class Http2Decoder implements StreamDecoder {
   // ---- trouble -------------------------------------------------------------------------------
 
   private onGap(s: SideState, length: number, ts: number): void {
+    this.lostFrames = true;
     const f = s.frame;
     if (s.prefacePending) {
       s.prefacePending = false;
@@ -790,6 +797,7 @@ export class Http2Decoder implements StreamDecoder {
 
   /** Unexpected internal failure: drop this side's partial state and resync. */
   private lose(s: SideState, e: unknown): void {
+    this.lostFrames = true;
     this.sink.fault?.(s.side, describe(e));
     if (s.carry.len > 0) this.sink.raw?.(s.side, s.carry.len, 'fault');
     this.budget.held -= s.carry.len;
@@ -811,7 +819,14 @@ function statusOf(headers: HeaderList): string | undefined {
 
 /** A status code: exactly three digits (RFC 9110 §15); -1 otherwise. */
 function statusCode(raw: string | undefined): number {
-  return raw !== undefined && /^[0-9]{3}$/.test(raw) ? Number(raw) : -1;
+  if (raw === undefined || raw.length !== 3) return -1;
+  let n = 0;
+  for (let i = 0; i < 3; i++) {
+    const d = raw.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 function describe(e: unknown): string {

@@ -30,7 +30,7 @@ export interface DecodedBlock {
   unknown: boolean;
   /** Name and value bytes of `headers`, plus 32 per field (RFC 7541 §4.1 counting). */
   listBytes: number;
-  /** The list passed `maxListBytes`: later fields were decoded (for the table) but not kept. */
+  /** The list passed `maxListBytes`: the fields from there on were decoded (for the table) but not kept. */
   cut: boolean;
 }
 
@@ -83,17 +83,8 @@ export class HpackDecoder {
    */
   decode(block: Uint8Array, maxListBytes = Number.POSITIVE_INFINITY): DecodedBlock {
     const headers: HeaderList = [];
-    let unknown = false;
     let listBytes = 0;
-    let cut = false;
-    const keep = (name: string, value: string): void => {
-      const n = name.length + value.length + 32;
-      if (listBytes + n > maxListBytes) cut = true;
-      else {
-        listBytes += n;
-        headers.push([name, value]);
-      }
-    };
+    let unknown = false;
     let pos = 0;
     const end = block.length;
     while (pos < end) {
@@ -104,14 +95,18 @@ export class HpackDecoder {
         pos = p;
         if (index === 0) throw new HpackError('HPACK index 0');
         const f = this.lookup(index);
-        if (f && f[0] !== undefined) keep(f[0], f[1]);
-        else unknown = true;
+        if (f && f[0] !== undefined) {
+          listBytes += f[0].length + f[1].length + 32;
+          if (listBytes <= maxListBytes) headers.push([f[0], f[1]]);
+        } else unknown = true;
       } else if (b & 0x40) {
         // Literal with incremental indexing (§6.2.1).
         const r = this.literal(block, pos, 6);
         pos = r.pos;
-        if (r.name !== undefined) keep(r.name, r.value);
-        else unknown = true;
+        if (r.name !== undefined) {
+          listBytes += r.name.length + r.value.length + 32;
+          if (listBytes <= maxListBytes) headers.push([r.name, r.value]);
+        } else unknown = true;
         this.add(r.name, r.value, r.nameLen);
       } else if (b & 0x20) {
         // Dynamic table size update (§6.3).
@@ -126,11 +121,15 @@ export class HpackDecoder {
         // Literal without indexing / never indexed (§6.2.2, §6.2.3).
         const r = this.literal(block, pos, 4);
         pos = r.pos;
-        if (r.name !== undefined) keep(r.name, r.value);
-        else unknown = true;
+        if (r.name !== undefined) {
+          listBytes += r.name.length + r.value.length + 32;
+          if (listBytes <= maxListBytes) headers.push([r.name, r.value]);
+        } else unknown = true;
       }
     }
-    return { headers, unknown, listBytes, cut };
+    // once past the limit, later fields are left out too (the list is cut where it crossed)
+    const cut = listBytes > maxListBytes;
+    return { headers, unknown, listBytes: cut ? maxListBytes : listBytes, cut };
   }
 
   /** Past MAX_TABLE_BYTES the oldest entries are not kept: references to them become unknown. */
