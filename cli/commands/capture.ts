@@ -42,7 +42,9 @@ Options:
 
 Stops on SIGINT/SIGTERM, --duration or command exit, flushes everything, then writes the
 snapshot atomically. Drops and truncations are counted in the manifest; any drop prints a
-warning. Exit code: 0 ok, 3 capture could not run, 64 bad usage.
+warning. Bad traffic costs only itself: what cannot be a valid exchange is kept quarantined
+(counted, listed by retap snapshot show, never replayed), a connection whose decoding fails
+is marked and capture goes on. Exit code: 0 ok, 3 capture could not run, 64 bad usage.
 
 Examples:
   retap capture --out snaps/api -- node server.js
