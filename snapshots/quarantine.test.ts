@@ -7,7 +7,7 @@ import { planReplay } from '../runner/plan.js';
 import { planMocks } from '../runner/mocks/plan.js';
 import { exportHar } from './har.js';
 import { createSnapshotWriter, filterSnapshot, mergeSnapshots, openSnapshot, validateSnapshot } from './index.js';
-import { admit, problemOf } from './quarantine.js';
+import { admit, admitStored, problemOf } from './quarantine.js';
 import { sampleExchange } from './sample.js';
 import { discoverTokens } from './tokens/discover.js';
 
@@ -83,11 +83,38 @@ describe('admit', () => {
     expect(admit(ex)).toBe(ex);
   });
 
+  it('admitStored: redaction that throws quarantines the exchange; if it throws again, only sizes are kept', () => {
+    const ex = sampleExchange(6);
+    let calls = 0;
+    const once = admitStored(ex, (e) => {
+      if (calls++ === 0) throw new Error('redactor choked');
+      return e;
+    });
+    expect(once.exchange.quarantine).toEqual({ protocol: 'http1', reason: 'cannot be stored: redactor choked' });
+    expect(once.stored).toMatchObject({ protocol: 'unknown', quarantine: { reason: 'cannot be stored: redactor choked' } });
+    expect(once.exchange.response!.headers).toEqual(ex.response!.headers);
+    const always = admitStored(ex, () => {
+      throw new Error('redactor always chokes');
+    });
+    expect(always.exchange.request.headers).toEqual([]);
+    expect(always.exchange.response!.body).toMatchObject({ size: ex.response!.body.size, truncated: true });
+    expect(always.exchange.response!.body.data.length).toBe(0);
+    expect(problemOf(always.exchange)).toBeUndefined();
+  });
+
+  it('admitStored: a valid exchange is redacted and stored once, unchanged otherwise', () => {
+    const ex = sampleExchange(7);
+    const r = admitStored(ex);
+    expect(r.exchange).toBe(ex);
+    expect(r.stored).toMatchObject({ id: ex.id, protocol: 'http1' });
+  });
+
   it('never throws, whatever it is given', () => {
     for (const bad of [{}, { request: null }, { id: 7, request: { body: 3 } }, { response: 'x', timing: { startUs: -1 } }]) {
       const q = admit(bad as unknown as Exchange);
       expect(q.protocol).toBe('unknown');
       expect(problemOf(q)).toBeUndefined();
+      expect(admitStored(bad as unknown as Exchange).exchange.protocol).toBe('unknown');
     }
   });
 });

@@ -1,14 +1,16 @@
 /**
  * Admission into a snapshot. Every exchange a writer takes (capture, demo, filter, merge, HAR
- * import, accepting a replay's answers) passes `admit` first: one that would not validate is
- * kept as a quarantined exchange — protocol `unknown`, `quarantine: { protocol, reason }`, its
- * request and response reduced to what is valid (sizes always, bytes when they are whole) — and
- * the snapshot is written. Bad input costs nothing but itself.
+ * import, accepting a replay's answers) goes through `admitStored`: redacted, stored, checked once
+ * against the schema. One that fails is kept as a quarantined exchange — protocol `unknown`,
+ * `quarantine: { protocol, reason }`, its request and response reduced to what is valid (sizes
+ * always, bytes when they are whole) — and the snapshot is written. Bad input costs nothing but
+ * itself. The replay's own capture uses `admit` (the same rules, without storing).
  *
  * Besides the schema, new exchanges of the HTTP family must have a status in 100–599 and a
  * method that is an HTTP token (a replay sends it). Readers stay lenient (the schema alone), so
  * snapshots written before these rules still open.
  */
+import { ErrorCodes, RetapError } from '../core/errors.js';
 import {
   type Body,
   type Exchange,
@@ -25,6 +27,44 @@ const HTTP_FAMILY = new Set(['http1', 'http2', 'grpc']);
 const EMPTY = new Uint8Array(0);
 const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+export interface Admitted {
+  /** The exchange as it goes into the snapshot (redacted; quarantined when it had to be). */
+  exchange: Exchange;
+  /** Its stored form (format.ts: toStored), valid against exchange.schema.json. */
+  stored: Record<string, unknown>;
+}
+
+/**
+ * Redacts, stores and checks one exchange, once; quarantines it when that fails. `redact` may
+ * throw on odd input: that quarantines too. Throws only if the quarantined form itself is
+ * invalid, which is a bug here.
+ */
+export function admitStored(ex: Exchange, redact: (ex: Exchange) => Exchange = (e) => e): Admitted {
+  let reason: string;
+  try {
+    reason = bodiesProblem(ex) ?? '';
+    if (!reason) {
+      const exchange = redact(ex);
+      const stored = toStored(exchange);
+      reason = schemaProblem(stored) ?? rulesProblem(exchange) ?? '';
+      if (!reason) return { exchange, stored };
+    }
+  } catch (e) {
+    reason = `cannot be stored: ${(e as Error).message}`;
+  }
+  const q = quarantined(ex, reason);
+  for (const candidate of [() => redact(q), () => stripped(q)]) {
+    try {
+      const exchange = candidate();
+      const stored = toStored(exchange);
+      if (!schemaProblem(stored)) return { exchange, stored };
+    } catch {
+      // next, barer form
+    }
+  }
+  throw new RetapError(ErrorCodes.INTERNAL, `cannot quarantine exchange ${String(ex?.id)} (${reason})`);
+}
+
 /** The exchange itself when it is valid, else its quarantined form. Never throws on bad input. */
 export function admit(ex: Exchange): Exchange {
   const reason = problemOf(ex);
@@ -35,32 +75,41 @@ export function admit(ex: Exchange): Exchange {
 /** What keeps `ex` out of a snapshot, or undefined when nothing does. */
 export function problemOf(ex: Exchange): string | undefined {
   try {
-    const bodies: Array<[string, unknown]> = [['$.request.body', ex.request?.body]];
-    if (ex.response !== undefined) bodies.push(['$.response.body', ex.response?.body]);
-    for (const [path, b] of bodies) {
-      const p = bodyProblem(b, path);
-      if (p) return p;
-    }
-    const check = validator('exchange');
-    if (!check(toStored(withoutBodyBytes(ex)))) {
-      const issue = issuesFrom(check.errors, 'exchange')[0];
-      return issue ? `${issue.path} ${issue.message}` : 'does not match the exchange schema';
-    }
-    if (ex.extras !== undefined) JSON.stringify(ex.extras);
-    if (isQuarantined(ex)) {
-      return ex.protocol === 'unknown' ? undefined : `$.protocol is ${ex.protocol} on a quarantined exchange`;
-    }
-    if (HTTP_FAMILY.has(ex.protocol)) {
-      if (!TCHAR.test(ex.request.method))
-        return `$.request.method ${JSON.stringify(ex.request.method.slice(0, 40))} is not an HTTP method`;
-      const status = ex.response?.status;
-      if (status !== undefined && (status < 100 || status > 599))
-        return `$.response.status ${status} is outside 100–599`;
-    }
-    return undefined;
+    return bodiesProblem(ex) ?? schemaProblem(toStored(withoutBodyBytes(ex))) ?? rulesProblem(ex);
   } catch (e) {
     return `cannot be stored: ${(e as Error).message}`;
   }
+}
+
+function schemaProblem(stored: Record<string, unknown>): string | undefined {
+  const check = validator('exchange');
+  if (check(stored)) {
+    // JSON must be able to hold what the schema leaves open
+    if (stored.extras !== undefined) JSON.stringify(stored.extras);
+    return undefined;
+  }
+  const issue = issuesFrom(check.errors, 'exchange')[0];
+  return issue ? `${issue.path} ${issue.message}` : 'does not match the exchange schema';
+}
+
+/** Rules for new exchanges beyond the schema (checked on the model; cheap). */
+function rulesProblem(ex: Exchange): string | undefined {
+  if (isQuarantined(ex)) {
+    return ex.protocol === 'unknown' ? undefined : `$.protocol is ${ex.protocol} on a quarantined exchange`;
+  }
+  if (!HTTP_FAMILY.has(ex.protocol)) return undefined;
+  if (!TCHAR.test(ex.request.method))
+    return `$.request.method ${JSON.stringify(ex.request.method.slice(0, 40))} is not an HTTP method`;
+  const status = ex.response?.status;
+  if (status !== undefined && (status < 100 || status > 599)) return `$.response.status ${status} is outside 100–599`;
+  return undefined;
+}
+
+function bodiesProblem(ex: Exchange): string | undefined {
+  return (
+    bodyProblem(ex.request?.body, '$.request.body') ??
+    (ex.response === undefined ? undefined : bodyProblem(ex.response?.body, '$.response.body'))
+  );
 }
 
 function bodyProblem(b: unknown, path: string): string | undefined {
@@ -189,17 +238,29 @@ function quarantined(ex: Exchange, reason: string): Exchange {
   }
   if (jsonable(e.extras)) q.extras = e.extras as Record<string, unknown>;
   if (problemOf(q) === undefined) return q;
-  // Only a bug in the repairs above gets here: keep identity and sizes, nothing else.
-  delete q.extras;
-  q.request = { ...q.request, headers: [], body: { data: EMPTY, size: q.request.body.size, truncated: true } };
-  delete q.request.trailers;
+  return stripped(q);
+}
+
+/** Only a bug in the repairs above needs this: identity and sizes, nothing else. */
+function stripped(q: Exchange): Exchange {
+  const out: Exchange = {
+    ...q,
+    request: {
+      method: q.request.method,
+      target: q.request.target,
+      version: q.request.version,
+      headers: [],
+      body: { data: EMPTY, size: q.request.body.size, truncated: true },
+    },
+  };
+  delete out.extras;
   if (q.response) {
-    q.response = {
+    out.response = {
       status: q.response.status,
       version: '',
       headers: [],
       body: { data: EMPTY, size: q.response.body.size, truncated: true },
     };
   }
-  return q;
+  return out;
 }

@@ -25,12 +25,10 @@ import {
   sortKeys,
   TOKENS_FILE,
   TRANSFORMS_FILE,
-  toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
-import { admit } from './quarantine.js';
+import { admitStored } from './quarantine.js';
 import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
-import { checkValue } from './schema.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
 import { chunkedWriter, createSorter } from './sorter.js';
 import { createStats } from './stats.js';
@@ -126,7 +124,6 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
   const sorter = createSorter(temp, opts.memoryLimitBytes ?? 32 * 1024 * 1024);
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
   let finalPath = temp;
-  let appended = 0;
 
   const writeSmall = async (file: string, text: string) => {
     await writeFile(join(temp, file), text, { mode: FILE_MODE });
@@ -140,10 +137,7 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     async append(ex) {
       if (state !== 'open')
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
-      const clean = redactor.redact(admit(ex));
-      const stored = toStored(clean);
-      checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
-      appended++;
+      const { exchange: clean, stored } = admitStored(ex, (e) => redactor.redact(e));
       stats.add(clean);
       await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored) });
     },

@@ -91,9 +91,10 @@ function runOnce(name, args) {
       } catch {
         // judged below
       }
-      // RSS over the last third of the run: flat when memory is bounded
-      const tail = samples.slice(Math.floor((samples.length * 2) / 3));
-      res({ name, code, stderr, summary, ledger: book, peak, hwm, tailMax: Math.max(0, ...tail), tailMin: Math.min(...tail), seconds: (Date.now() - t0) / 1000 });
+      // peak RSS per third of the run: level when memory is bounded, rising when it is not
+      const third = Math.max(1, Math.ceil(samples.length / 3));
+      const thirds = [0, 1, 2].map((i) => Math.max(0, ...samples.slice(i * third, (i + 1) * third)));
+      res({ name, code, stderr, summary, ledger: book, peak, hwm, thirds, seconds: (Date.now() - t0) / 1000 });
     });
   });
 }
@@ -170,7 +171,7 @@ for (const seed of seeds) {
       'undecoded MB': c.undecodedBytes === undefined ? '' : MB(c.undecodedBytes),
       drops: c.ringbufDrops === undefined ? '' : `${c.ringbufDrops}/${c.gapBytes}`,
       'peak RSS MB': MB(Math.max(r.peak, r.hwm)),
-      'last third RSS MB': `${MB(r.tailMin)}–${MB(r.tailMax)}`,
+      'peak RSS by third MB': r.thirds.map(MB).join(' / '),
       verdict: problems.length ? `FAIL: ${problems.slice(0, 3).join('; ')}` : 'ok',
     });
     console.log(`${r.name}: ${rows[rows.length - 1].verdict}`);
