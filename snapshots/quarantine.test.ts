@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Exchange } from '../core/exchange.js';
 import { planReplay } from '../runner/plan.js';
 import { planMocks } from '../runner/mocks/plan.js';
-import { exportHar } from './har.js';
+import { exportHar, importHar } from './har.js';
 import { createSnapshotWriter, filterSnapshot, mergeSnapshots, openSnapshot, validateSnapshot } from './index.js';
 import { admit, admitStored, problemOf } from './quarantine.js';
 import { sampleExchange } from './sample.js';
@@ -182,6 +182,21 @@ describe('quarantine in snapshots', () => {
     expect((await discoverTokens(all)).exchanges).toBe(2);
     const har = await exportHar(path, join(dir, 'out.har'));
     expect(har).toMatchObject({ entries: 2, quarantined: 3 });
+  });
+
+  it('HAR import: an entry with an impossible status is quarantined, the rest imported', async () => {
+    const path = await write([sampleExchange(1), sampleExchange(2)]);
+    const file = join(dir, 'in.har');
+    await exportHar(path, file);
+    const har = JSON.parse(readFileSync(file, 'utf8'));
+    har.log.entries[1].response.status = 999;
+    writeFileSync(file, JSON.stringify(har));
+    const r = await importHar(file, { dir: join(dir, 'imported'), name: 'h', redaction: false });
+    expect(r.imported).toBe(2);
+    const snap = await openSnapshot(r.path);
+    expect(snap.manifest.counts).toMatchObject({ exchanges: 2, quarantined: 1 });
+    for await (const ex of snap.exchanges())
+      if (ex.quarantine) expect(ex.quarantine.reason).toBe('$.response.status 999 is outside 100–599');
   });
 
   it('a quarantined request body keeps its bytes through the writer', async () => {
