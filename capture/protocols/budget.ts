@@ -71,7 +71,10 @@ export function newBodyAcc(): BodyAcc {
   return { parts: [], kept: 0, size: 0, truncated: false };
 }
 
-/** Adds wire bytes to a body, keeping a copy while both the body cap and the budget allow. */
+/**
+ * Adds wire bytes to a body, keeping a copy while both the body cap and the budget allow.
+ * Returns true when this call is where the body stopped being kept (a cut at a limit).
+ */
 export function bodyAdd(
   acc: BodyAcc,
   data: Uint8Array,
@@ -79,14 +82,15 @@ export function bodyAdd(
   end: number,
   cap: number,
   budget: Budget,
-): void {
+): boolean {
   const n = end - start;
-  if (n <= 0) return;
+  if (n <= 0) return false;
   acc.size += n;
   const room = Math.min(cap - acc.kept, bodyRoom(budget));
+  const was = acc.truncated;
   if (room <= 0) {
     acc.truncated = true;
-    return;
+    return !was;
   }
   const take = Math.min(n, room);
   if (take < n) acc.truncated = true;
@@ -96,6 +100,7 @@ export function bodyAdd(
   acc.parts.push(copy);
   acc.kept += take;
   budget.held += take;
+  return acc.truncated && !was;
 }
 
 /** Bytes lost inside a body: counted in the size, body marked truncated. */

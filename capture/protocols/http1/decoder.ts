@@ -290,7 +290,7 @@ export class Http1Decoder implements StreamDecoder {
         case St.BodyLength:
         case St.ChunkData: {
           const n = Math.min(s.remaining, buf.length - pos);
-          bodyAdd(s.body, buf, pos, pos + n, this.maxBody, this.budget);
+          if (bodyAdd(s.body, buf, pos, pos + n, this.maxBody, this.budget)) this.sink.cut?.(s.side, 'body');
           pos += n;
           s.remaining -= n;
           if (s.remaining === 0) {
@@ -361,7 +361,7 @@ export class Http1Decoder implements StreamDecoder {
           break;
         }
         case St.BodyClose: {
-          bodyAdd(s.body, buf, pos, buf.length, this.maxBody, this.budget);
+          if (bodyAdd(s.body, buf, pos, buf.length, this.maxBody, this.budget)) this.sink.cut?.(s.side, 'body');
           pos = buf.length;
           s.lastTs = ts;
           break;

@@ -367,9 +367,9 @@ export class Http2Decoder implements StreamDecoder {
     const n = Math.min(dataLeft, buf.length - pos);
     if (n > 0) {
       const st = this.streamFor(s, f.stream, false);
-      if (st)
-        bodyAdd(s.side === 'client' ? st.reqBody : st.respBody, buf, pos, pos + n, this.maxBody, this.budget);
-      else this.sink.raw?.(s.side, n, 'no-stream');
+      if (!st) this.sink.raw?.(s.side, n, 'no-stream');
+      else if (bodyAdd(s.side === 'client' ? st.reqBody : st.respBody, buf, pos, pos + n, this.maxBody, this.budget))
+        this.sink.cut?.(s.side, 'body');
       pos += n;
       s.remaining -= n;
     }
