@@ -5,8 +5,9 @@
  * minutes: hostile connections that never end a body, head, chunk line or frame stream the whole
  * time (plus opaque bytes and gRPC DATA promising 4 GiB), while rounds of short hostile
  * connections (test/fixtures/hostile/inputs.mjs) and well-formed HTTP/1.1 and HTTP/2 exchanges run
- * beside them. The recorder's resident memory is sampled every 500 ms; the peer is the same run
- * with well-formed traffic only. Then the run is judged like the e2e test: exit 0, the snapshot
+ * beside them. The recorder's resident memory is sampled every 500 ms, and every 10 s the recorder
+ * (bench/fuzz/recorder.mjs) reports its live heap and external memory after a full GC; the peer
+ * is the same run with well-formed traffic only. Then the run is judged like the e2e test: exit 0, the snapshot
  * validates, good exchanges are there byte-exact, counters equal the ledger.
  *
  * Needs root (eBPF) and a build (`npm run -s build`). Loopback only.
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const retap = join(root, 'bin', 'retap.js');
+const recorder = join(root, 'bench', 'fuzz', 'recorder.mjs');
 const traffic = join(root, 'test', 'fixtures', 'hostile', 'traffic.mjs');
 
 const { values: o } = parseArgs({
@@ -61,7 +63,7 @@ function status(pid) {
 function runOnce(name, args) {
   const out = join(work, name);
   const ledger = join(work, `${name}.json`);
-  const argv = [retap, 'capture', '--out', out, '--json', '--no-redact', '--', process.execPath, traffic, ...args, '--ledger', ledger];
+  const argv = ['--expose-gc', recorder, 'capture', '--out', out, '--json', '--no-redact', '--', process.execPath, traffic, ...args, '--ledger', ledger];
   return new Promise((res) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -94,7 +96,11 @@ function runOnce(name, args) {
       // peak RSS per third of the run: level when memory is bounded, rising when it is not
       const third = Math.max(1, Math.ceil(samples.length / 3));
       const thirds = [0, 1, 2].map((i) => Math.max(0, ...samples.slice(i * third, (i + 1) * third)));
-      res({ name, code, stderr, summary, ledger: book, peak, hwm, thirds, seconds: (Date.now() - t0) / 1000 });
+      // live memory after a full GC, from the recorder's own reports
+      const mem = [...stderr.matchAll(/^RETAP_MEM (.*)$/gm)].map((m) => JSON.parse(m[1]));
+      const live = mem.length ? Math.max(...mem.map((m) => m.heapUsed + m.external)) : 0;
+      const heap = mem.length ? Math.max(...mem.map((m) => m.heapUsed)) : 0;
+      res({ name, code, stderr, summary, ledger: book, peak, hwm, thirds, live, heap, seconds: (Date.now() - t0) / 1000 });
     });
   });
 }
@@ -110,7 +116,8 @@ async function exchangesOf(path) {
 /** The e2e test's checks, as a list of failures (empty: all good). */
 async function judge(r) {
   const fail = [];
-  if (r.code !== 0) return [`capture exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`];
+  const errors = r.stderr.split('\n').filter((l) => l && !l.startsWith('RETAP_MEM'));
+  if (r.code !== 0) return [`capture exited ${r.code}: ${errors.slice(-3).join(' | ')}`];
   if (!r.summary || !r.ledger) return ['no summary or ledger'];
   if (r.ledger.errors.length) fail.push(`traffic errors: ${r.ledger.errors.slice(0, 3).join('; ')}`);
   const v = spawnSync(process.execPath, [retap, 'snapshot', 'validate', r.summary.path], { encoding: 'utf8' });
@@ -172,6 +179,7 @@ for (const seed of seeds) {
       drops: c.ringbufDrops === undefined ? '' : `${c.ringbufDrops}/${c.gapBytes}`,
       'peak RSS MB': MB(Math.max(r.peak, r.hwm)),
       'peak RSS by third MB': r.thirds.map(MB).join(' / '),
+      'live after GC MB (heap)': `${MB(r.live)} (${MB(r.heap)})`,
       verdict: problems.length ? `FAIL: ${problems.slice(0, 3).join('; ')}` : 'ok',
     });
     console.log(`${r.name}: ${rows[rows.length - 1].verdict}`);
