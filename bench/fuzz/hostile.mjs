@@ -79,7 +79,7 @@ function runOnce(name, args) {
       if (!s) return;
       peak = Math.max(peak, s.rss);
       hwm = Math.max(hwm, s.hwm);
-      samples.push(s.rss);
+      samples.push({ at: Date.now() - t0, rss: s.rss });
     }, 500);
     const limit = setTimeout(() => child.kill('SIGINT'), (seconds + 120) * 1000);
     child.on('exit', (code) => {
@@ -93,14 +93,18 @@ function runOnce(name, args) {
       } catch {
         // judged below
       }
-      // peak RSS per third of the run: level when memory is bounded, rising when it is not
-      const third = Math.max(1, Math.ceil(samples.length / 3));
-      const thirds = [0, 1, 2].map((i) => Math.max(0, ...samples.slice(i * third, (i + 1) * third)));
+      // Peak RSS per third of the streaming phase (level when memory is bounded, rising when it is
+      // not), and after it: when the traffic ends, every connection's last messages are emitted
+      // and written at once.
+      const streaming = samples.filter((x) => x.at <= seconds * 1000).map((x) => x.rss);
+      const third = Math.max(1, Math.ceil(streaming.length / 3));
+      const thirds = [0, 1, 2].map((i) => Math.max(0, ...streaming.slice(i * third, (i + 1) * third)));
+      const after = Math.max(0, ...samples.filter((x) => x.at > seconds * 1000).map((x) => x.rss));
       // live memory after a full GC, from the recorder's own reports
       const mem = [...stderr.matchAll(/^RETAP_MEM (.*)$/gm)].map((m) => JSON.parse(m[1]));
       const live = mem.length ? Math.max(...mem.map((m) => m.heapUsed + m.external)) : 0;
       const heap = mem.length ? Math.max(...mem.map((m) => m.heapUsed)) : 0;
-      res({ name, code, stderr, summary, ledger: book, peak, hwm, thirds, live, heap, seconds: (Date.now() - t0) / 1000 });
+      res({ name, code, stderr, summary, ledger: book, peak, hwm, thirds, after, live, heap, seconds: (Date.now() - t0) / 1000 });
     });
   });
 }
@@ -178,7 +182,7 @@ for (const seed of seeds) {
       'undecoded MB': c.undecodedBytes === undefined ? '' : MB(c.undecodedBytes),
       drops: c.ringbufDrops === undefined ? '' : `${c.ringbufDrops}/${c.gapBytes}`,
       'peak RSS MB': MB(Math.max(r.peak, r.hwm)),
-      'peak RSS by third MB': r.thirds.map(MB).join(' / '),
+      'peak RSS by third of streaming / after MB': `${r.thirds.map(MB).join(' / ')} / ${MB(r.after)}`,
       'live after GC MB (heap)': `${MB(r.live)} (${MB(r.heap)})`,
       verdict: problems.length ? `FAIL: ${problems.slice(0, 3).join('; ')}` : 'ok',
     });
