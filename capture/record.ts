@@ -202,6 +202,10 @@ export function countersOf(s: CaptureStats): Record<string, number> {
     tlsConnections: s.tlsConnections,
     unknownConnections: s.unknownConnections,
     unknownBytes: s.unknownBytes,
+    undecodedBytes: s.undecodedBytes,
+    cutMessages: s.cutMessages,
+    cutConnections: s.cutConnections,
+    failedConnections: s.failedConnections,
     gapBytes: s.gapBytes,
     ciphertextBytes: s.ciphertextBytes,
     goTlsCalls: s.kernel.goTlsCalls,
@@ -213,9 +217,16 @@ export function countersOf(s: CaptureStats): Record<string, number> {
   };
 }
 
-/** Manifest notes for what a recording could not hold: plaintext of programs the probes could not reach. */
+/**
+ * Manifest notes for what a recording could not hold: plaintext of programs the probes could not
+ * reach, and connections whose decoding failed (the first few with the reason; all are counted).
+ */
 export function notesOf(s: CaptureStats): string[] {
-  return s.tlsFailures.map(
+  const notes = s.tlsFailures.map(
     (f) => `TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} not captured: ${f.reason}`,
   );
+  for (const f of s.failures) notes.push(`decoding failed on connection ${f.connection}: ${f.reason}`);
+  if (s.failedConnections > s.failures.length)
+    notes.push(`decoding failed on ${s.failedConnections - s.failures.length} more connections`);
+  return notes;
 }

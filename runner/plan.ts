@@ -4,7 +4,7 @@
  * (attributed by time window on the same process), and the dependency endpoints to mock.
  */
 import { hasToken } from '../capture/protocols/http1/head.js';
-import type { Exchange, HeaderList } from '../core/exchange.js';
+import { type Exchange, type HeaderList, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
 import { routeTemplate } from '../snapshots/routes.js';
 
@@ -15,6 +15,8 @@ export interface ReplayPlan {
   sessions: Array<{ key: string; items: number[] }>;
   /** Host names the build called (from Host/:authority or the peer address), for the hosts file. */
   hosts: string[];
+  /** Quarantined exchanges of the snapshot: never replayed, never served, only counted. */
+  quarantined: number;
 }
 
 const end = (e: Exchange): number =>
@@ -24,7 +26,8 @@ const end = (e: Exchange): number =>
 export type SessionKey = (ex: Exchange) => string;
 export const byConnection: SessionKey = (ex) => ex.connection.id;
 
-export function planReplay(all: Exchange[], sessionKey: SessionKey = byConnection): ReplayPlan {
+export function planReplay(everything: Exchange[], sessionKey: SessionKey = byConnection): ReplayPlan {
+  const all = everything.filter((e) => !isQuarantined(e));
   const inbound = all
     .filter((e) => e.direction === 'inbound')
     .sort((a, b) => a.timing.startUs - b.timing.startUs || a.id.localeCompare(b.id));
@@ -65,6 +68,7 @@ export function planReplay(all: Exchange[], sessionKey: SessionKey = byConnectio
     outbound,
     sessions: [...sessions].map(([key, list]) => ({ key, items: list })),
     hosts: [...hosts].filter((h) => h !== ''),
+    quarantined: everything.length - all.length,
   };
 }
 

@@ -25,7 +25,7 @@ import {
   type RunWarning,
 } from '../core/results.js';
 import { encodeExchange } from '../snapshots/format.js';
-import { openSnapshot } from '../snapshots/index.js';
+import { admit, openSnapshot } from '../snapshots/index.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
@@ -80,6 +80,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   // sessions follow credential chains (tokens.yaml), so a login's token stays with its requests
   const sessions = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const plan = planReplay(all, (ex) => sessions.sessionOf(ex));
+  if (plan.quarantined > 0)
+    log.warn(
+      `${plan.quarantined} quarantined exchange(s) in ${snap.path} are not replayed (see \`retap snapshot show\`)`,
+    );
   if (plan.items.length === 0) {
     throw new RetapError(
       ErrorCodes.SNAPSHOT_INVALID,
@@ -306,7 +310,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   const ready = new Promise<void>((r) => (attached = r));
   const recording = recordUntil(
     { cgroupIds: [c.cgroup.id], service: c.label, holdExec: true },
-    { append: (ex) => void captured.push(ex) },
+    // the same admission as a snapshot write: what would not validate is kept quarantined
+    { append: (ex) => void captured.push(admit(ex)) },
     finished.signal,
     { onReady: () => attached() },
   );

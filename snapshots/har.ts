@@ -190,6 +190,8 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
 export interface HarExportResult {
   entries: number;
   path: string;
+  /** Quarantined exchanges left out: HAR has no place for a request that was never seen whole. */
+  quarantined: number;
 }
 
 /** Export a snapshot as HAR to `out` (written atomically) or to stdout when out is '-'. */
@@ -201,11 +203,16 @@ export async function exportHar(source: string, out: string, opts: { version?: s
   const stream = toStdout ? process.stdout : createWriteStream(temp, { mode: FILE_MODE });
   const w = chunkedWriter(stream);
   let n = 0;
+  let quarantined = 0;
   try {
     const creator = { name: 'retap', version: opts.version ?? '0' };
     const comment = `snapshot ${snap.manifest.name}@v${snap.manifest.version} ${snap.manifest.hash}`;
     await w.write(`{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"comment":${JSON.stringify(comment)},"entries":[`);
     for await (const ex of snap.exchanges()) {
+      if (ex.quarantine) {
+        quarantined++;
+        continue;
+      }
       const entry = exchangeToEntry(ex);
       if (!checkEntry(entry)) {
         const issue = issuesFrom(checkEntry.errors, `HAR entry ${n} (${ex.id})`)[0]!;
@@ -228,7 +235,7 @@ export async function exportHar(source: string, out: string, opts: { version?: s
     }
     throw e;
   }
-  return { entries: n, path: out };
+  return { entries: n, path: out, quarantined };
 }
 
 function decodeText(text: string | undefined, base64: boolean): Uint8Array {

@@ -2,7 +2,7 @@
  * Counts for the manifest, accumulated one exchange at a time (order does not matter, so the
  * writer counts on append and the result is the same whatever order exchanges arrive in).
  */
-import { type Exchange, headerValue, targetPath } from '../core/exchange.js';
+import { type Exchange, headerValue, isQuarantined, targetPath } from '../core/exchange.js';
 import type { Counts, RouteCount } from './format.js';
 
 /** Routes listed in the manifest; the rest are counted in `otherRoutes`. */
@@ -71,6 +71,7 @@ export function createStats(): Stats {
   let exchanges = 0;
   let truncatedBodies = 0;
   let noResponse = 0;
+  let quarantined = 0;
   let otherRoutes = 0;
   let first = Number.POSITIVE_INFINITY;
   let last = Number.NEGATIVE_INFINITY;
@@ -83,13 +84,18 @@ export function createStats(): Stats {
       exchanges++;
       bump(byDirection, ex.direction);
       bump(byProtocol, ex.protocol);
+      if (ex.timing.startUs < first) first = ex.timing.startUs;
+      if (ex.timing.startUs > last) last = ex.timing.startUs;
+      if (isQuarantined(ex)) {
+        // not a route and not a status: what was seen is kept, counted here only
+        quarantined++;
+        return;
+      }
       const status = ex.response ? String(ex.response.status) : 'none';
       bump(byStatus, status);
       if (!ex.response) noResponse++;
       if (ex.request.body.truncated) truncatedBodies++;
       if (ex.response?.body.truncated) truncatedBodies++;
-      if (ex.timing.startUs < first) first = ex.timing.startUs;
-      if (ex.timing.startUs > last) last = ex.timing.startUs;
       const host = hostOf(ex);
       const route = routeOf(ex.request.target);
       const key = `${ex.direction} ${host ?? ''} ${ex.request.method} ${route}`;
@@ -115,7 +121,7 @@ export function createStats(): Stats {
         if (r.host !== undefined) return { direction: r.direction, host: r.host, method: r.method, route: r.route, count: r.count, statuses };
         return { direction: r.direction, method: r.method, route: r.route, count: r.count, statuses };
       });
-      return {
+      const counts: Counts = {
         exchanges,
         byDirection: sortedMap(byDirection),
         byProtocol: sortedMap(byProtocol),
@@ -125,6 +131,8 @@ export function createStats(): Stats {
         truncatedBodies,
         noResponse,
       };
+      if (quarantined > 0) counts.quarantined = quarantined;
+      return counts;
     },
     timeRange() {
       return exchanges === 0 ? null : { firstStartUs: first, lastStartUs: last };

@@ -28,11 +28,10 @@ import {
   sortKeys,
   TOKENS_FILE,
   TRANSFORMS_FILE,
-  toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
+import { admitStored } from './quarantine.js';
 import { createRedactor, mergeSummaries, NEED_FULL, NEED_HEAD, type RedactionConfig } from './redaction.js';
-import { checkValue } from './schema.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
 import { chunkedWriter, createSorter } from './sorter.js';
 import { createStats } from './stats.js';
@@ -134,7 +133,6 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
   const sorter = createSorter(temp, () => Math.max(budget / 4, budget - redactor.bytes));
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
   let finalPath = temp;
-  let appended = 0;
 
   const writeSmall = async (file: string, text: string) => {
     await writeFile(join(temp, file), text, { mode: FILE_MODE });
@@ -148,14 +146,13 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     async append(ex) {
       if (state !== 'open')
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
-      // Redaction needs every secret of the snapshot (a token may show in an answer before any
-      // request shows it is one): learn now, redact when the sorted lines are written.
-      const need = redactor.learn(ex);
-      const stored = toStored(ex);
-      checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
-      appended++;
-      stats.add(ex);
-      await sorter.push({ us: ex.timing.startUs, id: ex.id, line: JSON.stringify(stored), need });
+      // What cannot be a valid exchange is kept quarantined (snapshots/quarantine.ts), never the
+      // recording. Redaction needs every secret of the snapshot (a token may show in an answer
+      // before any request shows it is one): learn now, redact when the sorted lines are written.
+      const { exchange: clean, stored } = admitStored(ex);
+      const need = redactor.learn(clean);
+      stats.add(clean);
+      await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored), need });
     },
     async finish(extra = {}) {
       if (state !== 'open')

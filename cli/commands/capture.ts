@@ -40,9 +40,12 @@ Options:
 Stops on SIGINT/SIGTERM, --duration or command exit, flushes everything, then writes the
 snapshot atomically. Drops and truncations are counted in the manifest; any drop prints a
 warning, and so does a program whose TLS plaintext cannot be captured (with the reason).
+Bad traffic costs only itself: what cannot be a valid exchange is kept quarantined
+(counted, listed by retap snapshot show, never replayed), a connection whose decoding fails
+is marked and capture goes on.
 TLS plaintext: OpenSSL (libssl, node) and Go crypto/tls (Go 1.17+ on amd64, stripped binaries
-included). A target that starts a program retap has not looked at yet is paused at exec for
-the few milliseconds that takes, so a Go program's first TLS call is not missed.
+included). A command retap starts is paused at exec of a program retap has not looked at yet
+for the few milliseconds that takes, so a Go program's first TLS call is not missed.
 Exit code: 0 ok, 3 capture could not run, 64 bad usage.
 
 Examples:
@@ -140,12 +143,30 @@ async function run(argv: string[]): Promise<number> {
     );
     if (s.unknownConnections)
       process.stdout.write(
-        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`,
+        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes seen, counted only)\n`,
       );
     for (const g of s.goTls)
       process.stdout.write(
         `  Go TLS: ${g.path} (${g.goVersion}; functions from ${g.symbolsFrom}, offsets from ${g.offsetsFrom})\n`,
       );
+    if (s.undecodedBytes)
+      process.stdout.write(
+        `  ${s.undecodedBytes} bytes on decoded connections could not be decoded (resync, tunnels, cut messages; counted only)\n`,
+      );
+    if (s.cutMessages)
+      process.stdout.write(
+        `  ${s.cutMessages} messages on ${s.cutConnections} connections were cut at a limit (a head, chunk line or frame that never ended, or a 1xx storm)\n`,
+      );
+    if (result.quarantined)
+      process.stdout.write(
+        `  ${result.quarantined} exchanges quarantined: kept raw with the reason, never replayed (retap snapshot show lists them)\n`,
+      );
+    if (s.failedConnections) {
+      process.stderr.write(
+        `retap capture: warning: decoding failed on ${s.failedConnections} connections (capture went on; their later bytes are counted only):\n`,
+      );
+      for (const f of s.failures.slice(0, 5)) process.stderr.write(`  ${f.connection}: ${f.reason}\n`);
+    }
     if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
       process.stderr.write(
         `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
@@ -194,6 +215,8 @@ export interface CaptureResult {
   exchanges: number;
   inbound: number;
   outbound: number;
+  /** Exchanges kept quarantined in the snapshot (manifest counts.quarantined). */
+  quarantined: number;
   stats: CaptureStats;
   commandExit?: number;
 }
@@ -246,12 +269,13 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       },
     );
     progress?.done();
-    await writer.finish({ counters: r.counters, notes: r.notes });
+    const manifest = await writer.finish({ counters: r.counters, notes: r.notes });
     return {
       path: writer.path,
       exchanges: r.inbound + r.outbound,
       inbound: r.inbound,
       outbound: r.outbound,
+      quarantined: manifest.counts.quarantined ?? 0,
       stats: r.stats,
       ...(r.commandExit !== undefined ? { commandExit: r.commandExit } : {}),
     };

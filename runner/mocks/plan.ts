@@ -54,6 +54,10 @@ export function planMocks(outbound: Exchange[]): MockPlan {
       skipped.push({ id: ex.id, reason: 'not an outbound exchange' });
       continue;
     }
+    if (ex.quarantine) {
+      skipped.push({ id: ex.id, reason: `quarantined (${ex.quarantine.reason})` });
+      continue;
+    }
     const protocol = SERVED[ex.protocol];
     if (!protocol) {
       skipped.push({
