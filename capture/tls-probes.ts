@@ -1,9 +1,13 @@
 /**
  * Finds where target processes keep OpenSSL (a mapped libssl, or an executable such as `node`
  * that exports the SSL symbols itself) and attaches the TLS uprobes once per file.
+ *
+ * A process in another mount namespace (a container) names its files in its own tree: they are
+ * reached through `/proc/<pid>/root/<path>`, which the kernel resolves in that process's root
+ * (never through realpath, which would read the magic link as "/" and land in our own tree).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { logger } from '../core/log.js';
 import { exportedSymbols } from './elf.js';
 
@@ -40,15 +44,18 @@ export class TlsProbes {
     }
     if (this.scanned.get(tgid) === maps.length) return;
     this.scanned.set(tgid, maps.length);
+    const root = foreignRoot(tgid);
     try {
-      this.consider(realpathSync(`/proc/${tgid}/exe`));
+      if (root === undefined) this.consider(realpathSync(`/proc/${tgid}/exe`));
+      else this.consider(root + readlinkSync(`/proc/${tgid}/exe`).replace(/ \(deleted\)$/, ''), true);
     } catch {
       /* exited or kernel thread */
     }
     for (const line of maps.split('\n')) {
       const path = line.slice(line.indexOf('/'));
       if (line.indexOf('/') === -1 || !/libssl\.so|\/node$|\/nodejs$/.test(path)) continue;
-      this.consider(path.trim());
+      if (root === undefined) this.consider(path.trim());
+      else this.consider(root + path.trim(), true);
     }
   }
 
@@ -56,11 +63,12 @@ export class TlsProbes {
     this.scanned.delete(tgid);
   }
 
-  private consider(path: string): void {
+  /** `inContainer`: a path through /proc/<pid>/root, already canonical inside that root. */
+  private consider(path: string, inContainer = false): void {
     let id: string;
     let real: string;
     try {
-      real = realpathSync(path);
+      real = inContainer ? path : realpathSync(path);
       const st = statSync(real);
       id = `${st.dev}:${st.ino}`;
     } catch {
@@ -82,6 +90,19 @@ export class TlsProbes {
       this.failures.push(`${real}: ${(e as Error).message.split('\n')[0]}`);
       log.warn(`cannot attach TLS probes to ${real}: ${(e as Error).message.split('\n')[0]}`);
     }
+  }
+}
+
+let ownMountNs: bigint | undefined;
+
+/** `/proc/<pid>/root` when the process lives in another mount namespace than ours, else undefined. */
+function foreignRoot(tgid: number): string | undefined {
+  try {
+    ownMountNs ??= statSync('/proc/self/ns/mnt', { bigint: true }).ino;
+    if (statSync(`/proc/${tgid}/ns/mnt`, { bigint: true }).ino === ownMountNs) return undefined;
+    return `/proc/${tgid}/root`;
+  } catch {
+    return undefined; // no access to its namespace: use the paths as they are
   }
 }
 
