@@ -48,6 +48,8 @@ export interface CaptureStats extends TableStats {
   malformedBytes: number;
   tlsProbes: number;
   tlsLibraries: string[];
+  /** Files whose TLS probes could not be attached, with the reason. */
+  tlsFailures: string[];
   /** Sum of everything lost: ring buffer drops + batches JS could not take + in-stream gaps. */
   lost: { ringbufRecords: number; userBatches: number; gapBytes: number };
 }
@@ -203,6 +205,7 @@ export class CaptureSession {
       malformedBytes: this.malformed,
       tlsProbes: this.tls?.probes ?? 0,
       tlsLibraries: this.tls?.attached ?? [],
+      tlsFailures: this.tls?.failures ?? [],
       lost: {
         ringbufRecords: kernel.ringbufDrops,
         userBatches: kernel.userDrops,

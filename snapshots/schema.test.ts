@@ -134,3 +134,5 @@ describe('the optional k8s block on service and peer', () => {
       t.replace('"peer":{', '"peer":{"k8s":{"namespace":"n","podd":"p"},'),
     );
     expect(unknown).toContain('podd');
+  });
+});

@@ -3,8 +3,8 @@
  * `kubectl apply -k deploy/k8s` takes), applied with server-side apply as field manager `retap`,
  * deleted in reverse order, and the DaemonSet's state read back.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   AppsV1Api,
@@ -23,9 +23,25 @@ import { AGENT_LABEL, AGENT_NAMESPACE } from './remote.js';
 export const FIELD_MANAGER = 'retap';
 export const AGENT_NAME = 'retap-agent';
 
-/** deploy/k8s of this installation (next to dist/ in the package and in retap's image). */
+/** deploy/k8s of this installation (beside dist/ in the package and in retap's image; beside the sources in a checkout). */
 export function manifestsDir(): string {
-  return fileURLToPath(new URL('../../../deploy/k8s', import.meta.url));
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (
+      existsSync(join(dir, 'package.json')) &&
+      existsSync(join(dir, 'deploy', 'k8s', 'kustomization.yaml'))
+    ) {
+      return join(dir, 'deploy', 'k8s');
+    }
+    dir = dirname(dir);
+  }
+  throw new RetapError(
+    ErrorCodes.INTERNAL,
+    `deploy/k8s was not found above ${fileURLToPath(import.meta.url)}`,
+    {
+      hint: 'The retap installation is incomplete: reinstall it.',
+    },
+  );
 }
 
 /** The objects of deploy/k8s in the order its kustomization lists them. */

@@ -39,6 +39,8 @@ export class NodeCapture {
   state: CaptureState = 'starting';
   endReason: string | undefined;
   exchanges = 0;
+  /** The capture's own figures once it has ended (TLS libraries probed, failures…). */
+  finalStats: CaptureStats | undefined;
   private readonly abort = new AbortController();
   private readers = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -171,6 +173,7 @@ export class NodeCapture {
         },
       );
       stats = result.stats;
+      this.finalStats = stats;
       this.endReason ??= `maximum duration (${Math.round(this.request.maxDurationMs / 1000)} s) reached`;
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);

@@ -14,14 +14,27 @@ const id = (c: string) => c.repeat(64);
 const UID_A = '11111111-2222-3333-4444-555555555555';
 const UID_B = '66666666-7777-8888-9999-000000000000';
 
-function pod(name: string, uid: string, labels: Record<string, string>, containers: Record<string, string>): V1Pod {
+function pod(
+  name: string,
+  uid: string,
+  labels: Record<string, string>,
+  containers: Record<string, string>,
+): V1Pod {
   return {
     metadata: {
       name,
       uid,
       namespace: 'shop',
       labels: { ...labels, 'pod-template-hash': '7d9f' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${labels.app}-7d9f`, uid: 'rs', controller: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: `${labels.app}-7d9f`,
+          uid: 'rs',
+          controller: true,
+        },
+      ],
     },
     status: {
       phase: 'Running',
@@ -40,16 +53,32 @@ function pod(name: string, uid: string, labels: Record<string, string>, containe
 
 describe('pods', () => {
   it('names the Deployment behind a ReplicaSet, and keeps other controllers as they are', () => {
-    expect(workloadOf(pod('orders-7d9f-x', UID_A, { app: 'orders' }, {}))).toEqual({ kind: 'Deployment', name: 'orders' });
-    const sts: V1Pod = { metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u', controller: true }] } };
+    expect(workloadOf(pod('orders-7d9f-x', UID_A, { app: 'orders' }, {}))).toEqual({
+      kind: 'Deployment',
+      name: 'orders',
+    });
+    const sts: V1Pod = {
+      metadata: {
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u', controller: true },
+        ],
+      },
+    };
     expect(workloadOf(sts)).toEqual({ kind: 'StatefulSet', name: 'db' });
     expect(workloadOf({ metadata: { name: 'bare' } })).toBeUndefined();
   });
 
   it('maps container ids to names, including the previous id of a restarted container', () => {
     const p = pod('p', UID_A, { app: 'a' }, { main: id('a') });
-    p.status!.containerStatuses![0]!.lastState = { terminated: { exitCode: 1, containerID: `containerd://${id('9')}` } };
-    expect(containerNames(p)).toEqual(new Map([[id('a'), 'main'], [id('9'), 'main']]));
+    p.status!.containerStatuses![0]!.lastState = {
+      terminated: { exitCode: 1, containerID: `containerd://${id('9')}` },
+    };
+    expect(containerNames(p)).toEqual(
+      new Map([
+        [id('a'), 'main'],
+        [id('9'), 'main'],
+      ]),
+    );
   });
 });
 
@@ -126,7 +155,9 @@ describe('target tracker', () => {
     // ids are unique across nodes
     expect(ex.id.startsWith('n1/')).toBe(true);
     expect(ex.connection.id.startsWith('n1/')).toBe(true);
-    expect(t.summary()).toEqual([{ namespace: 'shop', pod: 'orders-7d9f-a', uid: UID_A, containers: ['orders'] }]);
+    expect(t.summary()).toEqual([
+      { namespace: 'shop', pod: 'orders-7d9f-a', uid: UID_A, containers: ['orders'] },
+    ]);
   });
 
   it('targets a new container before the pod status names it, and holds its exchanges until it does', () => {

@@ -11,7 +11,7 @@ const help = `Usage: retap agent [options]
 The node agent, as retap's DaemonSet runs it (deploy/k8s): watches the pods of its node and, when
 \`retap k8s capture\` asks, records the traffic of the pods it selects with eBPF (TLS plaintext
 included, inside the containers' own files) and streams the exchanges back. Needs the privileges
-of the DaemonSet: hostPID, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH,
+of the DaemonSet: hostPID, CAP_SYS_ADMIN and CAP_SYS_PTRACE,
 the host's /sys/kernel/tracing and /sys/fs/cgroup (read-only). docs/kubernetes.md explains each.
 
 Options:
@@ -144,6 +144,8 @@ async function once(agent: Agent, f: Flags): Promise<number> {
       outbound: exchanges.filter((e) => e.direction === 'outbound').length,
       tls: exchanges.filter((e) => e.tls).length,
       targets: capture.status().targets,
+      tlsLibraries: capture.finalStats?.tlsLibraries ?? [],
+      tlsFailures: capture.finalStats?.tlsFailures ?? [],
       counters: end?.counters ?? {},
       ...(end?.error ? { error: end.error } : {}),
     };

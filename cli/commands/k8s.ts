@@ -282,10 +282,9 @@ async function captureCmd(f: Flags): Promise<number> {
           say(`retap k8s capture: ${t}`);
         },
         onReady: (nodes) => {
-          if (!f.json)
-            say(
-              `retap k8s capture: recording on ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${nodes.join(', ')})${durationMs ? ` for ${f.duration}` : '; Ctrl-C to stop'}`,
-            );
+          say(
+            `retap k8s capture: recording on ${nodes.length} node${nodes.length === 1 ? '' : 's'} (${nodes.join(', ')})${durationMs ? ` for ${f.duration}` : '; Ctrl-C to stop'}`,
+          );
         },
         ...(progress
           ? {
