@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../../core/log.js';
 import { type CgroupRoot, findCgroup2Root, PodCgroups } from './cgroups.js';
+import { serveEvents } from './eventlog.js';
 import { NodeCapture } from './node-capture.js';
 import { NodePods } from './node-pods.js';
 import { parseSelector } from './selector.js';
@@ -54,6 +55,7 @@ export class Agent {
   private api: Server | undefined;
   private health: Server | undefined;
   private readonly name = hostname();
+  private stopping = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.pods = new NodePods(opts.kc, opts.node);
@@ -87,8 +89,14 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
-    for (const c of this.captures.values()) c.stop('the agent is shutting down');
+    this.stopping = true;
+    for (const c of this.captures.values()) c.stop('the agent is shutting down', 'shutdown');
     await Promise.all([...this.captures.values()].map((c) => c.done));
+    // let the clients read the last events (the `end` that tells them to move on), briefly
+    const deadline = Date.now() + 5000;
+    while ([...this.captures.values()].some((c) => c.readerCount > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await Promise.all([close(this.api), close(this.health)]);
     await this.pods.stop();
   }
@@ -109,6 +117,7 @@ export class Agent {
 
   /** Starts a capture (also used by `retap agent --once`). */
   async startCapture(request: CaptureRequest): Promise<NodeCapture> {
+    if (this.stopping) throw new HttpError(503, 'this agent is shutting down');
     const running = [...this.captures.values()].filter((c) => c.state !== 'ended').length;
     if (running >= MAX_CAPTURES) throw new HttpError(429, `this agent already runs ${running} captures`);
     const capture = new NodeCapture(request, {
@@ -129,7 +138,7 @@ export class Agent {
 
   private forgetLater(capture: NodeCapture): void {
     const t = setTimeout(() => {
-      if (capture.log.isClosed && capture.status().readers === 0) this.captures.delete(capture.id);
+      if (capture.log.isClosed && capture.readerCount === 0) this.captures.delete(capture.id);
       else this.forgetLater(capture);
     }, LINGER_MS);
     t.unref();
@@ -178,53 +187,9 @@ export class Agent {
     if (parts.length === 4 && parts[3] === 'events' && req.method === 'GET') {
       const after = Number(url.searchParams.get('after') ?? '0');
       if (!Number.isInteger(after) || after < 0) return fail(res, 400, 'after must be a whole number');
-      return this.stream(capture, after, req, res);
+      return serveEvents(capture.log, after, res, capture.reader());
     }
     fail(res, 405, `${req.method} ${url.pathname} is not supported`);
-  }
-
-  /** Writes events after `after` until the log closes or the client goes, honouring backpressure. */
-  private async stream(
-    capture: NodeCapture,
-    after: number,
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): Promise<void> {
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    res.flushHeaders();
-    const done = capture.reader();
-    let gone = false;
-    const closed = new Promise<void>((r) => {
-      const onGone = (): void => {
-        gone = true;
-        r();
-      };
-      req.once('close', onGone);
-      res.once('close', onGone);
-    });
-    let cursor = after;
-    try {
-      while (!gone) {
-        const { lines, last, lost } = capture.log.read(cursor);
-        if (lost) {
-          res.write(
-            `${JSON.stringify({ t: 'lost', seq: lost.toSeq, fromSeq: lost.fromSeq, toSeq: lost.toSeq })}\n`,
-          );
-        }
-        if (lines.length) {
-          const ok = res.write(lines.join(''));
-          cursor = last;
-          if (!ok) await Promise.race([new Promise<void>((r) => res.once('drain', r)), closed]);
-          continue;
-        }
-        if (lost) cursor = lost.toSeq;
-        if (capture.log.isClosed && cursor >= capture.log.lastSeq) break;
-        await Promise.race([capture.log.wait(cursor), closed]);
-      }
-      if (!gone) res.end();
-    } finally {
-      done();
-    }
   }
 }
 

@@ -3,6 +3,7 @@
  * can come back and continue after the last sequence number it saw. When the buffer is full the
  * oldest events go; a reader that asks for them is told exactly which sequence numbers are gone.
  */
+import type { ServerResponse } from 'node:http';
 import { encodeEvent, type WireEvent } from './wire.js';
 
 type Pending = WireEvent extends infer E ? (E extends { seq: number } ? Omit<E, 'seq'> : never) : never;
@@ -91,5 +92,46 @@ export class EventLog {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
+  }
+}
+
+/**
+ * Writes a log's events after `after` to an HTTP answer (NDJSON) until the log closes or the
+ * client goes, honouring backpressure; a range the log no longer holds is announced with a
+ * `lost` event first. `done` is called when the client stops reading.
+ */
+export async function serveEvents(
+  log: EventLog,
+  after: number,
+  res: ServerResponse,
+  done: () => void,
+): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  res.flushHeaders();
+  let gone = false;
+  const closed = new Promise<void>((r) => {
+    res.once('close', () => {
+      gone = true;
+      r();
+    });
+  });
+  let cursor = after;
+  try {
+    while (!gone) {
+      const { lines, last, lost } = log.read(cursor);
+      if (lost)
+        res.write(encodeEvent({ t: 'lost', seq: lost.toSeq, fromSeq: lost.fromSeq, toSeq: lost.toSeq }));
+      if (lines.length) {
+        cursor = last;
+        if (!res.write(lines.join('')))
+          await Promise.race([new Promise<void>((r) => res.once('drain', r)), closed]);
+        continue;
+      }
+      if (log.isClosed && cursor >= log.lastSeq) break;
+      await Promise.race([log.wait(cursor), closed]);
+    }
+    if (!gone) res.end();
+  } finally {
+    done();
   }
 }

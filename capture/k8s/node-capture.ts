@@ -14,7 +14,7 @@ import { EventLog } from './eventlog.js';
 import type { NodePods } from './node-pods.js';
 import { parseSelector } from './selector.js';
 import { TargetTracker } from './targets.js';
-import type { CaptureRequest } from './wire.js';
+import type { CaptureRequest, EndCode } from './wire.js';
 
 const log = logger('agent');
 
@@ -38,6 +38,7 @@ export class NodeCapture {
   readonly startedAt = Date.now();
   state: CaptureState = 'starting';
   endReason: string | undefined;
+  endCode: EndCode | undefined;
   exchanges = 0;
   /** The capture's own figures once it has ended (TLS libraries probed, failures…). */
   finalStats: CaptureStats | undefined;
@@ -85,11 +86,16 @@ export class NodeCapture {
     return this.readyWait;
   }
 
-  stop(reason = 'stopped by the client'): void {
+  stop(reason = 'stopped by the client', code: EndCode = 'stopped'): void {
     if (this.state === 'ended' || this.abort.signal.aborted) return;
     this.endReason ??= reason;
+    this.endCode ??= code;
     this.state = 'stopping';
     this.abort.abort();
+  }
+
+  get readerCount(): number {
+    return this.readers;
   }
 
   /** A client started reading; returns the function to call when it stops. */
@@ -120,7 +126,10 @@ export class NodeCapture {
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     const idle = this.deps.idleMs ?? 60_000;
-    this.idleTimer = setTimeout(() => this.stop(`no client read it for ${Math.round(idle / 1000)} s`), idle);
+    this.idleTimer = setTimeout(
+      () => this.stop(`no client read it for ${Math.round(idle / 1000)} s`, 'idle'),
+      idle,
+    );
     this.idleTimer.unref();
   }
 
@@ -175,6 +184,7 @@ export class NodeCapture {
       stats = result.stats;
       this.finalStats = stats;
       this.endReason ??= `maximum duration (${Math.round(this.request.maxDurationMs / 1000)} s) reached`;
+      this.endCode ??= 'max-duration';
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
       log.warn(`capture ${this.id} failed: ${error}`);
@@ -189,6 +199,7 @@ export class NodeCapture {
     this.state = 'ended';
     this.log.push({
       t: 'end',
+      code: error ? 'failed' : (this.endCode ?? 'stopped'),
       reason: error ? 'failed' : (this.endReason ?? 'ended'),
       exchanges: this.exchanges,
       counters: this.counters(stats),

@@ -44,6 +44,8 @@ export interface ClusterCaptureOptions {
   onNotice?: (text: string) => void;
   /** Once every agent has attached (the capture is live). */
   onReady?: (nodes: string[]) => void;
+  /** How to reach the agents (default: port-forward through the API server). */
+  transport?: AgentTransport;
 }
 
 export interface ClusterProgress {
@@ -87,7 +89,7 @@ export interface ClusterCaptureResult {
   readyMs: number;
 }
 
-interface AgentPod {
+export interface AgentPod {
   name: string;
   node: string;
 }
@@ -171,8 +173,29 @@ class PeerNames {
 
 type NodeState = 'starting' | 'live' | 'resuming' | 'stopping' | 'ended' | 'failed';
 
-/** One node's capture and its stream. */
-class NodeStream {
+/** How the client reaches agents: port-forward through the API server (tests may substitute). */
+export interface AgentTransport {
+  /** One HTTP request to an agent's API; the answer may stream. */
+  request(
+    agent: AgentPod,
+    r: { method: string; path: string; body?: unknown; timeoutMs?: number },
+  ): Promise<IncomingMessage>;
+  /** The ready agents now (to find the successor of one that went). */
+  agents(): Promise<AgentPod[]>;
+  /** Where a person reads an agent's log, for messages. */
+  logHint(agent: AgentPod): string;
+}
+
+export function portForwardTransport(kc: KubeConfig, namespace = AGENT_NAMESPACE): AgentTransport {
+  return {
+    request: (agent, r) => podHttp(kc, { namespace, pod: agent.name, port: AGENT_API_PORT }, r),
+    agents: () => findAgents(kc, namespace),
+    logHint: (agent) => `kubectl -n ${namespace} logs ${agent.name}`,
+  };
+}
+
+/** One node's capture and its stream; reads again after a break, starts again on a new agent. */
+export class NodeStream {
   report: NodeReport;
   state: NodeState = 'starting';
   targets: TargetPod[] = [];
@@ -181,17 +204,19 @@ class NodeStream {
   private lastN = 0;
   private lastEventUs = Date.now() * 1000;
   private ended: Extract<WireEvent, { t: 'end' }> | undefined;
+  /** The agent ended the capture because it was going away: its successor takes over. */
+  private agentLeft = false;
   private stopping = false;
   private current: IncomingMessage | undefined;
   private stopAsked: Promise<void> | undefined;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly transport: AgentTransport,
     private agent: AgentPod,
-    private readonly agentNamespace: string,
     private readonly request: CaptureRequest,
     private readonly deliver: (ex: Exchange, node: string) => Promise<void>,
     private readonly notice: (text: string) => void,
+    private readonly resumeWindowMs = RESUME_WINDOW_MS,
   ) {
     this.report = {
       node: agent.node,
@@ -205,13 +230,9 @@ class NodeStream {
     };
   }
 
-  private target(): { namespace: string; pod: string; port: number } {
-    return { namespace: this.agentNamespace, pod: this.agent.name, port: AGENT_API_PORT };
-  }
-
   /** Starts the capture on the agent; resolves once it is attached. */
   async start(): Promise<void> {
-    const res = await podHttp(this.kc, this.target(), {
+    const res = await this.transport.request(this.agent, {
       method: 'POST',
       path: '/v1/captures',
       body: this.request,
@@ -222,7 +243,7 @@ class NodeStream {
         ErrorCodes.CAPTURE_FAILED,
         `the agent on node ${this.agent.node} could not start: ${e.message}`,
         {
-          hint: `Its log: kubectl -n ${this.agentNamespace} logs ${this.agent.name}`,
+          hint: `Its log: ${this.transport.logHint(this.agent)}`,
           cause: e,
         },
       );
@@ -230,6 +251,7 @@ class NodeStream {
     this.capture = body.id;
     this.lastSeq = 0;
     this.lastN = 0;
+    this.agentLeft = false;
     this.state = 'live';
   }
 
@@ -239,29 +261,28 @@ class NodeStream {
     while (!this.ended) {
       try {
         await this.read();
-        brokeAt = 0;
         if (this.ended) break;
-        throw new Error('the stream ended before the capture did');
+        throw new Error(this.agentLeft ? 'the agent went away' : 'the stream ended before the capture did');
       } catch (e) {
         if (this.ended) break;
         const why = e instanceof Error ? e.message : String(e);
         brokeAt ||= Date.now();
-        if (Date.now() - brokeAt > RESUME_WINDOW_MS) {
+        if (Date.now() - brokeAt > this.resumeWindowMs) {
           this.state = 'failed';
-          this.report.error = `stream lost for ${RESUME_WINDOW_MS / 1000} s: ${why}`;
+          this.report.error = `stream lost for ${Math.round(this.resumeWindowMs / 1000)} s: ${why}`;
           this.report.gaps.push({
             fromUs: this.lastEventUs,
             toUs: Date.now() * 1000,
             reason: this.report.error,
           });
           this.notice(
-            `node ${this.agent.node}: giving up after ${RESUME_WINDOW_MS / 1000} s (${why}); nothing it recorded after ${new Date(this.lastEventUs / 1000).toISOString()} is in the snapshot`,
+            `node ${this.agent.node}: giving up after ${Math.round(this.resumeWindowMs / 1000)} s (${why}); nothing it recorded after ${new Date(this.lastEventUs / 1000).toISOString()} is in the snapshot`,
           );
           return;
         }
         this.state = 'resuming';
         await new Promise((r) => setTimeout(r, 500));
-        await this.recover(why);
+        if (await this.recover(why)) brokeAt = 0;
       }
     }
     this.state = 'ended';
@@ -274,59 +295,70 @@ class NodeStream {
     }
   }
 
-  /** After a broken stream: resume the same capture, or start a new one if the agent changed. */
-  private async recover(why: string): Promise<void> {
-    const still = await this.captureExists();
-    if (still) {
+  /**
+   * After a broken stream: read the same capture again if the agent still has it, else start a
+   * new one on the node's (new) agent and note the window nothing was recorded in. True when
+   * reading can go on.
+   */
+  private async recover(why: string): Promise<boolean> {
+    if (!this.agentLeft && (await this.captureExists())) {
       this.report.resumes++;
-      this.notice(`node ${this.agent.node}: stream broke (${why}); resuming after event ${this.lastSeq}`);
-      return;
+      this.notice(
+        `node ${this.agent.node}: stream broke (${why}); reading again after event ${this.lastSeq}`,
+      );
+      return true;
     }
-    // the capture is gone with its agent: find the node's new agent and start again
-    const agents = await findAgents(this.kc, this.agentNamespace).catch(() => []);
+    const agents = await this.transport.agents().catch(() => []);
     const next = agents.find((a) => a.node === this.agent.node);
-    if (!next) return; // not ready yet: the next round tries again
+    if (!next) return false; // not ready yet: the next round tries again
     const from = this.lastEventUs;
-    this.agent = next;
-    this.report.agentPod = next.name;
     if (this.stopping) {
       this.ended = {
         t: 'end',
         seq: 0,
-        reason: `agent replaced while stopping (${why})`,
+        code: 'shutdown',
+        reason: `the agent went while stopping (${why})`,
         exchanges: this.lastN,
-        counters: {},
+        counters: this.report.counters,
       };
-      this.report.gaps.push({ fromUs: from, toUs: Date.now() * 1000, reason: `agent replaced (${why})` });
-      return;
+      return true;
     }
-    await this.start();
+    const previous = this.agent;
+    this.agent = next;
+    try {
+      await this.start();
+    } catch {
+      this.agent = previous.name === next.name ? previous : next;
+      return false; // the successor is not ready to record yet
+    }
     const to = Date.now() * 1000;
-    this.report.gaps.push({ fromUs: from, toUs: to, reason: `agent replaced (${why})` });
+    this.report.agentPod = next.name;
+    this.report.gaps.push({ fromUs: from, toUs: to, reason: `the agent was replaced (${why})` });
     this.report.resumes++;
     this.notice(
-      `node ${this.agent.node}: the agent was replaced (${why}); recording again on ${next.name}, nothing recorded from ${new Date(from / 1000).toISOString()} to ${new Date(to / 1000).toISOString()}`,
+      `node ${this.agent.node}: the agent was replaced (${why}); recording again on ${next.name}; nothing recorded from ${new Date(from / 1000).toISOString()} to ${new Date(to / 1000).toISOString()}`,
     );
+    return true;
   }
 
   private async captureExists(): Promise<boolean> {
     try {
-      const res = await podHttp(this.kc, this.target(), {
+      const res = await this.transport.request(this.agent, {
         method: 'GET',
         path: `/v1/captures/${this.capture}`,
         timeoutMs: 10_000,
       });
+      // ended or not, it is there: its log still holds what we have not read
       await readJson(res);
       return true;
-    } catch (e) {
-      if ((e as { status?: number }).status === 404) return false;
-      // pod gone or port-forward refused: the agent is not there
+    } catch {
+      // 404 (the agent restarted) or no way to reach it (its pod is gone)
       return false;
     }
   }
 
   private async read(): Promise<void> {
-    const res = await podHttp(this.kc, this.target(), {
+    const res = await this.transport.request(this.agent, {
       method: 'GET',
       path: `/v1/captures/${this.capture}/events?after=${this.lastSeq}`,
       timeoutMs: 60_000,
@@ -379,7 +411,13 @@ class NodeStream {
         );
         return;
       case 'end':
-        this.ended = ev;
+        if (ev.exchanges > this.lastN) this.report.lostExchanges += ev.exchanges - this.lastN;
+        this.lastN = Math.max(this.lastN, ev.exchanges);
+        this.report.counters = ev.counters;
+        this.lastEventUs = Date.now() * 1000;
+        // an agent that goes away hands its node to its successor, unless we are stopping anyway
+        if (ev.code === 'shutdown' && !this.stopping) this.agentLeft = true;
+        else this.ended = ev;
         return;
       case 'hello':
         return;
@@ -394,7 +432,7 @@ class NodeStream {
     this.stopAsked = (async () => {
       for (let attempt = 0; attempt < 3 && !this.ended; attempt++) {
         try {
-          const res = await podHttp(this.kc, this.target(), {
+          const res = await this.transport.request(this.agent, {
             method: 'DELETE',
             path: `/v1/captures/${this.capture}`,
             timeoutMs: 15_000,
@@ -416,6 +454,7 @@ class NodeStream {
     this.ended = {
       t: 'end',
       seq: 0,
+      code: 'failed',
       reason: 'no end from the agent in time',
       exchanges: this.lastN,
       counters: this.report.counters,
@@ -486,7 +525,8 @@ export async function captureFromCluster(
     // backpressure: a stream waits while the sink is behind
     return writing;
   };
-  const streams = agents.map((a) => new NodeStream(o.kc, a, agentNamespace, request, deliver, notice));
+  const transport = o.transport ?? portForwardTransport(o.kc, agentNamespace);
+  const streams = agents.map((a) => new NodeStream(transport, a, request, deliver, notice));
   const started = await Promise.allSettled(streams.map((s) => s.start()));
   const failed = started.flatMap((r, i) =>
     r.status === 'rejected' ? [{ node: agents[i]!.node, reason: r.reason }] : [],

@@ -30,11 +30,15 @@ export type WireEvent =
   | {
       t: 'end';
       seq: number;
+      /** Why, for programs: `shutdown` means the agent went away and its successor can take over. */
+      code: EndCode;
       reason: string;
       exchanges: number;
       counters: Record<string, number>;
       error?: string;
     };
+
+export type EndCode = 'stopped' | 'max-duration' | 'idle' | 'shutdown' | 'failed';
 
 export interface TargetPod {
   namespace: string;

@@ -239,6 +239,75 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
     }
   }, 420_000);
 
+  it('goes on when the agent is replaced mid-capture, and names the window nothing was recorded in', async () => {
+    const d = demo!;
+    const out = join(work, 'snap-replaced');
+    const { file, args, env } = retapArgs([
+      'k8s',
+      'capture',
+      '--namespace',
+      ns,
+      '--selector',
+      'app=orders',
+      '--out',
+      out,
+      '--json',
+    ]);
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const exited = new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+    try {
+      await until(
+        'the capture to start',
+        async () => (stderr.includes('recording on') ? true : undefined),
+        90_000,
+      );
+      const a = await d.traffic('orders', 2, 21);
+      await kubectl([
+        '-n',
+        'retap-system',
+        'delete',
+        'pod',
+        '-l',
+        'app.kubernetes.io/name=retap-agent',
+        '--wait=false',
+      ]);
+      await until(
+        'the capture to move to the new agent',
+        async () => (stderr.includes('recording again on') ? true : undefined),
+        180_000,
+        500,
+      );
+      const c = await d.traffic('orders', 2, 22);
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(0);
+      const summary = JSON.parse(stdout) as {
+        path: string;
+        nodes: Array<{ gaps: unknown[]; lostExchanges: number }>;
+      };
+      const snap = await openSnapshot(summary.path);
+      let inbound = 0;
+      for await (const ex of snap.exchanges()) if (ex.direction === 'inbound') inbound++;
+      // the old agent drained before it went: nothing of either batch is missing
+      expect(inbound).toBe(answered(a) + answered(c));
+      expect(summary.nodes[0]!.gaps).toHaveLength(1);
+      expect(summary.nodes[0]!.lostExchanges).toBe(0);
+      expect(snap.manifest.counters.streamGaps).toBe(1);
+      expect(snap.manifest.notes.join('\n')).toMatch(
+        /node retap-node: nothing recorded from \S+ to \S+ \(the agent was replaced/,
+      );
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 420_000);
+
   it("refuses the agent's ServiceAccount everything its RBAC does not grant", async () => {
     const token = (
       await kubectl(['-n', 'retap-system', 'create', 'token', 'retap-agent', '--duration=10m'])
