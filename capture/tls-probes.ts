@@ -45,6 +45,15 @@ export class TlsProbes {
     if (this.scanned.get(tgid) === maps.length) return;
     this.scanned.set(tgid, maps.length);
     const root = foreignRoot(tgid);
+    if (root === 'gone') return;
+    if (root === null) {
+      // its paths would name files of another tree: probing ours instead would be wrong and silent
+      this.failures.push(
+        `pid ${tgid}: cannot tell which mount namespace it lives in (needs CAP_SYS_PTRACE); its TLS library is not probed`,
+      );
+      log.warn(this.failures[this.failures.length - 1]!);
+      return;
+    }
     try {
       if (root === undefined) this.consider(realpathSync(`/proc/${tgid}/exe`));
       else this.consider(root + readlinkSync(`/proc/${tgid}/exe`).replace(/ \(deleted\)$/, ''), true);
@@ -95,14 +104,22 @@ export class TlsProbes {
 
 let ownMountNs: bigint | undefined;
 
-/** `/proc/<pid>/root` when the process lives in another mount namespace than ours, else undefined. */
-function foreignRoot(tgid: number): string | undefined {
+/**
+ * `/proc/<pid>/root` when the process lives in another mount namespace than ours, undefined when
+ * in ours (or namespaces cannot be told apart here at all), null when its namespace is hidden
+ * from us (no ptrace access), 'gone' when it exited.
+ */
+function foreignRoot(tgid: number): string | undefined | null | 'gone' {
   try {
     ownMountNs ??= statSync('/proc/self/ns/mnt', { bigint: true }).ino;
+  } catch {
+    return undefined;
+  }
+  try {
     if (statSync(`/proc/${tgid}/ns/mnt`, { bigint: true }).ino === ownMountNs) return undefined;
     return `/proc/${tgid}/root`;
-  } catch {
-    return undefined; // no access to its namespace: use the paths as they are
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : null;
   }
 }
 

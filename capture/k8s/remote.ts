@@ -87,6 +87,8 @@ export interface ClusterCaptureResult {
   firstExchangeMs?: number;
   /** ms from the call until every agent had attached. */
   readyMs: number;
+  /** When the call began (ms since the epoch), to measure from outside. */
+  startedAt: number;
 }
 
 export interface AgentPod {
@@ -639,5 +641,6 @@ export async function captureFromCluster(
     notes,
     ...(firstExchangeMs !== undefined ? { firstExchangeMs } : {}),
     readyMs,
+    startedAt: t0,
   };
 }

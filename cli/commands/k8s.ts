@@ -311,6 +311,7 @@ async function captureCmd(f: Flags): Promise<number> {
       nodes: r.nodes,
       uncovered: r.uncovered,
       notes: r.notes,
+      startedAt: new Date(r.startedAt).toISOString(),
       readyMs: r.readyMs,
       ...(r.firstExchangeMs !== undefined ? { firstExchangeMs: r.firstExchangeMs } : {}),
     };

@@ -3,7 +3,7 @@
  * image builds loaded into its containerd, and waits.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -83,4 +83,30 @@ export function retapArgs(args: string[]): { file: string; args: string[]; env: 
     args: [join(root, 'bin', 'retap.js'), ...args],
     env: { ...process.env, KUBECONFIG },
   };
+}
+
+/** Host pids of processes whose cgroup path contains `needle` and whose command line has `arg`. */
+export function hostPids(needle: string, arg: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(needle)) continue;
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith(arg))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Host pids of the retap agents (node running `retap.js agent` in a pod). */
+export function agentPids(): number[] {
+  return hostPids('kubepods', 'retap.js').filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('agent');
+    } catch {
+      return false;
+    }
+  });
 }

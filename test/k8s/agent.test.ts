@@ -23,7 +23,7 @@ import { api } from '../../capture/k8s/kube.js';
 import { openPortForward } from '../../capture/k8s/portforward.js';
 import type { Exchange } from '../../core/exchange.js';
 import { openSnapshot } from '../../snapshots/index.js';
-import { buildAndLoad, KUBECONFIG, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
+import { agentPids, buildAndLoad, KUBECONFIG, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
 import { answered, type DemoCluster, delta, deployDemo } from './demo-system.js';
 
 const exec = promisify(execFile);
@@ -41,22 +41,6 @@ async function retap(
     if (typeof err.code !== 'number') throw e;
     return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
-}
-
-/** Host pids of the agent processes (node running `retap.js agent` in a pod's cgroup). */
-function agentPids(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (!cmd.some((a) => a.endsWith('retap.js')) || !cmd.includes('agent')) continue;
-      if (readFileSync(`/proc/${d}/cgroup`, 'utf8').includes('kubepods')) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 /** `GET /stock/abc` → `GET /stock/:sku`, as the demo's /stats name routes. */
