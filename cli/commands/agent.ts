@@ -81,6 +81,7 @@ async function run(argv: string[]): Promise<number> {
       'retap agent: which node is this?',
       'Pass --node NAME or set NODE_NAME (the DaemonSet sets it from spec.nodeName).',
     );
+  if (f.once && !f.selector && !f.annotated) throw usageError('retap agent --once: give --selector or --annotated');
   const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : undefined;
   if (ringMiB !== undefined && (ringMiB & (ringMiB - 1)) !== 0)
     throw usageError('--ring-buffer must be a power of two (MiB)');
@@ -109,7 +110,6 @@ async function run(argv: string[]): Promise<number> {
 }
 
 async function once(agent: Agent, f: Flags): Promise<number> {
-  if (!f.selector && !f.annotated) throw usageError('retap agent --once: give --selector or --annotated');
   const durationMs = f.duration ? parseDuration(f.duration, '--duration') : 10_000;
   await agent.pods.start();
   const request: CaptureRequest = {

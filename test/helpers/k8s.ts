@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
-export const root = join(import.meta.dirname, '..', '..');
+/** The checkout (this file runs from test/helpers, or from dist/test/helpers in benchmarks). */
+export const root = [join(import.meta.dirname, '..', '..'), join(import.meta.dirname, '..', '..', '..')].find(
+  (d) => existsSync(join(d, 'ci', 'k8s', 'up')),
+)!;
 export const ENV_FILE = '/var/lib/retap-k8s/env';
 export const KUBECONFIG = '/var/lib/retap-k8s/admin.kubeconfig';
 const expected = process.env.RETAP_K8S === '1';
@@ -92,7 +95,12 @@ export function hostPids(needle: string, arg: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       if (!readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(needle)) continue;
-      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith(arg))) out.push(Number(d));
+      if (
+        readFileSync(`/proc/${d}/cmdline`, 'utf8')
+          .split('\0')
+          .some((a) => a.endsWith(arg))
+      )
+        out.push(Number(d));
     } catch {
       /* gone */
     }

@@ -128,7 +128,6 @@ async function timeToFirst(kind: 'k8s' | 'host', demo: DemoCluster, ordersPid: n
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
   const tag = randomBytes(3).toString('hex');
-  const work = mkdtempSync(join(tmpdir(), 'retap-bench-k8s-'));
   let broughtUp = false;
   if (typeof clusterEnv() === 'string') {
     const t = Date.now();
@@ -140,6 +139,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   }
   let demo: DemoCluster | undefined;
   let installed = false;
+  const work = mkdtempSync(join(tmpdir(), 'retap-bench-k8s-'));
   try {
     const retapImage = `retap.local/retap:bench-${tag}`;
     await Promise.all([
