@@ -292,6 +292,39 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
     }
   }, 420_000);
 
+  it('captures the pods annotated retap.dev/capture: "true", and only them', async () => {
+    const d = demo!;
+    const canary = await d.pod('orders-canary');
+    await kubectl(['-n', ns, 'annotate', 'pod', canary.name, 'retap.dev/capture=true']);
+    const out = join(work, 'snap-annotated');
+    const { file, args, env } = retapArgs(['k8s', 'capture', '--annotated', '--namespace', ns, '--out', out, '--json']);
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const exited = new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+    try {
+      await until('the capture to start', async () => (stderr.includes('recording on') ? true : undefined), 90_000);
+      const toCanary = await d.traffic('orders-canary', 1, 31);
+      await d.traffic('orders', 1, 32); // not annotated: must not appear
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(0);
+      const snap = await openSnapshot((JSON.parse(stdout) as { path: string }).path);
+      const all: Exchange[] = [];
+      for await (const ex of snap.exchanges()) all.push(ex);
+      expect(new Set(all.map((e) => e.service.k8s?.pod))).toEqual(new Set([canary.name]));
+      expect(all.filter((e) => e.direction === 'inbound')).toHaveLength(answered(toCanary));
+      expect(snap.manifest.name).toBe('snap-annotated');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 300_000);
+
   it("refuses the agent's ServiceAccount everything its RBAC does not grant", async () => {
     const token = (
       await kubectl(['-n', 'retap-system', 'create', 'token', 'retap-agent', '--duration=10m'])
