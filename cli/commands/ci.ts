@@ -44,6 +44,7 @@ import {
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 import { parseEnv } from './replay.js';
+import { withProtos } from './report.js';
 
 const help = `Usage: retap ci [--config retap.yaml] [options]
 
@@ -73,6 +74,8 @@ Snapshot and build:
   --protocol P           auto (default: each exchange over the protocol it was recorded with,
                          HTTP/2 and gRPC included), h1 or h2 (replay.protocol)
   --mock-miss MODE       fail (default), closest or passthrough
+  --proto DIR            .proto files of gRPC services (repeatable; assertions.proto): messages
+                         compared with field names and types; without, by field number
   --secrets FILE         values of redacted static client credentials (REDACTED-…: value per
                          line; replay.secrets); RETAP_SECRET_<16 hex>=value in the environment too
 
@@ -118,6 +121,7 @@ interface Flags {
   client?: string;
   connections?: string;
   protocol?: string;
+  proto?: string[];
   'mock-miss'?: string;
   secrets?: string;
   budget?: string[];
@@ -148,6 +152,7 @@ const OPTIONS = {
   client: { type: 'string' },
   connections: { type: 'string' },
   protocol: { type: 'string' },
+  proto: { type: 'string', multiple: true },
   'mock-miss': { type: 'string' },
   secrets: { type: 'string' },
   budget: { type: 'string', multiple: true },
@@ -342,6 +347,8 @@ async function run(argv: string[]): Promise<number> {
   const reportsDir = f.reports ? resolve(cwd, f.reports) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
   await mkdir(reportsDir, { recursive: true });
   const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
+  // .proto folders are read before the replay: a bad one stops the gate before it starts
+  withProtos(assertionsConfig, many(f.proto));
 
   const controller = new AbortController();
   const stop = (): void => controller.abort();
