@@ -28,9 +28,9 @@ import { createSchemaSet, type SchemaSet } from './schema.js';
 import { histogram, summarize } from './stats.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict, VerdictStatus } from './types.js';
 
-export { budgetName, parseBudget } from './budgets.js';
 export type { EvaluateConfig, MatchRule, TokenHint } from './config.js';
 export { configFromYaml, defaultConfig, withBudgets } from './config.js';
+export { budgetName, parseBudget } from './budgets.js';
 export type * from './types.js';
 
 export const EXIT_CODES: Record<VerdictStatus, number> = {
