@@ -1,0 +1,249 @@
+/**
+ * gRPC and HTTP/2 services replayed through the real kernel path (issue 20): a grpc-js Catalog
+ * server recorded by eBPF while a grpc-js client makes every call shape (unary, a deadline that
+ * expires, an error status, server streaming, client streaming, bidirectional ping-pong), then
+ * replayed over HTTP/2 against the same server in a namespace, the build's answers captured at
+ * its socket and joined by connection + stream id, and judged:
+ * - the unchanged build passes, every answer captured at the build;
+ * - seeded regressions are caught and named: a changed field (#3, or $.price_cents with the
+ *   .proto), a missing stream message and an extra one (message-count), a changed status code
+ *   (grpc-status), a renamed and renumbered field with a .proto ($.name missing);
+ * - an h2c JSON API served by node's http2, its overlapping streams on one connection, compared
+ *   like HTTP/1.1 JSON ($.path).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Verdict } from '../../assertions/index.js';
+import { CaptureSession } from '../../capture/session.js';
+import type { Exchange } from '../../core/exchange.js';
+import { packageRoot } from '../../core/paths.js';
+import type { ReplayResults } from '../../core/results.js';
+import { createSnapshotWriter } from '../../snapshots/index.js';
+import { readResults } from '../../snapshots/results.js';
+import { skipPrivileged } from '../helpers/privileged.js';
+import { freePort, start, stopAll } from '../helpers/procs.js';
+
+const root = packageRoot();
+const fixtures = join(root, 'test', 'fixtures');
+const peer = join(fixtures, 'grpc', 'node-peer.mjs');
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'retap-replay-grpc-'));
+});
+afterAll(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function listening(p: ReturnType<typeof start>): Promise<number> {
+  for (let i = 0; i < 400; i++) {
+    const m = /listening (\d+)/.exec(p.output());
+    if (m) return Number(m[1]);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`peer did not start: ${p.output()}`);
+}
+
+/** Captures `pids` while `traffic` runs; writes the inbound exchanges as a snapshot. */
+export async function recordSnapshot(
+  name: string,
+  pids: number[],
+  traffic: () => Promise<void>,
+): Promise<{ path: string; inbound: Exchange[] }> {
+  const captured: Exchange[] = [];
+  const session = CaptureSession.start({ pids, service: name }, (e) => captured.push(e));
+  try {
+    await traffic();
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    await session.stop();
+  }
+  const inbound = captured
+    .filter((e) => e.direction === 'inbound')
+    .sort((a, b) => a.timing.startUs - b.timing.startUs);
+  const w = await createSnapshotWriter({
+    dir: join(dir, 'snaps', name),
+    name,
+    source: { host: 'test', service: name, filters: {} },
+  });
+  for (const e of inbound) await w.append(e);
+  await w.finish();
+  return { path: w.path, inbound };
+}
+
+async function retap(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin', 'retap.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RETAP_RUNS_DIR: join(dir, 'runs') },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
+/** Replays `snap` against `cmd` (listening on `port`) and judges it: results and verdict. */
+export async function replayAndJudge(
+  snap: string,
+  cmd: string,
+  port: number,
+  label: string,
+  extra: string[] = [],
+  reportExtra: string[] = [],
+): Promise<{ results: ReplayResults; verdict: Verdict; code: number | null }> {
+  const out = join(dir, `res-${label}`);
+  const r = await retap([
+    'replay',
+    snap,
+    '--cmd',
+    cmd,
+    '--port',
+    String(port),
+    '--out',
+    out,
+    '--json',
+    ...extra,
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  const rep = await retap(['report', out, '--format', 'json', '--no-step-summary', ...reportExtra]);
+  return { results: await readResults(out), verdict: JSON.parse(rep.stdout) as Verdict, code: rep.code };
+}
+
+const counted = (v: Verdict) =>
+  v.items.flatMap((i) =>
+    i.diffs.filter((d) => !d.noise).map((d) => ({ route: i.route, path: d.path, kind: d.kind })),
+  );
+
+describe.skipIf(skipPrivileged())('gRPC replay (grpc-js server and client, every call shape)', () => {
+  let snap = '';
+  let recorded: Exchange[] = [];
+  const cmd = (port: number) => `${process.execPath} ${peer} server ${port}`;
+
+  beforeAll(async () => {
+    const server = start(process.execPath, [peer, 'server', '0']);
+    try {
+      const port = await listening(server);
+      const rec = await recordSnapshot('catalog', [server.pid], async () => {
+        const client = start(process.execPath, [peer, 'client', String(port)], {
+          env: { ...process.env, LIST_COUNT: '6' },
+        });
+        await new Promise<void>((r) => client.child.once('exit', () => r()));
+        const lines = client
+          .output()
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { what: string; code: number });
+        expect(lines.map((l) => [l.what, l.code])).toEqual([
+          ['get', 0],
+          ['get-missing', 5],
+          ['get-deadline', 4],
+          ['list', 0],
+          ['checkout', 0],
+          ['chat', 0],
+        ]);
+      });
+      snap = rec.path;
+      recorded = rec.inbound;
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('the recording: six calls on one HTTP/2 connection, messages timed, streams numbered', () => {
+    expect(recorded.map((e) => `${e.protocol} ${e.request.target}`)).toEqual([
+      'grpc /retap.test.Catalog/Get',
+      'grpc /retap.test.Catalog/Get',
+      'grpc /retap.test.Catalog/Get',
+      'grpc /retap.test.Catalog/List',
+      'grpc /retap.test.Catalog/Checkout',
+      'grpc /retap.test.Catalog/Chat',
+    ]);
+    expect(new Set(recorded.map((e) => e.connection.id)).size).toBe(1);
+    const chat = recorded[5]!.extras?.grpc as {
+      requestMessages: Array<{ atNs?: number }>;
+      responseMessages: unknown[];
+    };
+    expect(chat.requestMessages).toHaveLength(3);
+    expect(chat.responseMessages).toHaveLength(3);
+    expect(chat.requestMessages.every((m) => typeof m.atNs === 'number')).toBe(true);
+  });
+
+  it('the unchanged build passes: every answer captured at the build, joined by stream', async () => {
+    const port = await freePort();
+    const { results, verdict, code } = await replayAndJudge(snap, cmd(port), port, 'same');
+    expect(counted(verdict), JSON.stringify(verdict.items.map((i) => [i.route, i.status, i.error]))).toEqual(
+      [],
+    );
+    expect(verdict.status).toBe('pass');
+    expect(code).toBe(0);
+    const run = results.runs[0]!;
+    expect(results.options.protocol).toBe('auto');
+    for (const it of run.items) {
+      const rec = results.recorded.find((r) => r.id === it.id)!;
+      if (!rec.exchange.response) continue; // the deadline the client gave up on first
+      expect(it.live?.request.target, it.id).toBe(rec.exchange.request.target);
+      expect(it.live?.extras?.streamId).toBe(it.client.socket?.stream);
+      expect(it.client.socket?.stream).toBe(rec.exchange.extras?.streamId);
+    }
+    // one HTTP/2 connection, as recorded
+    expect(run.connections?.opened).toBe(1);
+  }, 120_000);
+
+  const regressions: Array<[string, Array<{ route: string; path: string; kind: string }>]> = [
+    ['field', [{ route: 'POST /retap.test.Catalog/Get', path: '#3', kind: 'changed-value' }]],
+    ['drop', [{ route: 'POST /retap.test.Catalog/List', path: 'messages', kind: 'message-count' }]],
+    ['status', [{ route: 'POST /retap.test.Catalog/Get', path: 'grpc-status', kind: 'grpc-status' }]],
+    ['extra', [{ route: 'POST /retap.test.Catalog/Chat', path: 'messages', kind: 'message-count' }]],
+  ];
+  for (const [regress, want] of regressions) {
+    it(`a seeded regression (${regress}) fails the gate and is named`, async () => {
+      const port = await freePort();
+      const { verdict, code } = await replayAndJudge(snap, cmd(port), port, regress, [
+        '--env',
+        `RETAP_REGRESS=${regress}`,
+      ]);
+      expect(verdict.status).toBe('fail-assertions');
+      expect(code).toBe(1);
+      for (const w of want) expect(counted(verdict)).toContainEqual(w);
+    }, 120_000);
+  }
+
+  it('a renamed, renumbered field: named by the .proto ($.name missing), by number without', async () => {
+    const port = await freePort();
+    const protos = join(fixtures, 'grpc');
+    const { results, verdict } = await replayAndJudge(
+      snap,
+      cmd(port),
+      port,
+      'rename',
+      ['--env', 'RETAP_REGRESS=rename'],
+      ['--proto', protos],
+    );
+    expect(verdict.status).toBe('fail-assertions');
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '$.name',
+      kind: 'missing-field',
+    });
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '#6',
+      kind: 'new-field',
+    });
+    // the same results without the schema: field numbers
+    const rep = await retap(['report', join(dir, 'res-rename'), '--format', 'json', '--no-step-summary']);
+    const raw = JSON.parse(rep.stdout) as Verdict;
+    expect(counted(raw)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '#2',
+      kind: 'missing-field',
+    });
+    expect(results.runs[0]!.items.length).toBe(6);
+  }, 120_000);
+});
