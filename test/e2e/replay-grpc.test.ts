@@ -23,6 +23,7 @@ import { packageRoot } from '../../core/paths.js';
 import type { ReplayResults } from '../../core/results.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import { readResults } from '../../snapshots/results.js';
+import { selfSignedCert } from '../helpers/certs.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 import { freePort, start, stopAll } from '../helpers/procs.js';
 
@@ -214,6 +215,12 @@ describe.skipIf(skipPrivileged())('gRPC replay (grpc-js server and client, every
     }, 120_000);
   }
 
+  it('replayed over HTTP/1.1 (--protocol h1) the gate cannot pass: gRPC needs HTTP/2', async () => {
+    const port = await freePort();
+    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'as-h1', ['--protocol', 'h1']);
+    expect(verdict.status).not.toBe('pass');
+  }, 120_000);
+
   it('a renamed, renumbered field: named by the .proto ($.name missing), by number without', async () => {
     const port = await freePort();
     const protos = join(fixtures, 'grpc');
@@ -245,5 +252,99 @@ describe.skipIf(skipPrivileged())('gRPC replay (grpc-js server and client, every
       kind: 'missing-field',
     });
     expect(results.runs[0]!.items.length).toBe(6);
+  }, 120_000);
+});
+
+describe.skipIf(skipPrivileged())('gRPC over TLS (h2, ALPN) with a large streamed answer (grpc-js)', () => {
+  let snap = '';
+  let recorded: Exchange[] = [];
+  let cert = { cert: '', key: '' };
+  const cmd = (port: number) => `${process.execPath} ${peer} server ${port} --tls ${cert.cert} ${cert.key}`;
+
+  beforeAll(async () => {
+    cert = selfSignedCert(dir);
+    const server = start(process.execPath, [peer, 'server', '0', '--tls', cert.cert, cert.key]);
+    try {
+      const port = await listening(server);
+      const rec = await recordSnapshot('catalog-tls', [server.pid], async () => {
+        // 24 messages of 64 KiB: 1.5 MiB through HTTP/2 flow control (64 KiB windows)
+        const client = start(process.execPath, [peer, 'client', String(port), '--tls', cert.cert], {
+          env: { ...process.env, LIST_COUNT: '24', LIST_SIZE: '65536' },
+        });
+        await new Promise<void>((r) => client.child.once('exit', () => r()));
+        expect(client.output()).toContain('"what":"list","code":0');
+      });
+      snap = rec.path;
+      recorded = rec.inbound;
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('records the TLS calls in plaintext, the large stream whole', () => {
+    expect(recorded.length).toBe(6);
+    expect(recorded.every((e) => e.tls)).toBe(true);
+    const list = recorded.find((e) => e.request.target.endsWith('/List'))!;
+    expect((list.extras?.grpc as { responseMessages: unknown[] }).responseMessages).toHaveLength(24);
+  });
+
+  it('replays over h2 with ALPN: the unchanged build passes, the large stream compared message by message', async () => {
+    const port = await freePort();
+    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'tls');
+    expect(counted(verdict)).toEqual([]);
+    expect(verdict.status).toBe('pass');
+    const list = results.runs[0]!.items.find((i) => i.client.target.endsWith('/List'))!;
+    expect(list.live?.tls).toBe(true);
+    expect(list.client.responseBody?.length).toBeGreaterThan(24 * 65536);
+  }, 120_000);
+
+  it('a missing message of the large stream is caught', async () => {
+    const port = await freePort();
+    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'tls-drop', ['--env', 'RETAP_REGRESS=drop']);
+    expect(counted(verdict)).toContainEqual({ route: 'POST /retap.test.Catalog/List', path: 'messages', kind: 'message-count' });
+  }, 120_000);
+});
+
+describe.skipIf(skipPrivileged())('an h2c JSON API (node:http2): overlapping streams, compared like HTTP/1.1 JSON', () => {
+  const api = join(fixtures, 'grpc', 'h2-json.mjs');
+  let snap = '';
+  let recorded: Exchange[] = [];
+  const cmd = (port: number) => `${process.execPath} ${api} server ${port}`;
+
+  beforeAll(async () => {
+    const server = start(process.execPath, [api, 'server', '0']);
+    try {
+      const port = await listening(server);
+      const rec = await recordSnapshot('h2-json', [server.pid], async () => {
+        const client = start(process.execPath, [api, 'client', String(port), '6']);
+        await new Promise<void>((r) => client.child.once('exit', () => r()));
+        expect(client.output().trim()).toBe('[100,200,300,400,500,600,0]');
+      });
+      snap = rec.path;
+      recorded = rec.inbound;
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('the unchanged build passes; the recorded overlap is kept on one connection', async () => {
+    expect(recorded.map((e) => e.protocol)).toEqual(Array(7).fill('http2'));
+    const port = await freePort();
+    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json');
+    expect(counted(verdict)).toEqual([]);
+    expect(verdict.status).toBe('pass');
+    const run = results.runs[0]!;
+    expect(run.connections?.opened).toBe(1);
+    // the six POSTs were in flight together when recorded, and again at replay
+    const posts = run.items.filter((i) => i.client.method === 'POST').map((i) => i.live!);
+    const firstEnd = Math.min(...posts.map((e) => e.timing.startUs + (e.timing.responseEndNs ?? 0) / 1000));
+    expect(posts.every((e) => e.timing.startUs < firstEnd)).toBe(true);
+  }, 120_000);
+
+  it('a changed JSON field is named by its path', async () => {
+    const port = await freePort();
+    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json-field', ['--env', 'RETAP_REGRESS=field']);
+    expect(verdict.status).toBe('fail-assertions');
+    expect(counted(verdict)).toContainEqual({ route: 'POST /items/{id}', path: '$.price', kind: 'changed-value' });
   }, 120_000);
 });
