@@ -380,7 +380,9 @@ export class H2Client {
         this.flights.delete(entry);
         signal?.removeEventListener('abort', onAbort);
         tell();
-        if (flight.status === 0 || (flight.failed && !flight.ended)) {
+        // an answer that came whole (its trailers, or its end) stands, whatever error followed it
+        const whole = flight.ended || flight.trailers !== undefined;
+        if (flight.status === 0 || (flight.failed && !whole)) {
           const code = stream.rstCode;
           reject(
             new Error(

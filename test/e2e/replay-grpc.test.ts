@@ -11,7 +11,7 @@
  * - an h2c JSON API served by node's http2, its overlapping streams on one connection, compared
  *   like HTTP/1.1 JSON ($.path).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +24,8 @@ import type { ReplayResults } from '../../core/results.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import { readResults } from '../../snapshots/results.js';
 import { selfSignedCert } from '../helpers/certs.js';
-import { skipPrivileged } from '../helpers/privileged.js';
-import { freePort, start, stopAll } from '../helpers/procs.js';
+import { skipPrivileged, skipWithoutTool } from '../helpers/privileged.js';
+import { freePort, run, start, stopAll } from '../helpers/procs.js';
 
 const root = packageRoot();
 const fixtures = join(root, 'test', 'fixtures');
@@ -300,51 +300,169 @@ describe.skipIf(skipPrivileged())('gRPC over TLS (h2, ALPN) with a large streame
 
   it('a missing message of the large stream is caught', async () => {
     const port = await freePort();
-    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'tls-drop', ['--env', 'RETAP_REGRESS=drop']);
-    expect(counted(verdict)).toContainEqual({ route: 'POST /retap.test.Catalog/List', path: 'messages', kind: 'message-count' });
+    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'tls-drop', [
+      '--env',
+      'RETAP_REGRESS=drop',
+    ]);
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/List',
+      path: 'messages',
+      kind: 'message-count',
+    });
   }, 120_000);
 });
 
-describe.skipIf(skipPrivileged())('an h2c JSON API (node:http2): overlapping streams, compared like HTTP/1.1 JSON', () => {
-  const api = join(fixtures, 'grpc', 'h2-json.mjs');
-  let snap = '';
-  let recorded: Exchange[] = [];
-  const cmd = (port: number) => `${process.execPath} ${api} server ${port}`;
+describe.skipIf(skipPrivileged())(
+  'an h2c JSON API (node:http2): overlapping streams, compared like HTTP/1.1 JSON',
+  () => {
+    const api = join(fixtures, 'grpc', 'h2-json.mjs');
+    let snap = '';
+    let recorded: Exchange[] = [];
+    const cmd = (port: number) => `${process.execPath} ${api} server ${port}`;
 
-  beforeAll(async () => {
-    const server = start(process.execPath, [api, 'server', '0']);
-    try {
-      const port = await listening(server);
-      const rec = await recordSnapshot('h2-json', [server.pid], async () => {
-        const client = start(process.execPath, [api, 'client', String(port), '6']);
-        await new Promise<void>((r) => client.child.once('exit', () => r()));
-        expect(client.output().trim()).toBe('[100,200,300,400,500,600,0]');
+    beforeAll(async () => {
+      const server = start(process.execPath, [api, 'server', '0']);
+      try {
+        const port = await listening(server);
+        const rec = await recordSnapshot('h2-json', [server.pid], async () => {
+          const client = start(process.execPath, [api, 'client', String(port), '6']);
+          await new Promise<void>((r) => client.child.once('exit', () => r()));
+          expect(client.output().trim()).toBe('[100,200,300,400,500,600,0]');
+        });
+        snap = rec.path;
+        recorded = rec.inbound;
+      } finally {
+        await server.stop();
+      }
+    }, 60_000);
+
+    it('the unchanged build passes; the recorded overlap is kept on one connection', async () => {
+      expect(recorded.map((e) => e.protocol)).toEqual(Array(7).fill('http2'));
+      const port = await freePort();
+      const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json');
+      expect(counted(verdict)).toEqual([]);
+      expect(verdict.status).toBe('pass');
+      const run = results.runs[0]!;
+      expect(run.connections?.opened).toBe(1);
+      // the six POSTs were in flight together when recorded, and again at replay
+      const posts = run.items.filter((i) => i.client.method === 'POST').map((i) => i.live!);
+      const firstEnd = Math.min(...posts.map((e) => e.timing.startUs + (e.timing.responseEndNs ?? 0) / 1000));
+      expect(posts.every((e) => e.timing.startUs < firstEnd)).toBe(true);
+    }, 120_000);
+
+    it('a changed JSON field is named by its path', async () => {
+      const port = await freePort();
+      const { verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json-field', [
+        '--env',
+        'RETAP_REGRESS=field',
+      ]);
+      expect(verdict.status).toBe('fail-assertions');
+      expect(counted(verdict)).toContainEqual({
+        route: 'POST /items/{id}',
+        path: '$.price',
+        kind: 'changed-value',
       });
-      snap = rec.path;
-      recorded = rec.inbound;
-    } finally {
-      await server.stop();
-    }
-  }, 60_000);
+    }, 120_000);
+  },
+);
 
-  it('the unchanged build passes; the recorded overlap is kept on one connection', async () => {
-    expect(recorded.map((e) => e.protocol)).toEqual(Array(7).fill('http2'));
-    const port = await freePort();
-    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json');
-    expect(counted(verdict)).toEqual([]);
-    expect(verdict.status).toBe('pass');
-    const run = results.runs[0]!;
-    expect(run.connections?.opened).toBe(1);
-    // the six POSTs were in flight together when recorded, and again at replay
-    const posts = run.items.filter((i) => i.client.method === 'POST').map((i) => i.live!);
-    const firstEnd = Math.min(...posts.map((e) => e.timing.startUs + (e.timing.responseEndNs ?? 0) / 1000));
-    expect(posts.every((e) => e.timing.startUs < firstEnd)).toBe(true);
-  }, 120_000);
+/**
+ * The same client against servers in other languages: Go's gRPC (its own HTTP/2 stack) and
+ * Python grpcio (gRPC C-core). Each recorded, replayed unchanged (passes), and with a changed field.
+ */
+const goPeer = join(root, 'ci', 'grpc-go');
+const polyglot: Array<[string, () => string[], () => boolean]> = [
+  [
+    'Go google.golang.org/grpc',
+    () => [spawnSyncPath(goPeer)],
+    () => skipWithoutTool('the Go gRPC peer', [goPeer, '--path'], 'run ci/grpc-go (ci/setup does)'),
+  ],
+  [
+    'Python grpcio',
+    () => ['python3', join(fixtures, 'grpc', 'py-server.py')],
+    () =>
+      skipWithoutTool(
+        'Python grpcio',
+        ['python3', '-c', 'import grpc'],
+        'python3 -m pip install grpcio (ci/setup does)',
+      ),
+  ],
+];
 
-  it('a changed JSON field is named by its path', async () => {
-    const port = await freePort();
-    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'h2json-field', ['--env', 'RETAP_REGRESS=field']);
-    expect(verdict.status).toBe('fail-assertions');
-    expect(counted(verdict)).toContainEqual({ route: 'POST /items/{id}', path: '$.price', kind: 'changed-value' });
-  }, 120_000);
-});
+function spawnSyncPath(script: string): string {
+  return spawnSync(script, ['--path'], { encoding: 'utf8' }).stdout.trim();
+}
+
+for (const [name, argv, skip] of polyglot) {
+  describe.skipIf(skipPrivileged() || skip())(`gRPC replay of a ${name} server`, () => {
+    let snap = '';
+    let recorded: Exchange[] = [];
+    const cmd = (port: number) => [...argv(), String(port)].join(' ');
+
+    beforeAll(async () => {
+      const [bin, ...args] = argv();
+      const server = start(bin!, [...args, '0']);
+      try {
+        const port = await listening(server);
+        const rec = await recordSnapshot(
+          `catalog-${name.split(' ')[0]!.toLowerCase()}`,
+          [server.pid],
+          async () => {
+            const r = await run(process.execPath, [peer, 'client', String(port)]);
+            const codes = r.stdout
+              .toString()
+              .trim()
+              .split('\n')
+              .map((l) => (JSON.parse(l) as { code: number }).code);
+            expect(codes).toEqual([0, 5, 4, 0, 0, 0]);
+          },
+        );
+        snap = rec.path;
+        recorded = rec.inbound;
+      } finally {
+        await server.stop();
+      }
+    }, 60_000);
+
+    it('every call shape recorded; the unchanged build passes', async () => {
+      expect(recorded.map((e) => e.request.target.split('/').pop())).toEqual([
+        'Get',
+        'Get',
+        'Get',
+        'List',
+        'Checkout',
+        'Chat',
+      ]);
+      const port = await freePort();
+      const { verdict, results } = await replayAndJudge(snap, cmd(port), port, `${name.split(' ')[0]}-same`);
+      const why = verdict.items
+        .filter((i) => i.diffs.some((d) => !d.noise))
+        .map((i) => {
+          const rec = results.recorded.find((r) => r.id === i.id)!.exchange;
+          const it = results.runs[0]!.items.find((x) => x.id === i.id)!;
+          return {
+            diffs: i.diffs.map((d) => d.message),
+            rec: [rec.response?.headers, rec.notes, rec.extras?.resetBy],
+            client: it.client.error,
+            live: it.live?.notes,
+          };
+        });
+      expect(counted(verdict), JSON.stringify(why)).toEqual([]);
+      expect(verdict.status).toBe('pass');
+    }, 120_000);
+
+    it('a changed field fails the gate, named by field number', async () => {
+      const port = await freePort();
+      const { verdict } = await replayAndJudge(snap, cmd(port), port, `${name.split(' ')[0]}-field`, [
+        '--env',
+        'RETAP_REGRESS=field',
+      ]);
+      expect(verdict.status).toBe('fail-assertions');
+      expect(counted(verdict)).toContainEqual({
+        route: 'POST /retap.test.Catalog/Get',
+        path: '#3',
+        kind: 'changed-value',
+      });
+    }, 120_000);
+  });
+}
