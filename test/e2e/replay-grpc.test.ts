@@ -285,7 +285,8 @@ describe.skipIf(skipPrivileged())('gRPC over TLS (h2, ALPN) with a large streame
     expect(recorded.length).toBe(6);
     expect(recorded.every((e) => e.tls)).toBe(true);
     const list = recorded.find((e) => e.request.target.endsWith('/List'))!;
-    expect((list.extras?.grpc as { responseMessages: unknown[] }).responseMessages).toHaveLength(24);
+    const grpc = list.extras?.grpc as { responseMessages: unknown[] } | undefined;
+    expect(grpc?.responseMessages).toHaveLength(24);
   });
 
   it('replays over h2 with ALPN: the unchanged build passes, the large stream compared message by message', async () => {
@@ -466,3 +467,63 @@ for (const [name, argv, skip] of polyglot) {
     }, 120_000);
   });
 }
+
+describe.skipIf(skipPrivileged())(
+  'tokens in protobuf fields: an id a gRPC answer created, carried into a later request message',
+  () => {
+    let snap = '';
+    const cmd = (port: number) => `${process.execPath} ${peer} server ${port}`;
+
+    beforeAll(async () => {
+      const server = start(process.execPath, [peer, 'server', '0']);
+      try {
+        const port = await listening(server);
+        const rec = await recordSnapshot('catalog-create', [server.pid], async () => {
+          const client = start(process.execPath, [peer, 'client', String(port)], {
+            env: { ...process.env, WITH_CREATE: '1' },
+          });
+          await new Promise<void>((r) => client.child.once('exit', () => r()));
+          expect(client.output()).toContain('"what":"get-created","code":0');
+        });
+        snap = rec.path;
+      } finally {
+        await server.stop();
+      }
+    }, 60_000);
+
+    it('the build hands out a new id; the Get that follows carries it (discovered token); the created id is noise', async () => {
+      // the flow, found and written as the snapshot's rules (the report reads them as noise)
+      const t = await retap(['snapshot', 'tokens', snap, '--write', '--json']);
+      expect(t.code, t.stderr).toBe(0);
+      const found = JSON.parse(t.stdout) as {
+        written: string;
+        tokens: Array<{ origin: { where: string }; uses?: Array<{ where: string; in: string }> }>;
+      };
+      expect(found.tokens).toContainEqual(
+        expect.objectContaining({
+          origin: expect.objectContaining({ where: 'protobuf:#1', in: 'response' }),
+          uses: [expect.objectContaining({ where: 'protobuf:#1', in: 'request' })],
+        }),
+      );
+      const port = await freePort();
+      const { results, verdict } = await replayAndJudge(found.written, cmd(port), port, 'create');
+      const getCreated = results.runs[0]!.items.at(-1)!;
+      const created = results.runs[0]!.items.at(-2)!;
+      const newId = /new-[0-9a-f]{12}/.exec(Buffer.from(created.client.responseBody ?? []).toString())?.[0];
+      expect(newId).toBeDefined();
+      // the request message carried the build's id, not the recorded one
+      expect(Buffer.from(getCreated.client.body ?? []).toString()).toContain(newId);
+      expect(
+        getCreated.live?.response?.headers.find(([n]) => n === 'grpc-status')?.[1] ??
+          getCreated.live?.response?.trailers?.find(([n]) => n === 'grpc-status')?.[1],
+      ).toBe('0');
+      // the created id itself is the token (noise); the later answer that echoes it still differs
+      // (recorded id → live id): echoes of a carried value in answers are not cancelled yet
+      expect(counted(verdict)).toEqual([
+        { route: 'POST /retap.test.Catalog/Get', path: '#1', kind: 'changed-value' },
+      ]);
+      const echo = verdict.items.flatMap((i) => i.diffs).find((d) => !d.noise)!;
+      expect(echo.candidate).toBe(JSON.stringify(newId));
+    }, 120_000);
+  },
+);
