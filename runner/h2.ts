@@ -307,6 +307,12 @@ export class H2Client {
     const sess: Session = { s, openedUs, port: 0, streams: 0, ended: undefined };
     const note = (): void => {
       sess.port ||= s.socket?.localPort ?? 0;
+      // small frames (a message, then END_STREAM) must not wait for the peer's delayed ACK
+      try {
+        s.socket?.setNoDelay(true);
+      } catch {
+        /* not a TCP socket */
+      }
     };
     s.once('connect', note);
     s.on('error', (e: Error) => {
@@ -461,6 +467,17 @@ export class H2Client {
           const f = list[k]!;
           const end = f.offset + 5 + f.bytes.length;
           const piece = req.body.subarray(f.offset, end);
+          const hc = plan.halfClose;
+          if (
+            k === list.length - 1 &&
+            hc !== false &&
+            (hc?.after ?? 0) <= flight.messages &&
+            !(opts.speed && hc?.atNs !== undefined)
+          ) {
+            // the last message and the half-close in one go (one DATA frame with END_STREAM)
+            stream.end(piece);
+            return;
+          }
           if (!stream.write(piece)) await new Promise<void>((r) => stream.once('drain', r));
         }
         if (!byMessage && req.body.length && !stream.destroyed) stream.write(req.body);
