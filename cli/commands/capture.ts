@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { constants, hostname } from 'node:os';
 
 const osSignals = constants.signals as Record<string, number>;
 
 import { basename, join } from 'node:path';
-import { type Cgroup, cgroupId, createCgroup, resolveCgroup } from '../../capture/cgroup.js';
-import { CaptureSession, type CaptureStats } from '../../capture/session.js';
+import { type Cgroup, cgroupId, createCgroup, resolveCgroup, spawnInCgroup } from '../../capture/cgroup.js';
+import { CaptureSession, type CaptureStats, captureCounters } from '../../capture/session.js';
 import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
@@ -283,7 +282,7 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     cgroup?.destroy();
     await writing;
     if (writeError) throw writeError;
-    const manifest = await writer.finish({ counters: countersOf(stats) });
+    const manifest = await writer.finish({ counters: captureCounters(stats) });
     void manifest;
     return {
       path: writer.path,
@@ -321,35 +320,6 @@ async function terminate(
   const c = code();
   // A command ended by our own SIGTERM stopped as asked: not a failure.
   return c === 128 + 15 ? 0 : c;
-}
-
-/** Moves itself into the cgroup before exec, so the command never runs outside it. */
-function spawnInCgroup(dir: string, command: string[]) {
-  const script = 'echo $$ > "$RETAP_CGROUP_PROCS" && exec "$@"';
-  return spawn('/bin/sh', ['-c', script, 'retap-capture', ...command], {
-    stdio: 'inherit',
-    env: { ...process.env, RETAP_CGROUP_PROCS: join(dir, 'cgroup.procs') },
-  });
-}
-
-function countersOf(s: CaptureStats): Record<string, number> {
-  return {
-    kernelEvents: s.kernel.events,
-    kernelBytes: s.kernel.bytes,
-    ringbufDrops: s.kernel.ringbufDrops,
-    userBatchDrops: s.kernel.userDrops,
-    truncations: s.kernel.truncations,
-    sendfileCalls: s.kernel.sendfileCalls,
-    mmsgCalls: s.kernel.mmsgCalls,
-    connections: s.connections,
-    tlsConnections: s.tlsConnections,
-    unknownConnections: s.unknownConnections,
-    unknownBytes: s.unknownBytes,
-    gapBytes: s.gapBytes,
-    ciphertextBytes: s.ciphertextBytes,
-    tlsUnboundDropped: s.tlsUnboundDropped,
-    malformedBytes: s.malformedBytes,
-  };
 }
 
 function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {
