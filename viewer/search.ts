@@ -198,8 +198,26 @@ export class Search {
     return { fromUs: lo, toUs: hi, counts, errors };
   }
 
-  /** Counts per direction, status class, protocol, method and service (chips show them). */
-  facets(s: Selection): Record<string, Record<string, number>> {
+  /**
+   * Facet counts for the chips. Each facet is counted over the selection of the query without
+   * that facet's own terms, so the other values of a facet stay visible (and clickable) while one
+   * of them is selected.
+   */
+  async facets(q: string): Promise<Record<string, Record<string, number>>> {
+    const base = parseQuery(q, this.baseUs());
+    const without = (key: string) =>
+      base.terms
+        .filter((t) => t.key !== key)
+        .map((t) => t.raw)
+        .join(' ');
+    const out: Record<string, Record<string, number>> = {};
+    for (const key of ['dir', 'status', 'proto', 'method', 'service'] as const) {
+      out[key] = this.facetCounts(await this.select(without(key)))[key]!;
+    }
+    return out;
+  }
+
+  private facetCounts(s: Selection): Record<string, Record<string, number>> {
     const c = this.store.columns;
     const dir = [0, 0];
     const cls: Record<string, number> = {};
@@ -246,10 +264,13 @@ export class Search {
       let to: string;
       let query: string;
       if (c.dir[r] === DIR_OUTBOUND) {
+        // a dependency is the host asked for, with the port dialled when the host does not name one
         const host = c.hosts.get(c.host[r]!);
+        const withPort = /:\d+$/.test(host) || host.endsWith(']');
+        const dep = withPort ? host : `${host}:${c.peerPort[r]}`;
         from = svcId;
-        to = node(`dependency:${host}`, 'dependency', host);
-        query = `dir:outbound service:${quote(svc)} host:${quote(host)}`;
+        to = node(`dependency:${dep}`, 'dependency', dep);
+        query = `dir:outbound service:${quote(svc)} host:${quote(host)}${withPort ? '' : ` peer:*:${c.peerPort[r]}`}`;
       } else {
         const peer = c.peers.get(c.peerAddr[r]!);
         from = node(`caller:${peer}`, 'caller', peer);

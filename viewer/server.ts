@@ -191,7 +191,7 @@ export async function startServer(opts: ViewerServerOptions): Promise<ViewerServ
         return json(res, 200, search.histogram(sel, bins, numParam(u, 'from'), numParam(u, 'to')));
       }
       case 'facets':
-        return json(res, 200, search.facets(await search.select(q)));
+        return json(res, 200, await search.facets(q));
       case 'map':
         return json(res, 200, search.serviceMap(await search.select(q)));
       case 'exchange': {
