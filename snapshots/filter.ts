@@ -162,16 +162,13 @@ export function bodyText(b: StoredBodyLike): string {
 export function parseJsonPath(path: string): Array<string | number> {
   const p = path.trim().replace(/^\$\.?/, '');
   if (p === '') return [];
+  if (!/^(?:[^.[\]]+|\[(?:\d+|\*)\])(?:\.[^.[\]]+|\[(?:\d+|\*)\])*$/.test(p)) {
+    throw usageError(`json: '${path}' is not a field path`, 'Use a.b.c, items[0].sku or items[*].sku.');
+  }
   const out: Array<string | number> = [];
   const re = /([^.[\]]+)|\[(\d+)\]|\[\*\]/g;
   let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(p)) !== null) {
-    out.push(m[2] !== undefined ? Number(m[2]) : m[0] === '[*]' ? '*' : m[1]!);
-    consumed += m[0].length;
-  }
-  const dots = (p.match(/\./g) ?? []).length;
-  if (consumed + dots !== p.length) throw usageError(`json: '${path}' is not a field path`, 'Use a.b.c, items[0].sku or items[*].sku.');
+  while ((m = re.exec(p)) !== null) out.push(m[2] !== undefined ? Number(m[2]) : m[0] === '[*]' ? '*' : m[1]!);
   return out;
 }
 

@@ -11,7 +11,7 @@
  * a value or a word with spaces is quoted with "…" (\" and \\ inside). Words without a key are
  * text terms, each of which must occur somewhere in the exchange.
  */
-import { RetapError, usageError } from '../core/errors.js';
+import { type RetapError, usageError } from '../core/errors.js';
 import { compileFilterParts, type FilterSpec, parseJsonPath, parseTimeUs } from '../snapshots/filter.js';
 
 export interface Term {

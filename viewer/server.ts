@@ -15,7 +15,7 @@ import { ErrorCodes, isRetapError, RetapError } from '../core/errors.js';
 import { logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
 import { routeOf } from '../snapshots/stats.js';
-import { type Search, type Selection } from './search.js';
+import type { Search, Selection } from './search.js';
 import type { TrafficSource } from './sources/types.js';
 import type { Store } from './store.js';
 

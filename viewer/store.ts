@@ -50,6 +50,8 @@ export class Store {
   readonly text = new TextIndex();
   readonly broken: BrokenLine[] = [];
   brokenCount = 0;
+  /** Lines read back from the file (for tests and the health line: the text index should keep it low). */
+  linesRead = 0;
   /** Bumped on every change; cached searches extend themselves when it moved. */
   generation = 0;
   private listeners = new Set<() => void>();
@@ -115,6 +117,7 @@ export class Store {
         j++;
       }
       const buf = await this.file.read(start, end - start);
+      this.linesRead += j - i;
       for (let k = i; k < j; k++) {
         const r = rows[k]!;
         const o = c.off[r]! - start;

@@ -2,7 +2,7 @@ import { constants, hostname } from 'node:os';
 
 const osSignals = constants.signals as Record<string, number>;
 
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { type Cgroup, cgroupId, createCgroup, resolveCgroup, spawnInCgroup } from '../../capture/cgroup.js';
 import { CaptureSession, type CaptureStats, captureCounters } from '../../capture/session.js';
 import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';

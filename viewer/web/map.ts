@@ -26,7 +26,9 @@ export function renderMap(m: MapAnswer, onEdge: (query: string) => void): void {
   const height = Math.max(200, rows * (NODE_H + GAP_Y) + 60);
   cols.forEach((ids, c) => {
     const top = (height - ids.length * (NODE_H + GAP_Y)) / 2;
-    ids.forEach((id, i) => pos.set(id, { x: COL_X[c]!, y: top + i * (NODE_H + GAP_Y) }));
+    ids.forEach((id, i) => {
+      pos.set(id, { x: COL_X[c]!, y: top + i * (NODE_H + GAP_Y) });
+    });
   });
   const root = svg('svg', { width: 1080, height, viewBox: `0 0 1080 ${height}`, 'data-nodes': m.nodes.length, 'data-edges': m.edges.length });
   for (const e of m.edges) {
