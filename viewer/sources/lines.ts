@@ -19,7 +19,7 @@ export async function indexLines(
 ): Promise<ScanResult> {
   const fh = await open(path, 'r');
   const hash: Hash | undefined = opts.hash ? createHash('sha256') : undefined;
-  const CHUNK = 4 << 20;
+  const CHUNK = 1 << 20;
   let buf = Buffer.allocUnsafe(CHUNK);
   let carry = 0; // bytes at buf[0..carry) belong to a line that started in an earlier chunk
   let fileOff = 0; // file offset of buf[0]
@@ -40,11 +40,19 @@ export async function indexLines(
       const end = carry + bytesRead;
       let start = 0;
       let nl = buf.indexOf(10, carry);
+      let slice = performance.now();
       while (nl !== -1 && nl < end) {
         lineNo++;
         if (nl > start) addLine(store, buf, start, nl, fileOff + start, lineNo);
         start = nl + 1;
         nl = buf.indexOf(10, start);
+        // Give the server a turn every few milliseconds: the page must load while a big file indexes.
+        if ((lineNo & 63) === 0 && performance.now() - slice > 8) {
+          store.changed();
+          await new Promise((r) => setImmediate(r));
+          if (opts.stopped?.()) break;
+          slice = performance.now();
+        }
       }
       buf.copy(buf, 0, start, end);
       fileOff += start;
