@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, searchableTexts } from '../snapshots/filter.js';
 import { openSnapshot } from '../snapshots/index.js';
 import { parseQuery } from './query.js';
-import { Search } from './search.js';
+import { AbortedError, Search } from './search.js';
 import { indexLines } from './sources/lines.js';
 import { SnapshotSource } from './sources/snapshot.js';
 import { LineFile, Store } from './store.js';
@@ -118,6 +118,18 @@ describe('viewer search = the shared filter', () => {
     // a block or two whose trigrams all occur, not the whole snapshot (N rows)
     expect(store.linesRead - before).toBeLessThanOrEqual(2 * BLOCK_ROWS);
     expect(store.linesRead - before).toBeLessThan(N / 3);
+  });
+
+  it('stops scanning when the browser moves on, and resumes where it stopped', async () => {
+    const q = 'json:user.tier=basic "expand"';
+    const ac = new AbortController();
+    const pending = search.select(q, ac.signal);
+    ac.abort();
+    await expect(pending).rejects.toBeInstanceOf(AbortedError);
+    const read = store.linesRead;
+    expect(await got(q)).toEqual(expected(q));
+    // the second select read only what the first did not
+    expect(store.linesRead - read).toBeLessThan(N);
   });
 
   it('pages in both orders, and counts histograms, facets and the map over the selection', async () => {

@@ -27,6 +27,15 @@ interface Entry extends Selection {
   rawNeedles: string[];
   busy: Promise<void> | undefined;
   lastUsed: number;
+  /** Requests waiting for this selection; a scan nobody waits for any more pauses where it is. */
+  interest: number;
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('the request was abandoned');
+    this.name = 'AbortError';
+  }
 }
 
 /**
@@ -80,8 +89,12 @@ export class Search {
     return c.count > 0 ? c.minUs : undefined;
   }
 
-  /** Parses the query (usage errors say where), then brings its selection up to date. */
-  async select(q: string): Promise<Selection> {
+  /**
+   * Parses the query (usage errors say where), then brings its selection up to date. When
+   * `signal` aborts (the browser moved on), the scan stops at the next block unless someone
+   * else waits for the same query; what was scanned is kept for the next time.
+   */
+  async select(q: string, signal?: AbortSignal): Promise<Selection> {
     const query = parseQuery(q, this.baseUs());
     let e = this.cache.get(query.canonical);
     if (!e) {
@@ -95,7 +108,8 @@ export class Search {
         count: 0,
         scanned: 0,
         busy: undefined,
-        lastUsed: 0,
+        lastUsed: ++this.tick,
+        interest: 0,
       };
       this.cache.set(query.canonical, e);
       if (this.cache.size > 16) {
@@ -104,11 +118,28 @@ export class Search {
       }
     }
     e.lastUsed = ++this.tick;
-    while (e.scanned < this.store.count) {
-      if (!e.busy) e.busy = this.extend(e).finally(() => (e!.busy = undefined));
-      await e.busy;
+    const entry = e;
+    let counted = true;
+    const drop = () => {
+      if (counted) {
+        counted = false;
+        entry.interest--;
+      }
+    };
+    entry.interest++;
+    signal?.addEventListener('abort', drop, { once: true });
+    try {
+      while (entry.scanned < this.store.count) {
+        if (signal?.aborted) throw new AbortedError();
+        if (!entry.busy) entry.busy = this.extend(entry).finally(() => (entry.busy = undefined));
+        await entry.busy;
+      }
+      if (signal?.aborted) throw new AbortedError();
+      return entry;
+    } finally {
+      drop();
+      signal?.removeEventListener('abort', drop);
     }
-    return e;
   }
 
   private push(e: Entry, row: number): void {
@@ -157,6 +188,7 @@ export class Search {
         for (const h of hits) this.push(e, h);
       }
       e.scanned = blockEnd;
+      if (e.interest <= 0) return;
       if (Date.now() - started > 30) {
         await new Promise((r) => setImmediate(r));
         started = Date.now();
@@ -203,7 +235,7 @@ export class Search {
    * that facet's own terms, so the other values of a facet stay visible (and clickable) while one
    * of them is selected.
    */
-  async facets(q: string): Promise<Record<string, Record<string, number>>> {
+  async facets(q: string, signal?: AbortSignal): Promise<Record<string, Record<string, number>>> {
     const base = parseQuery(q, this.baseUs());
     const without = (key: string) =>
       base.terms
@@ -212,7 +244,7 @@ export class Search {
         .join(' ');
     const out: Record<string, Record<string, number>> = {};
     for (const key of ['dir', 'status', 'proto', 'method', 'service'] as const) {
-      out[key] = this.facetCounts(await this.select(without(key)))[key]!;
+      out[key] = this.facetCounts(await this.select(without(key), signal))[key]!;
     }
     return out;
   }

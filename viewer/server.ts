@@ -15,7 +15,7 @@ import { ErrorCodes, isRetapError, RetapError } from '../core/errors.js';
 import { logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
 import { routeOf } from '../snapshots/stats.js';
-import type { Search, Selection } from './search.js';
+import { AbortedError, type Search, type Selection } from './search.js';
 import type { TrafficSource } from './sources/types.js';
 import type { Store } from './store.js';
 
@@ -167,11 +167,17 @@ export async function startServer(opts: ViewerServerOptions): Promise<ViewerServ
 
   const api = async (req: IncomingMessage, res: ServerResponse, path: string, u: URL): Promise<void> => {
     const q = u.searchParams.get('q') ?? '';
+    // a browser that moved on (new query, closed tab) stops the scans it started
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const signal = gone.signal;
     switch (path) {
       case 'info':
         return json(res, 200, state());
       case 'rows': {
-        const sel = await search.select(q);
+        const sel = await search.select(q, signal);
         const offset = intParam(u, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
         const limit = intParam(u, 'limit', 100, 1, 1000);
         const order = u.searchParams.get('order') === 'desc' ? 'desc' : 'asc';
@@ -186,14 +192,14 @@ export async function startServer(opts: ViewerServerOptions): Promise<ViewerServ
         });
       }
       case 'histogram': {
-        const sel = await search.select(q);
+        const sel = await search.select(q, signal);
         const bins = intParam(u, 'bins', 120, 1, 2000);
         return json(res, 200, search.histogram(sel, bins, numParam(u, 'from'), numParam(u, 'to')));
       }
       case 'facets':
-        return json(res, 200, await search.facets(q));
+        return json(res, 200, await search.facets(q, signal));
       case 'map':
-        return json(res, 200, search.serviceMap(await search.select(q)));
+        return json(res, 200, search.serviceMap(await search.select(q, signal)));
       case 'exchange': {
         const n = intParam(u, 'n', 0, 0, Number.MAX_SAFE_INTEGER);
         if (n >= store.count) throw new HttpError(404, `no exchange ${n}`);
@@ -276,6 +282,7 @@ export async function startServer(opts: ViewerServerOptions): Promise<ViewerServ
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
+      if (e instanceof AbortedError) return;
       if (res.headersSent) {
         res.destroy();
         return;

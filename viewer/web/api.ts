@@ -85,10 +85,15 @@ async function answer<T>(r: Response): Promise<T> {
   return body;
 }
 
-export async function get<T>(path: string, params: Record<string, string | number | undefined> = {}): Promise<T> {
+export async function get<T>(path: string, params: Record<string, string | number | undefined> = {}, signal?: AbortSignal): Promise<T> {
   const u = new URL(`api/${path}`, document.baseURI);
   for (const [k, v] of Object.entries(params)) if (v !== undefined) u.searchParams.set(k, String(v));
-  return answer<T>(await fetch(u, { headers: { accept: 'application/json' } }));
+  return answer<T>(await fetch(u, { headers: { accept: 'application/json' }, ...(signal ? { signal } : {}) }));
+}
+
+/** True for the error a fetch throws when its AbortController fired (the page moved on). */
+export function isAbort(e: unknown): boolean {
+  return (e as { name?: string } | undefined)?.name === 'AbortError';
 }
 
 export async function post<T>(path: string, body: unknown): Promise<T> {

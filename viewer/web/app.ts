@@ -3,7 +3,7 @@
  * in the page URL, the virtualised list, the pair view, the service map, save-as-snapshot, and a
  * server-sent event stream for new rows and capture health.
  */
-import { ApiError, get, type Histogram, type MapAnswer, post, type RowsAnswer, type RowView, type State, type Term } from './api.js';
+import { ApiError, get, type Histogram, isAbort, type MapAnswer, post, type RowsAnswer, type RowView, type State, type Term } from './api.js';
 import { byId, clear, el } from './dom.js';
 import { count, isoUs, size } from './format.js';
 import { TrafficList } from './list.js';
@@ -60,6 +60,7 @@ function writeUrl(): void {
 }
 
 function showError(e: unknown): void {
+  if (isAbort(e)) return;
   const msg = e instanceof ApiError ? `${e.message}${e.hint ? ` — ${e.hint}` : ''}` : String((e as Error).message ?? e);
   errorEl.textContent = msg;
   errorEl.hidden = false;
@@ -81,25 +82,34 @@ async function apply(q: string): Promise<void> {
   statusEl.textContent = 'searching…';
   statusEl.dataset.count = '';
   writeUrl();
+  const mine = ++applied;
   try {
+    // the rows first (the count shows as soon as they come), then chips, timeline and map
     const a = await list.show(query, order());
     if (a.query !== query && document.activeElement !== qInput) qInput.value = query;
+    document.body.dataset.rows = String(Date.now());
     await Promise.all([refreshSide(), view === 'map' ? refreshMap() : Promise.resolve()]);
-    document.body.dataset.ready = String(Date.now());
+    if (mine === applied) document.body.dataset.ready = String(Date.now());
   } catch (e) {
     showError(e);
   }
 }
 
+let applied = 0;
+let side = new AbortController();
+
 async function refreshSide(): Promise<void> {
+  side.abort();
+  side = new AbortController();
+  const signal = side.signal;
   const noTime = terms.filter((t) => t.key !== 'from' && t.key !== 'to').map(termText).join(' ');
-  const [facets, hist] = await Promise.all([get<Record<string, Record<string, number>>>('facets', { q: query }), get<Histogram>('histogram', { q: noTime, bins: 160 })]);
+  const [facets, hist] = await Promise.all([get<Record<string, Record<string, number>>>('facets', { q: query }, signal), get<Histogram>('histogram', { q: noTime, bins: 160 }, signal)]);
   renderChips(facets);
   timeline.set(hist, range);
 }
 
 async function refreshMap(): Promise<void> {
-  renderMap(await get<MapAnswer>('map', { q: query }), (q) => {
+  renderMap(await get<MapAnswer>('map', { q: query }, side.signal), (q) => {
     setView('traffic');
     void apply(q);
   });

@@ -3,7 +3,7 @@
  * fetched from the server in pages as they scroll into view. Past ~8 million pixels of rows the
  * scrollbar maps proportionally onto the row range, so a million exchanges scroll like a thousand.
  */
-import { FLAG_GAP, FLAG_NO_RESPONSE, FLAG_REPLAY_ERROR, FLAG_REPLAY_FAIL, FLAG_TRUNCATED, get, type RowsAnswer, type RowView } from './api.js';
+import { FLAG_GAP, FLAG_NO_RESPONSE, FLAG_REPLAY_ERROR, FLAG_REPLAY_FAIL, FLAG_TRUNCATED, get, isAbort, type RowsAnswer, type RowView } from './api.js';
 import { byId, el } from './dom.js';
 import { duration, size, statusClass, time } from './format.js';
 
@@ -28,6 +28,8 @@ export class TrafficList {
   private pages = new Map<number, RowView[]>();
   private inflight = new Map<number, Promise<void>>();
   private epoch = 0;
+  /** Aborts the requests of the previous query/refresh: the server stops scanning for them. */
+  private abort = new AbortController();
   private pool: HTMLDivElement[] = [];
   private selected: number | undefined;
   private frame = 0;
@@ -42,8 +44,7 @@ export class TrafficList {
   async show(query: string, order: 'asc' | 'desc'): Promise<RowsAnswer> {
     this.query = query;
     this.order = order;
-    this.epoch++;
-    this.pages.clear();
+    this.newEpoch();
     this.inflight.clear();
     this.viewport.scrollTop = 0;
     const a = await this.fetchPage(0);
@@ -52,11 +53,17 @@ export class TrafficList {
 
   /** New rows arrived (live, or indexing): keep the position, refetch what is in view. */
   async refresh(): Promise<void> {
-    this.epoch++;
-    this.pages.clear();
-    this.inflight.clear();
+    this.newEpoch();
     await this.fetchPage(this.firstVisible() >= PAGE ? Math.floor(this.firstVisible() / PAGE) : 0);
     this.schedule();
+  }
+
+  private newEpoch(): void {
+    this.epoch++;
+    this.abort.abort();
+    this.abort = new AbortController();
+    this.pages.clear();
+    this.inflight.clear();
   }
 
   get total(): number {
@@ -65,7 +72,7 @@ export class TrafficList {
 
   private async fetchPage(p: number): Promise<RowsAnswer> {
     const epoch = this.epoch;
-    const a = await get<RowsAnswer>('rows', { q: this.query, offset: p * PAGE, limit: PAGE, order: this.order });
+    const a = await get<RowsAnswer>('rows', { q: this.query, offset: p * PAGE, limit: PAGE, order: this.order }, this.abort.signal);
     if (epoch !== this.epoch) return a;
     this.count = a.count;
     this.pages.set(p, a.rows);
@@ -79,7 +86,9 @@ export class TrafficList {
     if (this.pages.has(p) || this.inflight.has(p)) return;
     const job = this.fetchPage(p)
       .then(() => undefined)
-      .catch((e: Error) => this.opts.onError(e))
+      .catch((e: Error) => {
+        if (!isAbort(e)) this.opts.onError(e);
+      })
       .finally(() => this.inflight.delete(p));
     this.inflight.set(p, job);
   }
