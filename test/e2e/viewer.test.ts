@@ -197,14 +197,15 @@ describe.skipIf(noBrowserOrEbpf)('retap view over a real capture, in Chromium', 
     for (let n = 1; n <= 3; n++) expect((await request(orders.port, 'POST', '/orders', JSON.stringify({ user: `ann-${n}` }))).status).toBe(201);
     for (let n = 1; n <= 4; n++) expect((await request(orders.port, 'GET', `/missing/${n}`)).status).toBe(404);
     for (let n = 1; n <= 2; n++) expect((await request(orders.port, 'GET', `/fail/${n}`)).status).toBe(503);
+    expect((await request(orders.port, 'GET', '/logo.png')).status).toBe(200);
     await new Promise((r) => setTimeout(r, 300));
     const stats = await session.stop();
     const w = await createSnapshotWriter({ dir: join(work, 'orders'), name: 'orders', source: { host: 'e2e', service: 'orders', filters: { pids: [orders.proc.pid] } }, discoverTokens: true });
     for (const e of exchanges) await w.append(e);
     manifest = await w.finish({ counters: captureCounters(stats) });
     snapPath = w.path;
-    // 21 answered requests, 12 gRPC calls and 12 HTTP calls made while answering
-    expect(manifest.counts.byDirection).toEqual({ inbound: 21, outbound: 24 });
+    // 22 answered requests, 12 gRPC calls and 12 HTTP calls made while answering
+    expect(manifest.counts.byDirection).toEqual({ inbound: 22, outbound: 24 });
     expect(manifest.counts.byProtocol.grpc).toBe(12);
 
     v = await view([snapPath]);
@@ -322,6 +323,26 @@ describe.skipIf(noBrowserOrEbpf)('retap view over a real capture, in Chromium', 
     await page.click('button[data-toggle="pretty"]');
     expect(await page.textContent('pre.json-raw')).toBe(body);
     await page.click('button[data-toggle="pretty"]');
+  });
+
+  it('the pair view decodes JWTs and shows images', async () => {
+    expect(await typeQuery(page, 'dir:inbound method:POST')).toBe(3);
+    await page.click('#rows .row:not([hidden]):not([data-n=""])');
+    await page.click('button[data-tab="response"]');
+    await page.waitForSelector('pre.jwt');
+    const jwt = await page.textContent('pre.jwt');
+    expect(jwt).toContain('"alg": "HS256"');
+    expect(jwt).toMatch(/"sub": "ann-\d"/);
+    expect(jwt).toContain('"scope": "orders"');
+    await shot(page, '6b-pair-jwt');
+    expect(await typeQuery(page, 'url:/logo.png')).toBe(1);
+    await page.click('#rows .row:not([hidden]):not([data-n=""])');
+    await page.click('button[data-tab="response"]');
+    const img = page.locator('img.preview');
+    await img.waitFor();
+    // the browser decoded the captured bytes: a 2×2 image
+    expect(await img.evaluate((e) => [(e as unknown as { naturalWidth: number }).naturalWidth, (e as unknown as { naturalHeight: number }).naturalHeight])).toEqual([2, 2]);
+    await shot(page, '6c-pair-image');
   });
 
   it('the service map has the callers, the service and its dependencies; an edge filters', async () => {
