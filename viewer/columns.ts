@@ -4,7 +4,7 @@
  * offset and length), so the whole exchange is read and parsed only when it is shown or a filter
  * needs more than the summary. About 90 bytes a row plus the target text.
  */
-import { type ExchangeSummary, hostOfStored, serviceOfStored } from '../snapshots/filter.js';
+import { type ExchangeSummary, hostOfStored, serviceOfStored } from '../snapshots/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: schema-checked stored exchange
 type Stored = any;

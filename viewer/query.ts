@@ -12,7 +12,7 @@
  * text terms, each of which must occur somewhere in the exchange.
  */
 import { type RetapError, usageError } from '../core/errors.js';
-import { compileFilterParts, type FilterSpec, parseJsonPath, parseTimeUs } from '../snapshots/filter.js';
+import { compileFilterParts, type FilterSpec, parseJsonPath, parseTimeUs } from '../snapshots/index.js';
 
 export interface Term {
   /** Canonical key (`status`, `text`…). */

@@ -5,7 +5,7 @@
  * over the columns; conditions on contents read only the candidate rows' lines, after the text
  * index ruled out the blocks that cannot match.
  */
-import { type CompiledFilter, compileFilterParts } from '../snapshots/filter.js';
+import { type CompiledFilter, compileFilterParts } from '../snapshots/index.js';
 import { DIR_OUTBOUND, FLAG_NO_RESPONSE, NO_GRPC, type RowView } from './columns.js';
 import { type ParsedQuery, parseQuery } from './query.js';
 import type { Store } from './store.js';

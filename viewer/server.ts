@@ -7,14 +7,14 @@
  * style, font or image is ever loaded from the network.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCodes, isRetapError, RetapError } from '../core/errors.js';
 import { logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
-import { routeOf } from '../snapshots/stats.js';
+import { routeOf } from '../snapshots/index.js';
 import { AbortedError, type Search, type Selection } from './search.js';
 import type { TrafficSource } from './sources/types.js';
 import type { Store } from './store.js';
@@ -72,7 +72,9 @@ export function loadAssets(): Map<string, Asset> {
     }
   };
   must(staticDir, ['index.html', 'viewer.css'], 'page');
-  must(webDir, ['app.js', 'api.js', 'dom.js', 'list.js', 'pair.js', 'map.js', 'timeline.js', 'format.js'], 'script');
+  must(webDir, ['app.js'], 'script');
+  // every module app.js imports (tsconfig.web.json compiles viewer/web/*.ts there)
+  must(webDir, readdirSync(webDir).filter((n) => n.endsWith('.js') && n !== 'app.js'), 'script');
   return assets;
 }
 

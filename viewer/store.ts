@@ -4,7 +4,7 @@
  * exchanges. Lines are read back by byte offset when shown or filtered on their contents.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import { searchableTexts } from '../snapshots/filter.js';
+import { searchableTexts } from '../snapshots/index.js';
 import { Columns } from './columns.js';
 import { TextIndex } from './text-index.js';
 

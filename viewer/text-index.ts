@@ -6,7 +6,7 @@
  * the very strings the filter searches. False positives cost a read, never a wrong answer.
  * Memory: BLOCK_BITS / 8 bytes per BLOCK_ROWS rows (16 KiB per 512 rows: 32 MiB for 1M).
  */
-import { foldText } from '../snapshots/filter.js';
+import { foldText } from '../snapshots/index.js';
 
 export const BLOCK_ROWS = 512;
 const BLOCK_BITS = 1 << 17;

@@ -11,8 +11,7 @@ import { type Cgroup, createCgroup, spawnInCgroup } from '../../capture/cgroup.j
 import { type CaptureOptions, CaptureSession, type CaptureStats, captureCounters } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
-import { fromStored, toStored } from '../../snapshots/format.js';
-import { createRedactor, createSnapshotWriter, type Redactor, snapshotRoot } from '../../snapshots/index.js';
+import { createRedactor, createSnapshotWriter, fromStored, type Redactor, snapshotRoot, toStored } from '../../snapshots/index.js';
 import type { Store } from '../store.js';
 import { Spool } from './spool.js';
 import type { SaveRequest, SaveResult, SourceHealth, SourceInfo, TrafficSource } from './types.js';

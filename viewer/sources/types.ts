@@ -8,7 +8,7 @@
  * exchanges: it appends the lines it receives to a spool like the live source does and reports
  * health per node (`SourceHealth.nodes`).
  */
-import type { FilterSpec } from '../../snapshots/filter.js';
+import type { FilterSpec } from '../../snapshots/index.js';
 import type { Store } from '../store.js';
 
 export type SourceKind = 'snapshot' | 'results' | 'live' | 'k8s';
