@@ -243,8 +243,13 @@ export class Search {
         .map((t) => t.raw)
         .join(' ');
     const out: Record<string, Record<string, number>> = {};
+    // keys the query does not name share one selection: count it once
+    const counted = new Map<Selection, Record<string, Record<string, number>>>();
     for (const key of ['dir', 'status', 'proto', 'method', 'service'] as const) {
-      out[key] = this.facetCounts(await this.select(without(key), signal))[key]!;
+      const sel = await this.select(without(key), signal);
+      let counts = counted.get(sel);
+      if (!counts) counted.set(sel, (counts = this.facetCounts(sel)));
+      out[key] = counts[key]!;
     }
     return out;
   }

@@ -200,12 +200,16 @@ function renderState(s: State): void {
 }
 
 let lastCount = -1;
+let lastDone = false;
 let refreshing = false;
 let refreshAgain = false;
 async function onState(s: State): Promise<void> {
   state = s;
   renderState(s);
-  if (s.count === lastCount) return;
+  // new rows, or the loading just finished (the last redraw may have been skipped)
+  const finished = s.health.done && !lastDone;
+  lastDone = s.health.done;
+  if (s.count === lastCount && !finished) return;
   lastCount = s.count;
   if (refreshing) {
     refreshAgain = true;
@@ -215,9 +219,17 @@ async function onState(s: State): Promise<void> {
   try {
     do {
       refreshAgain = false;
+      const started = performance.now();
       await list.refresh();
-      await refreshSide();
-      if (view === 'map') await refreshMap();
+      // chips, timeline and map count every row: while rows pour in (a big file indexing, a busy
+      // live capture) redraw them at most every two seconds, so the server's time goes to indexing
+      if (performance.now() - lastSide > 2000 || state?.health.done) {
+        lastSide = performance.now();
+        await refreshSide();
+        if (view === 'map') await refreshMap();
+      }
+      // and the list at most once a second
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - started))));
     } while (refreshAgain);
   } catch (e) {
     showError(e);
@@ -225,6 +237,7 @@ async function onState(s: State): Promise<void> {
     refreshing = false;
   }
 }
+let lastSide = 0;
 
 async function save(ev: Event): Promise<void> {
   ev.preventDefault();
