@@ -47,27 +47,6 @@ export interface CaptureStats extends TableStats {
   lost: { ringbufRecords: number; userBatches: number; gapBytes: number };
 }
 
-/** The capture figures a snapshot manifest records as `counters`. */
-export function captureCounters(s: CaptureStats): Record<string, number> {
-  return {
-    kernelEvents: s.kernel.events,
-    kernelBytes: s.kernel.bytes,
-    ringbufDrops: s.kernel.ringbufDrops,
-    userBatchDrops: s.kernel.userDrops,
-    truncations: s.kernel.truncations,
-    sendfileCalls: s.kernel.sendfileCalls,
-    mmsgCalls: s.kernel.mmsgCalls,
-    connections: s.connections,
-    tlsConnections: s.tlsConnections,
-    unknownConnections: s.unknownConnections,
-    unknownBytes: s.unknownBytes,
-    gapBytes: s.gapBytes,
-    ciphertextBytes: s.ciphertextBytes,
-    tlsUnboundDropped: s.tlsUnboundDropped,
-    malformedBytes: s.malformedBytes,
-  };
-}
-
 export class CaptureSession {
   private native: NativeCapture;
   private table: ConnectionTable;

@@ -13,10 +13,10 @@ import { tooLarge } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { type DriverHooks, drive, HOP_BY_HOP, toWorkerItem } from './driver.js';
+import { bodyToSend, type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
-import type { WorkerOutput, WorkerSpec } from './spec.js';
+import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
 
 interface MockHandle {
   stats(): { calls: number; matched: number; misses: MockMiss[] };
@@ -54,6 +54,7 @@ function tokenHooks(
   rules: ReplayRules,
   inbound: Map<string, Exchange>,
   warnings: RunWarning[],
+  mode: ConnectionMode,
 ): { hooks: DriverHooks; finish(): void } {
   const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const hooks: DriverHooks = {
@@ -64,8 +65,9 @@ function tokenHooks(
       return {
         method: request.method,
         target: request.target,
-        headers: request.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())),
-        body: request.body.data,
+        headers: sendableHeaders(request.headers, mode),
+        body: bodyToSend(request.body, request.headers),
+        version: req.version,
       };
     },
     observe(item, _sent, answer) {
@@ -127,7 +129,7 @@ async function main(specPath: string): Promise<void> {
     });
     await waitReady(build, buildOpts);
     phase = 'replay';
-    const tokens = tokenHooks(rules, inbound, warnings);
+    const tokens = tokenHooks(rules, inbound, warnings, spec.driver.connections ?? 'recorded');
     const hooks: DriverHooks = {
       prepare: (item, req) => {
         mocks?.setDuring(item.id);
@@ -139,7 +141,7 @@ async function main(specPath: string): Promise<void> {
     const driven = await drive(
       `http://127.0.0.1:${spec.build.port}`,
       spec.items,
-      spec.sessions,
+      spec.lanes,
       spec.driver,
       hooks,
       (p) => {

@@ -18,7 +18,8 @@ const seconds = (msValue: number | undefined): number =>
 
 export function renderJunit(v: Verdict): string {
   const builder = junit.newBuilder();
-  builder.name(`retap ${v.snapshot.name} v${v.snapshot.version}: ${STATUS_TITLE[v.status]}`);
+  const what = v.snapshot.name ? ` ${v.snapshot.name} v${v.snapshot.version}` : '';
+  builder.name(`retap${what}: ${STATUS_TITLE[v.status]}`);
   const stamp = new Date(v.createdAt);
 
   for (const route of v.routes) {

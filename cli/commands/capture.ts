@@ -1,12 +1,9 @@
-import { constants, hostname } from 'node:os';
-
-const osSignals = constants.signals as Record<string, number>;
-
+import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { type Cgroup, cgroupId, createCgroup, resolveCgroup, spawnInCgroup } from '../../capture/cgroup.js';
-import { CaptureSession, type CaptureStats, captureCounters } from '../../capture/session.js';
-import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
-import type { Exchange } from '../../core/exchange.js';
+import { cgroupId, resolveCgroup } from '../../capture/cgroup.js';
+import { recordUntil } from '../../capture/record.js';
+import type { CaptureStats } from '../../capture/session.js';
+import { ExitCodes, usageError } from '../../core/errors.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import { many, parse, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -186,7 +183,7 @@ export interface CaptureResult {
   commandExit?: number;
 }
 
-/** Capture until a stop condition, then write the snapshot. Shared with `retap demo`. */
+/** Capture until a stop condition, then write the snapshot. */
 export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult> {
   const writer = await createSnapshotWriter({
     dir: run.out,
@@ -201,125 +198,53 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     discoverTokens: run.discover !== false,
     ...(run.redact ? {} : { redaction: false as const }),
   });
-  let cgroup: Cgroup | undefined;
-  let session: CaptureSession | undefined;
   const progress = run.progress ? new Progress('capture') : undefined;
-  let inbound = 0;
-  let outbound = 0;
-  let writeError: unknown;
-  let writing: Promise<void> = Promise.resolve();
-  const onExchange = (ex: Exchange): void => {
-    if (ex.direction === 'inbound') inbound++;
-    else outbound++;
-    writing = writing.then(() => writer.append(ex)).catch((e) => void (writeError ??= e));
-  };
-  const stopSignals: Array<() => void> = [];
   try {
-    session = CaptureSession.start(
+    const r = await recordUntil(
       {
         pids: run.pids,
         cgroupIds: run.cgroupIds,
         ports: run.ports,
         all: run.all,
         tls: run.tls,
+        command: run.command,
         ...(run.service ? { service: run.service } : {}),
         ...(run.perCallCapBytes !== undefined ? { perCallCapBytes: run.perCallCapBytes } : {}),
         ...(run.ringBufferBytes !== undefined ? { ringBufferBytes: run.ringBufferBytes } : {}),
       },
-      onExchange,
+      writer,
+      run.until,
+      {
+        signals: true,
+        durationMs: run.durationMs,
+        ...(run.onReady
+          ? { onReady: ({ commandPid }) => run.onReady?.(commandPid === undefined ? {} : { commandPid }) }
+          : {}),
+        ...(progress
+          ? {
+              onProgress: ({ inbound, outbound, stats: s }) =>
+                progress.update(
+                  `${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`,
+                ),
+            }
+          : {}),
+      },
     );
-    const waits: Array<Promise<unknown>> = [];
-    let commandExit: number | undefined;
-    let commandPid: number | undefined;
-    let exited: Promise<void> = Promise.resolve();
-    if (run.command.length) {
-      cgroup = createCgroup(`capture-${process.pid}-${Date.now().toString(36)}`);
-      session.addCgroup(cgroup.id);
-      const child = spawnInCgroup(cgroup.dir, run.command);
-      commandPid = child.pid;
-      exited = new Promise<void>((resolve, reject) => {
-        child.on('error', (e) =>
-          reject(
-            new RetapError(ErrorCodes.USAGE, `cannot start ${run.command[0]}: ${e.message}`, { cause: e }),
-          ),
-        );
-        child.on('exit', (code, signal) => {
-          commandExit = code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0);
-          resolve();
-        });
-      });
-      waits.push(exited);
-    }
-    waits.push(
-      new Promise<void>((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-          const h = (): void => resolve();
-          process.once(sig, h);
-          stopSignals.push(() => process.off(sig, h));
-        }
-      }),
-    );
-    if (run.durationMs !== undefined) waits.push(new Promise((r) => setTimeout(r, run.durationMs).unref()));
-    if (run.until) waits.push(run.until);
-    await run.onReady?.(commandPid === undefined ? {} : { commandPid });
-    const ticker = progress
-      ? setInterval(() => {
-          const s = session!.stats();
-          progress.update(
-            `${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`,
-          );
-        }, 250)
-      : undefined;
-    await Promise.race(waits);
-    if (ticker) clearInterval(ticker);
-    if (cgroup && commandExit === undefined) {
-      // Stopped by signal or duration: let the command shut down (its goodbyes are captured too).
-      commandExit = await terminate(cgroup, exited, () => commandExit);
-    }
-    // The last answers may still be in flight in the ring buffer: stop() drains it.
-    const stats = await session.stop();
     progress?.done();
-    cgroup?.destroy();
-    await writing;
-    if (writeError) throw writeError;
-    const manifest = await writer.finish({ counters: captureCounters(stats) });
-    void manifest;
+    await writer.finish({ counters: r.counters });
     return {
       path: writer.path,
-      exchanges: inbound + outbound,
-      inbound,
-      outbound,
-      stats,
-      ...(commandExit !== undefined ? { commandExit } : {}),
+      exchanges: r.inbound + r.outbound,
+      inbound: r.inbound,
+      outbound: r.outbound,
+      stats: r.stats,
+      ...(r.commandExit !== undefined ? { commandExit: r.commandExit } : {}),
     };
   } catch (e) {
     progress?.done();
-    await session?.stop().catch(() => undefined);
-    cgroup?.destroy();
     await writer.abort().catch(() => undefined);
     throw e;
-  } finally {
-    for (const off of stopSignals) off();
   }
-}
-
-/** SIGTERM everything in the group, wait up to 3 s, then the cgroup is killed by destroy(). */
-async function terminate(
-  cgroup: Cgroup,
-  exited: Promise<void>,
-  code: () => number | undefined,
-): Promise<number | undefined> {
-  for (const pid of cgroup.pids()) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  }
-  await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
-  const c = code();
-  // A command ended by our own SIGTERM stopped as asked: not a failure.
-  return c === 128 + 15 ? 0 : c;
 }
 
 function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import { replay } from '../../runner/replay.js';
-import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 
@@ -25,7 +25,12 @@ Baseline and noise:
   --baseline-port P      given) for a three-way comparison
 
 Driver:
-  --concurrency N        sessions at once (default 1; requests of a session keep their order)
+  --concurrency N        lanes at once (default 1; requests of a lane keep their recorded order)
+  --connections MODE     recorded (default): requests recorded on one connection go out on one
+                         connection, in order, closed where the recording closed it; a lane joins
+                         the connections and login sessions that share requests. pooled: shared
+                         keep-alive connections (faster, but a server sees other connections than
+                         it did when recorded)
   --rate R               at most R requests per second
   --speed X              keep the recorded pacing, X times faster (e.g. 1, 2, 10)
   --timeout D            per-request timeout (default 10s); retries are off
@@ -55,6 +60,7 @@ interface Flags {
   speed?: string;
   timeout?: string;
   client?: string;
+  connections?: string;
   'mock-miss'?: string;
   out?: string;
   json?: boolean;
@@ -89,6 +95,7 @@ async function run(argv: string[]): Promise<number> {
       speed: { type: 'string' },
       timeout: { type: 'string' },
       client: { type: 'string' },
+      connections: { type: 'string' },
       'mock-miss': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -116,6 +123,7 @@ async function run(argv: string[]): Promise<number> {
   if (speed !== undefined && !(speed > 0))
     throw usageError(`--speed ${f.speed}: expected a positive factor such as 1 or 2x`);
   const client = parseClient(f.client);
+  const connections = parseConnections(f.connections);
   const rate = f.rate === undefined ? undefined : Number(f.rate);
   if (rate !== undefined && !(rate > 0))
     throw usageError(`--rate ${f.rate}: expected requests per second > 0`);
@@ -146,6 +154,7 @@ async function run(argv: string[]): Promise<number> {
         speed,
         timeoutMs: f.timeout ? parseDuration(f.timeout, '--timeout') : 10_000,
         client,
+        connections,
       },
       miss,
       onProgress: (label, done, total, errors) =>
@@ -166,6 +175,7 @@ async function run(argv: string[]): Promise<number> {
               captured: r.items.filter((i) => i.live).length,
               mocks: { calls: r.mocks.calls, matched: r.mocks.matched, misses: r.mocks.misses.length },
               warnings: r.warnings.length,
+              connections: r.connections,
               error: r.error,
             })),
             ...(outcome.error ? { error: outcome.error } : {}),
@@ -181,6 +191,11 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(
           `retap replay: ${r.label}: ${answered}/${r.items.length} answered, ${captured} captured at the build's socket, mocks ${r.mocks.matched}/${r.mocks.calls} matched${r.mocks.misses.length ? ` (${r.mocks.misses.length} misses)` : ''}, ${r.warnings.length} warnings (${(r.durationMs / 1000).toFixed(1)} s)\n`,
         );
+        const reopened = r.connections?.reopened ?? 0;
+        if (reopened)
+          process.stdout.write(
+            `retap replay: ${r.label}: ${reopened} request(s) went out on a new connection because the build closed one the recording kept open (warnings: connection-reopened)\n`,
+          );
       }
       process.stdout.write(`retap replay: results → ${path} (next: retap report ${path})\n`);
     }

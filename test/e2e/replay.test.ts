@@ -210,6 +210,13 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     expect(body(2)).toContain('404');
     // the same answers, seen by capture at the build
     expect(items.map((i) => i.live?.response?.status)).toEqual([200, 200, 404, 200]);
+    // the snapshot has all four on one keep-alive connection; this build closes after each
+    // answer, so each later request needed a new connection: said and counted, not hidden
+    const results = await readResults(out);
+    expect(results.runs[0]!.connections).toEqual({ mode: 'recorded', opened: 4, reopened: 3 });
+    const reopened = results.runs[0]!.warnings.filter((w) => w.code === 'connection-reopened');
+    expect(reopened.map((w) => w.item)).toEqual(items.slice(1).map((i) => i.id));
+    expect(reopened[0]!.message).toMatch(/HTTP\/1\.0 without keep-alive|closed/);
     await expectNothingLeft(await namespaceOf(out));
   });
 

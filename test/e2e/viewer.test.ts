@@ -16,7 +16,8 @@ import { join, resolve } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedResults } from '../../assertions/testing/fixtures.js';
-import { CaptureSession, captureCounters } from '../../capture/session.js';
+import { countersOf } from '../../capture/record.js';
+import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { compileFilter, createSnapshotWriter, type Manifest, openSnapshot, validateSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
@@ -202,7 +203,7 @@ describe.skipIf(noBrowserOrEbpf)('retap view over a real capture, in Chromium', 
     const stats = await session.stop();
     const w = await createSnapshotWriter({ dir: join(work, 'orders'), name: 'orders', source: { host: 'e2e', service: 'orders', filters: { pids: [orders.proc.pid] } }, discoverTokens: true });
     for (const e of exchanges) await w.append(e);
-    manifest = await w.finish({ counters: captureCounters(stats) });
+    manifest = await w.finish({ counters: countersOf(stats) });
     snapPath = w.path;
     // 22 answered requests, 12 gRPC calls and 12 HTTP calls made while answering
     expect(manifest.counts.byDirection).toEqual({ inbound: 22, outbound: 24 });

@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { type Cgroup, createCgroup, spawnInCgroup } from '../../capture/cgroup.js';
-import { type CaptureOptions, CaptureSession, type CaptureStats, captureCounters } from '../../capture/session.js';
+import { countersOf } from '../../capture/record.js';
+import { type CaptureOptions, CaptureSession, type CaptureStats } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
 import { createRedactor, createSnapshotWriter, fromStored, type Redactor, snapshotRoot, toStored } from '../../snapshots/index.js';
@@ -169,7 +170,7 @@ export class LiveSource implements TrafficSource {
       }
       const s = this.stats();
       const m = await w.finish({
-        counters: s ? captureCounters(s) : {},
+        counters: s ? countersOf(s) : {},
         notes: [`selected in retap view from a live capture: ${req.query || '(everything)'}`],
       });
       return { path: w.path, name: m.name, version: m.version, hash: m.hash, written };
