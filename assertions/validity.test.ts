@@ -94,7 +94,7 @@ describe('validity: the reference must reproduce the recording before the candid
     expect(causesOf(v, 'GET /notes/{id}')[0]).toBe('credential');
     const evidence = evidenceOf(v, 'GET /notes/{id}');
     expect(evidence).toMatch(/40 answers 401 ×40 where the recording had 200 ×40/);
-    expect(evidence).toMatch(/Authorization: Session …/);
+    expect(evidence).toMatch(/authorization: Session …/i);
     expect(evidence).toMatch(
       /handed out by POST \/login \(token session-0, session, at jsonpath:\$\.session\)/,
     );
@@ -114,6 +114,52 @@ describe('validity: the reference must reproduce the recording before the candid
     expect(causesOf(v, 'GET /notes/{id}')).toEqual(['credential']);
     expect(evidenceOf(v, 'GET /notes/{id}')).toMatch(/--secrets FILE.*derived/s);
     expect(evidenceOf(v, 'GET /notes/{id}')).toMatch(/redaction placeholder/);
+  });
+
+  it('a derived credential: the session is carried, a proof over the request is not', () => {
+    const cases = notesCases(3, (role, s, k) =>
+      role === 'recorded' || k > 0
+        ? ok(s, k)
+        : { status: 200, body: note(s, k), calls: ['GET directory /users/ana'] },
+    );
+    for (let s = 0; s < 3; s++)
+      cases.push({
+        id: `s${s}#share`,
+        route: 'POST /notes/{id}/share',
+        method: 'POST',
+        target: `/notes/n${s}-0/share`,
+        session: `s${s}`,
+        requestHeaders: [
+          ['authorization', 'Session REDACTED-0123456789abcdef'],
+          ['x-proof', '9f2c41d0e7b5a3c8f1e6d2b4a7c9e0f3d5b8a1c4e7f0a3d6b9c2e5f8a1d4b7c0'],
+        ],
+        requestBody: '{"with":"team"}',
+        recorded: { status: 200, body: { link: '/s/1' } },
+        candidate: { status: 401, body: { error: 'bad proof' } },
+        baseline: { status: 401, body: { error: 'bad proof' } },
+      });
+    const v = evaluate(buildResults(cases, { baselineRuns: 1 }), { ...defaultConfig(), tokens });
+    expect(notReproduced(v)).toEqual(['POST /notes/{id}/share']);
+    const evidence = evidenceOf(v, 'POST /notes/{id}/share');
+    expect(evidence).toMatch(/sends authorization: Session … \(a redaction placeholder\), x-proof: …/);
+    expect(evidence).toMatch(
+      /the session itself was carried: 15 other requests of the same sessions answered as recorded .*retap cannot recompute it/,
+    );
+  });
+
+  it('a login refused because its password was redacted: names the placeholder in the body and --secrets', () => {
+    const results = buildResults(
+      notesCases(2, (role, s, k) => (role === 'recorded' ? ok(s, k) : { status: 401, body: {} })).map((c) =>
+        c.route === 'POST /login'
+          ? { ...c, candidate: { status: 401, body: {} }, baseline: { status: 401, body: {} } }
+          : c,
+      ),
+      { baselineRuns: 1 },
+    );
+    const v = evaluate(results);
+    expect(evidenceOf(v, 'POST /login')).toMatch(
+      /POST \/login carried a redaction placeholder in its body where the client sent a secret .*--secrets FILE/,
+    );
   });
 
   it('mocks >= 100% counts against the recorded calls: 0 of 40 made is a failure, not a vacuous pass', () => {
@@ -220,7 +266,7 @@ describe('validity: the reference must reproduce the recording before the candid
     expect(notReproduced(v)).toEqual(['GET /notes']);
     expect(causesOf(v, 'GET /notes')).toEqual(['connection']);
     expect(evidenceOf(v, 'GET /notes')).toMatch(
-      /POST \/notes\/n0\/attachments \(2048 bytes\) then GET \/notes → 501.*--connections recorded/s,
+      /POST \/notes\/n0\/attachments \(2048 bytes\), later GET \/notes → 501.*--connections recorded/s,
     );
   });
 

@@ -88,23 +88,39 @@ const tally = (xs: Array<[string, number]>, max = 4): string =>
     .map(([k, n]) => `${k} ×${n}`)
     .join(', ') + (xs.length > max ? `, … (${xs.length - max} more)` : '');
 
-/** A credential a request presents, described without its value. */
-function credentialOf(item: RunItem | undefined, rec: RecordedItem): string | undefined {
+const PLACEHOLDER = /REDACTED-[0-9a-f]{8,}/;
+
+/** The credentials a request presents, described without their values. */
+function credentialsOf(item: RunItem | undefined, rec: RecordedItem): string[] {
   const headers = item?.client.headers?.length ? item.client.headers : rec.exchange.request.headers;
-  const placeholder = (v: string): string =>
-    /REDACTED-[0-9a-f]{8,}/.test(v) ? ' (a redaction placeholder)' : '';
-  const auth = headerValue(headers, 'authorization');
-  if (auth !== undefined) {
-    const scheme = /^(\S+)\s/.exec(auth)?.[1];
-    return `Authorization: ${scheme ? `${scheme} …` : '…'}${placeholder(auth)}`;
-  }
+  const mark = (v: string): string => (PLACEHOLDER.test(v) ? ' (a redaction placeholder)' : '');
+  const out: string[] = [];
   for (const [name, v] of headers) {
     const n = name.toLowerCase();
-    if (n === 'cookie') return `Cookie: …${placeholder(v)}`;
-    if (/(token|api[-_]?key|session|auth|signature)/.test(n)) return `${name}: …${placeholder(v)}`;
+    if (n === 'authorization' || n === 'proxy-authorization') {
+      const scheme = /^(\S+)\s/.exec(v)?.[1];
+      out.push(`${name}: ${scheme ? `${scheme} …` : '…'}${mark(v)}`);
+    } else if (n === 'cookie') out.push(`Cookie: …${mark(v)}`);
+    else if (/(token|api[-_]?key|session|auth|signature|proof|secret|csrf|xsrf)/.test(n))
+      out.push(`${name}: …${mark(v)}`);
+  }
+  return out;
+}
+
+/** Where the recorded request carried a redaction placeholder besides its headers. */
+function placeholderInRequest(rec: RecordedItem): string | undefined {
+  if (PLACEHOLDER.test(rec.exchange.request.target)) return 'its target';
+  const b = rec.exchange.request.body;
+  try {
+    if (PLACEHOLDER.test(new TextDecoder().decode(b.decoded ?? b.data))) return 'its body';
+  } catch {
+    /* not text */
   }
   return undefined;
 }
+
+/** Token kinds that are not credentials (created ids carried into paths). */
+const NOT_CREDENTIALS = new Set(['id']);
 
 interface Context {
   recorded: RecordedItem[];
@@ -112,12 +128,8 @@ interface Context {
   tokenOrigins: Map<string, TokenHint[]>;
   skipped: Map<string, { call: string; reason: string; item: RecordedItem }[]>;
   noBaseline: boolean;
-}
-
-function previousInSession(ctx: Context, rec: RecordedItem): RecordedItem | undefined {
-  const list = ctx.bySession.get(rec.session) ?? [];
-  const i = list.indexOf(rec);
-  return i > 0 ? list[i - 1] : undefined;
+  /** Every observation of the reference, all routes. */
+  all: Observation[];
 }
 
 function earlierInSession(ctx: Context, rec: RecordedItem): RecordedItem[] {
@@ -214,28 +226,52 @@ function diagnose(route: string, obs: Observation[], ctx: Context, unreachable: 
       `${plural(refused.length, 'answer')} ${tally(countBy(refused, (o) => String(o.status)))} where the recording had ${tally(countBy(refused, (o) => String(o.recordedStatus)))}`,
     ];
     const first = refused[0] as Observation;
-    const cred = credentialOf(first.item, first.rec);
-    if (cred)
-      evidence.push(
-        `they present a credential, e.g. ${first.rec.exchange.request.method} ${first.rec.exchange.request.target} sends ${cred}`,
+    const req = `${first.rec.exchange.request.method} ${first.rec.exchange.request.target}`;
+    const creds = credentialsOf(first.item, first.rec);
+    const inRequest = placeholderInRequest(first.rec);
+    if (creds.length > 0) evidence.push(`they present credentials, e.g. ${req} sends ${creds.join(', ')}`);
+    const credentialToken = (r: RecordedItem): TokenHint | undefined =>
+      [...(ctx.tokenOrigins.get(r.exchange.id) ?? []), ...(ctx.tokenOrigins.get(r.id) ?? [])].find(
+        (t) => !NOT_CREDENTIALS.has(t.kind ?? ''),
       );
-    const issuer = earlierInSession(ctx, first.rec).find(
-      (r) => ctx.tokenOrigins.has(r.exchange.id) || ctx.tokenOrigins.has(r.id),
+    const issuer = earlierInSession(ctx, first.rec).find((r) => credentialToken(r) !== undefined);
+    // other requests of the same sessions answered as recorded: the session itself was carried
+    const sessions = new Set(refused.map((o) => `${o.run.label}\t${o.rec.session}`));
+    const carried = ctx.all.filter(
+      (o) =>
+        !o.changed &&
+        o.rec.route !== route &&
+        sessions.has(`${o.run.label}\t${o.rec.session}`) &&
+        credentialsOf(o.item, o.rec).length > 0,
     );
-    if (issuer) {
-      const t = (ctx.tokenOrigins.get(issuer.exchange.id) ?? ctx.tokenOrigins.get(issuer.id) ?? [])[0];
+    if (inRequest)
       evidence.push(
-        `the session's credential is handed out by ${issuer.route}${t ? ` (token ${t.id}${t.kind ? `, ${t.kind}` : ''}, at ${t.origin?.where ?? '?'})` : ''}; later requests did not carry the live value`,
+        `${req} carried a redaction placeholder in ${inRequest} where the client sent a secret (a password, a key): give its value at replay with --secrets FILE`,
       );
-    } else if (cred) {
+    else if (carried.length === 0 && !issuer && creds.some((c) => c.includes('placeholder')))
+      evidence.push(
+        'the request carried a redaction placeholder instead of the credential: give the value with --secrets FILE',
+      );
+    if (issuer) {
+      const t = credentialToken(issuer) as TokenHint;
+      evidence.push(
+        `the session's credential is handed out by ${issuer.route} (token ${t.id}${t.kind ? `, ${t.kind}` : ''}, at ${t.origin?.where ?? '?'})`,
+      );
+    }
+    if (carried.length > 0) {
+      const c = carried[0] as Observation;
+      evidence.push(
+        `the session itself was carried: ${plural(carried.length, 'other request')} of the same sessions answered as recorded (e.g. ${c.rec.route} → ${c.status}); these requests present something more that the client derives (a signature or proof over the request or the session) and no answer hands out: retap cannot recompute it`,
+      );
+    } else if (issuer) {
+      evidence.push(
+        'later requests of those sessions did not carry the live value (check tokens.yaml and the transform rules)',
+      );
+    } else if (creds.length > 0 && !inRequest) {
       evidence.push(
         'no token chain from an earlier answer was discovered for it (tokens.yaml): if the client held this credential before the recording, give its value at replay with --secrets FILE; if it is derived (a signature, a hash of the session), retap cannot recompute it',
       );
     }
-    if (/placeholder/.test(cred ?? ''))
-      evidence.push(
-        'the request carried a redaction placeholder instead of the credential: give the value with --secrets FILE',
-      );
     for (const o of refused) explained.add(o);
     add(
       'credential',
@@ -249,16 +285,17 @@ function diagnose(route: string, obs: Observation[], ctx: Context, unreachable: 
     (o) =>
       (o.status === 400 || o.status === 501 || o.status === 505 || o.status === 408) && !explained.has(o),
   );
-  const afterBody = framing.filter((o) => {
-    const prev = previousInSession(ctx, o.rec);
-    return prev !== undefined && prev.exchange.request.body.size > 0;
-  });
+  const withBody = (o: Observation): RecordedItem | undefined =>
+    earlierInSession(ctx, o.rec)
+      .reverse()
+      .find((r) => r.exchange.request.body.size > 0);
+  const afterBody = framing.filter((o) => withBody(o) !== undefined);
   if (afterBody.length > 0) {
     const o = afterBody[0] as Observation;
-    const prev = previousInSession(ctx, o.rec) as RecordedItem;
+    const prev = withBody(o) as RecordedItem;
     add('connection', 'connection reuse: a request body the build left unread was read as the next request', [
-      `${plural(afterBody.length, 'answer')} ${tally(countBy(afterBody, (x) => String(x.status)))} where the recording had ${tally(countBy(afterBody, (x) => String(x.recordedStatus)))}, each right after a request with a body`,
-      `e.g. ${prev.exchange.request.method} ${prev.exchange.request.target} (${prev.exchange.request.body.size} bytes) then ${o.rec.exchange.request.method} ${o.rec.exchange.request.target} → ${o.status}`,
+      `${plural(afterBody.length, 'answer')} ${tally(countBy(afterBody, (x) => String(x.status)))} where the recording had ${tally(countBy(afterBody, (x) => String(x.recordedStatus)))}, each after a request with a body in the same session`,
+      `e.g. ${prev.exchange.request.method} ${prev.exchange.request.target} (${prev.exchange.request.body.size} bytes), later ${o.rec.exchange.request.method} ${o.rec.exchange.request.target} → ${o.status}`,
       'the recording sent these on separate connections: replay with --connections recorded (the default), not pooled',
     ]);
     for (const x of afterBody) explained.add(x);
@@ -383,9 +420,16 @@ export function checkValidity(input: ValidityInput): Validity {
       skipped.set(owner.id, list);
     }
   }
-  const ctx: Context = { recorded, bySession, tokenOrigins, skipped, noBaseline: reference === 'candidate' };
-
   const obs: Observation[] = [];
+  const ctx: Context = {
+    recorded,
+    bySession,
+    tokenOrigins,
+    skipped,
+    noBaseline: reference === 'candidate',
+    all: obs,
+  };
+
   for (const run of runs) {
     const items = new Map(run.items.map((i) => [i.id, i]));
     const missesByItem = new Map<string, MockMiss[]>();
