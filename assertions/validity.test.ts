@@ -143,7 +143,7 @@ describe('validity: the reference must reproduce the recording before the candid
     const evidence = evidenceOf(v, 'POST /notes/{id}/share');
     expect(evidence).toMatch(/sends authorization: Session … \(a redaction placeholder\), x-proof: …/);
     expect(evidence).toMatch(
-      /the session itself was carried: 15 other requests of the same sessions answered as recorded .*retap cannot recompute it/,
+      /the session itself was carried: 15 other requests of the same sessions presenting authorization answered as recorded .*these requests also present x-proof, .*retap cannot recompute it/,
     );
   });
 

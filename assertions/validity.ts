@@ -258,10 +258,17 @@ function diagnose(route: string, obs: Observation[], ctx: Context, unreachable: 
         `the session's credential is handed out by ${issuer.route} (token ${t.id}${t.kind ? `, ${t.kind}` : ''}, at ${t.origin?.where ?? '?'})`,
       );
     }
+    const names = (o: Observation): string[] =>
+      credentialsOf(o.item, o.rec).map((c) => c.slice(0, c.indexOf(':')).toLowerCase());
+    const carriedNames = new Set(carried.flatMap(names));
+    const extra = [...new Set(refused.flatMap(names))].filter((n) => !carriedNames.has(n));
     if (carried.length > 0) {
       const c = carried[0] as Observation;
+      const was = `${plural(carried.length, 'other request')} of the same sessions presenting ${[...carriedNames].join(', ')} answered as recorded (e.g. ${c.rec.route} → ${c.status})`;
       evidence.push(
-        `the session itself was carried: ${plural(carried.length, 'other request')} of the same sessions answered as recorded (e.g. ${c.rec.route} → ${c.status}); these requests present something more that the client derives (a signature or proof over the request or the session) and no answer hands out: retap cannot recompute it`,
+        extra.length > 0
+          ? `the session itself was carried: ${was}; these requests also present ${extra.join(', ')}, which the client derives (a signature or proof over the request or the session) and no answer hands out: retap cannot recompute it`
+          : `the same credentials were accepted elsewhere: ${was}; the refusal is specific to this route (a permission or scope that differs at replay)`,
       );
     } else if (issuer) {
       evidence.push(

@@ -456,7 +456,6 @@ export function brokenResults(): ReplayResults {
       method: 'POST',
       target: `/notes/${s + 1}/attachments`,
       session: `s${s}`,
-      requestHeaders: [['authorization', `Session ${hex(s + 1)}`]],
       requestBody: 'x'.repeat(512),
       recorded: { status: 202, body: { queued: true } },
       candidate: { status: 202, body: { queued: true } },
