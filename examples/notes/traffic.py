@@ -2,7 +2,8 @@
 connection with `Connection: close`, a session from /login presented as `Authorization: Session`,
 ids from POST answers used in later paths, uploads the service answers before reading.
 
-    python3 traffic.py --url http://127.0.0.1:8080 [--sessions 12] [--seed 7] [--phase main,unmockable,unsigned]
+    python3 traffic.py --url http://127.0.0.1:8080 [--sessions 10] [--seed 7] [--phase main,unmockable,unsigned]
+    python3 traffic.py --credentials      # the passwords the client logs in with, as JSON
 
 Phases run one after the other, each with its own sessions:
   main        the ordinary traffic (login, profile, create/read/list/update/upload/delete, stats)
@@ -132,12 +133,19 @@ PHASES = {"main": main_session, "unmockable": unmockable_session, "unsigned": un
 
 def main():
     ap = argparse.ArgumentParser(description="client traffic for the notes service")
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--sessions", type=int, default=12, help="sessions of the main phase")
+    ap.add_argument("--url")
+    ap.add_argument("--sessions", type=int, default=10, help="sessions of the main phase")
     ap.add_argument("--side-sessions", type=int, default=4, help="sessions of each other phase")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--phase", default="main", help="comma list of main, unmockable, unsigned")
+    ap.add_argument("--credentials", action="store_true", help="print the users' passwords as JSON and exit "
+                    "(what a replay must be given for the redacted logins, see README)")
     args = ap.parse_args()
+    if args.credentials:
+        print(json.dumps(USERS))
+        return 0
+    if not args.url:
+        ap.error("--url is required")
     phases = [p.strip() for p in args.phase.split(",") if p.strip()]
     for p in phases:
         if p not in PHASES:
