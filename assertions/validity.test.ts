@@ -266,8 +266,30 @@ describe('validity: the reference must reproduce the recording before the candid
     expect(notReproduced(v)).toEqual(['GET /notes']);
     expect(causesOf(v, 'GET /notes')).toEqual(['connection']);
     expect(evidenceOf(v, 'GET /notes')).toMatch(
-      /POST \/notes\/n0\/attachments \(2048 bytes\), later GET \/notes → 501.*--connections recorded/s,
+      /POST \/notes\/n0\/attachments \(2048 bytes\), then GET \/notes → 501.*separate connections: replay with --connections recorded/s,
     );
+
+    // the driver says which connection each request went out on: exact, and names the mode
+    const pooled = buildResults(cases, { baselineRuns: 1 });
+    for (const run of pooled.runs) {
+      (run as { connections?: object }).connections = { mode: 'pooled', opened: 6, reopened: 0 };
+      run.items.forEach((it, i) => {
+        (it.client as { socket?: object }).socket = {
+          port: 40000 + (i >> 1),
+          openedUs: 1,
+          seq: i % 2,
+          sentUs: i,
+        };
+      });
+    }
+    const p = evaluate(pooled);
+    expect(evidenceOf(p, 'GET /notes')).toMatch(
+      /each after a request with a body on the same connection.*this replay pooled them \(--connections pooled\)/s,
+    );
+    // a request first on its connection had nothing left before it: not this cause
+    for (const run of pooled.runs)
+      for (const it of run.items) (it.client as { socket?: { seq: number } }).socket!.seq = 0;
+    expect(causesOf(evaluate(pooled), 'GET /notes')).toEqual(['server-error']);
   });
 
   it('an unreachable build: every request refused', () => {

@@ -122,8 +122,18 @@ function placeholderInRequest(rec: RecordedItem): string | undefined {
 /** Token kinds that are not credentials (created ids carried into paths). */
 const NOT_CREDENTIALS = new Set(['id']);
 
+/** The driver connection a request went out on (results written by a replay that records it). */
+interface SocketUse {
+  port: number;
+  openedUs: number;
+  seq: number;
+}
+const socketOf = (i: RunItem | undefined): SocketUse | undefined =>
+  (i?.client as { socket?: SocketUse } | undefined)?.socket;
+
 interface Context {
   recorded: RecordedItem[];
+  byId: Map<string, RecordedItem>;
   bySession: Map<string, RecordedItem[]>;
   tokenOrigins: Map<string, TokenHint[]>;
   skipped: Map<string, { call: string; reason: string; item: RecordedItem }[]>;
@@ -287,23 +297,46 @@ function diagnose(route: string, obs: Observation[], ctx: Context, unreachable: 
     );
   }
 
-  // connection reuse: a body left unread is read as the next request
+  // connection reuse: a body left unread is read as the next request on the same connection
   const framing = changed.filter(
     (o) =>
       (o.status === 400 || o.status === 501 || o.status === 505 || o.status === 408) && !explained.has(o),
   );
-  const withBody = (o: Observation): RecordedItem | undefined =>
-    earlierInSession(ctx, o.rec)
+  const before = (o: Observation): { prev: RecordedItem; bytes: number; sameSocket: boolean } | undefined => {
+    const sock = socketOf(o.item);
+    if (sock && sock.seq > 0) {
+      const prevItem = o.run.items.find((i) => {
+        const s = socketOf(i);
+        return s?.port === sock.port && s.openedUs === sock.openedUs && s.seq === sock.seq - 1;
+      });
+      const prev = prevItem && ctx.byId.get(prevItem.id);
+      if (prevItem && prev) {
+        const bytes = prevItem.client.body?.length ?? prev.exchange.request.body.size;
+        return bytes > 0 ? { prev, bytes, sameSocket: true } : undefined;
+      }
+    }
+    if (sock) return undefined; // first request on its connection: nothing was left on it
+    const prev = earlierInSession(ctx, o.rec)
       .reverse()
       .find((r) => r.exchange.request.body.size > 0);
-  const afterBody = framing.filter((o) => withBody(o) !== undefined);
+    return prev ? { prev, bytes: prev.exchange.request.body.size, sameSocket: false } : undefined;
+  };
+  const afterBody = framing.filter((o) => before(o) !== undefined);
   if (afterBody.length > 0) {
     const o = afterBody[0] as Observation;
-    const prev = withBody(o) as RecordedItem;
+    const { prev, bytes, sameSocket } = before(o) as {
+      prev: RecordedItem;
+      bytes: number;
+      sameSocket: boolean;
+    };
+    const recordedApart = prev.exchange.connection.id !== o.rec.exchange.connection.id;
+    const mode = (o.run as { connections?: { mode?: string } }).connections?.mode;
     add('connection', 'connection reuse: a request body the build left unread was read as the next request', [
-      `${plural(afterBody.length, 'answer')} ${tally(countBy(afterBody, (x) => String(x.status)))} where the recording had ${tally(countBy(afterBody, (x) => String(x.recordedStatus)))}, each after a request with a body in the same session`,
-      `e.g. ${prev.exchange.request.method} ${prev.exchange.request.target} (${prev.exchange.request.body.size} bytes), later ${o.rec.exchange.request.method} ${o.rec.exchange.request.target} → ${o.status}`,
-      'the recording sent these on separate connections: replay with --connections recorded (the default), not pooled',
+      `${plural(afterBody.length, 'answer')} ${tally(countBy(afterBody, (x) => String(x.status)))} where the recording had ${tally(countBy(afterBody, (x) => String(x.recordedStatus)))}, each after a request with a body ${sameSocket ? 'on the same connection' : 'in the same session'}`,
+      `e.g. ${prev.exchange.request.method} ${prev.exchange.request.target} (${bytes} bytes), then ${o.rec.exchange.request.method} ${o.rec.exchange.request.target} → ${o.status}`,
+      recordedApart
+        ? `the recording sent these on separate connections${mode === 'pooled' ? ': this replay pooled them (--connections pooled); replay with --connections recorded, the default' : ': replay with --connections recorded (the default), not pooled'}`
+        : 'the recording sent these on one connection too: the build now reads a body it used to leave, or the other way round',
     ]);
     for (const x of afterBody) explained.add(x);
   }
@@ -430,6 +463,7 @@ export function checkValidity(input: ValidityInput): Validity {
   const obs: Observation[] = [];
   const ctx: Context = {
     recorded,
+    byId: new Map(recorded.map((r) => [r.id, r])),
     bySession,
     tokenOrigins,
     skipped,

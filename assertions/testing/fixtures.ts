@@ -93,7 +93,8 @@ function exchange(
     tls: false,
     service: { addr: '127.0.0.1', port: 8080, name: 'orders' },
     peer: { addr: '127.0.0.1', port: direction === 'inbound' ? 50000 : 9000, ...(host ? { host } : {}) },
-    connection: { id: id.split('#')[0] ?? id, order: 0 },
+    // every exchange on its own connection, as a client that closes each one records them
+    connection: { id, order: 0 },
     request: {
       method,
       target,
