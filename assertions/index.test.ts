@@ -99,7 +99,7 @@ describe('evaluate: the shop and its seeded regressions', () => {
         });
       }
     }
-  });
+  }, 120_000); // 80 verdicts, each with a bootstrap: ~20 s alone, more next to other suites
 
   const expectations: Array<[ShopVariant, string, RegExp]> = [
     ['changed-field', 'fail-assertions', /^GET \/orders\/\{id\} changed-type \$\.total$/],
