@@ -6,19 +6,18 @@
  *   const deps = await startNotesDependencies(dir);
  *   const rec = await recordNotes({ dir, deps });        // eBPF capture, redaction on by default
  *   const snaps = await splitRecording(rec, dir);       // { main, unmockable, unsigned }
+ *   await writeNotesSecrets(snaps.main, 'secrets.yaml') // the redacted passwords, for --secrets
  *   notesCommand(8080, 'slow')                          // the build to replay, with a variant
  *
  * Needs root (capture) and python3 with the openssl command (its throwaway certificate).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../../core/paths.js';
+import { captureWhile, freePort, placeholdersOf, retap, run, stopChild, writeSecrets } from '../harness.js';
 
 export const NOTES_DIR = join(packageRoot(), 'examples', 'notes');
-const RETAP = join(packageRoot(), 'bin', 'retap.js');
 const READY_MS = 20_000;
 
 /** The notes build as `retap replay --cmd` / `retap ci --cmd` take it. */
@@ -39,7 +38,7 @@ export interface NotesDependencies {
   stop(): Promise<void>;
 }
 
-function lineOf(child: ChildProcess, what: string): Promise<string> {
+function firstLine(child: ChildProcess, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let err = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -60,61 +59,20 @@ function lineOf(child: ChildProcess, what: string): Promise<string> {
   });
 }
 
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** The directory (HTTP) and the audit log (HTTPS) on free ports of 127.0.0.1. */
 export async function startNotesDependencies(dir: string): Promise<NotesDependencies> {
   const child = spawn(
     'python3',
     [join(NOTES_DIR, 'dependencies.py'), '--cert-dir', join(dir, 'certs'), '--watch-stdin'],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   try {
-    const env = JSON.parse(await lineOf(child, 'notes dependencies')) as Record<string, string>;
+    const env = JSON.parse(await firstLine(child, 'notes dependencies')) as Record<string, string>;
     return { env, pid: child.pid as number, stop: () => stopChild(child) };
   } catch (e) {
     await stopChild(child, 'SIGKILL');
     throw e;
   }
-}
-
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-async function waitPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
-  const until = Date.now() + READY_MS;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`retap capture exited (${child.exitCode}) early:\n${log()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-      s.connect(port, '127.0.0.1');
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the notes service did not listen on ${port} within ${READY_MS} ms:\n${log()}`);
 }
 
 export interface TrafficSummary {
@@ -128,7 +86,6 @@ export interface Recording {
   /** Snapshot version directory written by the capture. */
   snapshot: string;
   traffic: TrafficSummary;
-  /** What `retap capture --json` printed. */
   summary: { path: string; inbound: number; outbound: number };
   /** Seconds the capture took, traffic included. */
   seconds: number;
@@ -147,40 +104,18 @@ export interface RecordOptions {
 
 /** Records the notes service with `retap capture -- python3 notes_service.py` under its client traffic. */
 export async function recordNotes(o: RecordOptions): Promise<Recording> {
-  const t0 = performance.now();
   const port = await freePort();
-  const out = join(o.dir, 'capture');
-  const args = [
-    RETAP,
-    'capture',
-    '--out',
-    out,
-    '--name',
-    'notes',
-    '--json',
-    ...(o.redact === false ? ['--no-redact'] : []),
-  ];
-  const capture = spawn(
-    process.execPath,
-    [...args, '--', 'python3', join(NOTES_DIR, 'notes_service.py'), '--port', String(port)],
+  const r = await captureWhile(
     {
+      out: join(o.dir, 'capture'),
+      name: 'notes',
+      command: ['python3', join(NOTES_DIR, 'notes_service.py'), '--port', String(port)],
+      port,
       env: { ...process.env, ...o.deps.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(o.redact === false ? { redact: false } : {}),
     },
-  );
-  let stdout = '';
-  let stderr = '';
-  capture.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  capture.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-8000);
-  });
-  try {
-    await waitPort(port, capture, () => stderr);
-    const traffic = spawn(
-      'python3',
-      [
+    async () => {
+      const t = await run('python3', [
         join(NOTES_DIR, 'traffic.py'),
         '--url',
         `http://127.0.0.1:${port}`,
@@ -192,44 +127,12 @@ export async function recordNotes(o: RecordOptions): Promise<Recording> {
         String(o.seed ?? 7),
         '--phase',
         (o.phases ?? ['main', 'unmockable', 'unsigned']).join(','),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let tout = '';
-    let terr = '';
-    traffic.stdout?.on('data', (d: Buffer) => {
-      tout += d.toString();
-    });
-    traffic.stderr?.on('data', (d: Buffer) => {
-      terr += d.toString();
-    });
-    const [code] = (await once(traffic, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`the notes traffic exited ${code}:\n${tout}${terr}`);
-    const summary = JSON.parse(tout.trim().split('\n').pop() as string) as TrafficSummary;
-    await new Promise((r) => setTimeout(r, 300)); // let the last answers reach the ring buffer
-    const exited = once(capture, 'exit');
-    capture.kill('SIGINT');
-    const [ccode] = (await exited) as [number | null];
-    if (ccode !== 0) throw new Error(`retap capture exited ${ccode}:\n${stderr}`);
-    // the capture prints the service's ready line too; its summary is the JSON object
-    const json = JSON.parse(stdout.slice(stdout.indexOf('{'))) as Recording['summary'];
-    return { snapshot: json.path, traffic: summary, summary: json, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    await stopChild(capture, 'SIGINT');
-  }
-}
-
-function retap(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [RETAP, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+      ]);
+      if (t.code !== 0) throw new Error(`the notes traffic exited ${t.code}:\n${t.stdout}${t.stderr}`);
+      return JSON.parse(t.stdout.trim().split('\n').pop() as string) as TrafficSummary;
+    },
+  );
+  return { snapshot: r.summary.path, traffic: r.traffic, summary: r.summary, seconds: r.seconds };
 }
 
 /**
@@ -261,51 +164,17 @@ export async function splitRecording(rec: Recording, dir: string): Promise<Recor
 
 /** The passwords the notes client logs in with (traffic.py --credentials). */
 export async function notesPasswords(): Promise<Record<string, string>> {
-  const child = spawn('python3', [join(NOTES_DIR, 'traffic.py'), '--credentials'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let text = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    text += d.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`traffic.py --credentials exited ${code}`);
-  return JSON.parse(text) as Record<string, string>;
+  const r = await run('python3', [join(NOTES_DIR, 'traffic.py'), '--credentials']);
+  if (r.code !== 0) throw new Error(`traffic.py --credentials exited ${r.code}:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, string>;
 }
 
 /**
  * A secrets file for replays of `snapshot`: the placeholder each login password got at capture
- * (`retap snapshot secrets --lookup`) → the password, as `retap replay/ci --secrets FILE` reads it.
+ * → the password, as `retap replay/ci --secrets FILE` reads it. Returns how many it holds.
  */
 export async function writeNotesSecrets(snapshot: string, file: string): Promise<number> {
-  const passwords = Object.values(await notesPasswords());
-  const child = spawn(process.execPath, [RETAP, 'snapshot', 'secrets', snapshot, '--lookup', '--json'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  child.stdin?.end(`${passwords.join('\n')}\n`);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`retap snapshot secrets --lookup exited ${code}:\n${stderr}`);
-  const rows = (
-    JSON.parse(stdout) as { values: Array<{ line: number; placeholder: string; inSnapshot: boolean }> }
-  ).values;
-  const lines = rows
-    .filter((r) => r.inSnapshot)
-    .map((r) => `${r.placeholder}: ${JSON.stringify(passwords[r.line - 1])}`);
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(
-    file,
-    `# the notes client's passwords, by the placeholder redaction gave each\n${lines.join('\n')}\n`,
-    {
-      mode: 0o600,
-    },
-  );
-  return lines.length;
+  const found = await placeholdersOf(snapshot, Object.values(await notesPasswords()));
+  await writeSecrets(file, found, "the notes client's passwords, by the placeholder redaction gave each");
+  return found.size;
 }
