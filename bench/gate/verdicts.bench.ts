@@ -6,10 +6,11 @@
  *   - broken environments: each replay that cannot reproduce its recording must exit 3 and name
  *     the cause;
  * each without and with a baseline (`--baseline-cmd`: the unchanged build). Systems: the demo
- * (Node: orders → inventory, payments) and examples/notes (Python). Prints the Markdown table
+ * (Node: orders → inventory, payments), examples/notes (Python) and httpbin from PyPI under
+ * gunicorn (examples/httpbin: an application no one here wrote). Prints the Markdown table
  * quoted in docs/assertions.md, with every miss spelled out, and returns it as rows.
  *
- *   npm run build && node dist/bench/gate/verdicts.bench.js [--quick] [--only demo|notes]
+ *   npm run build && node dist/bench/gate/verdicts.bench.js [--quick] [--only demo|notes|httpbin]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -316,6 +317,32 @@ async function notesSystem(dir: string): Promise<System> {
   }
 }
 
+async function httpbinSystem(dir: string): Promise<System> {
+  const httpbin = await import('../../examples/httpbin/system.js');
+  const gunicorn = await httpbin.gunicornBin();
+  const rec = await httpbin.recordHttpbin(join(dir, 'httpbin'));
+  const secrets = join(dir, 'httpbin-secrets.yaml');
+  await httpbin.writeHttpbinSecrets(rec.snapshot, secrets);
+  const config = join(dir, 'httpbin.retap.yaml');
+  writeFileSync(config, 'assertions: {}\n');
+  return {
+    name: 'httpbin (PyPI, gunicorn)',
+    snapshots: { main: rec.snapshot },
+    command: (variant) => httpbin.httpbinCommand(gunicorn, PORT, { changed: variant === 'changed-answer' }),
+    flags: ['--secrets', secrets, '--ready-timeout', '30s'],
+    config,
+    regressions: [
+      {
+        name: 'changed-answer',
+        exit: 1,
+        named: 'GET /json changed-value $.slideshow.title',
+        caught: (v) => counted(v).join() === 'GET /json changed-value $.slideshow.title',
+      },
+    ],
+    broken: [],
+  };
+}
+
 export async function runBench(opts: BenchOptions & { only?: string }): Promise<Row[]> {
   const replays = opts.quick ? 1 : 20;
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-verdicts-'));
@@ -330,6 +357,7 @@ export async function runBench(opts: BenchOptions & { only?: string }): Promise<
     for (const [key, make] of [
       ['demo', demoSystem],
       ['notes', notesSystem],
+      ['httpbin', httpbinSystem],
     ] as const) {
       if (opts.only && opts.only !== key) continue;
       const t0 = performance.now();
