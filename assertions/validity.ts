@@ -88,6 +88,9 @@ const tally = (xs: Array<[string, number]>, max = 4): string =>
     .map(([k, n]) => `${k} ×${n}`)
     .join(', ') + (xs.length > max ? `, … (${xs.length - max} more)` : '');
 
+/** `localhost:39177` → `localhost`, as call signatures name hosts (mocks listen elsewhere). */
+const hostName = (h: string): string => h.replace(/:\d+$/, '');
+
 const PLACEHOLDER = /REDACTED-[0-9a-f]{8,}/;
 
 /** The credentials a request presents, described without their values. */
@@ -198,13 +201,13 @@ function diagnose(route: string, obs: Observation[], ctx: Context, unreachable: 
     if (missed.length > 0) {
       evidence.push(
         `${plural(missed.length, 'call')} the mocks could not answer: ${tally(
-          countBy(missed, (m) => `${m.method} ${m.host} ${m.target.split('?')[0]}`),
+          countBy(missed, (m) => `${m.method} ${hostName(m.host)} ${m.target.split('?')[0]}`),
           3,
         )}`,
       );
       const m = missed[0] as MockMiss;
       evidence.push(
-        `e.g. ${m.method} ${m.host} ${m.target}: ${m.reason}${m.closest ? ` (closest recording: ${m.closest})` : ''}`,
+        `e.g. ${m.method} ${hostName(m.host)} ${m.target}: ${m.reason}${m.closest ? ` (closest recording: ${m.closest})` : ''}`,
       );
     }
     if (skipped.length > 0) {

@@ -20,8 +20,8 @@ export interface AnswerSpec {
   body?: unknown;
   headers?: HeaderList;
   latencyMs?: number;
-  /** Outbound calls: `GET inventory /stock/SKU-1`. */
-  calls?: string[];
+  /** Outbound calls: `GET inventory /stock/SKU-1`, or with the JSON body the call sent. */
+  calls?: Array<string | { call: string; body: unknown }>;
   /** Transport error instead of an answer. */
   error?: string;
   /** Capture missed the exchange: only the client view exists. */
@@ -124,10 +124,17 @@ function exchange(
   };
 }
 
-function calls(prefix: string, list: string[] | undefined): Exchange[] {
+function calls(prefix: string, list: AnswerSpec['calls']): Exchange[] {
   return (list ?? []).map((c, i) => {
-    const [method, host, target] = c.split(' ') as [string, string, string];
-    return exchange(`${prefix}-out${i}#0`, method, target, { status: 200, body: {} }, 'outbound', host);
+    const call = typeof c === 'string' ? c : c.call;
+    const [method, host, target] = call.split(' ') as [string, string, string];
+    const ex = exchange(`${prefix}-out${i}#0`, method, target, { status: 200, body: {} }, 'outbound', host);
+    if (typeof c !== 'string') {
+      const data = enc.encode(JSON.stringify(c.body));
+      ex.request.headers.push(['content-type', 'application/json']);
+      ex.request.body = { data, size: data.length, truncated: false };
+    }
+    return ex;
   });
 }
 

@@ -72,12 +72,9 @@ export const NOTES_REGRESSIONS: Expectation[] = [
   },
   {
     name: 'changed-param',
-    exit: 2,
-    named: 'budget mocks >= 100% (miss: POST localhost /events)',
-    caught: (v) =>
-      counted(v).length === 0 &&
-      failedBudgets(v).includes('mocks >= 100%') &&
-      v.mocks.misses.some((m) => m.method === 'POST' && m.target === '/events'),
+    exit: 1,
+    named: 'POST /notes changed-value outbound:POST localhost /events $.kind',
+    caught: finding(/^POST \/notes changed-value outbound:POST localhost \/events \$\.kind$/),
   },
   {
     name: 'slow',
