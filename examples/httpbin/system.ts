@@ -1,7 +1,7 @@
 /**
  * retap against an application no one here wrote: httpbin from PyPI (ci/pip-packages.txt) under
  * gunicorn with several workers, recorded under ordinary python-requests traffic (keep-alive
- * sessions, a cookie jar, Basic credentials) with the defaults — redaction on — and replayed.
+ * sessions, Basic credentials) with the defaults — redaction on — and replayed.
  *
  *   const rec = await recordHttpbin(dir);                // eBPF capture of gunicorn + workers
  *   await writeHttpbinSecrets(rec.snapshot, file);       // the Basic credential, for --secrets

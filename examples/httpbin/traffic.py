@@ -1,6 +1,6 @@
 """Ordinary client traffic for httpbin, the way a Python client talks to an HTTP API: three
-python-requests sessions (keep-alive, a cookie jar), their calls interleaved, including requests
-with Basic credentials the client holds before any answer.
+python-requests sessions (keep-alive), their calls interleaved, including requests with Basic
+credentials the client holds before any answer.
 
     python3 traffic.py --url http://127.0.0.1:8000 [--rounds 5]
     python3 traffic.py --credentials     # the Basic credentials it sends, as JSON
@@ -32,8 +32,8 @@ def calls(base, n):
         ("GET", f"{base}/status/201", {}, 201),
         ("DELETE", f"{base}/delete?id={n}", {}, 200),
         ("GET", f"{base}/anything/orders/{1000 + n}", {"params": {"expand": "lines"}}, 200),
-        ("GET", f"{base}/cookies/set?session_hint=s{n}", {"allow_redirects": False}, 302),
-        ("GET", f"{base}/cookies", {}, 200),
+        ("GET", f"{base}/response-headers?X-Tier=gold&n={n}", {}, 200),
+        ("GET", f"{base}/redirect-to?url=/get%3Ffrom%3Dredirect", {"allow_redirects": False}, 302),
     ][kind]
 
 
@@ -52,8 +52,7 @@ def main():
     statuses, unexpected = [], []
     for step in range(args.rounds * 4):
         for s, sess in enumerate(sessions):
-            # each session walks through every kind of call, from its own starting point, so a
-            # cookie one call sets is sent by the same session's next call
+            # each session walks through every kind of call, from its own starting point
             method, url, kw, want = calls(args.url, step + 4 * s)
             res = sess.request(method, url, timeout=10, **kw)
             statuses.append(res.status_code)
