@@ -113,6 +113,9 @@ async function gate(
     dir,
   );
   const seconds = (performance.now() - t0) / 1000;
+  process.stderr.write(
+    `verdicts: ${sys.name} ${variant ?? 'unchanged'}${baseline ? ' (baseline)' : ''}: exit ${r.code} in ${seconds.toFixed(1)} s\n`,
+  );
   const file = join(out, 'report.json');
   if (!existsSync(file))
     throw new Error(
