@@ -247,7 +247,13 @@ async function demoSystem(dir: string): Promise<System> {
       [process.execPath, orders, '--port', String(PORT), ...(variant ? ['--variant', variant] : [])].join(
         ' ',
       ),
-    flags: ['INVENTORY_URL', 'PAYMENTS_URL'].flatMap((k) => ['--env', `${k}=${summary.env[k] ?? ''}`]),
+    flags: [
+      ...['INVENTORY_URL', 'PAYMENTS_URL'].flatMap((k) => ['--env', `${k}=${summary.env[k] ?? ''}`]),
+      // the demo client's passwords, redacted in the snapshot, written by retap demo for its replays
+      ...(existsSync(join(dir, 'demo', 'secrets.yaml'))
+        ? ['--secrets', join(dir, 'demo', 'secrets.yaml')]
+        : []),
+    ],
     config,
     regressions: [
       {
