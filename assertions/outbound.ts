@@ -10,6 +10,7 @@
 import { type Exchange, headerValue } from '../core/exchange.js';
 import { viewBody } from './body.js';
 import { diffJson, jsonType } from './json-diff.js';
+import { compareDbCalls, isDbCall } from './db-calls.js';
 import { pathTemplate } from './routes.js';
 import type { Difference, Rating } from './types.js';
 
@@ -114,7 +115,11 @@ function compareParams(sig: string, a: Exchange, b: Exchange): Difference[] {
   return out;
 }
 
-export function compareCalls(recorded: Exchange[], candidate: Exchange[]): Difference[] {
+export function compareCalls(allRecorded: Exchange[], allCandidate: Exchange[]): Difference[] {
+  // database calls have their own signatures and comparison (db-calls.ts)
+  const recorded = allRecorded.filter((e) => !isDbCall(e));
+  const candidate = allCandidate.filter((e) => !isDbCall(e));
+  const db = compareDbCalls(allRecorded.filter(isDbCall), allCandidate.filter(isDbCall));
   const count = (list: Exchange[]): Map<string, number> => {
     const m = new Map<string, number>();
     for (const ex of list) m.set(callSignature(ex), (m.get(callSignature(ex)) ?? 0) + 1);
@@ -174,5 +179,6 @@ export function compareCalls(recorded: Exchange[], candidate: Exchange[]): Diffe
       }
     }
   }
+  out.push(...db);
   return out;
 }

@@ -13,7 +13,7 @@
  * gets the likely causes with the evidence behind them (a credential not carried, a dependency
  * that cannot be mocked, connection reuse, an unreachable build…).
  */
-import { type Exchange, headerValue } from '../core/exchange.js';
+import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RecordedItem, ReplayRun, RunItem, RunWarning } from '../core/results.js';
 import type { TokenHint, ValidityConfig } from './config.js';
 import { callSignature } from './outbound.js';

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* retap capture: socket payloads from syscall tracepoints, TLS plaintext from OpenSSL uprobes.
+/* retap capture: socket payloads from syscall tracepoints, TLS plaintext from uprobes on OpenSSL and
+ * on Go's crypto/tls.
  *
  * Every hook filters first (our own process out, then target tgid / cgroup), stashes the call's
  * arguments at entry and emits at exit, when the byte count is known. Connections are keyed by
@@ -21,6 +22,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define SIGSTOP 19
 
 /* configuration fixed at load (rodata) */
 const volatile __u32 self_tgid = 0;
@@ -28,6 +30,8 @@ const volatile __u32 capture_all = 0;
 const volatile __u32 per_call_cap = 1 << 20;
 /* records are submitted without waking the poller (it polls every few ms) until this much waits */
 const volatile __u64 wakeup_bytes = 256 << 10;
+/* stop a target at exec until user space has looked at an executable it has not seen (Go TLS) */
+const volatile __u32 hold_exec = 0;
 
 /* set by user space at stop: every hook returns at once (detaching takes the kernel seconds) */
 volatile __u32 paused = 0;
@@ -173,16 +177,21 @@ static __always_inline void count(__u32 which, __u64 n)
     *v += n;
 }
 
-static __always_inline int submit(void *rec, __u64 size)
+static __always_inline int submit_flags(void *rec, __u64 size, __u64 flags)
 {
-  /* a wakeup per record costs the traced syscall an IPI: wake only when data piles up */
-  __u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
   if (bpf_ringbuf_output(&events, rec, size, flags) < 0) {
     count(RETAP_C_RB_DROPS, 1);
     return -1;
   }
   count(RETAP_C_EVENTS, 1);
   return 0;
+}
+
+static __always_inline int submit(void *rec, __u64 size)
+{
+  /* a wakeup per record costs the traced syscall an IPI: wake only when data piles up */
+  __u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  return submit_flags(rec, size, flags);
 }
 
 /* step: is the current task one we capture? */
@@ -724,6 +733,27 @@ int on_fork(struct trace_event_raw_sched_process_fork *ctx)
   return 0;
 }
 
+/* Executables user space has looked at (for TLS probes); others hold their process at exec. */
+struct exe_key {
+  __u64 dev;
+  __u64 ino;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct exe_key);
+  __type(value, __u8);
+} exe_seen SEC(".maps");
+
+/* Processes stopped at exec, with the time: user space continues them (and sweeps this map). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, __u64);
+} held SEC(".maps");
+
 SEC("tracepoint/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
@@ -732,15 +762,34 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
   if (!is_target(tgid))
     return 0;
   struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  struct file *exe = BPF_CORE_READ(task, mm, exe_file);
   struct retap_proc ev = {
     .type = RETAP_EV_PROC,
     .ppid = BPF_CORE_READ(task, real_parent, tgid),
     .tgid = tgid,
     .exec = 1,
     .ts = bpf_ktime_get_ns(),
+    .exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev),
+    .exe_ino = BPF_CORE_READ(exe, f_inode, i_ino),
   };
   bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
-  submit(&ev, sizeof(ev));
+  /* step: a new executable? stop the process before its first instruction until user space has
+   * attached what it needs (a Go program calls crypto/tls within milliseconds of starting) */
+  struct exe_key ek = { .dev = ev.exe_dev, .ino = ev.exe_ino };
+  if (hold_exec && ev.exe_ino && !bpf_map_lookup_elem(&exe_seen, &ek) &&
+      bpf_map_update_elem(&held, &tgid, &ev.ts, BPF_ANY) == 0)
+    ev.held = 1;
+  if (submit_flags(&ev, sizeof(ev), ev.held ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP) < 0) {
+    if (ev.held)
+      bpf_map_delete_elem(&held, &tgid); /* nobody would hear of it: do not hold */
+    return 0;
+  }
+  if (ev.held) {
+    if (bpf_send_signal(SIGSTOP) == 0)
+      count(RETAP_C_HELD, 1);
+    else
+      bpf_map_delete_elem(&held, &tgid);
+  }
   return 0;
 }
 
@@ -844,3 +893,188 @@ int BPF_KPROBE(ssl_write_ex_enter, void *ssl, void *buf, __u64 num, void *writte
 }
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_exit_probe, long rax) { return ssl_exit((int)rax); }
+
+/* ---- Go crypto/tls: (*Conn).Read / (*Conn).Write ----
+ * Go's register ABI (Go 1.17+, amd64): the receiver and the slice arrive in rax (c), rbx (b.ptr),
+ * rcx (b.len); `n` comes back in rax; r14 holds the running goroutine's g.
+ * Write: the plaintext is whole at entry, so it is recorded there, before its own ciphertext and
+ * before any close of the socket by another goroutine (recorded at return, the last answer of a
+ * connection was lost to such a close about one run in four).
+ * Read: the plaintext exists only at return. Go moves goroutine stacks and moves goroutines between
+ * threads, so no uretprobe: a probe on every return instruction of Read (user space found them by
+ * decoding the function), paired with the entry by goroutine (its g pointer).
+ */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, RETAP_GO_LAYOUTS);
+  __type(key, __u32);
+  __type(value, struct retap_go_layout);
+} go_layouts SEC(".maps");
+
+struct go_call_key {
+  __u32 tgid;
+  __u32 _pad;
+  __u64 g; /* the goroutine: its g is fixed for its life, whatever thread runs it */
+};
+
+struct go_call {
+  __u64 conn;     /* *tls.Conn */
+  __u64 buf;      /* b.ptr, or its distance below g.stack.hi when b is on the goroutine's stack */
+  __u32 on_stack; /* the stack may move (grow) during the call: find b again from g at return */
+  __u32 bound;    /* the entry tied the call to its socket */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH); /* a goroutine that panics inside a call never returns */
+  __uint(max_entries, 65536);
+  __type(key, struct go_call_key);
+  __type(value, struct go_call);
+} go_calls SEC(".maps");
+
+static __always_inline struct retap_go_layout *go_layout(struct pt_regs *ctx)
+{
+  __u32 i = (__u32)bpf_get_attach_cookie(ctx);
+  return bpf_map_lookup_elem(&go_layouts, &i);
+}
+
+/* step: n plaintext bytes at buf, next in the direction's stream of the tls.Conn */
+static __always_inline void go_emit(__u32 tgid, __u32 tid, __u64 conn, struct ssl_state *s, __u64 dir, __u64 buf, __u64 n)
+{
+  __u64 pos = s->pos[dir];
+  s->pos[dir] += n;
+  struct emit_ctx e = {
+    .base = buf,
+    .total = n,
+    .pos = pos,
+    .key = conn,
+    .gen = s->gen,
+    .ts = bpf_ktime_get_ns(),
+    .tgid = tgid,
+    .tid = tid,
+    .flags = RETAP_F_TLS,
+    .dir = dir,
+  };
+  emit(&e);
+}
+
+static __always_inline struct ssl_state *go_state(__u32 tgid, __u64 conn, int create)
+{
+  struct ssl_key sk = { .tgid = tgid, .ssl = conn };
+  struct ssl_state *s = bpf_map_lookup_elem(&ssls, &sk);
+  if (s || !create)
+    return s;
+  struct ssl_state fresh = { .gen = bpf_ktime_get_ns() };
+  bpf_map_update_elem(&ssls, &sk, &fresh, BPF_NOEXIST);
+  return bpf_map_lookup_elem(&ssls, &sk);
+}
+
+#if defined(__TARGET_ARCH_x86)
+static __always_inline int go_tls_enter(struct pt_regs *ctx, __u32 dir)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  if (!is_target(tgid))
+    return 0;
+  struct retap_go_layout *L = go_layout(ctx);
+  if (!L)
+    return 0;
+  __u64 conn = ctx->ax, buf = ctx->bx, len = ctx->cx, g = ctx->r14;
+  count(RETAP_C_GO_TLS_CALLS, 1);
+
+  /* step: the socket: tls.Conn.conn (net.Conn: itab, data) -> *net.TCPConn -> *netFD -> Sysfd;
+   * the netFD's family and type must say TCP, or the chain ran through something else */
+  __u64 data = 0, netfd = 0;
+  __s64 sysfd = -1, family = 0, sotype = 0;
+  int found = bpf_probe_read_user(&data, 8, (void *)(conn + L->tls_conn + 8)) == 0 && data &&
+              bpf_probe_read_user(&netfd, 8, (void *)(data + L->tcp_conn_fd)) == 0 && netfd &&
+              bpf_probe_read_user(&sysfd, 8, (void *)(netfd + L->netfd_sysfd)) == 0 &&
+              bpf_probe_read_user(&family, 8, (void *)(netfd + L->netfd_family)) == 0 &&
+              bpf_probe_read_user(&sotype, 8, (void *)(netfd + L->netfd_sotype)) == 0 &&
+              (family == AF_INET || family == AF_INET6) && sotype == SOCK_STREAM && sysfd >= 0 &&
+              sysfd < (1 << 30);
+  __u32 bound = 0;
+  if (found) {
+    /* step: bind the plaintext to its socket now, so the ciphertext of this very call is dropped */
+    __u64 key = ((__u64)tgid << 32) | (__u32)sysfd;
+    struct conn *c = bpf_map_lookup_elem(&conns, &key);
+    if (!c)
+      c = conn_open(tgid, (__u32)id, (__u32)sysfd, RETAP_ROLE_UNKNOWN);
+    if (c && c->ignored)
+      return 0; /* its socket is filtered out (port), so is its plaintext */
+    if (c) {
+      bind_ssl(tgid, (__u32)id, conn, key, c);
+      bound = 1;
+    }
+  } else {
+    count(RETAP_C_GO_NO_FD, 1);
+  }
+
+  if (dir == RETAP_DIR_OUT) {
+    struct ssl_state *s = go_state(tgid, conn, 1);
+    if (s && len > 0 && len < (1ULL << 40))
+      go_emit(tgid, (__u32)id, conn, s, RETAP_DIR_OUT, buf, len);
+    return 0;
+  }
+
+  /* step: stash the Read for its return, keyed by goroutine */
+  struct go_call gc = { .conn = conn, .buf = buf, .bound = bound };
+  __u64 lo = 0, hi = 0;
+  bpf_probe_read_user(&lo, 8, (void *)(g + L->g_stack_lo));
+  bpf_probe_read_user(&hi, 8, (void *)(g + L->g_stack_hi));
+  if (buf >= lo && buf < hi) {
+    gc.buf = hi - buf;
+    gc.on_stack = 1;
+  }
+  struct go_call_key k = { .tgid = tgid, .g = g };
+  bpf_map_update_elem(&go_calls, &k, &gc, BPF_ANY);
+  return 0;
+}
+
+SEC("uprobe")
+int go_tls_read_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, RETAP_DIR_IN); }
+SEC("uprobe")
+int go_tls_write_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, RETAP_DIR_OUT); }
+
+/* At a return instruction of Read: n (Go int, all of rax) bytes of b are the plaintext. */
+SEC("uprobe")
+int go_tls_ret(struct pt_regs *ctx)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  struct go_call_key k = { .tgid = tgid, .g = ctx->r14 };
+  struct go_call *p = bpf_map_lookup_elem(&go_calls, &k);
+  if (!p)
+    return 0;
+  struct go_call a = *p;
+  bpf_map_delete_elem(&go_calls, &k);
+  __s64 n = (__s64)ctx->ax;
+  if (paused || n <= 0)
+    return 0;
+  __u64 buf = a.buf;
+  if (a.on_stack) {
+    struct retap_go_layout *L = go_layout(ctx);
+    __u64 hi = 0;
+    if (!L || bpf_probe_read_user(&hi, 8, (void *)(k.g + L->g_stack_hi)) != 0)
+      return 0;
+    buf = hi - a.buf;
+  }
+  /* a bound call whose state is gone: another goroutine closed the socket meanwhile; its stream
+   * has ended, so these bytes are counted as lost rather than starting a stream of their own */
+  struct ssl_state *s = go_state(tgid, a.conn, !a.bound);
+  if (!s) {
+    count(RETAP_C_GO_LATE, 1);
+    return 0;
+  }
+  go_emit(tgid, (__u32)id, a.conn, s, RETAP_DIR_IN, buf, n);
+  return 0;
+}
+#else
+/* Go TLS probes read amd64 registers; user space does not attach them elsewhere. */
+SEC("uprobe")
+int go_tls_read_enter(struct pt_regs *ctx) { return 0; }
+SEC("uprobe")
+int go_tls_write_enter(struct pt_regs *ctx) { return 0; }
+SEC("uprobe")
+int go_tls_ret(struct pt_regs *ctx) { return 0; }
+#endif

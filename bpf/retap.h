@@ -20,7 +20,7 @@ enum retap_event_type {
   RETAP_EV_OPEN = 2,      /* a tracked connection: accept/connect, or first data on an older socket */
   RETAP_EV_CLOSE = 3,     /* close() of a tracked connection */
   RETAP_EV_TLS_BIND = 4,  /* an SSL object is now known to run over this connection */
-  RETAP_EV_PROC = 5,      /* a target process exec'd or forked (user space looks for TLS libraries) */
+  RETAP_EV_PROC = 5,      /* a target process exec'd (user space looks for TLS libraries and Go) */
 };
 
 enum retap_dir {
@@ -29,7 +29,7 @@ enum retap_dir {
 };
 
 enum retap_data_flags {
-  RETAP_F_TLS = 1,       /* plaintext from SSL_read/SSL_write; key is the SSL object */
+  RETAP_F_TLS = 1,       /* plaintext from SSL_read/SSL_write (key: the SSL object) or Go crypto/tls (key: the *tls.Conn) */
   RETAP_F_SIZE_ONLY = 2, /* bytes happened but were not copied (cap, sendfile): a known-size gap */
   RETAP_F_SENDFILE = 4,
 };
@@ -50,6 +50,10 @@ enum retap_counter {
   RETAP_C_CONNS,         /* connections opened */
   RETAP_C_TLS_CALLS,     /* SSL_read/SSL_write calls seen from targets */
   RETAP_C_IOV_TRUNC,     /* iovec arrays longer than RETAP_MAX_IOV (rest recorded as size only) */
+  RETAP_C_GO_TLS_CALLS,  /* Go crypto/tls (*Conn).Read/Write calls seen from targets */
+  RETAP_C_GO_NO_FD,      /* of those, calls whose socket could not be read through the tls.Conn */
+  RETAP_C_HELD,          /* target processes held at exec until their executable was looked at */
+  RETAP_C_GO_LATE,       /* Go Reads that returned after their socket was closed (bytes not kept) */
   RETAP_C_MAX,
 };
 
@@ -120,6 +124,24 @@ struct retap_proc {
   __u32 exec; /* 1: exec, 0: fork */
   __u64 ts;
   char comm[16];
+  __u32 held; /* 1: stopped (SIGSTOP) until user space has looked at its executable */
+  __u32 _pad0;
+  __u64 exe_dev; /* the executable's inode, as the kernel names it (s_dev, i_ino) */
+  __u64 exe_ino;
 };
+
+/* Where a Go binary keeps what the probes read (per binary; user space fills it from DWARF or from
+ * its table by Go version, and passes its index in go_layouts as the probes' attach cookie). */
+struct retap_go_layout {
+  __u32 tls_conn;     /* crypto/tls.Conn.conn: a net.Conn interface (itab, data pointer) */
+  __u32 tcp_conn_fd;  /* *net.TCPConn -> its *netFD (TCPConn.conn + conn.fd) */
+  __u32 netfd_sysfd;  /* netFD.pfd + poll.FD.Sysfd */
+  __u32 netfd_family; /* netFD.family */
+  __u32 netfd_sotype; /* netFD.sotype */
+  __u32 g_stack_lo;   /* runtime.g.stack.lo */
+  __u32 g_stack_hi;   /* runtime.g.stack.hi */
+  __u32 _pad0;
+};
+#define RETAP_GO_LAYOUTS 64
 
 #endif

@@ -13,6 +13,33 @@ import {
   ROLE_SERVER,
 } from './events.js';
 import './protocols/index.js';
+import { registerDecoder } from './protocols/registry.js';
+import type { DecoderSink } from './protocols/types.js';
+
+// A decoder for these tests only: `boom` connections. `explode` in the bytes throws out of push;
+// `fault` makes it report a caught failure; `emit` hands back an exchange.
+registerDecoder({
+  name: 'boom-test',
+  detect: (first) => (Buffer.from(first).subarray(0, 4).toString() === 'boom' ? 'match' : first.length < 4 ? 'more' : 'no'),
+  create(sink: DecoderSink) {
+    return {
+      push(side, data, ts) {
+        const text = Buffer.from(data).toString('latin1');
+        if (text.includes('explode')) throw new Error('decoder bug on purpose');
+        if (text.includes('fault')) sink.fault?.(side, 'RangeError: caught inside');
+        if (text.includes('emit'))
+          sink.exchange({
+            protocol: 'boom-test',
+            request: { method: 'BOOM', target: '/', version: '', headers: [], body: { data: new Uint8Array(0), size: 0, truncated: false } },
+            requestStartNs: ts,
+            requestEndNs: ts - 50, // out of order on purpose: offsets are clamped at 0
+          });
+      },
+      gap() {},
+      end() {},
+    };
+  },
+});
 
 const clock = { wallUs: (ns: number) => 1_700_000_000_000_000 + Math.round(ns / 1000) };
 
@@ -158,5 +185,91 @@ describe('ConnectionTable', () => {
     t.endAll(1000);
     expect(t.stats.unknownConnections).toBe(1);
     expect(t.stats.gapBytes).toBe(100 - 31);
+  });
+
+  it('an exception in one connection fails that connection only: counted, reason kept, capture goes on', () => {
+    const { t, out } = table();
+    t.open(open(3, ROLE_SERVER));
+    t.open(open(4, ROLE_SERVER));
+    t.data(data(3n, 0, 0, 'boom emit'));
+    t.data(data(3n, 0, 9, 'boom explode now'));
+    t.data(data(3n, 0, 25, 'more bytes after the failure'));
+    t.data(data(4n, 0, 0, REQ));
+    t.data(data(4n, 1, 0, RES));
+    t.endAll(1000);
+    expect(t.stats.failedConnections).toBe(1);
+    expect(t.stats.failures).toEqual([{ connection: expect.stringMatching(/^10-3-/), reason: 'Error: decoder bug on purpose' }]);
+    expect(t.stats.undecodedBytes).toBe('more bytes after the failure'.length);
+    // the exchange decoded before the failure is kept, and the other connection is whole
+    expect(out.map((e) => e.request.method).sort()).toEqual(['BOOM', 'GET']);
+    expect(out.find((e) => e.request.method === 'BOOM')!.timing.requestEndNs).toBe(0);
+    expect(out.find((e) => e.request.method === 'GET')!.response?.status).toBe(200);
+  });
+
+  it('a fault the decoder caught marks the connection the same way', () => {
+    const { t } = table();
+    t.open(open(3, ROLE_SERVER));
+    t.data(data(3n, 0, 0, 'boom fault'));
+    t.data(data(3n, 0, 10, 'later'));
+    t.endAll(1000);
+    expect(t.stats.failedConnections).toBe(1);
+    expect(t.stats.failures[0]!.reason).toBe('RangeError: caught inside');
+    expect(t.stats.undecodedBytes).toBe(5);
+  });
+
+  it('an exception in reassembly fails that connection only', () => {
+    const { t, out } = table();
+    t.open(open(3, ROLE_SERVER));
+    t.open(open(4, ROLE_SERVER));
+    // our own part, broken on purpose for this test
+    const stream = (t as unknown as { sockets: Map<string, { dirs: Array<{ push: () => void }> }> }).sockets.get('10:3')!;
+    stream.dirs[0]!.push = () => {
+      throw new TypeError('reassembly bug on purpose');
+    };
+    t.data(data(3n, 0, 0, REQ));
+    t.data(data(3n, 0, REQ.length, 'x'.repeat(10)));
+    t.data(data(4n, 0, 0, REQ));
+    t.data(data(4n, 1, 0, RES));
+    t.flushBatch();
+    t.endAll(1000);
+    expect(t.stats.failedConnections).toBe(1);
+    expect(t.stats.failures[0]!.reason).toBe('TypeError: reassembly bug on purpose');
+    expect(t.stats.undecodedBytes).toBe(10);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.service.port).toBe(8080);
+  });
+
+  it('an answer whose request was lost in a gap is quarantined, never an empty method', () => {
+    const { t, out } = table();
+    t.open(open(3, ROLE_SERVER));
+    t.data(data(3n, 0, 0, REQ));
+    t.data(data(3n, 1, 0, RES));
+    // the second request is lost in a gap; its answer arrives whole
+    t.data(data(3n, 0, REQ.length + 40, 'x'.repeat(0)));
+    t.data(data(3n, 1, RES.length, RES));
+    t.close({ type: EV_CLOSE, tgid: 10, fd: 3, gen: 1n, ts: 5, bytesIn: REQ.length + 40, bytesOut: 2 * RES.length });
+    expect(out).toHaveLength(2);
+    expect(out[0]!.quarantine).toBeUndefined();
+    expect(out[1]).toMatchObject({
+      protocol: 'unknown',
+      quarantine: { protocol: 'http1', reason: expect.stringMatching(/request/) },
+      request: { method: '-' },
+      response: { status: 200 },
+    });
+    expect(t.stats.quarantined).toBe(1);
+  });
+
+  it('counts bytes a decoder skips as undecoded (seen bytes, never declared lengths)', () => {
+    const { t } = table();
+    t.open(open(3, ROLE_CLIENT));
+    // an HTTP/2 frame that declares 16 MiB, followed by far fewer bytes
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const header = Buffer.from([0xff, 0xff, 0xff, 1, 4, 0, 0, 0, 1]);
+    const rest = Buffer.alloc(1000, 7);
+    t.data(data(3n, 1, 0, Buffer.concat([preface, header, rest])));
+    t.endAll(1000);
+    expect(t.stats.undecodedBytes).toBe(header.length + rest.length);
+    expect(t.stats.cutMessages).toBe(1);
+    expect(t.stats.cutConnections).toBe(1);
   });
 });

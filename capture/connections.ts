@@ -6,6 +6,10 @@
  * addresses and role), and from then on that socket's own bytes (ciphertext) are ignored.
  * Each stream is reassembled per direction, its protocol detected from the first bytes, and fed
  * to the decoder in arrival order.
+ *
+ * One connection's failure stays in that connection: an exception in its reassembly or decoder
+ * (or a fault the decoder reports) marks it failed — counted, reported with the reason — and its
+ * later bytes are only counted. All connections' decoders share one memory pool.
  */
 import type { Direction, Exchange } from '../core/exchange.js';
 import { logger } from '../core/log.js';
@@ -22,14 +26,24 @@ import {
   ROLE_UNKNOWN,
   type TlsBindEvent,
 } from './events.js';
+import { newPool } from './protocols/budget.js';
 import { detect } from './protocols/registry.js';
-import type { DecodedExchange, DecoderOptions, Side, StreamDecoder } from './protocols/types.js';
+import type {
+  DecodedExchange,
+  DecoderOptions,
+  DecoderSink,
+  MemoryPool,
+  Side,
+  StreamDecoder,
+} from './protocols/types.js';
 import { Reassembler } from './reassembly.js';
 
 const log = logger('capture');
 
 /** Bytes of each direction kept while the protocol is not known yet. */
 const DETECT_LIMIT = 64 * 1024;
+/** Failures kept with their reason for the report (all are counted). */
+const FAILURES_KEPT = 20;
 
 export interface ConnMeta {
   tgid: number;
@@ -48,9 +62,24 @@ export interface TableStats {
   connections: number;
   tlsConnections: number;
   exchanges: number;
-  /** Connections whose protocol no decoder recognised (bytes counted, not decoded). */
+  /** Connections whose protocol no decoder recognised, and the bytes seen on them (both ways). */
   unknownConnections: number;
   unknownBytes: number;
+  /**
+   * Bytes seen on decoded connections that the decoder could not interpret: resync after a gap or
+   * garbage, upgraded tunnels, cut messages, bytes after a failure. Never declared lengths.
+   */
+  undecodedBytes: number;
+  /** Messages cut at a limit (a head, chunk line or frame that never ends, a 1xx storm…). */
+  cutMessages: number;
+  /** Connections that had at least one message cut at a limit. */
+  cutConnections: number;
+  /** Connections whose decoding failed (exception in a decoder or the reassembly); capture went on. */
+  failedConnections: number;
+  /** The first failures, with the connection and the reason. */
+  failures: Array<{ connection: string; reason: string }>;
+  /** Exchanges kept quarantined (a request lost in a gap, a status outside 100–599…). */
+  quarantined: number;
   /** Bytes lost inside streams (ring buffer drops, per-call cap, sendfile). */
   gapBytes: number;
   /** Ciphertext bytes ignored because the plaintext was captured at the TLS library. */
@@ -70,7 +99,7 @@ interface Pending {
   ts: number;
 }
 
-type State = 'detecting' | 'decoding' | 'unknown' | 'ciphertext';
+type State = 'detecting' | 'decoding' | 'unknown' | 'ciphertext' | 'failed';
 
 class Stream {
   readonly dirs: [Reassembler, Reassembler];
@@ -87,6 +116,10 @@ class Stream {
   /** TLS: a TLS_BIND tied this stream to a socket (the kernel binds only sockets it keeps). */
   bound = false;
   lastTs = 0;
+  /** A message of this connection was cut at a limit (counted once per connection). */
+  cut = false;
+  /** A fault the decoder reported from inside a call; acted on once the call returns. */
+  private faulted: string | undefined;
 
   constructor(
     readonly table: ConnectionTable,
@@ -120,10 +153,15 @@ class Stream {
     this.lastTs = ts;
     if (this.state === 'decoding') {
       this.decoder!.push(this.sideOf(dir)!, bytes, ts);
+      if (this.faulted !== undefined) this.table.fail(this, this.faulted, ts);
       return;
     }
     if (this.state === 'unknown') {
       this.table.stats.unknownBytes += bytes.length;
+      return;
+    }
+    if (this.state === 'failed') {
+      this.table.stats.undecodedBytes += bytes.length;
       return;
     }
     if (this.state === 'ciphertext') {
@@ -140,8 +178,10 @@ class Stream {
 
   private onGap(dir: number, n: number, ts: number): void {
     this.table.stats.gapBytes += n;
-    if (this.state === 'decoding') this.decoder!.gap(this.sideOf(dir)!, n, ts);
-    else if (this.state === 'detecting') this.pending.push({ side: undefined, dir, gap: n, ts });
+    if (this.state === 'decoding') {
+      this.decoder!.gap(this.sideOf(dir)!, n, ts);
+      if (this.faulted !== undefined) this.table.fail(this, this.faulted, ts);
+    } else if (this.state === 'detecting') this.pending.push({ side: undefined, dir, gap: n, ts });
   }
 
   private tryDetect(): void {
@@ -178,10 +218,20 @@ class Stream {
       if (r === 'unknown') continue;
       this.role = role;
       this.protocol = r.decoder.name;
-      this.decoder = r.decoder.create(
-        { exchange: (ex) => this.onExchange(ex), raw: (_s, n) => (this.table.stats.unknownBytes += n) },
-        this.table.decoderOptions,
-      );
+      const stats = this.table.stats;
+      const sink: DecoderSink = {
+        exchange: (ex) => this.onExchange(ex),
+        raw: (_s, n) => (stats.undecodedBytes += n),
+        cut: () => {
+          stats.cutMessages++;
+          if (!this.cut) {
+            this.cut = true;
+            stats.cutConnections++;
+          }
+        },
+        fault: (_s, reason) => (this.faulted ??= reason),
+      };
+      this.decoder = r.decoder.create(sink, this.table.decoderOptions);
       this.state = 'decoding';
       this.replayPending();
       return;
@@ -196,10 +246,34 @@ class Stream {
     const pending = this.pending;
     this.pending = [];
     this.first = [[], []];
-    for (const p of pending) {
+    for (const [i, p] of pending.entries()) {
+      if (this.state !== 'decoding') {
+        // failed while replaying: the rest is only counted
+        for (const q of pending.slice(i)) if (q.bytes) this.table.stats.undecodedBytes += q.bytes.length;
+        return;
+      }
       const side = this.sideOf(p.dir)!;
       if (p.bytes) this.decoder!.push(side, p.bytes, p.ts);
       else if (p.gap) this.decoder!.gap(side, p.gap, p.ts);
+      if (this.faulted !== undefined) this.table.fail(this, this.faulted, p.ts);
+    }
+  }
+
+  /**
+   * Decoding this connection failed: keep what the decoder can still give (best effort, its
+   * state is suspect and admission quarantines anything invalid), then only count bytes.
+   */
+  abandon(ts: number): void {
+    const d = this.decoder;
+    this.state = 'failed';
+    this.decoder = undefined;
+    for (const p of this.pending) if (p.bytes) this.table.stats.undecodedBytes += p.bytes.length;
+    this.pending = [];
+    this.first = [[], []];
+    try {
+      d?.end(ts);
+    } catch {
+      // nothing more to keep
     }
   }
 
@@ -252,7 +326,10 @@ class Stream {
   end(ts: number): void {
     this.flush();
     if (this.state === 'detecting' && this.pending.some((p) => p.bytes)) this.becomeUnknown();
-    if (this.state === 'decoding') this.decoder!.end(ts);
+    if (this.state === 'decoding') {
+      this.decoder!.end(ts);
+      if (this.faulted !== undefined) this.table.fail(this, this.faulted, ts);
+    }
     if (this.tls && !this.bound && this.table.tlsNeedsSocket) {
       // Plaintext arrives before the socket is known (memory BIOs); a stream that never got one
       // belonged to a socket the port filter left out.
@@ -271,6 +348,12 @@ export class ConnectionTable {
     exchanges: 0,
     unknownConnections: 0,
     unknownBytes: 0,
+    undecodedBytes: 0,
+    cutMessages: 0,
+    cutConnections: 0,
+    failedConnections: 0,
+    failures: [],
+    quarantined: 0,
     gapBytes: 0,
     ciphertextBytes: 0,
     tlsUnboundDropped: 0,
@@ -280,15 +363,45 @@ export class ConnectionTable {
   /** tgid:ssl → TLS plaintext stream. */
   private tls = new Map<string, Stream>();
   private touched = new Set<Stream>();
+  /** Memory every decoder of this table shares (DecoderOptions.pool, or one of the default size). */
+  readonly pool: MemoryPool;
+  readonly decoderOptions: DecoderOptions;
 
   constructor(
     private readonly clock: Clock,
     private readonly onExchange: (ex: Exchange) => void,
-    readonly decoderOptions: DecoderOptions = {},
+    decoderOptions: DecoderOptions = {},
     private readonly serviceName?: string,
     /** A port filter is on: TLS streams count only once tied to a socket that passed it. */
     readonly tlsNeedsSocket = false,
-  ) {}
+  ) {
+    this.pool = decoderOptions.pool ?? newPool();
+    this.decoderOptions = { ...decoderOptions, pool: this.pool };
+  }
+
+  /**
+   * Marks a connection failed (an exception in its reassembly or decoder, or a fault its decoder
+   * reported): counted, the reason kept for the report, its later bytes only counted.
+   */
+  fail(s: Stream, reason: unknown, ts: number): void {
+    if (s.state === 'failed') return;
+    const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+    this.stats.failedConnections++;
+    if (this.stats.failures.length < FAILURES_KEPT) {
+      this.stats.failures.push({ connection: s.id, reason: text });
+      log.warn(`decoding connection ${s.id} (${s.protocol || 'detecting'}) failed, it is only counted from here: ${text}`);
+    }
+    s.abandon(ts);
+  }
+
+  /** Runs one step of one connection; an exception there fails that connection only. */
+  private guarded(s: Stream, ts: number, step: () => void): void {
+    try {
+      step();
+    } catch (e) {
+      this.fail(s, e, ts);
+    }
+  }
 
   open(ev: OpenEvent): void {
     const key = `${ev.tgid}:${ev.fd}`;
@@ -343,7 +456,12 @@ export class ConnectionTable {
         this.stats.connections++;
       }
     }
-    s.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts);
+    if (s.state === 'failed') {
+      this.stats.undecodedBytes += ev.payload.length;
+      return;
+    }
+    const stream = s;
+    this.guarded(s, ev.ts, () => stream.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts));
     this.touched.add(s);
   }
 
@@ -368,7 +486,8 @@ export class ConnectionTable {
     if (socket?.meta) {
       s.meta = socket.meta;
       if (s.role === ROLE_UNKNOWN && socket.meta.role !== ROLE_UNKNOWN) s.role = socket.meta.role;
-      s.releaseHeld();
+      const stream = s;
+      this.guarded(s, ev.ts, () => stream.releaseHeld());
     }
   }
 
@@ -390,7 +509,7 @@ export class ConnectionTable {
 
   /** End of a batch: holes still open become gaps. */
   flushBatch(): void {
-    for (const s of this.touched) s.flush();
+    for (const s of this.touched) this.guarded(s, s.lastTs, () => s.flush());
     this.touched.clear();
   }
 
@@ -421,17 +540,21 @@ export class ConnectionTable {
 
   private endStream(s: Stream, ts: number): void {
     this.touched.delete(s);
-    s.end(ts);
+    this.guarded(s, ts, () => s.end(ts));
+    // a stream that failed while ending still hands over what it holds
+    if (s.state === 'failed') this.guarded(s, ts, () => s.releaseHeld());
   }
 
   emit(s: Stream, d: DecodedExchange): void {
     const meta = s.meta;
     const direction: Direction = s.role === ROLE_CLIENT ? 'outbound' : 'inbound';
     const start = d.requestStartNs;
-    const host = hostOf(d);
+    const host = d.quarantine === undefined ? hostOf(d) : undefined;
+    // offsets after the request's first byte; never negative, whatever order a decoder saw
+    const after = (ns: number): number => Math.max(0, ns - start);
     const ex: Exchange = {
       id: `${s.id}#${s.order}`,
-      protocol: d.protocol,
+      protocol: d.quarantine === undefined ? d.protocol : 'unknown',
       direction,
       tls: s.tls,
       service: {
@@ -445,14 +568,18 @@ export class ConnectionTable {
       request: d.request,
       timing: {
         startUs: this.clock.wallUs(start),
-        requestEndNs: d.requestEndNs - start,
-        ...(d.responseStartNs !== undefined ? { responseStartNs: d.responseStartNs - start } : {}),
-        ...(d.responseEndNs !== undefined ? { responseEndNs: d.responseEndNs - start } : {}),
+        requestEndNs: after(d.requestEndNs),
+        ...(d.responseStartNs !== undefined ? { responseStartNs: after(d.responseStartNs) } : {}),
+        ...(d.responseEndNs !== undefined ? { responseEndNs: after(d.responseEndNs) } : {}),
       },
     };
     if (d.response) ex.response = d.response;
     if (d.notes?.length) ex.notes = d.notes;
     if (d.extras) ex.extras = d.extras;
+    if (d.quarantine !== undefined) {
+      ex.quarantine = { protocol: d.protocol, reason: d.quarantine };
+      this.stats.quarantined++;
+    }
     if (!meta) ex.notes = [...(ex.notes ?? []), 'socket-unknown'];
     this.stats.exchanges++;
     this.onExchange(ex);

@@ -5,10 +5,11 @@
  */
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, open, readdir, readFile, stat } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { definedFunctions } from './elf.js';
 
 const run = promisify(execFile);
 const EXEC_TIMEOUT_MS = 10_000;
@@ -124,73 +125,12 @@ export function parseLdconfig(text: string, soname: string): string[] {
 
 // ── ELF dynamic symbols ───────────────────────────────────────────────────────────────────────
 
-const MAX_SECTION_BYTES = 256 * 1024 * 1024;
-
 /**
  * Which of `wanted` are defined function symbols in the file's dynamic symbol table (what uprobes
- * can attach to by name). Reads only the ELF header, section headers, .dynsym and its strings.
+ * can attach to by name). The reading is capture/elf.ts's, the one ELF reader of the project.
  */
 export async function exportedFunctions(path: string, wanted: readonly string[]): Promise<Set<string>> {
-  const fh = await open(path, 'r');
-  try {
-    const at = async (offset: number, length: number): Promise<Buffer> => {
-      if (length > MAX_SECTION_BYTES) throw new Error(`${path}: section of ${length} bytes is too large`);
-      const buf = Buffer.alloc(length);
-      const { bytesRead } = await fh.read(buf, 0, length, offset);
-      if (bytesRead !== length) throw new Error(`${path}: truncated ELF file`);
-      return buf;
-    };
-    const eh = await at(0, 64);
-    if (eh.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${path} is not an ELF file`);
-    const is64 = eh[4] === 2;
-    const le = eh[5] === 1;
-    const u16 = (b: Buffer, o: number): number => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-    const u32 = (b: Buffer, o: number): number => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-    const addr = (b: Buffer, o: number): number =>
-      is64 ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : u32(b, o);
-
-    const shoff = addr(eh, is64 ? 0x28 : 0x20);
-    const shentsize = u16(eh, is64 ? 0x3a : 0x2e);
-    const shnum = u16(eh, is64 ? 0x3c : 0x30);
-    if (shoff === 0 || shnum === 0) throw new Error(`${path} has no section headers`);
-    const sh = await at(shoff, shentsize * shnum);
-    const section = (i: number) => {
-      const o = i * shentsize;
-      return {
-        type: u32(sh, o + 4),
-        offset: addr(sh, o + (is64 ? 0x18 : 0x10)),
-        size: addr(sh, o + (is64 ? 0x20 : 0x14)),
-        link: u32(sh, o + (is64 ? 0x28 : 0x18)),
-      };
-    };
-    const SHT_DYNSYM = 11;
-    let dynsym: ReturnType<typeof section> | undefined;
-    for (let i = 0; i < shnum; i++) {
-      const s = section(i);
-      if (s.type === SHT_DYNSYM) dynsym = s;
-    }
-    if (!dynsym) throw new Error(`${path} has no dynamic symbol table`);
-    const strtab = section(dynsym.link);
-    const syms = await at(dynsym.offset, dynsym.size);
-    const strs = await at(strtab.offset, strtab.size);
-
-    const want = new Set(wanted);
-    const found = new Set<string>();
-    const entsize = is64 ? 24 : 16;
-    for (let o = 0; o + entsize <= syms.length; o += entsize) {
-      const info = syms[o + (is64 ? 4 : 12)]!;
-      const shndx = u16(syms, o + (is64 ? 6 : 14));
-      const type = info & 0xf;
-      if (shndx === 0 || (type !== 2 && type !== 10)) continue; // defined FUNC or IFUNC only
-      const nameOff = u32(syms, o);
-      const end = strs.indexOf(0, nameOff);
-      const name = strs.toString('latin1', nameOff, end === -1 ? strs.length : end);
-      if (want.has(name)) found.add(name);
-    }
-    return found;
-  } finally {
-    await fh.close();
-  }
+  return definedFunctions(path, wanted);
 }
 
 // ── checks ────────────────────────────────────────────────────────────────────────────────────

@@ -28,7 +28,7 @@ export const LAYOUT = {
   openSize: 104,
   closeSize: 56,
   tlsBindSize: 56,
-  procSize: 40,
+  procSize: 64,
 } as const;
 
 export interface DataEvent {
@@ -93,6 +93,11 @@ export interface ProcEvent {
   exec: boolean;
   ts: number;
   comm: string;
+  /** Stopped at exec until user space releases it (NativeCapture.releaseExec). */
+  held: boolean;
+  /** The executable's inode as the kernel names it (for releaseExec). */
+  exeDev: bigint;
+  exeIno: bigint;
 }
 
 export type CaptureEvent = DataEvent | OpenEvent | CloseEvent | TlsBindEvent | ProcEvent;
@@ -212,6 +217,9 @@ export function decodeBatch(batch: Uint8Array, visit: (ev: CaptureEvent) => void
           exec: view.getUint32(rec + 12, true) === 1,
           ts: Number(view.getBigUint64(rec + 16, true)),
           comm: cstr(batch.subarray(rec + 24, rec + 40)),
+          held: view.getUint32(rec + 40, true) === 1,
+          exeDev: view.getBigUint64(rec + 48, true),
+          exeIno: view.getBigUint64(rec + 56, true),
         });
         break;
       }

@@ -13,7 +13,7 @@ import { ConnectionTable, type TableStats } from './connections.js';
 import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
 import './protocols/index.js';
 import type { DecoderOptions } from './protocols/types.js';
-import { TlsProbes } from './tls-probes.js';
+import { type GoTlsBinary, type TlsFailure, TlsProbes } from './tls-probes.js';
 
 const log = logger('capture');
 
@@ -30,10 +30,15 @@ export interface CaptureOptions {
   perCallCapBytes?: number;
   /** Ring buffer size, power of two (default 64 MiB). */
   ringBufferBytes?: number;
-  /** Attach TLS probes (default true). */
+  /** Attach TLS probes: OpenSSL and Go crypto/tls (default true). */
   tls?: boolean;
   /** Name for `service.name` on every exchange. */
   service?: string;
+  /**
+   * Stop targets at exec of an executable not looked at yet, until its TLS probes are attached
+   * (milliseconds). For targets retap started (a command, a replayed build): default false.
+   */
+  holdExec?: boolean;
   decoder?: DecoderOptions;
 }
 
@@ -42,7 +47,12 @@ export interface CaptureStats extends TableStats {
   /** Records in batches that could not be decoded (should stay 0). */
   malformedBytes: number;
   tlsProbes: number;
+  /** Files with TLS probes (OpenSSL libraries and executables, Go programs). */
   tlsLibraries: string[];
+  /** Go programs whose crypto/tls calls are probed. */
+  goTls: GoTlsBinary[];
+  /** Files whose TLS plaintext cannot be captured, with the reason (e.g. a Go build not supported). */
+  tlsFailures: TlsFailure[];
   /** Sum of everything lost: ring buffer drops + batches JS could not take + in-stream gaps. */
   lost: { ringbufRecords: number; userBatches: number; gapBytes: number };
 }
@@ -56,6 +66,8 @@ export class CaptureSession {
   private drained: Promise<void>;
   private stopped: CaptureStats | undefined;
   private knownTgids = new Set<number>();
+  /** Whatever ends this process, no target stays stopped at exec. */
+  private readonly onExit = (): void => this.native.stop();
 
   private constructor(opts: CaptureOptions, onExchange: (ex: Exchange) => void) {
     const addon = loadAddon();
@@ -73,8 +85,15 @@ export class CaptureSession {
       this.native = addon.open({
         selfTgid: process.pid,
         captureAll: opts.all === true,
+        ports: opts.ports ?? [],
+        tgids: opts.pids ?? [],
+        cgroups: opts.cgroupIds ?? [],
         ...(opts.perCallCapBytes !== undefined ? { perCallCapBytes: opts.perCallCapBytes } : {}),
         ...(opts.ringBufferBytes !== undefined ? { ringBufferBytes: opts.ringBufferBytes } : {}),
+        // A Go program must have its probes before its first TLS call: hold targets at exec until
+        // their executable was looked at. Only for processes retap started itself (opts.holdExec):
+        // were retap killed with SIGKILL during a hold, nothing would continue a process it holds.
+        holdExec: opts.holdExec === true && opts.tls !== false && opts.all !== true,
         onBatch: (batch) => this.onBatch(batch),
         onDrained: () => resolveDrained(),
       });
@@ -86,9 +105,6 @@ export class CaptureSession {
         details: { errno: err.errno },
       });
     }
-    for (const pid of opts.pids ?? []) this.addPid(pid);
-    for (const id of opts.cgroupIds ?? []) this.native.addTarget('cgroup', id);
-    for (const port of opts.ports ?? []) this.native.addTarget('port', port);
     if (opts.tls !== false) {
       this.tls = new TlsProbes(this.native);
       this.tls.attachDefaults();
@@ -97,6 +113,7 @@ export class CaptureSession {
     // Processes exit without close(): end their streams; new targets may have loaded libssl.
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
+    process.once('exit', this.onExit);
   }
 
   static start(opts: CaptureOptions, onExchange: (ex: Exchange) => void): CaptureSession {
@@ -125,6 +142,7 @@ export class CaptureSession {
   async stop(): Promise<CaptureStats> {
     if (this.stopped) return this.stopped;
     clearInterval(this.sweepTimer);
+    process.off('exit', this.onExit);
     this.native.stop();
     await Promise.race([this.drained, new Promise((r) => setTimeout(r, 5000).unref())]);
     this.table.flushBatch();
@@ -157,6 +175,7 @@ export class CaptureSession {
           break;
         case EV_PROC:
           this.noteTgid(ev.tgid, true);
+          if (ev.held) this.native.releaseExec(ev.tgid, ev.exeDev, ev.exeIno);
           break;
       }
     });
@@ -165,11 +184,17 @@ export class CaptureSession {
 
   private noteTgid(tgid: number, rescan = false): void {
     this.knownTgids.add(tgid);
-    if (rescan) this.tls?.forget(tgid);
-    this.tls?.scanProcess(tgid);
+    this.tls?.scanProcess(tgid, rescan);
   }
 
   private sweep(): void {
+    // A process held at exec whose record never reached us (lost batch): look at it and let it go.
+    const now = Number(process.hrtime.bigint());
+    for (const [tgid, since] of this.native.heldProcesses()) {
+      if (now - since < 500e6) continue;
+      this.noteTgid(tgid, true);
+      this.native.releaseExec(tgid);
+    }
     const alive = (tgid: number): boolean => existsSync(`/proc/${tgid}`);
     for (const tgid of this.knownTgids) {
       if (!alive(tgid)) this.knownTgids.delete(tgid);
@@ -185,6 +210,8 @@ export class CaptureSession {
       malformedBytes: this.malformed,
       tlsProbes: this.tls?.probes ?? 0,
       tlsLibraries: this.tls?.attached ?? [],
+      goTls: this.tls?.goBinaries ?? [],
+      tlsFailures: this.tls?.failures ?? [],
       lost: {
         ringbufRecords: kernel.ringbufDrops,
         userBatches: kernel.userDrops,

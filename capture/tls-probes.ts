@@ -1,87 +1,186 @@
 /**
- * Finds where target processes keep OpenSSL (a mapped libssl, or an executable such as `node`
- * that exports the SSL symbols itself) and attaches the TLS uprobes once per file.
+ * Finds where target processes do TLS and attaches the probes once per file (dev:inode):
+ *   - OpenSSL: a mapped libssl, or an executable such as `node` that exports the SSL symbols;
+ *   - Go: an executable with Go build information that uses crypto/tls (capture/go/binary.ts).
+ * Files are opened through /proc/<pid>/exe and /proc/<pid>/root/…, so processes in containers (other
+ * mount namespaces) are probed the same way. A Go program that cannot be probed is reported with the
+ * reason (`failures`), never skipped in silence.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { logger } from '../core/log.js';
-import { exportedSymbols } from './elf.js';
+import type { NativeGoTlsSpec } from '../native/retap_native.js';
+import { definedFunctionsOf, type ElfFile, withElf } from './elf.js';
+import { type GoInspection, inspectGoBinary } from './go/binary.js';
 
 const log = logger('capture');
 const SSL_SYMBOLS = ['SSL_read', 'SSL_write'] as const;
 
 export interface TlsAttacher {
   attachTls(path: string): number;
+  attachGoTls(path: string, spec: NativeGoTlsSpec): number;
+}
+
+/** A Go program whose crypto/tls calls are probed. */
+export interface GoTlsBinary {
+  path: string;
+  goVersion: string;
+  /** Where the functions were found: the symbol table, or the pclntab of a stripped binary. */
+  symbolsFrom: 'symtab' | 'pclntab';
+  /** Where the struct offsets came from: the binary's DWARF, or the table by Go version. */
+  offsetsFrom: 'dwarf' | 'table';
+  probes: number;
+}
+
+/** A file whose TLS plaintext cannot be captured, and why. */
+export interface TlsFailure {
+  path: string;
+  reason: string;
+  goVersion?: string;
 }
 
 export class TlsProbes {
-  /** dev:inode → path, for files already attached (or found not to have OpenSSL). */
-  private seen = new Map<string, string | null>();
+  /** dev:inode of every file looked at (attached, failed, or nothing to attach). */
+  private seen = new Set<string>();
   private scanned = new Map<number, number>(); // tgid → maps file size at last scan
   probes = 0;
+  /** Files with probes: OpenSSL libraries and executables, and Go programs. */
   readonly attached: string[] = [];
-  readonly failures: string[] = [];
+  readonly goBinaries: GoTlsBinary[] = [];
+  readonly failures: TlsFailure[] = [];
 
   constructor(private readonly native: TlsAttacher) {}
 
   /** Candidates present on most machines, attached before any target starts. */
   attachDefaults(): void {
-    for (const p of defaultLibssl()) this.consider(p);
-    for (const p of [process.execPath, '/usr/bin/node', '/usr/local/bin/node']) this.consider(p);
+    for (const p of defaultLibssl()) this.consider(p, p);
+    for (const p of [process.execPath, '/usr/bin/node', '/usr/local/bin/node']) this.consider(p, p);
   }
 
-  /** Look at one process's executable and mapped files. Cheap when nothing changed. */
-  scanProcess(tgid: number): void {
+  /**
+   * Look at one process's executable and mapped TLS libraries. Cheap when nothing changed;
+   * `force` looks again even so (a process that just exec'd).
+   */
+  scanProcess(tgid: number, force = false): void {
     let maps: string;
     try {
       maps = readFileSync(`/proc/${tgid}/maps`, 'utf8');
     } catch {
       return; // gone
     }
-    if (this.scanned.get(tgid) === maps.length) return;
+    if (!force && this.scanned.get(tgid) === maps.length) return;
     this.scanned.set(tgid, maps.length);
-    try {
-      this.consider(realpathSync(`/proc/${tgid}/exe`));
-    } catch {
-      /* exited or kernel thread */
-    }
+    this.consider(`/proc/${tgid}/exe`, exeLabel(tgid));
     for (const line of maps.split('\n')) {
-      const path = line.slice(line.indexOf('/'));
-      if (line.indexOf('/') === -1 || !/libssl\.so|\/node$|\/nodejs$/.test(path)) continue;
-      this.consider(path.trim());
+      const slash = line.indexOf('/');
+      if (slash === -1) continue;
+      const path = line.slice(slash).trim();
+      if (!/libssl\.so|\/node$|\/nodejs$/.test(path)) continue;
+      this.consider(`/proc/${tgid}/root${path}`, path);
     }
   }
 
-  forget(tgid: number): void {
-    this.scanned.delete(tgid);
-  }
-
-  private consider(path: string): void {
+  /** `open` is how we reach the file (maybe through /proc); `label` is how people know it. */
+  private consider(open: string, label: string): void {
     let id: string;
-    let real: string;
     try {
-      real = realpathSync(path);
-      const st = statSync(real);
+      const st = statSync(open);
+      if (!st.isFile()) return;
       id = `${st.dev}:${st.ino}`;
     } catch {
       return;
     }
     if (this.seen.has(id)) return;
-    const syms = exportedSymbols(real, SSL_SYMBOLS);
-    if (syms.size === 0) {
-      this.seen.set(id, null);
+    this.seen.add(id);
+    let go: GoInspection = { kind: 'not-go' };
+    let ssl = false;
+    try {
+      withElf(open, (elf: ElfFile) => {
+        go = inspectGoBinary(elf);
+        ssl = definedFunctionsOf(elf, SSL_SYMBOLS).size > 0;
+      });
+    } catch (e) {
+      // not ELF, or unreadable: nothing we could attach to
+      log.debug(`not probing ${label}: ${(e as Error).message}`);
       return;
     }
-    this.seen.set(id, real);
-    try {
-      const n = this.native.attachTls(real);
-      this.probes += n;
-      this.attached.push(real);
-      log.info(`TLS probes attached to ${real} (${n})`);
-    } catch (e) {
-      this.failures.push(`${real}: ${(e as Error).message.split('\n')[0]}`);
-      log.warn(`cannot attach TLS probes to ${real}: ${(e as Error).message.split('\n')[0]}`);
+    if (ssl) this.attachOpenssl(open, label, id);
+    this.attachGo(open, label, id, go);
+  }
+
+  /** An attach failed: the file's fault, or only a process that exited meanwhile (look again later). */
+  private failed(f: TlsFailure, open: string, id: string): void {
+    if (open.startsWith('/proc/') && !existsSync(open)) {
+      this.seen.delete(id);
+      log.debug(`${f.path}: its process exited before the TLS probes were attached`);
+      return;
     }
+    this.fail(f);
+  }
+
+  private attachOpenssl(open: string, label: string, id: string): void {
+    try {
+      const n = this.native.attachTls(open);
+      this.probes += n;
+      this.attached.push(label);
+      log.info(`TLS probes attached to ${label} (${n})`);
+    } catch (e) {
+      this.failed({ path: label, reason: firstLine(e) }, open, id);
+    }
+  }
+
+  private attachGo(open: string, label: string, id: string, go: GoInspection): void {
+    switch (go.kind) {
+      case 'not-go':
+        return;
+      case 'no-tls':
+        log.debug(`${label}: Go ${go.goVersion} program without crypto/tls connections`);
+        return;
+      case 'unsupported':
+        this.fail({ path: label, goVersion: go.goVersion, reason: go.reason });
+        return;
+      case 'ok': {
+        const { plan } = go;
+        try {
+          const n = this.native.attachGoTls(open, plan.spec);
+          this.probes += n;
+          this.attached.push(label);
+          this.goBinaries.push({
+            path: label,
+            goVersion: plan.goVersion,
+            symbolsFrom: plan.symbolsFrom,
+            offsetsFrom: plan.offsetsFrom,
+            probes: n,
+          });
+          log.info(
+            `Go TLS probes attached to ${label} (${plan.goVersion}, functions from ${plan.symbolsFrom}, offsets from ${plan.offsetsFrom}, ${n} probes)`,
+          );
+        } catch (e) {
+          this.failed({ path: label, goVersion: plan.goVersion, reason: firstLine(e) }, open, id);
+        }
+      }
+    }
+  }
+
+  private fail(f: TlsFailure): void {
+    this.failures.push(f);
+    // info, not warn: `retap capture` prints the failures once at the end, as warnings
+    log.info(
+      `cannot capture the TLS plaintext of ${f.path}${f.goVersion ? ` (Go ${f.goVersion.replace(/^go/, '')})` : ''}: ${f.reason}`,
+    );
+  }
+}
+
+function firstLine(e: unknown): string {
+  return ((e as Error).message ?? String(e)).split('\n')[0] ?? '';
+}
+
+/** The executable's path as its process sees it (inside its container, if any). */
+function exeLabel(tgid: number): string {
+  try {
+    return readlinkSync(`/proc/${tgid}/exe`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return `/proc/${tgid}/exe`;
   }
 }
 

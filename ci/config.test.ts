@@ -30,6 +30,7 @@ describe('retap.yaml for retap ci', () => {
       env: { INVENTORY_URL: 'http://inventory.internal:4001' },
     });
     expect(cfg.replay.runs).toBe(2);
+    expect(cfg.replay.connections).toBe('recorded');
     expect(cfg.ci).toMatchObject({
       reports: '/repo/retap-reports',
       formats: ['junit', 'markdown', 'html', 'json'],
@@ -74,6 +75,13 @@ describe('retap.yaml for retap ci', () => {
     );
     expect(parseCiConfig('replay:\n  client: undici\n', 'retap.yaml', '/r').replay.client).toBe('undici');
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.client).toBeUndefined();
+    expect(errorOf('replay:\n  connections: shared\n')).toMatch(
+      /:2: \$\.replay\.connections must be one of "recorded", "pooled"/,
+    );
+    expect(parseCiConfig('replay:\n  connections: pooled\n', 'retap.yaml', '/r').replay.connections).toBe(
+      'pooled',
+    );
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.connections).toBeUndefined();
   });
 
   it('checks the validity thresholds of the assertions section', () => {

@@ -39,7 +39,10 @@ export interface CiConfig {
     speed?: number;
     timeoutMs?: number;
     client?: 'h1' | 'undici';
+    connections?: 'recorded' | 'pooled';
     mockMiss?: MockMiss;
+    /** Secrets file (absolute), for static client credentials redaction replaced. */
+    secrets?: string;
   };
   ci: {
     reports?: string;
@@ -204,6 +207,9 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   if (str(replay.timeout)) r.timeoutMs = durationMs(replay.timeout as string);
   if (str(replay.mockMiss)) r.mockMiss = replay.mockMiss as MockMiss;
   if (replay.client === 'h1' || replay.client === 'undici') r.client = replay.client;
+  if (str(replay.secrets)) r.secrets = resolve(dir, replay.secrets as string);
+  if (replay.connections === 'recorded' || replay.connections === 'pooled')
+    r.connections = replay.connections;
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

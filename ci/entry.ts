@@ -1,12 +1,15 @@
 /**
- * Entry point of the GitHub Action (action.yml): turns the action's inputs, handed over as
- * INPUT_* environment variables, into `retap ci` flags and runs it. Runs as root (`sudo -E`), so
- * GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the INPUT_* variables come through from the runner.
+ * Entry point of the GitHub Action (action.yml, through ci/action.sh): turns the action's inputs,
+ * handed over as INPUT_* environment variables, into `retap ci` flags and runs it. Runs as root
+ * (directly, or under `sudo -E` so GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the INPUT_* variables
+ * come through). When the runner checks failed (RETAP_ACTION_ERROR), it replays nothing and only
+ * reports why, as the user the runner runs as.
  *
  *   INPUT_SNAPSHOT=… INPUT_BUILD_COMMAND=… node dist/ci/entry.js
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type ErrorCode, ErrorCodes, formatError, RetapError } from '../core/errors.js';
 
 /** Input name → flag. Values that hold several entries are split on new lines (budgets, env). */
 const SINGLE: Array<[string, string]> = [
@@ -22,7 +25,7 @@ const SINGLE: Array<[string, string]> = [
   ['concurrency', '--concurrency'],
   ['mock-miss', '--mock-miss'],
   ['fail-on', '--fail-on'],
-  ['report-dir', '--reports'],
+  ['report-dir', '--out'],
   ['formats', '--format'],
 ];
 const MULTI: Array<[string, string]> = [
@@ -72,12 +75,34 @@ export function actionArgs(env: NodeJS.ProcessEnv): string[] {
   return args;
 }
 
+/**
+ * What the action's runner checks found (ci/action.sh): retap cannot replay on this runner, but it
+ * still writes the reports, the outputs and the step summary that say why.
+ */
+export function runnerProblem(env: NodeJS.ProcessEnv): RetapError | undefined {
+  const message = env.RETAP_ACTION_ERROR?.trim();
+  if (!message) return undefined;
+  const known = Object.values(ErrorCodes) as string[];
+  const code = known.includes(env.RETAP_ACTION_ERROR_CODE ?? '')
+    ? (env.RETAP_ACTION_ERROR_CODE as ErrorCode)
+    : ErrorCodes.ENV_SETUP;
+  const hint = env.RETAP_ACTION_ERROR_HINT?.trim();
+  return new RetapError(code, message, hint ? { hint } : {});
+}
+
 export async function runAction(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { main } = await import('../cli/main.js');
   const args = ['ci', ...actionArgs(env)];
   process.stderr.write(
     `retap action: retap ${args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}\n`,
   );
+  const problem = runnerProblem(env);
+  if (problem) {
+    const { reportFailure } = await import('../cli/commands/ci.js');
+    const code = await reportFailure(args.slice(1), problem);
+    process.stderr.write(`retap ci: ${formatError(problem)}\n`);
+    return code;
+  }
+  const { main } = await import('../cli/main.js');
   return main(args);
 }
 

@@ -14,6 +14,7 @@ export const EXIT_CODE_MEANINGS: Record<number, string> = {
   [ExitCodes.BUDGETS_FAILED]: 'budget failures (latency, error rate or mock match rate)',
   [ExitCodes.INFRASTRUCTURE]:
     'infrastructure error (build did not start, capture or replay failed, or the replay did not reproduce the recording)',
+  [ExitCodes.USAGE]: 'bad input (a flag, action input or setting retap could not use)',
 };
 
 export interface GatePolicy {

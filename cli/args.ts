@@ -62,6 +62,13 @@ export function parseClient(text: string | undefined): 'h1' | 'undici' | undefin
   throw usageError(`--client ${text}: expected h1 (retap's HTTP/1.1 client, the default) or undici`);
 }
 
+export function parseConnections(text: string | undefined): 'recorded' | 'pooled' | undefined {
+  if (text === undefined || text === 'recorded' || text === 'pooled') return text;
+  throw usageError(
+    `--connections ${text}: expected recorded (each recorded connection replayed on one of its own, the default) or pooled (shared keep-alive connections)`,
+  );
+}
+
 /** Values of a `multiple: true` option, whatever parseArgs returned. */
 export function many(value: unknown): string[] {
   if (value === undefined) return [];

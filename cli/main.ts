@@ -15,9 +15,18 @@ interface Entry {
 /** Every command retap has or will have; a stage not built yet says so instead of vanishing. */
 const COMMANDS: Record<string, Entry> = {
   demo: { summary: 'Run the built-in demo end to end', load: () => import('./commands/demo.js') },
-  doctor: { summary: 'Check this machine can capture and replay', load: () => import('./commands/doctor.js') },
-  capture: { summary: 'Record traffic of processes into a snapshot', load: () => import('./commands/capture.js') },
-  snapshot: { summary: 'Inspect, validate, diff, filter and convert snapshots', load: () => loadOptional('snapshot') },
+  doctor: {
+    summary: 'Check this machine can capture and replay',
+    load: () => import('./commands/doctor.js'),
+  },
+  capture: {
+    summary: 'Record traffic of processes into a snapshot',
+    load: () => import('./commands/capture.js'),
+  },
+  snapshot: {
+    summary: 'Inspect, validate, diff, filter and convert snapshots',
+    load: () => loadOptional('snapshot'),
+  },
   replay: { summary: 'Replay a snapshot against a build', load: () => loadOptional('replay') },
   mock: { summary: "Serve a snapshot's dependencies as mocks", load: () => loadOptional('mock') },
   report: { summary: 'Render results as JUnit, Markdown, HTML or JSON', load: () => loadOptional('report') },
@@ -76,7 +85,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`retap: unknown command '${name}'\n\n${usage()}\n`);
     return ExitCodes.USAGE;
   }
-  const verbose = rest.includes('--verbose');
+  // what follows a bare `--` is a command to run, with options of its own: never retap's
+  const dashdash = rest.indexOf('--');
+  const own = dashdash === -1 ? rest : rest.slice(0, dashdash);
+  const verbose = own.includes('--verbose');
   const stopLogs = onLog((r) => {
     if (r.level === 'warn' || r.level === 'error' || (verbose && r.level === 'info')) {
       process.stderr.write(`retap ${r.scope}: ${r.level === 'info' ? '' : `${r.level}: `}${r.message}\n`);
@@ -86,14 +98,14 @@ export async function main(argv: string[]): Promise<number> {
     const command = (await entry.load()).default;
     const wantsHelp = command.subcommands
       ? rest[0] === '--help' || rest[0] === '-h'
-      : rest.includes('--help') || rest.includes('-h');
+      : own.includes('--help') || own.includes('-h');
     if (wantsHelp) {
       process.stdout.write(`${command.help.trimEnd()}\n`);
       return ExitCodes.OK;
     }
-    return await command.run(rest.filter((a) => a !== '--verbose'));
+    return await command.run([...own.filter((a) => a !== '--verbose'), ...rest.slice(own.length)]);
   } catch (e) {
-    const json = rest.includes('--json');
+    const json = own.includes('--json');
     if (json && isRetapError(e)) process.stdout.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
     process.stderr.write(`retap ${name}: ${formatError(e)}\n`);
     if (!isRetapError(e) && e instanceof Error && e.stack) {

@@ -19,6 +19,8 @@ export const ErrorCodes = {
   DECODE: 'RETAP_DECODE',
   NOT_BUILT: 'RETAP_NOT_BUILT',
   RESULTS_TOO_LARGE: 'RETAP_RESULTS_TOO_LARGE',
+  /** A replay would send redacted credentials no recorded answer hands out and no secret provides. */
+  SECRET_MISSING: 'RETAP_SECRET_MISSING',
   INTERNAL: 'RETAP_INTERNAL',
 } as const;
 

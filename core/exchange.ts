@@ -109,6 +109,32 @@ export interface Exchange {
    */
   notes?: string[];
   extras?: Extras;
+  /**
+   * Set on a quarantined exchange: what was seen could not become a valid exchange (a request
+   * lost in a gap, a status outside 100–599, a shape the snapshot schema refuses). Its
+   * `protocol` is `unknown`; request and response keep what was valid (sizes always, bytes when
+   * they were whole). Counted in the manifest, shown by `retap snapshot show`, never replayed
+   * and never served by a mock.
+   */
+  quarantine?: Quarantine;
+}
+
+export interface Quarantine {
+  /** Protocol the decoder (or the source) gave the exchange before it was quarantined. */
+  protocol: string;
+  /** Why, in words: the first problem found (a JSON path and what is wrong with it). */
+  reason: string;
+}
+
+/**
+ * Method of a request whose start line was never seen or could not be kept (quarantined
+ * exchanges only). Not a real method: such a request is never sent.
+ */
+export const UNKNOWN_METHOD = '-';
+
+/** True for a quarantined exchange: shown and counted, never replayed or served. */
+export function isQuarantined(ex: Exchange): boolean {
+  return ex.quarantine !== undefined;
 }
 
 export function emptyBody(): Body {

@@ -23,6 +23,22 @@ export interface RecordedItem {
   outbound: Exchange[];
 }
 
+/**
+ * The driver connection a request went out on. Capture at the build sees that connection from
+ * the other end (its peer port is `port`), which is how a captured answer is joined to its request
+ * without adding anything to the request.
+ */
+export interface SocketUse {
+  /** The driver socket's local port. */
+  port: number;
+  /** When the driver opened that socket, µs since epoch (tells reuses of a port apart). */
+  openedUs: number;
+  /** 0-based position of the request on that socket. */
+  seq: number;
+  /** When the request was written, µs since epoch. */
+  sentUs: number;
+}
+
 /** What the replay driver sent and what the client saw (used when capture missed the exchange). */
 export interface ClientView {
   method: string;
@@ -37,6 +53,8 @@ export interface ClientView {
   error?: string;
   /** Wall time seen by the client, ms (includes the runner's own scheduling: prefer live timings). */
   durationMs: number;
+  /** The driver connection it was sent on (absent when it never reached a socket). */
+  socket?: SocketUse;
 }
 
 export interface RunItem {
@@ -86,6 +104,14 @@ export interface ReplayRun {
     gapBytes: number;
   };
   warnings: RunWarning[];
+  /**
+   * How the driver used connections: `recorded` replays each recorded connection on one of its
+   * own, closed where the recording closed it; `pooled` shares keep-alive connections. `reopened`
+   * counts (recorded mode) requests that needed a new connection because the build had closed
+   * one the recording kept open — each also a `connection-reopened` warning. Absent in results
+   * written before connections were replayed.
+   */
+  connections?: { mode: 'recorded' | 'pooled'; opened: number; reopened: number };
   /** Infrastructure failure that ended the run early (build did not start, crashed…). */
   error?: { code: string; message: string };
 }

@@ -19,6 +19,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <csignal>
 #include <unistd.h>
 
 #include "retap.h"
@@ -108,6 +109,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
                            InstanceMethod("addTarget", &Capture::AddTarget),
                            InstanceMethod("removeTarget", &Capture::RemoveTarget),
                            InstanceMethod("attachTls", &Capture::AttachTls),
+                           InstanceMethod("attachGoTls", &Capture::AttachGoTls),
+                           InstanceMethod("releaseExec", &Capture::ReleaseExec),
+                           InstanceMethod("heldProcesses", &Capture::HeldProcesses),
                            InstanceMethod("counters", &Capture::Counters),
                            InstanceMethod("stop", &Capture::Stop),
                        });
@@ -123,6 +127,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (64 << 20);
     uint32_t cap = cfg.Has("perCallCapBytes") ? cfg.Get("perCallCapBytes").As<Napi::Number>().Uint32Value() : (1 << 20);
     bool all = cfg.Has("captureAll") && cfg.Get("captureAll").ToBoolean().Value();
+    bool hold = cfg.Has("holdExec") && cfg.Get("holdExec").ToBoolean().Value();
     max_pending_bytes_ = cfg.Has("maxPendingBytes") ? static_cast<size_t>(cfg.Get("maxPendingBytes").As<Napi::Number>().Int64Value()) : (128u << 20);
     poll_ms_ = cfg.Has("pollMs") ? cfg.Get("pollMs").As<Napi::Number>().Int32Value() : 2;
     uint64_t wakeup = cfg.Has("wakeupBytes") ? cfg.Get("wakeupBytes").As<Napi::Number>().Int64Value() : (256 << 10);
@@ -139,6 +144,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     skel_->rodata->capture_all = all ? 1 : 0;
     skel_->rodata->per_call_cap = cap;
     skel_->rodata->wakeup_bytes = wakeup;
+    skel_->rodata->hold_exec = hold ? 1 : 0;
     int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(ring));
     if (err) Close(), Fail(env, "sizing the ring buffer failed", err);
     // A signal (a profiler's SIGPROF, a busy machine) can interrupt verification with EAGAIN: retry.
@@ -148,6 +154,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
       TakeLog();
     }
     if (err) Close(), Fail(env, "loading the BPF programs failed", err);
+    // Targets go in before the programs attach: a port filter set afterwards would leave a window
+    // in which `captureAll` lets every connection on the machine through.
+    SeedTargets(env, cfg, "ports", skel_->maps.target_ports, 2);
+    SeedTargets(env, cfg, "tgids", skel_->maps.target_tgids, 4);
+    SeedTargets(env, cfg, "cgroups", skel_->maps.target_cgroups, 8);
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
 
@@ -171,6 +182,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   ~Capture() override {
     StopThread();
+    ContinueHeld();
     Close();
   }
 
@@ -262,13 +274,45 @@ class Capture : public Napi::ObjectWrap<Capture> {
     }
   }
 
-  void Close() {
-    for (auto* l : links_) bpf_link__destroy(l);
-    links_.clear();
-    if (rb_) ring_buffer__free(rb_);
+  // The one cleanup path: links, ring buffer and skeleton leave the object at once, and are freed
+  // here or, when `background` (detaching costs the kernel seconds), on a thread of their own.
+  void Close(bool background = false) {
+    std::vector<bpf_link*> links;
+    links.swap(links_);
+    ring_buffer* rb = rb_;
+    retap_bpf* skel = skel_;
     rb_ = nullptr;
-    if (skel_) retap_bpf__destroy(skel_);
     skel_ = nullptr;
+    auto free_all = [links, rb, skel] {
+      for (auto* l : links) bpf_link__destroy(l);
+      if (rb) ring_buffer__free(rb);
+      if (skel) retap_bpf__destroy(skel);
+    };
+    if (background)
+      std::thread(free_all).detach();
+    else
+      free_all();
+  }
+
+  // Initial targets from the open() config (an array of numbers or BigInts), before attach.
+  void SeedTargets(Napi::Env env, Napi::Object cfg, const char* name, bpf_map* map, size_t key_size) {
+    if (!cfg.Has(name) || !cfg.Get(name).IsArray()) return;
+    Napi::Array list = cfg.Get(name).As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      uint64_t key;
+      if (v.IsBigInt()) {
+        bool lossless;
+        key = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      } else {
+        key = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+      }
+      uint8_t one = 1, present = 0;
+      bool existed = bpf_map__lookup_elem(map, &key, key_size, &present, 1, 0) == 0;
+      int err = bpf_map__update_elem(map, &key, key_size, &one, 1, BPF_ANY);
+      if (err) Close(), Fail(env, "adding a capture target failed", err);
+      if (!existed && map == skel_->maps.target_ports) UpdatePortCount(1);
+    }
   }
 
   void CheckOpen(Napi::Env env) {
@@ -368,6 +412,135 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return Napi::Number::New(env, attached);
   }
 
+  static uint32_t U32(Napi::Object o, const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("attachGoTls: ") + key + " must be a number");
+    return v.As<Napi::Number>().Uint32Value();
+  }
+
+  static std::vector<uint64_t> Offsets(Napi::Object o, const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string("attachGoTls: ") + key + " must be an array");
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<uint64_t> out;
+    for (uint32_t i = 0; i < a.Length(); i++) out.push_back(static_cast<uint64_t>(a.Get(i).As<Napi::Number>().Int64Value()));
+    return out;
+  }
+
+  // The index of a Go struct layout in go_layouts (equal layouts share one), for the attach cookie.
+  uint32_t GoLayoutIndex(Napi::Env env, const retap_go_layout& l) {
+    for (size_t i = 0; i < go_layouts_.size(); i++)
+      if (std::memcmp(&go_layouts_[i], &l, sizeof(l)) == 0) return static_cast<uint32_t>(i);
+    if (go_layouts_.size() >= RETAP_GO_LAYOUTS) throw Napi::Error::New(env, "too many distinct Go struct layouts in one capture");
+    uint32_t i = static_cast<uint32_t>(go_layouts_.size());
+    int err = bpf_map__update_elem(skel_->maps.go_layouts, &i, sizeof(i), &l, sizeof(l), BPF_ANY);
+    if (err) Fail(env, "storing a Go struct layout failed", err);
+    go_layouts_.push_back(l);
+    return i;
+  }
+
+  // Go crypto/tls probes at file offsets user space computed: the entries of (*Conn).Read and
+  // (*Conn).Write and every return instruction of Read. All or nothing: on failure the probes of
+  // this call are detached and the error names the offset.
+  Napi::Value AttachGoTls(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject())
+      throw Napi::TypeError::New(env, "attachGoTls(path, { layout, readEntry, writeEntry, readReturns })");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Object spec = info[1].As<Napi::Object>();
+    if (!spec.Get("layout").IsObject()) throw Napi::TypeError::New(env, "attachGoTls: layout must be an object");
+    Napi::Object lo = spec.Get("layout").As<Napi::Object>();
+    retap_go_layout l = {};
+    l.tls_conn = U32(lo, "tlsConn");
+    l.tcp_conn_fd = U32(lo, "tcpConnFd");
+    l.netfd_sysfd = U32(lo, "netFdSysfd");
+    l.netfd_family = U32(lo, "netFdFamily");
+    l.netfd_sotype = U32(lo, "netFdSotype");
+    l.g_stack_lo = U32(lo, "gStackLo");
+    l.g_stack_hi = U32(lo, "gStackHi");
+    uint32_t index = GoLayoutIndex(env, l);
+    struct Site {
+      bpf_program* prog;
+      uint64_t offset;
+    };
+    std::vector<Site> sites;
+    for (uint64_t off : Offsets(spec, "readEntry")) sites.push_back({skel_->progs.go_tls_read_enter, off});
+    for (uint64_t off : Offsets(spec, "writeEntry")) sites.push_back({skel_->progs.go_tls_write_enter, off});
+    for (uint64_t off : Offsets(spec, "readReturns")) sites.push_back({skel_->progs.go_tls_ret, off});
+    std::vector<bpf_link*> made;
+    for (const Site& site : sites) {
+      LIBBPF_OPTS(bpf_uprobe_opts, opts);
+      opts.bpf_cookie = index;
+      bpf_link* link = bpf_program__attach_uprobe_opts(site.prog, -1, path.c_str(), site.offset, &opts);
+      if (!link) {
+        int err = errno;
+        for (auto* m : made) bpf_link__destroy(m);
+        char where[32];
+        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(site.offset));
+        Fail(env, "attaching a Go TLS uprobe to " + path + " at offset " + where + " failed", err);
+      }
+      made.push_back(link);
+    }
+    links_.insert(links_.end(), made.begin(), made.end());
+    TakeLog();
+    return Napi::Number::New(env, static_cast<double>(made.size()));
+  }
+
+  // A process held at exec: its executable has been looked at (remember it, so the next exec of
+  // the same file runs on), and it may run now.
+  Napi::Value ReleaseExec(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "releaseExec(tgid, dev?, ino?)");
+    uint32_t tgid = info[0].As<Napi::Number>().Uint32Value();
+    if (skel_ && info.Length() >= 3) {
+      bool lossless;
+      struct {
+        uint64_t dev, ino;
+      } key = {info[1].As<Napi::BigInt>().Uint64Value(&lossless), info[2].As<Napi::BigInt>().Uint64Value(&lossless)};
+      uint8_t one = 1;
+      bpf_map__update_elem(skel_->maps.exe_seen, &key, sizeof(key), &one, 1, BPF_ANY);
+    }
+    bool was_held = true;
+    if (skel_) was_held = bpf_map__delete_elem(skel_->maps.held, &tgid, sizeof(tgid), 0) == 0;
+    if (was_held) kill(static_cast<pid_t>(tgid), SIGCONT);
+    return Napi::Boolean::New(env, was_held);
+  }
+
+  // Processes the kernel side stopped at exec and nobody has continued yet: [[tgid, sinceNs], …].
+  Napi::Value HeldProcesses(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (!skel_) return out;
+    int fd = bpf_map__fd(skel_->maps.held);
+    uint32_t key, next;
+    uint32_t* prev = nullptr;
+    uint32_t n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      uint64_t ts = 0;
+      if (bpf_map_lookup_elem(fd, &next, &ts) == 0) {
+        Napi::Array pair = Napi::Array::New(env, 2);
+        pair.Set(0u, Napi::Number::New(env, next));
+        pair.Set(1u, Napi::Number::New(env, static_cast<double>(ts)));
+        out.Set(n++, pair);
+      }
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+
+  // Continues every process still held at exec (stop, errors, teardown: nobody is left stopped).
+  void ContinueHeld() {
+    if (!skel_) return;
+    int fd = bpf_map__fd(skel_->maps.held);
+    uint32_t key;
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0) {
+      kill(static_cast<pid_t>(key), SIGCONT);
+      if (bpf_map_delete_elem(fd, &key) != 0) break;
+    }
+  }
+
   // Sums the per-CPU kernel counters into last_ (kept after stop for a final read).
   void ReadCounters() {
     if (!skel_) return;
@@ -396,6 +569,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
     out.Set("connections", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_CONNS])));
     out.Set("tlsCalls", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_TLS_CALLS])));
     out.Set("iovTruncations", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_IOV_TRUNC])));
+    out.Set("goTlsCalls", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_GO_TLS_CALLS])));
+    out.Set("goTlsNoSocket", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_GO_NO_FD])));
+    out.Set("heldAtExec", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_HELD])));
+    out.Set("goTlsLateReads", Napi::Number::New(env, static_cast<double>(sums[RETAP_C_GO_LATE])));
     out.Set("userDrops", Napi::Number::New(env, static_cast<double>(shared_->user_drops.load())));
     out.Set("batches", Napi::Number::New(env, static_cast<double>(shared_->batches.load())));
     return out;
@@ -408,17 +585,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
       skel_->bss->paused = 1;
       StopThread();
       ReadCounters();
-      std::vector<bpf_link*> links;
-      links.swap(links_);
-      retap_bpf* skel = skel_;
-      ring_buffer* rb = rb_;
-      skel_ = nullptr;
-      rb_ = nullptr;
-      std::thread([links, skel, rb] {
-        for (auto* l : links) bpf_link__destroy(l);
-        if (rb) ring_buffer__free(rb);
-        retap_bpf__destroy(skel);
-      }).detach();
+      ContinueHeld();
+      Close(/*background=*/true);
     }
     return info.Env().Undefined();
   }
@@ -426,6 +594,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   retap_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
   std::vector<bpf_link*> links_;
+  std::vector<retap_go_layout> go_layouts_;
   std::thread poller_;
   std::atomic<bool> running_{false};
   Napi::ThreadSafeFunction tsfn_;
@@ -446,6 +615,7 @@ Napi::Object Layout(Napi::Env env) {
   o.Set("tlsBindSize", static_cast<double>(sizeof(struct retap_tls_bind)));
   o.Set("procSize", static_cast<double>(sizeof(struct retap_proc)));
   o.Set("maxIov", RETAP_MAX_IOV);
+  o.Set("goLayoutSize", static_cast<double>(sizeof(struct retap_go_layout)));
   return o;
 }
 

@@ -12,12 +12,21 @@ export interface NativeCaptureConfig {
   perCallCapBytes?: number;
   /** Capture every process (still filtered by ports when ports are set). Default false. */
   captureAll?: boolean;
+  /** Targets in place before the programs attach (no window without the filter). */
+  ports?: number[];
+  tgids?: number[];
+  cgroups?: bigint[];
   /** Bytes of records waiting for JS beyond this are dropped and counted (default 128 MiB). */
   maxPendingBytes?: number;
   /** How often the poller looks at the ring buffer when nothing woke it, ms (default 2). */
   pollMs?: number;
   /** Data waiting in the ring buffer above which a record wakes the poller (default 256 KiB). */
   wakeupBytes?: number;
+  /**
+   * Stop (SIGSTOP) a target at exec when its executable was not looked at yet, until
+   * releaseExec() (Go TLS probes must be attached before a program's first TLS call). Default false.
+   */
+  holdExec?: boolean;
   /** One Buffer per poll with many records: see bpf/retap.h for the layout. */
   onBatch(batch: Buffer): void;
   /** Called once after stop(), when every batch has been delivered. */
@@ -37,6 +46,13 @@ export interface NativeCounters {
   connections: number;
   tlsCalls: number;
   iovTruncations: number;
+  /** Go crypto/tls (*Conn).Read/Write calls of targets, and those whose socket was not found. */
+  goTlsCalls: number;
+  goTlsNoSocket: number;
+  /** Go Reads that returned after another goroutine closed their socket (their bytes are lost). */
+  goTlsLateReads: number;
+  /** Target processes stopped at exec until their executable was looked at. */
+  heldAtExec: number;
   /** Batches user space could not take (JS too far behind: more than maxPendingBytes waiting). */
   userDrops: number;
   batches: number;
@@ -47,9 +63,38 @@ export interface NativeCapture {
   removeTarget(kind: TargetKind, value: number | bigint): void;
   /** Attach SSL_read/SSL_write(_ex) uprobes to a library or executable; returns probes attached. */
   attachTls(path: string): number;
+  /** Attach the Go crypto/tls probes at file offsets (all or none); returns probes attached. */
+  attachGoTls(path: string, spec: NativeGoTlsSpec): number;
+  /**
+   * Continue a process held at exec (SIGCONT); with dev/ino (from its PROC record) its executable
+   * is remembered as seen, so later execs of it are not held. True when it was held.
+   */
+  releaseExec(tgid: number, dev?: bigint, ino?: bigint): boolean;
+  /** Processes held at exec that nobody continued yet: [tgid, since (CLOCK_MONOTONIC ns)]. */
+  heldProcesses(): Array<[number, number]>;
   counters(): NativeCounters;
   /** Detach, drain the ring buffer, deliver the last batch, join the thread. Idempotent. */
   stop(): void;
+}
+
+/** Byte offsets the Go probes read (bpf/retap.h struct retap_go_layout). */
+export interface NativeGoLayout {
+  tlsConn: number;
+  tcpConnFd: number;
+  netFdSysfd: number;
+  netFdFamily: number;
+  netFdSotype: number;
+  gStackLo: number;
+  gStackHi: number;
+}
+
+export interface NativeGoTlsSpec {
+  layout: NativeGoLayout;
+  /** File offsets of the first instruction of crypto/tls.(*Conn).Read and .Write. */
+  readEntry: number[];
+  writeEntry: number[];
+  /** File offsets of every return instruction of Read (Write's plaintext is recorded at entry). */
+  readReturns: number[];
 }
 
 export interface NativeAddon {

@@ -1,16 +1,28 @@
 /**
- * Replay driver: sends the recorded inbound requests to the build. Sessions run `concurrency` at
- * a time; requests inside a session keep their recorded order. Optional global rate limit and
- * recorded pacing (`speed`). Retries are off: a failure is a result.
+ * Replay driver: sends the recorded inbound requests to the build. Lanes run `concurrency` at a
+ * time; requests inside a lane keep their recorded order. Optional global rate limit and recorded
+ * pacing (`speed`). Retries are off: a failure is a result.
+ *
+ * Connections (`connections`): `recorded` (default) gives every recorded connection a driver
+ * connection of its own, carrying its requests in recorded order and closed where the recording
+ * closed it; `pooled` shares keep-alive connections. Either way nothing is added to a request:
+ * each one reports the socket it went out on and its position there (`SocketUse`), and capture at
+ * the build, which sees the same connection from the other end, is joined to it by that
+ * (runner/join.ts).
  *
  * Two clients: `h1` (runner/h1.ts, the default for plain-HTTP origins) and undici (`client:
- * 'undici'`, and always for https origins). Both send the same bytes: headers in recorded order,
- * hop-by-hop ones dropped, Content-Length for bodies, the id header last.
+ * 'undici'`, and always for https origins). h1 sends the recorded request as it was (header order
+ * and case, HTTP/1.0 request lines, `Connection` headers in recorded mode); undici writes its own
+ * `host` first and its own `connection` header, and always HTTP/1.1.
  */
-import { type Dispatcher, Pool } from 'undici';
-import type { HeaderList } from '../core/exchange.js';
-import { H1Pool } from './h1.js';
-import type { DriverOptions, SpecItem, WorkerItem } from './spec.js';
+import diagnostics from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
+import { buildConnector, Client as UndiciClient, type Dispatcher } from 'undici';
+import { parseContentLength } from '../capture/protocols/http1/head.js';
+import type { Body, HeaderList } from '../core/exchange.js';
+import type { SocketUse } from '../core/results.js';
+import { type H1Connection, H1Pool } from './h1.js';
+import type { ConnectionMode, DriverOptions, Lane, SpecItem, WorkerItem } from './spec.js';
 
 /**
  * A WorkerItem before encoding: request body as bytes, the answer as the client returned it
@@ -39,6 +51,8 @@ export interface OutgoingRequest {
   target: string;
   headers: HeaderList;
   body: Uint8Array;
+  /** `HTTP/1.0` when recorded so (recorded mode, h1); HTTP/1.1 otherwise. */
+  version?: string | undefined;
 }
 
 export interface LiveAnswer {
@@ -53,7 +67,7 @@ export interface DriverHooks {
   observe?(item: SpecItem, sent: OutgoingRequest, answer: LiveAnswer | undefined): void;
 }
 
-/** Headers that belong to one connection, never replayed as recorded. */
+/** Headers that belong to one connection: a pooled replay manages its own and drops these. */
 export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -64,18 +78,52 @@ export const HOP_BY_HOP = new Set([
   'te',
   'trailer',
 ]);
+/**
+ * What a recorded replay drops: the body's framing (the driver frames the body it sends with
+ * Content-Length, in the recorded header's place when there was one) and protocol switches it
+ * cannot follow. The connection's own headers stay: the connection is the recorded one.
+ */
+const FRAMING = new Set(['transfer-encoding', 'upgrade']);
 const MAX_BODY = 32 << 20;
 
 const NO_BODY = new Uint8Array(0);
-const sendable = ([n]: [string, string]): boolean => !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':');
+const pooledSendable = ([n]: [string, string]): boolean =>
+  !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':');
+const recordedSendable = ([n]: [string, string]): boolean =>
+  !FRAMING.has(n.toLowerCase()) && !n.startsWith(':');
 
-function toRequest(item: SpecItem): OutgoingRequest {
+/**
+ * The body to send for a recorded request body. A body capture did not see whole — typically one
+ * the recorded server never read, because it answered first — is sent at its declared length
+ * (Content-Length), the missing bytes as zeros: the build sees the same framing, and a connection
+ * carries the same unread bytes, as when it was recorded. Returns the recorded bytes otherwise.
+ */
+export function bodyToSend(body: Body, headers: HeaderList): Uint8Array {
+  if (!body.truncated) return body.data;
+  let declared = -1;
+  for (const [n, v] of headers)
+    if (n.length === 14 && n.toLowerCase() === 'content-length')
+      declared = parseContentLength(v.trim(), declared);
+  if (!(declared > body.data.length) || declared > MAX_BODY) return body.data;
+  const out = new Uint8Array(declared);
+  out.set(body.data);
+  return out;
+}
+
+/** The recorded headers a replay in `mode` sends (the same list when nothing is dropped). */
+export function sendableHeaders(headers: HeaderList, mode: ConnectionMode): HeaderList {
+  const keep = mode === 'pooled' ? pooledSendable : recordedSendable;
+  return headers.every(keep) ? headers : headers.filter(keep);
+}
+
+function toRequest(item: SpecItem, mode: ConnectionMode): OutgoingRequest {
   return {
     method: item.method,
     target: item.target,
     // the recorded list itself when nothing is dropped (the common case): no copy per request
-    headers: item.headers.every(sendable) ? item.headers : item.headers.filter(sendable),
+    headers: sendableHeaders(item.headers, mode),
     body: item.body ? new Uint8Array(Buffer.from(item.body, 'base64')) : NO_BODY,
+    ...(mode === 'recorded' && item.version === 'HTTP/1.0' ? { version: item.version } : {}),
   };
 }
 
@@ -92,7 +140,10 @@ function headerList(raw: Record<string, string | string[] | undefined>): HeaderL
  * One request through undici's dispatch API: no stream objects per answer (the request() API
  * costs a Readable per call), the body gathered in chunks up to MAX_BODY.
  */
-function send(pool: Pool, opts: Dispatcher.DispatchOptions & { signal?: AbortSignal }): Promise<LiveAnswer> {
+function send(
+  pool: Dispatcher,
+  opts: Dispatcher.DispatchOptions & { signal?: AbortSignal },
+): Promise<LiveAnswer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -143,37 +194,27 @@ export interface DriveProgress {
   errors: number;
 }
 
-type Sender = (req: OutgoingRequest, id: string, signal?: AbortSignal) => Promise<LiveAnswer>;
+/** Wall clock in µs since epoch, sub-millisecond. */
+const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
-interface Client {
-  send: Sender;
-  close(): Promise<void>;
+/** Where requests go out: one connection of its own, or a share of a pool. */
+interface Channel {
+  /** Sends one request; `where` is filled with the socket it went out on (when it reached one). */
+  send(req: OutgoingRequest, where: SocketUse, signal?: AbortSignal): Promise<LiveAnswer>;
+  /**
+   * After a send settles: set when the channel had carried requests before and this one needed a
+   * new socket (why, in words). Only meaningful for a channel of its own.
+   */
+  readonly reopened: string | undefined;
+  close(): void;
 }
 
-function undiciClient(origin: string, opts: DriverOptions): Client {
-  const pool = new Pool(origin, {
-    connections: Math.max(1, opts.concurrency),
-    pipelining: 1,
-    headersTimeout: opts.timeoutMs,
-    bodyTimeout: opts.timeoutMs,
-    connectTimeout: opts.timeoutMs,
-  });
-  return {
-    send(req, id, signal) {
-      // undici takes a flat [name, value, …] array: order and duplicates kept, no object building
-      const headers: string[] = [];
-      for (const [n, v] of req.headers) headers.push(n, v);
-      headers.push(opts.idHeader, id);
-      return send(pool, {
-        method: req.method,
-        path: req.target,
-        headers,
-        body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
-        ...(signal ? { signal } : {}),
-      });
-    },
-    close: () => pool.close().catch(() => undefined),
-  };
+interface Client {
+  /** A connection of its own (recorded mode). */
+  own(): Channel;
+  /** The lane's share of the keep-alive pool (pooled mode). */
+  shared(): Channel;
+  close(): Promise<void>;
 }
 
 function h1Client(origin: URL, opts: DriverOptions, signal?: AbortSignal): Client {
@@ -183,9 +224,152 @@ function h1Client(origin: URL, opts: DriverOptions, signal?: AbortSignal): Clien
     maxBody: MAX_BODY,
   });
   signal?.addEventListener('abort', () => pool.abort('replay interrupted'), { once: true });
+  const shared: Channel = {
+    send: (req, where) => pool.request(req, where),
+    reopened: undefined,
+    close() {},
+  };
   return {
-    send: (req, id) => pool.request(req, opts.idHeader, id),
+    own(): Channel {
+      const conn: H1Connection = pool.connection();
+      return {
+        send: (req, where) => conn.request(req, where),
+        get reopened() {
+          return conn.reopened;
+        },
+        close: () => conn.close(),
+      };
+    },
+    shared: () => shared,
     close: () => pool.close(),
+  };
+}
+
+/**
+ * undici: one `Client` (one connection at a time, one request in flight) per channel. Its sockets
+ * come from a connector that notes when each was opened; undici's `undici:client:sendHeaders`
+ * diagnostics message names the socket each request is written on, which gives its position.
+ */
+interface Tracked {
+  channel: UndiciChannel;
+  openedUs: number;
+  seq: number;
+}
+const tracked = new WeakMap<object, Tracked>();
+let subscribers = 0;
+const onSendHeaders = (message: unknown): void => {
+  const socket = (message as { socket?: Socket }).socket;
+  const t = socket ? tracked.get(socket) : undefined;
+  if (!t || !socket) return;
+  t.channel.current = { port: socket.localPort ?? 0, openedUs: t.openedUs, seq: t.seq++, sentUs: nowUs() };
+};
+
+class UndiciChannel implements Channel {
+  /** Socket of the request in flight, set when its head is written. */
+  current: SocketUse | undefined;
+  reopened: string | undefined;
+  private client: UndiciClient | undefined;
+  private sockets = 0;
+  /** Why the last socket ended, when it did. */
+  private ended: string | undefined;
+  private readonly connect: buildConnector.connector;
+
+  constructor(
+    private readonly origin: string,
+    private readonly opts: DriverOptions,
+    /** A channel of its own keeps its connection however long it idles (the recording did). */
+    private readonly own: boolean,
+    private readonly closing: Array<Promise<void>>,
+  ) {
+    const base = buildConnector({ timeout: opts.timeoutMs });
+    this.connect = (options, callback) => {
+      const openedUs = nowUs();
+      base(options, (err, socket) => {
+        if (socket) {
+          if (this.sockets++ > 0) this.reopened = this.ended ?? 'the previous connection was closed';
+          this.ended = undefined;
+          tracked.set(socket, { channel: this, openedUs, seq: 0 });
+          socket.once('end', () => {
+            this.ended ??= 'the build closed the connection';
+          });
+        }
+        // biome-ignore lint/suspicious/noExplicitAny: undici's callback overloads (error | socket)
+        (callback as any)(err, socket);
+      });
+    };
+  }
+
+  send(req: OutgoingRequest, where: SocketUse, signal?: AbortSignal): Promise<LiveAnswer> {
+    this.client ??= new UndiciClient(this.origin, {
+      pipelining: 1,
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
+      connect: this.connect,
+      ...(this.own ? { keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 } : {}),
+    });
+    this.current = undefined;
+    this.reopened = undefined;
+    // undici takes a flat [name, value, …] array: order and duplicates kept, no object building.
+    // It frames the body and writes its own Connection header (it reads `close` from ours).
+    const headers: string[] = [];
+    for (const [n, v] of req.headers) {
+      const l = n.toLowerCase();
+      if (l !== 'keep-alive' && l !== 'content-length' && l !== 'expect' && l !== 'proxy-connection')
+        headers.push(n, v);
+    }
+    const done = (): void => {
+      if (this.current) Object.assign(where, this.current);
+    };
+    return send(this.client, {
+      method: req.method,
+      path: req.target,
+      headers,
+      body: req.body.length || !['GET', 'HEAD'].includes(req.method) ? Buffer.from(req.body) : null,
+      ...(signal ? { signal } : {}),
+    }).then(
+      (a) => {
+        done();
+        return a;
+      },
+      (e: unknown) => {
+        done();
+        throw e;
+      },
+    );
+  }
+
+  close(): void {
+    const c = this.client;
+    this.client = undefined;
+    if (c) this.closing.push(c.close().catch(() => undefined));
+  }
+}
+
+function undiciClient(origin: string, opts: DriverOptions, signal?: AbortSignal): Client {
+  if (subscribers++ === 0) diagnostics.subscribe('undici:client:sendHeaders', onSendHeaders);
+  const channels = new Set<UndiciChannel>();
+  const closing: Array<Promise<void>> = [];
+  const make = (own: boolean): Channel => {
+    const ch = new UndiciChannel(origin, opts, own, closing);
+    channels.add(ch);
+    return ch;
+  };
+  const abort = (): void => {
+    for (const ch of channels) ch.close();
+  };
+  signal?.addEventListener('abort', abort, { once: true });
+  let closed = false;
+  return {
+    own: () => make(true),
+    shared: () => make(false),
+    async close() {
+      if (closed) return;
+      closed = true;
+      signal?.removeEventListener('abort', abort);
+      for (const ch of channels) ch.close();
+      await Promise.all(closing);
+      if (--subscribers === 0) diagnostics.unsubscribe('undici:client:sendHeaders', onSendHeaders);
+    },
   };
 }
 
@@ -197,22 +381,30 @@ export function clientFor(origin: string, opts: DriverOptions): 'h1' | 'undici' 
 export async function drive(
   origin: string,
   items: SpecItem[],
-  sessions: Array<{ key: string; items: number[] }>,
+  lanes: Lane[],
   opts: DriverOptions,
   hooks: DriverHooks = {},
   onProgress?: (p: DriveProgress) => void,
   signal?: AbortSignal,
 ): Promise<DrivenItem[]> {
+  const mode: ConnectionMode = opts.connections ?? 'recorded';
   const client =
-    clientFor(origin, opts) === 'h1' ? h1Client(new URL(origin), opts, signal) : undiciClient(origin, opts);
+    clientFor(origin, opts) === 'h1'
+      ? h1Client(new URL(origin), opts, signal)
+      : undiciClient(origin, opts, signal);
   // Per-request results live in flat arrays while the replay runs (fewer objects for the GC to
   // carry along); they become DrivenItems once it is over.
   const answers: Array<LiveAnswer | undefined> = new Array(items.length);
   const sentAs: Array<OutgoingRequest | undefined> = new Array(items.length);
   const durations = new Float64Array(items.length).fill(-1);
+  const sockPort = new Int32Array(items.length);
+  const sockOpened = new Float64Array(items.length);
+  const sockSeq = new Int32Array(items.length).fill(-1);
+  const sockSent = new Float64Array(items.length);
   const failures = new Map<number, string>();
+  const reopened = new Map<number, string>();
   // requests are decoded once, before the clock starts
-  const prepared = items.map(toRequest);
+  const prepared = items.map((it) => toRequest(it, mode));
   const firstUs = items.reduce((m, it) => Math.min(m, it.startUs), Number.POSITIVE_INFINITY);
   const t0 = Date.now();
   let nextSlot = t0;
@@ -223,7 +415,7 @@ export async function drive(
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
   };
 
-  const one = async (index: number): Promise<void> => {
+  const one = async (index: number, channel: Channel, where: SocketUse): Promise<void> => {
     const item = items[index]!;
     if (opts.speed) await wait(t0 + (item.startUs - firstUs) / 1000 / opts.speed - Date.now());
     if (opts.rate) {
@@ -236,33 +428,70 @@ export async function drive(
       req = hooks.prepare(item, req);
       sentAs[index] = req;
     }
+    where.port = 0;
+    where.seq = -1;
     const started = performance.now();
     let answer: LiveAnswer | undefined;
     try {
-      answer = await client.send(req, item.id, signal);
+      answer = await channel.send(req, where, signal);
       answers[index] = answer;
     } catch (e) {
       failures.set(index, (e as Error).message || String(e));
       errors++;
     }
     durations[index] = performance.now() - started;
+    // (a socket that never connected has no port: nothing can be joined through it)
+    if (where.seq >= 0 && where.port > 0) {
+      sockPort[index] = where.port;
+      sockOpened[index] = where.openedUs;
+      sockSeq[index] = where.seq;
+      sockSent[index] = where.sentUs;
+    }
+    if (mode === 'recorded' && channel.reopened) reopened.set(index, channel.reopened);
     hooks.observe?.(item, req, answer);
     done++;
     onProgress?.({ done, total: items.length, errors });
   };
 
-  let nextSession = 0;
-  const lane = async (): Promise<void> => {
-    while (nextSession < sessions.length && !signal?.aborted) {
-      const s = sessions[nextSession++]!;
-      for (const index of s.items) {
+  /** One lane, in order. Recorded mode: each recorded connection on a channel of its own. */
+  const runLane = async (lane: Lane, shared: Channel | undefined, where: SocketUse): Promise<void> => {
+    const own = new Map<string, Channel>();
+    try {
+      for (const index of lane.items) {
         if (signal?.aborted) return;
-        await one(index);
+        const item = items[index]!;
+        let channel = shared;
+        if (!channel) {
+          channel = own.get(item.connection);
+          if (!channel) {
+            channel = client.own();
+            own.set(item.connection, channel);
+          }
+        }
+        await one(index, channel, where);
+        if (!shared && item.closeAfter) {
+          // the recording closed this connection here
+          channel.close();
+          own.delete(item.connection);
+        }
       }
+    } finally {
+      for (const ch of own.values()) ch.close();
+    }
+  };
+
+  let nextLane = 0;
+  const worker = async (): Promise<void> => {
+    const shared = mode === 'pooled' ? client.shared() : undefined;
+    const where: SocketUse = { port: 0, openedUs: 0, seq: -1, sentUs: 0 };
+    try {
+      while (nextLane < lanes.length && !signal?.aborted) await runLane(lanes[nextLane++]!, shared, where);
+    } finally {
+      shared?.close();
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, sessions.length)) }, lane));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, lanes.length)) }, worker));
   } finally {
     await client.close();
   }
@@ -295,6 +524,10 @@ export async function drive(
       out.status = answer.status;
       out.answer = answer;
     } else out.error = failures.get(i) ?? 'no answer';
+    if (sockSeq[i]! >= 0)
+      out.socket = { port: sockPort[i]!, openedUs: sockOpened[i]!, seq: sockSeq[i]!, sentUs: sockSent[i]! };
+    const why = reopened.get(i);
+    if (why) out.reopened = why;
     results[i] = out;
   }
   return results;

@@ -11,6 +11,11 @@
  * Framing follows RFC 9112 §6.3: HEAD, 1xx, 204 and 304 answers have no body; chunked transfer
  * coding; Content-Length; otherwise the body runs to connection close. Interim 1xx answers are
  * skipped; 101 (protocol switch) is an error. Retries are off: a failure is a result.
+ *
+ * Two ways to use connections: `H1Pool.request` shares keep-alive connections (pooled replay);
+ * `H1Pool.connection()` hands out one connection of its own that carries exactly the requests
+ * given to it, in turn (recorded replay). Either way each request reports the socket it went out
+ * on (`SocketUse`): the captured answer is joined to it by that, nothing is added to the request.
  */
 import net from 'node:net';
 import {
@@ -23,15 +28,24 @@ import {
   trimOws,
 } from '../capture/protocols/http1/head.js';
 import type { HeaderList } from '../core/exchange.js';
+import type { SocketUse } from '../core/results.js';
 
 export interface H1Request {
   method: string;
   target: string;
-  /** Sent in this order, names as given; connection-level headers already removed. */
+  /**
+   * Sent in this order, names as given; Transfer-Encoding already removed. A Content-Length here
+   * keeps its place and gets the body's length as its value; without one it is added last.
+   */
   headers: HeaderList;
   /** Sent with Content-Length when non-empty or when the method is not GET/HEAD. */
   body: Uint8Array;
+  /** Request line version: `HTTP/1.1` (default) or `HTTP/1.0`. */
+  version?: string | undefined;
 }
+
+/** Wall clock in µs since epoch, sub-millisecond. */
+const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
 const SLAB_BYTES = 1 << 20;
 const READ_BYTES = 64 << 10;
@@ -171,28 +185,48 @@ interface Pending {
   body: Uint8Array | undefined;
   isHead: boolean;
   isConnect: boolean;
+  /** The request itself ends its connection (`Connection: close`, HTTP/1.0 without keep-alive). */
+  closes: boolean;
+  /** Filled with the socket it went out on when it settles (if it was sent). */
+  where: SocketUse | undefined;
+  conn: Conn | undefined;
+  seq: number;
+  sentUs: number;
   resolve(a: H1Answer): void;
   reject(e: Error): void;
 }
 
+/** Whether a request's own headers end its connection after the answer. */
+function requestCloses(req: H1Request): boolean {
+  let close = false;
+  let keepAlive = false;
+  for (const [name, value] of req.headers) {
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      close ||= hasToken(value, 'close');
+      keepAlive ||= hasToken(value, 'keep-alive');
+    }
+  }
+  return close || (req.version === 'HTTP/1.0' && !keepAlive);
+}
+
 /**
- * Serialise one request, `extraName: extraValue` (the replay id) as its last header; throws with
- * what is wrong and what to do for input HTTP/1.1 cannot carry.
+ * Serialise one request exactly as given (nothing added but Host when it has none, and
+ * Content-Length for a body); throws with what is wrong and what to do for input HTTP/1.1 cannot
+ * carry.
  */
-export function serialise(
-  req: H1Request,
-  authority: string,
-  extraName?: string,
-  extraValue?: string,
-): string {
+export function serialise(req: H1Request, authority: string): string {
   const what = `request ${req.method} ${req.target}`;
   if (!isToken(req.method)) throw new Error(`${what}: the method is not an HTTP token`);
   if (!req.target || BAD_TARGET.test(req.target))
     throw new Error(
       `${what}: the target is empty or has spaces, control characters or characters beyond latin1 (send them percent-encoded); fix it with a transform rule`,
     );
-  let wire = `${req.method} ${req.target} HTTP/1.1\r\n`;
+  const version = req.version ?? 'HTTP/1.1';
+  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0')
+    throw new Error(`${what}: version ${version} cannot be sent over HTTP/1 (HTTP/1.0 or HTTP/1.1)`);
+  let wire = `${req.method} ${req.target} ${version}\r\n`;
   let host = false;
+  let length = false;
   for (const [name, value] of req.headers) {
     if (!isToken(name)) throw new Error(`${what}: header name ${JSON.stringify(name)} is not an HTTP token`);
     if (BAD_VALUE.test(value))
@@ -200,24 +234,31 @@ export function serialise(
         `${what}: header ${name} has CR, LF, NUL or a character beyond latin1 in its value (HTTP/1.1 sends bytes); fix it with a transform rule`,
       );
     if (!host && name.length === 4 && name.toLowerCase() === 'host') host = true;
+    else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      // a recorded Content-Length stays where it was, saying the length of the body sent now
+      if (!length) wire += `${name}: ${req.body.length}\r\n`;
+      length = true;
+      continue;
+    }
     wire += `${name}: ${value}\r\n`;
   }
   if (!host) wire += `host: ${authority}\r\n`;
-  if (extraName !== undefined && extraValue !== undefined) {
-    if (!isToken(extraName) || BAD_VALUE.test(extraValue))
-      throw new Error(`${what}: header ${extraName}: ${JSON.stringify(extraValue)} cannot be sent`);
-    wire += `${extraName}: ${extraValue}\r\n`;
-  }
-  if (req.body.length || (req.method !== 'GET' && req.method !== 'HEAD'))
+  if (!length && (req.body.length || (req.method !== 'GET' && req.method !== 'HEAD')))
     wire += `content-length: ${req.body.length}\r\n`;
   return `${wire}\r\n`;
 }
 
 class Conn {
   readonly sock: net.Socket;
+  /** µs since epoch when the socket was asked for (with the local port, names this connection). */
+  readonly openedUs = nowUs();
+  /** Requests written so far. */
+  sent = 0;
   dead = false;
   /** Reusable after the current answer. */
   keep = true;
+  /** Why it cannot carry another request, once it cannot (for the replay's warnings). */
+  endReason: string | undefined;
   idleLimit: number;
   /** ms clock of the last progress (request written, bytes read) or of going idle */
   activity = 0;
@@ -243,6 +284,8 @@ class Conn {
     private readonly pool: H1Pool,
     port: number,
     host: string,
+    /** Owned by one H1Connection: never shared, never closed for idling. */
+    readonly dedicated = false,
   ) {
     this.idleLimit = pool.idleMs;
     // Reads land in one buffer per connection (no stream machinery, no allocation per read);
@@ -266,6 +309,9 @@ class Conn {
 
   send(p: Pending): void {
     this.cur = p;
+    p.conn = this;
+    p.seq = this.sent++;
+    p.sentUs = nowUs();
     this.activity = Date.now();
     this.phase = HEAD;
     this.headBuf = undefined;
@@ -287,14 +333,35 @@ class Conn {
     const p = this.cur;
     this.cur = undefined;
     if (!this.dead) {
+      this.endReason ??= message;
       this.dead = true;
       this.sock.destroy();
       this.pool.forget(this);
     }
-    p?.reject(new Error(message));
+    if (p) {
+      this.tell(p);
+      p.reject(new Error(message));
+    }
+  }
+
+  /** Fills in where `p` went out (the local port is known once connected). */
+  tell(p: Pending): void {
+    const w = p.where;
+    if (!w) return;
+    w.port = this.sock.localPort ?? 0;
+    w.openedUs = this.openedUs;
+    w.seq = p.seq;
+    w.sentUs = p.sentUs;
+  }
+
+  /** Not to be reused after this answer, and why. */
+  noReuse(reason: string): void {
+    this.keep = false;
+    this.endReason ??= reason;
   }
 
   close(): void {
+    this.endReason ??= 'closed by the driver';
     if (this.dead) return;
     this.dead = true;
     this.sock.destroy();
@@ -303,12 +370,14 @@ class Conn {
 
   private onEnd(): void {
     if (this.cur && this.phase === UNTIL_CLOSE) {
-      this.keep = false;
+      this.noReuse('the answer ran to the end of the connection');
       this.finish();
       this.pool.release(this);
     } else
       this.fail(
-        this.cur ? 'the build closed the connection before the answer was complete' : 'closed by the build',
+        this.cur
+          ? 'the build closed the connection before the answer was complete'
+          : 'the build closed the connection',
       );
   }
 
@@ -342,7 +411,7 @@ class Conn {
     }
     if (!this.answered) return;
     // more bytes after a complete answer: never reuse this connection
-    if (off < d.length) this.keep = false;
+    if (off < d.length) this.noReuse('the build sent more bytes than its answer');
     this.pool.release(this);
   }
 
@@ -426,7 +495,10 @@ class Conn {
       return 0; // interim answer (100 Continue, 103 Early Hints): the real one follows
     }
     if (cl === -2) throw new Error("the answer's Content-Length is invalid or repeated with other values");
-    this.keep = http10 ? keepAlive && !close : !close;
+    if (close) this.noReuse('the build answered "Connection: close"');
+    else if (http10 && !keepAlive) this.noReuse('the build answered HTTP/1.0 without keep-alive');
+    else this.keep = true;
+    if (this.cur!.closes) this.noReuse('the request asked to close the connection');
     if (hint) {
       const t = /timeout\s*=\s*(\d+)/i.exec(hint);
       if (t) this.idleLimit = Math.min(this.pool.idleMs, Math.max(0, Number(t[1]) * 1000 - 1000));
@@ -436,9 +508,11 @@ class Conn {
     const arena = this.pool.arena;
     const tunnel = this.cur!.isConnect && status < 300;
     if (this.cur!.isHead || tunnel || status === 204 || status === 304) {
-      // some servers send a body after a HEAD answer anyway; a CONNECT that succeeded is a
-      // tunnel now: neither connection is reused
-      if (this.cur!.isHead || tunnel) this.keep = false;
+      // some servers send a body after a HEAD answer anyway, so a shared connection is not
+      // reused after one (a dedicated one carries on as the recording did: stray bytes would
+      // fail it, never pass unseen); a CONNECT that succeeded is a tunnel now
+      if (tunnel) this.noReuse('the build opened a tunnel (CONNECT)');
+      else if (this.cur!.isHead && !this.dedicated) this.noReuse('a HEAD answer (not reused in a pool)');
       this.keepHead(buf, end);
       this.finish();
       return 0;
@@ -446,14 +520,14 @@ class Conn {
     if (coding) {
       // HTTP/1.0 with Transfer-Encoding, or Transfer-Encoding with Content-Length: framing that
       // cannot be trusted past this answer (RFC 9112 §6.1, §6.3)
-      if (http10 || cl !== -1) this.keep = false;
+      if (http10 || cl !== -1) this.noReuse("the answer's framing cannot be trusted past it");
       if (coding === 'chunked') {
         this.phase = CHUNKED;
         this.cstate = C_SIZE;
         this.line = '';
       } else {
         this.phase = UNTIL_CLOSE;
-        this.keep = false;
+        this.noReuse('the answer ran to the end of the connection');
       }
       this.keepHead(buf, end);
       return 0;
@@ -485,7 +559,7 @@ class Conn {
       return 0;
     }
     this.phase = UNTIL_CLOSE;
-    this.keep = false;
+    this.noReuse('the answer ran to the end of the connection');
     this.keepHead(buf, end);
     return 0;
   }
@@ -576,6 +650,7 @@ class Conn {
     this.first = undefined;
     this.more = undefined;
     this.bbuf = undefined;
+    this.tell(p);
     p.resolve(
       new H1Answer(this.status, this.hbuf, this.hat, this.hlen, bbuf ?? NO_BYTES, bat, bbuf ? this.size : 0),
     );
@@ -588,7 +663,10 @@ export class H1Pool {
   readonly idleMs: number;
   readonly arena = new Arena();
   private readonly idle: Conn[] = [];
+  /** Every live connection, shared or dedicated (timeouts, abort). */
   private readonly open = new Set<Conn>();
+  /** How many of `open` are dedicated (they do not count against `connections`). */
+  private dedicated = 0;
   private readonly queue: Pending[] = [];
   private readonly timer: NodeJS.Timeout;
   private closed: string | undefined;
@@ -607,24 +685,57 @@ export class H1Pool {
     this.timer.unref();
   }
 
-  /** Send `req` (plus `extraName: extraValue` as its last header) and resolve with the answer. */
-  request(req: H1Request, extraName?: string, extraValue?: string): Promise<H1Answer> {
+  /**
+   * Send `req` on a shared keep-alive connection and resolve with the answer; `where` (if given)
+   * is filled with the socket it went out on once it settles.
+   */
+  request(req: H1Request, where?: SocketUse): Promise<H1Answer> {
+    return this.submit(req, where, undefined);
+  }
+
+  /** A connection of its own: see H1Connection. */
+  connection(): H1Connection {
+    return new H1Connection(this);
+  }
+
+  /** @internal Serialise, then send on `owner`'s connection (opened as needed) or through the pool. */
+  submit(req: H1Request, where: SocketUse | undefined, owner: H1Connection | undefined): Promise<H1Answer> {
     if (this.closed) return Promise.reject(new Error(this.closed));
     let wire: string;
     try {
-      wire = serialise(req, this.authority, extraName, extraValue);
+      wire = serialise(req, this.authority);
     } catch (e) {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      this.dispatch({
+      const p: Pending = {
         wire,
         body: req.body.length ? req.body : undefined,
         isHead: req.method === 'HEAD',
         isConnect: req.method === 'CONNECT',
+        closes: requestCloses(req),
+        where,
+        conn: undefined,
+        seq: -1,
+        sentUs: 0,
         resolve,
         reject,
-      });
+      };
+      if (!owner) {
+        this.dispatch(p);
+        return;
+      }
+      let c = owner.conn;
+      if (!c) {
+        c = new Conn(this, this.port, this.host, true);
+        this.open.add(c);
+        this.dedicated++;
+        owner.conn = c;
+      } else if (c.cur) {
+        reject(new Error('a dedicated connection carries one request at a time'));
+        return;
+      }
+      c.send(p);
     });
   }
 
@@ -644,9 +755,14 @@ export class H1Pool {
   release(c: Conn): void {
     // an answer that came before the request was fully written (an early 413, say) leaves the
     // rest of the request on the wire: that connection cannot carry another one
-    if (!c.keep || c.dead || this.closed || c.sock.writableLength > 0) {
+    if (c.sock.writableLength > 0) c.noReuse('the build answered before the whole request was sent');
+    if (!c.keep || c.dead || this.closed) {
       c.close();
-      this.next();
+      if (!c.dedicated) this.next();
+      return;
+    }
+    if (c.dedicated) {
+      c.activity = Date.now();
       return;
     }
     const p = this.queue.shift();
@@ -660,13 +776,17 @@ export class H1Pool {
   /** Called once by a connection that died. */
   forget(c: Conn): void {
     this.open.delete(c);
+    if (c.dedicated) {
+      this.dedicated--;
+      return;
+    }
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     this.next();
   }
 
   private next(): void {
-    if (this.queue.length && !this.closed && this.open.size < this.opts.connections)
+    if (this.queue.length && !this.closed && this.open.size - this.dedicated < this.opts.connections)
       this.dispatch(this.queue.shift()!);
   }
 
@@ -681,7 +801,7 @@ export class H1Pool {
       c.send(p);
       return;
     }
-    if (this.open.size < this.opts.connections) {
+    if (this.open.size - this.dedicated < this.opts.connections) {
       const c = new Conn(this, this.port, this.host);
       this.open.add(c);
       c.send(p);
@@ -696,7 +816,40 @@ export class H1Pool {
       if (c.cur) {
         if (now - c.activity >= this.opts.timeoutMs)
           c.fail(`no answer from the build for ${this.opts.timeoutMs} ms (--timeout)`);
-      } else if (now - c.activity >= c.idleLimit) c.close();
+      } else if (!c.dedicated && now - c.activity >= c.idleLimit) c.close();
     }
+  }
+}
+
+/**
+ * One connection of its own (recorded replay): it carries exactly the requests given to it, one at
+ * a time, in the order given, and is closed by its owner where the recording closed it. It is
+ * never shared and never closed for being idle. When the build has closed it (or its last answer
+ * did not allow another request), the next request goes out on a new socket and `reopened` says
+ * why — the recording kept that connection open, so the run reports it.
+ */
+export class H1Connection {
+  /** @internal */
+  conn: Conn | undefined;
+  /** Set by the last request() when it needed a new socket: why the previous one could not carry it. */
+  reopened: string | undefined;
+
+  constructor(private readonly pool: H1Pool) {}
+
+  request(req: H1Request, where?: SocketUse): Promise<H1Answer> {
+    this.reopened = undefined;
+    const c = this.conn;
+    if (c && (c.dead || !c.keep)) {
+      this.reopened = c.endReason ?? 'the build closed the connection';
+      c.close();
+      this.conn = undefined;
+    }
+    return this.pool.submit(req, where, this);
+  }
+
+  /** Close the connection now (after its last request, as recorded). */
+  close(): void {
+    this.conn?.close();
+    this.conn = undefined;
   }
 }

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Cgroup, createCgroup } from '../capture/cgroup.js';
-import { CaptureSession } from '../capture/session.js';
+import { recordUntil } from '../capture/record.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
-import { type Exchange, headerValue } from '../core/exchange.js';
+import type { Exchange } from '../core/exchange.js';
 import { logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
 import {
@@ -22,18 +22,21 @@ import {
   type ReplayResults,
   type ReplayRun,
   type RunItem,
+  type RunWarning,
 } from '../core/results.js';
 import { encodeExchange } from '../snapshots/format.js';
-import { openSnapshot } from '../snapshots/index.js';
-import { createRedactor } from '../snapshots/redaction.js';
+import { admit, openSnapshot } from '../snapshots/index.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
-import { planReplay, type ReplayPlan } from './plan.js';
+import { bodyToSend } from './driver.js';
+import { joinByConnection } from './join.js';
+import { connectionPlan, lanesFor, planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
 import { rulesFor } from './rules.js';
-import type { DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
+import { encodeSecrets, redactRuns, secretsForReplay, withoutSecretEnv } from './secrets.js';
+import type { ConnectionMode, DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
 
 const log = logger('runner');
 
@@ -54,13 +57,13 @@ export interface ReplayOptions {
   readyTimeoutMs: number;
   cwd: string;
   out: string;
-  driver: Omit<DriverOptions, 'idHeader'>;
+  driver: DriverOptions;
   miss: 'fail' | 'closest' | 'passthrough';
+  /** Secrets file (placeholder → value) for static client credentials; RETAP_SECRET_* add to it. */
+  secretsFile?: string | undefined;
   onProgress?: (label: string, done: number, total: number, errors: number) => void;
   signal?: AbortSignal;
 }
-
-export const ID_HEADER = 'x-retap-id';
 
 export interface ReplayOutcome {
   results: ReplayResults;
@@ -77,6 +80,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   // sessions follow credential chains (tokens.yaml), so a login's token stays with its requests
   const sessions = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const plan = planReplay(all, (ex) => sessions.sessionOf(ex));
+  if (plan.quarantined > 0)
+    log.warn(
+      `${plan.quarantined} quarantined exchange(s) in ${snap.path} are not replayed (see \`retap snapshot show\`)`,
+    );
   if (plan.items.length === 0) {
     throw new RetapError(
       ErrorCodes.SNAPSHOT_INVALID,
@@ -86,6 +93,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       },
     );
   }
+  // before anything is sent: every placeholder the requests carry has a token flow or a value
+  const { secrets } = await secretsForReplay(
+    plan.items.map((i) => i.exchange),
+    rules,
+    { file: opts.secretsFile, snapshot: opts.snapshot },
+  );
+  const redact = snap.manifest.redaction?.enabled !== false;
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const ns = `retap-${runId}`;
   const dir = mkdtempSync(join(tmpdir(), `retap-run-${runId}-`));
@@ -155,6 +169,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
           addrs,
           snapshotPath: snap.path,
           runId,
+          secrets: encodeSecrets(secrets),
+          redact,
         });
         runs.push(run);
         if (run.error) {
@@ -167,13 +183,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   } finally {
     await cleanup();
   }
-  const redactor = createRedactor(snap.manifest.redaction?.enabled === false ? false : undefined);
-  for (const run of runs) {
-    for (const it of run.items) {
-      if (it.live) it.live = redactor.redact(it.live);
-      it.outbound = it.outbound.map((e) => redactor.redact(e));
-    }
-  }
+  redactRuns(runs, {
+    enabled: redact,
+    secrets,
+    rules,
+    recorded: new Map(plan.items.map((i) => [i.id, i.exchange])),
+  });
+  // the message shown and returned is the redacted one (a build's log may quote a token)
+  if (error) error = runs.find((r) => r.error)?.error ?? error;
   const results: ReplayResults = {
     format: RESULTS_FORMAT,
     formatVersion: RESULTS_FORMAT_VERSION,
@@ -191,6 +208,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       speed: opts.driver.speed,
       timeoutMs: opts.driver.timeoutMs,
       client: opts.driver.client ?? 'h1',
+      connections: opts.driver.connections ?? 'recorded',
       mockMiss: opts.miss,
       runsPerBuild: opts.runsPerBuild,
       rules: rules.source,
@@ -234,18 +252,26 @@ interface RunContext {
   addrs: Record<string, string>;
   snapshotPath: string;
   runId: string;
+  /** JSON placeholder → value for the worker's stdin ('{}' when none). */
+  secrets: string;
+  redact: boolean;
 }
 
 async function runOnce(c: RunContext): Promise<ReplayRun> {
   const { opts, plan } = c;
-  const items: SpecItem[] = plan.items.map((it) => ({
+  const mode: ConnectionMode = opts.driver.connections ?? 'recorded';
+  const conns = connectionPlan(plan.items);
+  const items: SpecItem[] = plan.items.map((it, i) => ({
     id: it.id,
     session: it.session,
     method: it.exchange.request.method,
     target: it.exchange.request.target,
     headers: it.exchange.request.headers,
-    body: Buffer.from(it.exchange.request.body.data).toString('base64'),
+    body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
     startUs: it.exchange.timing.startUs,
+    connection: conns[i]!.connection,
+    closeAfter: conns[i]!.closeAfter,
+    ...(it.exchange.request.version === 'HTTP/1.0' ? { version: 'HTTP/1.0' } : {}),
   }));
   const spec: WorkerSpec = {
     runId: c.runId,
@@ -260,7 +286,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       cgroupProcs: join(c.cgroup.dir, 'cgroup.procs'),
     },
     items,
-    sessions: plan.sessions,
+    lanes: lanesFor(plan, mode),
     mocks: {
       outboundFile: c.outboundFile,
       miss: opts.miss,
@@ -270,16 +296,26 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     snapshotPath: c.snapshotPath,
     rulesFile: c.rulesFile,
     inboundFile: c.inboundFile,
-    driver: { ...opts.driver, idHeader: ID_HEADER },
+    driver: { ...opts.driver, connections: mode },
+    secrets: c.secrets !== '{}',
+    redact: c.redact,
     out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
   };
   const specPath = join(c.dir, `spec-${c.label.replace('#', '-')}.json`);
   await writeFile(specPath, JSON.stringify(spec), { mode: 0o600 });
 
   const captured: Exchange[] = [];
-  const session = CaptureSession.start({ cgroupIds: [c.cgroup.id], service: c.label }, (ex) =>
-    captured.push(ex),
+  const finished = new AbortController();
+  let attached!: () => void;
+  const ready = new Promise<void>((r) => (attached = r));
+  const recording = recordUntil(
+    { cgroupIds: [c.cgroup.id], service: c.label, holdExec: true },
+    // the same admission as a snapshot write: what would not validate is kept quarantined
+    { append: (ex) => void captured.push(admit(ex)) },
+    finished.signal,
+    { onReady: () => attached() },
   );
+  await Promise.race([ready, recording]); // capture that cannot start fails the run here
   const started = new Date();
   const t0 = performance.now();
   let output: WorkerOutput | undefined;
@@ -294,9 +330,12 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
         specPath,
       ],
       {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: [spec.secrets ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        env: withoutSecretEnv(process.env),
       },
     );
+    // restored secrets travel through the pipe, never through a file
+    if (spec.secrets) worker.stdin?.end(c.secrets);
     workerError = await superviseWorker(worker, c.label, opts);
     output = JSON.parse(await readFile(spec.out, 'utf8')) as WorkerOutput;
   } catch (e) {
@@ -311,7 +350,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       }
     }
   }
-  const stats = await session.stop();
+  finished.abort();
+  const { stats } = await recording;
   const run: ReplayRun = {
     label: c.label,
     role: c.role,
@@ -330,7 +370,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       userBatchDrops: stats.kernel.userDrops,
       gapBytes: stats.gapBytes,
     },
-    warnings: output?.warnings ?? [],
+    warnings: [...(output?.warnings ?? []), ...reopenWarnings(output), ...incompleteBodies(plan)],
+    connections: connectionStats(mode, output),
   };
   if (output?.error) run.error = output.error;
   else if (workerError) run.error = { code: ErrorCodes.INTERNAL, message: workerError };
@@ -365,21 +406,72 @@ async function superviseWorker(
   return `the replay worker failed (exit ${code}): ${stderr.trim().split('\n').slice(-8).join('\n')}`;
 }
 
+/**
+ * Recorded mode: every request that went out on a new connection because the build had closed
+ * the one the recording kept open. The replay is still valid, but the build saw a connection the
+ * recording did not have — worth knowing when answers differ.
+ */
+function reopenWarnings(output: WorkerOutput | undefined): RunWarning[] {
+  const out: RunWarning[] = [];
+  for (const w of output?.items ?? []) {
+    if (!w.reopened) continue;
+    out.push({
+      code: 'connection-reopened',
+      message: `${w.method} ${w.target} went out on a new connection: the recording kept its connection open, but ${w.reopened}`,
+      item: w.id,
+    });
+  }
+  return out;
+}
+
+/** Recorded request bodies capture did not see whole, sent at their declared length (driver.ts bodyToSend). */
+function incompleteBodies(plan: ReplayPlan): RunWarning[] {
+  const out: RunWarning[] = [];
+  for (const it of plan.items) {
+    const req = it.exchange.request;
+    if (!req.body.truncated) continue;
+    const sent = bodyToSend(req.body, req.headers).length;
+    out.push({
+      code: 'request-body-incomplete',
+      message:
+        sent > req.body.data.length
+          ? `${req.method} ${req.target}: the recording holds ${req.body.data.length} of its ${sent} body bytes (the recorded server never read the rest, or capture lost them); the rest went out as zeros`
+          : `${req.method} ${req.target}: the recording holds ${req.body.data.length} body bytes of an unknown length; sent as they are`,
+      item: it.id,
+    });
+  }
+  return out;
+}
+
+function connectionStats(mode: ConnectionMode, output: WorkerOutput | undefined): ReplayRun['connections'] {
+  const sockets = new Set<string>();
+  let reopened = 0;
+  for (const w of output?.items ?? []) {
+    if (w.socket) sockets.add(`${w.socket.port}/${w.socket.openedUs}`);
+    if (w.reopened) reopened++;
+  }
+  return { mode, opened: sockets.size, reopened };
+}
+
 const endUs = (e: Exchange): number =>
   e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
 
-/** Client views + captured answers (joined on the id header) + outbound calls by time window. */
+/**
+ * Client views + captured answers (joined by connection and order, runner/join.ts) + outbound
+ * calls by time window.
+ */
 function joinItems(plan: ReplayPlan, output: WorkerOutput | undefined, captured: Exchange[]): RunItem[] {
+  const sent = output?.items ?? [];
+  const joined = joinByConnection(
+    sent.map((w, index) => ({ index, method: w.method, target: w.target, socket: w.socket })),
+    captured,
+  );
   const live = new Map<string, Exchange>();
-  const inbound = captured.filter((e) => e.direction === 'inbound');
-  for (const ex of inbound) {
-    const id = headerValue(ex.request.headers, ID_HEADER);
-    if (id !== undefined) live.set(id, ex);
-  }
+  for (const [index, ex] of joined) live.set(sent[index]!.id, ex);
   const outbound = captured
     .filter((e) => e.direction === 'outbound')
     .sort((a, b) => a.timing.startUs - b.timing.startUs);
-  const byId = new Map((output?.items ?? []).map((w) => [w.id, w]));
+  const byId = new Map(sent.map((w) => [w.id, w]));
   return plan.items.map((rec) => {
     const w = byId.get(rec.id);
     const l = live.get(rec.id);
@@ -398,6 +490,7 @@ function joinItems(plan: ReplayPlan, output: WorkerOutput | undefined, captured:
               : {}),
             ...(w.error ? { error: w.error } : {}),
             durationMs: Math.round(w.durationMs * 1000) / 1000,
+            ...(w.socket ? { socket: w.socket } : {}),
           }
         : {
             method: rec.exchange.request.method,

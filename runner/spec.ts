@@ -4,18 +4,26 @@
  * Passed as JSON files; bodies base64.
  */
 import type { HeaderList } from '../core/exchange.js';
-import type { MockMiss, RunWarning } from '../core/results.js';
+import type { MockMiss, RunWarning, SocketUse } from '../core/results.js';
+
+/**
+ * `recorded`: each recorded connection is replayed on a connection of its own, its requests in
+ * recorded order, closed where the recording closed it. `pooled`: keep-alive connections shared
+ * by whatever request comes next (more throughput, but a server that reads a connection's state —
+ * an unread body, per-connection settings — sees other traffic than it did when recorded).
+ */
+export type ConnectionMode = 'recorded' | 'pooled';
 
 export interface DriverOptions {
-  /** Sessions replayed at once (requests within a session stay in order). */
+  /** Lanes replayed at once (requests within a lane stay in order). */
   concurrency: number;
   /** Most requests per second over the whole run; undefined = as fast as answers come. */
   rate?: number | undefined;
   /** Keep recorded pacing, sped up by this factor (1 = as recorded); undefined = no pacing. */
   speed?: number | undefined;
   timeoutMs: number;
-  /** Header carrying the recorded exchange id, so captured answers join their request. */
-  idHeader: string;
+  /** Default `recorded`. */
+  connections?: ConnectionMode | undefined;
   /** HTTP client: `h1` (default, runner/h1.ts) or `undici`. https origins always use undici. */
   client?: 'h1' | 'undici' | undefined;
 }
@@ -29,6 +37,25 @@ export interface SpecItem {
   body: string;
   /** Recorded start, µs since epoch (for --speed pacing). */
   startUs: number;
+  /**
+   * The recorded connection this request rides on (recorded mode): requests with the same key go
+   * out on one driver connection, in order. A key ends where the recording closed its connection.
+   */
+  connection: string;
+  /** The recording closed the connection after this request (its last, or an explicit close). */
+  closeAfter: boolean;
+  /** Request line version when it was not HTTP/1.1 (`HTTP/1.0`); sent as recorded by h1 in recorded mode. */
+  version?: string;
+}
+
+/**
+ * Requests that must keep their relative order, sent one after another. Recorded mode: a lane
+ * holds every request of the credential sessions and recorded connections it joins; pooled: one
+ * session. Lanes run `concurrency` at a time.
+ */
+export interface Lane {
+  key: string;
+  items: number[];
 }
 
 export interface WorkerSpec {
@@ -45,7 +72,7 @@ export interface WorkerSpec {
     cgroupProcs: string;
   };
   items: SpecItem[];
-  sessions: Array<{ key: string; items: number[] }>;
+  lanes: Lane[];
   mocks: {
     /** JSON Lines of the recorded outbound exchanges (snapshot line encoding). */
     outboundFile: string;
@@ -60,6 +87,10 @@ export interface WorkerSpec {
   /** JSON Lines of the recorded inbound exchanges (the token engine works on them). */
   inboundFile: string;
   driver: DriverOptions;
+  /** The orchestrator writes restored secrets (JSON placeholder → value) on the worker's stdin. */
+  secrets?: boolean;
+  /** The snapshot is redacted: the worker redacts its output the same way before writing it. */
+  redact?: boolean;
   /** Where the worker writes its WorkerOutput. */
   out: string;
 }
@@ -75,6 +106,13 @@ export interface WorkerItem {
   responseBody?: string;
   error?: string;
   durationMs: number;
+  /** The driver connection it went out on (for joining the answer capture saw at the build). */
+  socket?: SocketUse;
+  /**
+   * Recorded mode: the request's recorded connection was still open in the recording, but the
+   * build had closed the driver's (why, in words); it went out on a new connection.
+   */
+  reopened?: string;
 }
 
 export interface WorkerOutput {

@@ -13,10 +13,11 @@ import { tooLarge } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { type DriverHooks, drive, HOP_BY_HOP, toWorkerItem } from './driver.js';
+import { bodyToSend, type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { ReplayRules } from './rules.js';
-import type { WorkerOutput, WorkerSpec } from './spec.js';
+import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
+import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
 
 interface MockHandle {
   stats(): { calls: number; matched: number; misses: MockMiss[] };
@@ -31,6 +32,7 @@ async function startDependencyMocks(
   outbound: Exchange[],
   rules: ReplayRules,
   warnings: RunWarning[],
+  inbound: Exchange[],
 ): Promise<{ handle?: MockHandle; caFile?: string }> {
   const { createEphemeralCa } = await import('./tls/ca.js');
   const ca = await createEphemeralCa(spec.mocks.caDir);
@@ -49,6 +51,8 @@ async function startDependencyMocks(
     bindAddr: bindAddrFor,
     transforms: rules.transforms,
     volatile: volatileFromTokens(rules.tokens),
+    // database calls are scoped to the recorded request they were made for
+    inbound,
   });
   return { handle, caFile: ca.caCertPath };
 }
@@ -58,6 +62,7 @@ function tokenHooks(
   rules: ReplayRules,
   inbound: Map<string, Exchange>,
   warnings: RunWarning[],
+  mode: ConnectionMode,
 ): { hooks: DriverHooks; finish(): void } {
   const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
   const hooks: DriverHooks = {
@@ -68,8 +73,9 @@ function tokenHooks(
       return {
         method: request.method,
         target: request.target,
-        headers: request.headers.filter(([n]) => !HOP_BY_HOP.has(n.toLowerCase())),
-        body: request.body.data,
+        headers: sendableHeaders(request.headers, mode),
+        body: bodyToSend(request.body, request.headers),
+        version: req.version,
       };
     },
     observe(item, _sent, answer) {
@@ -107,13 +113,17 @@ async function main(specPath: string): Promise<void> {
   const outbound = readLines(spec.mocks.outboundFile);
   const inbound = new Map(readLines(spec.inboundFile).map((e) => [e.id, e]));
   const rules = JSON.parse(readFileSync(spec.rulesFile, 'utf8')) as ReplayRules;
+  const secrets = spec.secrets ? await readSecretsFrom(process.stdin) : new Map<string, string | null>();
+  // the redaction key is for this process's output, not for the build it starts
+  const redactionKey = process.env.RETAP_REDACTION_KEY;
+  delete process.env.RETAP_REDACTION_KEY;
   let mocks: MockHandle | undefined;
   let build: ReturnType<typeof startBuild> | undefined;
   let phase: 'startup' | 'replay' | 'stop' = 'startup';
   const stopping = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopping.abort());
   try {
-    const started = await startDependencyMocks(spec, outbound, rules, warnings);
+    const started = await startDependencyMocks(spec, outbound, rules, warnings, [...inbound.values()]);
     mocks = started.handle;
     const caEnv: Record<string, string> = started.caFile
       ? {
@@ -131,11 +141,12 @@ async function main(specPath: string): Promise<void> {
     });
     await waitReady(build, buildOpts);
     phase = 'replay';
-    const tokens = tokenHooks(rules, inbound, warnings);
+    const tokens = tokenHooks(rules, inbound, warnings, spec.driver.connections ?? 'recorded');
     const hooks: DriverHooks = {
       prepare: (item, req) => {
         mocks?.setDuring(item.id);
-        return tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req;
+        // static client credentials (placeholders no token flow replaced) go in last
+        return restoreRequest(tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req, secrets);
       },
       observe: (item, sent, answer) => tokens.hooks.observe?.(item, sent, answer),
     };
@@ -143,7 +154,7 @@ async function main(specPath: string): Promise<void> {
     const driven = await drive(
       `http://127.0.0.1:${spec.build.port}`,
       spec.items,
-      spec.sessions,
+      spec.lanes,
       spec.driver,
       hooks,
       (p) => {
@@ -186,6 +197,13 @@ async function main(specPath: string): Promise<void> {
     if (mocks) {
       out.mocks = mocks.stats();
       await mocks.stop().catch(() => undefined);
+    }
+    // live tokens and restored secrets never reach the disk: redacted like a snapshot
+    try {
+      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey });
+    } catch (e) {
+      out.items = [];
+      out.error = { code: 'RETAP_INTERNAL', message: `cannot redact the replay's answers: ${(e as Error).message}` };
     }
     let text: string;
     try {

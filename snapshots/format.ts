@@ -45,6 +45,11 @@ export interface Counts {
   otherRoutes: number;
   truncatedBodies: number;
   noResponse: number;
+  /**
+   * Quarantined exchanges (protocol `unknown`, see snapshots/quarantine.ts); present when > 0.
+   * They count in `exchanges`, `byDirection` and `byProtocol`, never in routes or statuses.
+   */
+  quarantined?: number;
 }
 
 export interface RedactionSummary {
@@ -163,6 +168,10 @@ export function toStored(ex: Exchange): Record<string, unknown> {
     notes: ex.notes === undefined ? undefined : [...ex.notes],
     peer: opt({ addr: ex.peer.addr, host: ex.peer.host, port: ex.peer.port }),
     protocol: ex.protocol,
+    quarantine:
+      ex.quarantine === undefined
+        ? undefined
+        : { protocol: ex.quarantine.protocol, reason: ex.quarantine.reason },
     request: opt({
       body: encodeBody(req.body),
       headers: headers(req.headers),
@@ -223,6 +232,7 @@ export function fromStored(s: Stored): Exchange {
   if (s.response) ex.response = { ...s.response, body: decodeBody(s.response.body) };
   if (s.notes) ex.notes = s.notes;
   if (s.extras) ex.extras = s.extras;
+  if (s.quarantine) ex.quarantine = s.quarantine;
   return ex;
 }
 

@@ -7,6 +7,7 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { isDbProtocol } from '../core/db.js';
 import { type Body, type Exchange, type HeaderList, headerValue } from '../core/exchange.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
 import { openSnapshot } from './reader.js';
@@ -86,6 +87,8 @@ function hostPort(addr: string, port: number): string {
 }
 
 function urlOf(ex: Exchange): string {
+  // a database call: the server's address under its protocol's scheme; the query rides in _retap
+  if (isDbProtocol(ex.protocol)) return `${ex.protocol}://${hostPort(ex.peer.host ?? ex.peer.addr, ex.peer.port)}/`;
   if (/^https?:\/\//i.test(ex.request.target)) return ex.request.target;
   const scheme = ex.tls ? 'https' : 'http';
   const h = ex.request.headers;
@@ -169,6 +172,7 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
   };
   if (ex.notes) retap.notes = ex.notes;
   if (ex.extras) retap.extras = ex.extras;
+  if (isDbProtocol(ex.protocol)) retap.target = req.target;
   if (res?.body.decoded === undefined && res && headerValue(res.headers, 'content-encoding')) retap.rawEncodedBody = true;
   return {
     startedDateTime: new Date(Math.floor(t.startUs / 1000)).toISOString(),
@@ -186,6 +190,8 @@ export function exchangeToEntry(ex: Exchange): Record<string, unknown> {
 export interface HarExportResult {
   entries: number;
   path: string;
+  /** Quarantined exchanges left out: HAR has no place for a request that was never seen whole. */
+  quarantined: number;
 }
 
 /** Export a snapshot as HAR to `out` (written atomically) or to stdout when out is '-'. */
@@ -197,11 +203,16 @@ export async function exportHar(source: string, out: string, opts: { version?: s
   const stream = toStdout ? process.stdout : createWriteStream(temp, { mode: FILE_MODE });
   const w = chunkedWriter(stream);
   let n = 0;
+  let quarantined = 0;
   try {
     const creator = { name: 'retap', version: opts.version ?? '0' };
     const comment = `snapshot ${snap.manifest.name}@v${snap.manifest.version} ${snap.manifest.hash}`;
     await w.write(`{"log":{"version":"1.2","creator":${JSON.stringify(creator)},"comment":${JSON.stringify(comment)},"entries":[`);
     for await (const ex of snap.exchanges()) {
+      if (ex.quarantine) {
+        quarantined++;
+        continue;
+      }
       const entry = exchangeToEntry(ex);
       if (!checkEntry(entry)) {
         const issue = issuesFrom(checkEntry.errors, `HAR entry ${n} (${ex.id})`)[0]!;
@@ -224,7 +235,7 @@ export async function exportHar(source: string, out: string, opts: { version?: s
     }
     throw e;
   }
-  return { entries: n, path: out };
+  return { entries: n, path: out, quarantined };
 }
 
 function decodeText(text: string | undefined, base64: boolean): Uint8Array {
@@ -262,8 +273,9 @@ export function entryToExchange(e: Har, index: number, direction: 'inbound' | 'o
   } catch {
     return `entry ${index}: url '${String(e.request.url).slice(0, 60)}' is not absolute`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `entry ${index}: ${url.protocol} URL`;
   const r = e._retap as Record<string, unknown> | undefined;
+  const db = r !== undefined && typeof r.protocol === 'string' && isDbProtocol(r.protocol) && `${r.protocol}:` === url.protocol;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && !db) return `entry ${index}: ${url.protocol} URL`;
   const tls = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : tls ? 443 : 80;
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
@@ -299,7 +311,13 @@ export function entryToExchange(e: Har, index: number, direction: 'inbound' | 'o
       (direction === 'inbound' ? { addr: ip, port, name: hostname } : { addr: '0.0.0.0', port: 0 }),
     peer: (r?.peer as Exchange['peer'] | undefined) ?? (direction === 'inbound' ? { addr: '0.0.0.0', port: 0 } : { addr: ip, port, host: hostname }),
     connection: conn ?? { id: connId, order: ord },
-    request: { method: req.method, target: `${url.pathname}${url.search}`, version: reqV.version, headers: pairs(req.headers), body: reqBody },
+    request: {
+      method: req.method,
+      target: db && typeof r?.target === 'string' ? r.target : `${url.pathname}${url.search}`,
+      version: db ? String(req.httpVersion ?? '') : reqV.version,
+      headers: pairs(req.headers),
+      body: reqBody,
+    },
     timing,
   };
   const res = e.response;
@@ -327,7 +345,7 @@ export function entryToExchange(e: Har, index: number, direction: 'inbound' | 'o
       if (cl !== -1) headers[cl] = [headers[cl]![0], String(body.data.length)];
     }
     const resV = protocolOf(String(res.httpVersion ?? ''));
-    ex.response = { status: res.status, version: resV.version, headers, body };
+    ex.response = { status: res.status, version: db ? String(res.httpVersion ?? '') : resV.version, headers, body };
     if (res.statusText) ex.response.reason = res.statusText;
   } else if (!notes.includes('no-response')) notes.push('no-response');
   if (notes.length > 0) ex.notes = notes;

@@ -21,4 +21,5 @@ export { diffSnapshots } from './diff.js';
 export type { HarImportOptions, HarExportResult } from './har.js';
 export { exportHar, importHar, exchangeToEntry, entryToExchange } from './har.js';
 export { validateSnapshot } from './validate.js';
+export { admit, problemOf } from './quarantine.js';
 export type { ValidationReport } from './validate.js';

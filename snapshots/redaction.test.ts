@@ -37,7 +37,8 @@ describe('redaction', () => {
     expect(scheme).toBe('Bearer');
     expect(ph).toMatch(PLACEHOLDER);
     expect(out.request.target).toBe(`/x?access_token=${ph}&page=2`);
-    expect(h.Cookie).toMatch(/^sid=REDACTED-[0-9a-f]{16}; theme=REDACTED-[0-9a-f]{16}$/);
+    // a short plain value under a name that says nothing of credentials is no secret
+    expect(h.Cookie).toMatch(/^sid=REDACTED-[0-9a-f]{16}; theme=dark$/);
     expect(h['X-Api-Key']).toMatch(PLACEHOLDER);
     expect(h.Accept).toBe('text/html');
     // the input is not modified
@@ -50,7 +51,7 @@ describe('redaction', () => {
     expect(s.redacted).toEqual([
       { rule: 'api-key-header', location: 'request.header:x-api-key', count: 1 },
       { rule: 'auth-header', location: 'request.header:authorization', count: 1 },
-      { rule: 'cookie', location: 'request.header:cookie', count: 2 },
+      { rule: 'cookie', location: 'request.header:cookie', count: 1 },
       { rule: 'query-param', location: 'request.query:access_token', count: 1 },
     ]);
   });

@@ -1,18 +1,29 @@
 /**
  * External sort of encoded exchange lines by (startUs, id, line) with bounded memory: lines are
  * buffered, sorted runs spill to files in the writer's temp dir when the buffer is full, and the
- * runs are merged at the end. Spill lines are `startUs \t JSON(id) \t line` (JSON escapes tabs).
+ * runs are merged at the end. Spill lines are `startUs \t JSON(id) \t need \t line` (JSON
+ * escapes tabs).
+ *
+ * Spilled lines are not redacted yet (the writer redacts at the end, once it knows every secret
+ * of the snapshot), so each run file is encrypted with AES-256-GCM under a key made for this
+ * sorter that lives only in this process's memory: what reaches the disk cannot be read by
+ * anyone, and dies with the process. The GCM tag of each run is kept in memory too, so a run
+ * changed on disk fails the merge instead of feeding altered lines into the snapshot.
  */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream';
 import { FILE_MODE } from './store.js';
 
 export interface SortEntry {
   us: number;
   id: string;
   line: string;
+  /** One digit that travels with the line (the writer's redaction need, 0–9). */
+  need?: number;
 }
 
 export function compareEntries(a: SortEntry, b: SortEntry): number {
@@ -80,16 +91,31 @@ export async function* readLines(stream: NodeJS.ReadableStream): AsyncGenerator<
 function parseSpill(text: string): SortEntry {
   const t1 = text.indexOf('\t');
   const t2 = text.indexOf('\t', t1 + 1);
-  return { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 1) };
+  const e: SortEntry = { us: Number(text.slice(0, t1)), id: JSON.parse(text.slice(t1 + 1, t2)) as string, line: text.slice(t2 + 3) };
+  const need = text.charCodeAt(t2 + 1) - 48;
+  if (need > 0) e.need = need;
+  return e;
+}
+
+/** A run file's key material: the sorter's key (memory only), this run's IV and GCM tag. */
+interface Sealed {
+  key: Buffer;
+  iv: Buffer;
+  tag?: Buffer;
 }
 
 /** Runs of one level merged into one run of the next level (tiered, like an LSM tree): the final
  * merge reads at most (MAX_FAN_IN - 1) runs per level, and levels grow as log16 of the size. */
 const MAX_FAN_IN = 16;
 
-async function* runEntries(path: string): AsyncGenerator<SortEntry> {
-  // Small read buffers: fan-in × buffer is the merge's memory.
-  for await (const batch of readLineBatches(createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 }))) {
+async function* runEntries(path: string, sealed: Sealed): AsyncGenerator<SortEntry> {
+  const decipher = createDecipheriv('aes-256-gcm', sealed.key, sealed.iv);
+  decipher.setAuthTag(sealed.tag!);
+  decipher.setEncoding('utf8');
+  // Small read buffers: fan-in × buffer is the merge's memory. Errors of either end (and a tag
+  // that does not verify) surface on the decipher, which the loop reads.
+  pipeline(createReadStream(path, { highWaterMark: 64 * 1024 }), decipher, () => undefined);
+  for await (const batch of readLineBatches(decipher)) {
     for (const l of batch) yield parseSpill(l);
   }
 }
@@ -111,26 +137,35 @@ async function* mergeSources(sources: Array<AsyncIterator<SortEntry> | Iterator<
   }
 }
 
-async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterable<SortEntry>): Promise<void> {
+async function writeRun(path: string, entries: Iterable<SortEntry> | AsyncIterable<SortEntry>, sealed: Sealed): Promise<void> {
   const out = createWriteStream(path, { mode: FILE_MODE, highWaterMark: 256 * 1024 });
-  const w = chunkedWriter(out);
-  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.line}\n`);
+  const cipher = createCipheriv('aes-256-gcm', sealed.key, sealed.iv);
+  const written = new Promise<void>((resolve, reject) => pipeline(cipher, out, (e) => (e ? reject(e) : resolve())));
+  const w = chunkedWriter(cipher);
+  for await (const e of entries) await w.write(`${e.us}\t${JSON.stringify(e.id)}\t${e.need ?? 0}\t${e.line}\n`);
   await w.flush();
-  await closeStream(out);
+  cipher.end();
+  await written;
+  sealed.tag = cipher.getAuthTag();
 }
 
-export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter {
+/** `memoryLimitBytes`: a number, or a function read at each push (a budget shared with others). */
+export function createSorter(tempDir: string, memoryLimitBytes: number | (() => number)): Sorter {
+  const limit = typeof memoryLimitBytes === 'number' ? () => memoryLimitBytes : memoryLimitBytes;
   let buffer: SortEntry[] = [];
   let bytes = 0;
-  let files: Array<{ path: string; level: number }> = [];
+  let files: Array<{ path: string; level: number; sealed: Sealed }> = [];
+  const key = randomBytes(32);
+  const seal = (): Sealed => ({ key, iv: randomBytes(12) });
   let made = 0;
   let spilled = 0;
 
   const spill = async (): Promise<void> => {
     buffer.sort(compareEntries);
     const path = join(tempDir, `run-${made++}.tmp`);
-    await writeRun(path, buffer);
-    files.push({ path, level: 0 });
+    const sealed = seal();
+    await writeRun(path, buffer, sealed);
+    files.push({ path, level: 0, sealed });
     spilled++;
     buffer = [];
     bytes = 0;
@@ -138,9 +173,10 @@ export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter 
       const same = files.filter((f) => f.level === level);
       if (same.length < MAX_FAN_IN) break;
       const merged = join(tempDir, `run-${made++}.tmp`);
-      await writeRun(merged, mergeSources(same.map((f) => runEntries(f.path))));
+      const sealed = seal();
+      await writeRun(merged, mergeSources(same.map((f) => runEntries(f.path, f.sealed))), sealed);
       await Promise.all(same.map((f) => rm(f.path, { force: true })));
-      files = [...files.filter((f) => f.level !== level), { path: merged, level: level + 1 }];
+      files = [...files.filter((f) => f.level !== level), { path: merged, level: level + 1, sealed }];
     }
   };
 
@@ -148,7 +184,7 @@ export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter 
     async push(entry) {
       buffer.push(entry);
       bytes += entry.line.length * 2 + 96;
-      if (bytes >= memoryLimitBytes) await spill();
+      if (bytes >= limit()) await spill();
     },
     async *drain() {
       buffer.sort(compareEntries);
@@ -156,7 +192,7 @@ export function createSorter(tempDir: string, memoryLimitBytes: number): Sorter 
         yield* buffer;
         return;
       }
-      yield* mergeSources([...files.map((f) => runEntries(f.path)), buffer[Symbol.iterator]()]);
+      yield* mergeSources([...files.map((f) => runEntries(f.path, f.sealed)), buffer[Symbol.iterator]()]);
       buffer = [];
     },
     runs: () => spilled,

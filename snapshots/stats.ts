@@ -2,7 +2,7 @@
  * Counts for the manifest, accumulated one exchange at a time (order does not matter, so the
  * writer counts on append and the result is the same whatever order exchanges arrive in).
  */
-import { type Exchange, headerValue, targetPath } from '../core/exchange.js';
+import { type Exchange, headerValue, isQuarantined, targetPath } from '../core/exchange.js';
 import type { Counts, RouteCount } from './format.js';
 
 /** Routes listed in the manifest; the rest are counted in `otherRoutes`. */
@@ -30,7 +30,11 @@ export function hostOf(ex: Exchange): string | undefined {
 
 export interface Stats {
   add(ex: Exchange): void;
-  counts(): Counts;
+  /**
+   * `scrub`, when given, rewrites route and host texts (the writer counts before it redacts:
+   * a secret in a path segment must not reach the manifest); routes it makes equal merge.
+   */
+  counts(scrub?: (text: string) => string): Counts;
   timeRange(): { firstStartUs: number; lastStartUs: number } | null;
 }
 
@@ -44,10 +48,30 @@ function sortedMap(map: Record<string, number>): Record<string, number> {
   return out;
 }
 
+/** Routes with scrubbed route and host texts, re-templated (a placeholder is an id) and merged. */
+function rescrub(routes: Map<string, RouteCount>, scrub: (text: string) => string): Map<string, RouteCount> {
+  const out = new Map<string, RouteCount>();
+  for (const r of routes.values()) {
+    const scrubbed = scrub(r.route);
+    const route = scrubbed === r.route ? r.route : routeOf(scrubbed);
+    const host = r.host === undefined ? undefined : scrub(r.host);
+    const key = `${r.direction} ${host ?? ''} ${r.method} ${route}`;
+    const prev = out.get(key);
+    if (!prev) {
+      out.set(key, { ...r, route, ...(host !== undefined ? { host } : {}), statuses: { ...r.statuses } });
+      continue;
+    }
+    prev.count += r.count;
+    for (const [s, n] of Object.entries(r.statuses)) bump(prev.statuses, s, n);
+  }
+  return out;
+}
+
 export function createStats(): Stats {
   let exchanges = 0;
   let truncatedBodies = 0;
   let noResponse = 0;
+  let quarantined = 0;
   let otherRoutes = 0;
   let first = Number.POSITIVE_INFINITY;
   let last = Number.NEGATIVE_INFINITY;
@@ -60,13 +84,18 @@ export function createStats(): Stats {
       exchanges++;
       bump(byDirection, ex.direction);
       bump(byProtocol, ex.protocol);
+      if (ex.timing.startUs < first) first = ex.timing.startUs;
+      if (ex.timing.startUs > last) last = ex.timing.startUs;
+      if (isQuarantined(ex)) {
+        // not a route and not a status: what was seen is kept, counted here only
+        quarantined++;
+        return;
+      }
       const status = ex.response ? String(ex.response.status) : 'none';
       bump(byStatus, status);
       if (!ex.response) noResponse++;
       if (ex.request.body.truncated) truncatedBodies++;
       if (ex.response?.body.truncated) truncatedBodies++;
-      if (ex.timing.startUs < first) first = ex.timing.startUs;
-      if (ex.timing.startUs > last) last = ex.timing.startUs;
       const host = hostOf(ex);
       const route = routeOf(ex.request.target);
       const key = `${ex.direction} ${host ?? ''} ${ex.request.method} ${route}`;
@@ -83,8 +112,8 @@ export function createStats(): Stats {
       r.count++;
       bump(r.statuses, status);
     },
-    counts() {
-      const all = [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+    counts(scrub) {
+      const all = [...(scrub ? rescrub(routes, scrub) : routes).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
       let other = otherRoutes;
       for (const r of all.slice(ROUTE_CAP)) other += r.count;
       const list = all.slice(0, ROUTE_CAP).map((r): RouteCount => {
@@ -92,7 +121,7 @@ export function createStats(): Stats {
         if (r.host !== undefined) return { direction: r.direction, host: r.host, method: r.method, route: r.route, count: r.count, statuses };
         return { direction: r.direction, method: r.method, route: r.route, count: r.count, statuses };
       });
-      return {
+      const counts: Counts = {
         exchanges,
         byDirection: sortedMap(byDirection),
         byProtocol: sortedMap(byProtocol),
@@ -102,6 +131,8 @@ export function createStats(): Stats {
         truncatedBodies,
         noResponse,
       };
+      if (quarantined > 0) counts.quarantined = quarantined;
+      return counts;
     },
     timeRange() {
       return exchanges === 0 ? null : { firstStartUs: first, lastStartUs: last };

@@ -1,7 +1,9 @@
 /**
- * Streaming snapshot writer: redact → count → encode → bounded external sort → one pass that
- * writes exchanges (optionally gzip) while hashing → small YAML files → manifest → rename.
- * Nothing is visible under the final name until everything is on disk.
+ * Streaming snapshot writer: learn secrets → count → encode → bounded external sort (spills
+ * encrypted with a key held in memory only) → one pass that redacts with the whole snapshot's
+ * secret set and writes exchanges (optionally gzip) while hashing → small YAML files → manifest
+ * → rename. Nothing is visible under the final name until everything is on disk, and no
+ * credential value reaches the disk in clear (docs/snapshot-format.md, "Redaction").
  */
 
 import { createHash } from 'node:crypto';
@@ -16,6 +18,7 @@ import { logger } from '../core/log.js';
 import {
   EXCHANGES_FILE,
   EXCHANGES_GZ_FILE,
+  encodeExchange,
   FORMAT,
   FORMAT_VERSION,
   fromStored,
@@ -25,11 +28,10 @@ import {
   sortKeys,
   TOKENS_FILE,
   TRANSFORMS_FILE,
-  toStored,
 } from './format.js';
 import { contentHash, sha256Hex } from './hash.js';
-import { createRedactor, mergeSummaries, type RedactionConfig } from './redaction.js';
-import { checkValue } from './schema.js';
+import { admitStored } from './quarantine.js';
+import { createRedactor, mergeSummaries, NEED_FULL, NEED_HEAD, type RedactionConfig } from './redaction.js';
 import { validateTokens, validateTransforms } from './sidefiles.js';
 import { chunkedWriter, createSorter } from './sorter.js';
 import { createStats } from './stats.js';
@@ -74,8 +76,10 @@ export interface WriterOptions {
   tokens?: TokensFile;
   inheritedRedaction?: RedactionSummary[];
   notes?: string[];
-  /** Memory for the in-memory sort before spilling runs to disk (default 32 MiB). */
+  /** Memory for the in-memory sort and the learned secrets before spilling runs to disk (default 32 MiB). */
   memoryLimitBytes?: number;
+  /** Values known to be secret and the placeholder each must get (e.g. live tokens of a replay). */
+  secrets?: Iterable<[value: string, placeholder: string]>;
 }
 
 export interface FinishExtra {
@@ -84,7 +88,7 @@ export interface FinishExtra {
 }
 
 export interface SnapshotWriter {
-  /** Redacts and queues one exchange; resolves when it is safe to send more (backpressure). */
+  /** Learns the exchange's secrets and queues it; resolves when it is safe to send more (backpressure). */
   append(ex: Exchange): Promise<void>;
   finish(extra?: FinishExtra): Promise<Manifest>;
   abort(): Promise<void>;
@@ -121,11 +125,14 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     log.info(`removed ${removed.length} unfinished write(s) left in ${target.storeDir}`);
   const temp = await makeTempDir(target.storeDir);
   const redactor = createRedactor(opts.redaction);
+  for (const [value, placeholder] of opts.secrets ?? []) redactor.assign(value, placeholder);
   const stats = createStats();
-  const sorter = createSorter(temp, opts.memoryLimitBytes ?? 32 * 1024 * 1024);
+  // One memory budget: what the redactor keeps of the secrets it learned is taken from the
+  // sort buffer (down to a quarter), so many distinct tokens do not add up to more memory.
+  const budget = opts.memoryLimitBytes ?? 32 * 1024 * 1024;
+  const sorter = createSorter(temp, () => Math.max(budget / 4, budget - redactor.bytes));
   let state: 'open' | 'finishing' | 'done' | 'aborted' = 'open';
   let finalPath = temp;
-  let appended = 0;
 
   const writeSmall = async (file: string, text: string) => {
     await writeFile(join(temp, file), text, { mode: FILE_MODE });
@@ -139,12 +146,13 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
     async append(ex) {
       if (state !== 'open')
         throw new RetapError(ErrorCodes.INTERNAL, `append after ${state} on snapshot writer ${temp}`);
-      const clean = redactor.redact(ex);
-      const stored = toStored(clean);
-      checkValue(stored, 'exchange', `exchange #${appended} (${ex.id})`);
-      appended++;
+      // What cannot be a valid exchange is kept quarantined (snapshots/quarantine.ts), never the
+      // recording. Redaction needs every secret of the snapshot (a token may show in an answer
+      // before any request shows it is one): learn now, redact when the sorted lines are written.
+      const { exchange: clean, stored } = admitStored(ex);
+      const need = redactor.learn(clean);
       stats.add(clean);
-      await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored) });
+      await sorter.push({ us: clean.timing.startUs, id: clean.id, line: JSON.stringify(stored), need });
     },
     async finish(extra = {}) {
       if (state !== 'open')
@@ -167,8 +175,20 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
         const discoverer =
           opts.discoverTokens && !opts.transforms && !opts.tokens ? createDiscoverer() : undefined;
         for await (const e of sorter.drain()) {
-          await w.write(`${e.line}\n`);
-          discoverer?.add(fromStored(JSON.parse(e.line)));
+          let line = e.line;
+          let ex: Exchange | undefined;
+          // heads only (the usual Authorization/Cookie case): the line's JSON, bodies untouched
+          let head: string | undefined = line;
+          if (e.need === NEED_FULL) head = undefined;
+          else if (e.need === NEED_HEAD || redactor.mentions(line)) head = redactor.applyLine(line);
+          if (head !== undefined) line = head;
+          else {
+            const raw = fromStored(JSON.parse(line));
+            ex = redactor.apply(raw);
+            if (ex !== raw) line = encodeExchange(ex);
+          }
+          await w.write(`${line}\n`);
+          discoverer?.add(ex ?? fromStored(JSON.parse(line)));
           lines++;
         }
         await w.flush();
@@ -204,7 +224,8 @@ export async function createSnapshotWriter(opts: WriterOptions): Promise<Snapsho
           parent,
           created: new Date().toISOString(),
           source,
-          counts: stats.counts(),
+          // counted before redaction: routes and hosts go through it now
+          counts: stats.counts((t) => redactor.redactText(t)),
           timeRange: stats.timeRange(),
           counters,
           notes: [...(opts.notes ?? []), ...(extra.notes ?? [])],

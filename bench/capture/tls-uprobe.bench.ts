@@ -1,29 +1,35 @@
 /**
- * The known cost of TLS capture: every SSL_read/SSL_write in a process that uses the probed
- * library traps into a uprobe (entry and return), whether or not that process is a target.
- *
- * A Python `ssl` client and server in one process ping-pong a 64-byte HTTP request and answer over
- * loopback TCP (one thread: the data is always already there, so no call blocks). Each round trip makes
- * 4 SSL calls (2 SSL_write_ex, 2 SSL_read_ex) and 4 socket syscalls. Arms, interleaved A B C …:
+ * The known cost of TLS capture: every TLS read/write in a process running probed code traps into
+ * uprobes, whether or not that process is a target. Two peers side by side, in the same rounds:
+ *   OpenSSL — a Python `ssl` client and server in one process (libssl: SSL_write_ex/SSL_read_ex,
+ *             each an entry uprobe and a uretprobe);
+ *   Go      — a crypto/tls client and server in one goroutine (test/fixtures/go: (*Conn).Write,
+ *             an entry probe; (*Conn).Read, an entry probe and one on the return instruction taken).
+ * Each ping-pongs a 64-byte HTTP request and answer over loopback TCP (the data is always already
+ * there, so no call blocks): 4 TLS calls (2 writes, 2 reads) and 4 socket syscalls per round trip.
+ * Arms, interleaved A B C …:
  *   no probes      — no capture session;
- *   not a target   — a session with TLS probes on libssl but no target: the trap, the tgid
- *                    lookup and the return, paid by every process on the host using libssl;
- *   target         — the Python process is a target: traps plus copying the plaintext into the
- *                    ring buffer (and the socket syscalls' own records).
- * The figure is µs per round trip; the added cost per SSL call is (arm − no probes) / 4.
+ *   not a target   — a session whose probes cover the peer's code but which does not target it
+ *                    (libssl is probed at start; the Go binary because an idle copy of it is a
+ *                    target): the traps and the tgid lookup, paid by every process running that code;
+ *   target         — the peer is a target: traps plus copying the plaintext into the ring buffer
+ *                    (and the socket syscalls' own records).
+ * The figure is µs per round trip; the added cost per TLS call is (arm − no probes) / 4.
  */
-import { createInterface } from 'node:readline';
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { CaptureSession } from '../../capture/session.js';
 import { selfSignedCert } from '../../test/helpers/certs.js';
+import { goPeers } from '../../test/helpers/go-peers.js';
 import { tracerPids } from '../lib/foreign.js';
-import { sleep, start, stopAll } from '../lib/procs.js';
+import { sleep, start, stopAll, stopAllOnSignal } from '../lib/procs.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
 
-const SSL_CALLS_PER_ROUND_TRIP = 4;
+const TLS_CALLS_PER_ROUND_TRIP = 4;
 
 const PINGPONG = `
 import socket, ssl, sys, time
@@ -62,91 +68,123 @@ for line in sys.stdin:
 `;
 
 type Arm = 'no probes' | 'not a target' | 'target';
+type Peer = 'OpenSSL (python ssl)' | 'Go crypto/tls';
+const PEERS: Peer[] = ['OpenSSL (python ssl)', 'Go crypto/tls'];
 
 /**
  * The addon detaches its links on a thread of its own after stop (it takes the kernel seconds);
- * until then every SSL call still traps, so the next "no probes" arm waits for them to go.
+ * until then every TLS call still traps, so the next "no probes" arm waits for them to go.
  */
 async function probesGone(): Promise<void> {
   for (let i = 0; i < 300 && tracerPids().includes(process.pid); i++) await sleep(50);
 }
 const ARMS: Arm[] = ['no probes', 'not a target', 'target'];
 
+/** A ping-pong process: prints "ready", then µs per round trip for each count written to stdin. */
+async function pingPong(cmd: string, args: string[]) {
+  const p = start(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines = createInterface({ input: p.child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const r = await lines.next();
+    if (r.done) throw new Error(`${cmd} ping-pong exited: ${p.output().slice(-1000)}`);
+    return r.value;
+  };
+  if ((await next()) !== 'ready') throw new Error(`${cmd} ping-pong did not start`);
+  return {
+    pid: p.pid,
+    stop: () => p.stop(),
+    measure: async (n: number): Promise<number> => {
+      p.child.stdin!.write(`${n}\n`);
+      return Number(await next());
+    },
+  };
+}
+
 export async function run({ quick }: BenchOptions): Promise<Row[]> {
+  stopAllOnSignal(); // the servers it starts go with it, also when interrupted
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-tls-'));
   const rounds = quick ? 3 : 7;
   const n = quick ? 10_000 : 50_000;
   try {
     const { cert, key } = selfSignedCert(dir);
     writeFileSync(join(dir, 'pingpong.py'), PINGPONG);
-    const py = start('python3', [join(dir, 'pingpong.py'), cert, key], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const lines = createInterface({ input: py.child.stdout! })[Symbol.asyncIterator]();
-    const next = async (): Promise<string> => {
-      const r = await lines.next();
-      if (r.done) throw new Error(`python ping-pong exited: ${py.output().slice(-1000)}`);
-      return r.value;
+    const { gotls } = goPeers();
+    const peers: Record<Peer, Awaited<ReturnType<typeof pingPong>>> = {
+      'OpenSSL (python ssl)': await pingPong('python3', [join(dir, 'pingpong.py'), cert, key]),
+      'Go crypto/tls': await pingPong(gotls, ['pingpong']),
     };
-    if ((await next()) !== 'ready') throw new Error('python ping-pong did not start');
-    const measure = async (): Promise<number> => {
-      py.child.stdin!.write(`${n}\n`);
-      return Number(await next());
-    };
-    await measure(); // warm up
+    // an idle process of the Go binary: as a target it gets the binary probed for the other arm
+    const idleGo = start(gotls, ['server', '-cert', cert, '-key', key]);
+    for (const peer of PEERS) await peers[peer].measure(n); // warm up
 
-    const us: Record<Arm, number[]> = { 'no probes': [], 'not a target': [], target: [] };
+    const us = Object.fromEntries(
+      PEERS.map((p) => [p, { 'no probes': [], 'not a target': [], target: [] }]),
+    ) as unknown as Record<Peer, Record<Arm, number[]>>;
+    const captured: Record<number, number> = {};
     let probes = 0;
-    let captured = 0;
     for (let r = 0; r < rounds; r++) {
       for (const arm of ARMS) {
         let session: CaptureSession | undefined;
         if (arm !== 'no probes') {
-          session = CaptureSession.start({ pids: arm === 'target' ? [py.pid] : [], tls: true }, (ex) => {
-            if (ex.request.target === '/ping' && ex.response?.status === 200) captured++;
+          const pids = arm === 'target' ? PEERS.map((p) => peers[p].pid) : [idleGo.pid];
+          session = CaptureSession.start({ pids, tls: true }, (ex) => {
+            if (ex.request.target === '/ping' && ex.response?.status === 200 && ex.service.pid)
+              captured[ex.service.pid] = (captured[ex.service.pid] ?? 0) + 1;
           });
           probes = session.stats().tlsProbes;
         }
+        let failures: unknown[] = [];
         try {
-          us[arm].push(await measure());
+          for (const peer of PEERS) us[peer][arm].push(await peers[peer].measure(n));
         } finally {
           if (session) {
-            await session.stop();
+            failures = (await session.stop()).tlsFailures;
             await probesGone();
           }
         }
+        if (failures.length) throw new Error(`TLS probes failed: ${JSON.stringify(failures)}`);
       }
       console.log(
-        `round ${r + 1}/${rounds}: ${ARMS.map((a) => `${a} ${us[a].at(-1)!.toFixed(2)} µs`).join(', ')}`,
+        `round ${r + 1}/${rounds}: ${PEERS.map((p) => `${p}: ${ARMS.map((a) => `${a} ${us[p][a].at(-1)!.toFixed(2)}`).join(', ')} µs`).join(' | ')}`,
       );
     }
     if (probes === 0) throw new Error('no TLS probes were attached: is libssl.so.3 installed?');
     // both ends live in the target: each round trip is one inbound and one outbound exchange
-    if (captured !== 2 * rounds * n)
-      throw new Error(
-        `the target arm captured ${captured} of ${2 * rounds * n} exchanges: TLS capture is not working`,
-      );
-    await py.stop();
+    for (const peer of PEERS) {
+      const got = captured[peers[peer].pid] ?? 0;
+      if (got !== 2 * rounds * n)
+        throw new Error(
+          `the target arm captured ${got} of ${2 * rounds * n} ${peer} exchanges: TLS capture is not working`,
+        );
+    }
+    for (const peer of PEERS) await peers[peer].stop();
+    await idleGo.stop();
 
     const rows: Row[] = [];
-    for (const arm of ['not a target', 'target'] as const) {
-      const rr = ratios(us[arm], us['no probes']);
-      const added = us[arm].map((v, i) => (v - us['no probes'][i]!) / SSL_CALLS_PER_ROUND_TRIP);
-      rows.push(
-        {
-          figure: `python ssl ping-pong, 64 B HTTP each way, 4 SSL calls per round trip: µs per round trip — probes on libssl, ${arm}`,
-          value: median(us[arm]),
-          peer: 'no probes',
-          peerValue: median(us['no probes']),
-          ratio: median(rr),
-          spread: range(rr),
-        },
-        {
-          figure: `added cost per SSL call (uprobe + uretprobe${arm === 'target' ? ', copy and record' : ', tgid lookup'}): µs — ${arm}`,
-          value: median(added),
-          spread: range(added),
-        },
-      );
+    for (const peer of PEERS) {
+      const traps = peer === 'Go crypto/tls' ? 'entry probe (+ return probe for Read)' : 'uprobe + uretprobe';
+      for (const arm of ['not a target', 'target'] as const) {
+        const none = us[peer]['no probes'];
+        const rr = ratios(us[peer][arm], none);
+        const added = us[peer][arm].map((v, i) => (v - none[i]!) / TLS_CALLS_PER_ROUND_TRIP);
+        rows.push(
+          {
+            figure: `${peer} ping-pong, 64 B HTTP each way, 4 TLS calls per round trip: µs per round trip — ${arm}`,
+            value: median(us[peer][arm]),
+            peer: 'no probes',
+            peerValue: median(none),
+            ratio: median(rr),
+            spread: range(rr),
+          },
+          {
+            figure: `${peer}: added cost per TLS call (${traps}${arm === 'target' ? ', copy and record' : ', tgid lookup'}): µs — ${arm}`,
+            value: median(added),
+            spread: range(added),
+          },
+        );
+      }
     }
-    console.log(`${probes} TLS probes attached; the target arm captured all ${captured} exchanges`);
+    console.log(`${probes} TLS probes attached; the target arm captured every exchange of both peers`);
     return rows;
   } finally {
     await stopAll();

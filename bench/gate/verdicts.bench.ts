@@ -74,12 +74,6 @@ interface System {
   broken: Expectation[];
 }
 
-interface Outcome {
-  ok: boolean;
-  line: string;
-  seconds: number;
-}
-
 let counter = 0;
 async function gate(
   sys: System,

@@ -1,11 +1,15 @@
 /**
  * Replay driver throughput against wrk on the same nginx and the same concurrency, interleaved
- * (wrk, h1, undici, wrk, …), and the cost of one run's ephemeral environment (namespace + hosts
+ * (wrk, h1, h1 pooled, undici, wrk, …), and the cost of one run's ephemeral environment (namespace + hosts
  * file + cgroup, created and torn down). The driver keeps every answer, as in a real replay; its
  * time runs from the first request sent to the last answer kept. Turning the kept answers into
  * results (headers split into lists, bodies base64, as the worker does before writing) happens
  * after the load and is reported on its own row. Targets (issue 7): driver >= 70% of wrk's
  * requests/s; setup+teardown < 1 s.
+ *
+ * The load is 32 recorded keep-alive connections, one per lane. The default (`recorded`
+ * connections) gives each its own driver connection; `pooled` shares a pool of 32 — the same
+ * sockets here, so the two should match (issue 14: recorded connections must not cost throughput).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +38,8 @@ function items(n: number): { items: SpecItem[]; sessions: Array<{ key: string; i
       headers: [['host', 'bench']],
       body: '',
       startUs: i,
+      connection: `s${i % CONCURRENCY}`,
+      closeAfter: i + CONCURRENCY >= n,
     });
   const sessions = Array.from({ length: CONCURRENCY }, (_, s) => ({
     key: `s${s}`,
@@ -49,21 +55,28 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const nginx = await startNginx(dir, false);
   try {
     const wrkRps: number[] = [];
-    const rps = { h1: [] as number[], undici: [] as number[] };
-    const encodeUs = { h1: [] as number[], undici: [] as number[] };
-    const endToEnd = { h1: [] as number[], undici: [] as number[] };
+    type Kind = 'h1' | 'pooled' | 'undici';
+    const rps: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
+    const encodeUs: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
+    const endToEnd: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
+    // the driver's own CPU per request (user + sys of this process during the load): on a shared
+    // machine far steadier than requests/s, which also measure nginx and whoever else runs
+    const cpuUs: Record<Kind, number[]> = { h1: [], pooled: [], undici: [] };
     // size each client's work to take about as long as wrk's run
-    const n = { h1: 20_000, undici: 20_000 };
-    const once = async (client: 'h1' | 'undici'): Promise<void> => {
+    const n: Record<Kind, number> = { h1: 20_000, pooled: 20_000, undici: 20_000 };
+    const once = async (client: Kind): Promise<void> => {
       const plan = items(n[client]);
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const out = await drive(new URL(nginx.url).origin, plan.items, plan.sessions, {
         concurrency: CONCURRENCY,
         timeoutMs: 10_000,
-        idHeader: 'x-retap-id',
-        client,
+        client: client === 'undici' ? 'undici' : 'h1',
+        connections: client === 'pooled' ? 'pooled' : 'recorded',
       });
       const t1 = performance.now();
+      const cpu = process.cpuUsage(cpu0);
+      cpuUs[client].push((cpu.user + cpu.system) / plan.items.length);
       const secs = (t1 - t0) / 1000;
       const results = out.map(toWorkerItem);
       const t2 = performance.now();
@@ -86,9 +99,11 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       const w = await runWrk(nginx.url + PAGE, { threads: 1, connections: CONCURRENCY, seconds }, dir);
       wrkRps.push(w.rps);
       await once('h1');
+      await once('pooled');
       await once('undici');
     }
     const rr = ratios(rps.h1, wrkRps);
+    const rp = ratios(rps.pooled, wrkRps);
     const ru = ratios(rps.undici, wrkRps);
     const setup: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -111,6 +126,24 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
         ratio: median(rr),
         spread: range(rr),
         target: `>= 0.70 ${median(rr) >= 0.7 ? 'met' : 'MISS'}`,
+      },
+      {
+        figure: `replay driver (h1) with --connections pooled, same load: req/s`,
+        value: median(rps.pooled),
+        peer: `wrk -t1 -c${CONCURRENCY}`,
+        peerValue: median(wrkRps),
+        ratio: median(rp),
+        spread: range(rp),
+        target: '(reference: the pool of before recorded connections)',
+      },
+      {
+        figure: 'replay driver CPU per request (h1), recorded connections: µs',
+        value: median(cpuUs.h1),
+        peer: '--connections pooled',
+        peerValue: median(cpuUs.pooled),
+        ratio: median(ratios(cpuUs.h1, cpuUs.pooled)),
+        spread: range(ratios(cpuUs.h1, cpuUs.pooled)),
+        target: '(recorded ≈ pooled)',
       },
       {
         figure: `replay driver with --client undici, same load: req/s`,

@@ -4,6 +4,8 @@
  * process so peak RSS is that task's alone. Peers measured in the same run:
  *   writer peer: JSON.stringify + fs write stream (no redaction, sort, schema or hashing)
  *   reader peer: readline + JSON.parse of the same exchanges.jsonl (the floor for our reader)
+ *   redaction: the same writer on exchanges carrying credentials (100k session tokens per 1M,
+ *   each redacted in its login answer and its 9 uses) against the writer on credential-free ones
  * Full-size runs give throughput and peak RSS; interleaved smaller pairs (A B A B …) give the
  * median ratio and its spread.
  *
@@ -39,6 +41,25 @@ async function lib(root) {
   return { ...snapshots, ...sample };
 }
 
+/**
+ * The same small exchanges carrying credentials: sessions of 10 exchanges, the first a login
+ * whose answer hands out a 32-hex session token, the other 9 presenting it in
+ * `Authorization: Session …` — 1M exchanges make 100k distinct secrets, each learned from its
+ * use and redacted in the login answer that came before (redaction by value).
+ */
+function authExchange(L, i) {
+  const ex = L.sampleExchange(i);
+  const token = `${(Math.floor(i / 10) * 2654435761).toString(16).padStart(12, '0')}a1b2c3d4e5f6a7b8c9d0`;
+  if (i % 10 === 0) {
+    const body = new TextEncoder().encode(`{"session":"${token}","user":"u${i}"}`);
+    return {
+      ...ex,
+      response: { ...ex.response, headers: [['Content-Type', 'application/json'], ['Content-Length', String(body.length)]], body: { data: body, size: body.length, truncated: false } },
+    };
+  }
+  return { ...ex, request: { ...ex.request, headers: [...ex.request.headers, ['Authorization', `Session ${token}`]] } };
+}
+
 /** One measured task in this (child) process; prints {seconds, rssMB, count}. */
 async function child(task, n, dir, root) {
   const L = await lib(root);
@@ -47,6 +68,11 @@ async function child(task, n, dir, root) {
   if (task === 'write-ours') {
     const w = await L.createSnapshotWriter({ dir, name: 'bench', source: { host: 'bench', filters: {} } });
     for (let i = 0; i < n; i++) await w.append(L.sampleExchange(i));
+    await w.finish();
+    count = n;
+  } else if (task === 'write-auth') {
+    const w = await L.createSnapshotWriter({ dir, name: 'bench', source: { host: 'bench', filters: {} } });
+    for (let i = 0; i < n; i++) await w.append(authExchange(L, i));
     await w.finish();
     count = n;
   } else if (task === 'write-peer') {
@@ -121,6 +147,10 @@ async function measure({ n, pairs, pairN }) {
     mkdirSync(full);
     const wo = runTask('write-ours', n, full, root);
     const wp = runTask('write-peer', n, full, root);
+    const authDir = join(work, 'auth');
+    mkdirSync(authDir);
+    const wa = runTask('write-auth', n, authDir, root);
+    rmSync(authDir, { recursive: true, force: true });
     const ro = runTask('read-ours', n, full, root);
     const rp = runTask('read-peer', n, full, root);
     const fileMB = statSync(join(full, 'v1', 'exchanges.jsonl')).size / 1e6;
@@ -129,6 +159,7 @@ async function measure({ n, pairs, pairN }) {
     runTask('write-ours', pairN, small, root);
     const wr = [];
     const rr = [];
+    const ar = [];
     for (let i = 0; i < pairs; i++) {
       const scratch = join(work, `pair-${i}`);
       mkdirSync(scratch);
@@ -136,11 +167,15 @@ async function measure({ n, pairs, pairN }) {
       const b = runTask('write-peer', pairN, scratch, root);
       wr.push(b.seconds / a.seconds);
       rmSync(scratch, { recursive: true, force: true });
+      mkdirSync(scratch);
+      const c2 = runTask('write-auth', pairN, scratch, root);
+      ar.push(a.seconds / c2.seconds);
+      rmSync(scratch, { recursive: true, force: true });
       const c = runTask('read-ours', pairN, small, root);
       const d = runTask('read-peer', pairN, small, root);
       rr.push(d.seconds / c.seconds);
     }
-    return { wo, wp, ro, rp, fileMB, wr, rr };
+    return { wo, wp, wa, ro, rp, fileMB, wr, rr, ar };
   } finally {
     rmSync(work, { recursive: true, force: true });
     cleanup();
@@ -153,7 +188,7 @@ export async function run({ quick }) {
   const m = await measure({ n, pairs: quick ? 3 : 5, pairN: quick ? 25_000 : 200_000 });
   const per = (r) => r.count / r.seconds;
   const spread = (xs) => [Math.min(...xs), Math.max(...xs)];
-  const rss = Math.max(m.wo.rssMB, m.ro.rssMB);
+  const rss = Math.max(m.wo.rssMB, m.ro.rssMB, m.wa.rssMB);
   return [
     {
       figure: `snapshot write, ${n.toLocaleString('en-US')} small exchanges (redact, sort, hash): exchanges/s`,
@@ -162,6 +197,14 @@ export async function run({ quick }) {
       peerValue: per(m.wp),
       ratio: median(m.wr),
       spread: spread(m.wr),
+    },
+    {
+      figure: `snapshot write, ${n.toLocaleString('en-US')} small exchanges with credentials (${(n / 10).toLocaleString('en-US')} session tokens redacted by value): exchanges/s`,
+      value: per(m.wa),
+      peer: 'the same writer, no credentials',
+      peerValue: per(m.wo),
+      ratio: median(m.ar),
+      spread: spread(m.ar),
     },
     {
       figure: `snapshot read, ${n.toLocaleString('en-US')} small exchanges (hash, schema, decode): exchanges/s`,
@@ -194,10 +237,11 @@ async function main() {
   const n = Number(values.n);
   if (values.child) return child(values.child, n, values.dir, values.root);
   const pn = Number(values['pair-n']);
-  const { wo, wp, ro, rp, fileMB, wr, rr } = await measure({ n, pairs: Number(values.pairs), pairN: pn });
+  const { wo, wp, wa, ro, rp, fileMB, wr, rr, ar } = await measure({ n, pairs: Number(values.pairs), pairN: pn });
   const rows = [
     ['write retap (redact+sort+hash)', wo],
     ['write peer: JSON.stringify+stream', wp],
+    ['write retap, with credentials', wa],
     ['read retap (hash+schema+decode)', ro],
     ['read peer: readline+JSON.parse', rp],
   ];
@@ -217,6 +261,7 @@ async function main() {
     `\nthroughput ratio retap/peer over ${values.pairs} interleaved pairs of ${pn.toLocaleString('en-US')}:`,
   );
   console.log(`  write: ${fmt(wr)}`);
+  console.log(`  write with credentials / without: ${fmt(ar)}`);
   console.log(`  read:  ${fmt(rr)}`);
 }
 

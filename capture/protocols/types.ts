@@ -22,12 +22,28 @@ export interface DecodedExchange {
   notes?: string[];
   /** Protocol extras: HTTP/2 stream id, gRPC messages, upgrade target… */
   extras?: Record<string, unknown>;
+  /**
+   * Set when what was seen cannot be a valid exchange (its request was lost, its status is not
+   * 100–599…): capture keeps it quarantined with this reason. Decoders never emit an empty
+   * method, a status outside 100–599 or a negative size otherwise.
+   */
+  quarantine?: string;
 }
 
 export interface DecoderSink {
   exchange(ex: DecodedExchange): void;
-  /** Bytes the decoder could not interpret; counted and reported as raw/unknown. */
+  /**
+   * Bytes the decoder saw and could not interpret (resync, not HTTP, upgraded tunnels…); counted
+   * as not decoded. Only bytes that arrived: never a declared length, never bytes lost in a gap.
+   */
   raw?(side: Side, bytes: number, reason: string): void;
+  /** A message was cut at a limit (a head, chunk line or frame that never ends; a 1xx storm…). */
+  cut?(side: Side, what: string): void;
+  /**
+   * The decoder caught an internal failure (a bug, never bad input) and dropped that side's
+   * state. Capture marks the connection, reports the reason and stops decoding it.
+   */
+  fault?(side: Side, reason: string): void;
 }
 
 export interface StreamDecoder {
@@ -39,9 +55,20 @@ export interface StreamDecoder {
   end(tsNs: number): void;
 }
 
+/**
+ * Memory shared by every connection of one capture (budget.ts: newPool). Decoders add what they
+ * hold after each call and give it back at `end`.
+ */
+export interface MemoryPool {
+  held: number;
+  max: number;
+}
+
 export interface DecoderOptions {
   /** Most bytes a decoder buffers per connection before it gives up on a message (default 8 MiB). */
   maxBufferBytes?: number;
+  /** Shared with the other connections of the same capture; none: this connection's budget only. */
+  pool?: MemoryPool;
   /** Bodies are kept up to this size; beyond it they are marked truncated (default 16 MiB). */
   maxBodyBytes?: number;
   /** gRPC over HTTP/2: message schemas (from `loadProtos`) to decode messages with field names. */

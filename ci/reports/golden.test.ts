@@ -1,12 +1,12 @@
 /**
  * Golden files for the JUnit and Markdown reports of the mixed fixture. Volatile fields
- * (timestamps, durations) are normalised first. Refresh after an intended change with
- * `UPDATE_GOLDEN=1 npx vitest run ci/reports/golden.test.ts` and review the diff.
+ * (timestamps, durations) are normalised first. A missing or changed golden file fails; after an
+ * intended change refresh them with `npm run test:update-golden` and review the diff. Never in CI.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultConfig, evaluate, withBudgets } from '../../assertions/index.js';
+import { defaultConfig, evaluate, type Verdict, withBudgets } from '../../assertions/index.js';
 import { brokenResults, mixedResults } from '../../assertions/testing/fixtures.js';
 import { renderHtml } from './html.js';
 import { renderJson } from './json.js';
@@ -16,13 +16,21 @@ import { normaliseReport as normalise } from './normalise.js';
 
 const GOLDEN = resolve(import.meta.dirname, '../../test/golden');
 
+const updating = process.env.UPDATE_GOLDEN === '1';
+if (updating && (process.env.CI || process.env.RETAP_REQUIRE_EBPF === '1'))
+  throw new Error('UPDATE_GOLDEN=1 in CI: golden files are only rewritten on purpose, by a person');
+
 function golden(name: string, actual: string): void {
   const path = join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN || !existsSync(path)) {
+  if (updating) {
     mkdirSync(GOLDEN, { recursive: true });
     writeFileSync(path, actual);
   }
-  expect(actual).toBe(readFileSync(path, 'utf8'));
+  if (!existsSync(path))
+    throw new Error(`golden file ${path} is missing: run npm run test:update-golden and commit it`);
+  expect(actual, `${name} differs from its golden file (npm run test:update-golden after an intended change)`).toBe(
+    readFileSync(path, 'utf8'),
+  );
 }
 
 const verdict = () =>
@@ -56,9 +64,17 @@ describe('reports (golden files)', () => {
     expect(renderJson(verdict())).toBe(renderJson(verdict()));
   });
 
-  it('JSON is the verdict', () => {
-    const v = verdict();
-    expect(JSON.parse(renderJson(v))).toEqual(JSON.parse(JSON.stringify(v)));
+  it('JSON carries what scripts read: status, exit code, counts that add up, every difference', () => {
+    const j = JSON.parse(renderJson(verdict())) as Verdict;
+    expect(j.status).toBe('fail-assertions');
+    expect(j.exitCode).toBe(1);
+    expect(j.summary.items).toBe(9);
+    expect(j.summary.passed + j.summary.failed + j.summary.errors).toBe(j.items.length);
+    const diffs = j.items.flatMap((i) => i.diffs);
+    expect(diffs.filter((d) => !d.noise)).toHaveLength(j.summary.differences);
+    expect(diffs.filter((d) => d.noise)).toHaveLength(j.summary.ignored);
+    expect(j.budgets.map((b) => b.status).sort()).toEqual(['fail', 'fail', 'not-judged']);
+    expect(j.mocks).toMatchObject({ calls: 5, matched: 4 });
   });
 
   it('HTML is self-contained and escapes what it shows', () => {

@@ -166,7 +166,8 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
       });
     }
   }
-  const title = opts.title ?? `retap: ${verdictTitle(v)} — ${v.snapshot.name} v${v.snapshot.version}`;
+  const what = v.snapshot.name ? ` — ${v.snapshot.name} v${v.snapshot.version}` : '';
+  const title = opts.title ?? `retap: ${verdictTitle(v)}${what}`;
   const count = (st: string): number => v.items.filter((i) => i.status === st).length;
 
   const budgets = v.budgets.length

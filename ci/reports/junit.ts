@@ -19,7 +19,8 @@ const seconds = (msValue: number | undefined): number =>
 
 export function renderJunit(v: Verdict): string {
   const builder = junit.newBuilder();
-  builder.name(`retap ${v.snapshot.name} v${v.snapshot.version}: ${verdictTitle(v)}`);
+  const what = v.snapshot.name ? ` ${v.snapshot.name} v${v.snapshot.version}` : '';
+  builder.name(`retap${what}: ${verdictTitle(v)}`);
   const stamp = new Date(v.createdAt);
 
   // replay validity first: a route the reference did not reproduce is an error, whatever the candidate did

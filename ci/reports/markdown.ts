@@ -3,6 +3,7 @@
  * differences, the latency table, budgets, mocks and capture, and the noise decisions (folded).
  */
 import type { Verdict } from '../../assertions/index.js';
+import { ExitCodes } from '../../core/errors.js';
 import { EXIT_CODE_MEANINGS, verdictTitle } from '../gate.js';
 import {
   budgetAllowed,
@@ -28,7 +29,9 @@ export function renderMarkdown(
 ): string {
   const s = v.summary;
   const out: string[] = [];
-  out.push(`## ${ICON[v.status]} retap: ${verdictTitle(v)} — ${v.snapshot.name} v${v.snapshot.version}`);
+  const title = v.exitCode === ExitCodes.USAGE ? 'bad input' : verdictTitle(v);
+  const what = v.snapshot.name ? ` — ${v.snapshot.name} v${v.snapshot.version}` : '';
+  out.push(`## ${ICON[v.status]} retap: ${title}${what}`);
   out.push('');
   out.push(
     `**${s.passed} of ${s.items} requests pass** · ${s.breaking} breaking · ${s.warnings} warnings · ` +
@@ -70,6 +73,11 @@ export function renderMarkdown(
   if (v.errors.length) {
     out.push('', '### Infrastructure errors', '');
     for (const e of v.errors) out.push(`- ${code(e.run)} ${code(e.code)}: ${cell(e.message)}`);
+  }
+  // nothing was replayed (bad input, a build that never started): no empty tables to scroll past
+  if (v.errors.length && s.items === 0 && v.routes.length === 0) {
+    out.push('', 'Nothing was replayed. The error above says what to fix.', '');
+    return out.join('\n');
   }
 
   const top = topDifferences(v, opts.maxDifferences ?? 10);

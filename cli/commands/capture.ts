@@ -1,13 +1,9 @@
-import { spawn } from 'node:child_process';
-import { constants, hostname } from 'node:os';
-
-const osSignals = constants.signals as Record<string, number>;
-
-import { basename, join } from 'node:path';
-import { type Cgroup, cgroupId, createCgroup, resolveCgroup } from '../../capture/cgroup.js';
-import { CaptureSession, type CaptureStats } from '../../capture/session.js';
-import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
-import type { Exchange } from '../../core/exchange.js';
+import { hostname } from 'node:os';
+import { basename } from 'node:path';
+import { cgroupId, resolveCgroup } from '../../capture/cgroup.js';
+import { recordUntil } from '../../capture/record.js';
+import type { CaptureStats } from '../../capture/session.js';
+import { ExitCodes, usageError } from '../../core/errors.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import { many, parse, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -15,7 +11,8 @@ import { Progress } from '../progress.js';
 
 const help = `Usage: retap capture --out DIR [targets] [options] [-- CMD ARGS…]
 
-Record the HTTP traffic of processes with eBPF (TLS plaintext included) into a snapshot.
+Record the HTTP, gRPC, PostgreSQL, MySQL and Redis traffic of processes with eBPF (TLS plaintext
+included) into a snapshot.
 Both directions are kept: requests the process answered (inbound) and calls it made (outbound).
 
 Targets (at least one, or a command after --):
@@ -33,7 +30,7 @@ Options:
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
   --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
   --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
-  --no-tls           do not attach the OpenSSL probes
+  --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls)
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
   --no-discover      do not discover tokens / emit transform rules (tokens.yaml, transforms.yaml)
   --gzip             compress exchanges.jsonl
@@ -42,7 +39,14 @@ Options:
 
 Stops on SIGINT/SIGTERM, --duration or command exit, flushes everything, then writes the
 snapshot atomically. Drops and truncations are counted in the manifest; any drop prints a
-warning. Exit code: 0 ok, 3 capture could not run, 64 bad usage.
+warning, and so does a program whose TLS plaintext cannot be captured (with the reason).
+Bad traffic costs only itself: what cannot be a valid exchange is kept quarantined
+(counted, listed by retap snapshot show, never replayed), a connection whose decoding fails
+is marked and capture goes on.
+TLS plaintext: OpenSSL (libssl, node) and Go crypto/tls (Go 1.17+ on amd64, stripped binaries
+included). A command retap starts is paused at exec of a program retap has not looked at yet
+for the few milliseconds that takes, so a Go program's first TLS call is not missed.
+Exit code: 0 ok, 3 capture could not run, 64 bad usage.
 
 Examples:
   retap capture --out snaps/api -- node server.js
@@ -139,13 +143,41 @@ async function run(argv: string[]): Promise<number> {
     );
     if (s.unknownConnections)
       process.stdout.write(
-        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes, counted only)\n`,
+        `  ${s.unknownConnections} connections spoke a protocol retap does not decode (${s.unknownBytes} bytes seen, counted only)\n`,
       );
+    for (const g of s.goTls)
+      process.stdout.write(
+        `  Go TLS: ${g.path} (${g.goVersion}; functions from ${g.symbolsFrom}, offsets from ${g.offsetsFrom})\n`,
+      );
+    if (s.undecodedBytes)
+      process.stdout.write(
+        `  ${s.undecodedBytes} bytes on decoded connections could not be decoded (resync, tunnels, cut messages; counted only)\n`,
+      );
+    if (s.cutMessages)
+      process.stdout.write(
+        `  ${s.cutMessages} messages on ${s.cutConnections} connections were cut at a limit (a head, chunk line or frame that never ended, or a 1xx storm)\n`,
+      );
+    if (result.quarantined)
+      process.stdout.write(
+        `  ${result.quarantined} exchanges quarantined: kept raw with the reason, never replayed (retap snapshot show lists them)\n`,
+      );
+    if (s.failedConnections) {
+      process.stderr.write(
+        `retap capture: warning: decoding failed on ${s.failedConnections} connections (capture went on; their later bytes are counted only):\n`,
+      );
+      for (const f of s.failures.slice(0, 5)) process.stderr.write(`  ${f.connection}: ${f.reason}\n`);
+    }
     if (s.lost.ringbufRecords || s.lost.userBatches || s.lost.gapBytes) {
       process.stderr.write(
         `retap capture: warning: lost ${s.lost.ringbufRecords} kernel records, ${s.lost.userBatches} batches, ${s.lost.gapBytes} bytes inside streams; affected exchanges are marked truncated\n`,
       );
     }
+  }
+  // also with --json: stdout is for scripts, stderr for people
+  for (const f of result.stats.tlsFailures) {
+    process.stderr.write(
+      `retap capture: warning: TLS plaintext of ${f.path}${f.goVersion ? ` (${f.goVersion})` : ''} is not captured: ${f.reason}\n`,
+    );
   }
   if (result.commandExit !== undefined && result.commandExit !== 0) {
     process.stderr.write(`retap capture: the command exited with ${result.commandExit}\n`);
@@ -183,11 +215,13 @@ export interface CaptureResult {
   exchanges: number;
   inbound: number;
   outbound: number;
+  /** Exchanges kept quarantined in the snapshot (manifest counts.quarantined). */
+  quarantined: number;
   stats: CaptureStats;
   commandExit?: number;
 }
 
-/** Capture until a stop condition, then write the snapshot. Shared with `retap demo`. */
+/** Capture until a stop condition, then write the snapshot. */
 export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult> {
   const writer = await createSnapshotWriter({
     dir: run.out,
@@ -202,154 +236,54 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     discoverTokens: run.discover !== false,
     ...(run.redact ? {} : { redaction: false as const }),
   });
-  let cgroup: Cgroup | undefined;
-  let session: CaptureSession | undefined;
   const progress = run.progress ? new Progress('capture') : undefined;
-  let inbound = 0;
-  let outbound = 0;
-  let writeError: unknown;
-  let writing: Promise<void> = Promise.resolve();
-  const onExchange = (ex: Exchange): void => {
-    if (ex.direction === 'inbound') inbound++;
-    else outbound++;
-    writing = writing.then(() => writer.append(ex)).catch((e) => void (writeError ??= e));
-  };
-  const stopSignals: Array<() => void> = [];
   try {
-    session = CaptureSession.start(
+    const r = await recordUntil(
       {
         pids: run.pids,
         cgroupIds: run.cgroupIds,
         ports: run.ports,
         all: run.all,
         tls: run.tls,
+        command: run.command,
         ...(run.service ? { service: run.service } : {}),
         ...(run.perCallCapBytes !== undefined ? { perCallCapBytes: run.perCallCapBytes } : {}),
         ...(run.ringBufferBytes !== undefined ? { ringBufferBytes: run.ringBufferBytes } : {}),
       },
-      onExchange,
+      writer,
+      run.until,
+      {
+        signals: true,
+        durationMs: run.durationMs,
+        ...(run.onReady
+          ? { onReady: ({ commandPid }) => run.onReady?.(commandPid === undefined ? {} : { commandPid }) }
+          : {}),
+        ...(progress
+          ? {
+              onProgress: ({ inbound, outbound, stats: s }) =>
+                progress.update(
+                  `${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`,
+                ),
+            }
+          : {}),
+      },
     );
-    const waits: Array<Promise<unknown>> = [];
-    let commandExit: number | undefined;
-    let commandPid: number | undefined;
-    let exited: Promise<void> = Promise.resolve();
-    if (run.command.length) {
-      cgroup = createCgroup(`capture-${process.pid}-${Date.now().toString(36)}`);
-      session.addCgroup(cgroup.id);
-      const child = spawnInCgroup(cgroup.dir, run.command);
-      commandPid = child.pid;
-      exited = new Promise<void>((resolve, reject) => {
-        child.on('error', (e) =>
-          reject(
-            new RetapError(ErrorCodes.USAGE, `cannot start ${run.command[0]}: ${e.message}`, { cause: e }),
-          ),
-        );
-        child.on('exit', (code, signal) => {
-          commandExit = code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0);
-          resolve();
-        });
-      });
-      waits.push(exited);
-    }
-    waits.push(
-      new Promise<void>((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-          const h = (): void => resolve();
-          process.once(sig, h);
-          stopSignals.push(() => process.off(sig, h));
-        }
-      }),
-    );
-    if (run.durationMs !== undefined) waits.push(new Promise((r) => setTimeout(r, run.durationMs).unref()));
-    if (run.until) waits.push(run.until);
-    await run.onReady?.(commandPid === undefined ? {} : { commandPid });
-    const ticker = progress
-      ? setInterval(() => {
-          const s = session!.stats();
-          progress.update(
-            `${inbound + outbound} exchanges · ${s.connections} connections · ${s.kernel.events} events · drops ${s.kernel.ringbufDrops}`,
-          );
-        }, 250)
-      : undefined;
-    await Promise.race(waits);
-    if (ticker) clearInterval(ticker);
-    if (cgroup && commandExit === undefined) {
-      // Stopped by signal or duration: let the command shut down (its goodbyes are captured too).
-      commandExit = await terminate(cgroup, exited, () => commandExit);
-    }
-    // The last answers may still be in flight in the ring buffer: stop() drains it.
-    const stats = await session.stop();
     progress?.done();
-    cgroup?.destroy();
-    await writing;
-    if (writeError) throw writeError;
-    const manifest = await writer.finish({ counters: countersOf(stats) });
-    void manifest;
+    const manifest = await writer.finish({ counters: r.counters, notes: r.notes });
     return {
       path: writer.path,
-      exchanges: inbound + outbound,
-      inbound,
-      outbound,
-      stats,
-      ...(commandExit !== undefined ? { commandExit } : {}),
+      exchanges: r.inbound + r.outbound,
+      inbound: r.inbound,
+      outbound: r.outbound,
+      quarantined: manifest.counts.quarantined ?? 0,
+      stats: r.stats,
+      ...(r.commandExit !== undefined ? { commandExit: r.commandExit } : {}),
     };
   } catch (e) {
     progress?.done();
-    await session?.stop().catch(() => undefined);
-    cgroup?.destroy();
     await writer.abort().catch(() => undefined);
     throw e;
-  } finally {
-    for (const off of stopSignals) off();
   }
-}
-
-/** SIGTERM everything in the group, wait up to 3 s, then the cgroup is killed by destroy(). */
-async function terminate(
-  cgroup: Cgroup,
-  exited: Promise<void>,
-  code: () => number | undefined,
-): Promise<number | undefined> {
-  for (const pid of cgroup.pids()) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  }
-  await Promise.race([exited.catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
-  const c = code();
-  // A command ended by our own SIGTERM stopped as asked: not a failure.
-  return c === 128 + 15 ? 0 : c;
-}
-
-/** Moves itself into the cgroup before exec, so the command never runs outside it. */
-function spawnInCgroup(dir: string, command: string[]) {
-  const script = 'echo $$ > "$RETAP_CGROUP_PROCS" && exec "$@"';
-  return spawn('/bin/sh', ['-c', script, 'retap-capture', ...command], {
-    stdio: 'inherit',
-    env: { ...process.env, RETAP_CGROUP_PROCS: join(dir, 'cgroup.procs') },
-  });
-}
-
-function countersOf(s: CaptureStats): Record<string, number> {
-  return {
-    kernelEvents: s.kernel.events,
-    kernelBytes: s.kernel.bytes,
-    ringbufDrops: s.kernel.ringbufDrops,
-    userBatchDrops: s.kernel.userDrops,
-    truncations: s.kernel.truncations,
-    sendfileCalls: s.kernel.sendfileCalls,
-    mmsgCalls: s.kernel.mmsgCalls,
-    connections: s.connections,
-    tlsConnections: s.tlsConnections,
-    unknownConnections: s.unknownConnections,
-    unknownBytes: s.unknownBytes,
-    gapBytes: s.gapBytes,
-    ciphertextBytes: s.ciphertextBytes,
-    tlsUnboundDropped: s.tlsUnboundDropped,
-    malformedBytes: s.malformedBytes,
-  };
 }
 
 function jsonSafe(v: Record<string, unknown>): Record<string, unknown> {

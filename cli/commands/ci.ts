@@ -7,10 +7,17 @@ import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readAssertionsConfig, readSnapshotTokens } from '../../assertions/config-file.js';
-import { type EvaluateConfig, evaluate, parseBudget, type Verdict } from '../../assertions/index.js';
+import {
+  defaultConfig,
+  type EvaluateConfig,
+  evaluate,
+  parseBudget,
+  type Verdict,
+} from '../../assertions/index.js';
 import { type CiConfig, type CiFormat, loadCiConfig } from '../../ci/config.js';
 import { gate } from '../../ci/gate.js';
 import {
+  type Annotation,
   appendSummary,
   formatAnnotation,
   githubEnv,
@@ -25,7 +32,7 @@ import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../.
 import { type BuildUnderTest, replay } from '../../runner/replay.js';
 import { resolveSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
-import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 import { parseEnv } from './replay.js';
@@ -50,17 +57,22 @@ Snapshot and build:
   --baseline-cmd "CMD"   also replay a baseline build (e.g. the target branch) for a three-way
   --baseline-port P      comparison; port, env and readiness default to the build's
   --runs N               replays per build, 1–10 (default 1)
-  --concurrency N        sessions at once (default 1)
+  --concurrency N        lanes at once (default 1)
   --timeout D            per-request timeout (default 10s)
   --client NAME          replay driver's HTTP client: h1 (default) or undici (replay.client)
+  --connections MODE     recorded (default: each recorded connection replayed on one of its own,
+                         closed where it was) or pooled (replay.connections)
   --mock-miss MODE       fail (default), closest or passthrough
+  --secrets FILE         values of redacted static client credentials (REDACTED-…: value per
+                         line; replay.secrets); RETAP_SECRET_<16 hex>=value in the environment too
 
 Gate and reports:
   --budget EXPR          add a budget ('p95 < 250ms', 'GET /orders/{id}: p99 < +10%',
                          'errors < 1%', 'mocks >= 100%'); repeatable, adds to assertions.budgets
   --fail-on R            breaking | warning (default: assertions.failOn, else warning)
   --warn-only WHAT       assertions | budgets: report those failures without failing; repeatable
-  --reports DIR          folder for results.json and report.* (default ./retap-reports)
+  --out DIR              folder for results.json and report.* (default ./retap-reports);
+                         --reports is an alias
   --format F[,F…]        reports to write (default junit,markdown,html,json)
   --no-step-summary      do not append the Markdown summary to $GITHUB_STEP_SUMMARY
   --no-annotations       do not print ::error annotations on GitHub Actions
@@ -103,10 +115,13 @@ interface Flags {
   concurrency?: string;
   timeout?: string;
   client?: string;
+  connections?: string;
   'mock-miss'?: string;
+  secrets?: string;
   budget?: string[];
   'fail-on'?: string;
   'warn-only'?: string[];
+  out?: string;
   reports?: string;
   format?: string[];
   'no-step-summary'?: boolean;
@@ -115,7 +130,43 @@ interface Flags {
   json?: boolean;
 }
 
+const OPTIONS = {
+  config: { type: 'string' },
+  snapshot: { type: 'string' },
+  cmd: { type: 'string' },
+  port: { type: 'string' },
+  ready: { type: 'string' },
+  'ready-timeout': { type: 'string' },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  'baseline-cmd': { type: 'string' },
+  'baseline-port': { type: 'string' },
+  runs: { type: 'string' },
+  concurrency: { type: 'string' },
+  timeout: { type: 'string' },
+  client: { type: 'string' },
+  connections: { type: 'string' },
+  'mock-miss': { type: 'string' },
+  secrets: { type: 'string' },
+  budget: { type: 'string', multiple: true },
+  'fail-on': { type: 'string' },
+  'warn-only': { type: 'string', multiple: true },
+  out: { type: 'string', short: 'o' },
+  reports: { type: 'string' },
+  format: { type: 'string', multiple: true },
+  'no-step-summary': { type: 'boolean' },
+  'no-annotations': { type: 'boolean' },
+  'exit-zero': { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
+
 const VERSION_TAG = /^@?v?(\d+)$/;
+
+/** The output folder: --out (or its alias --reports), else ci.reports, else ./retap-reports. */
+function reportsDirOf(f: Flags, cfg: CiConfig, cwd: string): string {
+  const flag = f.out ?? f.reports;
+  return flag ? resolve(cwd, flag) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+}
 
 /**
  * The snapshot to replay as a version directory. Flag values are relative to the working
@@ -264,37 +315,7 @@ interface Outcome {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values: f, positionals } = parse<Flags>(
-    'ci',
-    argv,
-    {
-      config: { type: 'string' },
-      snapshot: { type: 'string' },
-      cmd: { type: 'string' },
-      port: { type: 'string' },
-      ready: { type: 'string' },
-      'ready-timeout': { type: 'string' },
-      env: { type: 'string', multiple: true },
-      cwd: { type: 'string' },
-      'baseline-cmd': { type: 'string' },
-      'baseline-port': { type: 'string' },
-      runs: { type: 'string' },
-      concurrency: { type: 'string' },
-      timeout: { type: 'string' },
-      client: { type: 'string' },
-      'mock-miss': { type: 'string' },
-      budget: { type: 'string', multiple: true },
-      'fail-on': { type: 'string' },
-      'warn-only': { type: 'string', multiple: true },
-      reports: { type: 'string' },
-      format: { type: 'string', multiple: true },
-      'no-step-summary': { type: 'boolean' },
-      'no-annotations': { type: 'boolean' },
-      'exit-zero': { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values: f, positionals } = parse<Flags>('ci', argv, OPTIONS, true);
   if (positionals.length > 0)
     throw usageError(
       `retap ci: unexpected argument '${positionals[0]}'`,
@@ -323,7 +344,7 @@ async function run(argv: string[]): Promise<number> {
     throw usageError(`--mock-miss ${miss}: expected fail, closest or passthrough`);
   const timeoutMs = f.timeout ? parseDuration(f.timeout, '--timeout') : (cfg.replay.timeoutMs ?? 10_000);
   const b = builds(f, cfg, cwd);
-  const reportsDir = f.reports ? resolve(cwd, f.reports) : (cfg.ci.reports ?? resolve(cwd, 'retap-reports'));
+  const reportsDir = reportsDirOf(f, cfg, cwd);
   await mkdir(reportsDir, { recursive: true });
   const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
 
@@ -355,8 +376,10 @@ async function run(argv: string[]): Promise<number> {
           speed: cfg.replay.speed,
           timeoutMs,
           client: parseClient(f.client) ?? cfg.replay.client,
+          connections: parseConnections(f.connections) ?? cfg.replay.connections,
         },
         miss,
+        secretsFile: f.secrets ? resolve(cwd, f.secrets) : cfg.replay.secrets,
         onProgress: (label, done, total, errors) =>
           progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
         signal: controller.signal,
@@ -367,7 +390,7 @@ async function run(argv: string[]): Promise<number> {
     } catch (e) {
       if (isRetapError(e) && e.code === ErrorCodes.USAGE) throw e;
       process.stderr.write(
-        `retap ci: the replay could not run: ${e instanceof Error ? e.message : String(e)}\n`,
+        `retap ci: the replay could not run: ${e instanceof Error ? e.message : String(e)}${isRetapError(e) ? ` [${e.code}]${e.hint ? `\n  → ${e.hint}` : ''}` : ''}\n`,
       );
       results = failedResults(snapshot, b.candidate.command, b.candidate.port, e);
       resultsPath = await writeResults(reportsDir, results);
@@ -427,7 +450,13 @@ async function run(argv: string[]): Promise<number> {
 }
 
 /** Step summary, outputs and annotations when GitHub Actions (or a test posing as it) asks. */
-async function publish(o: Outcome, gh: ReturnType<typeof githubEnv>, cfg: CiConfig, f: Flags): Promise<void> {
+async function publish(
+  o: Outcome,
+  gh: ReturnType<typeof githubEnv>,
+  cfg: CiConfig,
+  f: Flags,
+  annotations?: Annotation[],
+): Promise<void> {
   if (gh.summary && cfg.ci.stepSummary && !f['no-step-summary']) {
     await appendSummary(gh.summary, renderMarkdown(o.verdict));
   }
@@ -444,9 +473,90 @@ async function publish(o: Outcome, gh: ReturnType<typeof githubEnv>, cfg: CiConf
   }
   if (gh.actions && cfg.ci.annotations && !f['no-annotations']) {
     const file = cfg.file ? workspacePath(cfg.file, gh.workspace) : undefined;
-    const list = verdictAnnotations(o.verdict, { ...(file ? { file } : {}), max: cfg.ci.maxAnnotations });
+    const list =
+      annotations ?? verdictAnnotations(o.verdict, { ...(file ? { file } : {}), max: cfg.ci.maxAnnotations });
     for (const a of list) process.stdout.write(`${formatAnnotation(a)}\n`);
   }
+}
+
+/**
+ * A failure before any verdict exists (bad input, a bad retap.yaml, a runner retap cannot run
+ * on): the same reports, step outputs and summary as a replay that failed, so a workflow reads
+ * one shape whatever happened. Never throws: what cannot be written is said on stderr.
+ */
+export async function reportFailure(argv: string[], e: unknown): Promise<number> {
+  const exitCode = isRetapError(e) ? e.exitCode : ExitCodes.INFRASTRUCTURE;
+  const cwd = process.cwd();
+  const gh = githubEnv();
+  let f: Flags = {};
+  try {
+    f = parse<Flags>('ci', argv, OPTIONS, true).values;
+  } catch {
+    // the flags are what failed: report with the defaults
+  }
+  let cfg: CiConfig = {
+    dir: cwd,
+    replay: {},
+    ci: { stepSummary: true, annotations: true, maxAnnotations: 10 },
+  };
+  try {
+    cfg = await loadCiConfig(f.config, cwd);
+  } catch {
+    // retap.yaml is what failed
+  }
+  let formats: CiFormat[] = [...FORMATS];
+  try {
+    formats = formatsOf(many(f.format), cfg);
+  } catch {
+    // --format is what failed
+  }
+  const reportsDir = reportsDirOf(f, cfg, cwd);
+  const b = cfg.replay.build;
+  const snapshot = f.snapshot ?? cfg.replay.snapshot ?? '';
+  const results = failedResults(snapshot, f.cmd ?? b?.command ?? '', Number(f.port ?? b?.port ?? 0) || 0, e);
+  // no budgets: over a replay that never ran, every one would hold vacuously
+  const verdict = evaluate(results, { ...defaultConfig(), budgets: [] });
+  // the gate's code is the one the step exits with (64 for bad usage, else 3)
+  verdict.exitCode = exitCode;
+  const outcome: Outcome = { verdict, exitCode, status: 'error', line: '', reports: {}, results: '' };
+  try {
+    outcome.results = await writeResults(reportsDir, results);
+    for (const fmt of formats) {
+      const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
+      await writeFile(path, render(fmt, verdict, results));
+      outcome.reports[fmt] = path;
+    }
+    await giveBack(reportsDir);
+  } catch (err) {
+    process.stderr.write(
+      `retap ci: could not write the reports to ${reportsDir}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+  }
+  const details = isRetapError(e) ? e.details : undefined;
+  const file =
+    typeof details?.file === 'string'
+      ? details.file
+      : cfg.file
+        ? workspacePath(cfg.file, gh.workspace)
+        : undefined;
+  const line = typeof details?.line === 'number' ? details.line : undefined;
+  const message = e instanceof Error ? e.message : String(e);
+  const hint = isRetapError(e) && e.hint ? `\n${e.hint}` : '';
+  const annotation: Annotation = {
+    level: 'error',
+    title: 'retap ci',
+    message: `${message}${hint}`,
+    ...(file ? { file } : {}),
+    ...(line !== undefined ? { line } : {}),
+  };
+  try {
+    await publish(outcome, gh, cfg, f, [annotation]);
+  } catch (err) {
+    process.stderr.write(
+      `retap ci: could not write the step outputs or summary: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+  }
+  return exitCode;
 }
 
 /** Errors before any verdict exists (bad retap.yaml, missing flag) still reach the workflow. */
@@ -454,19 +564,7 @@ async function runReporting(argv: string[]): Promise<number> {
   try {
     return await run(argv);
   } catch (e) {
-    const gh = githubEnv();
-    if (gh.output)
-      await writeOutputs(gh.output, {
-        verdict: 'error',
-        'exit-code': String(isRetapError(e) ? e.exitCode : 3),
-      }).catch(() => undefined);
-    if (gh.actions && e instanceof Error) {
-      const file = isRetapError(e) && typeof e.details?.file === 'string' ? e.details.file : undefined;
-      const line = isRetapError(e) && typeof e.details?.line === 'number' ? e.details.line : undefined;
-      process.stdout.write(
-        `${formatAnnotation({ level: 'error', title: 'retap ci', message: e.message, ...(file ? { file } : {}), ...(line !== undefined ? { line } : {}) })}\n`,
-      );
-    }
+    await reportFailure(argv, e);
     throw e;
   }
 }

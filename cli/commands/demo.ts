@@ -9,14 +9,15 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
 import { defaultConfig, evaluate, withBudgets } from '../../assertions/index.js';
-import { CaptureSession, type CaptureStats } from '../../capture/session.js';
+import { type RecordResult, recordUntil } from '../../capture/record.js';
+import type { CaptureSession, CaptureStats } from '../../capture/session.js';
 import { gate } from '../../ci/gate.js';
 import { EXTENSIONS, render } from '../../ci/reports/index.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
-import type { Exchange } from '../../core/exchange.js';
 import { packageRoot } from '../../core/paths.js';
 import {
   type DemoSystem,
+  demoPasswords,
   formatSummary,
   parseVariants,
   runTraffic,
@@ -27,7 +28,7 @@ import {
   type Variant,
 } from '../../examples/demo/index.js';
 import { type ReplayOutcome, replay } from '../../runner/replay.js';
-import { createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
+import { createRedactor, createSnapshotWriter, type SnapshotWriter } from '../../snapshots/index.js';
 import { parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -64,12 +65,11 @@ export interface DemoContext {
   system?: DemoSystem;
   traffic?: TrafficSummary;
   capture?: {
-    session: CaptureSession;
     writer: SnapshotWriter;
-    inbound: number;
-    outbound: number;
-    pending: Promise<void>;
+    stop(): void;
+    done: Promise<RecordResult>;
   };
+  recorded?: { inbound: number; outbound: number };
   captureStats?: CaptureStats;
   snapshotPath?: string;
   replays?: Array<{ label: string; variant: string; outcome: ReplayOutcome }>;
@@ -141,62 +141,45 @@ async function captureStage(ctx: DemoContext): Promise<string> {
     source: { host: hostname(), service: 'orders', filters: { pids: [system.orders.pid] } },
     discoverTokens: true,
   });
-  const state = {
-    session: undefined as unknown as CaptureSession,
-    writer,
-    inbound: 0,
-    outbound: 0,
-    pending: Promise.resolve(),
-  };
-  const onExchange = (ex: Exchange): void => {
-    if (ex.direction === 'inbound') state.inbound++;
-    else state.outbound++;
-    state.pending = state.pending.then(() => writer.append(ex));
-  };
-  try {
-    state.session = CaptureSession.start({ pids: [system.orders.pid], service: 'orders' }, onExchange);
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  }
-  ctx.capture = state;
+  const stop = new AbortController();
+  let ready!: (session: CaptureSession) => void;
+  const attached = new Promise<CaptureSession>((r) => (ready = r));
+  const done = recordUntil({ pids: [system.orders.pid], service: 'orders' }, writer, stop.signal, {
+    onReady: ({ session }) => ready(session),
+  });
+  // a recording that fails before it is attached ends the stage with its error
+  const session = await Promise.race([attached, done.then(() => undefined)]);
+  if (!session) throw new Error('capture ended before it started');
+  ctx.capture = { writer, stop: () => stop.abort(), done };
   ctx.cleanups.push(async () => {
     if (!ctx.snapshotPath) {
-      await state.session.stop().catch(() => undefined);
+      stop.abort();
+      await done.catch(() => undefined);
       await writer.abort().catch(() => undefined);
     }
   });
-  const tls = state.session.stats().tlsLibraries;
+  const tls = session.stats().tlsLibraries;
   return `eBPF capture on orders (pid ${system.orders.pid}); TLS probes on ${tls.length ? tls.join(', ') : 'nothing yet'}`;
 }
 
 async function snapshotStage(ctx: DemoContext): Promise<string> {
   const cap = ctx.capture;
   if (!cap) throw new Error('capture is not running');
-  const stats = await cap.session.stop();
-  ctx.captureStats = stats;
-  await cap.pending;
-  const manifest = await cap.writer.finish({
-    counters: {
-      ringbufDrops: stats.kernel.ringbufDrops,
-      userBatchDrops: stats.kernel.userDrops,
-      gapBytes: stats.gapBytes,
-      truncations: stats.kernel.truncations,
-      connections: stats.connections,
-      tlsConnections: stats.tlsConnections,
-    },
-  });
+  cap.stop();
+  const r = await cap.done;
+  ctx.captureStats = r.stats;
+  ctx.recorded = { inbound: r.inbound, outbound: r.outbound };
+  await cap.writer.finish({ counters: r.counters, notes: r.notes });
   ctx.snapshotPath = cap.writer.path;
   const sent = ctx.traffic?.requests ?? 0;
   ctx.say(
-    `  inbound ${cap.inbound} (the generator sent ${sent}), outbound ${cap.outbound} (inventory + payments over TLS)`,
+    `  inbound ${r.inbound} (the generator sent ${sent}), outbound ${r.outbound} (inventory + payments over TLS)`,
   );
-  ctx.say(`  drops: ${stats.kernel.ringbufDrops} kernel records, ${stats.gapBytes} bytes in gaps`);
-  if (cap.inbound !== sent) {
-    throw new Error(`captured ${cap.inbound} inbound exchanges but the generator sent ${sent} requests`);
+  ctx.say(`  drops: ${r.stats.kernel.ringbufDrops} kernel records, ${r.stats.gapBytes} bytes in gaps`);
+  if (r.inbound !== sent) {
+    throw new Error(`captured ${r.inbound} inbound exchanges but the generator sent ${sent} requests`);
   }
-  void manifest;
-  return `${cap.inbound + cap.outbound} exchanges → ${cap.writer.path}`;
+  return `${r.inbound + r.outbound} exchanges → ${cap.writer.path}`;
 }
 
 /** Port orders listens on inside each replay's private namespace (nothing else is there). */
@@ -217,6 +200,8 @@ async function replayStage(ctx: DemoContext): Promise<string> {
       runs: 1,
     },
   ];
+  const secretsFile = await writeDemoSecrets(ctx.options.out);
+  ctx.say(`  the client's passwords (redacted in the snapshot) come back from ${secretsFile}`);
   ctx.replays = [];
   for (const b of builds) {
     if (ctx.signal.aborted) break;
@@ -234,6 +219,7 @@ async function replayStage(ctx: DemoContext): Promise<string> {
       out: resolve(ctx.options.out, 'results', b.variant),
       driver: { concurrency: 1, timeoutMs: 10_000 },
       miss: 'fail',
+      secretsFile,
       signal: ctx.signal,
     });
     if (outcome.error) throw new Error(`${b.label}: ${outcome.error.message}`);
@@ -247,6 +233,22 @@ async function replayStage(ctx: DemoContext): Promise<string> {
     ctx.replays.push({ label: b.label, variant: b.variant, outcome });
   }
   return `${ctx.replays.length} builds replayed in ephemeral namespaces → ${resolve(ctx.options.out, 'results')}`;
+}
+
+/**
+ * The passwords the demo's client logs in with are static client credentials: redaction keeps
+ * them out of the snapshot and a replay gets them back from a secrets file, as a user's would.
+ */
+async function writeDemoSecrets(out: string): Promise<string> {
+  const r = createRedactor(undefined);
+  const lines = [
+    "# retap demo: the demo client's passwords, placeholder → value (docs/tokens-and-transforms.md)",
+  ];
+  for (const p of demoPasswords()) lines.push(`${r.placeholderOf(p)}: ${JSON.stringify(p)}`);
+  const file = resolve(out, 'secrets.yaml');
+  await mkdir(resolve(out), { recursive: true });
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  return file;
 }
 
 /** Budgets the demo gate judges with (server-side latency from eBPF). */
@@ -489,8 +491,8 @@ export async function runDemo(options: DemoCliOptions, stages: Stage[] = STAGES)
       verdicts: ctx.verdicts,
       capture: ctx.captureStats
         ? {
-            inbound: ctx.capture?.inbound,
-            outbound: ctx.capture?.outbound,
+            inbound: ctx.recorded?.inbound,
+            outbound: ctx.recorded?.outbound,
             drops: ctx.captureStats.kernel.ringbufDrops,
             gapBytes: ctx.captureStats.gapBytes,
           }

@@ -1,6 +1,6 @@
 import { ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import { replay } from '../../runner/replay.js';
-import { many, parse, parseClient, parseDuration, parseIntFlag } from '../args.js';
+import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 
@@ -25,12 +25,22 @@ Baseline and noise:
   --baseline-port P      given) for a three-way comparison
 
 Driver:
-  --concurrency N        sessions at once (default 1; requests of a session keep their order)
+  --concurrency N        lanes at once (default 1; requests of a lane keep their recorded order)
+  --connections MODE     recorded (default): requests recorded on one connection go out on one
+                         connection, in order, closed where the recording closed it; a lane joins
+                         the connections and login sessions that share requests. pooled: shared
+                         keep-alive connections (faster, but a server sees other connections than
+                         it did when recorded)
   --rate R               at most R requests per second
   --speed X              keep the recorded pacing, X times faster (e.g. 1, 2, 10)
   --timeout D            per-request timeout (default 10s); retries are off
   --client NAME          h1 (default: retap's lean HTTP/1.1 client) or undici
   --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
+  --secrets FILE         values of redacted static client credentials (Basic, API keys, tokens the
+                         client had before the recording): a YAML map REDACTED-<16 hex>: value;
+                         RETAP_SECRET_<16 hex>=value in the environment adds to it. A replay that
+                         would send a placeholder nothing replaces stops first (exit 3,
+                         RETAP_SECRET_MISSING); \`retap snapshot secrets SNAPSHOT\` lists them
 
 Output:
   --out DIR              results directory (default ./retap-results)
@@ -38,7 +48,7 @@ Output:
   -h, --help             this text
 
 Exit codes: 0 replay done (judging the answers is \`retap report\`'s job), 3 infrastructure
-(the build did not start or crashed, capture failed), 64 bad usage.`;
+(the build did not start or crashed, capture failed, a needed secret is missing), 64 bad usage.`;
 
 interface Flags {
   cmd?: string;
@@ -55,7 +65,9 @@ interface Flags {
   speed?: string;
   timeout?: string;
   client?: string;
+  connections?: string;
   'mock-miss'?: string;
+  secrets?: string;
   out?: string;
   json?: boolean;
 }
@@ -89,7 +101,9 @@ async function run(argv: string[]): Promise<number> {
       speed: { type: 'string' },
       timeout: { type: 'string' },
       client: { type: 'string' },
+      connections: { type: 'string' },
       'mock-miss': { type: 'string' },
+      secrets: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -116,6 +130,7 @@ async function run(argv: string[]): Promise<number> {
   if (speed !== undefined && !(speed > 0))
     throw usageError(`--speed ${f.speed}: expected a positive factor such as 1 or 2x`);
   const client = parseClient(f.client);
+  const connections = parseConnections(f.connections);
   const rate = f.rate === undefined ? undefined : Number(f.rate);
   if (rate !== undefined && !(rate > 0))
     throw usageError(`--rate ${f.rate}: expected requests per second > 0`);
@@ -146,8 +161,10 @@ async function run(argv: string[]): Promise<number> {
         speed,
         timeoutMs: f.timeout ? parseDuration(f.timeout, '--timeout') : 10_000,
         client,
+        connections,
       },
       miss,
+      secretsFile: f.secrets,
       onProgress: (label, done, total, errors) =>
         progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
       signal: controller.signal,
@@ -166,6 +183,7 @@ async function run(argv: string[]): Promise<number> {
               captured: r.items.filter((i) => i.live).length,
               mocks: { calls: r.mocks.calls, matched: r.mocks.matched, misses: r.mocks.misses.length },
               warnings: r.warnings.length,
+              connections: r.connections,
               error: r.error,
             })),
             ...(outcome.error ? { error: outcome.error } : {}),
@@ -181,6 +199,11 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(
           `retap replay: ${r.label}: ${answered}/${r.items.length} answered, ${captured} captured at the build's socket, mocks ${r.mocks.matched}/${r.mocks.calls} matched${r.mocks.misses.length ? ` (${r.mocks.misses.length} misses)` : ''}, ${r.warnings.length} warnings (${(r.durationMs / 1000).toFixed(1)} s)\n`,
         );
+        const reopened = r.connections?.reopened ?? 0;
+        if (reopened)
+          process.stdout.write(
+            `retap replay: ${r.label}: ${reopened} request(s) went out on a new connection because the build closed one the recording kept open (warnings: connection-reopened)\n`,
+          );
       }
       process.stdout.write(`retap replay: results → ${path} (next: retap report ${path})\n`);
     }

@@ -34,6 +34,8 @@ Options:
   --no-tokens        do not read the snapshot's discovered tokens
   --no-step-summary  do not append the Markdown summary to $GITHUB_STEP_SUMMARY
   --exit-zero        exit 0 whatever the verdict (reports still written)
+  --json             print { verdict, exitCode, summary, reports } as JSON on stdout (with -o);
+                     without -o, the same as --format json
   -h, --help         this text
 
 When $GITHUB_STEP_SUMMARY is set, the Markdown summary is appended to it.
@@ -56,6 +58,7 @@ interface Flags {
   'no-tokens'?: boolean;
   'no-step-summary'?: boolean;
   'exit-zero'?: boolean;
+  json?: boolean;
 }
 
 function formatsOf(values: string[]): ReportFormat[] {
@@ -89,12 +92,17 @@ const command: Command = {
         'no-tokens': { type: 'boolean' },
         'no-step-summary': { type: 'boolean' },
         'exit-zero': { type: 'boolean' },
+        json: { type: 'boolean' },
       },
       true,
     );
     if (positionals.length !== 1)
       throw usageError('retap report: give exactly one RESULTS file or directory');
-    const formats = formatsOf(many(values.format));
+    const formats = formatsOf(
+      many(values.format).length === 0 && values.json && values.out === undefined
+        ? ['json']
+        : many(values.format),
+    );
     const failOn = values['fail-on'];
     if (failOn !== undefined && failOn !== 'breaking' && failOn !== 'warning') {
       throw usageError(`--fail-on: '${failOn}' must be breaking or warning`);
@@ -121,6 +129,7 @@ const command: Command = {
     const outcome = gate(verdict, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
 
     const out = values.out;
+    const written: Partial<Record<ReportFormat, string>> = {};
     if (out === undefined || out === '-') {
       if (formats.length > 1)
         throw usageError(
@@ -137,8 +146,13 @@ const command: Command = {
       for (const f of formats) {
         const path = asDir ? join(target, `report.${EXTENSIONS[f]}`) : target;
         await writeFile(path, render(f, verdict, results));
+        written[f] = path;
         process.stderr.write(`retap report: wrote ${path}\n`);
       }
+      if (values.json)
+        process.stdout.write(
+          `${JSON.stringify({ verdict: outcome.status, exitCode: outcome.exitCode, summary: verdict.summary, reports: written }, null, 2)}\n`,
+        );
     }
     const summary = process.env.GITHUB_STEP_SUMMARY;
     if (summary && !values['no-step-summary']) await appendFile(summary, `${renderMarkdown(verdict)}\n`);

@@ -18,6 +18,7 @@ const SUBS: Record<string, () => Promise<Sub>> = {
   tokens: async () => (await import('./snapshot/tokens.js')).tokens,
   transforms: async () => (await import('./snapshot/transforms.js')).transforms,
   accept: async () => (await import('./snapshot/accept.js')).accept,
+  secrets: async () => (await import('./snapshot/secrets.js')).secrets,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -32,6 +33,7 @@ const SUMMARIES: Record<string, string> = {
   tokens: 'Tokens that flow between exchanges, and volatile values',
   transforms: 'Transform rules; --check dry-runs them over the recording',
   accept: "Record a replay's live answers as a new version (intended changes)",
+  secrets: 'Redacted client credentials a replay needs values for; placeholder of a known value',
 };
 
 const overview = `Usage: retap snapshot <subcommand> [options]
@@ -58,7 +60,11 @@ const command: Command = {
       return 64;
     }
     const load = SUBS[name];
-    if (!load) throw usageError(`retap snapshot: unknown subcommand '${name}'`, `Subcommands: ${Object.keys(SUBS).join(', ')}.`);
+    if (!load)
+      throw usageError(
+        `retap snapshot: unknown subcommand '${name}'`,
+        `Subcommands: ${Object.keys(SUBS).join(', ')}.`,
+      );
     const sub = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(`${sub.help.trimEnd()}\n`);

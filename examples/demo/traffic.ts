@@ -21,6 +21,19 @@ const MAX_CONCURRENCY = 4;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 const NAMES = ['ada', 'grace', 'linus', 'barbara', 'ken', 'radia', 'dennis', 'margaret', 'edsger', 'frances'];
 
+/**
+ * Each demo user's password: what the client knows before any recording, so a replay must be
+ * given it (redaction replaces it in the snapshot; `retap demo` writes them to its secrets file).
+ */
+export function passwordOf(name: string): string {
+  return `${name[0]!.toUpperCase()}${name.slice(1)}-pass-${(name.length * 2718).toString(36)}`;
+}
+
+/** Every password the generator may send (for a secrets file). */
+export function demoPasswords(): string[] {
+  return NAMES.map(passwordOf);
+}
+
 export interface TrafficOptions {
   sessions?: number;
   seed?: number;
@@ -108,10 +121,11 @@ async function session(
     return { ...a, ok };
   };
 
-  const user = `${r.pick(NAMES)}-${index}`;
+  const name = r.pick(NAMES);
+  const user = `${name}-${index}`;
   const login = await call('POST /login', 200, 'POST', '/login', undefined, {
     user,
-    password: `pw-${r.hex(8)}`,
+    password: passwordOf(name),
   });
   const token = typeof login.body.token === 'string' ? login.body.token : undefined;
   if (!login.ok || token === undefined) return;

@@ -4,11 +4,13 @@
  * with the matching recording (docs/mocks.md: signatures, order, misses, protocols).
  */
 
+import { isDbProtocol } from '../../core/db.js';
 import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import type { MockMiss } from '../../core/results.js';
 import { type Answer, answerFrom, grpcMissAnswer, type MissInfo, missAnswer } from './answer.js';
 import { type Book, createBook, describeSignature } from './book.js';
+import { bindDb } from './db/start.js';
 import { passThrough } from './passthrough.js';
 import { endpointKey, hostOf, planMocks } from './plan.js';
 import { signatureOf } from './signature.js';
@@ -23,7 +25,7 @@ import type {
   MockStats,
   RunningMocks,
 } from './types.js';
-import { mergeVolatile, volatileFromTransforms } from './volatile.js';
+import { mergeVolatile, volatileFromPlaceholders, volatileFromTransforms } from './volatile.js';
 
 export { MISS_REASON, MISS_STATUS } from './answer.js';
 export type {
@@ -88,7 +90,8 @@ export async function startMocks(
     else byEndpoint.set(k, [ex]);
   }
   const answerer = createAnswerer(opts.transforms);
-  const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms));
+  // redacted credentials in recorded calls: the build sends its own values there
+  const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms), volatileFromPlaceholders(outbound));
   const stats: MockStats = { calls: 0, matched: 0, misses: [] };
   let during: string | undefined;
   const listeners: Listener[] = [];
@@ -199,8 +202,18 @@ export async function startMocks(
         const addr = opts.bindAddr?.(ep) ?? ep.addr;
         tlsPair = opts.ca.certFor([ep.host, ep.addr, addr, 'localhost', '127.0.0.1', '::1']);
       }
-      const book = createBook(byEndpoint.get(endpointKey(ep.host, ep.port)) ?? [], known);
-      const { listener, note } = await bind(ep, opts, tlsPair, handlerFor(ep, book));
+      const recorded = byEndpoint.get(endpointKey(ep.host, ep.port)) ?? [];
+      const db = ep.protocols.find(isDbProtocol);
+      const { listener, note } = db
+        ? await bindDb(db, ep, recorded, opts, tlsPair, {
+            during: () => during,
+            counted: (ok) => {
+              stats.calls++;
+              if (ok) stats.matched++;
+            },
+            onMiss: (m) => stats.misses.push(m),
+          })
+        : await bind(ep, opts, tlsPair, handlerFor(ep, createBook(recorded, known)));
       listeners.push(listener);
       endpoints.push({
         ...ep,

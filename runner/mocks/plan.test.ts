@@ -68,12 +68,24 @@ describe('planMocks', () => {
 
   it('skips what it cannot serve, with the reason', () => {
     const plan = planMocks([
-      ex('a', 'db', '10.0.0.3', 5432, { protocol: 'postgres' }),
+      ex('a', 'x', '10.0.0.3', 5432, { protocol: 'amqp' }),
       ex('b', 'x', '10.0.0.4', 80, { response: undefined }),
       ex('c', 'x', '1.2.3.4', 80, { direction: 'inbound' }),
     ]);
     expect(plan.endpoints).toEqual([]);
     expect(plan.skipped.map((s) => s.id)).toEqual(['a', 'b', 'c']);
-    expect(plan.skipped[0]!.reason).toContain('postgres');
+    expect(plan.skipped[0]!.reason).toContain('amqp');
+  });
+
+  it('serves database endpoints on their recorded address, one protocol per port', () => {
+    const plan = planMocks([
+      ex('a', 'db', '10.0.0.3', 5432, { protocol: 'postgres' }),
+      ex('b', 'cache', '10.0.0.5', 6379, { protocol: 'redis', response: undefined }),
+    ]);
+    expect(plan.skipped).toEqual([]);
+    expect(plan.endpoints.map((e) => [e.protocols, e.port])).toEqual([
+      [['postgres'], 5432],
+      [['redis'], 6379],
+    ]);
   });
 });

@@ -3,10 +3,18 @@
  * each host name on its own loopback address so the runner can point the name there.
  */
 import { isIP } from 'node:net';
+import { isDbProtocol } from '../../core/db.js';
 import type { Exchange } from '../../core/exchange.js';
 import type { MockEndpoint, MockPlan, MockProtocol } from './types.js';
 
-const SERVED: Record<string, MockProtocol> = { http1: 'http1', http2: 'http2', grpc: 'grpc' };
+const SERVED: Record<string, MockProtocol> = {
+  http1: 'http1',
+  http2: 'http2',
+  grpc: 'grpc',
+  postgres: 'postgres',
+  mysql: 'mysql',
+  redis: 'redis',
+};
 
 /**
  * Host name of the endpoint an outbound exchange went to (lower case, without brackets or port):
@@ -46,15 +54,19 @@ export function planMocks(outbound: Exchange[]): MockPlan {
       skipped.push({ id: ex.id, reason: 'not an outbound exchange' });
       continue;
     }
+    if (ex.quarantine) {
+      skipped.push({ id: ex.id, reason: `quarantined (${ex.quarantine.reason})` });
+      continue;
+    }
     const protocol = SERVED[ex.protocol];
     if (!protocol) {
       skipped.push({
         id: ex.id,
-        reason: `protocol ${ex.protocol} is not served by mocks (HTTP/1.1, HTTP/2 and gRPC are)`,
+        reason: `protocol ${ex.protocol} is not served by mocks (HTTP/1.1, HTTP/2, gRPC, PostgreSQL, MySQL and Redis are)`,
       });
       continue;
     }
-    if (!ex.response) {
+    if (!ex.response && !isDbProtocol(protocol)) {
       skipped.push({ id: ex.id, reason: 'no recorded response to serve' });
       continue;
     }

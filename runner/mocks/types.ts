@@ -6,7 +6,7 @@ import type { EphemeralCa } from '../tls/ca.js';
 import type { Tier } from './signature.js';
 import type { VolatileFields } from './volatile.js';
 
-export type MockProtocol = 'http1' | 'http2' | 'grpc';
+export type MockProtocol = 'http1' | 'http2' | 'grpc' | 'postgres' | 'mysql' | 'redis';
 
 export interface MockEndpoint {
   /** Recorded host name (Host/:authority/SNI), or the peer address when no name was seen. */
@@ -62,6 +62,11 @@ export interface MockOptions {
   transforms?: TransformsFile;
   /** Request fields known to be volatile (from tokens.yaml via volatileFromTokens). */
   volatile?: VolatileFields;
+  /**
+   * Recorded inbound exchanges: a database call recorded while one of them was being answered
+   * is scoped to it (matched first while the runner replays that request, see setDuring).
+   */
+  inbound?: Exchange[];
 }
 
 export interface BoundEndpoint extends MockEndpoint {

@@ -89,6 +89,53 @@ export function volatileFromTransforms(transforms: TransformsFile | undefined): 
   return out;
 }
 
+const PLACEHOLDER_IN = /REDACTED-[0-9a-f]{16}/;
+
+/**
+ * Request fields of recorded calls that hold redaction placeholders: the build sends its own
+ * credential there (a configured API key, a client secret), so the value must not decide a match.
+ * Query and form parameter names, and JSON paths.
+ */
+export function volatileFromPlaceholders(outbound: Iterable<{ request: { target: string; headers: Array<[string, string]>; body: { data: Uint8Array; decoded?: Uint8Array } } }>): VolatileFields {
+  const out = emptyVolatileFields();
+  const pairs = (text: string): void => {
+    for (const part of text.split('&')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && PLACEHOLDER_IN.test(part.slice(eq + 1))) {
+        try {
+          out.queryNames.add(decodeURIComponent(part.slice(0, eq).replace(/\+/g, ' ')));
+        } catch {
+          out.queryNames.add(part.slice(0, eq));
+        }
+      }
+    }
+  };
+  const walk = (v: unknown, path: string): void => {
+    if (typeof v === 'string') {
+      if (PLACEHOLDER_IN.test(v)) out.jsonPaths.add(path);
+    } else if (Array.isArray(v)) for (const x of v) walk(x, `${path}[*]`);
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+  };
+  for (const ex of outbound) {
+    const q = ex.request.target.indexOf('?');
+    if (q !== -1 && PLACEHOLDER_IN.test(ex.request.target)) pairs(ex.request.target.slice(q + 1));
+    const bytes = ex.request.body.decoded ?? ex.request.body.data;
+    if (bytes.length === 0 || bytes.length > 1 << 20) continue;
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    if (!PLACEHOLDER_IN.test(text)) continue;
+    const type = (ex.request.headers.find(([n]) => n.toLowerCase() === 'content-type')?.[1] ?? '').toLowerCase();
+    if (type.includes('x-www-form-urlencoded')) pairs(text.trim());
+    else if (/^\s*[[{]/.test(text)) {
+      try {
+        walk(JSON.parse(text), '$');
+      } catch {
+        // not JSON: compared as text
+      }
+    }
+  }
+  return out;
+}
+
 export function mergeVolatile(...all: Array<VolatileFields | undefined>): VolatileFields {
   const out = emptyVolatileFields();
   for (const v of all) {

@@ -92,18 +92,18 @@ describe('token discovery', () => {
     expect(login).toMatchObject({
       match: { direction: 'inbound', method: 'POST', route: '/login' },
       extract: [{ from: 'jsonpath', in: 'response', path: '$.token', as: 'post-login.token' }],
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: rule templates are written with ${}
       inject: [
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: rule templates are written with ${}
         { to: 'header', name: 'authorization', value: 'Bearer ${post-login.token}', mode: 'substitute' },
       ],
     });
     const ids = transforms.rules.find((r) => r.id === 'post-orders.id')!;
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: rule templates are written with ${}
     expect(ids.inject).toEqual([
       {
         to: 'path',
         in: 'request',
         segment: 1,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: rule templates are written with ${}
         value: '${post-orders.id}',
         mode: 'substitute',
         match: { direction: 'inbound', method: 'GET', route: '/orders/{id}' },

@@ -13,7 +13,7 @@
  *   and place, whether they flow or not;
  * - outbound calls whose answer echoes a value of their request are noted for mocks.
  */
-import type { Exchange } from '../../core/exchange.js';
+import { type Exchange, isQuarantined } from '../../core/exchange.js';
 import { routeTemplate } from '../routes.js';
 import { classify, type Classified, isCandidate, volatileKind } from './classify.js';
 import { type Found, requestValues, responseValues } from './values.js';
@@ -143,6 +143,8 @@ export function createDiscoverer(): Discoverer {
 
   return {
     add(ex) {
+      // a quarantined exchange is never replayed: nothing flows from or into it
+      if (isQuarantined(ex)) return;
       exchanges++;
       const req = ex.request;
       const client = ex.direction === 'inbound' ? `in|${ex.peer.addr}` : `out|${ex.service.pid ?? ex.service.addr}`;

@@ -61,6 +61,7 @@ export async function checkTransforms(
     }
   };
   for await (const ex of exchanges) {
+    if (ex.quarantine) continue; // never replayed, never served: no rule applies to it
     if (ex.direction === 'inbound') {
       counts.inbound++;
       take(ctx.prepareRequest(ex).changes);

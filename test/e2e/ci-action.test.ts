@@ -17,14 +17,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CaptureSession } from '../../capture/session.js';
-import type { Exchange } from '../../core/exchange.js';
 import { packageRoot } from '../../core/paths.js';
-import { type DemoSystem, runTraffic, startDemo } from '../../examples/demo/index.js';
-import { createSnapshotWriter } from '../../snapshots/index.js';
+import { recordOrdersSnapshot } from '../helpers/demo-snapshot.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 
 const root = packageRoot();
@@ -100,6 +97,7 @@ describe('action.yml and workflows against their published schemas', () => {
     ...readdirSync(join(root, 'examples', 'gate', '.github', 'workflows')).map((f) =>
       join('examples', 'gate', '.github', 'workflows', f),
     ),
+    join('test', 'e2e', 'act', 'retap-gate.yml'),
   ];
 
   it('action.yml is a valid action', () => {
@@ -116,23 +114,30 @@ describe('action.yml and workflows against their published schemas', () => {
     expect(validator.validateWorkflow(readFileSync(join(root, file), 'utf8')).errors).toEqual([]);
   });
 
-  it('every input reaches the entry point and every output comes from the gate step', async () => {
+  it('docs/ci.md quotes the workflow the act tests run, unchanged', () => {
+    const file = readFileSync(join(root, 'test', 'e2e', 'act', 'retap-gate.yml'), 'utf8').trimEnd();
+    const docs = readFileSync(join(root, 'docs', 'ci.md'), 'utf8');
+    const quoted = /<!-- test\/e2e\/act\/retap-gate\.yml[^>]*-->\n```yaml\n([\s\S]*?)\n```/.exec(docs)?.[1];
+    expect(quoted).toBe(file);
+  });
+
+  it('every input reaches the gate step, every output comes from it, and no other action is used', async () => {
     const { parse } = await import('yaml');
     const action = parse(readFileSync(join(root, 'action.yml'), 'utf8')) as {
       inputs: Record<string, unknown>;
       outputs: Record<string, { value: string }>;
-      runs: { steps: Array<{ id?: string; env?: Record<string, string> }> };
+      runs: { steps: Array<{ id?: string; uses?: string; env?: Record<string, string> }> };
     };
     const gate = action.runs.steps.find((s) => s.id === 'gate');
-    const handled = new Set(['working-directory', 'setup', 'upload-reports']);
     for (const name of Object.keys(action.inputs)) {
-      if (handled.has(name)) continue;
       expect(gate?.env?.[`INPUT_${name.toUpperCase().replace(/-/g, '_')}`], name).toBe(
         `\${{ inputs.${name} }}`,
       );
     }
     for (const [name, o] of Object.entries(action.outputs))
       expect(o.value).toBe(`\${{ steps.gate.outputs.${name} }}`);
+    // a nested `uses:` is downloaded when the job is set up, even when its `if:` skips it
+    expect(action.runs.steps.filter((s) => s.uses !== undefined)).toEqual([]);
   });
 });
 
@@ -161,33 +166,13 @@ describe('retap ci with a broken retap.yaml (no privileges needed)', () => {
 
 describe.skipIf(skipPrivileged())('the action on the demo system', () => {
   let dir: string;
-  let system: DemoSystem | undefined;
   let snapshot: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'retap-ci-action-'));
-    system = await startDemo({});
-    const writer = await createSnapshotWriter({
-      dir: join(dir, '.retap', 'snapshots', 'orders'),
-      name: 'orders',
-      source: { host: hostname(), service: 'orders', filters: { pids: [system.orders.pid] } },
-    });
-    let pending = Promise.resolve();
-    const session = CaptureSession.start({ pids: [system.orders.pid], service: 'orders' }, (ex: Exchange) => {
-      pending = pending.then(() => writer.append(ex));
-    });
-    try {
-      // one session at a time: every outbound call belongs to exactly one request
-      await runTraffic(system.orders.url, { sessions: 3, seed: 3, concurrency: 1 });
-    } finally {
-      await session.stop();
-      await pending;
-    }
-    await writer.finish();
-    snapshot = writer.path;
-    const env = system.env;
-    await system.stop();
-    system = undefined;
+    const recorded = await recordOrdersSnapshot(join(dir, '.retap', 'snapshots'));
+    snapshot = recorded.version;
+    const env = recorded.env;
     // the service repository: retap.yaml names the snapshot store and how to start the build
     writeFileSync(
       join(dir, 'retap.yaml'),
@@ -204,6 +189,7 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
         '    env:',
         `      INVENTORY_URL: ${env.INVENTORY_URL}`,
         `      PAYMENTS_URL: ${env.PAYMENTS_URL}`,
+        `  secrets: ${recorded.secrets}`,
         'assertions:',
         '  budgets: ["mocks >= 100%"]',
         '',
@@ -211,8 +197,7 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
     );
   }, 90_000);
 
-  afterAll(async () => {
-    await system?.stop();
+  afterAll(() => {
     if (dir) {
       // nothing left behind by the replays
       const runs = join(dir, 'runs');
@@ -237,7 +222,7 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
     expect(readFileSync(s.outputs.junit as string, 'utf8')).toMatch(/<testsuites[^>]*failures="0"/);
     expect(s.summary).toMatch(/^## ✅ retap: pass — orders v1/);
     expect(s.annotations.filter((a) => a.startsWith('::error'))).toEqual([]);
-    expect(s.stderr).toContain(`retap action: retap ci --reports reports/pass`);
+    expect(s.stderr).toContain(`retap action: retap ci --out reports/pass`);
   }, 60_000);
 
   it('a regressed build fails: verdict, annotations per failing route and budget, summary', async () => {

@@ -210,6 +210,13 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     expect(body(2)).toContain('404');
     // the same answers, seen by capture at the build
     expect(items.map((i) => i.live?.response?.status)).toEqual([200, 200, 404, 200]);
+    // the snapshot has all four on one keep-alive connection; this build closes after each
+    // answer, so each later request needed a new connection: said and counted, not hidden
+    const results = await readResults(out);
+    expect(results.runs[0]!.connections).toEqual({ mode: 'recorded', opened: 4, reopened: 3 });
+    const reopened = results.runs[0]!.warnings.filter((w) => w.code === 'connection-reopened');
+    expect(reopened.map((w) => w.item)).toEqual(items.slice(1).map((i) => i.id));
+    expect(reopened[0]!.message).toMatch(/HTTP\/1\.0 without keep-alive|closed/);
     await expectNothingLeft(await namespaceOf(out));
   });
 
@@ -253,6 +260,24 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     await expectNothingLeft(await namespaceOf(out));
   });
 
+  /** Resolves once a run has registered its namespace and cgroup (runner/registry.ts), then a moment more. */
+  async function runRegistered(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const recs = readdirSync(runsDir).flatMap((f) => {
+        try {
+          return [JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as { cgroup?: string }];
+        } catch {
+          return []; // being written
+        }
+      });
+      if (recs.some((r) => r.cgroup)) break;
+      if (Date.now() > deadline) throw new Error('no replay run registered in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // the worker and the build are starting
+  }
+
   it('SIGINT mid-run stops the replay and tears everything down', async () => {
     const snap = await snapshot(
       'sigint',
@@ -261,7 +286,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     const port = await freePort();
     const child = retap(replayNode(snap, port, join(dir, 'res-int')));
     const done = finish(child);
-    await new Promise((r) => setTimeout(r, 2500));
+    await runRegistered(); // mid-run: its namespace and cgroup exist (however slow the machine)
     child.kill('SIGINT');
     const r = await done;
     expect(r.code === 130 || r.code === 3, `exit ${r.code}: ${r.stderr}`).toBe(true);
@@ -276,7 +301,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     const port = await freePort();
     const child = retap(replayNode(snap, port, join(dir, 'res-kill')));
     const done = finish(child);
-    await new Promise((r) => setTimeout(r, 2500));
+    await runRegistered();
     child.kill('SIGKILL');
     await done;
     const left = readdirSync(runsDir).map(

@@ -48,6 +48,9 @@ function replayAndJudge(name: string, variant?: string): { code: number; verdict
     '--port',
     String(PORT),
     ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+    // the demo wrote its client's passwords there (they are redacted in the snapshot)
+    '--secrets',
+    join(work, 'demo', 'secrets.yaml'),
     '--out',
     out,
   ]);

@@ -12,44 +12,39 @@ import type { Readable, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedResults, shopResults } from '../../assertions/testing/fixtures.js';
+import { skipWithoutTool } from '../helpers/privileged.js';
 import { writeResults } from '../../snapshots/results.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const XSD = join(repo, 'ci/reports/junit.xsd');
 const CHROMIUM = '/usr/bin/chromium';
-const hasXmllint = spawnSync('xmllint', ['--version']).status === 0;
-if (!hasXmllint)
-  console.warn('skipping JUnit XSD checks: xmllint missing (libxml2-utils, see ci/apt-packages.txt)');
-if (!existsSync(CHROMIUM)) console.warn('skipping the HTML report in Chromium: chromium is not installed');
+const noXmllint = skipWithoutTool(
+  'xmllint',
+  ['xmllint', '--version'],
+  'libxml2-utils, see ci/apt-packages.txt',
+);
+const noChromium = skipWithoutTool('Chromium', CHROMIUM, 'chromium, see ci/apt-packages.txt');
 
 let work: string;
 let entry: string;
 
-/** Runs the CLI from its TypeScript sources (no dist/ needed). */
+/** Runs the built CLI (`npm test` builds dist/ first; TypeScript through a loader cost ~5 s a call). */
 function retap(
   args: string[],
   env: Record<string, string> = {},
 ): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(
-    process.execPath,
-    ['--import', join(repo, 'examples/demo/dev-loader.mjs'), entry, ...args],
-    {
-      cwd: work,
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, GITHUB_STEP_SUMMARY: '', ...env },
-    },
-  );
+  const r = spawnSync(process.execPath, [entry, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, GITHUB_STEP_SUMMARY: '', ...env },
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'retap-report-'));
-  entry = join(work, 'retap-dev.mjs');
-  writeFileSync(
-    entry,
-    `import { main } from ${JSON.stringify(pathToFileURL(join(repo, 'cli/main.ts')).href)};\nprocess.exitCode = await main(process.argv.slice(2));\n`,
-  );
+  entry = join(repo, 'bin', 'retap.js');
   await writeResults(join(work, 'mixed'), mixedResults());
   await writeResults(join(work, 'green'), shopResults({ candidateRuns: 2 }));
   await writeResults(join(work, 'slow'), shopResults({ variants: ['slow'] }));
@@ -120,7 +115,7 @@ describe('retap report: exit codes and outputs', () => {
   });
 });
 
-describe.skipIf(!hasXmllint)('JUnit report against the XSD (xmllint)', () => {
+describe.skipIf(noXmllint)('JUnit report against the XSD (xmllint)', () => {
   it('validates the reports of a failing and a green replay', () => {
     for (const name of ['mixed', 'green', 'broken']) {
       const file = join(work, `${name}.xml`);
@@ -178,7 +173,7 @@ function devtools(toChrome: Writable, fromChrome: Readable) {
   };
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('HTML report in headless Chromium', () => {
+describe.skipIf(noChromium)('HTML report in headless Chromium', () => {
   let chrome: ChildProcess | undefined;
   afterAll(() => {
     if (chrome?.pid && chrome.exitCode === null) {

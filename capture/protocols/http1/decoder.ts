@@ -7,7 +7,7 @@
  * the message as truncated and resync on the next start line. Nothing here throws on input.
  */
 import type { HeaderList, Request, Response } from '../../../core/exchange.js';
-import { emptyBody } from '../../../core/exchange.js';
+import { emptyBody, UNKNOWN_METHOD } from '../../../core/exchange.js';
 import type { Budget, BodyAcc } from '../budget.js';
 import {
   bodyAdd,
@@ -17,6 +17,8 @@ import {
   DEFAULT_MAX_BUFFER,
   newBodyAcc,
   newBudget,
+  overBudget,
+  settle,
 } from '../budget.js';
 import { asBuffer, Carry } from '../bytes.js';
 import { decodeContent } from '../content-encoding.js';
@@ -43,6 +45,8 @@ type St = (typeof St)[keyof typeof St];
 const MAX_HEAD = 1024 * 1024;
 const MAX_CHUNK_LINE = 4096;
 const MAX_QUEUE = 4096;
+/** Interim (1xx) answers kept per exchange; a longer storm is counted, not kept. */
+export const MAX_INTERIM = 32;
 
 /** One request/response pair being assembled. */
 interface Entry {
@@ -56,7 +60,12 @@ interface Entry {
   respEnd: number;
   respDone: boolean;
   interim: Array<{ status: number; headers: HeaderList }> | undefined;
+  /** Interim answers past MAX_INTERIM or the head limit (counted, not kept). */
+  interimDropped: number;
+  interimBytes: number;
   notes: string[];
+  /** Why this exchange cannot be valid (its request head was never seen…): emitted quarantined. */
+  quarantine: string | undefined;
   /** Switched protocols after this exchange (`websocket`, `h2c`, `tunnel`…). */
   upgrade: string | undefined;
   reqEncoding: string | undefined;
@@ -126,7 +135,10 @@ function newEntry(): Entry {
     respEnd: 0,
     respDone: false,
     interim: undefined,
+    interimDropped: 0,
+    interimBytes: 0,
     notes: [],
+    quarantine: undefined,
     upgrade: undefined,
     reqEncoding: undefined,
     respEncoding: undefined,
@@ -134,12 +146,19 @@ function newEntry(): Entry {
   };
 }
 
+/** Stands for a request whose head was never seen; its exchange is emitted quarantined. */
 function placeholderRequest(): Request {
-  return { method: '', target: '', version: '', headers: [], body: { ...emptyBody(), truncated: true } };
+  return {
+    method: UNKNOWN_METHOD,
+    target: '',
+    version: '',
+    headers: [],
+    body: { ...emptyBody(), truncated: true },
+  };
 }
 
-function placeholderResponse(): Response {
-  return { status: 0, version: '', headers: [], body: { ...emptyBody(), truncated: true } };
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 function addNote(notes: string[], note: string): void {
@@ -161,7 +180,7 @@ export class Http1Decoder implements StreamDecoder {
   ) {
     const max = Math.max(1024, options.maxBufferBytes ?? DEFAULT_MAX_BUFFER);
     this.headLimit = Math.min(MAX_HEAD, Math.floor(max / 4));
-    this.budget = newBudget(max, 2 * this.headLimit);
+    this.budget = newBudget(max, 2 * this.headLimit, options.pool);
     this.maxBody = Math.max(0, options.maxBodyBytes ?? DEFAULT_MAX_BODY);
   }
 
@@ -175,10 +194,11 @@ export class Http1Decoder implements StreamDecoder {
     const s = side === 'client' ? this.client : this.server;
     try {
       this.feed(s, asBuffer(data), tsNs);
-    } catch {
-      // A bug must not take capture down: drop this side's state and resync.
-      this.recover(s);
+    } catch (e) {
+      // A bug must not take capture down: say so, drop this side's state and resync.
+      this.recover(s, e);
     }
+    settle(this.budget);
   }
 
   gap(side: Side, length: number, tsNs: number): void {
@@ -186,9 +206,10 @@ export class Http1Decoder implements StreamDecoder {
     const s = side === 'client' ? this.client : this.server;
     try {
       this.onGap(s, length, tsNs);
-    } catch {
-      this.recover(s);
+    } catch (e) {
+      this.recover(s, e);
     }
+    settle(this.budget);
   }
 
   end(tsNs: number): void {
@@ -198,12 +219,13 @@ export class Http1Decoder implements StreamDecoder {
       this.finishSide(this.client, tsNs);
       this.finishSide(this.server, tsNs);
       while (this.queue.length > 0) this.emit(this.queue.shift()!, true);
-    } catch {
-      // nothing more to do
+    } catch (e) {
+      this.sink.fault?.('client', describe(e));
     }
     this.client.carry.clear();
     this.server.carry.clear();
     this.budget.held = 0;
+    settle(this.budget);
   }
 
   // ---- per-side byte processing -------------------------------------------------------------
@@ -242,6 +264,13 @@ export class Http1Decoder implements StreamDecoder {
         }
         case St.Head: {
           const r = findHeadEnd(buf, pos + s.scan);
+          // The head limit holds however the head arrived (in one read or many).
+          const seen = r.resume === undefined ? r.after - pos : buf.length - pos;
+          if (seen > this.headLimit) {
+            this.headTooLong(s, seen, ts);
+            pos += seen;
+            break;
+          }
           if (r.resume !== undefined) {
             s.scan = r.resume - pos;
             more = false;
@@ -261,7 +290,7 @@ export class Http1Decoder implements StreamDecoder {
         case St.BodyLength:
         case St.ChunkData: {
           const n = Math.min(s.remaining, buf.length - pos);
-          bodyAdd(s.body, buf, pos, pos + n, this.maxBody, this.budget);
+          if (bodyAdd(s.body, buf, pos, pos + n, this.maxBody, this.budget)) this.sink.cut?.(s.side, 'body');
           pos += n;
           s.remaining -= n;
           if (s.remaining === 0) {
@@ -284,8 +313,10 @@ export class Http1Decoder implements StreamDecoder {
         case St.ChunkSize: {
           const nl = buf.indexOf(10, pos);
           if (nl === -1) {
-            if (buf.length - pos > MAX_CHUNK_LINE) this.framingError(s, ts);
-            else more = false;
+            if (buf.length - pos > MAX_CHUNK_LINE) {
+              this.sink.cut?.(s.side, 'chunk-line');
+              this.framingError(s, ts);
+            } else more = false;
             break;
           }
           const size = parseChunkSize(buf, pos, nl);
@@ -330,7 +361,7 @@ export class Http1Decoder implements StreamDecoder {
           break;
         }
         case St.BodyClose: {
-          bodyAdd(s.body, buf, pos, buf.length, this.maxBody, this.budget);
+          if (bodyAdd(s.body, buf, pos, buf.length, this.maxBody, this.budget)) this.sink.cut?.(s.side, 'body');
           pos = buf.length;
           s.lastTs = ts;
           break;
@@ -349,7 +380,7 @@ export class Http1Decoder implements StreamDecoder {
           const skipTo = 'at' in r ? r.at : r.keep;
           if (skipTo > pos) {
             this.sink.raw?.(s.side, skipTo - pos, 'resync');
-            if (s.placeholderIfSkip) this.placeholder(s, ts);
+            if (s.placeholderIfSkip) this.placeholder(s, ts, 'gap');
             s.ctx = buf[skipTo - 1] === 10 ? 'line' : 'none';
             pos = skipTo;
           }
@@ -373,8 +404,7 @@ export class Http1Decoder implements StreamDecoder {
       }
     } else s.carry.clear();
     this.budget.held += s.carry.len - before;
-    if (s.carry.len > 0 && (s.carry.len > this.headLimit || this.budget.held > this.budget.max))
-      this.overflow(s, ts);
+    if (s.carry.len > 0 && (s.carry.len > this.headLimit || overBudget(this.budget))) this.overflow(s, ts);
   }
 
   /** A head was parsed: attach it to an exchange and choose how the body is framed. */
@@ -416,7 +446,19 @@ export class Http1Decoder implements StreamDecoder {
     if (status >= 100 && status < 200 && status !== 101) {
       // Interim response: belongs to the exchange, the final response follows.
       e.interim ??= [];
-      e.interim.push({ status, headers: head.headers });
+      if (e.interim.length < MAX_INTERIM && e.interimBytes + headBytes <= this.headLimit) {
+        e.interim.push({ status, headers: head.headers });
+        e.interimBytes += headBytes;
+      } else {
+        // a 1xx storm: counted, not kept (its head was charged above; give it back)
+        e.held -= headBytes;
+        this.budget.held -= headBytes;
+        this.sink.raw?.(s.side, headBytes, 'interim-storm');
+        if (e.interimDropped++ === 0) {
+          addNote(e.notes, 'interim-dropped');
+          this.sink.cut?.(s.side, 'interim');
+        }
+      }
       if (!e.respStart) e.respStart = s.startTs;
       s.head = undefined;
       s.started = false;
@@ -590,6 +632,7 @@ export class Http1Decoder implements StreamDecoder {
     if (!request) {
       request = placeholderRequest();
       addNote(notes, 'no-request');
+      e.quarantine ??= 'no request was seen for this response';
     }
     const ex: DecodedExchange = {
       protocol: 'http1',
@@ -601,10 +644,15 @@ export class Http1Decoder implements StreamDecoder {
       ex.response = e.response;
       ex.responseStartNs = e.respStart;
       ex.responseEndNs = e.respEnd;
-    } else if (ending) addNote(notes, 'no-response');
-    this.decodeBodies(e);
+    } else if (ending || e.respDone) addNote(notes, 'no-response');
+    const status = e.response?.status;
+    if (status !== undefined && (status < 100 || status > 599))
+      e.quarantine ??= `response status ${String(status).padStart(3, '0')} is outside 100–599`;
+    if (e.quarantine === undefined) this.decodeBodies(e);
+    else ex.quarantine = e.quarantine;
     if (notes.length > 0) ex.notes = notes;
     if (e.upgrade !== undefined) ex.extras = { upgrade: e.upgrade };
+    if (e.interimDropped > 0) ex.extras = { ...ex.extras, interimDropped: e.interimDropped };
     this.sink.exchange(ex);
   }
 
@@ -633,6 +681,17 @@ export class Http1Decoder implements StreamDecoder {
     void pos;
   }
 
+  /** A head longer than the limit: its bytes are counted, the message cut, the side resyncs. */
+  private headTooLong(s: SideState, n: number, ts: number): void {
+    this.sink.raw?.(s.side, n, 'overflow');
+    this.sink.cut?.(s.side, 'head');
+    s.started = false;
+    this.placeholder(s, ts, 'cut');
+    s.st = St.Resync;
+    s.ctx = 'none';
+    s.placeholderIfSkip = false;
+  }
+
   /** Chunk framing broke: end the message as truncated and resync. */
   private framingError(s: SideState, ts: number): void {
     addNote(s.notes, 'invalid-framing');
@@ -642,20 +701,27 @@ export class Http1Decoder implements StreamDecoder {
     s.placeholderIfSkip = false;
   }
 
-  /** A message whose start was lost in a gap: keeps request/response pairing in step. */
-  private placeholder(s: SideState, ts: number): void {
+  /**
+   * A message whose head was lost (in a gap, or cut at the head limit) keeps request/response
+   * pairing in step: a lost request makes its exchange quarantined (nothing to replay), a lost
+   * response leaves its request unanswered.
+   */
+  private placeholder(s: SideState, ts: number, why: 'gap' | 'cut'): void {
     s.placeholderIfSkip = false;
     const e = this.entryFor(s.kind);
-    addNote(e.notes, 'gap');
+    addNote(e.notes, why === 'gap' ? 'gap' : 'truncated');
     addNote(e.notes, 'truncated');
     if (s.kind === 'request') {
       e.request = placeholderRequest();
       e.method = '';
+      e.quarantine ??=
+        why === 'gap'
+          ? 'request head lost in a capture gap'
+          : `request head longer than ${this.headLimit} bytes, cut`;
       e.reqStart = e.reqStart || ts;
       e.reqEnd = ts;
       e.reqDone = true;
     } else {
-      e.response = placeholderResponse();
       e.respStart = e.respStart || ts;
       e.respEnd = ts;
       e.respDone = true;
@@ -687,11 +753,10 @@ export class Http1Decoder implements StreamDecoder {
         bodyLost(s.body, length);
         return;
       case St.Raw:
-        this.sink.raw?.(s.side, length, 'gap');
+        // lost bytes of a tunnel: counted as gap bytes by capture, nothing to decode
         return;
       case St.Wait:
         // Bytes after an upgrade request were lost; if the switch is refused we resync.
-        this.sink.raw?.(s.side, length, 'gap');
         return;
       case St.Start:
         if (s.carry.len === 0) {
@@ -724,7 +789,7 @@ export class Http1Decoder implements StreamDecoder {
     this.budget.held -= s.carry.len;
     s.carry.clear();
     s.started = false;
-    this.placeholder(s, ts);
+    this.placeholder(s, ts, 'gap');
     this.toResync(s, false);
   }
 
@@ -738,12 +803,16 @@ export class Http1Decoder implements StreamDecoder {
     s.placeholderIfSkip = placeholderIfSkip;
   }
 
-  /** Too many bytes held for one side: give up on what is pending and resync. */
+  /**
+   * Too many bytes held for one side (a head, chunk line, trailer section or held upgrade bytes
+   * that never end, or the capture's pool is full): give up on what is pending and resync.
+   */
   private overflow(s: SideState, ts: number): void {
     const n = s.carry.len;
     this.budget.held -= n;
     s.carry.clear();
     this.sink.raw?.(s.side, n, 'overflow');
+    this.sink.cut?.(s.side, s.st === St.Wait ? 'upgrade' : s.st === St.Head || s.st === St.Start ? 'head' : 'message');
     if (s.st === St.Wait) {
       // Nothing came back yet and the client keeps sending: treat it as a tunnel.
       s.st = St.Raw;
@@ -751,7 +820,7 @@ export class Http1Decoder implements StreamDecoder {
     }
     if (s.st === St.Head || s.st === St.Start) {
       s.started = false;
-      this.placeholder(s, ts);
+      this.placeholder(s, ts, 'cut');
     } else if (s.head) {
       this.finishMessage(s, ts, undefined, true);
     }
@@ -760,7 +829,9 @@ export class Http1Decoder implements StreamDecoder {
     s.placeholderIfSkip = false;
   }
 
-  private recover(s: SideState): void {
+  private recover(s: SideState, e: unknown): void {
+    this.sink.fault?.(s.side, describe(e));
+    if (s.carry.len > 0) this.sink.raw?.(s.side, s.carry.len, 'fault');
     this.budget.held -= s.carry.len + s.body.kept;
     s.body = newBodyAcc();
     s.carry.clear();

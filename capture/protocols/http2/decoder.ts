@@ -10,6 +10,7 @@
  * on the next plausible frame boundary.
  */
 import type { HeaderList, Request, Response } from '../../../core/exchange.js';
+import { UNKNOWN_METHOD } from '../../../core/exchange.js';
 import type { BodyAcc, Budget } from '../budget.js';
 import {
   bodyAdd,
@@ -19,7 +20,10 @@ import {
   DEFAULT_MAX_BUFFER,
   newBodyAcc,
   newBudget,
+  overBudget,
+  settle,
 } from '../budget.js';
+import { isToken } from '../http1/head.js';
 import { asBuffer, Carry } from '../bytes.js';
 import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';
@@ -36,6 +40,10 @@ import {
 import { HpackDecoder } from './hpack/decoder.js';
 
 const MAX_STREAMS = 10_000;
+/** Interim (1xx) answers kept per stream; a longer storm is counted, not kept. */
+const MAX_INTERIM = 32;
+/** Decoded header list kept per header block (names + values + 32 per field). */
+const MAX_HEADER_LIST = 1024 * 1024;
 
 interface H2Stream {
   id: number;
@@ -47,9 +55,12 @@ interface H2Stream {
   reqEnd: number;
   reqEnded: boolean;
   status: number;
+  /** `:status` as sent (for the reason when it is not a status). */
+  statusRaw: string | undefined;
   respHeaders: HeaderList | undefined;
   respTrailers: HeaderList | undefined;
   interim: Array<{ status: number; headers: HeaderList }> | undefined;
+  interimDropped: number;
   respBody: BodyAcc;
   respStart: number;
   respEnd: number;
@@ -126,6 +137,8 @@ export class Http2Decoder implements StreamDecoder {
   private midStream = false;
   /** Known whether the connection began with the preface. */
   private startKnown = false;
+  /** Frames were lost (a gap or an internal failure): streams may have begun unseen. */
+  private lostFrames = false;
   private closed = false;
   /** Recently finished stream ids, so late frames do not open them again. */
   private readonly closedIds = new Set<number>();
@@ -136,7 +149,7 @@ export class Http2Decoder implements StreamDecoder {
   ) {
     const max = Math.max(1024, options.maxBufferBytes ?? DEFAULT_MAX_BUFFER);
     this.frameLimit = Math.min(16 * 1024 * 1024 + 9, Math.floor(max / 4));
-    this.budget = newBudget(max, 2 * this.frameLimit);
+    this.budget = newBudget(max, 2 * this.frameLimit, options.pool);
     this.maxBody = Math.max(0, options.maxBodyBytes ?? DEFAULT_MAX_BODY);
   }
 
@@ -150,11 +163,12 @@ export class Http2Decoder implements StreamDecoder {
     s.feeding = true;
     try {
       this.feed(s, asBuffer(data), tsNs);
-    } catch {
-      this.lose(s);
+    } catch (e) {
+      this.lose(s, e);
     } finally {
       s.feeding = false;
     }
+    settle(this.budget);
   }
 
   gap(side: Side, length: number, tsNs: number): void {
@@ -162,9 +176,10 @@ export class Http2Decoder implements StreamDecoder {
     const s = side === 'client' ? this.client : this.server;
     try {
       this.onGap(s, length, tsNs);
-    } catch {
-      this.lose(s);
+    } catch (e) {
+      this.lose(s, e);
     }
+    settle(this.budget);
   }
 
   end(tsNs: number): void {
@@ -184,12 +199,13 @@ export class Http2Decoder implements StreamDecoder {
         }
       }
       for (const st of [...this.streams.values()]) this.emit(st, tsNs, true);
-    } catch {
-      // nothing more to do
+    } catch (e) {
+      this.sink.fault?.('client', describe(e));
     }
     this.client.carry.clear();
     this.server.carry.clear();
     this.budget.held = 0;
+    settle(this.budget);
   }
 
   // ---- bytes → frames ------------------------------------------------------------------------
@@ -218,7 +234,9 @@ export class Http2Decoder implements StreamDecoder {
         continue;
       }
       if (s.skip > 0) {
+        // the rest of a frame we cannot hold (or that a gap cut): counted as it arrives
         const n = Math.min(s.skip, len - pos);
+        this.sink.raw?.(s.side, n, 'skipped-frame');
         s.skip -= n;
         pos += n;
         if (s.skip === 0) s.frame = undefined;
@@ -258,8 +276,10 @@ export class Http2Decoder implements StreamDecoder {
           if (!(h.flags & Flag.PADDED)) s.padLeft = 0;
           if (h.length === 0) this.dataDone(s, h, ts);
         } else if (h.length > this.frameLimit) {
-          // Larger than we may hold: skip it (the header block inside, if any, is lost).
-          this.sink.raw?.(s.side, h.length, 'frame-too-large');
+          // Larger than we may hold: skip it (the header block inside, if any, is lost); its
+          // bytes are counted as they arrive, never by the length it declares.
+          this.sink.raw?.(s.side, 9, 'frame-too-large');
+          this.sink.cut?.(s.side, 'frame');
           if (
             h.type === FrameType.HEADERS ||
             h.type === FrameType.CONTINUATION ||
@@ -298,6 +318,30 @@ export class Http2Decoder implements StreamDecoder {
       }
     } else s.carry.clear();
     this.budget.held += s.carry.len - before;
+    if (s.carry.len > 0 && overBudget(this.budget)) this.cutCarry(s);
+  }
+
+  /**
+   * The capture's memory pool is full while this side carries a partial frame: the frame is cut
+   * (what arrived is counted, the rest skipped as it comes), framing goes on.
+   */
+  private cutCarry(s: SideState): void {
+    const f = s.frame;
+    const carried = s.carry.len;
+    this.sink.cut?.(s.side, 'frame');
+    this.budget.held -= carried;
+    this.sink.raw?.(s.side, carried, 'cut');
+    s.carry.clear();
+    if (f && f.type !== FrameType.DATA) {
+      if (f.type === FrameType.HEADERS || f.type === FrameType.CONTINUATION || f.type === FrameType.PUSH_PROMISE)
+        this.hpackLost(s, f.stream);
+      s.skip = Math.max(0, f.length - carried);
+      if (s.skip === 0) s.frame = undefined;
+    } else if (!f) {
+      // a partial frame header or preface: where the next frame starts is unknown now
+      this.hpackLost(s, 0);
+      s.resync = true;
+    }
   }
 
   private setStart(preface: boolean): void {
@@ -323,8 +367,9 @@ export class Http2Decoder implements StreamDecoder {
     const n = Math.min(dataLeft, buf.length - pos);
     if (n > 0) {
       const st = this.streamFor(s, f.stream, false);
-      if (st)
-        bodyAdd(s.side === 'client' ? st.reqBody : st.respBody, buf, pos, pos + n, this.maxBody, this.budget);
+      if (!st) this.sink.raw?.(s.side, n, 'no-stream');
+      else if (bodyAdd(s.side === 'client' ? st.reqBody : st.respBody, buf, pos, pos + n, this.maxBody, this.budget))
+        this.sink.cut?.(s.side, 'body');
       pos += n;
       s.remaining -= n;
     }
@@ -456,7 +501,7 @@ export class Http2Decoder implements StreamDecoder {
     if (!this.startKnown && s.side === 'server') this.setStart(false);
     let decoded: ReturnType<HpackDecoder['decode']>;
     try {
-      decoded = s.hpack.decode(b.parts.length === 1 ? b.parts[0]! : Buffer.concat(b.parts));
+      decoded = s.hpack.decode(b.parts.length === 1 ? b.parts[0]! : Buffer.concat(b.parts), MAX_HEADER_LIST);
     } catch {
       this.hpackLost(s, b.stream);
       return;
@@ -468,33 +513,70 @@ export class Http2Decoder implements StreamDecoder {
       if (!st) return;
       st.pushedBy = b.stream;
       if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
+      if (decoded.cut) this.listCut(s, st);
       this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       st.reqEnded = true;
+      this.hold(st, decoded.listBytes);
       return;
     }
     const st = this.streamFor(s, b.stream, true);
     if (!st) return;
     if (unknownState || decoded.unknown) addNote(st.notes, 'hpack-state-unknown');
+    if (decoded.cut) this.listCut(s, st);
     if (s.side === 'client') {
       if (st.reqHeaders === undefined) this.applyRequestHeaders(st, decoded.headers, b.startTs, ts);
       else st.reqTrailers = decoded.headers;
       st.reqEnd = ts;
     } else {
-      const status = statusOf(decoded.headers);
+      const raw = statusOf(decoded.headers);
+      const status = statusCode(raw);
       if (st.respHeaders === undefined && status >= 100 && status < 200) {
         st.interim ??= [];
-        st.interim.push({ status, headers: regular(decoded.headers) });
+        if (st.interim.length < MAX_INTERIM) st.interim.push({ status, headers: regular(decoded.headers) });
+        else {
+          // a 1xx storm: counted, not kept
+          if (st.interimDropped++ === 0) {
+            addNote(st.notes, 'interim-dropped');
+            this.sink.cut?.(s.side, 'interim');
+          }
+          if (!st.respStart) st.respStart = b.startTs;
+          return;
+        }
         if (!st.respStart) st.respStart = b.startTs;
+        this.hold(st, decoded.listBytes);
         return;
       }
       if (st.respHeaders === undefined) {
         st.status = status;
+        st.statusRaw = raw;
         st.respHeaders = decoded.headers;
         if (!st.respStart) st.respStart = b.startTs;
       } else st.respTrailers = decoded.headers;
       st.respEnd = ts;
     }
+    this.hold(st, decoded.listBytes);
     if (b.endStream) this.endSide(st, s.side, ts);
+  }
+
+  private listCut(s: SideState, st: H2Stream): void {
+    addNote(st.notes, 'truncated');
+    this.sink.cut?.(s.side, 'header-list');
+  }
+
+  /**
+   * Charges a stream's decoded header fields to the connection. Past the budget (or a full pool)
+   * the oldest other streams go out as they are, marked truncated, like MAX_STREAMS does.
+   */
+  private hold(st: H2Stream, n: number): void {
+    st.held += n;
+    this.budget.held += n;
+    if (!overBudget(this.budget)) return;
+    for (const old of [...this.streams.values()]) {
+      if (!overBudget(this.budget)) break;
+      if (old === st) continue;
+      addNote(old.notes, 'truncated');
+      this.emit(old, old.respEnd || old.reqEnd || old.reqStart || old.respStart, true);
+    }
   }
 
   private applyRequestHeaders(st: H2Stream, headers: HeaderList, startTs: number, endTs: number): void {
@@ -519,6 +601,10 @@ export class Http2Decoder implements StreamDecoder {
     if (st || id === 0) return st;
     // A frame for a stream that already ended (e.g. DATA racing a RST_STREAM): nothing to add.
     if (this.closedIds.has(id)) return undefined;
+    // DATA on a stream no HEADERS opened, on a connection seen whole from its preface: a protocol
+    // error, not an exchange (its bytes are counted raw). Joined mid-stream or after a gap, the
+    // HEADERS may just have been missed: the stream is kept (and noted `gap`).
+    if (!create && this.startKnown && !this.midStream && !this.lostFrames) return undefined;
     void s;
     if (this.streams.size >= MAX_STREAMS) {
       const oldest = this.streams.values().next().value as H2Stream;
@@ -535,9 +621,11 @@ export class Http2Decoder implements StreamDecoder {
       reqEnd: 0,
       reqEnded: false,
       status: 0,
+      statusRaw: undefined,
       respHeaders: undefined,
       respTrailers: undefined,
       interim: undefined,
+      interimDropped: 0,
       respBody: newBodyAcc(),
       respStart: 0,
       respEnd: 0,
@@ -573,23 +661,27 @@ export class Http2Decoder implements StreamDecoder {
     if (this.midStream) addNote(notes, 'hpack-state-unknown');
     const reqBody = bodyFinish(st.reqBody);
     const respBody = bodyFinish(st.respBody);
-    this.budget.held -= reqBody.data.length + respBody.data.length;
+    this.budget.held -= reqBody.data.length + respBody.data.length + st.held;
     if (this.budget.held < 0) this.budget.held = 0;
     if (ending && !st.reqEnded) reqBody.truncated = true;
     const p = st.pseudoReq;
-    const method = p[':method'] ?? '';
+    const method = p[':method'];
     const request: Request = {
-      method,
+      method: method || UNKNOWN_METHOD,
       target: (method === 'CONNECT' ? p[':authority'] : p[':path']) ?? '',
       version: 'HTTP/2',
       headers: regular(st.reqHeaders ?? []),
       body: reqBody,
     };
+    let quarantine: string | undefined;
     if (st.reqHeaders === undefined) {
       addNote(notes, 'no-request');
       request.version = '';
       reqBody.truncated = true;
-    }
+      quarantine = 'no request headers were seen on this stream';
+    } else if (method === undefined) quarantine = 'request without :method';
+    else if (!isToken(method)) quarantine = `request :method ${JSON.stringify(method.slice(0, 40))} is not a method`;
+    else if (method !== 'CONNECT' && p[':path'] === undefined) quarantine = 'request without :path';
     if (st.reqTrailers) request.trailers = regular(st.reqTrailers);
     const ex: DecodedExchange = {
       protocol: 'http2',
@@ -613,9 +705,18 @@ export class Http2Decoder implements StreamDecoder {
       ex.responseStartNs = st.respStart;
       ex.responseEndNs = st.respEnd || st.respStart;
     } else if (st.rstCode === undefined) addNote(notes, 'no-response');
+    if (response && (response.status < 100 || response.status > 599)) {
+      response.status = Math.max(0, response.status);
+      quarantine ??=
+        st.statusRaw === undefined
+          ? 'response without :status'
+          : `response :status ${JSON.stringify(st.statusRaw.slice(0, 40))} is not a status in 100–599`;
+    }
     if (reqBody.truncated || respBody.truncated) addNote(notes, 'truncated');
+    if (st.interimDropped > 0) extras.interimDropped = st.interimDropped;
     const reqCt = headerOf(request.headers, 'content-type');
-    if (
+    if (quarantine !== undefined) ex.quarantine = quarantine;
+    else if (
       isGrpcContentType(reqCt) ||
       isGrpcContentType(response && headerOf(response.headers, 'content-type'))
     ) {
@@ -633,6 +734,7 @@ export class Http2Decoder implements StreamDecoder {
   // ---- trouble -------------------------------------------------------------------------------
 
   private onGap(s: SideState, length: number, ts: number): void {
+    this.lostFrames = true;
     const f = s.frame;
     if (s.prefacePending) {
       s.prefacePending = false;
@@ -694,7 +796,10 @@ export class Http2Decoder implements StreamDecoder {
   }
 
   /** Unexpected internal failure: drop this side's partial state and resync. */
-  private lose(s: SideState): void {
+  private lose(s: SideState, e: unknown): void {
+    this.lostFrames = true;
+    this.sink.fault?.(s.side, describe(e));
+    if (s.carry.len > 0) this.sink.raw?.(s.side, s.carry.len, 'fault');
     this.budget.held -= s.carry.len;
     s.carry.clear();
     s.frame = undefined;
@@ -706,9 +811,26 @@ export class Http2Decoder implements StreamDecoder {
   }
 }
 
-function statusOf(headers: HeaderList): number {
-  for (const [n, v] of headers) if (n === ':status') return Number.parseInt(v, 10) || 0;
-  return 0;
+/** `:status` as sent, or undefined when absent. */
+function statusOf(headers: HeaderList): string | undefined {
+  for (const [n, v] of headers) if (n === ':status') return v;
+  return undefined;
+}
+
+/** A status code: exactly three digits (RFC 9110 §15); -1 otherwise. */
+function statusCode(raw: string | undefined): number {
+  if (raw === undefined || raw.length !== 3) return -1;
+  let n = 0;
+  for (let i = 0; i < 3; i++) {
+    const d = raw.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 /** Headers without pseudo-headers (those are in method/target/status and extras.pseudo). */

@@ -3,7 +3,7 @@ import { shopResults } from '../../../assertions/testing/fixtures.js';
 import { acceptedExchanges } from './accept.js';
 
 describe('snapshot accept: the exchanges of the new version', () => {
-  it('takes live answers and the build’s outbound calls, in recorded order, without the driver header', () => {
+  it('takes live answers and the build’s outbound calls, in recorded order, without the header older replays added', () => {
     const results = shopResults({ sessions: 3, variants: ['extra-call'] });
     const run = results.runs[0]!;
     for (const i of run.items) i.live?.request.headers.push(['x-retap-id', i.id]);

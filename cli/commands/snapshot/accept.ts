@@ -37,7 +37,10 @@ interface Values {
   json?: boolean;
 }
 
-/** Headers the replay driver adds to every request; they were not part of the traffic. */
+/**
+ * Headers replays made before connections were joined (issue 14) added to every request; results
+ * written by those still carry them. Today's replay sends what was recorded and adds nothing.
+ */
 const DRIVER_HEADERS = new Set(['x-retap-id']);
 
 function clean(ex: Exchange): Exchange {

@@ -84,7 +84,10 @@ export const exportCmd: Sub = {
     p.done();
     if (target === '-') return 0;
     if (v.json) json(r);
-    else out(`${r.path}: ${r.entries} entries (HAR 1.2)`);
+    else
+      out(
+        `${r.path}: ${r.entries} entries (HAR 1.2)${r.quarantined ? `; ${r.quarantined} quarantined exchange(s) left out` : ''}`,
+      );
     return 0;
   },
 };

@@ -8,7 +8,8 @@ Given a folder of stores (default $RETAP_SNAPSHOT_DIR or .retap/snapshots), list
 
 Summary of one version: name, version, hash, parent, source (host, service, filters), counts per
 direction, protocol and status, services and dependencies, time range, routes (top N, default 20),
-counters (drops, truncation) and what redaction removed.`,
+counters (drops, truncation) and what redaction removed. Quarantined exchanges (kept raw because
+they could not be valid exchanges; never replayed) are listed with their reason (first N).`,
   validate: `Usage: retap snapshot validate SNAPSHOT [--json]
 
 Checks every file against its JSON Schema, every hash, every exchange line (JSON, schema,

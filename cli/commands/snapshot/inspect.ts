@@ -2,7 +2,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, RetapError, usageError } from '../../../core/errors.js';
-import { listVersions, openSnapshot, snapshotRoot, validateSnapshot } from '../../../snapshots/index.js';
+import {
+  listVersions,
+  type OpenedSnapshot,
+  openSnapshot,
+  snapshotRoot,
+  validateSnapshot,
+} from '../../../snapshots/index.js';
 import { readManifest } from '../../../snapshots/reader.js';
 import { formatIssue } from '../../../snapshots/schema.js';
 import { parse, parseIntFlag } from '../../args.js';
@@ -102,6 +108,7 @@ export const show: Sub = {
     const m = snap.manifest;
     const dependencies = [...new Set(m.counts.routes.filter((r) => r.host).map((r) => r.host!))].sort();
     const services = m.source.service ? [m.source.service] : [];
+    const quarantined = m.counts.quarantined ? await quarantinedOf(snap, top) : undefined;
     const summary = {
       path: snap.path,
       name: m.name,
@@ -119,6 +126,7 @@ export const show: Sub = {
       counters: m.counters,
       redaction: m.redaction,
       notes: m.notes,
+      ...(quarantined ? { quarantined } : {}),
     };
     if (values.json) {
       json(summary);
@@ -142,6 +150,16 @@ export const show: Sub = {
       `redaction:  ${m.redaction.enabled ? `on${m.redaction.keyed ? ' (keyed)' : ' (unkeyed placeholders)'}` : 'off'}; ${m.redaction.redacted.map((r) => `${r.location} ×${r.count}`).join(', ') || 'nothing redacted'}`,
     ];
     for (const n of m.notes) lines.push(`note:       ${n}`);
+    if (quarantined) {
+      lines.push(
+        '',
+        `quarantined (${c.quarantined}, kept raw, never replayed; first ${quarantined.length}):`,
+        table([
+          ['  ID', 'DIRECTION', 'PROTOCOL', 'BODY SIZES', 'REASON'],
+          ...quarantined.map((q) => [`  ${q.id}`, q.direction, q.protocol, `${q.requestBytes}/${q.responseBytes ?? '-'}`, q.reason]),
+        ]),
+      );
+    }
     const routes = [...c.routes].sort((a, b) => b.count - a.count).slice(0, top);
     lines.push('', `routes (${c.routes.length}${c.otherRoutes ? ` + ${c.otherRoutes} exchanges on unlisted routes` : ''}, top ${routes.length}):`);
     lines.push(
@@ -154,6 +172,35 @@ export const show: Sub = {
     return 0;
   },
 };
+
+interface QuarantinedRow {
+  id: string;
+  direction: string;
+  protocol: string;
+  reason: string;
+  /** Sizes on the wire (request, response); the kept bytes may be fewer. */
+  requestBytes: number;
+  responseBytes?: number;
+}
+
+/** The first `limit` quarantined exchanges, read from the exchanges file (only when there are some). */
+async function quarantinedOf(snap: OpenedSnapshot, limit: number): Promise<QuarantinedRow[]> {
+  const rows: QuarantinedRow[] = [];
+  for await (const ex of snap.exchanges()) {
+    if (!ex.quarantine) continue;
+    const row: QuarantinedRow = {
+      id: ex.id,
+      direction: ex.direction,
+      protocol: ex.quarantine.protocol,
+      reason: ex.quarantine.reason,
+      requestBytes: ex.request.body.size,
+    };
+    if (ex.response) row.responseBytes = ex.response.body.size;
+    rows.push(row);
+    if (rows.length >= limit) break;
+  }
+  return rows;
+}
 
 export const validate: Sub = {
   help: HELP.validate!,

@@ -10,6 +10,13 @@ import { STATIC_TABLE } from './static-table.js';
 
 export class HpackError extends Error {}
 
+/**
+ * Largest dynamic table we keep. A peer may announce any size; past this we keep the newest
+ * entries only and treat references beyond them like a mid-stream join (left out, noted), so a
+ * hostile table size costs nothing.
+ */
+export const MAX_TABLE_BYTES = 64 * 1024;
+
 interface Entry {
   /** undefined: added by a literal whose name referenced an entry we do not know. */
   name: string | undefined;
@@ -21,6 +28,10 @@ export interface DecodedBlock {
   headers: HeaderList;
   /** Some fields referenced dynamic entries we never saw and were left out. */
   unknown: boolean;
+  /** Name and value bytes of `headers`, plus 32 per field (RFC 7541 §4.1 counting). */
+  listBytes: number;
+  /** The list passed `maxListBytes`: the fields from there on were decoded (for the table) but not kept. */
+  cut: boolean;
 }
 
 export class HpackDecoder {
@@ -65,9 +76,14 @@ export class HpackDecoder {
     }
   }
 
-  /** Decodes one complete header block. Throws HpackError when the block is malformed. */
-  decode(block: Uint8Array): DecodedBlock {
+  /**
+   * Decodes one complete header block. Throws HpackError when the block is malformed. Fields past
+   * `maxListBytes` are still decoded (the table must follow the encoder) but not kept: a small
+   * block repeating a large table entry cannot grow into a large header list.
+   */
+  decode(block: Uint8Array, maxListBytes = Number.POSITIVE_INFINITY): DecodedBlock {
     const headers: HeaderList = [];
+    let listBytes = 0;
     let unknown = false;
     let pos = 0;
     const end = block.length;
@@ -79,14 +95,18 @@ export class HpackDecoder {
         pos = p;
         if (index === 0) throw new HpackError('HPACK index 0');
         const f = this.lookup(index);
-        if (f && f[0] !== undefined) headers.push([f[0], f[1]]);
-        else unknown = true;
+        if (f && f[0] !== undefined) {
+          listBytes += f[0].length + f[1].length + 32;
+          if (listBytes <= maxListBytes) headers.push([f[0], f[1]]);
+        } else unknown = true;
       } else if (b & 0x40) {
         // Literal with incremental indexing (§6.2.1).
         const r = this.literal(block, pos, 6);
         pos = r.pos;
-        if (r.name !== undefined) headers.push([r.name, r.value]);
-        else unknown = true;
+        if (r.name !== undefined) {
+          listBytes += r.name.length + r.value.length + 32;
+          if (listBytes <= maxListBytes) headers.push([r.name, r.value]);
+        } else unknown = true;
         this.add(r.name, r.value, r.nameLen);
       } else if (b & 0x20) {
         // Dynamic table size update (§6.3).
@@ -95,16 +115,28 @@ export class HpackDecoder {
         if (n > this.limit && !this.midStream)
           throw new HpackError(`HPACK table size update ${n} above limit ${this.limit}`);
         this.maxSize = n;
+        this.capTable();
         this.evict(0);
       } else {
         // Literal without indexing / never indexed (§6.2.2, §6.2.3).
         const r = this.literal(block, pos, 4);
         pos = r.pos;
-        if (r.name !== undefined) headers.push([r.name, r.value]);
-        else unknown = true;
+        if (r.name !== undefined) {
+          listBytes += r.name.length + r.value.length + 32;
+          if (listBytes <= maxListBytes) headers.push([r.name, r.value]);
+        } else unknown = true;
       }
     }
-    return { headers, unknown };
+    // once past the limit, later fields are left out too (the list is cut where it crossed)
+    const cut = listBytes > maxListBytes;
+    return { headers, unknown, listBytes: cut ? maxListBytes : listBytes, cut };
+  }
+
+  /** Past MAX_TABLE_BYTES the oldest entries are not kept: references to them become unknown. */
+  private capTable(): void {
+    if (this.maxSize <= MAX_TABLE_BYTES) return;
+    this.maxSize = MAX_TABLE_BYTES;
+    this.midStream = true;
   }
 
   /** [name, value] for an index; undefined name when the entry is unknown (mid-stream). */

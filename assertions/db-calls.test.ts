@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import type { DbCall } from '../core/db.js';
+import type { Exchange } from '../core/exchange.js';
+import { compareCalls } from './outbound.js';
+
+let n = 0;
+function ex(call: DbCall): Exchange {
+  n++;
+  return {
+    id: `c#${n}`,
+    protocol: call.system,
+    direction: 'outbound',
+    tls: false,
+    service: { addr: '127.0.0.1', port: 1 },
+    peer: { addr: '127.0.0.1', port: 5432 },
+    connection: { id: 'c', order: n },
+    request: {
+      method: 'X',
+      target: call.text ?? call.command,
+      version: '',
+      headers: [],
+      body: { data: new Uint8Array(), size: 0, truncated: false },
+    },
+    response: {
+      status: call.error ? 500 : 200,
+      version: '',
+      headers: [],
+      body: { data: new Uint8Array(), size: 0, truncated: false },
+    },
+    timing: { startUs: n, requestEndNs: 0 },
+    extras: { db: call },
+  };
+}
+
+const sel = (id: string, name = 'pen'): Exchange =>
+  ex({
+    system: 'postgres',
+    kind: 'query',
+    command: 'extended',
+    text: 'select name from items where id = $1',
+    params: [id],
+    results: [{ rows: [[name]], tag: 'SELECT 1' }],
+  });
+const list = (): Exchange =>
+  ex({
+    system: 'postgres',
+    kind: 'query',
+    command: 'query',
+    text: 'select id from items',
+    results: [{ rows: [['1'], ['2']], tag: 'SELECT 2' }],
+  });
+const cacheSet = (key: string): Exchange =>
+  ex({ system: 'redis', kind: 'query', command: 'SET', params: [key, 'v'], reply: { simple: 'OK' } });
+const session = (): Exchange =>
+  ex({ system: 'postgres', kind: 'session', command: 'startup', session: { user: 'u' } });
+
+describe('database calls as outbound calls', () => {
+  it('the same calls give no difference (session start-ups are not compared)', () => {
+    expect(
+      compareCalls([session(), list(), sel('1'), cacheSet('k')], [list(), sel('1'), cacheSet('k')]),
+    ).toEqual([]);
+  });
+
+  it('an N+1 query is an extra call, breaking', () => {
+    const d = compareCalls([list()], [list(), sel('1'), sel('2')]);
+    expect(d).toHaveLength(1);
+    expect(d[0]).toMatchObject({ kind: 'extra-call', rating: 'breaking', recorded: 0, candidate: 2 });
+    expect(d[0]!.message).toBe(
+      '2 extra calls to postgres select name from items where id = $1 (recorded 0, now 2)',
+    );
+  });
+
+  it('a changed query is the recorded one missing and the new one extra', () => {
+    const changed = ex({
+      system: 'postgres',
+      kind: 'query',
+      command: 'query',
+      text: 'select id from items order by id',
+      results: [],
+    });
+    const d = compareCalls([list()], [changed]);
+    expect(d.map((x) => x.kind).sort()).toEqual(['extra-call', 'missing-call']);
+  });
+
+  it('a changed parameter names the position and both values; the answer it got is compared too', () => {
+    const d = compareCalls([sel('1')], [sel('2', 'cup')]);
+    expect(d.find((x) => x.path.endsWith(' $1'))).toMatchObject({
+      kind: 'changed-value',
+      recorded: '1',
+      candidate: '2',
+      rating: 'breaking',
+    });
+    expect(d.find((x) => x.path.endsWith(' answer'))).toMatchObject({ kind: 'changed-value' });
+  });
+
+  it('a dropped cache write is a missing Redis call', () => {
+    const d = compareCalls([sel('1'), cacheSet('item:1')], [sel('1')]);
+    expect(d).toEqual([
+      expect.objectContaining({ kind: 'missing-call', path: 'outbound:redis SET', rating: 'breaking' }),
+    ]);
+  });
+
+  it('whitespace in SQL does not count', () => {
+    const a = ex({ system: 'mysql', kind: 'query', command: 'COM_QUERY', text: 'select  1 ;', results: [] });
+    const b = ex({ system: 'mysql', kind: 'query', command: 'COM_QUERY', text: 'select 1', results: [] });
+    expect(compareCalls([a], [b])).toEqual([]);
+  });
+});

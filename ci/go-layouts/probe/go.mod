@@ -1,0 +1,3 @@
+module retap.dev/go-layouts-probe
+
+go 1.18
