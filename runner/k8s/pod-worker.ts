@@ -11,6 +11,7 @@
  *                         volume the build reads), the mocks; then /started answers 200 and the
  *                         kubelet starts the build container (a native sidecar's startup probe)
  *   POST /v1/drive        NDJSON: {"t":"progress",…}… then {"t":"output","output":WorkerOutput}
+ *   POST /v1/stop         ends a drive early (the runner's SIGINT/SIGTERM); its output still comes
  * The health listener (all addresses, for the kubelet) says nothing but whether it started.
  *
  *   node dist/runner/k8s/pod-worker.js --control 19450 --health 19451 --work DIR --ca-out DIR
@@ -221,6 +222,11 @@ export async function main(argv: string[]): Promise<void> {
         res.end(`${JSON.stringify({ t: 'error', error: e.message })}\n`),
       );
       return;
+    }
+    if (req.method === 'POST' && url.pathname === '/v1/stop') {
+      // the runner was interrupted: the drive ends and its answer carries what was sent so far
+      stopping.abort();
+      return send(res, 200, { stopping: true });
     }
     send(res, 404, { error: 'no such endpoint' });
   });

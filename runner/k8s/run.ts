@@ -524,9 +524,21 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     // 3. drive (in the pod, to 127.0.0.1), progress streamed back
     const tDrive = performance.now();
     const abort = new AbortController();
-    const onAbort = (): void => abort.abort();
+    // interrupted: the worker is asked to stop and still answers with what it sent; a worker
+    // that cannot be reached loses its forward after 15 s
+    const onAbort = (): void => {
+      podHttp(
+        kc,
+        { namespace: ns, pod: podName, port: CONTROL_PORT },
+        { method: 'POST', path: '/v1/stop', timeoutMs: 10_000 },
+      )
+        .then(readJson)
+        .catch(() => abort.abort());
+      setTimeout(() => abort.abort(), 15_000).unref();
+    };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      if (opts.signal?.aborted) throw new RetapError(ErrorCodes.INTERNAL, 'interrupted');
       const res = await podHttp(
         kc,
         { namespace: ns, pod: podName, port: CONTROL_PORT },
@@ -570,10 +582,11 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     );
   } catch (e) {
     const err = e as Error & { code?: string };
-    runError = {
-      code: typeof err.code === 'string' && err.code.startsWith('RETAP_') ? err.code : ErrorCodes.INTERNAL,
-      message: err.message,
-    };
+    if (!opts.signal?.aborted)
+      runError = {
+        code: typeof err.code === 'string' && err.code.startsWith('RETAP_') ? err.code : ErrorCodes.INTERNAL,
+        message: err.message,
+      };
   } finally {
     stopCapture.abort();
   }
