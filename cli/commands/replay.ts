@@ -278,6 +278,7 @@ async function run(argv: string[]): Promise<number> {
       signal: controller.signal,
     } as const;
     let outcome: Awaited<ReturnType<typeof replay>>;
+    const timings: Record<string, number> = {};
     if (f.k8s) {
       const { replayOnK8s } = await import('../../runner/k8s/run.js');
       const build = {
@@ -302,6 +303,7 @@ async function run(argv: string[]): Promise<number> {
           keepNamespace: f['keep-namespace'],
         },
         onNamespace: (ns) => process.stderr.write(`retap replay: namespace ${ns}\n`),
+        timings,
       });
     } else {
       outcome = await replay({
@@ -336,6 +338,7 @@ async function run(argv: string[]): Promise<number> {
               error: r.error,
             })),
             ...(outcome.error ? { error: outcome.error } : {}),
+            ...(f.k8s ? { namespace: outcome.results.environment.namespace, timings } : {}),
           },
           null,
           2,
