@@ -25,16 +25,18 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import {
   AppsV1Api,
+  AuthenticationV1Api,
   CoreV1Api,
   type KubeConfig,
   NetworkingV1Api,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { api, apiStatus, loadKubeConfig, waitFor } from '../../capture/k8s/kube.js';
 import { openPortForward, podHttp, readJson } from '../../capture/k8s/portforward.js';
-import { captureFromCluster } from '../../capture/k8s/remote.js';
+import { AGENT_NAMESPACE, captureFromCluster, findAgents } from '../../capture/k8s/remote.js';
 import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
@@ -124,6 +126,13 @@ export async function replayOnK8s(opts: K8sReplayOptions): Promise<ReplayOutcome
   let heartbeat: NodeJS.Timeout | undefined;
   let created = false;
   const addrs = await dependencyAddrs(prep);
+  // no agent, no capture: say so before anything is created
+  const agentNs = opts.k8s.agentNamespace ?? AGENT_NAMESPACE;
+  if ((await findAgents(kc, agentNs)).length === 0) {
+    throw new RetapError(ErrorCodes.K8S_AGENT_MISSING, `no ready retap agent in namespace ${agentNs}`, {
+      hint: 'The agent records how the build answers: install it with `retap k8s install` (retap k8s status checks it).',
+    });
+  }
   try {
     const t0 = performance.now();
     await api(`create namespace ${ns}`, () =>
@@ -139,6 +148,7 @@ export async function replayOnK8s(opts: K8sReplayOptions): Promise<ReplayOutcome
       }),
     );
     created = true;
+    await bindRunRole(kc, ns);
     opts.onNamespace?.(ns);
     heartbeat = setInterval(() => {
       core
@@ -152,11 +162,8 @@ export async function replayOnK8s(opts: K8sReplayOptions): Promise<ReplayOutcome
         .catch((e: unknown) => log.warn(`heartbeat of ${ns}: ${(e as Error).message}`));
     }, HEARTBEAT_SECONDS * 1000);
     heartbeat.unref();
-    await kc
-      .makeApiClient(NetworkingV1Api)
-      .createNamespacedNetworkPolicy({ namespace: ns, body: networkPolicy(ns) })
-      .catch((e: unknown) => log.warn(`no NetworkPolicy in ${ns}: ${(e as Error).message}`));
-    // pods can be created once the namespace's default ServiceAccount exists
+    // pods can be created once the namespace's default ServiceAccount exists (and a
+    // least-privilege runner can read it once the authorizer has seen its RoleBinding)
     await waitFor(
       `namespace ${ns}'s default ServiceAccount`,
       async () =>
@@ -166,6 +173,10 @@ export async function replayOnK8s(opts: K8sReplayOptions): Promise<ReplayOutcome
       60_000,
       100,
     );
+    await kc
+      .makeApiClient(NetworkingV1Api)
+      .createNamespacedNetworkPolicy({ namespace: ns, body: networkPolicy(ns) })
+      .catch((e: unknown) => log.warn(`no NetworkPolicy in ${ns}: ${(e as Error).message}`));
     timings.namespaceReadyMs = Math.round(performance.now() - t0);
 
     const files = await writePlanFiles(dir, prep, opts);
@@ -212,20 +223,50 @@ export async function deleteRunNamespace(kc: KubeConfig, ns: string, wait: boole
     throw e;
   }
   if (!wait) return;
+  // by listing (cluster-wide right): the run's own RoleBinding goes with the namespace's content
   await waitFor(
     `namespace ${ns} to be gone`,
-    async () => {
-      try {
-        await core.readNamespace({ name: ns });
-        return undefined;
-      } catch (e) {
-        if (apiStatus(e) === 404) return true;
-        throw e;
-      }
-    },
+    async () =>
+      (await core.listNamespace({ fieldSelector: `metadata.name=${ns}` })).items.length === 0
+        ? true
+        : undefined,
     180_000,
     250,
   );
+}
+
+/**
+ * Binds the caller to the ClusterRole retap-run inside the run's namespace (deploy/k8s/
+ * runner-rbac.yaml): a least-privilege runner holds rights in its own run namespaces only. An
+ * identity with broader rights needs no binding; where retap-run does not exist (the RBAC file was
+ * not applied) the binding is skipped and the run goes on with whatever rights the caller has.
+ */
+async function bindRunRole(kc: KubeConfig, ns: string): Promise<void> {
+  let username: string | undefined;
+  try {
+    const review = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    username = review.status?.userInfo?.username;
+  } catch (e) {
+    log.debug(`who am I (SelfSubjectReview): ${(e as Error).message}`);
+  }
+  if (!username) return;
+  await kc
+    .makeApiClient(RbacAuthorizationV1Api)
+    .createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'retap-run', namespace: ns, labels: { 'app.kubernetes.io/managed-by': 'retap' } },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'retap-run' },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: username }],
+      },
+    })
+    .catch((e: unknown) =>
+      log.debug(`no RoleBinding retap-run in ${ns} (${apiStatus(e)}): ${(e as Error).message}`),
+    );
 }
 
 /**

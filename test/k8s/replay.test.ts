@@ -12,13 +12,13 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayResults } from '../../core/results.js';
-import { buildAndLoad, kubectl, retapArgs, skipCluster, until } from '../helpers/k8s.js';
+import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
 
 const exec = promisify(execFile);
 
@@ -172,6 +172,102 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
       expect(k8s.failed).toEqual(local[variant].failed);
     }, 300_000);
   }
+
+  it('runs with exactly the documented rights: a ServiceAccount bound to retap-runner (and the capture Role)', async () => {
+    const sa = `retap-runner-${tag}`;
+    const home = `retap-k8srun-${tag}`;
+    const hadRoles = (
+      await kubectl(['get', 'clusterrole', 'retap-runner', 'retap-run', '--ignore-not-found', '-o', 'name'])
+    ).trim();
+    try {
+      await kubectl(['apply', '-f', join(root, 'deploy', 'k8s', 'runner-rbac.yaml')]);
+      await kubectl(['create', 'namespace', home]);
+      await kubectl(['-n', home, 'create', 'serviceaccount', sa]);
+      const who = `system:serviceaccount:${home}:${sa}`;
+      await kubectl([
+        'create',
+        'clusterrolebinding',
+        sa,
+        '--clusterrole',
+        'retap-runner',
+        '--serviceaccount',
+        `${home}:${sa}`,
+      ]);
+      await kubectl([
+        '-n',
+        'retap-system',
+        'create',
+        'rolebinding',
+        sa,
+        '--role',
+        'retap-capture',
+        '--serviceaccount',
+        `${home}:${sa}`,
+      ]);
+      // nothing beyond: no deployments, pods or port-forwards outside its own run namespaces
+      for (const [verb, what, ns] of [
+        ['create', 'deployments', 'default'],
+        ['list', 'pods', 'default'],
+        ['create', 'pods/portforward', 'kube-system'],
+        ['delete', 'namespace/default', ''],
+        ['list', 'secrets', 'retap-system'],
+      ] as const) {
+        const out = await kubectl([
+          'auth',
+          'can-i',
+          verb,
+          what,
+          ...(ns ? ['-n', ns] : []),
+          '--as',
+          who,
+        ]).catch((e: Error) => e.message);
+        expect(out.trim(), `${verb} ${what} ${ns}`).toMatch(/no$/);
+      }
+      // a kubeconfig with the service account's token and nothing else
+      const admin = await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']);
+      const cluster = (JSON.parse(admin) as { clusters: Array<{ cluster: Record<string, string> }> })
+        .clusters[0]!.cluster;
+      const token = (await kubectl(['-n', home, 'create', 'token', sa, '--duration', '30m'])).trim();
+      const kubeconfig = join(work, 'runner.kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'c', cluster }],
+          users: [{ name: sa, user: { token } }],
+          contexts: [{ name: 'runner', context: { cluster: 'c', user: sa } }],
+          'current-context': 'runner',
+        }),
+        { mode: 0o600 },
+      );
+      const out = join(work, 'k8s-runner-sa');
+      const r = await retap([...k8sArgs([], ['--out', out, '--kubeconfig', kubeconfig])]);
+      expect(r.code, r.stderr).toBe(0);
+      const ns = /namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)![1]!;
+      expect(await namespaceExists(ns)).toBe(false);
+      const k8s = await judge(out, work);
+      expect(k8s.exitCode).toBe(local.none.exitCode);
+      expect(k8s.failed).toEqual(local.none.failed);
+      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+      expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
+      // gc --k8s works with the same rights (it lists; it deletes only through a run's own binding)
+      const gc = await retap(['gc', '--k8s', '--dry-run', '--kubeconfig', kubeconfig, '--json']);
+      expect(gc.code, gc.stderr).toBe(0);
+    } finally {
+      await kubectl(['delete', 'clusterrolebinding', sa, '--ignore-not-found']).catch(() => undefined);
+      await kubectl(['-n', 'retap-system', 'delete', 'rolebinding', sa, '--ignore-not-found']).catch(
+        () => undefined,
+      );
+      await kubectl(['delete', 'namespace', home, '--ignore-not-found', '--wait=false']).catch(
+        () => undefined,
+      );
+      if (!hadRoles)
+        await kubectl(['delete', 'clusterrole', 'retap-runner', 'retap-run', '--ignore-not-found']).catch(
+          () => undefined,
+        );
+    }
+  }, 300_000);
 
   it('fails a build that never becomes ready: exit 3, its events and output, no namespace left', async () => {
     // the build listens on 8080, the probe asks 8081
