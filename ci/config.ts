@@ -28,6 +28,7 @@ export interface K8sConfig {
   command?: string[];
   args?: string[];
   baselineImage?: string;
+  shards?: number;
   /** Absolute (resolved against retap.yaml's folder). */
   kubeconfig?: string;
   context?: string;

@@ -416,6 +416,7 @@ async function run(argv: string[]): Promise<number> {
           ...common,
           candidate: build,
           baseline: k8s.baselineImage ? { ...build, image: k8s.baselineImage } : undefined,
+          shards: k8s.shards ?? 1,
           k8s: {
             kubeconfig: k8s.kubeconfig,
             context: k8s.context,

@@ -37,12 +37,15 @@ On Kubernetes (--k8s; docs/kubernetes.md "Replay in a namespace per run"):
   --command ARG          replaces the image's entrypoint; repeatable, one word each
   --arg ARG              replaces the image's arguments; repeatable, one word each
   --baseline-image IMG   also replay a baseline image (same port, env, readiness and arguments)
+  --shards N             N run pods at once, each replaying a share of the lanes (sessions and
+                         recorded connections never split), merged into one run (default 1)
   --resources SPEC       the build's requests = limits, e.g. cpu=500m,memory=256Mi
   --kubeconfig FILE      cluster credentials (default $KUBECONFIG, ~/.kube/config, in-cluster)
   --context NAME         a context of that kubeconfig
   --retap-image IMAGE    retap's image for the run pod's mocks and driver (default: the agent's,
                          else retap.local/retap:<version>)
   --pull-policy P        imagePullPolicy of both images (default IfNotPresent)
+  --agent-namespace NS   where the node agents run (default retap-system; a Helm release's namespace)
   --keep-namespace       leave the namespace for a look (retap gc --k8s removes it later)
   (--ready is then an HTTP path or URL for the build's readiness probe, --cmd/--cwd are unused)
 
@@ -88,11 +91,13 @@ interface Flags {
   command?: string[];
   arg?: string[];
   'baseline-image'?: string;
+  shards?: string;
   resources?: string;
   kubeconfig?: string;
   context?: string;
   'retap-image'?: string;
   'pull-policy'?: string;
+  'agent-namespace'?: string;
   'keep-namespace'?: boolean;
   cmd?: string;
   port?: string;
@@ -173,11 +178,13 @@ async function run(argv: string[]): Promise<number> {
       command: { type: 'string', multiple: true },
       arg: { type: 'string', multiple: true },
       'baseline-image': { type: 'string' },
+      shards: { type: 'string' },
       resources: { type: 'string' },
       kubeconfig: { type: 'string' },
       context: { type: 'string' },
       'retap-image': { type: 'string' },
       'pull-policy': { type: 'string' },
+      'agent-namespace': { type: 'string' },
       'keep-namespace': { type: 'boolean' },
       cmd: { type: 'string' },
       port: { type: 'string' },
@@ -220,11 +227,13 @@ async function run(argv: string[]): Promise<number> {
       'command',
       'arg',
       'baseline-image',
+      'shards',
       'resources',
       'kubeconfig',
       'context',
       'retap-image',
       'pull-policy',
+      'agent-namespace',
       'keep-namespace',
     ] as const)
       if (f[k] !== undefined) throw usageError(`retap replay: --${k} needs --k8s`);
@@ -295,12 +304,14 @@ async function run(argv: string[]): Promise<number> {
         ...common,
         candidate: build,
         baseline: f['baseline-image'] ? { ...build, image: f['baseline-image'] } : undefined,
+        shards: f.shards ? parseIntFlag(f.shards, '--shards', 1, 64) : 1,
         k8s: {
           kubeconfig: f.kubeconfig,
           context: f.context,
           retapImage: f['retap-image'] ?? (await defaultRetapImage(f.kubeconfig, f.context)),
           retapPullPolicy: f['pull-policy'],
           keepNamespace: f['keep-namespace'],
+          agentNamespace: f['agent-namespace'],
         },
         onNamespace: (ns) => process.stderr.write(`retap replay: namespace ${ns}\n`),
         timings,

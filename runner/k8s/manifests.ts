@@ -12,6 +12,7 @@ export const LABEL_SNAPSHOT = 'retap.dev/snapshot';
 export const LABEL_BUILD = 'retap.dev/build';
 export const LABEL_ROLE = 'retap.dev/role';
 export const LABEL_LABEL = 'retap.dev/run-label';
+export const LABEL_SHARD = 'retap.dev/shard';
 export const ANN_OWNER = 'retap.dev/owner';
 export const ANN_HEARTBEAT = 'retap.dev/heartbeat';
 export const ANN_HEARTBEAT_SECONDS = 'retap.dev/heartbeat-seconds';
@@ -124,7 +125,14 @@ export interface RunDeployment {
   retapPullPolicy?: string | undefined;
   /** Dependency host name → the loopback address its mock listens on. */
   hostAliases: Record<string, string>;
+  /** Which of the run's shards (--shards N) this pod replays; 0 when unsharded. */
+  shard?: number | undefined;
+  shards?: number | undefined;
 }
+
+/** The Deployment's name: build-<label>, with -s<k> per shard when there are several. */
+export const deploymentName = (label: string, shard = 0, shards = 1): string =>
+  `build-${slug(label)}${shards > 1 ? `-s${shard}` : ''}`;
 
 /** The readiness probe's HTTP path, if `ready` asks for one. */
 export function readyPath(ready: string | undefined): string | undefined {
@@ -137,8 +145,15 @@ export function readyPath(ready: string | undefined): string | undefined {
 }
 
 export function deploymentObject(d: RunDeployment): V1Deployment {
-  const name = `build-${slug(d.label)}`;
-  const labels = { ...MANAGED_BY, [LABEL_RUN]: d.runId, [LABEL_ROLE]: 'build', [LABEL_LABEL]: slug(d.label) };
+  const name = deploymentName(d.label, d.shard, d.shards);
+  const shard = String(d.shard ?? 0);
+  const labels = {
+    ...MANAGED_BY,
+    [LABEL_RUN]: d.runId,
+    [LABEL_ROLE]: 'build',
+    [LABEL_LABEL]: slug(d.label),
+    [LABEL_SHARD]: shard,
+  };
   const byAddr = new Map<string, string[]>();
   for (const [host, addr] of Object.entries(d.hostAliases)) {
     if (host === 'localhost') continue;
@@ -156,7 +171,7 @@ export function deploymentObject(d: RunDeployment): V1Deployment {
     spec: {
       replicas: 1,
       strategy: { type: 'Recreate' },
-      selector: { matchLabels: { [LABEL_RUN]: d.runId, [LABEL_LABEL]: slug(d.label) } },
+      selector: { matchLabels: { [LABEL_RUN]: d.runId, [LABEL_LABEL]: slug(d.label), [LABEL_SHARD]: shard } },
       template: {
         metadata: { labels },
         spec: {

@@ -40,7 +40,7 @@ import { AGENT_NAMESPACE, captureFromCluster, findAgents } from '../../capture/k
 import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
-import type { ReplayRun } from '../../core/results.js';
+import type { ReplayRun, RunItem } from '../../core/results.js';
 import { encodeExchange } from '../../snapshots/format.js';
 import { admit } from '../../snapshots/index.js';
 import { bindAddrFor } from '../addresses.js';
@@ -61,9 +61,11 @@ import type { ConnectionMode, WorkerOutput, WorkerSpec } from '../spec.js';
 import {
   BUILD_CONTAINER,
   CONTROL_PORT,
+  deploymentName,
   deploymentObject,
   HEALTH_PORT,
   LABEL_LABEL,
+  LABEL_SHARD,
   namespaceObject,
   networkPolicy,
   type Owner,
@@ -72,6 +74,7 @@ import {
   SIDECAR,
   slug,
 } from './manifests.js';
+import { type Shard, splitLanes } from './shards.js';
 
 const log = logger('k8s-runner');
 export const HEARTBEAT_SECONDS = 10;
@@ -94,6 +97,8 @@ export interface K8sReplayOptions extends Omit<ReplayOptions, 'candidate' | 'bas
   k8s: K8sTarget;
   /** Told the namespace's name as soon as it exists (tests, the progress line). */
   onNamespace?: (name: string) => void;
+  /** Run pods per replayed build, each with a share of the lanes (sessions and connections whole). */
+  shards?: number | undefined;
   /** Phase times in ms, for docs/performance.md (namespace ready, pod ready, replay, teardown). */
   timings?: Record<string, number>;
 }
@@ -364,9 +369,12 @@ const containerOf = (pod: V1Pod, name: string) =>
     (c) => c.name === name,
   );
 
-async function currentPod(core: CoreV1Api, ns: string, label: string): Promise<V1Pod | undefined> {
+async function currentPod(core: CoreV1Api, ns: string, label: string, shard = 0): Promise<V1Pod | undefined> {
   const list = await api(`list pods in ${ns}`, () =>
-    core.listNamespacedPod({ namespace: ns, labelSelector: `${LABEL_LABEL}=${slug(label)}` }),
+    core.listNamespacedPod({
+      namespace: ns,
+      labelSelector: `${LABEL_LABEL}=${slug(label)},${LABEL_SHARD}=${shard}`,
+    }),
   );
   return list.items.find((p) => !p.metadata?.deletionTimestamp);
 }
@@ -423,13 +431,79 @@ function notReadyReason(pod: V1Pod): string | undefined {
   return undefined;
 }
 
+/**
+ * One replay of one build: its lanes dealt to `shards` run pods (runner/k8s/shards.ts) that run
+ * at once; each pod's answers are joined with what the agent saw at that pod's build (the driver's
+ * ports are per pod), and the shards merge into one run — the form of an unsharded one.
+ */
 async function runOnce(c: RunContext): Promise<ReplayRun> {
+  const { opts, prep } = c;
+  const mode: ConnectionMode = opts.driver.connections ?? 'recorded';
+  const started = new Date();
+  const t0 = performance.now();
+  const split = splitLanes(lanesFor(prep.plan, mode), opts.shards ?? 1);
+  const outcomes = await Promise.all(
+    split.map((sh, index) => runShard(c, { ...sh, index, count: split.length })),
+  );
+  const byId = new Map<string, RunItem>();
+  for (const [k, o] of outcomes.entries()) {
+    const sub = { ...prep.plan, items: split[k]!.items.map((i) => prep.plan.items[i]!) };
+    for (const it of joinItems(sub, o.output, o.captured)) byId.set(it.id, it);
+  }
+  const outputs = outcomes.map((o) => o.output).filter((o): o is WorkerOutput => o !== undefined);
+  const conns = outcomes.map((o) => connectionStats(mode, o.output));
+  const buildDesc = [c.build.image, ...(c.build.command ?? []), ...(c.build.args ?? [])].join(' ');
+  const run: ReplayRun = {
+    label: c.label,
+    role: c.role,
+    build: {
+      command: buildDesc,
+      port: c.build.port,
+      ...(Object.keys(c.build.env).length ? { env: c.build.env } : {}),
+    },
+    startedAt: started.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    items: prep.plan.items.map((rec) => byId.get(rec.id)!),
+    mocks: {
+      calls: outputs.reduce((n, o) => n + o.mocks.calls, 0),
+      matched: outputs.reduce((n, o) => n + o.mocks.matched, 0),
+      misses: outputs.flatMap((o) => o.mocks.misses),
+    },
+    capture: {
+      exchanges: outcomes.reduce((n, o) => n + o.captured.length, 0),
+      ringbufDrops: outcomes.reduce((n, o) => n + (o.counters.ringbufDrops ?? 0), 0),
+      userBatchDrops: outcomes.reduce((n, o) => n + (o.counters.userBatchDrops ?? 0), 0),
+      gapBytes: outcomes.reduce((n, o) => n + (o.counters.gapBytes ?? 0), 0),
+    },
+    warnings: [
+      ...outputs.flatMap((o) => [...o.warnings, ...reopenWarnings(o)]),
+      ...incompleteBodies(prep.plan),
+    ],
+    connections: {
+      mode,
+      opened: conns.reduce((n, x) => n + (x?.opened ?? 0), 0),
+      reopened: conns.reduce((n, x) => n + (x?.reopened ?? 0), 0),
+    },
+  };
+  const failed = outcomes.find((o) => o.output?.error ?? o.error);
+  if (failed) run.error = failed.output?.error ?? failed.error;
+  return run;
+}
+
+interface ShardOutcome {
+  output?: WorkerOutput | undefined;
+  captured: Exchange[];
+  counters: Record<string, number>;
+  error?: { code: string; message: string } | undefined;
+}
+
+async function runShard(c: RunContext, sh: Shard & { index: number; count: number }): Promise<ShardOutcome> {
   const { kc, opts, prep, ns } = c;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const mode: ConnectionMode = opts.driver.connections ?? 'recorded';
-  const started = new Date();
-  const t0 = performance.now();
+  const tag = sh.count > 1 ? `${c.label}/s${sh.index}` : c.label;
+  const allItems = specItems(prep.plan, opts.driver);
   const captured: Exchange[] = [];
   const stopCapture = new AbortController();
   let output: WorkerOutput | undefined;
@@ -445,7 +519,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       {
         kc,
         namespace: ns,
-        selector: `${LABEL_LABEL}=${slug(c.label)}`,
+        selector: `${LABEL_LABEL}=${slug(c.label)},${LABEL_SHARD}=${sh.index}`,
         container: BUILD_CONTAINER,
         stop: stopCapture.signal,
         ...(c.opts.k8s.agentNamespace ? { agentNamespace: c.opts.k8s.agentNamespace } : {}),
@@ -470,6 +544,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
           retapImage: opts.k8s.retapImage,
           retapPullPolicy: opts.k8s.retapPullPolicy,
           hostAliases: c.addrs,
+          shard: sh.index,
+          shards: sh.count,
         }),
       }),
     );
@@ -477,7 +553,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     pod = await waitFor(
       `the run pod's retap worker to start in ${ns}`,
       async () => {
-        const p = await currentPod(core, ns, c.label);
+        const p = await currentPod(core, ns, c.label, sh.index);
         if (p) {
           const why = notReadyReason(p);
           if (why) throw new RetapError(ErrorCodes.ENV_SETUP, why);
@@ -500,8 +576,8 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
         cwd: '/',
         cgroupProcs: '',
       },
-      items: specItems(prep.plan, opts.driver),
-      lanes: lanesFor(prep.plan, mode),
+      items: sh.items.map((i) => allItems[i]!),
+      lanes: sh.lanes,
       mocks: { outboundFile: '', miss: opts.miss, caDir: '', addrs: c.addrs },
       snapshotPath: prep.snap.path,
       rulesFile: '',
@@ -511,7 +587,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       redact: prep.redact,
       out: '',
     };
-    const specFile = join(c.files.outbound, '..', `spec-${slug(c.label)}.json`);
+    const specFile = join(c.files.outbound, '..', `spec-${slug(c.label)}-${sh.index}.json`);
     await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
     await waitFor(
       `the run worker's control port in ${ns}/${podName}`,
@@ -546,7 +622,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     const deadline = Date.now() + opts.readyTimeoutMs;
     for (;;) {
       if (opts.signal?.aborted) throw new RetapError(ErrorCodes.INTERNAL, 'interrupted');
-      const p: V1Pod = (await currentPod(core, ns, c.label)) ?? pod;
+      const p: V1Pod = (await currentPod(core, ns, c.label, sh.index)) ?? pod;
       pod = p;
       if (p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')) break;
       const why = notReadyReason(p);
@@ -561,7 +637,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
-    c.timings[`${c.label}.podReadyMs`] = Math.round(performance.now() - tDeploy);
+    c.timings[`${tag}.podReadyMs`] = Math.round(performance.now() - tDeploy);
     // 3. drive (in the pod, to 127.0.0.1), progress streamed back
     const tDrive = performance.now();
     const abort = new AbortController();
@@ -592,17 +668,17 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
           | { t: 'progress'; done: number; total: number; errors: number }
           | { t: 'output'; output: WorkerOutput }
           | { t: 'error'; error: string };
-        if (ev.t === 'progress') opts.onProgress?.(c.label, ev.done, ev.total, ev.errors);
+        if (ev.t === 'progress') opts.onProgress?.(tag, ev.done, ev.total, ev.errors);
         else if (ev.t === 'output') output = ev.output;
         else throw new RetapError(ErrorCodes.INTERNAL, `the run worker failed: ${ev.error}`);
       }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    c.timings[`${c.label}.driveMs`] = Math.round(performance.now() - tDrive);
+    c.timings[`${tag}.driveMs`] = Math.round(performance.now() - tDrive);
     if (!output) throw new RetapError(ErrorCodes.INTERNAL, 'the run worker ended without its results');
     // 4. did the build survive the replay?
-    const after = await currentPod(core, ns, c.label).catch(() => undefined);
+    const after = await currentPod(core, ns, c.label, sh.index).catch(() => undefined);
     const st = after ? containerOf(after, BUILD_CONTAINER) : undefined;
     if (!output.error && st && ((st.restartCount ?? 0) > 0 || st.state?.terminated)) {
       const term = st.state?.terminated ?? st.lastState?.terminated;
@@ -645,35 +721,12 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   // the next run's pod gets the port and the node to itself
   await apps
     .deleteNamespacedDeployment({
-      name: `build-${slug(c.label)}`,
+      name: deploymentName(c.label, sh.index, sh.count),
       namespace: ns,
       propagationPolicy: 'Foreground',
     })
     .catch(() => undefined);
-  const run: ReplayRun = {
-    label: c.label,
-    role: c.role,
-    build: {
-      command: buildDesc,
-      port: c.build.port,
-      ...(Object.keys(c.build.env).length ? { env: c.build.env } : {}),
-    },
-    startedAt: started.toISOString(),
-    durationMs: Math.round(performance.now() - t0),
-    items: joinItems(prep.plan, output, captured),
-    mocks: output?.mocks ?? { calls: 0, matched: 0, misses: [] },
-    capture: {
-      exchanges: captured.length,
-      ringbufDrops: counters.ringbufDrops ?? 0,
-      userBatchDrops: counters.userBatchDrops ?? 0,
-      gapBytes: counters.gapBytes ?? 0,
-    },
-    warnings: [...(output?.warnings ?? []), ...reopenWarnings(output), ...incompleteBodies(prep.plan)],
-    connections: connectionStats(mode, output),
-  };
-  if (output?.error) run.error = output.error;
-  else if (runError) run.error = runError;
-  return run;
+  return { output, captured, counters, error: runError };
 }
 
 export { HEALTH_PORT };

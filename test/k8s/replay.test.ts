@@ -7,8 +7,10 @@
  * (exit 3, its pod's events and output), SIGINT (exit 130, partial results, namespace gone), and
  * `kill -9` of the runner followed by `retap gc --k8s` (no namespace left).
  *
- * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). Uses the node agent
- * as installed; installs it (and removes it after) only when the cluster has none.
+ * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). The node agent is
+ * this test's own (deploy/k8s's DaemonSet and RBAC in a namespace of its own, cluster-wide names
+ * made unique, `--agent-namespace`), so other tests that install and uninstall retap-system's
+ * agent on the same cluster do not pull it away mid-run.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import type { ReplayResults } from '../../core/results.js';
 import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
 
@@ -79,7 +82,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
   const retapImage = `retap.local/retap:k8srun-${tag}`;
   const demoImage = `retap.local/retap-demo:k8srun-${tag}`;
   let work: string;
-  let installedHere = false;
+  const agentNs = `retap-k8srun-agent-${tag}`;
   let snapshot: string;
   let secrets: string;
   let buildEnv: Record<string, string>;
@@ -96,6 +99,8 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     retapImage,
     '--pull-policy',
     'Never',
+    '--agent-namespace',
+    agentNs,
     '--port',
     '8080',
     ...['/app/orders.js', '--port', '8080', '--host', '0.0.0.0', ...variant].map((a) => `--arg=${a}`),
@@ -124,25 +129,60 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     buildEnv = none.runs[0]!.build.env ?? {};
     local.none = await judge(join(demoOut, 'results', 'none'), work);
     local.all = await judge(join(demoOut, 'results', 'all'), work);
-    const ds = await kubectl([
-      '-n',
-      'retap-system',
-      'get',
-      'daemonset',
-      'retap-agent',
-      '--ignore-not-found',
-      '-o',
-      'name',
-    ]);
-    if (!ds.trim()) {
-      const r = await retap(['k8s', 'install', '--image', retapImage, '--pull-policy', 'Never']);
-      if (r.code !== 0) throw new Error(`retap k8s install failed (${r.code}): ${r.stderr}`);
-      installedHere = true;
-    }
+    await installOwnAgent();
   }, 900_000);
 
+  /** deploy/k8s's agent in this test's namespace, with its own cluster role and binding. */
+  async function installOwnAgent(): Promise<void> {
+    const docs = ['agent-rbac.yaml', 'daemonset.yaml'].flatMap((f) =>
+      parseAllDocuments(readFileSync(join(root, 'deploy', 'k8s', f), 'utf8')).map(
+        (d) => d.toJS() as { kind: string; metadata: Record<string, unknown>; [k: string]: unknown },
+      ),
+    );
+    for (const o of docs) {
+      if (o.metadata.namespace) o.metadata.namespace = agentNs;
+      if (o.kind === 'ClusterRole') o.metadata.name = `retap-agent-${tag}`;
+      if (o.kind === 'ClusterRoleBinding') {
+        o.metadata.name = `retap-agent-${tag}`;
+        (o.roleRef as { name: string }).name = `retap-agent-${tag}`;
+        (o.subjects as Array<{ namespace: string }>)[0]!.namespace = agentNs;
+      }
+      if (o.kind === 'DaemonSet') {
+        const c = (o.spec as { template: { spec: { containers: Array<Record<string, unknown>> } } }).template
+          .spec.containers[0]!;
+        c.image = retapImage;
+        c.imagePullPolicy = 'Never';
+      }
+    }
+    // what retap-capture grants in retap-system, here (for the least-privilege runner)
+    docs.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'retap-capture', namespace: agentNs },
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+        { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
+      ],
+    });
+    await kubectl(['create', 'namespace', agentNs]);
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
+    await kubectl(
+      ['-n', agentNs, 'rollout', 'status', 'daemonset/retap-agent', '--timeout=240s'],
+      undefined,
+      300_000,
+    );
+  }
+
   afterAll(async () => {
-    if (installedHere) await retap(['k8s', 'uninstall']).catch(() => undefined);
+    await kubectl([
+      'delete',
+      'clusterrolebinding,clusterrole',
+      `retap-agent-${tag}`,
+      '--ignore-not-found',
+    ]).catch(() => undefined);
+    await kubectl(['delete', 'namespace', agentNs, '--ignore-not-found', '--timeout=120s']).catch(
+      () => undefined,
+    );
     if (work) rmSync(work, { recursive: true, force: true });
   }, 300_000);
 
@@ -173,6 +213,23 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     }, 300_000);
   }
 
+  it('two shards give the verdict of one: the regressed build, lanes split over two run pods', async () => {
+    const out = join(work, 'k8s-shards');
+    const r = await retap([...k8sArgs(['--variant', 'all'], ['--out', out, '--shards', '2', '--json'])]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout) as { timings: Record<string, number>; namespace: string };
+    // two run pods, each ready and driven
+    expect(Object.keys(summary.timings).filter((k) => /^candidate\/s[01]\.driveMs$/.test(k))).toHaveLength(2);
+    expect(await namespaceExists(summary.namespace)).toBe(false);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+    expect(results.runs).toHaveLength(1);
+    expect(results.runs[0]!.items.map((i) => i.id)).toEqual(results.recorded.map((i) => i.id));
+    expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
+    const k8s = await judge(out, work);
+    expect(k8s.exitCode).toBe(local.all.exitCode);
+    expect(k8s.failed).toEqual(local.all.failed);
+  }, 300_000);
+
   it('runs with exactly the documented rights: a ServiceAccount bound to retap-runner (and the capture Role)', async () => {
     const sa = `retap-runner-${tag}`;
     const home = `retap-k8srun-${tag}`;
@@ -195,7 +252,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
       ]);
       await kubectl([
         '-n',
-        'retap-system',
+        agentNs,
         'create',
         'rolebinding',
         sa,
@@ -256,7 +313,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
       expect(gc.code, gc.stderr).toBe(0);
     } finally {
       await kubectl(['delete', 'clusterrolebinding', sa, '--ignore-not-found']).catch(() => undefined);
-      await kubectl(['-n', 'retap-system', 'delete', 'rolebinding', sa, '--ignore-not-found']).catch(
+      await kubectl(['-n', agentNs, 'delete', 'rolebinding', sa, '--ignore-not-found']).catch(
         () => undefined,
       );
       await kubectl(['delete', 'namespace', home, '--ignore-not-found', '--wait=false']).catch(
