@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ReplayResults } from '../../core/results.js';
-import { buildAndLoad, clusterEnv, kubectl, retapArgs, root } from '../../test/helpers/k8s.js';
+import { buildAndLoad, clusterEnv, retapArgs, root } from '../../test/helpers/k8s.js';
+import { installOwnAgent, type OwnAgent } from '../../test/k8s/own-agent.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
 import { median, range, ratios } from '../lib/stats.js';
 
@@ -34,7 +35,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const work = mkdtempSync(join(tmpdir(), 'retap-bench-k8srun-'));
   const retapImage = `retap.local/retap:bench-${tag}`;
   const demoImage = `retap.local/retap-demo:bench-${tag}`;
-  let installed = false;
+  let agent: OwnAgent | undefined;
   try {
     const demoOut = join(work, 'demo');
     await Promise.all([
@@ -42,14 +43,9 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       buildAndLoad('build', retapImage, join(work, 'retap.tar')),
       buildAndLoad('build-demo', demoImage, join(work, 'demo.tar')),
     ]);
-    if (
-      !(
-        await kubectl(['-n', 'retap-system', 'get', 'ds', 'retap-agent', '--ignore-not-found', '-o', 'name'])
-      ).trim()
-    ) {
-      await retap(['k8s', 'install', '--image', retapImage, '--pull-policy', 'Never']);
-      installed = true;
-    }
+    // an agent of its own: other runs on the cluster install and uninstall retap-system's
+    agent = await installOwnAgent(`bench-${tag}`, retapImage);
+    const agentNs = agent.namespace;
     const snapshot = join(demoOut, 'snapshots', 'orders', 'v1');
     const secrets = join(demoOut, 'secrets.yaml');
     const recorded = JSON.parse(
@@ -83,6 +79,8 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       retapImage,
       '--pull-policy',
       'Never',
+      '--agent-namespace',
+      agentNs,
       '--port',
       '8080',
       ...['/app/orders.js', '--port', '8080', '--host', '0.0.0.0'].map((a) => `--arg=${a}`),
@@ -144,7 +142,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     }
     return rows;
   } finally {
-    if (installed) await retap(['k8s', 'uninstall']).catch(() => undefined);
+    await agent?.remove();
     rmSync(work, { recursive: true, force: true });
   }
 }

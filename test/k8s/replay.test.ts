@@ -8,9 +8,8 @@
  * `kill -9` of the runner followed by `retap gc --k8s` (no namespace left).
  *
  * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). The node agent is
- * this test's own (deploy/k8s's DaemonSet and RBAC in a namespace of its own, cluster-wide names
- * made unique, `--agent-namespace`), so other tests that install and uninstall retap-system's
- * agent on the same cluster do not pull it away mid-run.
+ * this test's own (./own-agent.ts, `--agent-namespace`), so other tests that install and
+ * uninstall retap-system's agent on the same cluster do not pull it away mid-run.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,9 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import type { ReplayResults } from '../../core/results.js';
 import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
+import { installOwnAgent, type OwnAgent } from './own-agent.js';
 
 const exec = promisify(execFile);
 
@@ -82,7 +81,8 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
   const retapImage = `retap.local/retap:k8srun-${tag}`;
   const demoImage = `retap.local/retap-demo:k8srun-${tag}`;
   let work: string;
-  const agentNs = `retap-k8srun-agent-${tag}`;
+  let agent: OwnAgent | undefined;
+  let agentNs = '';
   let snapshot: string;
   let secrets: string;
   let buildEnv: Record<string, string>;
@@ -129,60 +129,12 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     buildEnv = none.runs[0]!.build.env ?? {};
     local.none = await judge(join(demoOut, 'results', 'none'), work);
     local.all = await judge(join(demoOut, 'results', 'all'), work);
-    await installOwnAgent();
+    agent = await installOwnAgent(`k8srun-${tag}`, retapImage);
+    agentNs = agent.namespace;
   }, 900_000);
 
-  /** deploy/k8s's agent in this test's namespace, with its own cluster role and binding. */
-  async function installOwnAgent(): Promise<void> {
-    const docs = ['agent-rbac.yaml', 'daemonset.yaml'].flatMap((f) =>
-      parseAllDocuments(readFileSync(join(root, 'deploy', 'k8s', f), 'utf8')).map(
-        (d) => d.toJS() as { kind: string; metadata: Record<string, unknown>; [k: string]: unknown },
-      ),
-    );
-    for (const o of docs) {
-      if (o.metadata.namespace) o.metadata.namespace = agentNs;
-      if (o.kind === 'ClusterRole') o.metadata.name = `retap-agent-${tag}`;
-      if (o.kind === 'ClusterRoleBinding') {
-        o.metadata.name = `retap-agent-${tag}`;
-        (o.roleRef as { name: string }).name = `retap-agent-${tag}`;
-        (o.subjects as Array<{ namespace: string }>)[0]!.namespace = agentNs;
-      }
-      if (o.kind === 'DaemonSet') {
-        const c = (o.spec as { template: { spec: { containers: Array<Record<string, unknown>> } } }).template
-          .spec.containers[0]!;
-        c.image = retapImage;
-        c.imagePullPolicy = 'Never';
-      }
-    }
-    // what retap-capture grants in retap-system, here (for the least-privilege runner)
-    docs.push({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'retap-capture', namespace: agentNs },
-      rules: [
-        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
-        { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create', 'get'] },
-      ],
-    });
-    await kubectl(['create', 'namespace', agentNs]);
-    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
-    await kubectl(
-      ['-n', agentNs, 'rollout', 'status', 'daemonset/retap-agent', '--timeout=240s'],
-      undefined,
-      300_000,
-    );
-  }
-
   afterAll(async () => {
-    await kubectl([
-      'delete',
-      'clusterrolebinding,clusterrole',
-      `retap-agent-${tag}`,
-      '--ignore-not-found',
-    ]).catch(() => undefined);
-    await kubectl(['delete', 'namespace', agentNs, '--ignore-not-found', '--timeout=120s']).catch(
-      () => undefined,
-    );
+    await agent?.remove();
     if (work) rmSync(work, { recursive: true, force: true });
   }, 300_000);
 
