@@ -37,6 +37,7 @@ import {
 import { api, apiStatus, loadKubeConfig, waitFor } from '../../capture/k8s/kube.js';
 import { openPortForward, podHttp, readJson } from '../../capture/k8s/portforward.js';
 import { AGENT_NAMESPACE, captureFromCluster, findAgents } from '../../capture/k8s/remote.js';
+import type { TargetPod } from '../../capture/k8s/wire.js';
 import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
@@ -510,6 +511,7 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
   let runError: { code: string; message: string } | undefined;
   let pod: V1Pod | undefined;
   let captureRun: ReturnType<typeof captureFromCluster> | undefined;
+  let targets: TargetPod[] = [];
   const buildDesc = [c.build.image, ...(c.build.command ?? []), ...(c.build.args ?? [])].join(' ');
   try {
     // the agents record the build container of this run's pod from its first packet
@@ -524,6 +526,9 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
         stop: stopCapture.signal,
         ...(c.opts.k8s.agentNamespace ? { agentNamespace: c.opts.k8s.agentNamespace } : {}),
         onReady: () => captureReady(),
+        onProgress: (p) => {
+          targets = p.targets;
+        },
         onNotice: (t) => {
           if (!/no pod matches yet/.test(t)) log.warn(t);
         },
@@ -638,6 +643,19 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       await new Promise((r) => setTimeout(r, 200));
     }
     c.timings[`${tag}.podReadyMs`] = Math.round(performance.now() - tDeploy);
+    // nothing is sent before the agent records the build container: an exchange it missed at the
+    // start of a connection would shift the join of every later one on it
+    const podUid = pod.metadata?.uid;
+    await waitFor(
+      `the node agent to record the build container of ${ns}/${podName}`,
+      async () => (targets.some((t) => t.uid === podUid && t.containers.length > 0) ? true : undefined),
+      60_000,
+      100,
+    ).catch((e: unknown) => {
+      throw new RetapError(ErrorCodes.CAPTURE_FAILED, (e as Error).message, {
+        hint: `Is the agent on the pod's node ready (retap k8s status; kubectl -n ${opts.k8s.agentNamespace ?? AGENT_NAMESPACE} logs)?`,
+      });
+    });
     // 3. drive (in the pod, to 127.0.0.1), progress streamed back
     const tDrive = performance.now();
     const abort = new AbortController();

@@ -165,9 +165,13 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     }, 300_000);
   }
 
-  it('two shards give the verdict of one: the regressed build, lanes split over two run pods', async () => {
+  it('two shards give the verdict of one: the regressed build, its sessions split over two run pods', async () => {
     const out = join(work, 'k8s-shards');
-    const r = await retap([...k8sArgs(['--variant', 'all'], ['--out', out, '--shards', '2', '--json'])]);
+    // the demo's client sent everything on one connection: one lane when connections are kept as
+    // recorded; pooled, its six login sessions are the lanes to deal
+    const r = await retap([
+      ...k8sArgs(['--variant', 'all'], ['--out', out, '--shards', '2', '--connections', 'pooled', '--json']),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { timings: Record<string, number>; namespace: string };
     // two run pods, each ready and driven
@@ -221,7 +225,8 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
         ['delete', 'namespace/default', ''],
         ['list', 'secrets', 'retap-system'],
       ] as const) {
-        const out = await kubectl([
+        // can-i answers on stdout and exits 1 for "no"
+        const out = await exec(join(root, 'ci', 'k8s', 'kubectl'), [
           'auth',
           'can-i',
           verb,
@@ -229,7 +234,10 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
           ...(ns ? ['-n', ns] : []),
           '--as',
           who,
-        ]).catch((e: Error) => e.message);
+        ]).then(
+          (x) => x.stdout,
+          (e: { stdout?: string; message: string }) => e.stdout ?? e.message,
+        );
         expect(out.trim(), `${verb} ${what} ${ns}`).toMatch(/no$/);
       }
       // a kubeconfig with the service account's token and nothing else
