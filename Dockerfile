@@ -20,7 +20,7 @@ RUN npm run build \
 FROM debian:bookworm-slim
 # The addon links libbpf, libelf and zlib; node and the addon need glibc and libstdc++ (in the base).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g \
+ && apt-get install -y --no-install-recommends libbpf1 libelf1 zlib1g openssl \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /src/package.json /opt/retap/package.json

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { configFromYaml } from '../assertions/config.js';
 import { packageRoot } from '../core/paths.js';
-import { parse as parseYaml } from 'yaml';
 import { durationMs, parseCiConfig } from './config.js';
 
 const example = readFileSync(join(packageRoot(), 'examples', 'gate', 'retap.yaml'), 'utf8');
@@ -68,7 +68,21 @@ describe('retap.yaml for retap ci', () => {
     expect(errorOf('replay:\n  mockMiss: ignore\n')).toMatch(
       /:2: \$\.replay\.mockMiss must be one of "fail", "closest", "passthrough"/,
     );
-    expect(errorOf('replay:\n  build:\n    port: 1\n')).toMatch(/:3: \$\.replay\.build is missing 'command'/);
+    expect(errorOf('replay:\n  build:\n    env: {}\n')).toMatch(/:3: \$\.replay\.build is missing 'port'/);
+    expect(errorOf('replay:\n  k8s:\n    args: [a]\n')).toMatch(/:3: \$\.replay\.k8s is missing 'image'/);
+    expect(errorOf('replay:\n  k8s:\n    image: i\n    pullPolicy: sometimes\n')).toMatch(
+      /:4: \$\.replay\.k8s\.pullPolicy must be one of "Always", "IfNotPresent", "Never"/,
+    );
+    expect(
+      parseCiConfig(
+        'replay:\n  build: { port: 8080 }\n  k8s: { image: reg/orders:1, args: [--port, "8080"], kubeconfig: kc }\n',
+        'retap.yaml',
+        '/r',
+      ).replay,
+    ).toMatchObject({
+      build: { command: '', port: 8080 },
+      k8s: { image: 'reg/orders:1', args: ['--port', '8080'], kubeconfig: '/r/kc' },
+    });
     expect(errorOf('ci:\n  formats: [pdf]\n')).toMatch(/\$\.ci\.formats\[0\] must be one of/);
     expect(errorOf('replay:\n  client: curl\n')).toMatch(
       /:2: \$\.replay\.client must be one of "h1", "undici"/,

@@ -23,6 +23,21 @@ export interface BuildConfig {
   cwd?: string;
 }
 
+export interface K8sConfig {
+  image: string;
+  command?: string[];
+  args?: string[];
+  baselineImage?: string;
+  shards?: number;
+  /** Absolute (resolved against retap.yaml's folder). */
+  kubeconfig?: string;
+  context?: string;
+  retapImage?: string;
+  pullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  keepNamespace?: boolean;
+}
+
 export interface CiConfig {
   /** Absolute path of the file read; undefined when there was none. */
   file?: string;
@@ -44,6 +59,8 @@ export interface CiConfig {
     mockMiss?: MockMiss;
     /** Secrets file (absolute), for static client credentials redaction replaced. */
     secrets?: string;
+    /** Replay on Kubernetes instead of a local network namespace (replay.k8s). */
+    k8s?: K8sConfig;
   };
   ci: {
     reports?: string;
@@ -189,7 +206,12 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   const r = cfg.replay;
   if (typeof replay.snapshot === 'string') r.snapshot = replay.snapshot;
   if (build) {
-    r.build = { command: build.command as string, port: build.port as number, env: envOf(build.env) };
+    // no command: a Kubernetes replay (replay.k8s.image); retap ci says so when neither is set
+    r.build = {
+      command: (build.command as string | undefined) ?? '',
+      port: build.port as number,
+      env: envOf(build.env),
+    };
     if (str(build.ready)) r.build.ready = build.ready as string;
     if (str(build.readyTimeout)) r.build.readyTimeoutMs = durationMs(build.readyTimeout as string);
     if (str(build.cwd)) r.build.cwd = resolve(dir, build.cwd as string);
@@ -213,6 +235,11 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
     r.connections = replay.connections;
   if (replay.protocol === 'auto' || replay.protocol === 'h1' || replay.protocol === 'h2')
     r.protocol = replay.protocol;
+  const k8s = replay.k8s as (K8sConfig & Record<string, unknown>) | undefined;
+  if (k8s) {
+    r.k8s = { ...k8s };
+    if (str(k8s.kubeconfig)) r.k8s.kubeconfig = resolve(dir, k8s.kubeconfig as string);
+  }
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

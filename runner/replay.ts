@@ -73,8 +73,23 @@ export interface ReplayOutcome {
   error?: { code: string; message: string };
 }
 
-export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
-  const snap = await openSnapshot(opts.snapshot);
+export interface PreparedReplay {
+  snap: Awaited<ReturnType<typeof openSnapshot>>;
+  rules: Awaited<ReturnType<typeof rulesFor>>;
+  plan: ReplayPlan;
+  secrets: Awaited<ReturnType<typeof secretsForReplay>>['secrets'];
+  redact: boolean;
+}
+
+/**
+ * What every runner (local namespace, Kubernetes) does before anything runs: the plan from the
+ * snapshot, its rules, and every placeholder the requests carry either given a token flow or a value.
+ */
+export async function prepareReplay(
+  snapshot: string,
+  secretsFile: string | undefined,
+): Promise<PreparedReplay> {
+  const snap = await openSnapshot(snapshot);
   const all: Exchange[] = [];
   for await (const ex of snap.exchanges()) all.push(ex);
   const rules = await rulesFor(snap, all);
@@ -98,9 +113,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const { secrets } = await secretsForReplay(
     plan.items.map((i) => i.exchange),
     rules,
-    { file: opts.secretsFile, snapshot: opts.snapshot },
+    { file: secretsFile, snapshot },
   );
-  const redact = snap.manifest.redaction?.enabled !== false;
+  return { snap, rules, plan, secrets, redact: snap.manifest.redaction?.enabled !== false };
+}
+
+export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
+  const { snap, rules, plan, secrets, redact } = await prepareReplay(opts.snapshot, opts.secretsFile);
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const ns = `retap-${runId}`;
   const dir = mkdtempSync(join(tmpdir(), `retap-run-${runId}-`));
@@ -184,6 +203,21 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   } finally {
     await cleanup();
   }
+  return finishReplay(opts, { snap, rules, plan, secrets, redact }, runs, error, {
+    kind: 'local',
+    namespace: ns,
+  });
+}
+
+/** Redacts the runs and writes results.json — the same form whichever runner ran them. */
+export async function finishReplay(
+  opts: Pick<ReplayOptions, 'driver' | 'miss' | 'runsPerBuild' | 'out'>,
+  prep: PreparedReplay,
+  runs: ReplayRun[],
+  error: { code: string; message: string } | undefined,
+  environment: ReplayResults['environment'],
+): Promise<ReplayOutcome> {
+  const { snap, rules, plan, secrets, redact } = prep;
   redactRuns(runs, {
     enabled: redact,
     secrets,
@@ -202,7 +236,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       version: snap.manifest.version,
       hash: snap.manifest.hash,
     },
-    environment: { kind: 'local', namespace: ns },
+    environment,
     options: {
       concurrency: opts.driver.concurrency,
       rate: opts.driver.rate,
@@ -262,24 +296,7 @@ interface RunContext {
 async function runOnce(c: RunContext): Promise<ReplayRun> {
   const { opts, plan } = c;
   const mode: ConnectionMode = opts.driver.connections ?? 'recorded';
-  const conns = connectionPlan(plan.items);
-  const protocol = opts.driver.protocol ?? 'auto';
-  const items: SpecItem[] = plan.items.map((it, i) => {
-    const h2 = planH2(it.exchange, protocol);
-    return {
-      id: it.id,
-      session: it.session,
-      method: it.exchange.request.method,
-      target: it.exchange.request.target,
-      headers: it.exchange.request.headers,
-      body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
-      startUs: it.exchange.timing.startUs,
-      connection: conns[i]!.connection,
-      closeAfter: conns[i]!.closeAfter,
-      ...(it.exchange.request.version === 'HTTP/1.0' ? { version: 'HTTP/1.0' } : {}),
-      ...(h2 ? { h2, endUs: endUs(it.exchange) } : {}),
-    };
-  });
+  const items = specItems(plan, opts.driver);
   const spec: WorkerSpec = {
     runId: c.runId,
     label: c.label,
@@ -385,6 +402,28 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   return run;
 }
 
+/** The requests as the worker sends them (bodies base64, connections and HTTP/2 plans). */
+export function specItems(plan: ReplayPlan, driver: DriverOptions): SpecItem[] {
+  const conns = connectionPlan(plan.items);
+  const protocol = driver.protocol ?? 'auto';
+  return plan.items.map((it, i) => {
+    const h2 = planH2(it.exchange, protocol);
+    return {
+      id: it.id,
+      session: it.session,
+      method: it.exchange.request.method,
+      target: it.exchange.request.target,
+      headers: it.exchange.request.headers,
+      body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
+      startUs: it.exchange.timing.startUs,
+      connection: conns[i]!.connection,
+      closeAfter: conns[i]!.closeAfter,
+      ...(it.exchange.request.version === 'HTTP/1.0' ? { version: 'HTTP/1.0' } : {}),
+      ...(h2 ? { h2, endUs: endUs(it.exchange) } : {}),
+    };
+  });
+}
+
 /** Relays progress, forwards a stop request, and returns an error text when the worker failed. */
 async function superviseWorker(
   worker: ChildProcess,
@@ -418,7 +457,7 @@ async function superviseWorker(
  * the one the recording kept open. The replay is still valid, but the build saw a connection the
  * recording did not have — worth knowing when answers differ.
  */
-function reopenWarnings(output: WorkerOutput | undefined): RunWarning[] {
+export function reopenWarnings(output: WorkerOutput | undefined): RunWarning[] {
   const out: RunWarning[] = [];
   for (const w of output?.items ?? []) {
     if (!w.reopened) continue;
@@ -432,7 +471,7 @@ function reopenWarnings(output: WorkerOutput | undefined): RunWarning[] {
 }
 
 /** Recorded request bodies capture did not see whole, sent at their declared length (driver.ts bodyToSend). */
-function incompleteBodies(plan: ReplayPlan): RunWarning[] {
+export function incompleteBodies(plan: ReplayPlan): RunWarning[] {
   const out: RunWarning[] = [];
   for (const it of plan.items) {
     const req = it.exchange.request;
@@ -450,7 +489,10 @@ function incompleteBodies(plan: ReplayPlan): RunWarning[] {
   return out;
 }
 
-function connectionStats(mode: ConnectionMode, output: WorkerOutput | undefined): ReplayRun['connections'] {
+export function connectionStats(
+  mode: ConnectionMode,
+  output: WorkerOutput | undefined,
+): ReplayRun['connections'] {
   const sockets = new Set<string>();
   let reopened = 0;
   for (const w of output?.items ?? []) {
@@ -460,14 +502,18 @@ function connectionStats(mode: ConnectionMode, output: WorkerOutput | undefined)
   return { mode, opened: sockets.size, reopened };
 }
 
-const endUs = (e: Exchange): number =>
+export const endUs = (e: Exchange): number =>
   e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
 
 /**
  * Client views + captured answers (joined by connection and order, runner/join.ts) + outbound
  * calls by time window.
  */
-function joinItems(plan: ReplayPlan, output: WorkerOutput | undefined, captured: Exchange[]): RunItem[] {
+export function joinItems(
+  plan: ReplayPlan,
+  output: WorkerOutput | undefined,
+  captured: Exchange[],
+): RunItem[] {
   const sent = output?.items ?? [];
   const joined = joinByConnection(
     sent.map((w, index) => ({ index, method: w.method, target: w.target, socket: w.socket })),

@@ -6,100 +6,14 @@
  *   node dist/runner/worker.js SPEC.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { Exchange } from '../core/exchange.js';
-import type { MockMiss, RunWarning } from '../core/results.js';
-import { fromStored } from '../snapshots/format.js';
+import type { RunWarning } from '../core/results.js';
 import { tooLarge } from '../snapshots/results.js';
-import { createReplayContext } from '../snapshots/transforms/index.js';
-import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
-import { bodyToSend, type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
-import { volatileFromTokens } from './mocks/index.js';
+import { type DriverHooks, drive, toWorkerItem } from './driver.js';
 import type { ReplayRules } from './rules.js';
 import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
-import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
-
-interface MockHandle {
-  stats(): { calls: number; matched: number; misses: MockMiss[] };
-  /** Names the replayed item in misses that happen while it runs. */
-  setDuring(id: string | undefined): void;
-  stop(): Promise<void>;
-}
-
-/** The mock server module (runner/mocks), loaded lazily: a snapshot without dependencies needs none. */
-async function startDependencyMocks(
-  spec: WorkerSpec,
-  outbound: Exchange[],
-  rules: ReplayRules,
-  warnings: RunWarning[],
-  inbound: Exchange[],
-): Promise<{ handle?: MockHandle; caFile?: string }> {
-  const { createEphemeralCa } = await import('./tls/ca.js');
-  const ca = await createEphemeralCa(spec.mocks.caDir);
-  if (outbound.length === 0) return { caFile: ca.caCertPath };
-  const { planMocks, startMocks } = await import('./mocks/index.js');
-  const plan = planMocks(outbound);
-  for (const s of plan.skipped)
-    warnings.push({
-      code: 'mock-skipped',
-      message: `recorded call ${s.id} cannot be mocked: ${s.reason}`,
-      call: s.id,
-    });
-  const handle = await startMocks(plan, outbound, {
-    ca,
-    miss: spec.mocks.miss,
-    bindAddr: bindAddrFor,
-    transforms: rules.transforms,
-    volatile: volatileFromTokens(rules.tokens),
-    // database calls are scoped to the recorded request they were made for
-    inbound,
-  });
-  return { handle, caFile: ca.caCertPath };
-}
-
-/** Token engine: values the build hands out (tokens, ids) replace the recorded ones in later requests. */
-function tokenHooks(
-  rules: ReplayRules,
-  inbound: Map<string, Exchange>,
-  warnings: RunWarning[],
-  mode: ConnectionMode,
-): { hooks: DriverHooks; finish(): void } {
-  const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
-  const hooks: DriverHooks = {
-    prepare(item, req) {
-      const recorded = inbound.get(item.id);
-      if (!recorded) return req;
-      const { request } = ctx.prepareRequest(recorded);
-      return {
-        method: request.method,
-        target: request.target,
-        headers: sendableHeaders(request.headers, mode),
-        body: bodyToSend(request.body, request.headers),
-        version: req.version,
-      };
-    },
-    observe(item, _sent, answer) {
-      const recorded = inbound.get(item.id);
-      if (recorded && answer)
-        ctx.observeResponse(recorded, { status: answer.status, headers: answer.headers, body: answer.body });
-    },
-  };
-  return {
-    hooks,
-    finish() {
-      for (const w of ctx.warnings()) {
-        if (w.kind === 'rule-note') continue;
-        warnings.push({ code: w.kind, message: w.message, item: w.exchange });
-      }
-    },
-  };
-}
-
-const readLines = (file: string): Exchange[] =>
-  readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => fromStored(JSON.parse(l)));
+import type { WorkerOutput, WorkerSpec } from './spec.js';
+import { type MockHandle, readLines, startDependencyMocks, tokenHooks } from './worker-parts.js';
 
 async function main(specPath: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as WorkerSpec;
@@ -200,10 +114,19 @@ async function main(specPath: string): Promise<void> {
     }
     // live tokens and restored secrets never reach the disk: redacted like a snapshot
     try {
-      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey });
+      redactWorkerOutput(out, {
+        enabled: spec.redact === true,
+        secrets,
+        rules,
+        recorded: inbound,
+        key: redactionKey,
+      });
     } catch (e) {
       out.items = [];
-      out.error = { code: 'RETAP_INTERNAL', message: `cannot redact the replay's answers: ${(e as Error).message}` };
+      out.error = {
+        code: 'RETAP_INTERNAL',
+        message: `cannot redact the replay's answers: ${(e as Error).message}`,
+      };
     }
     let text: string;
     try {

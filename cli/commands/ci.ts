@@ -29,7 +29,7 @@ import { EXTENSIONS, FORMATS, render } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ErrorCodes, ExitCodes, isRetapError, usageError } from '../../core/errors.js';
 import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../../core/results.js';
-import { type BuildUnderTest, replay } from '../../runner/replay.js';
+import { type BuildUnderTest, type ReplayOptions, replay } from '../../runner/replay.js';
 import { resolveSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
 import {
@@ -43,7 +43,7 @@ import {
 } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
-import { parseEnv } from './replay.js';
+import { defaultRetapImage, parseEnv } from './replay.js';
 import { withProtos } from './report.js';
 
 const help = `Usage: retap ci [--config retap.yaml] [options]
@@ -51,7 +51,9 @@ const help = `Usage: retap ci [--config retap.yaml] [options]
 One pipeline step: replay a snapshot against the build (and a baseline build when given), judge
 the answers and the budgets, write results.json and the reports (JUnit, Markdown, HTML, JSON)
 to one folder, and exit with the gate's code. Settings come from retap.yaml (sections replay:,
-assertions:, ci:); flags override them. Needs root (namespace, cgroup, eBPF).
+assertions:, ci:); flags override them. Needs root (namespace, cgroup, eBPF) — or, with
+replay.k8s: in retap.yaml, a cluster: the replay then runs in an ephemeral namespace per run
+(docs/kubernetes.md, \`retap replay --k8s\`).
 
 Snapshot and build:
   --config FILE          settings file (default ./retap.yaml when present)
@@ -245,7 +247,10 @@ function builds(
   cwd: string,
 ): { candidate: BuildUnderTest; baseline?: BuildUnderTest; cwd: string; readyTimeoutMs: number } {
   const b = cfg.replay.build;
-  const command = f.cmd ?? b?.command;
+  const k8s = cfg.replay.k8s;
+  const command =
+    f.cmd ??
+    (b?.command || (k8s ? [k8s.image, ...(k8s.command ?? []), ...(k8s.args ?? [])].join(' ') : undefined));
   if (!command)
     throw usageError(
       'retap ci: how is the build started? Set replay.build.command in retap.yaml or pass --cmd',
@@ -277,7 +282,7 @@ function builds(
     cwd: f.cwd ? resolve(cwd, f.cwd) : (b?.cwd ?? cfg.dir),
     readyTimeoutMs: f['ready-timeout']
       ? parseDuration(f['ready-timeout'], '--ready-timeout')
-      : (b?.readyTimeoutMs ?? 30_000),
+      : (b?.readyTimeoutMs ?? (cfg.replay.k8s ? 120_000 : 30_000)),
   };
 }
 
@@ -379,13 +384,10 @@ async function run(argv: string[]): Promise<number> {
     try {
       snapshot = await resolveCiSnapshot(f.snapshot, cfg, cwd);
       process.stderr.write(`retap ci: replaying ${snapshot} against: ${b.candidate.command}\n`);
-      const outcome = await replay({
+      const common: Omit<ReplayOptions, 'candidate' | 'baseline' | 'cwd'> = {
         snapshot,
-        candidate: b.candidate,
-        baseline: b.baseline,
         runsPerBuild: f.runs ? parseIntFlag(f.runs, '--runs', 1, 10) : (cfg.replay.runs ?? 1),
         readyTimeoutMs: b.readyTimeoutMs,
-        cwd: b.cwd,
         out: reportsDir,
         driver: {
           concurrency: f.concurrency
@@ -403,7 +405,38 @@ async function run(argv: string[]): Promise<number> {
         onProgress: (label, done, total, errors) =>
           progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
         signal: controller.signal,
-      });
+      };
+      const k8s = cfg.replay.k8s;
+      let outcome: Awaited<ReturnType<typeof replay>>;
+      if (k8s) {
+        const { replayOnK8s } = await import('../../runner/k8s/run.js');
+        const build = {
+          image: k8s.image,
+          port: b.candidate.port,
+          ready: b.candidate.ready,
+          env: b.candidate.env,
+          command: k8s.command,
+          args: k8s.args,
+          resources: k8s.resources,
+          imagePullPolicy: k8s.pullPolicy,
+        };
+        outcome = await replayOnK8s({
+          ...common,
+          candidate: build,
+          baseline: k8s.baselineImage ? { ...build, image: k8s.baselineImage } : undefined,
+          shards: k8s.shards ?? 1,
+          k8s: {
+            kubeconfig: k8s.kubeconfig,
+            context: k8s.context,
+            retapImage: k8s.retapImage ?? (await defaultRetapImage(k8s.kubeconfig, k8s.context)),
+            retapPullPolicy: k8s.pullPolicy,
+            keepNamespace: k8s.keepNamespace,
+          },
+          onNamespace: (ns) => process.stderr.write(`retap ci: Kubernetes namespace ${ns}\n`),
+        });
+      } else {
+        outcome = await replay({ ...common, candidate: b.candidate, baseline: b.baseline, cwd: b.cwd });
+      }
       results = outcome.results;
       resultsPath = outcome.path;
       if (outcome.error) process.stderr.write(`retap ci: ${outcome.error.code}: ${outcome.error.message}\n`);

@@ -1,12 +1,13 @@
 import { rmSync } from 'node:fs';
 import { destroyCgroupDir } from '../../capture/cgroup.js';
-import { ExitCodes } from '../../core/errors.js';
+import { ExitCodes, usageError } from '../../core/errors.js';
 import { deleteNetns } from '../../runner/netns.js';
 import { isAlive, listRuns, unregister } from '../../runner/registry.js';
 import { parse } from '../args.js';
 import type { Command } from '../command.js';
 
 const help = `Usage: retap gc [--all] [--dry-run] [--json]
+       retap gc --k8s [--kubeconfig F] [--context C] [--dry-run] [--wait] [--json]
 
 Removes what replay runs left behind when they were killed: network namespaces, /etc/netns
 entries, cgroups (and any process still in them) and temp directories. Runs whose retap process
@@ -14,14 +15,55 @@ is still alive are left alone unless --all.
 
   --all        also clean up runs whose retap process is alive
   --dry-run    list what would be removed
-  --json       print the list as JSON`;
+  --json       print the list as JSON
+
+With --k8s: deletes the Kubernetes run namespaces (retap-run-*, from retap replay --k8s) whose
+owner is gone — a process of this host that no longer runs (e.g. after kill -9), or an owner
+elsewhere whose heartbeat annotation is older than three periods (30 s). Live runs are never
+touched; namespaces already terminating are listed. --wait waits until they are gone.`;
+
+interface Flags {
+  all?: boolean;
+  'dry-run'?: boolean;
+  json?: boolean;
+  k8s?: boolean;
+  kubeconfig?: string;
+  context?: string;
+  wait?: boolean;
+}
+
+async function runK8s(values: Flags): Promise<number> {
+  if (values.all)
+    throw usageError(
+      'retap gc --k8s: --all is not offered',
+      'A live run’s namespace is never deleted by gc; delete it with kubectl if you must.',
+    );
+  const { loadKubeConfig } = await import('../../capture/k8s/kube.js');
+  const { gcRunNamespaces } = await import('../../runner/k8s/gc.js');
+  const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
+  const entries = await gcRunNamespaces(kc, { dryRun: values['dry-run'], wait: values.wait });
+  if (values.json) {
+    process.stdout.write(
+      `${JSON.stringify({ namespaces: entries, dryRun: values['dry-run'] === true }, null, 2)}\n`,
+    );
+  } else if (entries.length === 0) process.stdout.write('retap gc --k8s: no run namespaces\n');
+  else for (const e of entries) process.stdout.write(`${e.action} ${e.namespace}: ${e.reason}\n`);
+  return ExitCodes.OK;
+}
 
 async function run(argv: string[]): Promise<number> {
-  const { values } = parse<{ all?: boolean; 'dry-run'?: boolean; json?: boolean }>('gc', argv, {
+  const { values } = parse<Flags>('gc', argv, {
     all: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },
+    k8s: { type: 'boolean' },
+    kubeconfig: { type: 'string' },
+    context: { type: 'string' },
+    wait: { type: 'boolean' },
   });
+  if (values.k8s) return runK8s(values);
+  if (values.kubeconfig || values.context || values.wait)
+    throw usageError('retap gc: --kubeconfig, --context and --wait need --k8s');
   const removed: Array<{ id: string; netns?: string; cgroup?: string; dirs: string[] }> = [];
   for (const rec of listRuns()) {
     if (!values.all && isAlive(rec.pid)) continue;

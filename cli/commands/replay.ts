@@ -13,6 +13,7 @@ import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 
 const help = `Usage: retap replay SNAPSHOT --cmd "START COMMAND" --port P [options]
+       retap replay SNAPSHOT --k8s --image IMAGE --port P [options]
 
 Replays a snapshot's inbound requests against a build, inside an ephemeral network namespace where
 the build's dependencies are mocked from the recording, while eBPF capture records how the build
@@ -26,6 +27,27 @@ Build under test:
   --ready-timeout D      how long to wait for readiness (default 30s)
   --env KEY=VALUE        environment for the build; repeatable
   --cwd DIR              working directory of the build (default: here)
+
+On Kubernetes (--k8s; docs/kubernetes.md "Replay in a namespace per run"):
+  --k8s                  replay in an ephemeral namespace retap-run-<id>: the build as a
+                         Deployment from --image, retap's mocks and driver beside it in its pod,
+                         the node agent (retap k8s install) recording it; the namespace is deleted
+                         at the end (also on failure, SIGINT, SIGTERM; retap gc --k8s after kill -9)
+  --image IMAGE          the build under test (its entrypoint, or --command/--arg)
+  --command ARG          replaces the image's entrypoint; repeatable, one word each
+  --arg ARG              replaces the image's arguments; repeatable, one word each
+  --baseline-image IMG   also replay a baseline image (same port, env, readiness and arguments)
+  --shards N             N run pods at once, each replaying a share of the lanes (sessions and
+                         recorded connections never split), merged into one run (default 1)
+  --resources SPEC       the build's requests = limits, e.g. cpu=500m,memory=256Mi
+  --kubeconfig FILE      cluster credentials (default $KUBECONFIG, ~/.kube/config, in-cluster)
+  --context NAME         a context of that kubeconfig
+  --retap-image IMAGE    retap's image for the run pod's mocks and driver (default: the agent's,
+                         else retap.local/retap:<version>)
+  --pull-policy P        imagePullPolicy of both images (default IfNotPresent)
+  --agent-namespace NS   where the node agents run (default retap-system; a Helm release's namespace)
+  --keep-namespace       leave the namespace for a look (retap gc --k8s removes it later)
+  (--ready is then an HTTP path or URL for the build's readiness probe, --cmd/--cwd are unused)
 
 Baseline and noise:
   --runs N               replays per build, 1–10 (default 1); 2+ shows which fields vary by themselves
@@ -64,6 +86,19 @@ Exit codes: 0 replay done (judging the answers is \`retap report\`'s job), 3 inf
 (the build did not start or crashed, capture failed, a needed secret is missing), 64 bad usage.`;
 
 interface Flags {
+  k8s?: boolean;
+  image?: string;
+  command?: string[];
+  arg?: string[];
+  'baseline-image'?: string;
+  shards?: string;
+  resources?: string;
+  kubeconfig?: string;
+  context?: string;
+  'retap-image'?: string;
+  'pull-policy'?: string;
+  'agent-namespace'?: string;
+  'keep-namespace'?: boolean;
   cmd?: string;
   port?: string;
   ready?: string;
@@ -86,6 +121,43 @@ interface Flags {
   json?: boolean;
 }
 
+/** `cpu=500m,memory=256Mi` → requests and limits alike. */
+export function parseResources(
+  text: string | undefined,
+): { requests: Record<string, string>; limits: Record<string, string> } | undefined {
+  if (text === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const kv of text.split(',').filter(Boolean)) {
+    const m = /^(cpu|memory|ephemeral-storage)=([0-9.]+[a-zA-Z]*)$/.exec(kv.trim());
+    if (!m) throw usageError(`--resources ${text}: expected cpu=QTY,memory=QTY (e.g. cpu=500m,memory=256Mi)`);
+    out[m[1]!] = m[2]!;
+  }
+  return { requests: out, limits: { ...out } };
+}
+
+/** retap's image for the run pod: the installed agent's, else this version's default tag. */
+export async function defaultRetapImage(kubeconfig?: string, context?: string): Promise<string> {
+  const { loadKubeConfig } = await import('../../capture/k8s/kube.js');
+  const { AppsV1Api } = await import('@kubernetes/client-node');
+  try {
+    const kc = loadKubeConfig({ kubeconfig, context });
+    const ds = await kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDaemonSet({ name: 'retap-agent', namespace: 'retap-system' });
+    const image = ds.spec?.template.spec?.containers.find((c) => c.name === 'agent')?.image;
+    if (image) return image;
+  } catch {
+    /* no agent: the default tag, and the run says the agent is missing */
+  }
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { packageRoot } = await import('../../core/paths.js');
+  const version = (
+    JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  return `retap.local/retap:${version}`;
+}
+
 export function parseEnv(list: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const kv of list) {
@@ -101,6 +173,19 @@ async function run(argv: string[]): Promise<number> {
     'replay',
     argv,
     {
+      k8s: { type: 'boolean' },
+      image: { type: 'string' },
+      command: { type: 'string', multiple: true },
+      arg: { type: 'string', multiple: true },
+      'baseline-image': { type: 'string' },
+      shards: { type: 'string' },
+      resources: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'retap-image': { type: 'string' },
+      'pull-policy': { type: 'string' },
+      'agent-namespace': { type: 'string' },
+      'keep-namespace': { type: 'boolean' },
       cmd: { type: 'string' },
       port: { type: 'string' },
       ready: { type: 'string' },
@@ -132,7 +217,28 @@ async function run(argv: string[]): Promise<number> {
     );
   if (positionals.length > 1)
     throw usageError(`retap replay: one snapshot at a time (got ${positionals.join(', ')})`);
-  if (!f.cmd) throw usageError('retap replay: --cmd "START COMMAND" is required');
+  if (f.k8s) {
+    if (!f.image) throw usageError('retap replay --k8s: --image IMAGE is required (the build under test)');
+    if (f.cmd)
+      throw usageError('retap replay --k8s: --cmd is for local replays; use --image (and --command/--arg)');
+  } else {
+    for (const k of [
+      'image',
+      'command',
+      'arg',
+      'baseline-image',
+      'shards',
+      'resources',
+      'kubeconfig',
+      'context',
+      'retap-image',
+      'pull-policy',
+      'agent-namespace',
+      'keep-namespace',
+    ] as const)
+      if (f[k] !== undefined) throw usageError(`retap replay: --${k} needs --k8s`);
+    if (!f.cmd) throw usageError('retap replay: --cmd "START COMMAND" is required');
+  }
   if (!f.port) throw usageError('retap replay: --port P is required (the port the build listens on)');
   const port = parseIntFlag(f.port, '--port', 1, 65535);
   const env = parseEnv(many(f.env));
@@ -156,20 +262,14 @@ async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const outcome = await replay({
+    const common = {
       snapshot,
-      candidate: { command: f.cmd, port, ready: f.ready, env },
-      baseline: f['baseline-cmd']
-        ? {
-            command: f['baseline-cmd'],
-            port: f['baseline-port'] ? parseIntFlag(f['baseline-port'], '--baseline-port', 1, 65535) : port,
-            ready: f.ready,
-            env,
-          }
-        : undefined,
       runsPerBuild: f.runs ? parseIntFlag(f.runs, '--runs', 1, 10) : 1,
-      readyTimeoutMs: f['ready-timeout'] ? parseDuration(f['ready-timeout'], '--ready-timeout') : 30_000,
-      cwd: f.cwd ?? process.cwd(),
+      readyTimeoutMs: f['ready-timeout']
+        ? parseDuration(f['ready-timeout'], '--ready-timeout')
+        : f.k8s
+          ? 120_000
+          : 30_000,
       out: f.out ?? 'retap-results',
       driver: {
         concurrency: f.concurrency ? parseIntFlag(f.concurrency, '--concurrency', 1, 1024) : 1,
@@ -182,10 +282,55 @@ async function run(argv: string[]): Promise<number> {
       },
       miss,
       secretsFile: f.secrets,
-      onProgress: (label, done, total, errors) =>
+      onProgress: (label: string, done: number, total: number, errors: number) =>
         progress?.update(`${label} ${done}/${total}${errors ? ` · ${errors} errors` : ''}`),
       signal: controller.signal,
-    });
+    } as const;
+    let outcome: Awaited<ReturnType<typeof replay>>;
+    const timings: Record<string, number> = {};
+    if (f.k8s) {
+      const { replayOnK8s } = await import('../../runner/k8s/run.js');
+      const build = {
+        image: f.image!,
+        port,
+        ready: f.ready,
+        env,
+        command: f.command,
+        args: f.arg,
+        resources: parseResources(f.resources),
+        imagePullPolicy: f['pull-policy'],
+      };
+      outcome = await replayOnK8s({
+        ...common,
+        candidate: build,
+        baseline: f['baseline-image'] ? { ...build, image: f['baseline-image'] } : undefined,
+        shards: f.shards ? parseIntFlag(f.shards, '--shards', 1, 64) : 1,
+        k8s: {
+          kubeconfig: f.kubeconfig,
+          context: f.context,
+          retapImage: f['retap-image'] ?? (await defaultRetapImage(f.kubeconfig, f.context)),
+          retapPullPolicy: f['pull-policy'],
+          keepNamespace: f['keep-namespace'],
+          agentNamespace: f['agent-namespace'],
+        },
+        onNamespace: (ns) => process.stderr.write(`retap replay: namespace ${ns}\n`),
+        timings,
+      });
+    } else {
+      outcome = await replay({
+        ...common,
+        candidate: { command: f.cmd!, port, ready: f.ready, env },
+        baseline: f['baseline-cmd']
+          ? {
+              command: f['baseline-cmd'],
+              port: f['baseline-port'] ? parseIntFlag(f['baseline-port'], '--baseline-port', 1, 65535) : port,
+              ready: f.ready,
+              env,
+            }
+          : undefined,
+        cwd: f.cwd ?? process.cwd(),
+      });
+    }
     progress?.done();
     const { results, path } = outcome;
     if (f.json) {
@@ -204,6 +349,7 @@ async function run(argv: string[]): Promise<number> {
               error: r.error,
             })),
             ...(outcome.error ? { error: outcome.error } : {}),
+            ...(f.k8s ? { namespace: outcome.results.environment.namespace, timings } : {}),
           },
           null,
           2,

@@ -1,0 +1,97 @@
+/**
+ * What the replay worker (runner/worker.ts, inside a network namespace) and the Kubernetes run
+ * pod's worker (runner/k8s/pod-worker.ts, beside the build in its pod) share: the dependency
+ * mocks with their ephemeral CA, the token engine's driver hooks, and reading the plan's files.
+ */
+import { readFileSync } from 'node:fs';
+import type { Exchange } from '../core/exchange.js';
+import type { MockMiss, RunWarning } from '../core/results.js';
+import { fromStored } from '../snapshots/format.js';
+import { createReplayContext } from '../snapshots/transforms/index.js';
+import { bindAddrFor } from './addresses.js';
+import { bodyToSend, type DriverHooks, sendableHeaders } from './driver.js';
+import { volatileFromTokens } from './mocks/index.js';
+import type { ReplayRules } from './rules.js';
+import type { ConnectionMode, WorkerSpec } from './spec.js';
+
+export interface MockHandle {
+  stats(): { calls: number; matched: number; misses: MockMiss[] };
+  /** Names the replayed item in misses that happen while it runs. */
+  setDuring(id: string | undefined): void;
+  stop(): Promise<void>;
+}
+
+/** The mock server module (runner/mocks), loaded lazily: a snapshot without dependencies needs none. */
+export async function startDependencyMocks(
+  spec: WorkerSpec,
+  outbound: Exchange[],
+  rules: ReplayRules,
+  warnings: RunWarning[],
+  inbound: Exchange[],
+): Promise<{ handle?: MockHandle; caFile?: string }> {
+  const { createEphemeralCa } = await import('./tls/ca.js');
+  const ca = await createEphemeralCa(spec.mocks.caDir);
+  if (outbound.length === 0) return { caFile: ca.caCertPath };
+  const { planMocks, startMocks } = await import('./mocks/index.js');
+  const plan = planMocks(outbound);
+  for (const s of plan.skipped)
+    warnings.push({
+      code: 'mock-skipped',
+      message: `recorded call ${s.id} cannot be mocked: ${s.reason}`,
+      call: s.id,
+    });
+  const handle = await startMocks(plan, outbound, {
+    ca,
+    miss: spec.mocks.miss,
+    bindAddr: bindAddrFor,
+    transforms: rules.transforms,
+    volatile: volatileFromTokens(rules.tokens),
+    // database calls are scoped to the recorded request they were made for
+    inbound,
+  });
+  return { handle, caFile: ca.caCertPath };
+}
+
+/** Token engine: values the build hands out (tokens, ids) replace the recorded ones in later requests. */
+export function tokenHooks(
+  rules: ReplayRules,
+  inbound: Map<string, Exchange>,
+  warnings: RunWarning[],
+  mode: ConnectionMode,
+): { hooks: DriverHooks; finish(): void } {
+  const ctx = createReplayContext({ transforms: rules.transforms, tokens: rules.tokens });
+  const hooks: DriverHooks = {
+    prepare(item, req) {
+      const recorded = inbound.get(item.id);
+      if (!recorded) return req;
+      const { request } = ctx.prepareRequest(recorded);
+      return {
+        method: request.method,
+        target: request.target,
+        headers: sendableHeaders(request.headers, mode),
+        body: bodyToSend(request.body, request.headers),
+        version: req.version,
+      };
+    },
+    observe(item, _sent, answer) {
+      const recorded = inbound.get(item.id);
+      if (recorded && answer)
+        ctx.observeResponse(recorded, { status: answer.status, headers: answer.headers, body: answer.body });
+    },
+  };
+  return {
+    hooks,
+    finish() {
+      for (const w of ctx.warnings()) {
+        if (w.kind === 'rule-note') continue;
+        warnings.push({ code: w.kind, message: w.message, item: w.exchange });
+      }
+    },
+  };
+}
+
+export const readLines = (file: string): Exchange[] =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => fromStored(JSON.parse(l)));

@@ -1,0 +1,367 @@
+/**
+ * `retap replay --k8s` on the real test cluster (ci/k8s): the demo's snapshot, recorded and
+ * judged by the local runner (`retap demo`: eBPF capture, network-namespace replay), is replayed
+ * in a namespace per run against the demo's image — the unchanged orders and the one with every
+ * seeded regression — and `retap report` must give the same verdict, the same failed assertions
+ * and budgets, as it gave the local runs. Then the failure paths: a build that never becomes ready
+ * (exit 3, its pod's events and output), SIGINT (exit 130, partial results, namespace gone), and
+ * `kill -9` of the runner followed by `retap gc --k8s` (no namespace left).
+ *
+ * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). The node agent is
+ * this test's own (./own-agent.ts, `--agent-namespace`), so other tests that install and
+ * uninstall retap-system's agent on the same cluster do not pull it away mid-run.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplayResults } from '../../core/results.js';
+import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
+import { installOwnAgent, type OwnAgent } from './own-agent.js';
+
+const exec = promisify(execFile);
+
+async function retap(
+  args: string[],
+  timeoutMs = 300_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { file, args: argv, env } = retapArgs(args);
+  try {
+    const r = await exec(file, argv, { env, timeout: timeoutMs, maxBuffer: 64 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string; message: string };
+    if (typeof err.code !== 'number') throw e;
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+const BUDGETS = ['GET /orders/{id}: p95 < 100ms', 'errors < 1%', 'mocks >= 100%'];
+
+interface Judged {
+  exitCode: number;
+  /** Every breaking difference (route: message) and every budget's status. */
+  failed: string[];
+  line: string;
+}
+
+/** `retap report` with the demo's budgets: exit code, what failed, the summary line. */
+async function judge(results: string, dir: string): Promise<Judged> {
+  const out = join(dir, `report-${randomBytes(3).toString('hex')}.json`);
+  const r = await retap([
+    'report',
+    results,
+    '--format',
+    'json',
+    '-o',
+    out,
+    '--no-step-summary',
+    ...BUDGETS.flatMap((b) => ['--budget', b]),
+  ]);
+  const v = JSON.parse(readFileSync(out, 'utf8')) as {
+    items: Array<{ route: string; diffs: Array<{ noise?: boolean; rating: string; message: string }> }>;
+    budgets: Array<{ name: string; status: string }>;
+  };
+  const failed = new Set<string>();
+  for (const i of v.items)
+    for (const d of i.diffs) if (!d.noise && d.rating === 'breaking') failed.add(`${i.route}: ${d.message}`);
+  for (const b of v.budgets) failed.add(`budget ${b.name}: ${b.status}`);
+  return { exitCode: r.code, failed: [...failed].sort(), line: r.stderr.trim().split('\n').pop() ?? '' };
+}
+
+async function namespaceExists(ns: string): Promise<boolean> {
+  return (await kubectl(['get', 'namespace', ns, '--ignore-not-found', '-o', 'name'])).trim() !== '';
+}
+
+describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
+  const tag = randomBytes(4).toString('hex');
+  const retapImage = `retap.local/retap:k8srun-${tag}`;
+  const demoImage = `retap.local/retap-demo:k8srun-${tag}`;
+  let work: string;
+  let agent: OwnAgent | undefined;
+  let agentNs = '';
+  let snapshot: string;
+  let secrets: string;
+  let buildEnv: Record<string, string>;
+  const local: Record<'none' | 'all', Judged> = {} as never;
+
+  /** The demo's orders from its image, listening where the local replay had it. */
+  const k8sArgs = (variant: string[], extra: string[] = []): string[] => [
+    'replay',
+    snapshot,
+    '--k8s',
+    '--image',
+    demoImage,
+    '--retap-image',
+    retapImage,
+    '--pull-policy',
+    'Never',
+    '--agent-namespace',
+    agentNs,
+    '--port',
+    '8080',
+    ...['/app/orders.js', '--port', '8080', '--host', '0.0.0.0', ...variant].map((a) => `--arg=${a}`),
+    ...Object.entries(buildEnv).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+    '--secrets',
+    secrets,
+    ...extra,
+  ];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'retap-k8srun-test-'));
+    const demoOut = join(work, 'demo');
+    // the local runner's side: the demo records orders with eBPF, replays the unchanged and the
+    // regressed build in network namespaces; its results are judged here like the cluster's
+    const [demo] = await Promise.all([
+      retap(['demo', '--out', demoOut, '--json'], 600_000),
+      buildAndLoad('build', retapImage, join(work, 'retap.tar')),
+      buildAndLoad('build-demo', demoImage, join(work, 'demo.tar')),
+    ]);
+    expect(demo.code, demo.stderr.slice(-2000)).toBe(0);
+    snapshot = join(demoOut, 'snapshots', 'orders', 'v1');
+    secrets = join(demoOut, 'secrets.yaml');
+    const none = JSON.parse(
+      readFileSync(join(demoOut, 'results', 'none', 'results.json'), 'utf8'),
+    ) as ReplayResults;
+    buildEnv = none.runs[0]!.build.env ?? {};
+    local.none = await judge(join(demoOut, 'results', 'none'), work);
+    local.all = await judge(join(demoOut, 'results', 'all'), work);
+    agent = await installOwnAgent(`k8srun-${tag}`, retapImage);
+    agentNs = agent.namespace;
+  }, 900_000);
+
+  afterAll(async () => {
+    await agent?.remove();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 300_000);
+
+  for (const [variant, args] of [
+    ['none', []],
+    ['all', ['--variant', 'all']],
+  ] as const) {
+    it(`gives the local runner's verdict for the demo's ${variant === 'none' ? 'unchanged' : 'regressed'} build`, async () => {
+      const out = join(work, `k8s-${variant}`);
+      const r = await retap([...k8sArgs([...args], ['--out', out, '--json'])]);
+      expect(r.code, r.stderr).toBe(0);
+      const ns = /namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)?.[1];
+      expect(ns).toBeDefined();
+      expect(await namespaceExists(ns!)).toBe(false);
+      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+      expect(results.environment).toEqual({ kind: 'kubernetes', namespace: ns });
+      const run = results.runs[0]!;
+      // every request answered and seen by the agent at the build's socket; every call mocked
+      expect(run.items.filter((i) => i.client.status !== undefined)).toHaveLength(results.recorded.length);
+      expect(run.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
+      expect(run.mocks.misses).toEqual([]);
+      expect(run.items.some((i) => i.outbound.length > 0)).toBe(true);
+      const k8s = await judge(out, work);
+      console.info(`local: ${local[variant].line}\ncluster: ${k8s.line}`);
+      expect(k8s.exitCode).toBe(variant === 'none' ? 0 : 1);
+      expect(k8s.exitCode).toBe(local[variant].exitCode);
+      expect(k8s.failed).toEqual(local[variant].failed);
+    }, 300_000);
+  }
+
+  it('two shards give the verdict of one: the regressed build, its sessions split over two run pods', async () => {
+    const out = join(work, 'k8s-shards');
+    // the demo's client sent everything on one connection: one lane when connections are kept as
+    // recorded; pooled, its six login sessions are the lanes to deal
+    const r = await retap([
+      ...k8sArgs(['--variant', 'all'], ['--out', out, '--shards', '2', '--connections', 'pooled', '--json']),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout) as { timings: Record<string, number>; namespace: string };
+    // two run pods, each ready and driven
+    expect(Object.keys(summary.timings).filter((k) => /^candidate\/s[01]\.driveMs$/.test(k))).toHaveLength(2);
+    expect(await namespaceExists(summary.namespace)).toBe(false);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+    expect(results.runs).toHaveLength(1);
+    expect(results.runs[0]!.items.map((i) => i.id)).toEqual(results.recorded.map((i) => i.id));
+    expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
+    const k8s = await judge(out, work);
+    expect(k8s.exitCode).toBe(local.all.exitCode);
+    expect(k8s.failed).toEqual(local.all.failed);
+  }, 300_000);
+
+  it('runs with exactly the documented rights: a ServiceAccount bound to retap-runner (and the capture Role)', async () => {
+    const sa = `retap-runner-${tag}`;
+    const home = `retap-k8srun-${tag}`;
+    const hadRoles = (
+      await kubectl(['get', 'clusterrole', 'retap-runner', 'retap-run', '--ignore-not-found', '-o', 'name'])
+    ).trim();
+    try {
+      await kubectl(['apply', '-f', join(root, 'deploy', 'k8s', 'runner-rbac.yaml')]);
+      await kubectl(['create', 'namespace', home]);
+      await kubectl(['-n', home, 'create', 'serviceaccount', sa]);
+      const who = `system:serviceaccount:${home}:${sa}`;
+      await kubectl([
+        'create',
+        'clusterrolebinding',
+        sa,
+        '--clusterrole',
+        'retap-runner',
+        '--serviceaccount',
+        `${home}:${sa}`,
+      ]);
+      await kubectl([
+        '-n',
+        agentNs,
+        'create',
+        'rolebinding',
+        sa,
+        '--role',
+        'retap-capture',
+        '--serviceaccount',
+        `${home}:${sa}`,
+      ]);
+      // nothing beyond: no deployments, pods or port-forwards outside its own run namespaces
+      for (const [verb, what, ns] of [
+        ['create', 'deployments', 'default'],
+        ['list', 'pods', 'default'],
+        ['create', 'pods/portforward', 'kube-system'],
+        ['delete', 'namespace/default', ''],
+        ['list', 'secrets', 'retap-system'],
+      ] as const) {
+        // can-i answers on stdout and exits 1 for "no"
+        const out = await exec(join(root, 'ci', 'k8s', 'kubectl'), [
+          'auth',
+          'can-i',
+          verb,
+          what,
+          ...(ns ? ['-n', ns] : []),
+          '--as',
+          who,
+        ]).then(
+          (x) => x.stdout,
+          (e: { stdout?: string; message: string }) => e.stdout ?? e.message,
+        );
+        expect(out.trim(), `${verb} ${what} ${ns}`).toMatch(/no$/);
+      }
+      // a kubeconfig with the service account's token and nothing else
+      const admin = await kubectl(['config', 'view', '--raw', '--minify', '-o', 'json']);
+      const cluster = (JSON.parse(admin) as { clusters: Array<{ cluster: Record<string, string> }> })
+        .clusters[0]!.cluster;
+      const token = (await kubectl(['-n', home, 'create', 'token', sa, '--duration', '30m'])).trim();
+      const kubeconfig = join(work, 'runner.kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'c', cluster }],
+          users: [{ name: sa, user: { token } }],
+          contexts: [{ name: 'runner', context: { cluster: 'c', user: sa } }],
+          'current-context': 'runner',
+        }),
+        { mode: 0o600 },
+      );
+      const out = join(work, 'k8s-runner-sa');
+      const r = await retap([...k8sArgs([], ['--out', out, '--kubeconfig', kubeconfig])]);
+      expect(r.code, r.stderr).toBe(0);
+      const ns = /namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)![1]!;
+      expect(await namespaceExists(ns)).toBe(false);
+      const k8s = await judge(out, work);
+      expect(k8s.exitCode).toBe(local.none.exitCode);
+      expect(k8s.failed).toEqual(local.none.failed);
+      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+      expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
+      // gc --k8s works with the same rights (it lists; it deletes only through a run's own binding)
+      const gc = await retap(['gc', '--k8s', '--dry-run', '--kubeconfig', kubeconfig, '--json']);
+      expect(gc.code, gc.stderr).toBe(0);
+    } finally {
+      await kubectl(['delete', 'clusterrolebinding', sa, '--ignore-not-found']).catch(() => undefined);
+      await kubectl(['-n', agentNs, 'delete', 'rolebinding', sa, '--ignore-not-found']).catch(
+        () => undefined,
+      );
+      await kubectl(['delete', 'namespace', home, '--ignore-not-found', '--wait=false']).catch(
+        () => undefined,
+      );
+      if (!hadRoles)
+        await kubectl(['delete', 'clusterrole', 'retap-runner', 'retap-run', '--ignore-not-found']).catch(
+          () => undefined,
+        );
+    }
+  }, 300_000);
+
+  it('fails a build that never becomes ready: exit 3, its events and output, no namespace left', async () => {
+    // the build listens on 8080, the probe asks 8081
+    const args = k8sArgs([]);
+    args[args.indexOf('--port') + 1] = '8081';
+    const r = await retap([...args, '--ready-timeout', '6s', '--out', join(work, 'never')]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain('RETAP_BUILD_NOT_READY');
+    expect(r.stderr).toMatch(/not ready after 6 s \(TCP port 8081\)/);
+    expect(r.stderr).toMatch(/Readiness probe failed: .*8081/);
+    expect(r.stderr).toContain('RETAP_DEMO_READY'); // the build's own output
+    const ns = /namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)![1]!;
+    expect(await namespaceExists(ns)).toBe(false);
+  }, 300_000);
+
+  /** Starts a slow replay (2 requests/s) and resolves once it is sending, with its namespace. */
+  async function slowReplay(out: string) {
+    const { file, args, env } = retapArgs(k8sArgs([], ['--rate', '2', '--out', out]));
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code, sig) => r(code ?? (sig ? -1 : null))),
+    );
+    const ns = await until(
+      'the replay to start sending',
+      async () => {
+        const m = /namespace (retap-run-[a-z0-9]+)/.exec(stderr);
+        return m && /candidate [1-9]\d*\/\d+/.test(stderr) ? m[1] : undefined;
+      },
+      180_000,
+      200,
+    );
+    return { child, ns, exited, stderr: () => stderr };
+  }
+
+  it('SIGINT: exit 130, what was sent is in the results, the namespace is deleted', async () => {
+    const out = join(work, 'sigint');
+    const run = await slowReplay(out);
+    // a live run's namespace is never gc's
+    const gc = await retap(['gc', '--k8s', '--dry-run', '--json']);
+    const entry = (JSON.parse(gc.stdout).namespaces as Array<{ namespace: string; action: string }>).find(
+      (e) => e.namespace === run.ns,
+    );
+    expect(entry?.action).toBe('kept');
+    run.child.kill('SIGINT');
+    expect(await run.exited, run.stderr()).toBe(130);
+    expect(await namespaceExists(run.ns)).toBe(false);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+    const answered = results.runs[0]!.items.filter((i) => i.client.status !== undefined).length;
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(results.recorded.length);
+  }, 300_000);
+
+  it('kill -9 of the runner, then retap gc --k8s: no namespace left', async () => {
+    const run = await slowReplay(join(work, 'kill9'));
+    run.child.kill('SIGKILL');
+    await run.exited;
+    // nothing cleaned up behind a killed process: the namespace is still there, owner gone
+    expect(await namespaceExists(run.ns)).toBe(true);
+    const dry = await retap(['gc', '--k8s', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const listed = JSON.parse(dry.stdout).namespaces as Array<{
+      namespace: string;
+      action: string;
+      reason: string;
+    }>;
+    expect(listed.find((e) => e.namespace === run.ns)).toMatchObject({ action: 'would-delete' });
+    expect(listed.find((e) => e.namespace === run.ns)!.reason).toMatch(
+      /owner \(pid \d+ on this host\) is gone/,
+    );
+    const r = await retap(['gc', '--k8s', '--wait', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const entries = JSON.parse(r.stdout).namespaces as Array<{ namespace: string; action: string }>;
+    expect(entries.find((e) => e.namespace === run.ns)?.action).toBe('deleted');
+    expect(await namespaceExists(run.ns)).toBe(false);
+  }, 300_000);
+});
