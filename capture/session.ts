@@ -9,7 +9,7 @@ import { logger } from '../core/log.js';
 import type { NativeCapture, NativeCounters } from '../native/retap_native.js';
 import { loadAddon } from './addon.js';
 import { systemClock } from './clock.js';
-import { ConnectionTable, type TableStats } from './connections.js';
+import { ConnectionTable, type LiveLink, type TableStats } from './connections.js';
 import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
 import './protocols/index.js';
 import type { DecoderOptions } from './protocols/types.js';
@@ -40,6 +40,8 @@ export interface CaptureOptions {
    */
   holdExec?: boolean;
   decoder?: DecoderOptions;
+  /** Every outbound write linked to the request it was made for, as capture sees it (replay mocks). */
+  onLink?: (link: LiveLink) => void;
 }
 
 export interface CaptureStats extends TableStats {
@@ -78,6 +80,7 @@ export class CaptureSession {
       opts.decoder,
       opts.service,
       (opts.ports?.length ?? 0) > 0,
+      opts.onLink,
     );
     let resolveDrained: () => void = () => {};
     this.drained = new Promise((r) => (resolveDrained = r));
@@ -197,8 +200,10 @@ export class CaptureSession {
     }
     const alive = (tgid: number): boolean => existsSync(`/proc/${tgid}`);
     for (const tgid of this.knownTgids) {
-      if (!alive(tgid)) this.knownTgids.delete(tgid);
-      else this.tls?.scanProcess(tgid);
+      if (!alive(tgid)) {
+        this.knownTgids.delete(tgid);
+        this.table.contexts.processGone(tgid);
+      } else this.tls?.scanProcess(tgid);
     }
     this.table.sweep(alive, Number(process.hrtime.bigint()));
   }
