@@ -320,6 +320,8 @@ class Conn {
     this.bbuf = undefined;
     this.size = 0;
     this.answered = false;
+    // the port is known from now on (the replay's mocks ask which request a call is for)
+    if (p.where) p.where.port = this.sock.localPort ?? 0;
     if (p.body?.length) {
       this.sock.cork();
       this.sock.write(p.wire, 'latin1');
