@@ -468,6 +468,9 @@ function connectionStats(mode: ConnectionMode, output: WorkerOutput | undefined)
   return { mode, opened: sockets.size, reopened };
 }
 
+const endUs = (e: Exchange): number =>
+  e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
+
 /**
  * Client views + captured answers (joined by connection and order, runner/join.ts) + the outbound
  * calls each answer caused (linked as in the recording: snapshots/links.ts).
