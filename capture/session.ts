@@ -9,6 +9,7 @@ import { logger } from '../core/log.js';
 import type { NativeCapture, NativeCounters } from '../native/retap_native.js';
 import { loadAddon } from './addon.js';
 import { systemClock } from './clock.js';
+import { runtimeOfProcess } from './causal/runtime.js';
 import { ConnectionTable, type LiveLink, type TableStats } from './connections.js';
 import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
 import './protocols/index.js';
@@ -181,12 +182,12 @@ export class CaptureSession {
     this.malformed += decodeBatch(batch, (ev) => {
       switch (ev.type) {
         case EV_DATA:
-          this.table.data(ev);
           if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          this.table.data(ev);
           break;
         case EV_OPEN:
-          this.table.open(ev);
           if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          this.table.open(ev);
           break;
         case EV_CLOSE:
           this.table.close(ev);
@@ -204,6 +205,8 @@ export class CaptureSession {
   }
 
   private noteTgid(tgid: number, rescan = false): void {
+    // how its requests run decides how its calls are linked (before its first record is seen)
+    if (!this.knownTgids.has(tgid) || rescan) this.table.contexts.setRuntime(tgid, runtimeOfProcess(tgid));
     this.knownTgids.add(tgid);
     this.tls?.scanProcess(tgid, rescan);
   }
