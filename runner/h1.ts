@@ -302,6 +302,11 @@ class Conn {
         },
       },
     });
+    // a request written before the connection is up: its port is known from here
+    this.sock.once('connect', () => {
+      const w = this.cur?.where;
+      if (w && !w.port) w.port = this.sock.localPort ?? 0;
+    });
     this.sock.on('end', () => this.onEnd());
     this.sock.on('error', (e: Error) => this.fail(e.message || String(e)));
     this.sock.on('close', () => this.fail('the connection closed before the answer was complete'));

@@ -35,6 +35,8 @@ export interface Closest {
 
 export interface Book {
   entries: Entry[];
+  /** Some recorded calls have an exact link to their request: a call's scope is worth asking. */
+  scoped: boolean;
   match(live: Signature, scope?: string): Pick | undefined;
   closest(live: Signature): Closest | undefined;
   /** Takes `entry` as served (closest mode), so later calls move on. */
@@ -78,6 +80,7 @@ export function createBook(exchanges: Exchange[], known?: VolatileFields): Book 
   };
   return {
     entries,
+    scoped: entries.some((e) => e.during !== undefined),
     take,
     match(live, scope) {
       for (const tier of TIERS) {

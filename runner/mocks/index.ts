@@ -113,7 +113,7 @@ export async function startMocks(
           method: call.method,
           target: call.target,
           ...c,
-          ...(during ? { during } : {}),
+          ...((scope ?? during) ? { during: scope ?? during } : {}),
         });
       };
       const serve = (recorded: Exchange): Answer => {
@@ -123,7 +123,9 @@ export async function startMocks(
         a.warnings.push(...shaped.notes);
         return a;
       };
-      const pick = book.match(sig);
+      // the request that made this call, when the recording knows which request made each answer
+      const scope = book.scoped && opts.scopeOf ? await opts.scopeOf(call) : undefined;
+      const pick = book.match(sig, scope);
       if (pick) {
         stats.matched++;
         const a = serve(pick.entry.exchange);
@@ -152,7 +154,7 @@ export async function startMocks(
         target: info.target,
         reason: info.reason,
         ...(info.closest ? { closest: info.closest } : {}),
-        ...(during ? { during } : {}),
+        ...((scope ?? during) ? { during: scope ?? during } : {}),
       };
       if (opts.miss === 'closest' && near) {
         book.take(near.entry);
