@@ -6,13 +6,16 @@
  * depends on a header the service passes along, so the dependency's answers interleave and only
  * the right link gives the right answer.
  *
- * Recorded: every call is linked, by the runtime's own method (thread, goroutine, async-context),
- * to the request that made it — counted. Replayed at concurrency 32 with the dependency mocked:
- * each mock answer is scoped to the request that caused the live call, so every answer equals the
- * recording.
+ * Runtimes capture links exactly (thread, async context with the dependency by address): every
+ * link counted right, and a replay at concurrency 32 with the dependency mocked (each answer
+ * scoped to the request that caused the live call) answers exactly as recorded. Runtimes it does
+ * not yet (Go: no goroutine probes; node opening a connection after a DNS lookup): accuracy
+ * measured and printed (`causal-links {...}` lines; RETAP_CAUSAL_MEASURE=FILE appends them),
+ * never claimed exact where the method cannot be, and a replay that does not answer as recorded
+ * must not pass the gate.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +25,7 @@ import type { Exchange, LinkMethod } from '../../core/exchange.js';
 import { headerValue } from '../../core/exchange.js';
 import type { ReplayResults } from '../../core/results.js';
 import { fromStored } from '../../snapshots/format.js';
+import { linkCalls } from '../../snapshots/links.js';
 import { readResults } from '../../snapshots/results.js';
 import { goPeers, skipWithoutGoPeers } from '../helpers/go-peers.js';
 import { skipPrivileged, skipWithoutTool } from '../helpers/privileged.js';
@@ -102,7 +106,16 @@ async function drive(port: number): Promise<void> {
 
 interface Runtime {
   name: string;
+  /** Short name in the measurements (docs/design.md, link accuracy per runtime). */
+  key: string;
   method: LinkMethod;
+  /**
+   * Capture links every call exactly (asserted: every link right, replay answers equal). When
+   * false, the accuracy is measured and printed, and what must hold is that no call is claimed
+   * exact wrongly where the method says it cannot be (Go without goroutine probes: time windows
+   * only) and that a replay that does not reproduce the recording does not pass.
+   */
+  exact: boolean;
   /** The service's command line for a port and the dependency's port. */
   command(port: number, upstream: number): string[];
   skip(): boolean;
@@ -111,13 +124,17 @@ interface Runtime {
 const RUNTIMES: Runtime[] = [
   {
     name: 'Python ThreadingHTTPServer',
+    key: 'python-threads',
     method: 'thread',
+    exact: true,
     command: (p, u) => ['python3', join(fixtures, 'quote-server.py'), String(p), 'localhost', String(u)],
     skip: () => false,
   },
   {
     name: 'Java HttpServer on a thread pool',
+    key: 'java-threadpool',
     method: 'thread',
+    exact: true,
     command: (p, u) => ['java', '-cp', javaClasses(), 'QuoteServer', String(p), 'localhost', String(u)],
     skip: () =>
       skipWithoutTool(
@@ -128,13 +145,28 @@ const RUNTIMES: Runtime[] = [
   },
   {
     name: 'Go net/http',
-    method: 'goroutine',
+    key: 'go',
+    // no goroutine probes yet: Go programs are recognised and left to time windows, labelled so
+    method: 'time-window',
+    exact: false,
     command: (p, u) => [goPeers().gocausal, '-port', String(p), '-upstream', `http://localhost:${u}`],
     skip: () => skipWithoutGoPeers(),
   },
   {
     name: 'node http',
+    key: 'node-ip',
     method: 'async-context',
+    exact: true,
+    command: (p, u) => ['node', join(fixtures, 'quote-server.mjs'), String(p), '127.0.0.1', String(u)],
+    skip: () => false,
+  },
+  {
+    // the dependency by host name: node resolves it in libuv's thread pool, and the connection is
+    // opened from that completion's callback, which capture cannot yet tell from a socket's
+    name: 'node http, dependency by host name',
+    key: 'node-dns',
+    method: 'async-context',
+    exact: false,
     command: (p, u) => ['node', join(fixtures, 'quote-server.mjs'), String(p), 'localhost', String(u)],
     skip: () => false,
   },
@@ -150,7 +182,10 @@ function javaClasses(): string {
 describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
   for (const rt of RUNTIMES) {
     describe.skipIf(rt.skip())(rt.name, () => {
-      it(`links every call to its request (${rt.method}) and replays every answer as recorded`, async () => {
+      const what = rt.exact
+        ? `links every call to its request (${rt.method}) and replays every answer as recorded`
+        : `measures link accuracy (${rt.method}) and a replay that answers otherwise does not pass`;
+      it(what, async () => {
         const dep = await pricing();
         const out = join(dir, rt.name.split(' ')[0]!.toLowerCase());
         let snapshot: string;
@@ -186,27 +221,30 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
           await dep.close();
         }
 
-        // recorded: every call linked to the request whose n it carries
+        // recorded: every call linked to the request whose n it carries (the link a replay plans:
+        // the stored one, else trace id, else time window)
         const all = readFileSync(join(snapshot, 'exchanges.jsonl'), 'utf8')
           .trim()
           .split('\n')
           .map((l) => fromStored(JSON.parse(l)));
-        const inbound = new Map(all.filter((e) => e.direction === 'inbound').map((e) => [e.id, e]));
+        const inbound = all.filter((e) => e.direction === 'inbound');
         const calls = all.filter((e) => e.direction === 'outbound');
-        expect(inbound.size).toBe(REQUESTS);
+        expect(inbound).toHaveLength(REQUESTS);
         expect(calls).toHaveLength(2 * REQUESTS);
+        const links = linkCalls(all);
         const nOf = (e: Exchange) => new URL(e.request.target, 'http://x').searchParams.get('n');
         let right = 0;
         const methods: Record<string, number> = {};
+        const wrongByMethod: Record<string, number> = {};
         for (const c of calls) {
-          const cause = c.cause ? inbound.get(c.cause.exchange) : undefined;
-          methods[c.cause?.method ?? 'none'] = (methods[c.cause?.method ?? 'none'] ?? 0) + 1;
-          if (cause && nOf(cause) === headerValue(c.request.headers, 'x-req')) right++;
+          const link = links.get(c.id);
+          const m = link?.method ?? 'none';
+          methods[m] = (methods[m] ?? 0) + 1;
+          if (link && nOf(link.inbound) === headerValue(c.request.headers, 'x-req')) right++;
+          else wrongByMethod[m] = (wrongByMethod[m] ?? 0) + 1;
         }
-        expect(methods).toEqual({ [rt.method]: 2 * REQUESTS });
-        expect(right).toBe(2 * REQUESTS);
 
-        // replayed at concurrency 32: each answer as recorded
+        // replayed at concurrency 32
         const results = join(out, 'results');
         const r = await run('node', [
           retap,
@@ -224,7 +262,7 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
         expect(r.code, r.stderr).toBe(0);
         const res: ReplayResults = await readResults(join(results, 'results.json'));
         const run0 = res.runs[0]!;
-        expect(run0.mocks.misses).toEqual([]);
+        expect(run0.items).toHaveLength(REQUESTS);
         const differ: string[] = [];
         for (const item of run0.items) {
           const rec = res.recorded.find((x) => x.id === item.id)!;
@@ -232,10 +270,32 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
           const want = Buffer.from(rec.exchange.response!.body.data).toString();
           if (live !== want) differ.push(`${want} → ${live || item.client.error}`);
         }
-        expect(differ.length, differ.slice(0, 5).join('; ')).toBe(0);
-        expect(run0.items).toHaveLength(REQUESTS);
         const report = await run('node', [retap, 'report', results, '--format', 'json']);
-        expect(report.code, report.stdout.toString()).toBe(0);
+        const row = {
+          runtime: rt.key,
+          methods,
+          linksRight: right,
+          calls: calls.length,
+          wrongByMethod,
+          replayEqual: REQUESTS - differ.length,
+          requests: REQUESTS,
+          gate: report.code === 0 ? 'pass' : 'fail',
+        };
+        console.log(`causal-links ${JSON.stringify(row)}`);
+        if (process.env.RETAP_CAUSAL_MEASURE)
+          appendFileSync(process.env.RETAP_CAUSAL_MEASURE, `${JSON.stringify(row)}\n`);
+
+        if (rt.exact) {
+          expect(methods).toEqual({ [rt.method]: 2 * REQUESTS });
+          expect(right).toBe(2 * REQUESTS);
+          expect(run0.mocks.misses).toEqual([]);
+          expect(differ.length, differ.slice(0, 5).join('; ')).toBe(0);
+          expect(report.code, report.stdout.toString()).toBe(0);
+        } else {
+          if (rt.method === 'time-window') expect(methods).toEqual({ 'time-window': 2 * REQUESTS });
+          // whatever the accuracy, a replay whose answers differ from the recording does not pass
+          if (differ.length > 0) expect(report.code, 'a replay with wrong answers passed the gate').not.toBe(0);
+        }
       }, 300_000);
     });
   }
