@@ -82,18 +82,27 @@ async function listening(p: Proc): Promise<number> {
 }
 
 /** REQUESTS requests, CONCURRENCY at a time on keep-alive connections; each answer checked. */
-async function drive(port: number): Promise<void> {
+async function drive(port: number, traced: boolean): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   let next = 0;
   const one = (n: number) =>
     new Promise<string>((resolve, reject) => {
       http
-        .get({ host: '127.0.0.1', port, path: `/quote?n=${n}`, agent }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => (body += c));
-          res.on('end', () => resolve(body));
-        })
+        .get(
+          {
+            host: '127.0.0.1',
+            port,
+            path: `/quote?n=${n}`,
+            agent,
+            headers: traced ? { traceparent: traceparent(n) } : {},
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c) => (body += c));
+            res.on('end', () => resolve(body));
+          },
+        )
         .on('error', reject);
     });
   await Promise.all(
@@ -104,7 +113,13 @@ async function drive(port: number): Promise<void> {
   agent.destroy();
 }
 
+/** A W3C trace context of its own for request n (what a traced client sends). */
+const traceparent = (n: number): string =>
+  `00-${(0xc0ffee00 + n).toString(16).padStart(32, '0')}-${(n + 1).toString(16).padStart(16, '0')}-01`;
+
 interface Runtime {
+  /** The driver sends each request with a trace context of its own (the service propagates it). */
+  traced?: boolean;
   name: string;
   /** Short name in the measurements (docs/design.md, link accuracy per runtime). */
   key: string;
@@ -153,6 +168,15 @@ const RUNTIMES: Runtime[] = [
     skip: () => skipWithoutGoPeers(),
   },
   {
+    name: 'Go net/http propagating traceparent',
+    key: 'go-traceparent',
+    method: 'traceparent',
+    exact: true,
+    traced: true,
+    command: (p, u) => [goPeers().gocausal, '-port', String(p), '-upstream', `http://localhost:${u}`],
+    skip: () => skipWithoutGoPeers(),
+  },
+  {
     name: 'node http',
     key: 'node-ip',
     method: 'async-context',
@@ -175,7 +199,9 @@ const RUNTIMES: Runtime[] = [
 let javaDir: string | undefined;
 /** The compiled Java peers' directory (test/fixtures/causal/build-java.mjs, cached outside git). */
 function javaClasses(): string {
-  javaDir ??= execFileSync('node', [join(fixtures, 'build-java.mjs'), '--check'], { encoding: 'utf8' }).trim();
+  javaDir ??= execFileSync('node', [join(fixtures, 'build-java.mjs'), '--check'], {
+    encoding: 'utf8',
+  }).trim();
   return javaDir;
 }
 
@@ -211,7 +237,7 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
             progress: false,
             until,
             onReady: async () => {
-              await drive(port);
+              await drive(port, rt.traced === true);
               stop();
             },
           });
@@ -266,7 +292,9 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
         const differ: string[] = [];
         for (const item of run0.items) {
           const rec = res.recorded.find((x) => x.id === item.id)!;
-          const live = Buffer.from(item.live?.response?.body.data ?? item.client.responseBody ?? []).toString();
+          const live = Buffer.from(
+            item.live?.response?.body.data ?? item.client.responseBody ?? [],
+          ).toString();
           const want = Buffer.from(rec.exchange.response!.body.data).toString();
           if (live !== want) differ.push(`${want} → ${live || item.client.error}`);
         }
@@ -294,7 +322,8 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
         } else {
           if (rt.method === 'time-window') expect(methods).toEqual({ 'time-window': 2 * REQUESTS });
           // whatever the accuracy, a replay whose answers differ from the recording does not pass
-          if (differ.length > 0) expect(report.code, 'a replay with wrong answers passed the gate').not.toBe(0);
+          if (differ.length > 0)
+            expect(report.code, 'a replay with wrong answers passed the gate').not.toBe(0);
         }
       }, 300_000);
     });
