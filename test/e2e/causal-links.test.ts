@@ -270,6 +270,15 @@ describe.skipIf(skipPrivileged())('causal links under concurrency 32', () => {
           else wrongByMethod[m] = (wrongByMethod[m] ?? 0) + 1;
         }
 
+        // `snapshot show` says how the calls were linked
+        const shown = await run('node', [retap, 'snapshot', 'show', snapshot]);
+        const stored = calls.filter((c) => c.cause).length;
+        expect(shown.stdout.toString()).toMatch(
+          stored === calls.length
+            ? new RegExp(`links: +${rt.method} ${calls.length}\\b`)
+            : new RegExp(`${calls.length - stored} without a stored link \\(linked by time window`),
+        );
+
         // replayed at concurrency 32
         const results = join(out, 'results');
         const r = await run('node', [
