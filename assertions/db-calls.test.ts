@@ -66,7 +66,7 @@ describe('database calls as outbound calls', () => {
     expect(d).toHaveLength(1);
     expect(d[0]).toMatchObject({ kind: 'extra-call', rating: 'breaking', recorded: 0, candidate: 2 });
     expect(d[0]!.message).toBe(
-      '2 extra calls to postgres select name from items where id = $1 (recorded 0, now 2)',
+      '2 extra calls to postgres select name from items where id = $1 (recorded 0, now 2; linked by time-window)',
     );
   });
 

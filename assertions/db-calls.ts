@@ -16,6 +16,12 @@ import { type DbCall, type DbValue, dbCallOf, showValue } from '../core/db.js';
 import type { Exchange } from '../core/exchange.js';
 import type { Difference, Rating } from './types.js';
 
+/** How the calls were linked to their request, e.g. `thread` or `goroutine, time-window`. */
+export function linkedBy(calls: Exchange[]): string {
+  const methods = new Set(calls.map((c) => c.cause?.method ?? 'time-window'));
+  return [...methods].sort().join(', ');
+}
+
 const norm = (t: string): string =>
   t
     .replace(/\s+/g, ' ')
@@ -36,6 +42,7 @@ export function isDbCall(ex: Exchange): boolean {
 interface Item {
   call: DbCall;
   sig: string;
+  ex: Exchange;
 }
 
 function items(list: Exchange[]): Item[] {
@@ -43,7 +50,7 @@ function items(list: Exchange[]): Item[] {
   for (const ex of list) {
     const call = dbCallOf(ex);
     if (!call || call.kind === 'session' || call.kind === 'push') continue;
-    out.push({ call, sig: dbSignature(call) });
+    out.push({ call, sig: dbSignature(call), ex });
   }
   return out;
 }
@@ -88,6 +95,7 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
     const path = `outbound:${short(sig)}`;
     if (rb.length < ra.length) {
       const n = ra.length - rb.length;
+      const link = linkedBy(ra.map((i) => i.ex));
       out.push({
         target: 'outbound',
         path,
@@ -95,10 +103,12 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
         rating,
         recorded: ra.length,
         candidate: rb.length,
-        message: `${n} fewer call${n > 1 ? 's' : ''} to ${short(sig)} (recorded ${ra.length}, now ${rb.length})`,
+        message: `${n} fewer call${n > 1 ? 's' : ''} to ${short(sig)} (recorded ${ra.length}, now ${rb.length}; linked by ${link})`,
+        link,
       });
     } else if (rb.length > ra.length) {
       const n = rb.length - ra.length;
+      const link = linkedBy(rb.map((i) => i.ex));
       out.push({
         target: 'outbound',
         path,
@@ -106,7 +116,8 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
         rating,
         recorded: ra.length,
         candidate: rb.length,
-        message: `${n} extra call${n > 1 ? 's' : ''} to ${short(sig)} (recorded ${ra.length}, now ${rb.length})`,
+        message: `${n} extra call${n > 1 ? 's' : ''} to ${short(sig)} (recorded ${ra.length}, now ${rb.length}; linked by ${link})`,
+        link,
       });
     }
     const seen = new Set<string>();

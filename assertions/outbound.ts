@@ -9,8 +9,8 @@
  */
 import { type Exchange, headerValue } from '../core/exchange.js';
 import { viewBody } from './body.js';
+import { compareDbCalls, isDbCall, linkedBy } from './db-calls.js';
 import { diffJson, jsonType } from './json-diff.js';
-import { compareDbCalls, isDbCall } from './db-calls.js';
 import { pathTemplate } from './routes.js';
 import type { Difference, Rating } from './types.js';
 
@@ -120,19 +120,27 @@ export function compareCalls(allRecorded: Exchange[], allCandidate: Exchange[]):
   const recorded = allRecorded.filter((e) => !isDbCall(e));
   const candidate = allCandidate.filter((e) => !isDbCall(e));
   const db = compareDbCalls(allRecorded.filter(isDbCall), allCandidate.filter(isDbCall));
-  const count = (list: Exchange[]): Map<string, number> => {
-    const m = new Map<string, number>();
-    for (const ex of list) m.set(callSignature(ex), (m.get(callSignature(ex)) ?? 0) + 1);
+  const group = (list: Exchange[]): Map<string, Exchange[]> => {
+    const m = new Map<string, Exchange[]>();
+    for (const ex of list) {
+      const sig = callSignature(ex);
+      const l = m.get(sig);
+      if (l) l.push(ex);
+      else m.set(sig, [ex]);
+    }
     return m;
   };
-  const a = count(recorded);
-  const b = count(candidate);
+  const ga = group(recorded);
+  const gb = group(candidate);
+  const a = new Map([...ga].map(([k, v]) => [k, v.length]));
+  const b = new Map([...gb].map(([k, v]) => [k, v.length]));
   const out: Difference[] = [];
   for (const sig of [...new Set([...a.keys(), ...b.keys()])].sort()) {
     const na = a.get(sig) ?? 0;
     const nb = b.get(sig) ?? 0;
     const path = `outbound:${sig}`;
     if (nb < na) {
+      const link = linkedBy(ga.get(sig) ?? []);
       out.push({
         target: 'outbound',
         path,
@@ -140,10 +148,12 @@ export function compareCalls(allRecorded: Exchange[], allCandidate: Exchange[]):
         rating: 'breaking',
         recorded: na,
         candidate: nb,
-        message: `${na - nb} fewer call${na - nb > 1 ? 's' : ''} to ${sig} (recorded ${na}, now ${nb})`,
+        message: `${na - nb} fewer call${na - nb > 1 ? 's' : ''} to ${sig} (recorded ${na}, now ${nb}; linked by ${link})`,
+        link,
       });
     } else if (nb > na) {
       const method = sig.split(' ')[0] ?? '';
+      const link = linkedBy(gb.get(sig) ?? []);
       out.push({
         target: 'outbound',
         path,
@@ -151,7 +161,8 @@ export function compareCalls(allRecorded: Exchange[], allCandidate: Exchange[]):
         rating: UNSAFE.has(method) ? 'breaking' : 'warning',
         recorded: na,
         candidate: nb,
-        message: `${nb - na} extra call${nb - na > 1 ? 's' : ''} to ${sig} (recorded ${na}, now ${nb})`,
+        message: `${nb - na} extra call${nb - na > 1 ? 's' : ''} to ${sig} (recorded ${na}, now ${nb}; linked by ${link})`,
+        link,
       });
     }
   }

@@ -63,6 +63,11 @@ export interface Difference {
   baseline?: unknown;
   /** Set when noise cancellation decided this difference does not count. */
   noise?: NoiseMark;
+  /**
+   * Outbound differences: how the calls concerned were linked to this request (`thread`,
+   * `goroutine`, `traceparent`…, comma-separated when they differ; `time-window` is a guess).
+   */
+  link?: string;
 }
 
 export type ItemStatus = 'pass' | 'fail' | 'error';

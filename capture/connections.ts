@@ -11,7 +11,7 @@
  * (or a fault the decoder reports) marks it failed — counted, reported with the reason — and its
  * later bytes are only counted. All connections' decoders share one memory pool.
  */
-import type { Direction, Exchange } from '../core/exchange.js';
+import type { Direction, Exchange, LinkMethod } from '../core/exchange.js';
 import { logger } from '../core/log.js';
 import type { Clock } from './clock.js';
 import {
@@ -37,6 +37,8 @@ import type {
   StreamDecoder,
 } from './protocols/types.js';
 import { Reassembler } from './reassembly.js';
+import { ContextTracker, type WriteContext } from './causal/context.js';
+import { Linker } from './causal/linker.js';
 
 const log = logger('capture');
 
@@ -56,6 +58,16 @@ export interface ConnMeta {
   rport: number;
   comm: string;
   cgroup: bigint;
+}
+
+/** An outbound write and the request it was made for, as it happens (kernel time). */
+export interface LiveLink {
+  /** The call's connection as the process sees it: its own address and port, and the peer's. */
+  call: { laddr: string; lport: number; raddr: string; rport: number };
+  tsNs: number;
+  /** The connection the request came in on (its peer is the client); absent: not linkable. */
+  request?: { laddr: string; lport: number; raddr: string; rport: number };
+  method?: LinkMethod;
 }
 
 export interface TableStats {
@@ -131,6 +143,7 @@ class Stream {
     readonly gen: bigint,
   ) {
     this.role = role;
+    table.byId.set(id, this);
     this.dirs = [
       new Reassembler({
         data: (b, ts) => this.onBytes(DIR_IN, b, ts),
@@ -362,21 +375,62 @@ export class ConnectionTable {
   private sockets = new Map<string, Stream>();
   /** tgid:ssl → TLS plaintext stream. */
   private tls = new Map<string, Stream>();
+  /** Every live stream by id (live links name streams by id). */
+  readonly byId = new Map<string, Stream>();
+  /** Live links waiting for a TLS stream's socket (its addresses). */
+  private linksWaiting = new Map<string, Array<() => boolean>>();
   private touched = new Set<Stream>();
   /** Memory every decoder of this table shares (DecoderOptions.pool, or one of the default size). */
   readonly pool: MemoryPool;
   readonly decoderOptions: DecoderOptions;
+  /** Who works for which request (threads, goroutines, event-loop callbacks): capture/causal. */
+  readonly contexts = new ContextTracker();
+  /** Outbound exchanges wait here for the inbound exchange that caused them. */
+  readonly linker: Linker;
 
   constructor(
     private readonly clock: Clock,
-    private readonly onExchange: (ex: Exchange) => void,
+    onExchange: (ex: Exchange) => void,
     decoderOptions: DecoderOptions = {},
     private readonly serviceName?: string,
     /** A port filter is on: TLS streams count only once tied to a socket that passed it. */
     readonly tlsNeedsSocket = false,
+    /** Called for every outbound write linked to a request (the replay's live link feed). */
+    onLink?: (l: LiveLink) => void,
   ) {
     this.pool = decoderOptions.pool ?? newPool();
     this.decoderOptions = { ...decoderOptions, pool: this.pool };
+    this.linker = new Linker(this.contexts, onExchange);
+    if (onLink) this.contexts.onWrite = (stream, tsNs, ctx) => this.liveLink(onLink, stream, tsNs, ctx);
+  }
+
+  /** A linked outbound write, with the addresses of both connections, once they are known. */
+  private liveLink(
+    onLink: (l: LiveLink) => void,
+    stream: string,
+    tsNs: number,
+    ctx: WriteContext | undefined,
+  ): void {
+    const send = (): boolean => {
+      const call = this.byId.get(stream)?.meta;
+      const request = ctx ? this.byId.get(ctx.stream)?.meta : undefined;
+      if (!call || (ctx && !request)) return false;
+      const link: LiveLink = { call: { laddr: call.laddr, lport: call.lport, raddr: call.raddr, rport: call.rport }, tsNs };
+      if (ctx && request) {
+        link.request = { laddr: request.laddr, lport: request.lport, raddr: request.raddr, rport: request.rport };
+        link.method = ctx.method;
+      }
+      onLink(link);
+      return true;
+    };
+    if (send()) return;
+    // TLS plaintext before its TLS_BIND: the addresses come with the bind
+    for (const id of ctx ? [stream, ctx.stream] : [stream]) {
+      if (this.byId.get(id)?.meta) continue;
+      const list = this.linksWaiting.get(id) ?? [];
+      if (list.length < 64) list.push(send);
+      this.linksWaiting.set(id, list);
+    }
   }
 
   /**
@@ -419,8 +473,10 @@ export class ConnectionTable {
       comm: ev.comm,
       cgroup: ev.cgroup,
     };
-    this.sockets.set(key, new Stream(this, `${ev.tgid}-${ev.fd}-${ev.gen}`, meta, false, ev.role, ev.gen));
+    const id = `${ev.tgid}-${ev.fd}-${ev.gen}`;
+    this.sockets.set(key, new Stream(this, id, meta, false, ev.role, ev.gen));
     this.stats.connections++;
+    this.contexts.open(ev.tgid, ev.tid, ev.role, id);
   }
 
   data(ev: DataEvent): void {
@@ -463,6 +519,8 @@ export class ConnectionTable {
     const stream = s;
     this.guarded(s, ev.ts, () => stream.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts));
     this.touched.add(s);
+    // ciphertext of a socket whose plaintext comes from the TLS library says nothing about who wrote it
+    if (s.state !== 'ciphertext') this.contexts.data(ev.tgid, ev.tid, ev.dir, ev.ts, s);
   }
 
   bind(ev: TlsBindEvent): void {
@@ -485,6 +543,11 @@ export class ConnectionTable {
     s.bound = true;
     if (socket?.meta) {
       s.meta = socket.meta;
+      const waiting = this.linksWaiting.get(s.id);
+      if (waiting) {
+        this.linksWaiting.delete(s.id);
+        for (const send of waiting) send();
+      }
       if (s.role === ROLE_UNKNOWN && socket.meta.role !== ROLE_UNKNOWN) s.role = socket.meta.role;
       const stream = s;
       this.guarded(s, ev.ts, () => stream.releaseHeld());
@@ -532,6 +595,7 @@ export class ConnectionTable {
       for (const s of map.values()) this.endStream(s, Math.max(s.lastTs, nowNs));
       map.clear();
     }
+    this.linker.flush();
   }
 
   get size(): number {
@@ -540,9 +604,12 @@ export class ConnectionTable {
 
   private endStream(s: Stream, ts: number): void {
     this.touched.delete(s);
+    this.byId.delete(s.id);
+    this.linksWaiting.delete(s.id);
     this.guarded(s, ts, () => s.end(ts));
     // a stream that failed while ending still hands over what it holds
     if (s.state === 'failed') this.guarded(s, ts, () => s.releaseHeld());
+    this.linker.streamEnded(s.id);
   }
 
   emit(s: Stream, d: DecodedExchange): void {
@@ -582,7 +649,7 @@ export class ConnectionTable {
     }
     if (!meta) ex.notes = [...(ex.notes ?? []), 'socket-unknown'];
     this.stats.exchanges++;
-    this.onExchange(ex);
+    this.linker.admit(s.id, d, ex);
   }
 }
 

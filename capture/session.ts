@@ -9,7 +9,8 @@ import { logger } from '../core/log.js';
 import type { NativeCapture, NativeCounters } from '../native/retap_native.js';
 import { loadAddon } from './addon.js';
 import { systemClock } from './clock.js';
-import { ConnectionTable, type TableStats } from './connections.js';
+import { runtimeOfProcess } from './causal/runtime.js';
+import { ConnectionTable, type LiveLink, type TableStats } from './connections.js';
 import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
 import './protocols/index.js';
 import type { DecoderOptions } from './protocols/types.js';
@@ -45,6 +46,8 @@ export interface CaptureOptions {
    */
   holdExec?: boolean;
   decoder?: DecoderOptions;
+  /** Every outbound write linked to the request it was made for, as capture sees it (replay mocks). */
+  onLink?: (link: LiveLink) => void;
 }
 
 export interface CaptureStats extends TableStats {
@@ -83,6 +86,7 @@ export class CaptureSession {
       opts.decoder,
       opts.service,
       (opts.ports?.length ?? 0) > 0,
+      opts.onLink,
     );
     let resolveDrained: () => void = () => {};
     this.drained = new Promise((r) => (resolveDrained = r));
@@ -178,12 +182,12 @@ export class CaptureSession {
     this.malformed += decodeBatch(batch, (ev) => {
       switch (ev.type) {
         case EV_DATA:
-          this.table.data(ev);
           if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          this.table.data(ev);
           break;
         case EV_OPEN:
-          this.table.open(ev);
           if (!this.knownTgids.has(ev.tgid)) this.noteTgid(ev.tgid);
+          this.table.open(ev);
           break;
         case EV_CLOSE:
           this.table.close(ev);
@@ -201,6 +205,8 @@ export class CaptureSession {
   }
 
   private noteTgid(tgid: number, rescan = false): void {
+    // how its requests run decides how its calls are linked (before its first record is seen)
+    if (!this.knownTgids.has(tgid) || rescan) this.table.contexts.setRuntime(tgid, runtimeOfProcess(tgid));
     this.knownTgids.add(tgid);
     this.tls?.scanProcess(tgid, rescan);
   }
@@ -215,8 +221,10 @@ export class CaptureSession {
     }
     const alive = (tgid: number): boolean => existsSync(`/proc/${tgid}`);
     for (const tgid of this.knownTgids) {
-      if (!alive(tgid)) this.knownTgids.delete(tgid);
-      else this.tls?.scanProcess(tgid);
+      if (!alive(tgid)) {
+        this.knownTgids.delete(tgid);
+        this.table.contexts.processGone(tgid);
+      } else this.tls?.scanProcess(tgid);
     }
     this.table.sweep(alive, Number(process.hrtime.bigint()));
   }

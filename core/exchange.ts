@@ -135,6 +135,34 @@ export interface Exchange {
    * and never served by a mock.
    */
   quarantine?: Quarantine;
+  /**
+   * Outbound exchanges: the inbound request whose handling made this call, and how that was
+   * decided (see LinkMethod). Absent when nothing better than a time window could tell.
+   */
+  cause?: Cause;
+}
+
+/**
+ * How an outbound call was linked to the inbound request that caused it, best first:
+ * `traceparent` (the call carries the request's W3C/B3 trace id), `thread` (the thread that read
+ * the request wrote the call; thread-per-request servers), `goroutine` (the goroutine serving the
+ * request, or one it spawned or handed the work to), `async-context` (an event loop's callback
+ * started by the request's I/O), `time-window` (the latest request of the same process in flight
+ * when the call started: exact only when requests do not overlap).
+ */
+export type LinkMethod = 'traceparent' | 'thread' | 'goroutine' | 'async-context' | 'time-window';
+
+export const LINK_METHODS: readonly LinkMethod[] = ['traceparent', 'thread', 'goroutine', 'async-context', 'time-window'];
+
+/** Methods decided from what the process did (or the trace it propagated), not from timing. */
+export function isExactLink(method: LinkMethod | undefined): boolean {
+  return method !== undefined && method !== 'time-window';
+}
+
+export interface Cause {
+  /** Id of the inbound exchange (same snapshot or run) being answered when this call was made. */
+  exchange: string;
+  method: LinkMethod;
 }
 
 export interface Quarantine {

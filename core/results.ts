@@ -19,7 +19,7 @@ export interface RecordedItem {
   /** Replay session this request belongs to (requests of one session keep their recorded order). */
   session: string;
   exchange: Exchange;
-  /** Outbound calls the recorded service made while answering it (attributed by time window). */
+  /** Outbound calls the recorded service made while answering it (each with its `cause` link). */
   outbound: Exchange[];
 }
 
@@ -67,7 +67,7 @@ export interface RunItem {
   client: ClientView;
   /** The build's answer as eBPF captured it at the build's socket (server-side timings). */
   live?: Exchange;
-  /** Outbound calls the build made while answering (captured), in order. */
+  /** Outbound calls the build made while answering (captured, each with its `cause` link), in order. */
   outbound: Exchange[];
 }
 

@@ -72,6 +72,12 @@ export interface LiveAnswer {
 export interface DriverHooks {
   prepare?(item: SpecItem, req: OutgoingRequest): OutgoingRequest;
   observe?(item: SpecItem, sent: OutgoingRequest, answer: LiveAnswer | undefined): void;
+  /**
+   * Requests in flight: filled while each is sent and answered, keyed by where it goes out (its
+   * `port` is set as soon as the request is written), so the mocks can tell which request made a
+   * call (runner/links.ts).
+   */
+  inflight?: Map<SocketUse, string>;
 }
 
 /** Headers that belong to one connection: a pooled replay manages its own and drops these. */
@@ -269,11 +275,14 @@ const onSendHeaders = (message: unknown): void => {
   const t = socket ? tracked.get(socket) : undefined;
   if (!t || !socket) return;
   t.channel.current = { port: socket.localPort ?? 0, openedUs: t.openedUs, seq: t.seq++, sentUs: nowUs() };
+  if (t.channel.where) t.channel.where.port = t.channel.current.port;
 };
 
 class UndiciChannel implements Channel {
   /** Socket of the request in flight, set when its head is written. */
   current: SocketUse | undefined;
+  /** Where the request in flight goes out: its port is filled in as soon as it is known. */
+  where: SocketUse | undefined;
   reopened: string | undefined;
   private client: UndiciClient | undefined;
   private sockets = 0;
@@ -315,6 +324,7 @@ class UndiciChannel implements Channel {
       ...(this.own ? { keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 } : {}),
     });
     this.current = undefined;
+    this.where = where;
     this.reopened = undefined;
     // undici takes a flat [name, value, …] array: order and duplicates kept, no object building.
     // It frames the body and writes its own Connection header (it reads `close` from ours).
@@ -469,12 +479,15 @@ export async function drive(
     where.seq = -1;
     const started = performance.now();
     let answer: LiveAnswer | undefined;
+    hooks.inflight?.set(where, item.id);
     try {
       answer = await channel.send(req, where, signal, item);
       answers[index] = answer;
     } catch (e) {
       failures.set(index, (e as Error).message || String(e));
       errors++;
+    } finally {
+      hooks.inflight?.delete(where);
     }
     durations[index] = performance.now() - started;
     // (a socket that never connected has no port: nothing can be joined through it)

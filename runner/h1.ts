@@ -302,6 +302,11 @@ class Conn {
         },
       },
     });
+    // a request written before the connection is up: its port is known from here
+    this.sock.once('connect', () => {
+      const w = this.cur?.where;
+      if (w && !w.port) w.port = this.sock.localPort ?? 0;
+    });
     this.sock.on('end', () => this.onEnd());
     this.sock.on('error', (e: Error) => this.fail(e.message || String(e)));
     this.sock.on('close', () => this.fail('the connection closed before the answer was complete'));
@@ -320,6 +325,8 @@ class Conn {
     this.bbuf = undefined;
     this.size = 0;
     this.answered = false;
+    // the port is known from now on (the replay's mocks ask which request a call is for)
+    if (p.where) p.where.port = this.sock.localPort ?? 0;
     if (p.body?.length) {
       this.sock.cork();
       this.sock.write(p.wire, 'latin1');

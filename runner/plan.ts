@@ -1,11 +1,13 @@
 /**
  * What a replay will do, computed from a snapshot: the inbound requests in recorded order grouped
  * into client sessions, the outbound calls the recorded service made while answering each one
- * (attributed by time window on the same process), and the dependency endpoints to mock.
+ * (linked by execution context, trace id or time window: snapshots/links.ts), and the dependency
+ * endpoints to mock.
  */
 import { hasToken } from '../capture/protocols/http1/head.js';
 import { type Exchange, type HeaderList, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
+import { linkCalls } from '../snapshots/links.js';
 import { routeTemplate } from '../snapshots/routes.js';
 
 export interface ReplayPlan {
@@ -18,9 +20,6 @@ export interface ReplayPlan {
   /** Quarantined exchanges of the snapshot: never replayed, never served, only counted. */
   quarantined: number;
 }
-
-const end = (e: Exchange): number =>
-  e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
 
 /** How requests are grouped into sessions that keep their order: by client connection by default. */
 export type SessionKey = (ex: Exchange) => string;
@@ -41,19 +40,18 @@ export function planReplay(everything: Exchange[], sessionKey: SessionKey = byCo
     exchange: ex,
     outbound: [],
   }));
-  // step: each outbound call belongs to the inbound request of the same process whose window holds
-  // its start; with several candidates (concurrency), the latest-started one.
+  // step: each outbound call belongs to the inbound request that caused it (snapshots/links.ts:
+  // the link capture decided, the trace id, else a time window); the link travels on the call
+  const byId = new Map(items.map((it) => [it.id, it]));
+  const links = linkCalls(all);
   for (const out of outbound) {
-    let best: RecordedItem | undefined;
-    for (const it of items) {
-      const ex = it.exchange;
-      if (ex.service.pid !== undefined && out.service.pid !== undefined && ex.service.pid !== out.service.pid)
-        continue;
-      if (ex.timing.startUs <= out.timing.startUs && out.timing.startUs <= end(ex)) {
-        if (!best || ex.timing.startUs > best.exchange.timing.startUs) best = it;
-      }
+    const link = links.get(out.id);
+    if (!link) {
+      delete out.cause;
+      continue;
     }
-    best?.outbound.push(out);
+    out.cause = { exchange: link.inbound.id, method: link.method };
+    byId.get(link.inbound.id)?.outbound.push(out);
   }
   const sessions = new Map<string, number[]>();
   items.forEach((it, i) => {

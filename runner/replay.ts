@@ -26,6 +26,8 @@ import {
 } from '../core/results.js';
 import { encodeExchange } from '../snapshots/format.js';
 import { admit, openSnapshot } from '../snapshots/index.js';
+import { linkCalls } from '../snapshots/links.js';
+import { serveLinks } from './links.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
@@ -324,6 +326,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     secrets: c.secrets !== '{}',
     redact: c.redact,
     out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
+    linksSocket: join(c.dir, `links-${c.label.replace('#', '-')}.sock`),
   };
   const specPath = join(c.dir, `spec-${c.label.replace('#', '-')}.json`);
   await writeFile(specPath, JSON.stringify(spec), { mode: 0o600 });
@@ -332,14 +335,19 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   const finished = new AbortController();
   let attached!: () => void;
   const ready = new Promise<void>((r) => (attached = r));
+  // the links capture sees as the build works go to the mocks (runner/links.ts)
+  const feed = await serveLinks(spec.linksSocket!);
   const recording = recordUntil(
-    { cgroupIds: [c.cgroup.id], service: c.label, holdExec: true },
+    { cgroupIds: [c.cgroup.id], service: c.label, holdExec: true, onLink: (l) => feed.push(l) },
     // the same admission as a snapshot write: what would not validate is kept quarantined
     { append: (ex) => void captured.push(admit(ex)) },
     finished.signal,
     { onReady: () => attached() },
   );
-  await Promise.race([ready, recording]); // capture that cannot start fails the run here
+  await Promise.race([ready, recording]).catch(async (e: unknown) => {
+    await feed.close();
+    throw e;
+  }); // capture that cannot start fails the run here
   const started = new Date();
   const t0 = performance.now();
   let output: WorkerOutput | undefined;
@@ -375,7 +383,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     }
   }
   finished.abort();
-  const { stats } = await recording;
+  const { stats } = await recording.finally(() => feed.close());
   const run: ReplayRun = {
     label: c.label,
     role: c.role,
@@ -506,8 +514,8 @@ export const endUs = (e: Exchange): number =>
   e.timing.startUs + (e.timing.responseEndNs ?? e.timing.responseStartNs ?? e.timing.requestEndNs) / 1000;
 
 /**
- * Client views + captured answers (joined by connection and order, runner/join.ts) + outbound
- * calls by time window.
+ * Client views + captured answers (joined by connection and order, runner/join.ts) + the outbound
+ * calls each answer caused (linked as in the recording: snapshots/links.ts).
  */
 export function joinItems(
   plan: ReplayPlan,
@@ -521,9 +529,19 @@ export function joinItems(
   );
   const live = new Map<string, Exchange>();
   for (const [index, ex] of joined) live.set(sent[index]!.id, ex);
-  const outbound = captured
+  // the build's calls, each with the live request that caused it (snapshots/links.ts)
+  const callsOf = new Map<string, Exchange[]>();
+  const links = linkCalls(captured);
+  for (const o of captured
     .filter((e) => e.direction === 'outbound')
-    .sort((a, b) => a.timing.startUs - b.timing.startUs);
+    .sort((a, b) => a.timing.startUs - b.timing.startUs)) {
+    const link = links.get(o.id);
+    if (!link) continue;
+    o.cause = { exchange: link.inbound.id, method: link.method };
+    const list = callsOf.get(link.inbound.id);
+    if (list) list.push(o);
+    else callsOf.set(link.inbound.id, [o]);
+  }
   const byId = new Map(sent.map((w) => [w.id, w]));
   return plan.items.map((rec) => {
     const w = byId.get(rec.id);
@@ -553,9 +571,7 @@ export function joinItems(
             error: 'not sent',
             durationMs: 0,
           },
-      outbound: l
-        ? outbound.filter((o) => o.timing.startUs >= l.timing.startUs && o.timing.startUs <= endUs(l))
-        : [],
+      outbound: l ? (callsOf.get(l.id) ?? []) : [],
     };
     if (l) item.live = l;
     return item;

@@ -94,6 +94,8 @@ export interface WorkerSpec {
     addrs: Record<string, string>;
   };
   snapshotPath: string;
+  /** Unix socket of the live link feed (runner/links.ts): which request each call of the build is for. */
+  linksSocket?: string;
   /** JSON file with { transforms, tokens } for the token engine and the mocks (runner/rules.ts). */
   rulesFile: string;
   /** JSON Lines of the recorded inbound exchanges (the token engine works on them). */

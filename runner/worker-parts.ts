@@ -11,6 +11,7 @@ import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend, type DriverHooks, sendableHeaders } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
+import type { LiveCall } from './mocks/transport.js';
 import type { ReplayRules } from './rules.js';
 import type { ConnectionMode, WorkerSpec } from './spec.js';
 
@@ -28,6 +29,7 @@ export async function startDependencyMocks(
   rules: ReplayRules,
   warnings: RunWarning[],
   inbound: Exchange[],
+  scopeOf?: (call: LiveCall) => Promise<string | undefined>,
 ): Promise<{ handle?: MockHandle; caFile?: string }> {
   const { createEphemeralCa } = await import('./tls/ca.js');
   const ca = await createEphemeralCa(spec.mocks.caDir);
@@ -48,6 +50,7 @@ export async function startDependencyMocks(
     volatile: volatileFromTokens(rules.tokens),
     // database calls are scoped to the recorded request they were made for
     inbound,
+    ...(scopeOf ? { scopeOf } : {}),
   });
   return { handle, caFile: ca.caCertPath };
 }

@@ -6,14 +6,19 @@
  *   node dist/runner/worker.js SPEC.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { RunWarning } from '../core/results.js';
+import type { RunWarning, SocketUse } from '../core/results.js';
 import { tooLarge } from '../snapshots/results.js';
 import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive, toWorkerItem } from './driver.js';
+import { LinkFeed } from './links.js';
+import type { LiveCall } from './mocks/transport.js';
 import type { ReplayRules } from './rules.js';
 import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
 import { type MockHandle, readLines, startDependencyMocks, tokenHooks } from './worker-parts.js';
+
+/** How long a mock waits for capture to say which request made a call (then: unscoped). */
+const LINK_WAIT_MS = 2000;
 
 async function main(specPath: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as WorkerSpec;
@@ -32,12 +37,39 @@ async function main(specPath: string): Promise<void> {
   const redactionKey = process.env.RETAP_REDACTION_KEY;
   delete process.env.RETAP_REDACTION_KEY;
   let mocks: MockHandle | undefined;
+  let feed: LinkFeed | undefined;
   let build: ReturnType<typeof startBuild> | undefined;
   let phase: 'startup' | 'replay' | 'stop' = 'startup';
   const stopping = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stopping.abort());
   try {
-    const started = await startDependencyMocks(spec, outbound, rules, warnings, [...inbound.values()]);
+    // which replayed request made each call of the build: capture's links (runner/links.ts) and
+    // the requests in flight, by the port each went out from
+    const inflight = new Map<SocketUse, string>();
+    feed = spec.linksSocket ? await LinkFeed.connect(spec.linksSocket) : undefined;
+    const linkFeed = feed;
+    const scopeOf = linkFeed
+      ? async (call: LiveCall): Promise<string | undefined> => {
+          if (!call.conn) return undefined;
+          const cause = await linkFeed.causeOf(
+            call.conn.remote,
+            call.conn.local,
+            call.conn.answeredNs,
+            LINK_WAIT_MS,
+          );
+          if (!cause) return undefined;
+          for (const [where, id] of inflight) if (where.port === cause.clientPort) return id;
+          return undefined;
+        }
+      : undefined;
+    const started = await startDependencyMocks(
+      spec,
+      outbound,
+      rules,
+      warnings,
+      [...inbound.values()],
+      scopeOf,
+    );
     mocks = started.handle;
     const caEnv: Record<string, string> = started.caFile
       ? {
@@ -63,6 +95,7 @@ async function main(specPath: string): Promise<void> {
         return restoreRequest(tokens.hooks.prepare ? tokens.hooks.prepare(item, req) : req, secrets);
       },
       observe: (item, sent, answer) => tokens.hooks.observe?.(item, sent, answer),
+      inflight,
     };
     let last = 0;
     const driven = await drive(
@@ -112,6 +145,7 @@ async function main(specPath: string): Promise<void> {
       out.mocks = mocks.stats();
       await mocks.stop().catch(() => undefined);
     }
+    feed?.close();
     // live tokens and restored secrets never reach the disk: redacted like a snapshot
     try {
       redactWorkerOutput(out, {

@@ -24,6 +24,11 @@ export interface SnapshotDiff {
   b: { path: string; name: string; version: number; hash: string };
   identical: boolean;
   routes: { added: RouteChange[]; removed: RouteChange[]; changed: RouteChange[] };
+  /**
+   * Outbound calls linked to their request, per method (manifest `counts.links`), when A and B
+   * differ there; an exchange whose link changed also lists `cause` among its changed fields.
+   */
+  links?: { a: Record<string, number>; b: Record<string, number> };
   exchanges: {
     added: number;
     removed: number;
@@ -89,5 +94,8 @@ export async function diffSnapshots(pathA: string, pathB: string, opts: { limit?
   const identical =
     A.manifest.hash === B.manifest.hash ||
     (ex.added + ex.removed + ex.changed === 0 && routes.added.length + routes.removed.length + routes.changed.length === 0);
-  return { a: info(A), b: info(B), identical, routes, exchanges: ex };
+  const la = A.manifest.counts.links ?? {};
+  const lb = B.manifest.counts.links ?? {};
+  const links = JSON.stringify(la) === JSON.stringify(lb) ? undefined : { a: la, b: lb };
+  return { a: info(A), b: info(B), identical, routes, ...(links ? { links } : {}), exchanges: ex };
 }

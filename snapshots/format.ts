@@ -50,6 +50,12 @@ export interface Counts {
    * They count in `exchanges`, `byDirection` and `byProtocol`, never in routes or statuses.
    */
   quarantined?: number;
+  /**
+   * Outbound exchanges linked to the inbound request that caused them, per method
+   * (`Exchange.cause`); present when some are. Calls without a link are linked by time window
+   * when the snapshot is planned.
+   */
+  links?: Record<string, number>;
 }
 
 export interface RedactionSummary {
@@ -173,6 +179,7 @@ export function toStored(ex: Exchange): Record<string, unknown> {
   const req = ex.request;
   const res = ex.response;
   return opt({
+    cause: ex.cause === undefined ? undefined : { exchange: ex.cause.exchange, method: ex.cause.method },
     connection: { id: ex.connection.id, order: ex.connection.order },
     direction: ex.direction,
     extras: ex.extras === undefined ? undefined : sortKeys(ex.extras),
@@ -246,6 +253,7 @@ export function fromStored(s: Stored): Exchange {
   if (s.notes) ex.notes = s.notes;
   if (s.extras) ex.extras = s.extras;
   if (s.quarantine) ex.quarantine = s.quarantine;
+  if (s.cause) ex.cause = s.cause;
   return ex;
 }
 

@@ -73,6 +73,7 @@ export function createStats(): Stats {
   let noResponse = 0;
   let quarantined = 0;
   let otherRoutes = 0;
+  const links: Record<string, number> = {};
   let first = Number.POSITIVE_INFINITY;
   let last = Number.NEGATIVE_INFINITY;
   const byDirection: Record<string, number> = {};
@@ -91,6 +92,7 @@ export function createStats(): Stats {
         quarantined++;
         return;
       }
+      if (ex.cause) bump(links, ex.cause.method);
       const status = ex.response ? String(ex.response.status) : 'none';
       bump(byStatus, status);
       if (!ex.response) noResponse++;
@@ -132,6 +134,7 @@ export function createStats(): Stats {
         noResponse,
       };
       if (quarantined > 0) counts.quarantined = quarantined;
+      if (Object.keys(links).length > 0) counts.links = sortedMap(links);
       return counts;
     },
     timeRange() {

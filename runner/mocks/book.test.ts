@@ -92,3 +92,33 @@ describe('answer book', () => {
     );
   });
 });
+
+describe('answer book scoped to the request that made the call', () => {
+  const caused = (answer: string, request: string, method: 'thread' | 'time-window'): Exchange => {
+    const e = ex('GET', '/price', undefined, answer);
+    e.cause = { exchange: request, method };
+    return e;
+  };
+  const body = (p: ReturnType<ReturnType<typeof createBook>['match']>) =>
+    Buffer.from(p!.entry.exchange.response!.body.data).toString();
+
+  it('a call made for request R takes the answers recorded for R, in their order', () => {
+    const book = createBook([
+      caused('a0', 'A', 'thread'),
+      caused('b0', 'B', 'thread'),
+      caused('b1', 'B', 'thread'),
+      caused('a1', 'A', 'thread'),
+    ]);
+    expect(book.scoped).toBe(true);
+    expect(body(book.match(live('GET', '/price'), 'B'))).toBe('b0');
+    expect(body(book.match(live('GET', '/price'), 'A'))).toBe('a0');
+    expect(body(book.match(live('GET', '/price'), 'A'))).toBe('a1');
+    expect(body(book.match(live('GET', '/price'), 'B'))).toBe('b1');
+  });
+
+  it('time-window links do not scope: recorded order as before', () => {
+    const book = createBook([caused('a0', 'A', 'time-window'), caused('b0', 'B', 'time-window')]);
+    expect(book.scoped).toBe(false);
+    expect(body(book.match(live('GET', '/price'), 'B'))).toBe('a0');
+  });
+});

@@ -1,10 +1,12 @@
 /**
  * The answer book: recorded outbound exchanges of one endpoint indexed by signature. A call takes
  * the first recorded answer of its signature not served yet, in recorded order; past the end it
- * gets the last one again. Without a match, `closest` names the nearest recording and says why it
- * did not match.
+ * gets the last one again. A call known to be made for a recorded request (its scope: the
+ * request being replayed that made it) takes, first, the answers recorded for that request, when
+ * the recording's link to its request is exact; then answers recorded outside any known request;
+ * then any. Without a match, `closest` names the nearest recording and says why it did not match.
  */
-import type { Exchange } from '../../core/exchange.js';
+import { type Exchange, isExactLink } from '../../core/exchange.js';
 import { MASK } from './canon.js';
 import { describeSignature, type RequestView, type Signature, signatureOf, type Tier } from './signature.js';
 import type { VolatileFields } from './volatile.js';
@@ -13,6 +15,8 @@ export interface Entry {
   exchange: Exchange;
   sig: Signature;
   served: number;
+  /** The recorded request this call was made for, when the link is exact. */
+  during?: string;
 }
 
 export interface Pick {
@@ -31,7 +35,9 @@ export interface Closest {
 
 export interface Book {
   entries: Entry[];
-  match(live: Signature): Pick | undefined;
+  /** Some recorded calls have an exact link to their request: a call's scope is worth asking. */
+  scoped: boolean;
+  match(live: Signature, scope?: string): Pick | undefined;
   closest(live: Signature): Closest | undefined;
   /** Takes `entry` as served (closest mode), so later calls move on. */
   take(entry: Entry): void;
@@ -54,6 +60,7 @@ export function createBook(exchanges: Exchange[], known?: VolatileFields): Book 
     exchange,
     sig: signatureOf(requestView(exchange), known),
     served: 0,
+    ...(exchange.cause && isExactLink(exchange.cause.method) ? { during: exchange.cause.exchange } : {}),
   }));
   const index = new Map<string, Entry[]>();
   for (const e of entries) {
@@ -73,13 +80,19 @@ export function createBook(exchanges: Exchange[], known?: VolatileFields): Book 
   };
   return {
     entries,
+    scoped: entries.some((e) => e.during !== undefined),
     take,
-    match(live) {
+    match(live, scope) {
       for (const tier of TIERS) {
         const key = live.keys[tier];
         const list = key === undefined ? undefined : index.get(`${tier} ${key}`);
         if (!list) continue;
-        let i = list.findIndex((e) => e.served === 0);
+        let i = -1;
+        if (scope !== undefined) {
+          i = list.findIndex((e) => e.served === 0 && e.during === scope);
+          if (i === -1) i = list.findIndex((e) => e.served === 0 && e.during === undefined);
+        }
+        if (i === -1) i = list.findIndex((e) => e.served === 0);
         if (i === -1) i = list.length - 1;
         const entry = list[i]!;
         take(entry);

@@ -8,6 +8,7 @@ import { isDbProtocol } from '../../core/db.js';
 import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import type { MockMiss } from '../../core/results.js';
+import { traceIdOf } from '../../core/trace.js';
 import { type Answer, answerFrom, grpcMissAnswer, type MissInfo, missAnswer } from './answer.js';
 import { type Book, createBook, describeSignature } from './book.js';
 import { bindDb } from './db/start.js';
@@ -93,6 +94,12 @@ export async function startMocks(
   // redacted credentials in recorded calls: the build sends its own values there
   const known = mergeVolatile(opts.volatile, volatileFromTransforms(opts.transforms), volatileFromPlaceholders(outbound));
   const stats: MockStats = { calls: 0, matched: 0, misses: [] };
+  // recorded requests by the trace id they carry (null: several share it, it says nothing)
+  const byTrace = new Map<string, string | null>();
+  for (const ex of opts.inbound ?? []) {
+    const t = traceIdOf(ex.request.headers);
+    if (t) byTrace.set(t, byTrace.has(t) ? null : ex.id);
+  }
   let during: string | undefined;
   const listeners: Listener[] = [];
   const endpoints: BoundEndpoint[] = [];
@@ -113,7 +120,7 @@ export async function startMocks(
           method: call.method,
           target: call.target,
           ...c,
-          ...(during ? { during } : {}),
+          ...((scope ?? during) ? { during: scope ?? during } : {}),
         });
       };
       const serve = (recorded: Exchange): Answer => {
@@ -123,7 +130,15 @@ export async function startMocks(
         a.warnings.push(...shaped.notes);
         return a;
       };
-      const pick = book.match(sig);
+      // the request that made this call, when the recording knows which request made each answer:
+      // the trace id it carries (exact, nothing to wait for), else capture's link
+      let scope: string | undefined;
+      if (book.scoped) {
+        const t = traceIdOf(call.headers);
+        scope = t ? (byTrace.get(t) ?? undefined) : undefined;
+        if (scope === undefined && opts.scopeOf) scope = await opts.scopeOf(call);
+      }
+      const pick = book.match(sig, scope);
       if (pick) {
         stats.matched++;
         const a = serve(pick.entry.exchange);
@@ -152,7 +167,7 @@ export async function startMocks(
         target: info.target,
         reason: info.reason,
         ...(info.closest ? { closest: info.closest } : {}),
-        ...(during ? { during } : {}),
+        ...((scope ?? during) ? { during: scope ?? during } : {}),
       };
       if (opts.miss === 'closest' && near) {
         book.take(near.entry);

@@ -17,7 +17,21 @@ export interface LiveCall {
   target: string;
   headers: HeaderList;
   body: Uint8Array;
+  /**
+   * HTTP/1 only: the connection it came on (the build's end is `remote`), and the monotonic time
+   * (process.hrtime, ns) this mock last answered on it (0 before the first answer): the call was
+   * written after that, which is how capture's link for it is found (runner/links.ts).
+   */
+  conn?: MockConnection;
 }
+
+export interface MockConnection {
+  local: { addr: string; port: number };
+  remote: { addr: string; port: number };
+  answeredNs: number;
+}
+
+const answered = new WeakMap<object, number>();
 
 export type Handler = (call: LiveCall) => Promise<Answer>;
 
@@ -54,15 +68,23 @@ function onHttp1(handle: Handler) {
     req.on('error', () => res.destroy());
     req.on('end', () => {
       const headers = pairs(req.rawHeaders);
+      const sock = req.socket;
       const call: LiveCall = {
         protocol: isGrpc(headers) ? 'grpc' : 'http1',
         method: req.method ?? 'GET',
         target: req.url ?? '/',
         headers,
         body: Buffer.concat(chunks),
+        conn: {
+          local: { addr: sock.localAddress ?? '', port: sock.localPort ?? 0 },
+          remote: { addr: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 },
+          answeredNs: answered.get(sock) ?? 0,
+        },
       };
       handle(call).then(
         (a) => {
+          // before a byte of the answer leaves: the build's next call on this connection comes after
+          answered.set(sock, Number(process.hrtime.bigint()));
           const flat: string[] = [];
           for (const [n, v] of a.headers) flat.push(n, v);
           res.writeHead(a.status, a.reason ?? http.STATUS_CODES[a.status] ?? 'Unknown', flat);
@@ -70,6 +92,7 @@ function onHttp1(handle: Handler) {
           res.end(a.body);
         },
         (e: Error) => {
+          answered.set(sock, Number(process.hrtime.bigint()));
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end(`retap mock: internal error: ${e.message}\n`);
         },

@@ -2,6 +2,7 @@
 import type { Exchange } from '../../core/exchange.js';
 import type { MockMiss } from '../../core/results.js';
 import type { TransformsFile } from '../../snapshots/index.js';
+import type { LiveCall } from './transport.js';
 import type { EphemeralCa } from '../tls/ca.js';
 import type { Tier } from './signature.js';
 import type { VolatileFields } from './volatile.js';
@@ -67,6 +68,12 @@ export interface MockOptions {
    * is scoped to it (matched first while the runner replays that request, see setDuring).
    */
   inbound?: Exchange[];
+  /**
+   * The recorded request (its id) the build was answering when it made `call`, as capture linked
+   * it (runner/links.ts); asked only on endpoints whose recorded calls have exact links. A call
+   * with a scope takes the answers recorded for that request first (runner/mocks/book.ts).
+   */
+  scopeOf?: (call: LiveCall) => Promise<string | undefined>;
 }
 
 export interface BoundEndpoint extends MockEndpoint {

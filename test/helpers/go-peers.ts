@@ -22,6 +22,10 @@ export interface GoPeers {
   gotlsOld: string;
   /** gRPC over TLS (google.golang.org/grpc) */
   gogrpc: string;
+  /** the concurrent quote service of the causal-link tests (net/http server and client) */
+  gocausal: string;
+  /** the same, -ldflags='-s -w' */
+  gocausalStripped: string;
 }
 
 let cached: { dir: string; missing: boolean } | undefined;
@@ -53,6 +57,8 @@ export function goPeers(): GoPeers {
     gotlsStripped: join(dir, 'gotls-stripped'),
     gotlsOld: join(dir, 'gotls-old'),
     gogrpc: join(dir, 'gogrpc'),
+    gocausal: join(dir, 'gocausal'),
+    gocausalStripped: join(dir, 'gocausal-stripped'),
   };
 }
 

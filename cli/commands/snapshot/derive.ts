@@ -31,6 +31,10 @@ export const diff: Sub = {
     for (const x of r.added.slice(0, limit)) lines.push(`  + ${x.key} (${x.b!.count})`);
     for (const x of r.removed.slice(0, limit)) lines.push(`  - ${x.key} (${x.a!.count})`);
     for (const x of r.changed.slice(0, limit)) lines.push(`  ~ ${x.key} ${x.a!.count} → ${x.b!.count} ${JSON.stringify(x.a!.statuses)} → ${JSON.stringify(x.b!.statuses)}`);
+    if (d.links) {
+      const m = (x: Record<string, number>) => Object.entries(x).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+      lines.push(`links (outbound calls linked to their request, by method): ${m(d.links.a)} → ${m(d.links.b)}`);
+    }
     const e = d.exchanges;
     lines.push(`exchanges: ${e.added} added, ${e.removed} removed, ${e.changed} changed, ${e.same} same`);
     for (const x of e.list.added) lines.push(`  + ${x.id}`);

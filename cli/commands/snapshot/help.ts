@@ -19,6 +19,16 @@ line, JSON path and a fix.`,
 
 Added, removed and changed routes (from the manifests) and exchanges (matched by start time
 and id). Exit code 0 when identical, 1 when they differ. --limit caps listed ids (default 20).`,
+  minimise: `Usage: retap snapshot minimise SNAPSHOT [--keep N] [--out DIR] [--name NAME] [--json]
+
+Writes a new version (parent: SNAPSHOT) that keeps every distinct behaviour and drops repeats. A
+behaviour is route × status × response schema (the JSON structure of the answer, else its media
+type) × the set of calls the request caused (linked as a replay links them). Requests are kept or
+dropped with their whole replay session (a credential chain, else a client connection), so
+token chains stay intact; the calls a kept request caused come with it, and calls caused by
+no request are all kept. Quarantined exchanges are left out (never replayed).
+  --keep N   examples kept per behaviour (default 1)
+Prints the coverage kept (behaviours, routes, statuses) and the size saved.`,
   filter: `Usage: retap snapshot filter SNAPSHOT [conditions] [--out DIR] [--name NAME] [--json]
 
 Writes the matching exchanges as a new version (default: next version in the same store,

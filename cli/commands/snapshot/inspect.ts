@@ -144,6 +144,7 @@ export const show: Sub = {
       `time range: ${summary.timeRange ? `${summary.timeRange.first} → ${summary.timeRange.last} (${summary.timeRange.seconds.toFixed(3)} s)` : '-'}`,
       `exchanges:  ${c.exchanges} (${map(c.byDirection)}); protocols: ${map(c.byProtocol)}`,
       `statuses:   ${map(c.byStatus)}`,
+      `links:      ${linksLine(c)}`,
       `bodies:     ${c.truncatedBodies} truncated, ${c.noResponse} without response`,
       `services:   ${services.join(', ') || '-'}; dependencies: ${dependencies.join(', ') || '-'}`,
       `counters:   ${map(m.counters)}`,
@@ -172,6 +173,22 @@ export const show: Sub = {
     return 0;
   },
 };
+
+/**
+ * How the outbound calls were linked to the request that caused them: the links capture stored
+ * (exact methods), and how many have none (a replay links those by time window, a guess).
+ */
+function linksLine(c: { byDirection: Record<string, number>; links?: Record<string, number>; quarantined?: number }): string {
+  const outbound = c.byDirection.outbound ?? 0;
+  if (outbound === 0) return '- (no outbound calls)';
+  const stored = Object.entries(c.links ?? {});
+  const linked = stored.reduce((n, [, v]) => n + v, 0);
+  const parts = stored.map(([k, v]) => `${k} ${v}${k === 'time-window' ? ' (a guess)' : ''}`);
+  // quarantined exchanges count in byDirection but are never linked
+  const rest = outbound - linked;
+  if (rest > 0) parts.push(`${rest} without a stored link (linked by time window when replayed: a guess under concurrency)`);
+  return parts.join(', ');
+}
 
 interface QuarantinedRow {
   id: string;

@@ -1,0 +1,133 @@
+/**
+ * Execution context from the order of records (unit: the kernel path is in
+ * test/e2e/causal-links.test.ts): who a write works for, per runtime, and the linker that waits
+ * for a call's request.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Exchange } from '../../core/exchange.js';
+import { DIR_IN, DIR_OUT, ROLE_CLIENT, ROLE_SERVER } from '../events.js';
+import type { DecodedExchange } from '../protocols/types.js';
+import { ContextTracker } from './context.js';
+import { Linker } from './linker.js';
+
+const P = 100;
+const server = (id: string) => ({ id, role: ROLE_SERVER, protocol: 'http1' });
+const client = (id: string) => ({ id, role: ROLE_CLIENT, protocol: 'http1' });
+
+describe('execution context', () => {
+  it('thread-per-request: each thread writes for the request it read', () => {
+    const t = new ContextTracker();
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 2, DIR_IN, 11, server('B'));
+    t.data(P, 2, DIR_OUT, 12, client('X'));
+    t.data(P, 1, DIR_OUT, 13, client('Y'));
+    expect(t.writeContext('X', 12)).toMatchObject({ stream: 'B', atNs: 11, method: 'thread' });
+    expect(t.writeContext('Y', 13)).toMatchObject({ stream: 'A', atNs: 10, method: 'thread' });
+  });
+
+  it('a thread that answered its request works for nobody until it reads the next', () => {
+    const t = new ContextTracker();
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, server('A'));
+    t.data(P, 1, DIR_OUT, 12, client('X'));
+    expect(t.writeContext('X', 12)).toBeUndefined();
+  });
+
+  it('a thread serving two requests at once is an event loop: its writes are not linked by thread', () => {
+    const t = new ContextTracker();
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_IN, 11, server('B')); // A unanswered
+    t.data(P, 1, DIR_OUT, 12, client('X'));
+    expect(t.writeContext('X', 12)).toBeUndefined();
+    expect(t.multiplexedThreads).toBe(1);
+  });
+
+  it('Go without goroutine probes: a thread says nothing', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'go-unprobed');
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, client('X'));
+    expect(t.writeContext('X', 11)).toBeUndefined();
+  });
+
+  it('node: the answer read on a call resumes the request that made it; a new connection belongs to its opener', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, client('X')); // A's first call
+    t.data(P, 1, DIR_IN, 12, server('B'));
+    t.open(P, 1, ROLE_CLIENT, 'Y'); // B opens a connection
+    t.data(P, 1, DIR_IN, 13, client('X')); // A's answer: A resumes
+    t.data(P, 1, DIR_OUT, 14, client('X')); // A's second call
+    t.data(P, 1, DIR_OUT, 15, client('Y')); // B's call, written from the connect callback
+    expect(t.writeContext('X', 11)).toMatchObject({ stream: 'A', method: 'async-context' });
+    expect(t.writeContext('X', 14)).toMatchObject({ stream: 'A', method: 'async-context' });
+    expect(t.writeContext('Y', 15)).toMatchObject({ stream: 'B', method: 'async-context' });
+  });
+
+  it('Go with runtime probes: spawned goroutines inherit the request', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'go');
+    t.goRun(P, 1, 7n);
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.goSpawn(P, 7n, 8n);
+    t.goRun(P, 2, 8n);
+    t.data(P, 2, DIR_OUT, 11, client('X'));
+    expect(t.writeContext('X', 11)).toMatchObject({ stream: 'A', method: 'goroutine' });
+  });
+});
+
+const decoded = (startNs: number, endNs = startNs): DecodedExchange =>
+  ({
+    protocol: 'http1',
+    request: {},
+    requestStartNs: startNs,
+    requestEndNs: endNs,
+  }) as unknown as DecodedExchange;
+const exchange = (
+  id: string,
+  direction: 'inbound' | 'outbound',
+  headers: Array<[string, string]> = [],
+): Exchange => ({ id, direction, request: { headers } }) as unknown as Exchange;
+
+describe('linker', () => {
+  it('a call completed before its request waits for it, then goes out linked', () => {
+    const t = new ContextTracker();
+    const out: Exchange[] = [];
+    const l = new Linker(t, (e) => out.push(e));
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 20, client('X'));
+    l.admit('X', decoded(20), exchange('call', 'outbound'));
+    expect(out).toHaveLength(0);
+    l.admit('A', decoded(10, 15), exchange('req', 'inbound'));
+    expect(out.map((e) => e.id)).toEqual(['req', 'call']);
+    expect(out[1]!.cause).toEqual({ exchange: 'req', method: 'thread' });
+  });
+
+  it('a trace id shared with exactly one request links the call whatever the context', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'go-unprobed');
+    const out: Exchange[] = [];
+    const l = new Linker(t, (e) => out.push(e));
+    const tp: [string, string] = ['traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'];
+    l.admit('A', decoded(10), exchange('req', 'inbound', [tp]));
+    l.admit('X', decoded(20), exchange('call', 'outbound', [tp]));
+    expect(out[1]!.cause).toEqual({ exchange: 'req', method: 'traceparent' });
+  });
+
+  it('a call with no context goes out at once without a link; one whose request never shows, when capture stops', () => {
+    const t = new ContextTracker();
+    const out: Exchange[] = [];
+    const l = new Linker(t, (e) => out.push(e));
+    l.admit('X', decoded(20), exchange('orphan', 'outbound'));
+    expect(out.map((e) => e.id)).toEqual(['orphan']);
+    t.data(P, 1, DIR_IN, 30, server('A'));
+    t.data(P, 1, DIR_OUT, 31, client('Y'));
+    l.admit('Y', decoded(31), exchange('waits', 'outbound'));
+    expect(out).toHaveLength(1);
+    l.flush();
+    expect(out.map((e) => e.id)).toEqual(['orphan', 'waits']);
+    expect(out[1]!.cause).toBeUndefined();
+    expect(l.stats.unlinked).toBe(2);
+  });
+});
