@@ -6,6 +6,8 @@
 export const ErrorCodes = {
   USAGE: 'RETAP_USAGE',
   CONFIG_INVALID: 'RETAP_CONFIG_INVALID',
+  /** A settings file names a key retap does not know (a typo, or a setting of another version). */
+  CONFIG_UNKNOWN_KEY: 'RETAP_CONFIG_UNKNOWN_KEY',
   SNAPSHOT_INVALID: 'RETAP_SNAPSHOT_INVALID',
   SNAPSHOT_NOT_FOUND: 'RETAP_SNAPSHOT_NOT_FOUND',
   SNAPSHOT_EXISTS: 'RETAP_SNAPSHOT_EXISTS',
@@ -63,8 +65,11 @@ export class RetapError extends Error {
     this.details = options.details;
   }
 
+  /** 64 for what the caller wrote wrong (flags, an unknown key in a settings file), else 3. */
   get exitCode(): number {
-    return this.code === ErrorCodes.USAGE ? ExitCodes.USAGE : ExitCodes.INFRASTRUCTURE;
+    return this.code === ErrorCodes.USAGE || this.code === ErrorCodes.CONFIG_UNKNOWN_KEY
+      ? ExitCodes.USAGE
+      : ExitCodes.INFRASTRUCTURE;
   }
 
   toJSON(): Record<string, unknown> {

@@ -162,6 +162,18 @@ describe('retap ci with a broken retap.yaml (no privileges needed)', () => {
     );
     expect(s.stderr).toContain('RETAP_CONFIG_INVALID');
   });
+
+  it('an unknown key is a usage error (64): annotated on its line with the nearest known key', async () => {
+    writeFileSync(join(dir, 'retap.yaml'), 'version: 1\nreplay:\n  snapshot: snaps/x\n  mockmiss: fail\n');
+    const s = await step(dir, 'unknown', [entry], {});
+    expect(s.code).toBe(64);
+    expect(s.outputs.verdict).toBe('error');
+    expect(s.annotations).toHaveLength(1);
+    expect(s.annotations[0]).toMatch(
+      /^::error file=retap\.yaml,line=4,title=retap ci::retap\.yaml:4: \$\.replay\.mockmiss is not a known setting .*%0ADid you mean 'mockMiss'\?/,
+    );
+    expect(s.stderr).toContain('RETAP_CONFIG_UNKNOWN_KEY');
+  });
 });
 
 describe.skipIf(skipPrivileged())('the action on the demo system', () => {
