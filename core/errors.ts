@@ -3,6 +3,7 @@
  * A message says what went wrong and where; the hint says what to do next.
  */
 
+/** Every code is documented in docs/cli.md ("Error codes"); core/errors.test.ts checks the table. */
 export const ErrorCodes = {
   USAGE: 'RETAP_USAGE',
   CONFIG_INVALID: 'RETAP_CONFIG_INVALID',
@@ -18,9 +19,10 @@ export const ErrorCodes = {
   ENV_SETUP: 'RETAP_ENV_SETUP',
   BUILD_NOT_READY: 'RETAP_BUILD_NOT_READY',
   BUILD_CRASHED: 'RETAP_BUILD_CRASHED',
-  DECODE: 'RETAP_DECODE',
   NOT_BUILT: 'RETAP_NOT_BUILT',
   RESULTS_TOO_LARGE: 'RETAP_RESULTS_TOO_LARGE',
+  /** A results file holds no candidate run: there is nothing to judge (a verdict error, exit 3). */
+  NO_CANDIDATE: 'RETAP_NO_CANDIDATE',
   /** A replay would send redacted credentials no recorded answer hands out and no secret provides. */
   SECRET_MISSING: 'RETAP_SECRET_MISSING',
   /** The Kubernetes API server could not be reached, or no usable kubeconfig was found. */
