@@ -3,20 +3,17 @@
  * recorded service made. Calls are compared as a multiset of signatures `METHOD host /path/{id}`;
  * ports and IP literals are left out (mocks listen elsewhere than the recorded dependency).
  */
-import { type Exchange, headerValue } from '../core/exchange.js';
+import type { Exchange } from '../core/exchange.js';
+import { hostName, pathTemplate, requestAuthority } from '../core/http.js';
 import { compareDbCalls, isDbCall } from './db-calls.js';
-import { pathTemplate } from './routes.js';
 import type { Difference } from './types.js';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** The recorded host name; '' for an IP literal (mocks listen elsewhere than the recorded address). */
 function hostOf(ex: Exchange): string {
-  const raw =
-    ex.peer.host ??
-    headerValue(ex.request.headers, 'host') ??
-    headerValue(ex.request.headers, ':authority') ??
-    '';
-  const host = raw.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const authority = ex.peer.host ?? requestAuthority(ex.request.headers, ex.extras);
+  const host = authority === undefined ? '' : hostName(authority);
   if (host === '' || /^[\d.]+$/.test(host) || host.includes(':')) return '';
   return host;
 }

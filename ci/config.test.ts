@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { defaultConfig } from '../assertions/config.js';
 import { ErrorCodes, ExitCodes, RetapError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
-import { durationMs, loadCiConfig, parseCiConfig } from './config.js';
+import { loadCiConfig, parseCiConfig } from './config.js';
 
 const example = readFileSync(join(packageRoot(), 'examples', 'gate', 'retap.yaml'), 'utf8');
 
@@ -89,9 +89,10 @@ describe('retap.yaml for retap ci', () => {
     expect(errorOf('replay:\n  snapshot: [a\n')).toMatch(/^retap\.yaml:\d+: not valid YAML/);
   });
 
-  it('parses durations', () => {
-    expect(durationMs('500ms')).toBe(500);
-    expect(durationMs('2m')).toBe(120_000);
+  it('turns durations into milliseconds', () => {
+    const cfg = parseCiConfig('replay:\n  timeout: 1.5s\n  build:\n    command: x\n    port: 1\n    readyTimeout: 2m\n', 'retap.yaml', '/r');
+    expect(cfg.replay.timeoutMs).toBe(1500);
+    expect(cfg.replay.build?.readyTimeoutMs).toBe(120_000);
   });
 });
 

@@ -12,6 +12,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from 'yaml';
 import { configFromYaml, defaultConfig, type EvaluateConfig } from '../assertions/config.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
+import { parseDurationMs } from '../core/http.js';
 import { packageRoot } from '../core/paths.js';
 import { nearestWord } from '../core/suggest.js';
 
@@ -83,13 +84,9 @@ function validator(): ValidateFunction {
   return compiled;
 }
 
-/** `30s`, `500ms`, `5m`, `1h` → ms (the schema already checked the shape). */
-export function durationMs(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) return Number.NaN;
-  const unit = m[2] ?? 's';
-  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(Number(m[1]) * factor);
+/** `30s`, `500ms`, `5m`, `1h` → whole ms (the schema already checked the shape). */
+function durationMs(text: string): number {
+  return Math.round(parseDurationMs(text, { bare: 's' }) ?? Number.NaN);
 }
 
 function pathOf(pointer: string, extra?: string): { parts: string[]; text: string } {
