@@ -1,5 +1,5 @@
 /**
- * The GitHub Action's entry point (dist/ci/entry.js) run as a runner runs it: INPUT_* variables
+ * The GitHub Action's entry point (dist/cli/action.js) run as a runner runs it: INPUT_* variables
  * for the inputs, GITHUB_OUTPUT / GITHUB_STEP_SUMMARY / RUNNER_TEMP pointing at temp files.
  * Against the demo system: an unchanged orders build passes, `--variant all` fails with
  * annotations, `retap snapshot accept` turns the failing answers into v2 (which then passes),
@@ -25,7 +25,7 @@ import { recordOrdersSnapshot } from '../helpers/demo-snapshot.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 
 const root = packageRoot();
-const entry = join(root, 'dist', 'ci', 'entry.js');
+const entry = join(root, 'dist', 'cli', 'action.js');
 const orders = join(root, 'dist', 'examples', 'demo', 'orders.js');
 
 interface Step {
