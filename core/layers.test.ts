@@ -15,7 +15,7 @@ const root = packageRoot();
 type Layout = Map<string, Set<string> | '*'>;
 
 /** The layout table of docs/design.md: rows `| \`folder/\` | owns | may import |`. */
-export function layoutOf(markdown: string): Layout {
+function layoutOf(markdown: string): Layout {
   const layout: Layout = new Map();
   for (const line of markdown.split('\n')) {
     const m = /^\| `([^`]+\/)` \|.*\| ([^|]*) \|\s*$/.exec(line);
@@ -36,7 +36,7 @@ function areaOf(layout: Layout, path: string): string | undefined {
 }
 
 /** Relative module names a file imports: static, re-exports, side-effect and literal import(). */
-export function importsOf(text: string): string[] {
+function importsOf(text: string): string[] {
   const out: string[] = [];
   const re =
     /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
@@ -48,7 +48,7 @@ export function importsOf(text: string): string[] {
 }
 
 /** `file → import` pairs the table does not allow; `files` maps repo-relative paths to text. */
-export function violations(layout: Layout, files: Map<string, string>): string[] {
+function violations(layout: Layout, files: Map<string, string>): string[] {
   const out: string[] = [];
   for (const [file, text] of files) {
     const from = areaOf(layout, file);
