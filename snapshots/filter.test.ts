@@ -1,6 +1,6 @@
 /** The shared filter's conditions (used by `retap snapshot filter` and `retap view`). */
 import { describe, expect, it } from 'vitest';
-import { synthExchange } from '../viewer/testing/synth.js';
+import { synthDbExchanges, synthExchange } from '../viewer/testing/synth.js';
 import { compileFilter, compileFilterParts, type FilterSpec, searchableTexts, summarize } from './filter.js';
 import { toStored } from './format.js';
 
@@ -44,6 +44,24 @@ describe('shared filter conditions', () => {
     expect(keep({ text: 'content-type: application/grpc' })).toEqual([payments.id]);
     expect(keep({ text: ['warehouse', 'sku-6'] })).toEqual([inventory.id]);
     expect(keep({ text: ['warehouse', 'sku-7'] })).toEqual([]);
+  });
+
+  it('text inside database answers: cells, binary-format cells, Redis replies', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: stored exchange lines
+    const db: any[] = synthDbExchanges().map(toStored);
+    const ids = (text: string) => db.filter((v) => compileFilter({ text })(v)).map((v) => v.id);
+    const [pgText, pgBinary, redisText, redisBinary] = db.map((v) => v.id);
+    expect(ids('amber-text-cell')).toEqual([pgText]);
+    // the binary row is stored as bytes: its text and its int4 are found by what PostgreSQL prints
+    expect(JSON.stringify(db[1])).not.toContain('cobalt');
+    expect(ids('COBALT-binary')).toEqual([pgBinary]);
+    expect(ids('424242')).toEqual([pgBinary]);
+    expect(ids('plain-redis-reply')).toEqual([redisText]);
+    expect(JSON.stringify(db[3])).not.toContain('serialized');
+    expect(ids('serialized-cache-word')).toEqual([redisBinary]);
+    // a word must sit inside one readable run: bytes around it do not join runs
+    expect(ids('word\u00ff')).toEqual([]);
+    expect(ids('sku-2')).toEqual([pgBinary]);
   });
 
   it('compiles into a summary stage and a content stage', () => {

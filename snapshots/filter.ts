@@ -10,6 +10,7 @@
  * when no such condition is given. `text` terms also yield the lowercased needles that a text
  * index may use to skip exchanges that cannot match (see `searchableTexts`).
  */
+import { binaryParam } from '../capture/protocols/postgres/types.js';
 import { usageError } from '../core/errors.js';
 import { requestAuthority } from '../core/http.js';
 import type { StoredLine } from './reader.js';
@@ -220,19 +221,62 @@ function jsonPred(spec: string): (v: Stored) => boolean {
   return (v) => test(jsonOfBody(v.request.body)) || test(jsonOfBody(v.response?.body));
 }
 
+/** Characters that split the readable runs of a binary value (controls, DEL, undecodable bytes). */
+const NOT_TEXT = /[\u0000-\u0008\u000b\u000e-\u001f\u007f\ufffd]+/;
+
+/**
+ * A `{ b64 }` value (database cells, parameters and Redis replies that are not printable UTF-8):
+ * its base64 as stored, and the readable runs of its bytes, so text stored in a binary cell
+ * (PostgreSQL binary result format, a serialized Redis value) is found like any other text.
+ */
+function pushBinary(b64: string, out: string[]): void {
+  out.push(b64);
+  for (const run of Buffer.from(b64, 'base64').toString('utf8').split(NOT_TEXT)) if (run.length > 1) out.push(run);
+}
+
+const isB64 = (v: object): v is { b64: string } => typeof (v as { b64?: unknown }).b64 === 'string' && Object.keys(v).length === 1;
+
 function pushLeaves(value: unknown, out: string[], depth: number): void {
   if (depth > 32) return;
   if (typeof value === 'string') out.push(value);
   else if (typeof value === 'number' || typeof value === 'bigint') out.push(String(value));
   else if (Array.isArray(value)) for (const x of value) pushLeaves(x, out, depth + 1);
-  else if (value !== null && typeof value === 'object') for (const x of Object.values(value)) pushLeaves(x, out, depth + 1);
+  else if (value !== null && typeof value === 'object') {
+    if (isB64(value)) pushBinary(value.b64, out);
+    else for (const x of Object.values(value)) pushLeaves(x, out, depth + 1);
+  }
+}
+
+/**
+ * PostgreSQL binary-format result cells of the common types as the text PostgreSQL prints
+ * (`42`, `t`, a uuid, a timestamp), so a pgx or `binary: true` answer is found by the same
+ * words as a psql one. The cells themselves are kept as bytes (a mock answers byte for byte).
+ */
+function pushPgBinaryCells(db: unknown, out: string[]): void {
+  const results = (db as { system?: unknown; results?: unknown }).system === 'postgres' ? (db as { results?: unknown }).results : undefined;
+  if (!Array.isArray(results)) return;
+  for (const r of results as Array<{ columns?: Array<{ typeId?: number; format?: number }>; rows?: unknown[][] }>) {
+    const cols = r?.columns;
+    if (!Array.isArray(cols) || !cols.some((c) => c?.format === 1) || !Array.isArray(r.rows)) continue;
+    for (const row of r.rows) {
+      if (!Array.isArray(row)) continue;
+      row.forEach((cell, k) => {
+        const col = cols[k];
+        if (col?.format !== 1 || typeof col.typeId !== 'number' || cell === null || typeof cell !== 'object' || !isB64(cell)) return;
+        const t = binaryParam(col.typeId, Buffer.from(cell.b64, 'base64'));
+        if (typeof t === 'string') out.push(t);
+      });
+    }
+  }
 }
 
 /**
  * Every string that full-text conditions search, one exchange: the target, each header and
  * trailer as `name: value`, request and response bodies as text (content-decoded when that is
- * text), and every string and number a protocol decoder put in `extras` (decoded gRPC messages;
- * database queries and rows once those decoders exist). Notes are included (`gap`, `truncated`).
+ * text), and every string and number a protocol decoder put in `extras`: decoded gRPC messages,
+ * database calls (SQL text, parameters, every cell of the answer, Redis arguments and replies,
+ * errors). Binary values (`{ b64 }`) add their readable runs, and PostgreSQL binary-format cells
+ * of common types their printed text. Notes are included (`gap`, `truncated`).
  */
 export function searchableTexts(v: Stored): string[] {
   const out: string[] = [String(v.request.target)];
@@ -249,7 +293,10 @@ export function searchableTexts(v: Stored): string[] {
     const rs = bodyText(v.response.body);
     if (rs) out.push(rs);
   }
-  if (v.extras) pushLeaves(v.extras, out, 0);
+  if (v.extras) {
+    pushLeaves(v.extras, out, 0);
+    if (v.extras.db) pushPgBinaryCells(v.extras.db, out);
+  }
   if (v.notes) for (const n of v.notes as string[]) out.push(n);
   return out;
 }

@@ -1,5 +1,6 @@
 /**
- * `retap view`: a local web viewer over a snapshot, a replay's results or a live capture.
+ * `retap view`: a local web viewer over a snapshot, a replay's results, a live capture or the
+ * cluster's node agents.
  *
  *   const v = await startViewer({ source: await openSource({ snapshot: 'snaps/orders' }) });
  *   console.log(v.url);          // http://127.0.0.1:PORT/<token>/
@@ -14,23 +15,26 @@ import { ErrorCodes, RetapError } from '../core/errors.js';
 import { logger } from '../core/log.js';
 import { Search } from './search.js';
 import { startServer } from './server.js';
+import { K8sSource, type K8sOptions } from './sources/k8s.js';
 import { LiveSource, type LiveOptions } from './sources/live.js';
 import { ResultsSource } from './sources/results.js';
 import { SnapshotSource } from './sources/snapshot.js';
 import type { TrafficSource } from './sources/types.js';
 import { LineFile, Store } from './store.js';
 
+export type { K8sOptions } from './sources/k8s.js';
 export type { LiveOptions } from './sources/live.js';
 export type { SourceHealth, SourceInfo, TrafficSource } from './sources/types.js';
 export { parseQuery, formatSpec } from './query.js';
 
 const log = logger('view');
 
-export type SourceSpec = { snapshot: string } | { results: string } | { live: LiveOptions };
+export type SourceSpec = { snapshot: string } | { results: string } | { live: LiveOptions } | { k8s: K8sOptions };
 
 export async function openSource(spec: SourceSpec): Promise<TrafficSource> {
   if ('snapshot' in spec) return SnapshotSource.open(spec.snapshot);
   if ('results' in spec) return ResultsSource.open(spec.results);
+  if ('k8s' in spec) return new K8sSource(spec.k8s);
   return new LiveSource(spec.live);
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileFilter, searchableTexts } from '../snapshots/filter.js';
+import { toStored } from '../snapshots/format.js';
 import { openSnapshot } from '../snapshots/index.js';
 import { parseQuery } from './query.js';
 import { AbortedError, Search } from './search.js';
@@ -16,7 +17,7 @@ import { indexLines } from './sources/lines.js';
 import { SnapshotSource } from './sources/snapshot.js';
 import { LineFile, Store } from './store.js';
 import { BLOCK_ROWS } from './text-index.js';
-import { writeSynthSnapshot } from './testing/synth.js';
+import { synthDbExchanges, writeSynthSnapshot } from './testing/synth.js';
 
 const N = 6 * BLOCK_ROWS + 77;
 let dir: string;
@@ -146,6 +147,34 @@ describe('viewer search = the shared filter', () => {
     expect(m.edges.reduce((n, e) => n + e.count, 0)).toBe(N);
     expect(m.nodes.map((x) => x.id).sort()).toEqual(['caller:10.0.1.1', 'caller:10.0.1.2', 'caller:10.0.1.3', 'dependency:inventory.shop.test:8081', 'dependency:payments.shop.test:50051', 'service:orders']);
     for (const e of m.edges) expect((await got(e.query)).length, e.query).toBe(e.count);
+  });
+
+  it('finds words inside database answers, binary cells and replies included', async () => {
+    // database calls among ordinary traffic: the words exist only in the answers' cells and replies
+    const db = synthDbExchanges().map(toStored);
+    const mixed = [...lines.slice(0, 40), ...db, ...lines.slice(40, 80)];
+    const f = join(dir, 'db.jsonl');
+    writeFileSync(f, `${mixed.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const s = new Store(new LineFile(f));
+    await indexLines(f, s);
+    const search = new Search(s);
+    const rows = async (q: string) => {
+      const sel = await search.select(q);
+      return Array.from({ length: sel.count }, (_, i) => search.rowAt(sel, i));
+    };
+    for (const [q, at] of [
+      ['amber-text-cell', 40],
+      ['cobalt-binary-cell', 41],
+      ['424242', 41],
+      ['plain-redis-reply', 42],
+      ['serialized-cache-word', 43],
+      ['proto:redis cache-word', 43],
+    ] as const) {
+      expect(await rows(q), q).toEqual([at]);
+      const keep = compileFilter(parseQuery(q).spec);
+      expect(mixed.flatMap((v, i) => (keep(v) ? [i] : [])), q).toEqual([at]);
+    }
+    await s.file.close();
   });
 
   it('keeps going past a line that is not an exchange, and counts it', async () => {

@@ -42,6 +42,8 @@ export class AbortedError extends Error {
  * A needle of printable ASCII without quote, backslash or colon appears in a stored line (JSON,
  * lowercased) wherever it appears in a searchable string: JSON writes such characters as they
  * are, and `name: value` header strings are the only searchable strings not in the line as such.
+ * The exception is a line holding binary values (`{"b64": …}`, database cells and replies): the
+ * text of their bytes is searchable but not in the line, so such lines skip this shortcut.
  */
 function rawSafe(needle: string): boolean {
   return /^[\x20-\x7e]+$/.test(needle) && !/["\\:]/.test(needle);
@@ -173,7 +175,7 @@ export class Search {
         for (let r = from; r < blockEnd; r++) if (quick(view.at(r))) cand.push(r);
         const hits: number[] = [];
         await this.store.eachLine(cand, 0, cand.length, (row, text) => {
-          if (e.rawNeedles.length > 0) {
+          if (e.rawNeedles.length > 0 && !text.includes('"b64":')) {
             const low = text.toLowerCase();
             for (const n of e.rawNeedles) if (!low.includes(n)) return;
           }

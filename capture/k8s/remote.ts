@@ -52,7 +52,21 @@ export interface ClusterProgress {
   exchanges: number;
   inbound: number;
   outbound: number;
-  nodes: Array<{ node: string; exchanges: number; drops: number; state: string }>;
+  nodes: Array<{
+    node: string;
+    exchanges: number;
+    drops: number;
+    state: string;
+    /** The agent's latest counters (ringbufDrops, userBatchDrops, gapBytes, connections…). */
+    counters: Record<string, number>;
+    /** Exchanges the agent made that never arrived. */
+    lostExchanges: number;
+    resumes: number;
+    /** Windows in which the node recorded nothing (its agent was replaced or its stream lost). */
+    gaps: NodeReport['gaps'];
+    agentPod: string;
+    error?: string;
+  }>;
   targets: TargetPod[];
 }
 
@@ -562,6 +576,12 @@ export async function captureFromCluster(
           (s.report.counters.userBatchDrops ?? 0) +
           s.report.lostExchanges,
         state: s.state,
+        counters: s.report.counters,
+        lostExchanges: s.report.lostExchanges,
+        resumes: s.report.resumes,
+        gaps: s.report.gaps,
+        agentPod: s.report.agentPod,
+        ...(s.report.error ? { error: s.report.error } : {}),
       })),
       targets: live.flatMap((s) => s.targets),
     });

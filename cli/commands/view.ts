@@ -3,12 +3,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupId, resolveCgroup } from '../../capture/cgroup.js';
-import { ErrorCodes, ExitCodes, RetapError, usageError } from '../../core/errors.js';
+import { ExitCodes, usageError } from '../../core/errors.js';
 import { openSource, type SourceSpec, startViewer } from '../../viewer/index.js';
 import { many, parse, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 
 const help = `Usage: retap view SNAPSHOT | RESULTS | --live [capture targets] [-- CMD ARGS…]
+                  | --k8s --namespace NS (--selector S | --annotated)
                   [--port P] [--host ADDR] [--open] [--json]
 
 A local web viewer for traffic: a virtualised list of exchanges (a million scroll smoothly),
@@ -30,15 +31,25 @@ Sources:
     --no-tls           do not attach the OpenSSL probes
     --no-redact        show secrets as captured (default: redacted, as snapshots are)
     -- CMD ARGS…       start CMD in a fresh cgroup and capture exactly it and its children
-  --k8s              the cluster's capture agents: not built yet (it needs the Kubernetes node
-                     agent's exchange stream); the viewer's source interface is ready for it
+  --k8s              the cluster: every node's retap agent (retap k8s install) records the
+                     selected pods and streams the exchanges through the API server, as for
+                     retap k8s capture; they appear as they come, with health per node (drops,
+                     bytes missing, exchanges lost in transit, silent windows). Targets:
+    --namespace NS     the pods' namespace (required unless --annotated: then all namespaces)
+    --selector S       pods with these labels, e.g. app=orders or 'tier in (web,api),!canary'
+    --annotated        pods annotated retap.dev/capture: "true" (with --selector: both)
+    --container C      only this container of each pod
+    --kubeconfig FILE  cluster credentials (default: $KUBECONFIG, ~/.kube/config, service account)
+    --context NAME     a context of that kubeconfig
+    --no-tls, --no-redact  as for --live
 
 Options:
   --port P           port to listen on (default 0: any free port)
   --host ADDR        address to bind (default 127.0.0.1; anything else exposes your traffic to
                      whoever can reach it and knows the token)
   --open             open the page in the desktop's browser (xdg-open or $BROWSER)
-  --name NAME        snapshot name for saved selections (live; default the command's name)
+  --name NAME        snapshot name for saved selections (live: default the command's name;
+                     --k8s: the selector's app label, else "cluster")
   --json             print {"url": …} as one JSON line instead of the sentence
   -h, --help         this text
 
@@ -51,11 +62,18 @@ Examples:
   retap view .retap/snapshots/orders --open
   retap view retap-reports/results.json
   sudo retap view --live --pid $(pgrep -o node)
-  sudo retap view --live -- node server.js`;
+  sudo retap view --live -- node server.js
+  retap view --k8s --namespace shop --selector app=orders --open`;
 
 interface Flags {
   live?: boolean;
   k8s?: boolean;
+  namespace?: string;
+  selector?: string;
+  annotated?: boolean;
+  container?: string;
+  kubeconfig?: string;
+  context?: string;
   pid?: string[];
   cgroup?: string[];
   all?: boolean;
@@ -93,6 +111,12 @@ async function run(argv: string[]): Promise<number> {
     {
       live: { type: 'boolean' },
       k8s: { type: 'boolean' },
+      namespace: { type: 'string' },
+      selector: { type: 'string' },
+      annotated: { type: 'boolean' },
+      container: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       pid: { type: 'string', multiple: true },
       cgroup: { type: 'string', multiple: true },
       all: { type: 'boolean' },
@@ -108,15 +132,33 @@ async function run(argv: string[]): Promise<number> {
     },
     true,
   );
-  if (f.k8s) {
-    throw new RetapError(ErrorCodes.NOT_BUILT, 'retap view --k8s is not built yet: it needs the Kubernetes capture agents to stream exchanges', {
-      hint: 'Capture in the cluster to a snapshot and view that, or view a node locally with --live.',
-    });
-  }
+  const clusterFlags = (['namespace', 'selector', 'annotated', 'container', 'kubeconfig', 'context'] as const).filter((k) => f[k] !== undefined);
+  if (!f.k8s && clusterFlags.length) throw usageError(`retap view: --${clusterFlags[0]} needs --k8s`, 'Example: retap view --k8s --namespace shop --selector app=orders');
+  if (f.k8s && f.live) throw usageError('retap view: give --live or --k8s, not both');
   const port = f.port ? parseIntFlag(f.port, '--port', 0, 65535) : 0;
   const host = f.host ?? '127.0.0.1';
   let spec: SourceSpec;
-  if (f.live) {
+  if (f.k8s) {
+    if (positionals.length || rest.length) throw usageError('retap view --k8s takes no SNAPSHOT or command', 'The pods are chosen with --namespace and --selector (or --annotated).');
+    const localOnly = (['pid', 'cgroup', 'all', 'capture-port', 'service'] as const).filter((k) => f[k] !== undefined);
+    if (localOnly.length) throw usageError(`retap view --k8s: --${localOnly[0]} is for --live`, 'The pods are chosen with --namespace and --selector (or --annotated).');
+    if (!f.selector && !f.annotated) throw usageError('retap view --k8s: give --selector S or --annotated', 'A view of every pod is not offered. Example: --namespace shop --selector app=orders');
+    if (!f.namespace && !f.annotated) throw usageError('retap view --k8s: --namespace NS is required with --selector');
+    const [{ parseSelector }, { loadKubeConfig }] = await Promise.all([import('../../capture/k8s/selector.js'), import('../../capture/k8s/kube.js')]);
+    if (f.selector) parseSelector(f.selector);
+    spec = {
+      k8s: {
+        kc: await loadKubeConfig({ kubeconfig: f.kubeconfig, context: f.context }),
+        ...(f.namespace ? { namespace: f.namespace } : {}),
+        ...(f.selector ? { selector: f.selector } : {}),
+        ...(f.annotated ? { annotated: true } : {}),
+        ...(f.container ? { container: f.container } : {}),
+        tls: !f['no-tls'],
+        redact: !f['no-redact'],
+        ...(f.name ? { name: f.name } : {}),
+      },
+    };
+  } else if (f.live) {
     if (positionals.length) throw usageError('retap view --live takes no SNAPSHOT', 'Give either a snapshot/results path or --live.');
     const pids = many(f.pid).map((p) => parseIntFlag(p, '--pid', 1));
     const ports = many(f['capture-port']).map((p) => parseIntFlag(p, '--capture-port', 1, 65535));
@@ -176,7 +218,7 @@ async function run(argv: string[]): Promise<number> {
 
 const command: Command = {
   name: 'view',
-  summary: 'Browse traffic in a local web viewer (snapshot, results or live)',
+  summary: 'Browse traffic in a local web viewer (snapshot, results, live or the cluster)',
   help,
   run,
 };

@@ -141,21 +141,16 @@ describe.skipIf(skipPrivileged())(
       variant?: string,
     ): Promise<{ code: number | null; verdict: Verdict; out: string }> {
       const out = join(dir, `results-${label}`);
-      const envArgs = Object.entries({ ...env, ...(variant ? { SHOPDB_VARIANT: variant } : {}) }).flatMap(
-        ([k, v]) => ['--env', `${k}=${v}`],
-      );
+      const envArgs = Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
+      const unchanged = `${process.execPath} ${service}`;
+      // A regressed build is judged against the unchanged one replayed beside it: without a
+      // baseline, a changed query (every call it makes misses the mocks) cannot be told from a
+      // replay environment that lacks a dependency, and is rightly an error (exit 3).
+      const build = variant
+        ? ['--cmd', `env SHOPDB_VARIANT=${variant} ${unchanged}`, '--baseline-cmd', unchanged]
+        : ['--cmd', unchanged];
       const rep = await finish(
-        retap([
-          'replay',
-          snap,
-          '--cmd',
-          `${process.execPath} ${service}`,
-          '--port',
-          String(port),
-          '--out',
-          out,
-          ...envArgs,
-        ]),
+        retap(['replay', snap, ...build, '--port', String(port), '--out', out, ...envArgs]),
       );
       const report = join(dir, `verdict-${label}.json`);
       const judged = await finish(

@@ -3,7 +3,10 @@
  * download) against real captures: an `orders` service calling a gRPC and an HTTP dependency is
  * recorded through the real kernel path, then viewed. The list renders; every filter narrows to
  * what the snapshot's own counts (or the shared filter over the snapshot reader) say; full text
- * finds a string that exists only inside gRPC messages; the pair view shows pretty JSON; the
+ * finds a string that exists only inside gRPC messages, and (a `catalog` service reading a
+ * throwaway PostgreSQL and Redis, captured the same way) one that exists only inside a database
+ * answer — a text cell, a binary-format cell, a Redis reply, a binary Redis value; the pair view
+ * shows pretty JSON; the
  * service map has the right nodes and edges; save-as-snapshot writes a valid version; a live
  * capture streams in; replay results show recorded vs replayed. Screenshots of each view are
  * kept in an artifacts folder (its path is printed).
@@ -13,6 +16,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedResults } from '../../assertions/testing/fixtures.js';
@@ -23,6 +28,7 @@ import { compileFilter, createSnapshotWriter, type Manifest, openSnapshot, valid
 import { writeResults } from '../../snapshots/results.js';
 import { parseQuery } from '../../viewer/query.js';
 import { skipPrivileged, skipWithoutTool } from '../helpers/privileged.js';
+import { type DbServer, databaseUnavailable, startPostgres, startRedis } from '../helpers/databases.js';
 import { type Proc, start, stopAll } from '../helpers/procs.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -415,6 +421,120 @@ describe.skipIf(noBrowserOrEbpf)('retap view over a real capture, in Chromium', 
       expect(await live.stop()).toBe(0);
     }
   }, 60_000);
+});
+
+describe.skipIf(noBrowserOrEbpf || skipPrivileged(() => databaseUnavailable('postgres') ?? databaseUnavailable('redis')))('retap view over a real capture with databases, in Chromium', () => {
+  // Words that exist only inside what PostgreSQL and Redis answered: seeded before the capture,
+  // read by the captured service, never in its own answers nor in any query it sends.
+  const WORDS = { pgText: 'quokka-in-a-row', pgBinary: 'ibex-binary-cell', redisText: 'lynx-in-a-reply', redisBinary: 'okapi-serialized' };
+  let pgs: DbServer;
+  let rds: DbServer;
+  let catalog: { proc: Proc; port: number };
+  let snapPath: string;
+  let manifest: Manifest;
+  let v: Running;
+  let page: Page;
+  let problems: string[];
+  // biome-ignore lint/suspicious/noExplicitAny: stored exchange lines
+  const stored: any[] = [];
+
+  beforeAll(async () => {
+    [pgs, rds] = await Promise.all([startPostgres(), startRedis()]);
+    const seed = new pg.Client({ host: pgs.host, port: pgs.port, user: pgs.user, password: pgs.password, database: pgs.database });
+    await seed.connect();
+    await seed.query('CREATE TABLE items (sku text PRIMARY KEY, name text NOT NULL, note text)');
+    await seed.query("INSERT INTO items VALUES ('sku-1', 'lamp', $1), ('sku-2', $2, 'plain')", [WORDS.pgText, WORDS.pgBinary]);
+    await seed.end();
+    const cache = new Redis({ host: rds.host, port: rds.port });
+    await cache.set('greeting', WORDS.redisText);
+    await cache.set('cart:7', Buffer.concat([Buffer.from([0x82, 0xa4, 0x00, 0x01]), Buffer.from(WORDS.redisBinary), Buffer.from([0xff, 0xfe, 0x00])]));
+    await cache.quit();
+
+    const env = { ...process.env, PGUSER: pgs.user, PGPASSWORD: pgs.password, PGDATABASE: pgs.database };
+    const proc = start('node', [join(fixtures, 'view-db.mjs'), String(pgs.port), String(rds.port)], { env });
+    const deadline = Date.now() + 15_000;
+    while (!/listening (\d+)/.test(proc.output())) {
+      if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`view-db.mjs did not start: ${proc.output()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    catalog = { proc, port: Number(/listening (\d+)/.exec(proc.output())![1]) };
+
+    const exchanges: Exchange[] = [];
+    const session = CaptureSession.start({ pids: [proc.pid], service: 'catalog' }, (e) => exchanges.push(e));
+    for (const path of ['/item/sku-1', '/item-bin/sku-2', '/item/sku-9', '/cache/greeting', '/cache/cart:7', '/cache/none']) {
+      const r = await request(catalog.port, 'GET', path);
+      expect(r.status, `${path}: ${r.body}`).toBe(200);
+      for (const w of Object.values(WORDS)) expect(r.body).not.toContain(w);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const stats = await session.stop();
+    const w = await createSnapshotWriter({ dir: join(work, 'catalog'), name: 'catalog', source: { host: 'e2e', service: 'catalog', filters: { pids: [proc.pid] } } });
+    for (const e of exchanges) await w.append(e);
+    manifest = await w.finish({ counters: countersOf(stats) });
+    snapPath = w.path;
+    for await (const l of (await openSnapshot(snapPath)).lines()) stored.push(l.value);
+    v = await view([snapPath]);
+    ({ page, problems } = await openPage(v.url));
+  }, 120_000);
+
+  afterAll(async () => {
+    await page?.close();
+    if (v) expect(await v.stop()).toBe(0);
+    await catalog?.proc.stop();
+    await Promise.all([pgs?.stop(), rds?.stop()]);
+  });
+
+  /** The one stored exchange whose searchable text holds `word`, as the shared filter says. */
+  function holder(word: string) {
+    const keep = compileFilter({ text: word });
+    const found = stored.filter((x) => keep(x));
+    expect(found, word).toHaveLength(1);
+    return found[0];
+  }
+
+  it('captured the service and its PostgreSQL and Redis calls', () => {
+    expect(manifest.counts.byDirection.inbound).toBe(6);
+    expect(manifest.counts.byProtocol.postgres).toBeGreaterThanOrEqual(3);
+    expect(manifest.counts.byProtocol.redis).toBeGreaterThanOrEqual(3);
+    // the binary-format answer is bytes in the snapshot: the word is not in its line as text
+    const bin = holder(WORDS.pgBinary);
+    expect(bin.protocol).toBe('postgres');
+    expect(JSON.stringify(bin)).not.toContain(WORDS.pgBinary);
+    expect(bin.extras.db.results[0].columns[0].format).toBe(1);
+    const blob = holder(WORDS.redisBinary);
+    expect(blob.protocol).toBe('redis');
+    expect(JSON.stringify(blob)).not.toContain(WORDS.redisBinary);
+  });
+
+  it('full text finds a string that exists only inside a database answer, and the pair view shows it', async () => {
+    await page.waitForSelector('.row[data-n="0"]');
+    expect(await settledCount(page)).toBe(manifest.counts.exchanges);
+    expect(await typeQuery(page, 'proto:postgres')).toBe(manifest.counts.byProtocol.postgres);
+    const cases = [
+      [WORDS.pgText, 'postgres', 'table.db-rows'],
+      [WORDS.pgBinary, 'postgres', 'table.db-rows'],
+      [WORDS.redisText, 'redis', 'pre.reply'],
+      [WORDS.redisBinary, 'redis', 'pre.reply'],
+    ] as const;
+    for (const [word, proto, where] of cases) {
+      expect(await typeQuery(page, word), word).toBe(1);
+      expect(await page.textContent('#rows .row:not([hidden]) .c-proto')).toBe(proto);
+      expect(await page.textContent('#rows .row:not([hidden]) .c-target')).toBe(holder(word).request.target);
+      await page.click('#rows .row:not([hidden])');
+      await page.click('button[data-tab="response"]');
+      await page.waitForSelector(`.pbody[data-view="response"] ${where}`);
+      expect(await page.textContent(`.pbody ${where}`), word).toContain(word);
+      // shown inside the pair view, where a reader looks
+      const pane = (await page.locator('.pbody').boundingBox())!;
+      const box = (await page.locator(`.pbody ${where}`).boundingBox())!;
+      expect(box.x >= pane.x && box.y >= pane.y && box.x + box.width <= pane.x + pane.width + 1, word).toBe(true);
+      await shot(page, `11-text-in-${proto}-${word}`);
+    }
+    // the words are in the answers only: never in what the service was asked or answered
+    expect(await typeQuery(page, `${WORDS.pgText} dir:inbound`)).toBe(0);
+    expect(await typeQuery(page, `${WORDS.redisText} proto:postgres`)).toBe(0);
+    expect(problems).toEqual([]);
+  });
 });
 
 describe.skipIf(noChromium)('retap view over replay results, in Chromium', () => {

@@ -3,10 +3,9 @@
  * snapshot's exchanges.jsonl, or a spool it appends to) and feeds the store one line at a time:
  * the store indexes offsets into that file and never keeps decoded exchanges.
  *
- * Sources today: a snapshot version, a replay's results, a local live capture. The cluster source
- * (`--k8s`, the node agents of the Kubernetes capture) plugs in here once those agents stream
- * exchanges: it appends the lines it receives to a spool like the live source does and reports
- * health per node (`SourceHealth.nodes`).
+ * Sources: a snapshot version, a replay's results, a local live capture, and the cluster (`--k8s`:
+ * the node agents of the Kubernetes capture stream their exchanges; the source spools them like
+ * the live source does and reports health per node, `SourceHealth.nodes`).
  */
 import type { FilterSpec } from '../../snapshots/index.js';
 import type { Store } from '../store.js';
@@ -40,8 +39,19 @@ export interface NodeHealth {
   /** Connections whose protocol retap does not decode (counted, not shown). */
   unknownConnections?: number;
   events?: number;
-  /** Live source: true while capturing. */
+  /** Live and cluster sources: true while capturing. */
   running?: boolean;
+  /** Cluster: the node's stream (`live`, `resuming`, `stopping`, `ended`, `failed`). */
+  state?: string;
+  /** Cluster: exchanges received from this node. */
+  exchanges?: number;
+  /** Cluster: exchanges the node's agent made that never arrived (its buffer overflowed, the stream broke). */
+  lostExchanges?: number;
+  /** Cluster: times the node's stream was read again after it broke. */
+  resumes?: number;
+  /** Cluster: windows in which the node recorded nothing (its agent was replaced). */
+  silentWindows?: number;
+  error?: string;
 }
 
 export interface SourceHealth {

@@ -162,3 +162,55 @@ export async function writeSynthSnapshot(dir: string, n: number, onProgress?: (d
   await w.finish({ counters: { ringbufDrops: 0, userBatchDrops: 0, gapBytes: 0 } });
   return w.path;
 }
+
+const b64 = (b: Uint8Array | string) => ({ b64: Buffer.from(b).toString('base64') });
+
+/**
+ * Database calls of `orders` (the DbCall shape capture writes, core/db.ts), each with a word that
+ * exists only inside its answer: a PostgreSQL text-format cell (`amber-text-cell`), a PostgreSQL
+ * binary-format row (text `cobalt-binary-cell`, int4 `424242`: bytes in the snapshot), a Redis
+ * bulk reply (`plain-redis-reply`) and a binary Redis reply holding `serialized-cache-word`.
+ */
+export function synthDbExchanges(): Exchange[] {
+  const int4 = new Uint8Array(4);
+  new DataView(int4.buffer).setInt32(0, 424242);
+  const calls: Array<{ protocol: 'postgres' | 'redis'; method: string; target: string; db: Record<string, unknown> }> = [
+    {
+      protocol: 'postgres',
+      method: 'SELECT',
+      target: 'SELECT name, note FROM items WHERE sku = $1',
+      db: { system: 'postgres', kind: 'query', command: 'extended', text: 'SELECT name, note FROM items WHERE sku = $1', params: ['sku-1'], results: [{ columns: [{ name: 'name', type: 'text', typeId: 25, format: 0 }, { name: 'note', type: 'text', typeId: 25, format: 0 }], rows: [['lamp', 'amber-text-cell']], tag: 'SELECT 1' }] },
+    },
+    {
+      protocol: 'postgres',
+      method: 'SELECT',
+      target: 'SELECT name, qty FROM items WHERE sku = $1',
+      db: { system: 'postgres', kind: 'query', command: 'extended', text: 'SELECT name, qty FROM items WHERE sku = $1', params: ['sku-2'], resultFormats: [1], results: [{ columns: [{ name: 'name', type: 'text', typeId: 25, format: 1 }, { name: 'qty', type: 'int4', typeId: 23, format: 1 }], rows: [[b64('cobalt-binary-cell'), b64(int4)]], tag: 'SELECT 1' }] },
+    },
+    {
+      protocol: 'redis',
+      method: 'GET',
+      target: 'GET greeting',
+      db: { system: 'redis', kind: 'query', command: 'GET', params: ['greeting'], reply: 'plain-redis-reply' },
+    },
+    {
+      protocol: 'redis',
+      method: 'GET',
+      target: 'GET cart:7',
+      db: { system: 'redis', kind: 'query', command: 'GET', params: ['cart:7'], reply: b64(Uint8Array.from([0x82, 0xa1, 0x00, 0x01, ...enc.encode('serialized-cache-word'), 0xff, 0xfe])) },
+    },
+  ];
+  return calls.map((c, i) => ({
+    id: `db${i}#0`,
+    tls: false,
+    protocol: c.protocol,
+    direction: 'outbound',
+    service: { addr: '10.0.0.5', port: 8080, pid: 4242, comm: 'node', name: 'orders' },
+    peer: c.protocol === 'postgres' ? { addr: '10.0.4.2', port: 5432 } : { addr: '10.0.4.3', port: 6379 },
+    connection: { id: `db${i}`, order: 0 },
+    request: { method: c.method, target: c.target, version: c.protocol === 'postgres' ? 'postgres/3.0' : 'RESP2', headers: [], body: { data: new Uint8Array(0), size: 0, truncated: false } },
+    response: { status: 200, reason: c.protocol === 'postgres' ? 'SELECT 1' : 'OK', version: c.protocol === 'postgres' ? 'postgres/3.0' : 'RESP2', headers: [], body: { data: new Uint8Array(0), size: 0, truncated: false } },
+    timing: { startUs: T0 + 1_000_000 + i * 1000, requestEndNs: 10_000, responseStartNs: 90_000, responseEndNs: 95_000 },
+    extras: { db: c.db },
+  }));
+}

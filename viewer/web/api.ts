@@ -49,6 +49,12 @@ export interface NodeHealth {
   unknownConnections?: number;
   events?: number;
   running?: boolean;
+  state?: string;
+  exchanges?: number;
+  lostExchanges?: number;
+  resumes?: number;
+  silentWindows?: number;
+  error?: string;
 }
 
 export interface State {

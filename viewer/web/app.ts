@@ -3,7 +3,7 @@
  * in the page URL, the virtualised list, the pair view, the service map, save-as-snapshot, and a
  * server-sent event stream for new rows and capture health.
  */
-import { ApiError, get, type Histogram, isAbort, type MapAnswer, post, type RowsAnswer, type RowView, type State, type Term } from './api.js';
+import { ApiError, get, type Histogram, isAbort, type MapAnswer, type NodeHealth, post, type RowsAnswer, type RowView, type State, type Term } from './api.js';
 import { byId, clear, el } from './dom.js';
 import { count, isoUs, size } from './format.js';
 import { TrafficList } from './list.js';
@@ -180,23 +180,63 @@ function renderState(s: State): void {
   byId('source').textContent = s.source.label;
   byId('source').title = s.source.path ?? '';
   const h = s.health;
-  byId('counts').textContent = h.done ? `${count(s.count)} exchanges` : `${count(h.indexed)}${h.total ? ` / ${count(h.total)}` : ''} exchanges${s.source.kind === 'live' ? ' (capturing)' : ' (indexing…)'}`;
-  const drops = h.nodes.reduce((n, x) => n + x.ringbufDrops + x.userBatchDrops, 0);
+  const capturing = s.source.kind === 'live' || s.source.kind === 'k8s';
+  byId('counts').textContent = h.done ? `${count(s.count)} exchanges` : `${count(h.indexed)}${h.total ? ` / ${count(h.total)}` : ''} exchanges${capturing ? ' (capturing)' : ' (indexing…)'}`;
+  // what was lost: records the kernel side dropped, batches user space could not take, and (cluster) exchanges that never arrived
+  const nodeDrops = (x: NodeHealth) => x.ringbufDrops + x.userBatchDrops + (x.lostExchanges ?? 0);
+  const drops = h.nodes.reduce((n, x) => n + nodeDrops(x), 0);
   const gaps = h.nodes.reduce((n, x) => n + x.gapBytes, 0);
+  const silent = h.nodes.reduce((n, x) => n + (x.silentWindows ?? 0), 0);
   const he = byId('health');
   const running = h.nodes.some((n) => n.running);
-  const per = h.nodes.length > 1 ? ` · ${h.nodes.length} nodes` : '';
-  he.textContent = `${s.source.kind === 'live' ? (running ? '● live · ' : '■ stopped · ') : ''}drops ${count(drops)} · gaps ${size(gaps)}${per}`;
-  he.className = `health${drops > 0 || gaps > 0 ? ' warn' : ''}${h.warnings.length > 0 ? ' bad' : ''}`;
-  he.title = h.nodes.map((n) => `${n.node}: ${n.ringbufDrops} ring buffer records dropped, ${n.userBatchDrops} batches dropped, ${n.gapBytes} bytes missing in streams${n.connections !== undefined ? `, ${n.connections} connections` : ''}${n.unknownConnections ? `, ${n.unknownConnections} undecoded` : ''}`).join('\n');
+  const per = h.nodes.length > 1 || s.source.kind === 'k8s' ? ` · ${h.nodes.length} node${h.nodes.length === 1 ? '' : 's'}` : '';
+  he.textContent = `${capturing ? (running ? '● live · ' : '■ stopped · ') : ''}drops ${count(drops)} · gaps ${size(gaps)}${silent ? ` · ${silent} silent window${silent === 1 ? '' : 's'}` : ''}${per}`;
+  he.className = `health${drops > 0 || gaps > 0 || silent > 0 ? ' warn' : ''}${h.warnings.length > 0 ? ' bad' : ''}`;
+  he.title = h.nodes.map(nodeText).join('\n');
   he.dataset.drops = String(drops);
   he.dataset.gaps = String(gaps);
+  // one line per capture node (a cluster's agents), always visible
+  const box = byId('nodes');
+  box.hidden = s.source.kind !== 'k8s';
+  if (!box.hidden) {
+    box.replaceChildren(
+      ...h.nodes.map((n) => {
+        const bad = nodeDrops(n) > 0 || n.gapBytes > 0 || (n.silentWindows ?? 0) > 0;
+        const e = el('span', {
+          class: `node${bad ? ' warn' : ''}${n.error ? ' bad' : ''}`,
+          title: nodeText(n),
+          text: `${n.node} ${n.running ? '●' : '■'} ${n.state ?? ''} · ${count(n.exchanges ?? 0)} exch · drops ${count(nodeDrops(n))} · gaps ${size(n.gapBytes)}${n.resumes ? ` · ${n.resumes} resumed` : ''}${n.silentWindows ? ` · ${n.silentWindows} silent` : ''}`,
+        });
+        e.dataset.node = n.node;
+        e.dataset.state = n.state ?? '';
+        e.dataset.drops = String(nodeDrops(n));
+        e.dataset.gaps = String(n.gapBytes);
+        e.dataset.exchanges = String(n.exchanges ?? 0);
+        return e;
+      }),
+    );
+  }
   const w = byId('warnings');
   w.hidden = h.warnings.length === 0;
   w.textContent = h.warnings.join(' · ');
   const save = byId<HTMLButtonElement>('save');
   save.disabled = !s.source.save.available;
   save.title = s.source.save.how;
+}
+
+function nodeText(n: NodeHealth): string {
+  const parts = [
+    `${n.ringbufDrops} ring buffer records dropped`,
+    `${n.userBatchDrops} batches dropped`,
+    `${n.gapBytes} bytes missing in streams`,
+    ...(n.lostExchanges !== undefined ? [`${n.lostExchanges} exchanges lost in transit`] : []),
+    ...(n.resumes ? [`stream resumed ${n.resumes} time(s)`] : []),
+    ...(n.silentWindows ? [`${n.silentWindows} window(s) with nothing recorded (agent replaced)`] : []),
+    ...(n.connections !== undefined ? [`${n.connections} connections`] : []),
+    ...(n.unknownConnections ? [`${n.unknownConnections} undecoded`] : []),
+    ...(n.error ? [n.error] : []),
+  ];
+  return `${n.node}${n.state ? ` (${n.state})` : ''}: ${parts.join(', ')}`;
 }
 
 let lastCount = -1;

@@ -106,6 +106,11 @@ export class PairView {
 
   private message(box: HTMLElement, m: Any, ex: Any, side: 'request' | 'response'): void {
     box.append(el('h3', { text: side === 'request' ? `${m.method} ${m.target} ${m.version}` : `${m.version} ${m.status} ${m.reason ?? ''}` }));
+    const db = ex.extras?.db;
+    if (db) {
+      dbCall(box, db, side);
+      return; // database exchanges carry the call in extras.db: no headers, empty bodies
+    }
     box.append(el('h3', { text: 'headers' }), kv(m.headers as Array<[string, string]>));
     if (m.trailers?.length) box.append(el('h3', { text: 'trailers' }), kv(m.trailers));
     const jwts = findJwts([...(m.headers as Array<[string, string]>).map(([, v]) => v), bodyText(m.body) ?? '']);
@@ -194,6 +199,83 @@ export class PairView {
       box.append(el('div', { class: 'side' }, left, right));
     }
   }
+}
+
+/** A database call (extras.db, core/db.ts DbCall): the statement and its parameters, or the answer. */
+function dbCall(box: HTMLElement, db: Any, side: 'request' | 'response'): void {
+  if (side === 'request') {
+    box.append(el('h3', { text: `${db.system} ${db.kind} · ${db.command}${db.statement ? ` · statement ${db.statement || '(unnamed)'}` : ''}` }));
+    if (db.text !== undefined) box.append(el('pre', { class: 'body sql', text: db.text }));
+    if (db.params?.length) box.append(el('h3', { text: db.system === 'redis' ? 'arguments' : 'parameters' }), kv((db.params as Any[]).map((p, i) => [`$${i + 1}`, dbValue(p)])));
+    if (db.session) box.append(el('h3', { text: 'session' }), el('pre', { class: 'body', text: pretty(db.session) }));
+    return;
+  }
+  const answer = el('div', { class: 'db-answer' });
+  if (db.error) answer.append(el('p', { class: 'note', text: `error ${db.error.code}: ${db.error.message}` }));
+  (db.results as Any[] | undefined)?.forEach((r, i) => {
+    const cols = (r.columns ?? []) as Any[];
+    const title = [r.tag, r.ok ? `${r.ok.affectedRows} row(s) affected${r.ok.info ? `, ${r.ok.info}` : ''}` : undefined, r.rowsTruncated ? `rows cut at the capture limit (${r.rowCount} in all)` : undefined].filter(Boolean).join(' · ');
+    answer.append(el('h3', { text: `result ${i + 1}${title ? `: ${title}` : ''}` }));
+    if (cols.length === 0 && !r.rows?.length) return;
+    const t = el('table', { class: 'db-rows', attrs: { 'data-result': String(i) } });
+    t.append(el('tr', {}, ...cols.map((c) => el('th', { text: c.name, title: `${c.type}${c.format === 1 ? ', binary' : ''}` }))));
+    for (const row of (r.rows ?? []) as Any[][]) t.append(el('tr', {}, ...row.map((v, k) => el('td', { text: dbValue(v, cols[k]) }))));
+    answer.append(t);
+  });
+  if ('reply' in db) answer.append(el('h3', { text: 'reply' }), el('pre', { class: 'body reply', text: respText(db.reply, '') }));
+  if (db.notices?.length) answer.append(el('h3', { text: 'notices' }), el('pre', { class: 'body', text: pretty(db.notices) }));
+  box.append(answer);
+}
+
+/** Bytes of a `{ b64 }` value. */
+function b64Bytes(b64: string): Uint8Array {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+/** A cell, parameter or argument as text; binary PostgreSQL cells of text and integer types as PostgreSQL prints them. */
+function dbValue(v: Any, col?: Any): string {
+  if (v === null) return 'NULL';
+  if (typeof v !== 'object') return String(v);
+  if (typeof v.b64 !== 'string') return JSON.stringify(v);
+  const b = b64Bytes(v.b64);
+  const view = new DataView(b.buffer);
+  if (col?.format === 1) {
+    if ([25, 1043, 1042, 19, 114].includes(col.typeId)) return new TextDecoder().decode(b);
+    if (col.typeId === 21 && b.length === 2) return String(view.getInt16(0));
+    if (col.typeId === 23 && b.length === 4) return String(view.getInt32(0));
+    if (col.typeId === 20 && b.length === 8) return String(view.getBigInt64(0));
+    if (col.typeId === 16 && b.length === 1) return b[0] ? 't' : 'f';
+  }
+  return `⟨${b.length} bytes⟩ ${readable(b)}`;
+}
+
+/** The readable runs of bytes, the rest as dots (as a hex dump's text column). */
+function readable(b: Uint8Array): string {
+  const t = new TextDecoder().decode(b);
+  return t.replace(/[\u0000-\u0008\u000b\u000e-\u001f\u007f\ufffd]/g, '·');
+}
+
+/** A Redis reply (DbResp) as redis-cli would show it, nested replies indented. */
+function respText(r: Any, indent: string): string {
+  if (r === null) return '(nil)';
+  if (typeof r === 'string') return JSON.stringify(r);
+  if (typeof r === 'number') return `(integer) ${r}`;
+  if (Array.isArray(r)) return r.length === 0 ? '(empty array)' : r.map((x, i) => `${i ? indent : ''}${i + 1}) ${respText(x, `${indent}   `)}`).join('\n');
+  if (typeof r.b64 === 'string') return `⟨${b64Bytes(r.b64).length} bytes⟩ ${readable(b64Bytes(r.b64))}`;
+  if ('simple' in r) return r.simple;
+  if ('error' in r) return `(error) ${r.error}`;
+  if ('blobError' in r) return `(error) ${r.blobError}`;
+  if ('int' in r) return `(integer) ${r.int}`;
+  if ('double' in r) return `(double) ${r.double}`;
+  if ('big' in r) return `(big number) ${r.big}`;
+  if ('bool' in r) return `(boolean) ${r.bool}`;
+  if ('verbatim' in r) return `${r.format}: ${r.verbatim}`;
+  if ('nullArray' in r) return '(nil array)';
+  if ('set' in r) return respText(r.set, indent);
+  if ('push' in r) return `(push) ${respText(r.push, indent)}`;
+  if ('map' in r) return (r.map as Any[][]).map(([k, v], i) => `${i ? indent : ''}${i + 1}# ${respText(k, indent)} => ${respText(v, `${indent}   `)}`).join('\n') || '(empty map)';
+  if ('attribute' in r) return respText(r.value, indent);
+  return JSON.stringify(r);
 }
 
 function explainNote(n: string): string {
