@@ -12,7 +12,7 @@
  * noise; a candidate that differs from itself where the reference does not is `flaky`, a finding.
  * Latency budgets pool every candidate run's server-side timings.
  */
-import { ExitCodes } from '../core/errors.js';
+import { ErrorCodes, ExitCodes } from '../core/errors.js';
 import type { RecordedItem, ReplayResults, ReplayRun, RunItem } from '../core/results.js';
 import { type Answer, compareAnswers, recordedAnswer, runAnswer } from './answer.js';
 import { type BudgetInputs, judgeBudget, parseBudget } from './budgets.js';
@@ -368,7 +368,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
   if (!primary)
     errors.push({
       run: 'candidate',
-      code: 'RETAP_NO_CANDIDATE',
+      code: ErrorCodes.NO_CANDIDATE,
       message: 'the results hold no candidate run',
     });
   const warnings = results.runs.flatMap((r) => r.warnings.map((w) => ({ run: r.label, ...w })));

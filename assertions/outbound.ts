@@ -7,22 +7,19 @@
  * call whose parameters changed (a field the dependency echoes is treated as volatile there), so
  * this is where a changed parameter shows.
  */
-import { type Exchange, headerValue } from '../core/exchange.js';
+import type { Exchange } from '../core/exchange.js';
+import { hostName, pathTemplate, requestAuthority } from '../core/http.js';
 import { viewBody } from './body.js';
 import { compareDbCalls, isDbCall, linkedBy } from './db-calls.js';
 import { diffJson, jsonType } from './json-diff.js';
-import { pathTemplate } from './routes.js';
 import type { Difference, Rating } from './types.js';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** The recorded host name; '' for an IP literal (mocks listen elsewhere than the recorded address). */
 function hostOf(ex: Exchange): string {
-  const raw =
-    ex.peer.host ??
-    headerValue(ex.request.headers, 'host') ??
-    headerValue(ex.request.headers, ':authority') ??
-    '';
-  const host = raw.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const authority = ex.peer.host ?? requestAuthority(ex.request.headers, ex.extras);
+  const host = authority === undefined ? '' : hostName(authority);
   if (host === '' || /^[\d.]+$/.test(host) || host.includes(':')) return '';
   return host;
 }

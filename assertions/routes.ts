@@ -2,7 +2,9 @@
  * Route patterns of budgets and `ignore:` rules, matched against the route templates the runner
  * gives each recorded item (`GET /orders/{id}`). A pattern is a template or a glob: `*` is one
  * path segment, `**` any depth, `{name}` one segment; the method is optional (`/orders/*` covers
- * every method) and `*` alone matches every route.
+ * every method) and `*` alone matches every route. (Templates themselves come from one place,
+ * core/http.ts `pathTemplate`, through snapshots/routes.ts; snapshots/routes.ts `routeMatches`
+ * matches a request target, this one a `METHOD /template` route.)
  */
 
 const cache = new Map<string, RegExp>();
@@ -32,18 +34,4 @@ export function routeMatches(pattern: string | undefined, route: string): boolea
     cache.set(pattern, re);
   }
   return re.test(route);
-}
-
-const ID_SEGMENT =
-  /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{12,}|[0-9A-Za-z_-]{24,}|REDACTED-[0-9a-f]{16})$/i;
-
-/** `/stock/SKU-1?x=1` → `/stock/SKU-1`; identifier-looking segments → `{id}`. */
-export function pathTemplate(target: string): string {
-  const q = target.indexOf('?');
-  const path = q === -1 ? target : target.slice(0, q);
-  if (!path.startsWith('/')) return path;
-  return path
-    .split('/')
-    .map((s) => (s !== '' && ID_SEGMENT.test(s) ? '{id}' : s))
-    .join('/');
 }

@@ -12,6 +12,7 @@
  * later bytes are only counted. All connections' decoders share one memory pool.
  */
 import type { Direction, Exchange, LinkMethod } from '../core/exchange.js';
+import { hostName, requestAuthority } from '../core/http.js';
 import { logger } from '../core/log.js';
 import type { Clock } from './clock.js';
 import {
@@ -655,12 +656,6 @@ export class ConnectionTable {
 
 /** Host name the client asked for: Host (HTTP/1), or :authority (HTTP/2, kept in extras.pseudo). */
 function hostOf(d: DecodedExchange): string | undefined {
-  let host: string | undefined;
-  for (const [n, v] of d.request.headers) {
-    const l = n.toLowerCase();
-    if (l === 'host' || l === ':authority') host = v;
-  }
-  const pseudo = d.extras?.pseudo as Record<string, string> | undefined;
-  host ??= pseudo?.[':authority'];
-  return host?.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const authority = requestAuthority(d.request.headers, d.extras);
+  return authority === undefined ? undefined : hostName(authority);
 }

@@ -8,7 +8,7 @@
 set -uo pipefail
 
 action=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-entry="$action/dist/ci/entry.js"
+entry="$action/dist/cli/action.js"
 addon="$action/build/Release/retap_native.node"
 docs='docs/ci.md#self-hosted-runners'
 
@@ -91,7 +91,7 @@ set_up() {
     *) problem RETAP_USAGE "input setup: '$INPUT_SETUP' must be auto, true or false" "Leave it out for auto."; return ;;
   esac
   if [ "$mode" = false ]; then
-    built || problem RETAP_ENV_SETUP "retap is not built in $action (dist/ci/entry.js or the native addon is missing) and setup is false" \
+    built || problem RETAP_ENV_SETUP "retap is not built in $action (dist/cli/action.js or the native addon is missing) and setup is false" \
       "Set setup: auto (the default), or run ci/setup --runtime in the action's folder on the runner beforehand."
     return
   fi

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
-import { configFromYaml } from '../assertions/config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { defaultConfig } from '../assertions/config.js';
+import { ErrorCodes, ExitCodes, RetapError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
-import { durationMs, parseCiConfig } from './config.js';
+import { loadCiConfig, parseCiConfig } from './config.js';
 
 const example = readFileSync(join(packageRoot(), 'examples', 'gate', 'retap.yaml'), 'utf8');
 
@@ -35,8 +37,7 @@ describe('retap.yaml for retap ci', () => {
       reports: '/repo/retap-reports',
       formats: ['junit', 'markdown', 'html', 'json'],
     });
-    const assertions = configFromYaml((parseYaml(example) as { assertions: unknown }).assertions);
-    expect(assertions.budgets.map((b) => b.source)).toEqual([
+    expect(cfg.assertions.budgets.map((b) => b.source)).toEqual([
       'p95 < 250ms',
       'GET /orders/{id}: p99 < +20%',
       'errors < 1%',
@@ -114,8 +115,108 @@ describe('retap.yaml for retap ci', () => {
     expect(errorOf('replay:\n  snapshot: [a\n')).toMatch(/^retap\.yaml:\d+: not valid YAML/);
   });
 
-  it('parses durations', () => {
-    expect(durationMs('500ms')).toBe(500);
-    expect(durationMs('2m')).toBe(120_000);
+  it('turns durations into milliseconds', () => {
+    const cfg = parseCiConfig('replay:\n  timeout: 1.5s\n  build:\n    command: x\n    port: 1\n    readyTimeout: 2m\n', 'retap.yaml', '/r');
+    expect(cfg.replay.timeoutMs).toBe(1500);
+    expect(cfg.replay.build?.readyTimeoutMs).toBe(120_000);
+  });
+});
+
+/** The RetapError parseCiConfig throws for `text`. */
+function thrown(text: string): RetapError {
+  try {
+    parseCiConfig(text, 'retap.yaml', '/repo');
+  } catch (e) {
+    if (e instanceof RetapError) return e;
+    throw e;
+  }
+  throw new Error('expected an error');
+}
+
+describe('retap.yaml is read strictly: an unknown key is a usage error', () => {
+  it('refuses an unknown top-level key with its line, exit 64 and the nearest known key', () => {
+    const e = thrown('version: 1\nrepaly:\n  snapshot: orders\n');
+    expect(e.code).toBe(ErrorCodes.CONFIG_UNKNOWN_KEY);
+    expect(e.exitCode).toBe(ExitCodes.USAGE);
+    // the key's own line, not the line of its value
+    expect(e.message).toMatch(/^retap\.yaml:2: \$\.repaly is not a known setting \(known: version, snapshots,/);
+    expect(e.hint).toBe("Did you mean 'replay'? Rename 'repaly' in retap.yaml line 2, or remove it.");
+    expect(e.details).toEqual({ file: 'retap.yaml', line: 2, key: 'repaly', path: '$.repaly', suggestion: 'replay' });
+  });
+
+  it('refuses sections nobody reads instead of ignoring them', () => {
+    for (const section of ['capture', 'report', 'database']) {
+      const e = thrown(`version: 1\n${section}:\n  x: 1\n`);
+      expect(e.code, section).toBe(ErrorCodes.CONFIG_UNKNOWN_KEY);
+      expect(e.details?.line, section).toBe(2);
+      expect(e.hint, section).toMatch(new RegExp(`^Remove '${section}' from retap\\.yaml line 2: retap reads no such setting`));
+    }
+  });
+
+  it('refuses unknown keys inside known sections, nested ones included', () => {
+    const cases: Array<[string, number, string, string]> = [
+      ['replay:\n  snapshot: s\n  mockmiss: fail\n', 3, '$.replay.mockmiss', 'mockMiss'],
+      ['replay:\n  build:\n    command: x\n    port: 1\n    readytimeout: 5s\n', 5, '$.replay.build.readytimeout', 'readyTimeout'],
+      ['ci:\n  report: out\n', 2, '$.ci.report', 'reports'],
+      ['snapshots:\n  dirs: x\n', 2, '$.snapshots.dirs', 'dir'],
+      ['assertions:\n  budget: ["p95 < 1s"]\n', 2, '$.assertions.budget', 'budgets'],
+      ['assertions:\n  latency:\n    minSample: 3\n', 3, '$.assertions.latency.minSample', 'minSamples'],
+      ['assertions:\n  ignore:\n    - { route: "GET /a", paht: $.x }\n', 3, '$.assertions.ignore[0].paht', 'path'],
+      ['assertions:\n  headers:\n    ignore: []\n    compar: [etag]\n', 4, '$.assertions.headers.compar', 'compare'],
+    ];
+    for (const [text, line, path, near] of cases) {
+      const e = thrown(text);
+      expect(e.code, path).toBe(ErrorCodes.CONFIG_UNKNOWN_KEY);
+      expect(e.details, path).toMatchObject({ line, path, suggestion: near });
+      expect(e.message, path).toContain(`retap.yaml:${line}: ${path} is not a known setting`);
+    }
+  });
+
+  it('a wrong value stays a configuration error (exit 3), with its line', () => {
+    const e = thrown('version: 1\nreplay:\n  runs: many\n');
+    expect(e.code).toBe(ErrorCodes.CONFIG_INVALID);
+    expect(e.exitCode).toBe(ExitCodes.INFRASTRUCTURE);
+    expect(e.details).toEqual({ file: 'retap.yaml', line: 3 });
+  });
+});
+
+describe('the assertions section, read by the same reader', () => {
+  it('is parsed over the defaults; no section gives the defaults', () => {
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').assertions).toEqual(defaultConfig());
+    const cfg = parseCiConfig('assertions:\n  failOn: breaking\n  proto: [protos, /abs]\n', 'retap.yaml', '/r');
+    expect(cfg.assertions.failOn).toBe('breaking');
+    // .proto folders are relative to the file that names them
+    expect(cfg.assertions.protoDirs).toEqual(['/r/protos', '/abs']);
+  });
+
+  it("its value errors keep assertions' message and gain the file and line", () => {
+    const e = thrown('version: 1\nassertions:\n  budgets:\n    - "p95 < 1s"\n    - "p95 < soon"\n');
+    expect(e.code).toBe(ErrorCodes.CONFIG_INVALID);
+    expect(e.message).toMatch(/^budget 'p95 < soon' \(retap\.yaml assertions\.budgets\[1\]\)/);
+    expect(e.details).toMatchObject({ file: 'retap.yaml', line: 5, budget: 'p95 < soon' });
+    const rule = thrown('assertions:\n  ignore:\n    - { route: "GET /a" }\n');
+    expect(rule.message).toMatch(/retap\.yaml assertions\.ignore\[0\]: names nothing to match/);
+    expect(rule.details).toMatchObject({ line: 3 });
+  });
+});
+
+describe('loadCiConfig', () => {
+  it('reads ./retap.yaml when present, defaults when not, and a named file strictly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'retap-config-'));
+    try {
+      expect((await loadCiConfig(undefined, dir)).assertions).toEqual(defaultConfig());
+      await expect(loadCiConfig('missing.yaml', dir)).rejects.toMatchObject({ code: ErrorCodes.CONFIG_INVALID });
+      writeFileSync(join(dir, 'retap.yaml'), 'version: 1\nassertions:\n  failOn: breaking\n');
+      const cfg = await loadCiConfig(undefined, dir);
+      expect(cfg.file).toBe(join(dir, 'retap.yaml'));
+      expect(cfg.assertions.failOn).toBe('breaking');
+      writeFileSync(join(dir, 'other.yaml'), 'version: 1\nreprot: {}\n');
+      await expect(loadCiConfig('other.yaml', dir)).rejects.toMatchObject({
+        code: ErrorCodes.CONFIG_UNKNOWN_KEY,
+        details: { file: 'other.yaml', line: 2, key: 'reprot' },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

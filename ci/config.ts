@@ -1,15 +1,20 @@
 /**
- * retap.yaml for `retap ci`: the `replay:` and `ci:` sections (and `snapshots.dir`), validated
- * with ajv against snapshots/schema/retap.schema.json. Errors name the file, the line and the
- * JSON path. The `assertions:` section is read by assertions/config-file.ts from the same file.
+ * The one reader of retap.yaml (`retap ci`, `retap report`): the whole file is validated with ajv
+ * against snapshots/schema/retap.schema.json, then the `replay:`, `ci:` and `snapshots:` sections
+ * become a CiConfig and `assertions:` an EvaluateConfig (assertions/config.ts checks its values).
+ * Errors name the file, the line and the JSON path; a key the schema does not define is a usage
+ * error (RETAP_CONFIG_UNKNOWN_KEY, exit 64) that names the nearest known key.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from 'yaml';
+import { configFromYaml, defaultConfig, type EvaluateConfig } from '../assertions/config.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
+import { parseDurationMs } from '../core/http.js';
 import { packageRoot } from '../core/paths.js';
+import { nearestWord } from '../core/suggest.js';
 
 export type MockMiss = 'fail' | 'closest' | 'passthrough';
 export type CiFormat = 'junit' | 'markdown' | 'html' | 'json';
@@ -71,6 +76,8 @@ export interface CiConfig {
     annotations: boolean;
     maxAnnotations: number;
   };
+  /** The `assertions:` section over the defaults; `.proto` folders resolved against `dir`. */
+  assertions: EvaluateConfig;
 }
 
 const CI_DEFAULTS: CiConfig['ci'] = { stepSummary: true, annotations: true, maxAnnotations: 10 };
@@ -94,13 +101,9 @@ function validator(): ValidateFunction {
   return compiled;
 }
 
-/** `30s`, `500ms`, `5m`, `1h` → ms (the schema already checked the shape). */
-export function durationMs(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) return Number.NaN;
-  const unit = m[2] ?? 's';
-  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(Number(m[1]) * factor);
+/** `30s`, `500ms`, `5m`, `1h` → whole ms (the schema already checked the shape). */
+function durationMs(text: string): number {
+  return Math.round(parseDurationMs(text, { bare: 's' }) ?? Number.NaN);
 }
 
 function pathOf(pointer: string, extra?: string): { parts: string[]; text: string } {
@@ -118,8 +121,16 @@ function pathOf(pointer: string, extra?: string): { parts: string[]; text: strin
   return { parts, text };
 }
 
+interface Problem {
+  pointer: string;
+  /** The unknown key (additionalProperties). */
+  extra?: string;
+  problem: string;
+  known?: string[];
+}
+
 /** One readable problem from ajv's first error (the deepest non-combinator one). */
-function describeError(errors: ErrorObject[]): { pointer: string; extra?: string; problem: string } {
+function describeError(errors: ErrorObject[]): Problem {
   const concrete = errors.filter(
     (e) => !['anyOf', 'oneOf', 'allOf', 'if', 'not', '$ref'].includes(e.keyword),
   );
@@ -134,6 +145,7 @@ function describeError(errors: ErrorObject[]): { pointer: string; extra?: string
         pointer: e.instancePath,
         extra: String(p.additionalProperty),
         problem: `is not a known setting${known.length ? ` (known: ${known.join(', ')})` : ''}`,
+        known,
       };
     }
     case 'required':
@@ -167,12 +179,79 @@ function configError(file: string, line: number | undefined, message: string): R
   );
 }
 
+function unknownKeyError(file: string, line: number | undefined, path: string, d: Problem): RetapError {
+  const key = d.extra as string;
+  const near = nearestWord(key, d.known ?? []);
+  const at = `${file}${line === undefined ? '' : ` line ${line}`}`;
+  return new RetapError(
+    ErrorCodes.CONFIG_UNKNOWN_KEY,
+    `${file}${line === undefined ? '' : `:${line}`}: ${path} ${d.problem}`,
+    {
+      hint: near
+        ? `Did you mean '${near}'? Rename '${key}' in ${at}, or remove it.`
+        : `Remove '${key}' from ${at}: retap reads no such setting (the expected shape is in ${schemaFile()}, see docs/ci.md).`,
+      details: {
+        file,
+        ...(line === undefined ? {} : { line }),
+        key,
+        path,
+        ...(near ? { suggestion: near } : {}),
+      },
+    },
+  );
+}
+
+/** The line of `key` inside the mapping at `parts` (the key's own line, not its value's). */
+function keyLine(doc: Document, lines: LineCounter, parts: string[], key: string): number | undefined {
+  const map = parts.length === 0 ? doc.contents : doc.getIn(parts, true);
+  if (!isMap(map)) return undefined;
+  for (const pair of map.items) {
+    if (isScalar(pair.key) && String(pair.key.value) === key && pair.key.range)
+      return lines.linePos(pair.key.range[0]).line;
+  }
+  return undefined;
+}
+
+/** `.budgets[2].path` (the tail of assertions/config.ts's `where`) → ['budgets', '2', 'path']. */
+function partsOfTail(tail: string): string[] {
+  return [...tail.matchAll(/\.([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[1] ?? m[2]) as string);
+}
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 function envOf(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (v && typeof v === 'object') for (const [k, val] of Object.entries(v)) out[k] = String(val);
   return out;
+}
+
+/** The `assertions:` section; its value errors get the line of the value they name. */
+function assertionsOf(
+  section: unknown,
+  label: string,
+  dir: string,
+  lineOf: (parts: string[]) => number | undefined,
+): EvaluateConfig {
+  const where = `${label} assertions`;
+  let cfg: EvaluateConfig;
+  try {
+    cfg = configFromYaml(section, defaultConfig(), where);
+  } catch (e) {
+    if (e instanceof RetapError && e.details?.file === undefined) {
+      const at = e.message.indexOf(where);
+      const tail = at === -1 ? '' : (/^[^\s:)'`]*/.exec(e.message.slice(at + where.length))?.[0] ?? '');
+      const line = lineOf(['assertions', ...partsOfTail(tail)]);
+      throw new RetapError(e.code, e.message, {
+        ...(e.hint ? { hint: e.hint } : {}),
+        cause: e.cause,
+        details: { ...e.details, file: label, ...(line === undefined ? {} : { line }) },
+      });
+    }
+    throw e;
+  }
+  // .proto folders are relative to the file that names them
+  if (cfg.protoDirs) cfg.protoDirs = cfg.protoDirs.map((d) => resolve(dir, d));
+  return cfg;
 }
 
 /** Parses and checks retap.yaml text; `label` is the name shown in errors. */
@@ -185,23 +264,34 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   }
   const value = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Record<string, unknown>;
   if (typeof value !== 'object' || Array.isArray(value)) throw configError(label, 1, '$ must be a mapping');
+  const lineOf = (parts: string[]): number | undefined => {
+    for (let n = parts.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(parts.slice(0, n), true);
+      if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
   const check = validator();
   if (!check(value)) {
     const d = describeError(check.errors ?? []);
     const { parts, text: path } = pathOf(d.pointer, d.extra);
-    let line: number | undefined;
-    for (let n = parts.length; n >= 0 && line === undefined; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(parts.slice(0, n), true);
-      if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
+    if (d.extra !== undefined) {
+      const line = keyLine(doc, lines, parts.slice(0, -1), d.extra) ?? lineOf(parts);
+      throw unknownKeyError(label, line, path, d);
     }
-    throw configError(label, line, `${path} ${d.problem}`);
+    throw configError(label, lineOf(parts), `${path} ${d.problem}`);
   }
   const replay = (value.replay ?? {}) as Record<string, unknown>;
   const ci = (value.ci ?? {}) as Record<string, unknown>;
   const build = replay.build as Record<string, unknown> | undefined;
   const baseline = replay.baseline as Record<string, unknown> | undefined;
   const snapshots = value.snapshots as { dir?: string } | undefined;
-  const cfg: CiConfig = { dir, replay: {}, ci: { ...CI_DEFAULTS } };
+  const cfg: CiConfig = {
+    dir,
+    replay: {},
+    ci: { ...CI_DEFAULTS },
+    assertions: assertionsOf(value.assertions, label, dir, lineOf),
+  };
   if (snapshots?.dir) cfg.snapshotsDir = resolve(dir, snapshots.dir);
   const r = cfg.replay;
   if (typeof replay.snapshot === 'string') r.snapshot = replay.snapshot;
@@ -251,13 +341,18 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   return cfg;
 }
 
+/** What retap runs with when there is no retap.yaml: everything from flags and defaults. */
+export function defaultCiConfig(dir: string): CiConfig {
+  return { dir, replay: {}, ci: { ...CI_DEFAULTS }, assertions: defaultConfig() };
+}
+
 /**
  * Reads retap.yaml: the named file (must exist), else ./retap.yaml when present, else defaults
  * (everything then comes from flags).
  */
 export async function loadCiConfig(file: string | undefined, cwd = process.cwd()): Promise<CiConfig> {
   const path = resolve(cwd, file ?? 'retap.yaml');
-  if (!file && !existsSync(path)) return { dir: cwd, replay: {}, ci: { ...CI_DEFAULTS } };
+  if (!file && !existsSync(path)) return defaultCiConfig(cwd);
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluate } from '../assertions/index.js';
 import { shopResults } from '../assertions/testing/fixtures.js';
-import { actionArgs } from './entry.js';
 import {
   escapeData,
   escapeProperty,
@@ -85,44 +84,5 @@ describe('annotations', () => {
     expect(all.length).toBeGreaterThan(2);
     expect(capped).toHaveLength(2);
     expect(capped[1]?.message).toMatch(new RegExp(`^${all.length - 1} more failures`));
-  });
-});
-
-describe('action inputs → retap ci flags', () => {
-  it('maps inputs in both spellings, splits lists, leaves empty ones to retap.yaml', () => {
-    const args = actionArgs({
-      INPUT_SNAPSHOT: 'snaps/orders@2',
-      'INPUT_BUILD-COMMAND': 'node dist/server.js',
-      INPUT_PORT: '8080',
-      INPUT_READY: '',
-      INPUT_BUDGETS: 'p95 < 250ms\n\n# comment\nGET /orders/{id}: p99 < +10%\n',
-      INPUT_ENV: 'A=1\nB=two words',
-      INPUT_WARN_ONLY: 'budgets, assertions',
-      INPUT_REPORT_DIR: 'out',
-      INPUT_STEP_SUMMARY: 'false',
-    });
-    expect(args).toEqual([
-      '--snapshot',
-      'snaps/orders@2',
-      '--cmd',
-      'node dist/server.js',
-      '--port',
-      '8080',
-      '--out',
-      'out',
-      '--budget',
-      'p95 < 250ms',
-      '--budget',
-      'GET /orders/{id}: p99 < +10%',
-      '--env',
-      'A=1',
-      '--env',
-      'B=two words',
-      '--warn-only',
-      'budgets',
-      '--warn-only',
-      'assertions',
-      '--no-step-summary',
-    ]);
   });
 });

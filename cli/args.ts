@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { usageError } from '../core/errors.js';
+import { parseDurationMs } from '../core/http.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -37,15 +38,12 @@ export function parse<T = Record<string, unknown>>(
   }
 }
 
-/** `30s`, `2m`, `500ms`, `1h` or bare seconds → milliseconds. */
+/** `30s`, `2m`, `500ms`, `1h` or bare seconds → whole milliseconds (core/http.ts grammar). */
 export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m)
+  const ms = parseDurationMs(text, { bare: 's' });
+  if (ms === undefined)
     throw usageError(`${flag}: '${text}' is not a duration`, 'Use a number with ms, s, m or h, e.g. 30s.');
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(n * factor);
+  return Math.round(ms);
 }
 
 export function parseIntFlag(text: string, flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {

@@ -3,9 +3,12 @@
  * A message says what went wrong and where; the hint says what to do next.
  */
 
+/** Every code is documented in docs/cli.md ("Error codes"); core/errors.test.ts checks the table. */
 export const ErrorCodes = {
   USAGE: 'RETAP_USAGE',
   CONFIG_INVALID: 'RETAP_CONFIG_INVALID',
+  /** A settings file names a key retap does not know (a typo, or a setting of another version). */
+  CONFIG_UNKNOWN_KEY: 'RETAP_CONFIG_UNKNOWN_KEY',
   SNAPSHOT_INVALID: 'RETAP_SNAPSHOT_INVALID',
   SNAPSHOT_NOT_FOUND: 'RETAP_SNAPSHOT_NOT_FOUND',
   SNAPSHOT_EXISTS: 'RETAP_SNAPSHOT_EXISTS',
@@ -16,9 +19,10 @@ export const ErrorCodes = {
   ENV_SETUP: 'RETAP_ENV_SETUP',
   BUILD_NOT_READY: 'RETAP_BUILD_NOT_READY',
   BUILD_CRASHED: 'RETAP_BUILD_CRASHED',
-  DECODE: 'RETAP_DECODE',
   NOT_BUILT: 'RETAP_NOT_BUILT',
   RESULTS_TOO_LARGE: 'RETAP_RESULTS_TOO_LARGE',
+  /** A results file holds no candidate run: there is nothing to judge (a verdict error, exit 3). */
+  NO_CANDIDATE: 'RETAP_NO_CANDIDATE',
   /** A replay would send redacted credentials no recorded answer hands out and no secret provides. */
   SECRET_MISSING: 'RETAP_SECRET_MISSING',
   /** The Kubernetes API server could not be reached, or no usable kubeconfig was found. */
@@ -63,8 +67,11 @@ export class RetapError extends Error {
     this.details = options.details;
   }
 
+  /** 64 for what the caller wrote wrong (flags, an unknown key in a settings file), else 3. */
   get exitCode(): number {
-    return this.code === ErrorCodes.USAGE ? ExitCodes.USAGE : ExitCodes.INFRASTRUCTURE;
+    return this.code === ErrorCodes.USAGE || this.code === ErrorCodes.CONFIG_UNKNOWN_KEY
+      ? ExitCodes.USAGE
+      : ExitCodes.INFRASTRUCTURE;
   }
 
   toJSON(): Record<string, unknown> {

@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { buildConnector, type Dispatcher, Client as UndiciClient } from 'undici';
 import { parseContentLength } from '../capture/protocols/http1/head.js';
 import type { Body, HeaderList } from '../core/exchange.js';
+import { HOP_BY_HOP } from '../core/http.js';
 import type { SocketUse } from '../core/results.js';
 import { type H1Connection, H1Pool } from './h1.js';
 import { H2Client } from './h2.js';
@@ -80,17 +81,12 @@ export interface DriverHooks {
   inflight?: Map<SocketUse, string>;
 }
 
-/** Headers that belong to one connection: a pooled replay manages its own and drops these. */
-export const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'content-length',
-  'upgrade',
-  'proxy-connection',
-  'te',
-  'trailer',
-]);
+/**
+ * What a pooled replay drops: the hop-by-hop fields (it manages its own connections), the body's
+ * framing (it sends Content-Length of the body it sends) and `trailer`: it never sends trailers,
+ * so announcing them would be false. (A mock keeps `trailer`: it serves the recorded trailers.)
+ */
+const POOLED_DROPS = new Set([...HOP_BY_HOP, 'content-length', 'trailer']);
 /**
  * What a recorded replay drops: the body's framing (the driver frames the body it sends with
  * Content-Length, in the recorded header's place when there was one) and protocol switches it
@@ -101,7 +97,7 @@ const MAX_BODY = 32 << 20;
 
 const NO_BODY = new Uint8Array(0);
 const pooledSendable = ([n]: [string, string]): boolean =>
-  !HOP_BY_HOP.has(n.toLowerCase()) && !n.startsWith(':');
+  !POOLED_DROPS.has(n.toLowerCase()) && !n.startsWith(':');
 const recordedSendable = ([n]: [string, string]): boolean =>
   !FRAMING.has(n.toLowerCase()) && !n.startsWith(':');
 

@@ -22,6 +22,7 @@
  */
 import http2 from 'node:http2';
 import type { Exchange, HeaderList } from '../core/exchange.js';
+import { CONNECTION_SPECIFIC } from '../core/http.js';
 import { grpcFrames } from '../core/protobuf.js';
 import type { SocketUse } from '../core/results.js';
 
@@ -129,8 +130,6 @@ const TURN_MS = 5000;
 /** Wall clock in µs since epoch, sub-millisecond. */
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
-/** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2). */
-const FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /**
  * The header object node:http2 sends: pseudo-headers first, then the recorded headers in their
@@ -162,7 +161,7 @@ export function h2Headers(
   }
   for (const [rawName, value] of req.headers) {
     const name = rawName.toLowerCase();
-    if (name.startsWith(':') || FORBIDDEN.has(name) || name === 'host') continue;
+    if (name.startsWith(':') || CONNECTION_SPECIFIC.has(name) || name === 'host') continue;
     if (name === 'te' && value.trim().toLowerCase() !== 'trailers') continue;
     const prev = out[name];
     if (prev === undefined) out[name] = value;

@@ -6,6 +6,7 @@
  *   node dist/runner/worker.js SPEC.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { ErrorCodes } from '../core/errors.js';
 import type { RunWarning, SocketUse } from '../core/results.js';
 import { tooLarge } from '../snapshots/results.js';
 import { startBuild, tail, waitReady } from './build.js';
@@ -130,13 +131,13 @@ async function main(specPath: string): Promise<void> {
       const e = build.exited()!;
       out.buildExit = { code: e.code, signal: e.signal, during: 'replay' };
       out.error = {
-        code: 'RETAP_BUILD_CRASHED',
+        code: ErrorCodes.BUILD_CRASHED,
         message: `the build exited during the replay (${e.signal ?? `code ${e.code}`})\n--- last lines of its output ---\n${tail(build.log())}`,
       };
     }
   } catch (e) {
     const err = e as Error & { code?: string };
-    out.error = { code: typeof err.code === 'string' ? err.code : 'RETAP_INTERNAL', message: err.message };
+    out.error = { code: typeof err.code === 'string' ? err.code : ErrorCodes.INTERNAL, message: err.message };
   } finally {
     phase = 'stop';
     await build?.stop();
@@ -158,7 +159,7 @@ async function main(specPath: string): Promise<void> {
     } catch (e) {
       out.items = [];
       out.error = {
-        code: 'RETAP_INTERNAL',
+        code: ErrorCodes.INTERNAL,
         message: `cannot redact the replay's answers: ${(e as Error).message}`,
       };
     }
@@ -172,7 +173,7 @@ async function main(specPath: string): Promise<void> {
         ...out,
         items: [],
         error: {
-          code: err.code ?? 'RETAP_INTERNAL',
+          code: err.code ?? ErrorCodes.INTERNAL,
           message: `${err.message}${err.hint ? `. ${err.hint}` : ''}`,
         },
       });

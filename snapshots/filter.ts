@@ -12,6 +12,7 @@
  */
 import { binaryParam } from '../capture/protocols/postgres/types.js';
 import { usageError } from '../core/errors.js';
+import { requestAuthority } from '../core/http.js';
 import type { StoredLine } from './reader.js';
 import { routeOf } from './stats.js';
 
@@ -62,13 +63,9 @@ export interface ExchangeSummary {
   readonly peerPort: number;
 }
 
+/** exchangeAuthority (core/http.ts) of a stored line. */
 export function hostOfStored(v: Stored): string {
-  if (v.peer.host) return String(v.peer.host);
-  for (const [n, val] of v.request.headers as Array<[string, string]>) {
-    const l = n.toLowerCase();
-    if (l === 'host' || l === ':authority') return val;
-  }
-  return String(v.peer.addr);
+  return String(v.peer.host || (requestAuthority(v.request.headers, v.extras) ?? v.peer.addr));
 }
 
 export function serviceOfStored(v: Stored): string {

@@ -10,6 +10,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { isDbProtocol } from '../core/db.js';
 import { type Body, type Exchange, type HeaderList, headerValue } from '../core/exchange.js';
 import { ErrorCodes, RetapError } from '../core/errors.js';
+import { requestAuthority } from '../core/http.js';
 import { openSnapshot } from './reader.js';
 import { checkValue, formatIssue, issuesFrom, subValidator } from './schema.js';
 import { chunkedWriter, closeStream } from './sorter.js';
@@ -93,8 +94,7 @@ function urlOf(ex: Exchange): string {
   const scheme = ex.tls ? 'https' : 'http';
   const h = ex.request.headers;
   const host =
-    headerValue(h, 'host') ??
-    headerValue(h, ':authority') ??
+    requestAuthority(h, ex.extras) ??
     (ex.direction === 'outbound' ? hostPort(ex.peer.host ?? ex.peer.addr, ex.peer.port) : hostPort(ex.service.addr, ex.service.port));
   return `${scheme}://${host}${ex.request.target.startsWith('/') ? '' : '/'}${ex.request.target}`;
 }

@@ -6,21 +6,19 @@
  * Templates and globs (`*` one segment, `**` any depth) are matched with `routeMatches`.
  */
 import { targetPath } from '../core/exchange.js';
-
-const ID_SEGMENT =
-  /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|[0-9A-Za-z_-]{24,}|REDACTED-[0-9a-f]{16})$/i;
-
-export function isIdSegment(segment: string): boolean {
-  return segment !== '' && ID_SEGMENT.test(segment);
-}
+import { isIdSegment, pathTemplate } from '../core/http.js';
 
 function segmentsOf(target: string): string[] | undefined {
   const path = targetPath(target);
   return path.startsWith('/') ? path.split('/').slice(1) : undefined;
 }
 
-/** Template of one target by the segment's own look (and known token values). */
+/**
+ * Template of one target by the segment's own look (core/http.ts `pathTemplate`, the one
+ * definition of an id segment), and known token values.
+ */
 export function routeTemplate(target: string, tokens?: ReadonlySet<string>): string {
+  if (!tokens || tokens.size === 0) return pathTemplate(target);
   const segs = segmentsOf(target);
   if (!segs) return targetPath(target);
   return `/${segs.map((s) => (isIdSegment(s) || tokens?.has(safeDecode(s)) ? '{id}' : s)).join('/')}`;

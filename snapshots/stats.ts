@@ -2,7 +2,8 @@
  * Counts for the manifest, accumulated one exchange at a time (order does not matter, so the
  * writer counts on append and the result is the same whatever order exchanges arrive in).
  */
-import { type Exchange, headerValue, isQuarantined, targetPath } from '../core/exchange.js';
+import { type Exchange, isQuarantined } from '../core/exchange.js';
+import { exchangeAuthority, pathTemplate } from '../core/http.js';
 import type { Counts, RouteCount } from './format.js';
 
 /** Routes listed in the manifest; the rest are counted in `otherRoutes`. */
@@ -10,22 +11,11 @@ export const ROUTE_CAP = 2000;
 /** Distinct routes tracked in memory; past this, new routes go to `otherRoutes` as they come. */
 const ROUTE_MEMORY = 100_000;
 
-const ID_SEGMENT =
-  /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|[0-9A-Za-z_-]{24,})$/i;
+/** `/orders/7/items/3f2a…` → `/orders/{id}/items/{id}` (core/http.ts). */
+export const routeOf = pathTemplate;
 
-/** `/orders/7/items/3f2a…` → `/orders/{id}/items/{id}`: numeric, uuid, long hex and long opaque segments. */
-export function routeOf(target: string): string {
-  const path = targetPath(target);
-  if (!path.startsWith('/')) return path;
-  return path
-    .split('/')
-    .map((s) => (s !== '' && ID_SEGMENT.test(s) ? '{id}' : s))
-    .join('/');
-}
-
-export function hostOf(ex: Exchange): string | undefined {
-  if (ex.direction !== 'outbound') return undefined;
-  return ex.peer.host ?? headerValue(ex.request.headers, 'host') ?? headerValue(ex.request.headers, ':authority') ?? ex.peer.addr;
+function hostOf(ex: Exchange): string | undefined {
+  return ex.direction === 'outbound' ? exchangeAuthority(ex) : undefined;
 }
 
 export interface Stats {

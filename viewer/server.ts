@@ -289,11 +289,11 @@ export async function startServer(opts: ViewerServerOptions): Promise<ViewerServ
         res.destroy();
         return;
       }
-      if (e instanceof HttpError) return json(res, e.status, { error: { code: 'RETAP_USAGE', message: e.message } });
+      if (e instanceof HttpError) return json(res, e.status, { error: { code: ErrorCodes.USAGE, message: e.message } });
       if (isRetapError(e)) return json(res, e.code === ErrorCodes.USAGE ? 400 : 500, { error: e.toJSON() });
-      if (e instanceof SyntaxError) return json(res, 400, { error: { code: 'RETAP_USAGE', message: `bad JSON: ${e.message}` } });
+      if (e instanceof SyntaxError) return json(res, 400, { error: { code: ErrorCodes.USAGE, message: `bad JSON: ${e.message}` } });
       log.warn(`view: ${(e as Error).stack ?? String(e)}`);
-      return json(res, 500, { error: { code: 'RETAP_INTERNAL', message: (e as Error).message } });
+      return json(res, 500, { error: { code: ErrorCodes.INTERNAL, message: (e as Error).message } });
     });
   });
   server.keepAliveTimeout = 5000;

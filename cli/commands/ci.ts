@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readAssertionsConfig, readSnapshotTokens } from '../../assertions/config-file.js';
+import { readSnapshotTokens } from '../../assertions/config-file.js';
 import {
   defaultConfig,
   type EvaluateConfig,
@@ -14,7 +14,7 @@ import {
   parseBudget,
   type Verdict,
 } from '../../assertions/index.js';
-import { type CiConfig, type CiFormat, loadCiConfig } from '../../ci/config.js';
+import { type CiConfig, type CiFormat, defaultCiConfig, loadCiConfig } from '../../ci/config.js';
 import { gate } from '../../ci/gate.js';
 import {
   type Annotation,
@@ -368,7 +368,7 @@ async function run(argv: string[]): Promise<number> {
   const b = builds(f, cfg, cwd);
   const reportsDir = reportsDirOf(f, cfg, cwd);
   await mkdir(reportsDir, { recursive: true });
-  const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
+  const assertionsConfig: EvaluateConfig = cfg.assertions;
   // .proto folders are read before the replay: a bad one stops the gate before it starts
   withProtos(assertionsConfig, many(f.proto));
 
@@ -547,11 +547,7 @@ export async function reportFailure(argv: string[], e: unknown): Promise<number>
   } catch {
     // the flags are what failed: report with the defaults
   }
-  let cfg: CiConfig = {
-    dir: cwd,
-    replay: {},
-    ci: { stepSummary: true, annotations: true, maxAnnotations: 10 },
-  };
+  let cfg: CiConfig = defaultCiConfig(cwd);
   try {
     cfg = await loadCiConfig(f.config, cwd);
   } catch {

@@ -5,9 +5,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { readAssertionsConfig, readSnapshotTokens } from '../../assertions/config-file.js';
+import { readSnapshotTokens } from '../../assertions/config-file.js';
 import { type EvaluateConfig, evaluate, parseBudget, type Rating } from '../../assertions/index.js';
 import { loadProtoDirs } from '../../capture/protocols/grpc/protos.js';
+import { loadCiConfig } from '../../ci/config.js';
 import { gate } from '../../ci/gate.js';
 import { EXTENSIONS, FORMATS, type ReportFormat, render } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
@@ -132,7 +133,7 @@ const command: Command = {
     });
 
     const results = await readResults(positionals[0] as string);
-    const config = await readAssertionsConfig(values.config);
+    const config = (await loadCiConfig(values.config)).assertions;
     config.budgets.push(...budgets);
     if (failOn) config.failOn = failOn as Rating;
     withProtos(config, many(values.proto));

@@ -16,6 +16,7 @@
  *
  *   node dist/runner/k8s/pod-worker.js --control 19450 --health 19451 --work DIR --ca-out DIR
  */
+import { ErrorCodes } from '../../core/errors.js';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -158,7 +159,7 @@ export async function main(argv: string[]): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     } catch (e) {
       const err = e as Error & { code?: string };
-      out.error = { code: typeof err.code === 'string' ? err.code : 'RETAP_INTERNAL', message: err.message };
+      out.error = { code: typeof err.code === 'string' ? err.code : ErrorCodes.INTERNAL, message: err.message };
     }
     if (mocks) out.mocks = mocks.stats();
     try {
@@ -172,7 +173,7 @@ export async function main(argv: string[]): Promise<void> {
     } catch (e) {
       out.items = [];
       out.error = {
-        code: 'RETAP_INTERNAL',
+        code: ErrorCodes.INTERNAL,
         message: `cannot redact the replay's answers: ${(e as Error).message}`,
       };
     }
@@ -183,7 +184,7 @@ export async function main(argv: string[]): Promise<void> {
       const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
       text = JSON.stringify({
         t: 'output',
-        output: { ...out, items: [], error: { code: err.code ?? 'RETAP_INTERNAL', message: err.message } },
+        output: { ...out, items: [], error: { code: err.code ?? ErrorCodes.INTERNAL, message: err.message } },
       });
     }
     res.end(`${text}\n`);

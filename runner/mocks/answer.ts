@@ -4,6 +4,7 @@
  * answer for a call with no recording.
  */
 import type { HeaderList, Response } from '../../core/exchange.js';
+import { HOP_BY_HOP } from '../../core/http.js';
 
 export interface Answer {
   status: number;
@@ -14,17 +15,12 @@ export interface Answer {
   warnings: string[];
 }
 
-/** Connection-level headers: they describe the recorded connection, not the answer. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'proxy-connection',
-  'upgrade',
-  'te',
-  'http2-settings',
-  'content-length',
-]);
+/**
+ * Not copied from a recorded answer: the hop-by-hop fields (they describe the recorded
+ * connection) and Content-Length (fixed to the body served). `trailer` stays: the mock serves
+ * the recorded trailers it announces.
+ */
+const NOT_SERVED = new Set([...HOP_BY_HOP, 'content-length']);
 
 export const MISS_STATUS = 599;
 export const MISS_REASON = 'Retap Mock Miss';
@@ -44,7 +40,7 @@ export function answerFrom(res: Response, method: string): Answer {
   for (const [n, v] of res.headers) {
     const lower = n.toLowerCase();
     if (lower === 'content-length') recordedLength = v;
-    if (lower.startsWith(':') || HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    if (lower.startsWith(':') || NOT_SERVED.has(lower) || named.has(lower)) continue;
     headers.push([n, v]);
   }
   const body = res.body.data;

@@ -7,20 +7,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { HeaderList } from '../../core/exchange.js';
+import { HOP_BY_HOP } from '../../core/http.js';
 import type { Answer } from './answer.js';
 import type { LiveCall } from './transport.js';
 
 const TIMEOUT_MS = 15_000;
-const SKIP = new Set([
-  'host',
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'proxy-connection',
-  'upgrade',
-  'te',
-  'http2-settings',
-]);
+/** Not forwarded upstream: the hop-by-hop fields, and Host (the upstream's own is sent). */
+const SKIP = new Set(['host', ...HOP_BY_HOP]);
 
 export interface Upstream {
   host: string;

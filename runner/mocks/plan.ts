@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { isDbProtocol } from '../../core/db.js';
 import type { Exchange } from '../../core/exchange.js';
+import { exchangeAuthority, hostName } from '../../core/http.js';
 import type { MockEndpoint, MockPlan, MockProtocol } from './types.js';
 
 const SERVED: Record<string, MockProtocol> = {
@@ -16,14 +17,9 @@ const SERVED: Record<string, MockProtocol> = {
   redis: 'redis',
 };
 
-/**
- * Host name of the endpoint an outbound exchange went to (lower case, without brackets or port):
- * peer.host, else HTTP/2's `:authority` (kept in extras.pseudo), else the peer address.
- */
+/** Host name of the endpoint an outbound exchange went to (lower case, without brackets or port). */
 export function hostOf(ex: Exchange): string {
-  const authority = (ex.extras?.pseudo as Record<string, string> | undefined)?.[':authority'];
-  const fromAuthority = authority?.replace(/:\d+$/, '');
-  return (ex.peer.host ?? fromAuthority ?? ex.peer.addr).replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return hostName(exchangeAuthority(ex)).toLowerCase();
 }
 
 export function endpointKey(host: string, port: number): string {

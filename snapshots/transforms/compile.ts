@@ -5,6 +5,7 @@
  * rule (id and JSON path, with the YAML line when the text is known).
  */
 import { isNode, LineCounter, parseDocument } from 'yaml';
+import { parseDurationMs } from '../../core/http.js';
 import { invalid, type SchemaIssue, validator, issuesFrom } from '../schema.js';
 import { parseJsonPath, type PathPart } from './jsonpath.js';
 import { compileMatch, type MatchFn, statusTest } from './match.js';
@@ -84,14 +85,6 @@ export interface CompileOptions {
 /** Variables every context provides. */
 export const BUILTIN_VARS = ['replay.offsetMs', 'replay.now', 'replay.nowMs'];
 
-const DURATION = /^([+-])?(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
-
-export function parseDurationMs(text: string): number | undefined {
-  const m = DURATION.exec(text.trim());
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[3] as 'ms'];
-  return (m[1] === '-' ? -1 : 1) * Number(m[2]) * unit;
-}
 
 function pathParts(p: string): string[] {
   const out: string[] = [];
@@ -221,7 +214,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
         case 'shiftTime':
         case 'resignJwt':
           if (s.by !== undefined && s.by !== 'replay-offset') {
-            c.byMs = parseDurationMs(s.by);
+            c.byMs = parseDurationMs(s.by, { signed: true });
             if (c.byMs === undefined) problems.add(`${p}.by`, id, `'${s.by}' is not 'replay-offset' or a duration`, 'write replay-offset or a duration such as 1h, -30m, 90s');
           }
           if (s.op === 'shiftTime' && s.format !== undefined && !['iso8601', 'date', 'http-date', 'unix', 'unix-ms', 'unix-us', 'auto'].includes(s.format)) {

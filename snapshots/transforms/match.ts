@@ -1,5 +1,6 @@
 /** Rule `match` blocks compiled to predicates over an exchange (direction, method, host, route, status). */
-import { type Exchange, headerValue } from '../../core/exchange.js';
+import type { Exchange } from '../../core/exchange.js';
+import { exchangeAuthority } from '../../core/http.js';
 import { routeMatches } from '../routes.js';
 import type { RuleMatch } from './types.js';
 
@@ -22,10 +23,6 @@ export function statusTest(spec: number | string): (s: number) => boolean {
   return (s) => tests.some((t) => t(s));
 }
 
-export function hostOfExchange(ex: Exchange): string {
-  return ex.peer.host ?? headerValue(ex.request.headers, 'host') ?? headerValue(ex.request.headers, ':authority') ?? ex.peer.addr;
-}
-
 export function compileMatch(m: RuleMatch | undefined): MatchFn {
   if (!m) return () => true;
   const methods = m.method?.split(/[|,]/).map((x) => x.trim().toUpperCase());
@@ -34,7 +31,7 @@ export function compileMatch(m: RuleMatch | undefined): MatchFn {
   return (ex, liveStatus) => {
     if (m.direction && ex.direction !== m.direction) return false;
     if (methods && !methods.includes(ex.request.method.toUpperCase())) return false;
-    if (host && !host.test(hostOfExchange(ex).replace(/:\d+$/, '')) && !host.test(hostOfExchange(ex))) return false;
+    if (host && !host.test(exchangeAuthority(ex).replace(/:\d+$/, '')) && !host.test(exchangeAuthority(ex))) return false;
     if (m.route !== undefined && !routeMatches(m.route, ex.request.target)) return false;
     if (status) {
       const s = liveStatus ?? ex.response?.status;

@@ -161,10 +161,10 @@ describe.skipIf(process.getuid?.() !== 0 && !requireEbpf)('ci/action.sh, the act
     // the step script in a folder whose retap exits 1 (an assertion failure's code) and says nothing
     const fake = join(base, 'crashing-action');
     mkdirSync(join(fake, 'ci'), { recursive: true });
-    mkdirSync(join(fake, 'dist', 'ci'), { recursive: true });
+    mkdirSync(join(fake, 'dist', 'cli'), { recursive: true });
     mkdirSync(join(fake, 'build', 'Release'), { recursive: true });
     writeFileSync(join(fake, 'ci', 'action.sh'), readFileSync(script));
-    writeFileSync(join(fake, 'dist', 'ci', 'entry.js'), "console.error('boom'); process.exit(1);\n");
+    writeFileSync(join(fake, 'dist', 'cli', 'action.js'), "console.error('boom'); process.exit(1);\n");
     writeFileSync(join(fake, 'build', 'Release', 'retap_native.node'), '');
     const s = step(
       { setup: 'false' },

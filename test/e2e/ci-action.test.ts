@@ -1,5 +1,5 @@
 /**
- * The GitHub Action's entry point (dist/ci/entry.js) run as a runner runs it: INPUT_* variables
+ * The GitHub Action's entry point (dist/cli/action.js) run as a runner runs it: INPUT_* variables
  * for the inputs, GITHUB_OUTPUT / GITHUB_STEP_SUMMARY / RUNNER_TEMP pointing at temp files.
  * Against the demo system: an unchanged orders build passes, `--variant all` fails with
  * annotations, `retap snapshot accept` turns the failing answers into v2 (which then passes),
@@ -25,7 +25,7 @@ import { recordOrdersSnapshot } from '../helpers/demo-snapshot.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 
 const root = packageRoot();
-const entry = join(root, 'dist', 'ci', 'entry.js');
+const entry = join(root, 'dist', 'cli', 'action.js');
 const orders = join(root, 'dist', 'examples', 'demo', 'orders.js');
 
 interface Step {
@@ -161,6 +161,18 @@ describe('retap ci with a broken retap.yaml (no privileges needed)', () => {
       /^::error file=retap\.yaml,line=6,title=retap ci::retap\.yaml:6: \$\.replay\.build\.port must be integer/,
     );
     expect(s.stderr).toContain('RETAP_CONFIG_INVALID');
+  });
+
+  it('an unknown key is a usage error (64): annotated on its line with the nearest known key', async () => {
+    writeFileSync(join(dir, 'retap.yaml'), 'version: 1\nreplay:\n  snapshot: snaps/x\n  mockmiss: fail\n');
+    const s = await step(dir, 'unknown', [entry], {});
+    expect(s.code).toBe(64);
+    expect(s.outputs.verdict).toBe('error');
+    expect(s.annotations).toHaveLength(1);
+    expect(s.annotations[0]).toMatch(
+      /^::error file=retap\.yaml,line=4,title=retap ci::retap\.yaml:4: \$\.replay\.mockmiss is not a known setting .*%0ADid you mean 'mockMiss'\?/,
+    );
+    expect(s.stderr).toContain('RETAP_CONFIG_UNKNOWN_KEY');
   });
 });
 

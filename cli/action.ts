@@ -1,11 +1,12 @@
 /**
- * Entry point of the GitHub Action (action.yml, through ci/action.sh): turns the action's inputs,
+ * Entry point of the GitHub Action (action.yml, through ci/action.sh), beside cli/main.ts: the
+ * Action is one more front door of the `retap` command: turns the action's inputs,
  * handed over as INPUT_* environment variables, into `retap ci` flags and runs it. Runs as root
  * (directly, or under `sudo -E` so GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the INPUT_* variables
  * come through). When the runner checks failed (RETAP_ACTION_ERROR), it replays nothing and only
  * reports why, as the user the runner runs as.
  *
- *   INPUT_SNAPSHOT=… INPUT_BUILD_COMMAND=… node dist/ci/entry.js
+ *   INPUT_SNAPSHOT=… INPUT_BUILD_COMMAND=… node dist/cli/action.js
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -97,12 +98,12 @@ export async function runAction(env: NodeJS.ProcessEnv = process.env): Promise<n
   );
   const problem = runnerProblem(env);
   if (problem) {
-    const { reportFailure } = await import('../cli/commands/ci.js');
+    const { reportFailure } = await import('./commands/ci.js');
     const code = await reportFailure(args.slice(1), problem);
     process.stderr.write(`retap ci: ${formatError(problem)}\n`);
     return code;
   }
-  const { main } = await import('../cli/main.js');
+  const { main } = await import('./main.js');
   return main(args);
 }
 
