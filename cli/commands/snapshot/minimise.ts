@@ -1,7 +1,7 @@
-/** `retap snapshot minimise`: every distinct behaviour kept, repeats dropped (snapshots/minimise.ts). */
+/** `retap snapshot minimise`: every distinct behaviour kept, repeats dropped (behaviours.ts). */
 import { usageError } from '../../../core/errors.js';
-import { minimiseSnapshot } from '../../../snapshots/minimise.js';
 import { parse, parseIntFlag } from '../../args.js';
+import { minimiseSnapshot } from './behaviours.js';
 import { HELP } from './help.js';
 import { json, out, progress, type Sub } from './sub.js';
 

@@ -9,16 +9,16 @@
  * Units are taken greedily in recorded order: a unit is kept when it has a behaviour seen fewer
  * than `keep` times in the units kept so far.
  */
-import { dbSignature } from '../assertions/db-calls.js';
-import { callSignature } from '../assertions/outbound.js';
-import { dbCallOf } from '../core/db.js';
-import { type Exchange, headerValue, isQuarantined } from '../core/exchange.js';
-import { planReplay } from '../runner/plan.js';
-import { rulesFor } from '../runner/rules.js';
-import { type DeriveOutput, type Derived, label, writeDerived } from './derive.js';
-import { openSnapshot, type StoredLine } from './reader.js';
-import { routeTemplate } from './routes.js';
-import { createReplayContext } from './transforms/index.js';
+import { dbSignature } from '../../../assertions/db-calls.js';
+import { callSignature } from '../../../assertions/outbound.js';
+import { dbCallOf } from '../../../core/db.js';
+import { type Exchange, headerValue, isQuarantined } from '../../../core/exchange.js';
+import { planReplay } from '../../../runner/plan.js';
+import { rulesFor } from '../../../runner/rules.js';
+import { type Derived, type DeriveOutput, label, writeDerived } from '../../../snapshots/derive.js';
+import { openSnapshot, type StoredLine } from '../../../snapshots/reader.js';
+import { routeTemplate } from '../../../snapshots/routes.js';
+import { createReplayContext } from '../../../snapshots/transforms/index.js';
 
 export interface MinimiseOptions extends DeriveOutput {
   /** Examples kept per behaviour (default 1). */
