@@ -22,6 +22,8 @@ export interface GoPeers {
   gotlsOld: string;
   /** gRPC over TLS (google.golang.org/grpc) */
   gogrpc: string;
+  /** PostgreSQL client (github.com/jackc/pgx/v5, pgxpool): test/fixtures/go/pgx */
+  gopgx: string;
 }
 
 let cached: { dir: string; missing: boolean } | undefined;
@@ -53,6 +55,7 @@ export function goPeers(): GoPeers {
     gotlsStripped: join(dir, 'gotls-stripped'),
     gotlsOld: join(dir, 'gotls-old'),
     gogrpc: join(dir, 'gogrpc'),
+    gopgx: join(dir, 'gopgx'),
   };
 }
 
