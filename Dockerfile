@@ -14,7 +14,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \
  && npm prune --omit=dev \
- && rm -rf node_modules/@types node_modules/undici-types \
+ && find node_modules -depth -type d \( -path '*/node_modules/@types' -o -name undici-types \) -exec rm -rf {} + \
  && find dist -name '*.test.js' -delete -o -name '*.map' -delete
 
 FROM debian:bookworm-slim
@@ -28,6 +28,7 @@ COPY --from=build /src/bin /opt/retap/bin
 COPY --from=build /src/dist /opt/retap/dist
 COPY --from=build /src/build/Release/retap_native.node /opt/retap/build/Release/retap_native.node
 COPY --from=build /src/snapshots/schema /opt/retap/snapshots/schema
+COPY --from=build /src/deploy/k8s /opt/retap/deploy/k8s
 COPY --from=build /src/node_modules /opt/retap/node_modules
 RUN ln -s ../../../opt/retap/bin/retap.js /usr/local/bin/retap
 ENV NODE_ENV=production

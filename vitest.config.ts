@@ -13,7 +13,11 @@ export default defineConfig({
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['**/*.test.ts'], exclude: [...ignored, 'test/**'] } },
-      { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts'], exclude: ignored } },
+      // real processes on a shared 2-core machine: a generous bound on hangs, not a speed check
+      {
+        extends: true,
+        test: { name: 'e2e', include: ['test/**/*.test.ts'], exclude: ignored, testTimeout: 120_000 },
+      },
     ],
   },
 });

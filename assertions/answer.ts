@@ -6,6 +6,7 @@
 import { type Exchange, type HeaderList, serverLatencyNs } from '../core/exchange.js';
 import type { RecordedItem, RunItem } from '../core/results.js';
 import { type BodyView, digest, firstTextDifference, viewBody, viewBytes } from './body.js';
+import { compareGrpc, type GrpcAnswer, grpcAnswer, isGrpc, type MessageSchema } from './grpc.js';
 import { compareHeaders } from './headers.js';
 import { diffJson, jsonType } from './json-diff.js';
 import { compareCalls } from './outbound.js';
@@ -23,6 +24,8 @@ export interface Answer {
   latencyMs?: number;
   /** True when taken from the replay client because capture missed the exchange. */
   clientView?: boolean;
+  /** gRPC answers: messages, status and trailers (assertions/grpc.ts). */
+  grpc?: GrpcAnswer;
 }
 
 const ms = (ex: Exchange): number | undefined => {
@@ -33,13 +36,16 @@ const ms = (ex: Exchange): number | undefined => {
 function fromExchange(ex: Exchange, outbound: Exchange[]): Answer {
   const r = ex.response;
   if (!r) return { headers: [], body: { kind: 'empty', truncated: false }, error: 'no response', outbound };
-  return {
+  const a: Answer = {
     status: r.status,
     headers: r.headers,
     body: viewBody(r.body, r.headers),
     outbound,
     latencyMs: ms(ex),
   };
+  if (isGrpc(r.headers) || isGrpc(ex.request.headers))
+    a.grpc = grpcAnswer(ex.request.target, r.headers, r.body.data, r.trailers);
+  return a;
 }
 
 export function recordedAnswer(item: RecordedItem): Answer {
@@ -59,13 +65,16 @@ export function runAnswer(item: RunItem): Answer {
     };
   }
   const headers = c.responseHeaders ?? [];
-  return {
+  const a: Answer = {
     status: c.status,
     headers,
     body: viewBytes(c.responseBody, headers),
     outbound: item.outbound,
     clientView: true,
   };
+  if (isGrpc(headers) || isGrpc(c.headers))
+    a.grpc = grpcAnswer(c.target, headers, c.responseBody ?? new Uint8Array(), c.responseTrailers);
+  return a;
 }
 
 const JSON_RATING: Record<string, Rating> = {
@@ -164,6 +173,8 @@ export interface CompareOptions {
   schemas?: SchemaSet;
   /** Compare outbound calls (false when comparing two live runs whose calls were not captured). */
   outbound?: boolean;
+  /** gRPC message names and types (`--proto`); schema-less field numbers without. */
+  protos?: MessageSchema | undefined;
 }
 
 /** Differences from answer `a` (reference) to answer `b`. */
@@ -196,7 +207,16 @@ export function compareAnswers(a: Answer, b: Answer, opts: CompareOptions): Diff
       message: `status ${a.status} → ${b.status}`,
     });
   }
-  if (!classChanged) {
+  if (!classChanged && a.grpc && b.grpc) {
+    // a trailers-only answer carries its status in the headers: judged once, as grpc-status
+    const plain = ([n]: [string, string]): boolean => !/^grpc-(status|message|status-details-bin)$/i.test(n);
+    out.push(...compareHeaders(a.headers.filter(plain), b.headers.filter(plain)));
+    if (a.body.truncated || b.body.truncated) {
+      // messages cut by capture are not compared; the status still is
+      const sa = { ...a.grpc, messages: [] };
+      out.push(...compareGrpc(sa, { ...b.grpc, messages: [] }, opts.protos));
+    } else out.push(...compareGrpc(a.grpc, b.grpc, opts.protos));
+  } else if (!classChanged) {
     out.push(...compareHeaders(a.headers, b.headers));
     const body = bodyDiffs(a.body, b.body);
     out.push(...body);

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCodes, RetapError } from '../core/errors.js';
 import { logger } from '../core/log.js';
@@ -35,7 +35,10 @@ export async function readAssertionsConfig(file?: string, cwd = process.cwd()): 
     });
   }
   const section = doc && typeof doc === 'object' ? (doc as Record<string, unknown>).assertions : undefined;
-  return configFromYaml(section, defaultConfig(), `${file ?? 'retap.yaml'} assertions`);
+  const cfg = configFromYaml(section, defaultConfig(), `${file ?? 'retap.yaml'} assertions`);
+  // .proto folders are relative to the file that names them
+  if (cfg.protoDirs) cfg.protoDirs = cfg.protoDirs.map((d) => resolve(dirname(path), d));
+  return cfg;
 }
 
 /** Tokens discovered in the snapshot (tokens.yaml); empty when the snapshot is not at hand. */

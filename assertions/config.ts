@@ -17,6 +17,7 @@
  */
 import { ErrorCodes, RetapError } from '../core/errors.js';
 import { parseBudget } from './budgets.js';
+import type { MessageSchema } from './grpc.js';
 import type { Budget, DiffKind, Rating } from './types.js';
 
 /**
@@ -57,6 +58,13 @@ export interface EvaluateConfig {
   latency: { minSamples: number; confidence: number; slackMs: number; resamples: number; seed: number };
   /** Adds `mocks >= 100%` when no mocks budget is given (mocks fail closed). */
   defaultMocksBudget: boolean;
+  /**
+   * gRPC messages with names and types (from `.proto` files: `--proto DIR`, `assertions.proto`);
+   * without it messages are compared by field number.
+   */
+  protos?: MessageSchema | undefined;
+  /** `.proto` folders named by retap.yaml (`assertions.proto`); the CLI loads them into `protos`. */
+  protoDirs?: string[];
 }
 
 export function defaultConfig(): EvaluateConfig {
@@ -116,8 +124,11 @@ function rules(v: unknown, where: string): MatchRule[] {
     if (r.path === undefined && r.header === undefined && r.outbound === undefined && r.kind === undefined) {
       throw invalid(at, 'names nothing to match: give path, header, outbound or kind');
     }
-    if (typeof r.path === 'string' && !r.path.startsWith('$'))
-      throw invalid(`${at}.path`, `'${r.path}' must start with $ (e.g. $.createdAt)`);
+    if (typeof r.path === 'string' && !/^[$#[]/.test(r.path))
+      throw invalid(
+        `${at}.path`,
+        `'${r.path}' must start with $ (e.g. $.createdAt), or name protobuf fields by number (#2.3, [1]#2)`,
+      );
     return r as MatchRule;
   });
 }
@@ -140,8 +151,15 @@ export function configFromYaml(
     'latency',
     'schema',
     'defaultMocksBudget',
+    'proto',
   ]);
   const out: EvaluateConfig = structuredClone(base);
+  if (section.proto !== undefined) {
+    const list = Array.isArray(section.proto) ? section.proto : [section.proto];
+    if (!list.every((d) => typeof d === 'string' && d !== ''))
+      throw invalid(`${where}.proto`, 'must be a folder of .proto files, or a list of them');
+    out.protoDirs = list as string[];
+  }
   if (section.failOn !== undefined) {
     if (section.failOn !== 'warning' && section.failOn !== 'breaking')
       throw invalid(`${where}.failOn`, "must be 'warning' or 'breaking'");

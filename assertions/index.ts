@@ -118,7 +118,11 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     if (recorded.body.truncated || cand.body.truncated)
       (base.notes ??= []).push('body truncated in capture: not compared');
 
-    const diffs = compareAnswers(recorded, cand, { route, ...(schemas ? { schemas } : {}) });
+    const diffs = compareAnswers(recorded, cand, {
+      route,
+      protos: cfg.protos,
+      ...(schemas ? { schemas } : {}),
+    });
     for (const d of diffs) {
       const mark = staticMark(d, route, statics);
       if (mark) d.noise = mark;
@@ -138,7 +142,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       const ib = b.get(rec.id);
       if (!ia || !ib) continue;
       compared = true;
-      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route }));
+      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos: cfg.protos }));
     }
     if (compared) selfNoise.add(route, selfDiffs);
 
@@ -146,10 +150,12 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     const baseItem = baseItems[0]?.get(rec.id);
     if (baseItem) {
       const baseline = runAnswer(baseItem);
-      const vsBase = compareAnswers(baseline, cand, { route });
+      const vsBase = compareAnswers(baseline, cand, { route, protos: cfg.protos });
       w.vsBaseline = new Set(vsBase.map(exactKey));
       candRates.add(route, vsBase);
-      const recVsBase = new Map(compareAnswers(recorded, baseline, { route }).map((d) => [exactKey(d), d]));
+      const recVsBase = new Map(
+        compareAnswers(recorded, baseline, { route, protos: cfg.protos }).map((d) => [exactKey(d), d]),
+      );
       for (const d of diffs) {
         const rb = recVsBase.get(exactKey(d));
         d.baseline = rb ? rb.candidate : d.recorded;

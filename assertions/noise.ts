@@ -50,6 +50,9 @@ export function tokenRules(
       else if (loc.where.startsWith('header:'))
         out.push({ route, header: loc.where.slice('header:'.length).toLowerCase(), reason });
       else if (loc.where.startsWith('cookie:')) out.push({ route, header: 'set-cookie', reason });
+      // a gRPC message field (schema-less paths are the field numbers the differences name)
+      else if (loc.where.startsWith('protobuf:'))
+        out.push({ route, path: loc.where.slice('protobuf:'.length), reason });
     }
   }
   return out;

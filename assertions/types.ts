@@ -28,7 +28,11 @@ export type DiffKind =
   | 'schema-required'
   | 'schema-format'
   | 'missing-call'
-  | 'extra-call';
+  | 'extra-call'
+  /** gRPC: grpc-status changed (`OK` → `NOT_FOUND`). */
+  | 'grpc-status'
+  /** gRPC: a stream's answer has fewer or more messages than recorded. */
+  | 'message-count';
 
 export type NoiseSource =
   | 'volatile-header'

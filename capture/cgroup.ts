@@ -3,6 +3,7 @@
  * /sys/fs/cgroup, or the hybrid layout's /sys/fs/cgroup/unified), identified to BPF by their id
  * (the directory's inode number), emptied and removed at the end.
  */
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, RetapError } from '../core/errors.js';
@@ -104,4 +105,13 @@ function destroyCgroup(dir: string, pids: () => number[]): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
+}
+
+/** Starts a command that moves itself into the cgroup before exec, so it never runs outside it. */
+export function spawnInCgroup(dir: string, command: string[], stdio: StdioOptions = 'inherit'): ChildProcess {
+  const script = 'echo $$ > "$RETAP_CGROUP_PROCS" && exec "$@"';
+  return spawn('/bin/sh', ['-c', script, 'retap-capture', ...command], {
+    stdio,
+    env: { ...process.env, RETAP_CGROUP_PROCS: join(dir, 'cgroup.procs') },
+  });
 }

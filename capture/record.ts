@@ -8,12 +8,10 @@
  *   const r = await recordUntil({ pids: [pid] }, writer, stopSignal);
  *   await writer.finish({ counters: r.counters });
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { join } from 'node:path';
 import { ErrorCodes, RetapError } from '../core/errors.js';
 import type { Exchange } from '../core/exchange.js';
-import { type Cgroup, createCgroup } from './cgroup.js';
+import { type Cgroup, createCgroup, spawnInCgroup } from './cgroup.js';
 import { type CaptureOptions, CaptureSession, type CaptureStats } from './session.js';
 
 const osSignals = constants.signals as Record<string, number>;
@@ -177,15 +175,6 @@ async function terminate(
   const c = code();
   // a command ended by our own SIGTERM stopped as asked: not a failure
   return c === 128 + 15 ? 0 : c;
-}
-
-/** Moves itself into the cgroup before exec, so the command never runs outside it. */
-function spawnInCgroup(dir: string, command: string[]): ChildProcess {
-  const script = 'echo $$ > "$RETAP_CGROUP_PROCS" && exec "$@"';
-  return spawn('/bin/sh', ['-c', script, 'retap-capture', ...command], {
-    stdio: 'inherit',
-    env: { ...process.env, RETAP_CGROUP_PROCS: join(dir, 'cgroup.procs') },
-  });
 }
 
 /** The counters a snapshot manifest records for a capture. */

@@ -32,6 +32,11 @@ export interface CaptureOptions {
   ringBufferBytes?: number;
   /** Attach TLS probes: OpenSSL and Go crypto/tls (default true). */
   tls?: boolean;
+  /**
+   * Attach the TLS probes to this machine's libssl and node at start (default true). The node
+   * agent turns it off: its targets live in containers, and its own node must not trap.
+   */
+  tlsDefaults?: boolean;
   /** Name for `service.name` on every exchange. */
   service?: string;
   /**
@@ -107,7 +112,7 @@ export class CaptureSession {
     }
     if (opts.tls !== false) {
       this.tls = new TlsProbes(this.native);
-      this.tls.attachDefaults();
+      if (opts.tlsDefaults !== false) this.tls.attachDefaults();
       for (const pid of opts.pids ?? []) this.tls.scanProcess(pid);
     }
     // Processes exit without close(): end their streams; new targets may have loaded libssl.
@@ -127,6 +132,19 @@ export class CaptureSession {
 
   addCgroup(id: bigint): void {
     this.native.addTarget('cgroup', id);
+  }
+
+  removeCgroup(id: bigint): void {
+    this.native.removeTarget('cgroup', id);
+  }
+
+  /**
+   * Looks at a process of a target (for instance one found in a target cgroup) before it sends
+   * anything, so its TLS library is probed before its first handshake; rescanned every second.
+   */
+  watchProcess(pid: number): void {
+    if (this.stopped) return;
+    this.noteTgid(pid);
   }
 
   removePid(pid: number): void {

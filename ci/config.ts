@@ -40,6 +40,7 @@ export interface CiConfig {
     timeoutMs?: number;
     client?: 'h1' | 'undici';
     connections?: 'recorded' | 'pooled';
+    protocol?: 'auto' | 'h1' | 'h2';
     mockMiss?: MockMiss;
     /** Secrets file (absolute), for static client credentials redaction replaced. */
     secrets?: string;
@@ -210,6 +211,8 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   if (str(replay.secrets)) r.secrets = resolve(dir, replay.secrets as string);
   if (replay.connections === 'recorded' || replay.connections === 'pooled')
     r.connections = replay.connections;
+  if (replay.protocol === 'auto' || replay.protocol === 'h1' || replay.protocol === 'h2')
+    r.protocol = replay.protocol;
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

@@ -95,7 +95,7 @@ describe('action inputs → retap ci flags', () => {
       'node dist/server.js',
       '--port',
       '8080',
-      '--reports',
+      '--out',
       'out',
       '--budget',
       'p95 < 250ms',

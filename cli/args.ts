@@ -69,6 +69,13 @@ export function parseConnections(text: string | undefined): 'recorded' | 'pooled
   );
 }
 
+export function parseProtocol(text: string | undefined): 'auto' | 'h1' | 'h2' | undefined {
+  if (text === undefined || text === 'auto' || text === 'h1' || text === 'h2') return text;
+  throw usageError(
+    `--protocol ${text}: expected auto (each exchange over the protocol it was recorded with, the default), h1 or h2`,
+  );
+}
+
 /** Values of a `multiple: true` option, whatever parseArgs returned. */
 export function many(value: unknown): string[] {
   if (value === undefined) return [];

@@ -31,7 +31,16 @@ const COMMANDS: Record<string, Entry> = {
   mock: { summary: "Serve a snapshot's dependencies as mocks", load: () => loadOptional('mock') },
   report: { summary: 'Render results as JUnit, Markdown, HTML or JSON', load: () => loadOptional('report') },
   ci: { summary: 'Replay, assert and report in one pipeline step', load: () => loadOptional('ci') },
+  view: { summary: 'Browse traffic in a local web viewer (snapshot, results or live)', load: () => loadOptional('view') },
   gc: { summary: 'Remove what killed runs left behind', load: () => loadOptional('gc') },
+  k8s: {
+    summary: 'Install the node agent on a cluster; capture pods through it',
+    load: () => import('./commands/k8s.js'),
+  },
+  agent: {
+    summary: 'The Kubernetes node agent (what the DaemonSet runs)',
+    load: () => import('./commands/agent.js'),
+  },
 };
 
 /** Commands whose module lands with a later stage: importing a missing file is reported plainly. */

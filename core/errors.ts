@@ -21,6 +21,14 @@ export const ErrorCodes = {
   RESULTS_TOO_LARGE: 'RETAP_RESULTS_TOO_LARGE',
   /** A replay would send redacted credentials no recorded answer hands out and no secret provides. */
   SECRET_MISSING: 'RETAP_SECRET_MISSING',
+  /** The Kubernetes API server could not be reached, or no usable kubeconfig was found. */
+  K8S_UNREACHABLE: 'RETAP_K8S_UNREACHABLE',
+  /** The API server refused a call (RBAC): the message names the verb and resource. */
+  K8S_FORBIDDEN: 'RETAP_K8S_FORBIDDEN',
+  /** Any other API failure (invalid object, conflict, timeout waiting for a rollout). */
+  K8S_API: 'RETAP_K8S_API',
+  /** No ready retap agent on the cluster (or on a node that runs target pods). */
+  K8S_AGENT_MISSING: 'RETAP_K8S_AGENT_MISSING',
   INTERNAL: 'RETAP_INTERNAL',
 } as const;
 

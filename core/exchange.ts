@@ -29,15 +29,32 @@ export interface Body {
   decoded?: Uint8Array;
 }
 
+/**
+ * Where an endpoint lives in Kubernetes, when a capture knows it (`retap k8s capture`: the node
+ * agent labels the observed side, the client the peers it can name).
+ */
+export interface K8sRef {
+  namespace: string;
+  pod?: string;
+  container?: string;
+  /** The pod's controller as users name it: a ReplicaSet's Deployment; a StatefulSet, DaemonSet or Job as it is. */
+  workload?: { kind: string; name: string };
+  /** The Service whose cluster IP the address is (peers only). */
+  service?: string;
+  node?: string;
+}
+
 /** The process side of a connection: the one retap observed. */
 export interface ServiceEndpoint {
   addr: string;
   port: number;
+  /** Process id as the capturing host sees it (on Kubernetes: the node's pid namespace). */
   pid?: number;
   /** Short process name (kernel `comm`). */
   comm?: string;
-  /** User-facing service name, from the capture's `--service` or the command. */
+  /** User-facing service name, from the capture's `--service` or the command (on Kubernetes: the workload). */
   name?: string;
+  k8s?: K8sRef;
 }
 
 /** The remote side of a connection. */
@@ -46,6 +63,7 @@ export interface PeerEndpoint {
   port: number;
   /** Host name the client asked for (Host/:authority header or TLS SNI) when known. */
   host?: string;
+  k8s?: K8sRef;
 }
 
 export interface Request {

@@ -37,6 +37,8 @@ export interface SocketUse {
   seq: number;
   /** When the request was written, µs since epoch. */
   sentUs: number;
+  /** HTTP/2: the stream id it went out on (capture at the build names the same stream). */
+  stream?: number;
 }
 
 /** What the replay driver sent and what the client saw (used when capture missed the exchange). */
@@ -49,6 +51,8 @@ export interface ClientView {
   status?: number;
   responseHeaders?: HeaderList;
   responseBody?: Uint8Array;
+  /** HTTP/2 trailers (gRPC: grpc-status, grpc-message, grpc-status-details-bin). */
+  responseTrailers?: HeaderList;
   /** Transport error (timeout, reset, refused) instead of an answer. */
   error?: string;
   /** Wall time seen by the client, ms (includes the runner's own scheduling: prefer live timings). */

@@ -17,18 +17,22 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
-import { buildConnector, Client as UndiciClient, type Dispatcher } from 'undici';
+import { buildConnector, type Dispatcher, Client as UndiciClient } from 'undici';
 import { parseContentLength } from '../capture/protocols/http1/head.js';
 import type { Body, HeaderList } from '../core/exchange.js';
 import type { SocketUse } from '../core/results.js';
 import { type H1Connection, H1Pool } from './h1.js';
+import { H2Client } from './h2.js';
 import type { ConnectionMode, DriverOptions, Lane, SpecItem, WorkerItem } from './spec.js';
 
 /**
  * A WorkerItem before encoding: request body as bytes, the answer as the client returned it
  * (headers and body become WorkerItem fields only when the results are written).
  */
-export type DrivenItem = Omit<WorkerItem, 'body' | 'responseBody' | 'responseHeaders'> & {
+export type DrivenItem = Omit<
+  WorkerItem,
+  'body' | 'responseBody' | 'responseHeaders' | 'responseTrailers'
+> & {
   body?: Uint8Array;
   answer?: LiveAnswer;
 };
@@ -42,6 +46,7 @@ export function toWorkerItem(d: DrivenItem): WorkerItem {
     ...rest,
     ...(body ? { body: base64(body) } : {}),
     ...(answer ? { responseHeaders: answer.headers, responseBody: base64(answer.body) } : {}),
+    ...(answer?.trailers ? { responseTrailers: answer.trailers } : {}),
   };
 }
 
@@ -59,6 +64,8 @@ export interface LiveAnswer {
   readonly status: number;
   readonly headers: HeaderList;
   readonly body: Uint8Array;
+  /** HTTP/2 trailers (gRPC status), when the build sent some. */
+  readonly trailers?: HeaderList | undefined;
 }
 
 /** Token engine / transforms hook points (identity when absent). */
@@ -200,7 +207,7 @@ const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 /** Where requests go out: one connection of its own, or a share of a pool. */
 interface Channel {
   /** Sends one request; `where` is filled with the socket it went out on (when it reached one). */
-  send(req: OutgoingRequest, where: SocketUse, signal?: AbortSignal): Promise<LiveAnswer>;
+  send(req: OutgoingRequest, where: SocketUse, signal?: AbortSignal, item?: SpecItem): Promise<LiveAnswer>;
   /**
    * After a send settles: set when the channel had carried requests before and this one needed a
    * new socket (why, in words). Only meaningful for a channel of its own.
@@ -373,6 +380,34 @@ function undiciClient(origin: string, opts: DriverOptions, signal?: AbortSignal)
   };
 }
 
+/**
+ * HTTP/2 (runner/h2.ts): one session per recorded connection (recorded mode) or per lane runner
+ * (pooled); TLS when the recorded connection was.
+ */
+function h2Client(origin: URL, opts: DriverOptions, signal?: AbortSignal) {
+  const client = new H2Client(origin.hostname.replace(/^\[|\]$/g, ''), Number(origin.port || 80), {
+    timeoutMs: opts.timeoutMs,
+    maxBody: MAX_BODY,
+    speed: opts.speed,
+  });
+  signal?.addEventListener('abort', () => void client.close(), { once: true });
+  return {
+    own(item: SpecItem): Channel {
+      const plan = item.h2!;
+      const host = plan.authority?.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      const conn = client.connection(plan.tls === true, host);
+      return {
+        send: (req, where, sig, it) => conn.request(req, it?.h2 ?? plan, where, sig),
+        get reopened() {
+          return conn.reopened;
+        },
+        close: () => conn.close(),
+      };
+    },
+    close: () => client.close(),
+  };
+}
+
 /** The client a run uses: h1 unless undici is asked for or the origin is not plain HTTP. */
 export function clientFor(origin: string, opts: DriverOptions): 'h1' | 'undici' {
   return opts.client === 'undici' || new URL(origin).protocol !== 'http:' ? 'undici' : 'h1';
@@ -392,6 +427,7 @@ export async function drive(
     clientFor(origin, opts) === 'h1'
       ? h1Client(new URL(origin), opts, signal)
       : undiciClient(origin, opts, signal);
+  const h2 = items.some((it) => it.h2) ? h2Client(new URL(origin), opts, signal) : undefined;
   // Per-request results live in flat arrays while the replay runs (fewer objects for the GC to
   // carry along); they become DrivenItems once it is over.
   const answers: Array<LiveAnswer | undefined> = new Array(items.length);
@@ -401,6 +437,7 @@ export async function drive(
   const sockOpened = new Float64Array(items.length);
   const sockSeq = new Int32Array(items.length).fill(-1);
   const sockSent = new Float64Array(items.length);
+  const sockStream = new Int32Array(items.length).fill(-1);
   const failures = new Map<number, string>();
   const reopened = new Map<number, string>();
   // requests are decoded once, before the clock starts
@@ -433,7 +470,7 @@ export async function drive(
     const started = performance.now();
     let answer: LiveAnswer | undefined;
     try {
-      answer = await channel.send(req, where, signal);
+      answer = await channel.send(req, where, signal, item);
       answers[index] = answer;
     } catch (e) {
       failures.set(index, (e as Error).message || String(e));
@@ -446,6 +483,7 @@ export async function drive(
       sockOpened[index] = where.openedUs;
       sockSeq[index] = where.seq;
       sockSent[index] = where.sentUs;
+      if (where.stream !== undefined) sockStream[index] = where.stream;
     }
     if (mode === 'recorded' && channel.reopened) reopened.set(index, channel.reopened);
     hooks.observe?.(item, req, answer);
@@ -453,29 +491,61 @@ export async function drive(
     onProgress?.({ done, total: items.length, errors });
   };
 
-  /** One lane, in order. Recorded mode: each recorded connection on a channel of its own. */
+  /**
+   * One lane, in order. Recorded mode: each recorded connection on a channel of its own. An
+   * HTTP/2 exchange starts without waiting for the earlier HTTP/2 ones that were still open when
+   * it started in the recording (streams of one connection run at once, as recorded); anything
+   * else waits for everything before it.
+   */
   const runLane = async (lane: Lane, shared: Channel | undefined, where: SocketUse): Promise<void> => {
     const own = new Map<string, Channel>();
+    const open: Array<{ index: number; done: Promise<void> }> = [];
+    const settle = async (keep: (index: number) => boolean): Promise<void> => {
+      const waiting = open.filter((o) => !keep(o.index));
+      if (waiting.length === 0) return;
+      await Promise.all(waiting.map((o) => o.done));
+      for (const o of waiting) open.splice(open.indexOf(o), 1);
+    };
     try {
       for (const index of lane.items) {
-        if (signal?.aborted) return;
+        if (signal?.aborted) break;
         const item = items[index]!;
-        let channel = shared;
+        // what this request may overlap: HTTP/2 exchanges the recording had open when it started
+        await settle((i) => {
+          const o = items[i]!;
+          return !!item.h2 && !!o.h2 && (o.endUs ?? Number.POSITIVE_INFINITY) > item.startUs;
+        });
+        // HTTP/2 keeps its recorded connections in either mode: a stream has no meaning apart from them
+        let channel = item.h2 ? undefined : shared;
         if (!channel) {
           channel = own.get(item.connection);
           if (!channel) {
-            channel = client.own();
+            channel = item.h2 ? h2!.own(item) : client.own();
             own.set(item.connection, channel);
           }
         }
-        await one(index, channel, where);
+        const ch = channel;
+        if (item.h2) {
+          const done = one(index, ch, { port: 0, openedUs: 0, seq: -1, sentUs: 0 });
+          open.push({ index, done });
+          if (item.closeAfter) {
+            // the recording closed this connection after its last stream: a graceful close once
+            // that stream went out lets the ones still open finish
+            own.delete(item.connection);
+            void done.finally(() => ch.close());
+          }
+          continue;
+        }
+        await one(index, ch, where);
         if (!shared && item.closeAfter) {
           // the recording closed this connection here
-          channel.close();
+          ch.close();
           own.delete(item.connection);
         }
       }
+      await settle(() => false);
     } finally {
+      await Promise.all(open.map((o) => o.done));
       for (const ch of own.values()) ch.close();
     }
   };
@@ -493,7 +563,7 @@ export async function drive(
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, lanes.length)) }, worker));
   } finally {
-    await client.close();
+    await Promise.all([client.close(), h2?.close()]);
   }
   const results: DrivenItem[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
@@ -524,8 +594,10 @@ export async function drive(
       out.status = answer.status;
       out.answer = answer;
     } else out.error = failures.get(i) ?? 'no answer';
-    if (sockSeq[i]! >= 0)
+    if (sockSeq[i]! >= 0) {
       out.socket = { port: sockPort[i]!, openedUs: sockOpened[i]!, seq: sockSeq[i]!, sentUs: sockSent[i]! };
+      if (sockStream[i]! >= 0) out.socket.stream = sockStream[i]!;
+    }
     const why = reopened.get(i);
     if (why) out.reopened = why;
     results[i] = out;

@@ -62,8 +62,30 @@ interface Pairing {
   cost: number;
 }
 
+/**
+ * HTTP/2: streams are keyed by their id on both sides (capture's `extras.streamId`), so the
+ * join does not depend on which stream the build saw start first.
+ */
+function alignStreams(s: DriverSocket, c: CapturedConn): Pairing {
+  const byStream = new Map<number, Exchange>();
+  for (const ex of c.list) {
+    const id = ex.extras?.streamId;
+    if (typeof id === 'number') byStream.set(id, ex);
+  }
+  const pairs: Array<[number, Exchange]> = [];
+  let cost = 0;
+  for (const r of s.reqs) {
+    const ex = byStream.get(r.socket!.stream!);
+    if (!ex || !same(ex, r)) continue;
+    pairs.push([r.index, ex]);
+    cost += Math.abs(ex.timing.startUs - (r.socket?.sentUs ?? ex.timing.startUs));
+  }
+  return { pairs, cost };
+}
+
 /** Requests of one socket against the exchanges of one captured connection, in order. */
 function align(s: DriverSocket, c: CapturedConn): Pairing {
+  if (s.reqs[0]?.socket?.stream !== undefined) return alignStreams(s, c);
   const pairs: Array<[number, Exchange]> = [];
   let cost = 0;
   let j = 0;

@@ -29,9 +29,10 @@ import { admit, openSnapshot } from '../snapshots/index.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
-import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
 import { bodyToSend } from './driver.js';
+import { planH2 } from './h2.js';
 import { joinByConnection } from './join.js';
+import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
 import { connectionPlan, lanesFor, planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
 import { rulesFor } from './rules.js';
@@ -208,6 +209,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       speed: opts.driver.speed,
       timeoutMs: opts.driver.timeoutMs,
       client: opts.driver.client ?? 'h1',
+      protocol: opts.driver.protocol ?? 'auto',
       connections: opts.driver.connections ?? 'recorded',
       mockMiss: opts.miss,
       runsPerBuild: opts.runsPerBuild,
@@ -261,18 +263,23 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   const { opts, plan } = c;
   const mode: ConnectionMode = opts.driver.connections ?? 'recorded';
   const conns = connectionPlan(plan.items);
-  const items: SpecItem[] = plan.items.map((it, i) => ({
-    id: it.id,
-    session: it.session,
-    method: it.exchange.request.method,
-    target: it.exchange.request.target,
-    headers: it.exchange.request.headers,
-    body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
-    startUs: it.exchange.timing.startUs,
-    connection: conns[i]!.connection,
-    closeAfter: conns[i]!.closeAfter,
-    ...(it.exchange.request.version === 'HTTP/1.0' ? { version: 'HTTP/1.0' } : {}),
-  }));
+  const protocol = opts.driver.protocol ?? 'auto';
+  const items: SpecItem[] = plan.items.map((it, i) => {
+    const h2 = planH2(it.exchange, protocol);
+    return {
+      id: it.id,
+      session: it.session,
+      method: it.exchange.request.method,
+      target: it.exchange.request.target,
+      headers: it.exchange.request.headers,
+      body: Buffer.from(bodyToSend(it.exchange.request.body, it.exchange.request.headers)).toString('base64'),
+      startUs: it.exchange.timing.startUs,
+      connection: conns[i]!.connection,
+      closeAfter: conns[i]!.closeAfter,
+      ...(it.exchange.request.version === 'HTTP/1.0' ? { version: 'HTTP/1.0' } : {}),
+      ...(h2 ? { h2, endUs: endUs(it.exchange) } : {}),
+    };
+  });
   const spec: WorkerSpec = {
     runId: c.runId,
     label: c.label,
@@ -488,6 +495,7 @@ function joinItems(plan: ReplayPlan, output: WorkerOutput | undefined, captured:
             ...(w.responseBody !== undefined
               ? { responseBody: new Uint8Array(Buffer.from(w.responseBody, 'base64')) }
               : {}),
+            ...(w.responseTrailers ? { responseTrailers: w.responseTrailers } : {}),
             ...(w.error ? { error: w.error } : {}),
             durationMs: Math.round(w.durationMs * 1000) / 1000,
             ...(w.socket ? { socket: w.socket } : {}),

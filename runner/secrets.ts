@@ -125,6 +125,7 @@ function clientExchange(c: {
   status?: number | undefined;
   responseHeaders?: HeaderList | undefined;
   responseBody?: Uint8Array | undefined;
+  responseTrailers?: HeaderList | undefined;
 }): Exchange {
   const reqBody = c.body ?? EMPTY;
   const ex: Exchange = {
@@ -151,6 +152,7 @@ function clientExchange(c: {
     const d = decoded(headers, data);
     if (d) body.decoded = d;
     ex.response = { status: c.status ?? 0, version: 'HTTP/1.1', headers, body };
+    if (c.responseTrailers) ex.response.trailers = c.responseTrailers;
   }
   return ex;
 }
@@ -161,6 +163,7 @@ function redactClient(r: Redactor, c: ClientView): ClientView {
   if (c.body !== undefined) out.body = ex.request.body.data;
   if (ex.response && c.responseHeaders !== undefined) out.responseHeaders = ex.response.headers;
   if (ex.response && c.responseBody !== undefined) out.responseBody = ex.response.body.data;
+  if (ex.response?.trailers && c.responseTrailers !== undefined) out.responseTrailers = ex.response.trailers;
   if (c.error !== undefined) out.error = r.redactText(c.error, 'message');
   return out;
 }
@@ -212,6 +215,7 @@ export function redactWorkerOutput(
     if (w.body !== undefined) item.body = unb64(red.body);
     if (w.responseHeaders !== undefined && red.responseHeaders) item.responseHeaders = red.responseHeaders;
     if (w.responseBody !== undefined) item.responseBody = unb64(red.responseBody);
+    if (w.responseTrailers !== undefined && red.responseTrailers) item.responseTrailers = red.responseTrailers;
     if (w.error !== undefined && red.error !== undefined) item.error = red.error;
     return item;
   });

@@ -5,6 +5,7 @@
  */
 import type { HeaderList } from '../core/exchange.js';
 import type { MockMiss, RunWarning, SocketUse } from '../core/results.js';
+import type { H2Plan } from './h2.js';
 
 /**
  * `recorded`: each recorded connection is replayed on a connection of its own, its requests in
@@ -26,7 +27,14 @@ export interface DriverOptions {
   connections?: ConnectionMode | undefined;
   /** HTTP client: `h1` (default, runner/h1.ts) or `undici`. https origins always use undici. */
   client?: 'h1' | 'undici' | undefined;
+  /**
+   * Protocol per exchange: `auto` (default) sends what was recorded over HTTP/2 over HTTP/2
+   * (runner/h2.ts) and the rest over HTTP/1.1; `h1` and `h2` send everything over one.
+   */
+  protocol?: ReplayProtocol | undefined;
 }
+
+export type ReplayProtocol = 'auto' | 'h1' | 'h2';
 
 export interface SpecItem {
   id: string;
@@ -46,6 +54,10 @@ export interface SpecItem {
   closeAfter: boolean;
   /** Request line version when it was not HTTP/1.1 (`HTTP/1.0`); sent as recorded by h1 in recorded mode. */
   version?: string;
+  /** Sent over HTTP/2 (runner/h2.ts), as this plan from the recording says. */
+  h2?: H2Plan;
+  /** Recorded end of the exchange, µs since epoch: HTTP/2 streams that overlapped run at once. */
+  endUs?: number;
 }
 
 /**
@@ -104,6 +116,7 @@ export interface WorkerItem {
   status?: number;
   responseHeaders?: HeaderList;
   responseBody?: string;
+  responseTrailers?: HeaderList;
   error?: string;
   durationMs: number;
   /** The driver connection it went out on (for joining the answer capture saw at the build). */

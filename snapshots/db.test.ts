@@ -159,10 +159,21 @@ describe('database exchanges in snapshots', () => {
     expect(manifest).toMatch(/redis: 2/);
   });
 
-  it('an invalid database call is refused by the schema, naming the path', async () => {
-    const bad = exchanges()[1]!;
-    (bad.extras!.db as DbCall).kind = 'nonsense' as DbCall['kind'];
-    await expect(write([bad])).rejects.toThrow(/extras\.db\.kind/);
+  it('an invalid database call is quarantined with the schema path, and the snapshot is written', async () => {
+    const all = exchanges();
+    (all[1]!.extras!.db as DbCall).kind = 'nonsense' as DbCall['kind'];
+    const back = await readAll(await write(all));
+    expect(back).toHaveLength(all.length);
+    const q = back.find((e) => e.id === all[1]!.id)!;
+    expect(q.protocol).toBe('unknown');
+    expect(q.quarantine).toMatchObject({
+      protocol: 'postgres',
+      reason: expect.stringMatching(/extras\.db\.kind/),
+    });
+    // the others are kept as they were
+    expect(
+      back.filter((e) => e.id !== q.id).every((e) => e.protocol === 'postgres' || e.protocol === 'redis'),
+    ).toBe(true);
   });
 
   it('filters by verb and status like HTTP exchanges', () => {

@@ -3,7 +3,12 @@ import { type DeriveOutput, type Derived, label, writeDerived } from './derive.j
 import { compileFilter, type FilterSpec } from './filter.js';
 import { openSnapshot, type StoredLine } from './reader.js';
 
-export async function filterSnapshot(source: string, spec: FilterSpec, out: DeriveOutput = {}): Promise<Derived & { read: number }> {
+export async function filterSnapshot(
+  source: string,
+  spec: FilterSpec,
+  out: DeriveOutput = {},
+  notes: string[] = [],
+): Promise<Derived & { read: number }> {
   const src = await openSnapshot(source);
   const keep = compileFilter(spec);
   let read = 0;
@@ -16,7 +21,7 @@ export async function filterSnapshot(source: string, spec: FilterSpec, out: Deri
   const derived = await writeDerived([src], lines, out, {
     transforms: await src.transforms(),
     tokens: await src.tokens(),
-    notes: [`filtered from ${label(src)}: ${JSON.stringify(spec)}`],
+    notes: [`filtered from ${label(src)}: ${JSON.stringify(spec)}`, ...notes],
     counters: src.manifest.counters,
   });
   return { ...derived, read };

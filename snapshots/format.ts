@@ -5,7 +5,7 @@
  * `JSON.stringify` of the result is canonical without a sorting pass (extras are sorted
  * recursively because their keys come from decoders).
  */
-import type { Body, Exchange, HeaderList } from '../core/exchange.js';
+import type { Body, Exchange, HeaderList, K8sRef } from '../core/exchange.js';
 
 export const FORMAT = 'retap-snapshot';
 export const FORMAT_VERSION = 1;
@@ -156,6 +156,18 @@ function opt<T extends object>(o: T): T {
   return o;
 }
 
+function k8sStored(k: K8sRef | undefined): K8sRef | undefined {
+  if (k === undefined) return undefined;
+  return opt({
+    container: k.container,
+    namespace: k.namespace,
+    node: k.node,
+    pod: k.pod,
+    service: k.service,
+    workload: k.workload === undefined ? undefined : { kind: k.workload.kind, name: k.workload.name },
+  });
+}
+
 /** Exchange → plain object with keys in code point order at every level. */
 export function toStored(ex: Exchange): Record<string, unknown> {
   const req = ex.request;
@@ -166,7 +178,7 @@ export function toStored(ex: Exchange): Record<string, unknown> {
     extras: ex.extras === undefined ? undefined : sortKeys(ex.extras),
     id: ex.id,
     notes: ex.notes === undefined ? undefined : [...ex.notes],
-    peer: opt({ addr: ex.peer.addr, host: ex.peer.host, port: ex.peer.port }),
+    peer: opt({ addr: ex.peer.addr, host: ex.peer.host, k8s: k8sStored(ex.peer.k8s), port: ex.peer.port }),
     protocol: ex.protocol,
     quarantine:
       ex.quarantine === undefined
@@ -195,6 +207,7 @@ export function toStored(ex: Exchange): Record<string, unknown> {
     service: opt({
       addr: ex.service.addr,
       comm: ex.service.comm,
+      k8s: k8sStored(ex.service.k8s),
       name: ex.service.name,
       pid: ex.service.pid,
       port: ex.service.port,

@@ -11,8 +11,21 @@ export type { TransformsFile, TokensFile } from './yamlfile.js';
 export { listVersions, resolveSnapshot, snapshotRoot } from './store.js';
 export type { SchemaIssue, SchemaName } from './schema.js';
 export { schemaPath } from './schema.js';
-export type { FilterSpec } from './filter.js';
-export { compileFilter, parseTimeUs } from './filter.js';
+export type { CompiledFilter, ExchangeSummary, FilterSpec } from './filter.js';
+export {
+  compileFilter,
+  compileFilterParts,
+  foldText,
+  hostOfStored,
+  parseJsonPath,
+  parseTimeUs,
+  searchableTexts,
+  serviceOfStored,
+  summarize,
+} from './filter.js';
+export { encodeExchange, fromStored, toStored } from './format.js';
+export { routeOf } from './stats.js';
+export { readResults } from './results.js';
 export { filterSnapshot } from './filtering.js';
 export { mergeSnapshots } from './merge.js';
 export type { DeriveOutput, Derived } from './derive.js';

@@ -87,3 +87,52 @@ describe('schema failures name file, line, JSON path and fix', () => {
     expect(msg).toMatchInlineSnapshot(`"transforms.yaml: $ does not match the sha256 in snapshot.yaml (files.transforms.sha256); fix: versions are immutable: undo the edit, or write a new version (retap snapshot filter/merge) instead of editing in place"`);
   });
 });
+
+describe('the optional k8s block on service and peer', () => {
+  it('round-trips through a snapshot, and snapshots without it stay valid', async () => {
+    const w = await createSnapshotWriter({
+      dir: join(dir, 'k8s'),
+      name: 'k8s',
+      source: { host: 'h', filters: {} },
+      redaction: false,
+    });
+    const plain = sampleExchange(0);
+    const labelled = sampleExchange(1);
+    labelled.service.k8s = {
+      namespace: 'shop',
+      pod: 'orders-7d9f-abcde',
+      container: 'orders',
+      workload: { kind: 'Deployment', name: 'orders' },
+      node: 'node-1',
+    };
+    labelled.peer.k8s = { namespace: 'shop', service: 'payments' };
+    await w.append(plain);
+    await w.append(labelled);
+    await w.finish();
+    const snap = await openSnapshot(w.path);
+    const back = [];
+    for await (const ex of snap.exchanges()) back.push(ex);
+    expect(back.find((e) => e.id === plain.id)?.service.k8s).toBeUndefined();
+    const got = back.find((e) => e.id === labelled.id);
+    expect(got?.service.k8s).toEqual(labelled.service.k8s);
+    expect(got?.peer.k8s).toEqual({ namespace: 'shop', service: 'payments' });
+    // keys in code point order, so the line is canonical
+    const line = readFileSync(join(w.path, 'exchanges.jsonl'), 'utf8')
+      .split('\n')
+      .find((l) => l.includes('orders-7d9f'));
+    expect(line).toContain(
+      '"k8s":{"container":"orders","namespace":"shop","node":"node-1","pod":"orders-7d9f-abcde","workload":{"kind":"Deployment","name":"orders"}}',
+    );
+  });
+
+  it('refuses a k8s block without a namespace or with an unknown field', async () => {
+    const noNs = await brokenMessage('exchanges.jsonl', (t) =>
+      t.replace('"service":{', '"service":{"k8s":{"pod":"p"},'),
+    );
+    expect(noNs).toContain('namespace');
+    const unknown = await brokenMessage('exchanges.jsonl', (t) =>
+      t.replace('"peer":{', '"peer":{"k8s":{"namespace":"n","podd":"p"},'),
+    );
+    expect(unknown).toContain('podd');
+  });
+});

@@ -82,6 +82,10 @@ export interface GrpcSchema {
    * when the schema does not know the method. May throw on bytes that do not fit the type.
    */
   decode(path: string, direction: 'request' | 'response', message: Uint8Array): unknown;
+  /** Field numbers the method's message type knows (top level). */
+  fields?(path: string, direction: 'request' | 'response'): ReadonlySet<number> | undefined;
+  /** A decoded value written back as bytes (the token engine's named protobuf fields). */
+  encode?(path: string, direction: 'request' | 'response', value: unknown): Uint8Array | undefined;
 }
 
 export interface ProtocolDecoder {

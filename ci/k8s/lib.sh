@@ -5,10 +5,13 @@ K8S_VERSION=v1.37.2          # k8s.io/kubernetes; its staging modules are publis
 ETCD_VERSION=v3.6.16         # go.etcd.io/etcd/server/v3
 CONTAINERD_VERSION=v2.2.9    # github.com/containerd/containerd/v2 (the 2.2 line still runs cgroup v1)
 CRICTL_VERSION=v1.37.0       # sigs.k8s.io/cri-tools
+HELM_VERSION=v3.22.0         # helm.sh/helm/v3: renders deploy/helm in the tests (not part of the cluster)
 
 # Binaries are built once per machine and reused; never committed (they total ~650 MiB).
 RETAP_K8S_CACHE=${RETAP_K8S_CACHE:-/var/cache/retap/k8s}
 K8S_BIN=$RETAP_K8S_CACHE/k8s-${K8S_VERSION#v}_etcd-${ETCD_VERSION#v}_containerd-${CONTAINERD_VERSION#v}_crictl-${CRICTL_VERSION#v}/bin
+# helm is cached beside them, in a folder of its own (changing its version rebuilds only helm).
+HELM_BIN=$RETAP_K8S_CACHE/helm-${HELM_VERSION#v}/bin
 # The Go caches of the build are ours too (module cache ~1.6 GB, build cache ~5 GB).
 K8S_GOPATH_CACHE=$RETAP_K8S_CACHE/go
 

@@ -4,10 +4,13 @@ import { cgroupId, resolveCgroup } from '../../capture/cgroup.js';
 import { recordUntil } from '../../capture/record.js';
 import type { CaptureStats } from '../../capture/session.js';
 import { ExitCodes, usageError } from '../../core/errors.js';
+import { logger } from '../../core/log.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import { many, parse, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
+
+const log = logger('capture');
 
 const help = `Usage: retap capture --out DIR [targets] [options] [-- CMD ARGS…]
 
@@ -255,9 +258,10 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
       {
         signals: true,
         durationMs: run.durationMs,
-        ...(run.onReady
-          ? { onReady: ({ commandPid }) => run.onReady?.(commandPid === undefined ? {} : { commandPid }) }
-          : {}),
+        onReady: async ({ commandPid }) => {
+          log.info(`recording${commandPid === undefined ? '' : ` (command pid ${commandPid})`}`);
+          await run.onReady?.(commandPid === undefined ? {} : { commandPid });
+        },
         ...(progress
           ? {
               onProgress: ({ inbound, outbound, stats: s }) =>

@@ -32,10 +32,19 @@ import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../.
 import { type BuildUnderTest, replay } from '../../runner/replay.js';
 import { resolveSnapshot } from '../../snapshots/index.js';
 import { writeResults } from '../../snapshots/results.js';
-import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
+import {
+  many,
+  parse,
+  parseClient,
+  parseConnections,
+  parseDuration,
+  parseIntFlag,
+  parseProtocol,
+} from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 import { parseEnv } from './replay.js';
+import { withProtos } from './report.js';
 
 const help = `Usage: retap ci [--config retap.yaml] [options]
 
@@ -62,7 +71,11 @@ Snapshot and build:
   --client NAME          replay driver's HTTP client: h1 (default) or undici (replay.client)
   --connections MODE     recorded (default: each recorded connection replayed on one of its own,
                          closed where it was) or pooled (replay.connections)
+  --protocol P           auto (default: each exchange over the protocol it was recorded with,
+                         HTTP/2 and gRPC included), h1 or h2 (replay.protocol)
   --mock-miss MODE       fail (default), closest or passthrough
+  --proto DIR            .proto files of gRPC services (repeatable; assertions.proto): messages
+                         compared with field names and types; without, by field number
   --secrets FILE         values of redacted static client credentials (REDACTED-…: value per
                          line; replay.secrets); RETAP_SECRET_<16 hex>=value in the environment too
 
@@ -108,6 +121,8 @@ interface Flags {
   timeout?: string;
   client?: string;
   connections?: string;
+  protocol?: string;
+  proto?: string[];
   'mock-miss'?: string;
   secrets?: string;
   budget?: string[];
@@ -138,6 +153,8 @@ const OPTIONS = {
   timeout: { type: 'string' },
   client: { type: 'string' },
   connections: { type: 'string' },
+  protocol: { type: 'string' },
+  proto: { type: 'string', multiple: true },
   'mock-miss': { type: 'string' },
   secrets: { type: 'string' },
   budget: { type: 'string', multiple: true },
@@ -339,6 +356,8 @@ async function run(argv: string[]): Promise<number> {
   const reportsDir = reportsDirOf(f, cfg, cwd);
   await mkdir(reportsDir, { recursive: true });
   const assertionsConfig: EvaluateConfig = await readAssertionsConfig(cfg.file, cwd);
+  // .proto folders are read before the replay: a bad one stops the gate before it starts
+  withProtos(assertionsConfig, many(f.proto));
 
   const controller = new AbortController();
   const stop = (): void => controller.abort();
@@ -369,6 +388,7 @@ async function run(argv: string[]): Promise<number> {
           timeoutMs,
           client: parseClient(f.client) ?? cfg.replay.client,
           connections: parseConnections(f.connections) ?? cfg.replay.connections,
+          protocol: parseProtocol(f.protocol) ?? cfg.replay.protocol,
         },
         miss,
         secretsFile: f.secrets ? resolve(cwd, f.secrets) : cfg.replay.secrets,

@@ -1,6 +1,14 @@
 import { ExitCodes, RetapError, usageError } from '../../core/errors.js';
 import { replay } from '../../runner/replay.js';
-import { many, parse, parseClient, parseConnections, parseDuration, parseIntFlag } from '../args.js';
+import {
+  many,
+  parse,
+  parseClient,
+  parseConnections,
+  parseDuration,
+  parseIntFlag,
+  parseProtocol,
+} from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
 
@@ -35,6 +43,11 @@ Driver:
   --speed X              keep the recorded pacing, X times faster (e.g. 1, 2, 10)
   --timeout D            per-request timeout (default 10s); retries are off
   --client NAME          h1 (default: retap's lean HTTP/1.1 client) or undici
+  --protocol P           auto (default): each exchange over the protocol it was recorded with —
+                         HTTP/2 (h2c with prior knowledge, or h2 over TLS when the recorded
+                         connection was TLS) and gRPC (unary and streaming) over node:http2, one
+                         session per recorded connection, its streams concurrent as recorded;
+                         HTTP/1.x over the client above. h1 or h2: everything over one of them
   --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
   --secrets FILE         values of redacted static client credentials (Basic, API keys, tokens the
                          client had before the recording): a YAML map REDACTED-<16 hex>: value;
@@ -66,6 +79,7 @@ interface Flags {
   timeout?: string;
   client?: string;
   connections?: string;
+  protocol?: string;
   'mock-miss'?: string;
   secrets?: string;
   out?: string;
@@ -102,6 +116,7 @@ async function run(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       client: { type: 'string' },
       connections: { type: 'string' },
+      protocol: { type: 'string' },
       'mock-miss': { type: 'string' },
       secrets: { type: 'string' },
       out: { type: 'string' },
@@ -131,6 +146,7 @@ async function run(argv: string[]): Promise<number> {
     throw usageError(`--speed ${f.speed}: expected a positive factor such as 1 or 2x`);
   const client = parseClient(f.client);
   const connections = parseConnections(f.connections);
+  const protocol = parseProtocol(f.protocol);
   const rate = f.rate === undefined ? undefined : Number(f.rate);
   if (rate !== undefined && !(rate > 0))
     throw usageError(`--rate ${f.rate}: expected requests per second > 0`);
@@ -162,6 +178,7 @@ async function run(argv: string[]): Promise<number> {
         timeoutMs: f.timeout ? parseDuration(f.timeout, '--timeout') : 10_000,
         client,
         connections,
+        protocol,
       },
       miss,
       secretsFile: f.secrets,

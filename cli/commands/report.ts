@@ -6,7 +6,8 @@ import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { readAssertionsConfig, readSnapshotTokens } from '../../assertions/config-file.js';
-import { evaluate, parseBudget, type Rating } from '../../assertions/index.js';
+import { type EvaluateConfig, evaluate, parseBudget, type Rating } from '../../assertions/index.js';
+import { loadProtoDirs } from '../../capture/protocols/grpc/protos.js';
 import { gate } from '../../ci/gate.js';
 import { EXTENSIONS, FORMATS, type ReportFormat, render } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
@@ -32,6 +33,9 @@ Options:
   --fail-on R        breaking | warning (default warning: any difference beyond noise fails)
   --warn-only WHAT   assertions | budgets: report those failures without failing; repeatable
   --no-tokens        do not read the snapshot's discovered tokens
+  --proto DIR        .proto files of gRPC services (folder, searched recursively; repeatable;
+                     also assertions.proto): messages compared with field names and types
+                     ($.items[3].price); without, by field number (#2.3)
   --no-step-summary  do not append the Markdown summary to $GITHUB_STEP_SUMMARY
   --exit-zero        exit 0 whatever the verdict (reports still written)
   --json             print { verdict, exitCode, summary, reports } as JSON on stdout (with -o);
@@ -55,9 +59,16 @@ interface Flags {
   'fail-on'?: string;
   'warn-only'?: string[];
   'no-tokens'?: boolean;
+  proto?: string[];
   'no-step-summary'?: boolean;
   'exit-zero'?: boolean;
   json?: boolean;
+}
+
+/** Loads the .proto folders of --proto (relative to here) and assertions.proto into `config.protos`. */
+export function withProtos(config: EvaluateConfig, flagDirs: string[]): void {
+  const dirs = [...flagDirs.map((d) => resolve(d)), ...(config.protoDirs ?? [])];
+  if (dirs.length > 0) config.protos = loadProtoDirs(dirs);
 }
 
 function formatsOf(values: string[]): ReportFormat[] {
@@ -89,6 +100,7 @@ const command: Command = {
         'fail-on': { type: 'string' },
         'warn-only': { type: 'string', multiple: true },
         'no-tokens': { type: 'boolean' },
+        proto: { type: 'string', multiple: true },
         'no-step-summary': { type: 'boolean' },
         'exit-zero': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -122,6 +134,7 @@ const command: Command = {
     const config = await readAssertionsConfig(values.config);
     config.budgets.push(...budgets);
     if (failOn) config.failOn = failOn as Rating;
+    withProtos(config, many(values.proto));
     if (!values['no-tokens'])
       config.tokens = [...config.tokens, ...(await readSnapshotTokens(results.snapshot.path))];
     const verdict = evaluate(results, config);

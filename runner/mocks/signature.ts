@@ -8,7 +8,7 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { splitMessages } from '../../capture/protocols/grpc/exchange.js';
-import type { RawField } from '../../capture/protocols/grpc/protobuf-raw.js';
+import type { RawField } from '../../core/protobuf.js';
 import { type HeaderList, headerValue, targetPath } from '../../core/exchange.js';
 import { routeTemplate } from '../../snapshots/routes.js';
 import { canonicalJson, canonicalQuery, MASK, type MaskMode } from './canon.js';

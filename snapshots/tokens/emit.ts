@@ -62,6 +62,9 @@ export function extractorFor(where: string, side: 'request' | 'response', as: st
     case 'jsonpath':
       x = { from: 'jsonpath', in: side, path: arg, as };
       break;
+    case 'protobuf':
+      x = { from: 'protobuf', in: side, path: arg, as };
+      break;
     case 'body':
       if (!pattern) return undefined;
       return { from: 'regex', in: side, pattern, as };
@@ -87,6 +90,8 @@ export function injectorFor(where: string, side: 'request' | 'response', value: 
       return { to: 'path', in: side, segment: Number(arg), value, mode };
     case 'jsonpath':
       return { to: 'jsonpath', in: side, path: arg, value, mode };
+    case 'protobuf':
+      return { to: 'protobuf', in: side, path: arg, value, mode };
     case 'body':
       return { to: 'body', in: side, value, mode };
     default:

@@ -5,6 +5,7 @@
  * same field in every answer.
  */
 import type { Body, HeaderList } from '../../core/exchange.js';
+import { decodeRaw, grpcFrames, type RawField } from '../../core/protobuf.js';
 import { formatJsonPath } from '../transforms/jsonpath.js';
 
 export interface Found {
@@ -124,7 +125,29 @@ function cookieList(header: string): Array<[string, string]> {
   });
 }
 
+/** Text and integer fields of a gRPC body's messages, each at its field-number path (`protobuf:#2.1`). */
+function protobufLeaves(body: Body, out: Found[]): void {
+  const walk = (fields: RawField[], path: string): void => {
+    for (const f of fields) {
+      if (out.length >= MAX_LEAVES) return;
+      const p = path ? `${path}.${f.field}` : `#${f.field}`;
+      if (f.wire === 'varint') out.push({ value: String(f.value), where: `protobuf:${p}`, key: p, idPlace: true });
+      else if (f.wire === 'len' && 'string' in f) out.push({ value: f.string, where: `protobuf:${p}`, key: p });
+      else if ((f.wire === 'len' || f.wire === 'group') && 'message' in f) walk(f.message, p);
+    }
+  };
+  for (const fr of grpcFrames(body.data, 1000).frames) {
+    if (fr.compressed) continue;
+    const fields = decodeRaw(fr.bytes);
+    if (fields) walk(fields, '');
+  }
+}
+
 function bodyValues(headers: HeaderList, body: Body, out: Found[], fragments: boolean): void {
+  if (/^application\/grpc/i.test(headers.find(([n]) => n.toLowerCase() === 'content-type')?.[1] ?? '')) {
+    protobufLeaves(body, out);
+    return;
+  }
   const text = bodyText(body);
   if (text === undefined) return;
   const json = parseJson(text);

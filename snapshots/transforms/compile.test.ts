@@ -20,7 +20,7 @@ const head = 'version: 1\nrules:\n';
 describe('bad rules are schema errors that name the rule', () => {
   it('unknown extractor', () => {
     expect(error(`${head}  - id: login-token\n    extract:\n      - { from: xpath, in: response, path: /a, as: t }\n`)).toBe(
-      `transforms.yaml:5: $.rules[0].extract[0].from (rule 'login-token') must be one of "header", "cookie", "query", "path", "jsonpath", "regex", "jwt", "form" (found "xpath"); fix: use one of "header", "cookie", "query", "path", "jsonpath", "regex", "jwt", "form"`,
+      `transforms.yaml:5: $.rules[0].extract[0].from (rule 'login-token') must be one of "header", "cookie", "query", "path", "jsonpath", "protobuf", "regex", "jwt", "form" (found "xpath"); fix: use one of "header", "cookie", "query", "path", "jsonpath", "protobuf", "regex", "jwt", "form"`,
     );
   });
 

@@ -133,6 +133,9 @@ function locationOf(kind: string, f: { name?: string; segment?: number; path?: s
       return { kind, segment: f.segment ?? 0 };
     case 'jsonpath':
       return { kind, path: parseJsonPath(f.path ?? '$') as PathPart[] };
+    case 'protobuf':
+      if (!/^#\d+(\.\d+)*$/.test(f.path ?? '')) throw new Error(`'${f.path ?? ''}' is not a field-number path such as #1 or #2.3`);
+      return { kind, name: f.path ?? '' };
     case 'regex':
       return { kind, regex: regexOf(f.pattern ?? ''), ...(f.group !== undefined ? { group: f.group } : {}) };
     case 'body':
@@ -184,7 +187,7 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
         c.loc = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => locationOf('regex', x));
         c.where = whereOf({ kind: 'regex', pattern: x.pattern ?? '' });
       } else {
-        const pathField = x.from === 'jsonpath' ? '.path' : '';
+        const pathField = x.from === 'jsonpath' || x.from === 'protobuf' ? '.path' : '';
         c.loc = guard(`${p}${pathField}`, "write a JSON path such as $.items[0].id or $['a-b']", () => locationOf(x.from, x));
         c.where = whereOf({ kind: x.from, ...x });
         if (x.pattern !== undefined) c.post = guard(`${p}.pattern`, 'write a valid JavaScript regular expression', () => regexOf(x.pattern!));
@@ -260,9 +263,9 @@ export function compileRules(file: TransformsFile, options: CompileOptions = {})
       if (j.to.startsWith('x-') && !plugins.injectors?.[j.to]) {
         problems.add(`${p}.to`, id, `uses the injector '${j.to}' that no plugin provides`, 'register it with the engine, or use a built-in injector');
       }
-      const pathField = j.to === 'jsonpath' ? '.path' : j.to === 'regex' ? '.pattern' : '';
+      const pathField = j.to === 'jsonpath' || j.to === 'protobuf' ? '.path' : j.to === 'regex' ? '.pattern' : '';
       const loc = j.to.startsWith('x-') ? undefined : guard(`${p}${pathField}`, "write a JSON path such as $.items[0].id, or a valid regex", () => locationOf(j.to, j));
-      const needField = { header: 'name', cookie: 'name', query: 'name', form: 'name', path: 'segment', jsonpath: 'path', regex: 'pattern' }[j.to as 'header'];
+      const needField = { header: 'name', cookie: 'name', query: 'name', form: 'name', path: 'segment', jsonpath: 'path', protobuf: 'path', regex: 'pattern' }[j.to as 'header'];
       if (needField && (j as unknown as Record<string, unknown>)[needField] === undefined) {
         problems.add(p, id, `is missing the field '${needField}' that 'to: ${j.to}' needs`, `add '${needField}:'`);
       }

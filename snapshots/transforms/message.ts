@@ -6,9 +6,10 @@
  * (Content-Encoding dropped) and Content-Length follows.
  */
 import type { Body, HeaderList, Request, Response } from '../../core/exchange.js';
+import { encodeRaw, grpcFrame, grpcFrames, type RawField, roundTrips } from '../../core/protobuf.js';
 import { getAll, type PathPart, updateAll } from './jsonpath.js';
 
-export type LocationKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'form' | 'regex' | 'body';
+export type LocationKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'form' | 'regex' | 'body' | 'protobuf';
 
 export interface Location {
   kind: LocationKind;
@@ -92,6 +93,8 @@ export function openMessage(side: 'request' | 'response', headers: HeaderList, b
   let json: unknown;
   let jsonState: 'unparsed' | 'ok' | 'none' = 'unparsed';
   let bodyChanged = false;
+  /** A gRPC body whose protobuf fields were rewritten (kept as bytes: it is not text). */
+  let protoBody: Uint8Array | undefined;
 
   const getText = (): string | undefined => {
     if (text === null) text = raw.length === 0 ? '' : textOf(raw);
@@ -212,6 +215,11 @@ export function openMessage(side: 'request' | 'response', headers: HeaderList, b
         } else for (const v of getAll(root, loc.path)) leaf(v);
         break;
       }
+      case 'protobuf': {
+        const next = protobufAccess(protoBody ?? raw, loc.name ?? '', apply, f !== undefined);
+        if (next) protoBody = next;
+        break;
+      }
       case 'form': {
         const t = getText();
         if (t === undefined) break;
@@ -311,6 +319,10 @@ export function openMessage(side: 'request' | 'response', headers: HeaderList, b
   };
 
   const finalBody = (b: Body): Body => {
+    if (protoBody && !bodyChanged) {
+      for (const i of headerIdx('content-length')) hdrs[i]![1] = String(protoBody.length);
+      return { data: protoBody, size: protoBody.length, truncated: false };
+    }
     if (!bodyChanged) return b;
     const t = getText() ?? '';
     const data = new Uint8Array(Buffer.from(t, 'utf8'));
@@ -320,4 +332,58 @@ export function openMessage(side: 'request' | 'response', headers: HeaderList, b
   };
 
   return view;
+}
+
+/** `#2.3` → [2, 3]; undefined when it is not a field-number path. */
+export function protobufPath(text: string): number[] | undefined {
+  if (!/^#\d+(\.\d+)*$/.test(text)) return undefined;
+  return text.slice(1).split('.').map(Number);
+}
+
+/**
+ * Reads (and, when `write`, rewrites) the protobuf field at `path` (`#1`, `#2.3`) in every message
+ * of a gRPC body: text fields and varints, every occurrence. Only messages that re-encode to their
+ * own bytes are touched, and compressed ones not at all, so nothing else in the body changes.
+ * Returns the new body when a value changed.
+ */
+function protobufAccess(body: Uint8Array, path: string, apply: (v: string) => string, write: boolean): Uint8Array | undefined {
+  const nums = protobufPath(path);
+  if (!nums) return undefined;
+  const { frames, rest } = grpcFrames(body);
+  if (frames.length === 0 || rest !== 0) return undefined;
+  let changed = false;
+  const walk = (fields: RawField[], depth: number): boolean => {
+    let touched = false;
+    for (const f of fields) {
+      if (f.field !== nums[depth]) continue;
+      if (depth < nums.length - 1) {
+        if ((f.wire === 'len' || f.wire === 'group') && 'message' in f && walk(f.message, depth + 1)) touched = true;
+        continue;
+      }
+      if (f.wire === 'len' && 'string' in f) {
+        const n = apply(f.string);
+        if (n !== f.string) {
+          (f as { string: string }).string = n;
+          touched = true;
+        }
+      } else if (f.wire === 'varint') {
+        const old = String(f.value);
+        const n = apply(old);
+        if (n !== old && /^\d+$/.test(n)) {
+          (f as { value: string | number }).value = n;
+          touched = true;
+        }
+      }
+    }
+    return touched;
+  };
+  const parts = frames.map((fr) => {
+    const whole = body.subarray(fr.offset, fr.offset + 5 + fr.bytes.length);
+    if (fr.compressed) return whole;
+    const fields = roundTrips(fr.bytes);
+    if (!fields || !walk(fields, 0) || !write) return whole;
+    changed = true;
+    return grpcFrame(encodeRaw(fields));
+  });
+  return changed ? Uint8Array.from(Buffer.concat(parts)) : undefined;
 }

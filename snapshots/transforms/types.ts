@@ -16,7 +16,7 @@ export interface RuleMatch {
   status?: number | string;
 }
 
-export type ExtractorKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'regex' | 'jwt' | 'form' | `x-${string}`;
+export type ExtractorKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'protobuf' | 'regex' | 'jwt' | 'form' | `x-${string}`;
 
 export interface Extractor {
   from: ExtractorKind;
@@ -58,7 +58,7 @@ export interface Step {
   to?: string;
 }
 
-export type InjectorKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'regex' | 'form' | 'body' | `x-${string}`;
+export type InjectorKind = 'header' | 'cookie' | 'query' | 'path' | 'jsonpath' | 'protobuf' | 'regex' | 'form' | 'body' | `x-${string}`;
 
 export interface Injector {
   to: InjectorKind;

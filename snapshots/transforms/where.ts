@@ -30,6 +30,9 @@ export function parseWhere(where: string): Location {
       } catch (e) {
         throw new WhereError(e instanceof JsonPathError ? e.message : String(e));
       }
+    case 'protobuf':
+      if (!/^#\d+(\.\d+)*$/.test(arg)) throw new WhereError(`'${where}': protobuf needs a field-number path such as #1 or #2.3`);
+      return { kind, name: arg };
     case 'regex':
       try {
         return { kind, regex: new RegExp(arg) };
@@ -37,7 +40,7 @@ export function parseWhere(where: string): Location {
         throw new WhereError(`'${arg}' is not a valid regular expression (${(e as Error).message})`);
       }
     default:
-      throw new WhereError(`'${kind}' is not a location kind (header, cookie, query, path, jsonpath, form, regex, body)`);
+      throw new WhereError(`'${kind}' is not a location kind (header, cookie, query, path, jsonpath, protobuf, form, regex, body)`);
   }
 }
 
@@ -54,6 +57,8 @@ export function whereOf(f: { kind: string; name?: string; segment?: number; path
       return `path:${f.segment ?? 0}`;
     case 'jsonpath':
       return `jsonpath:${f.path ?? '$'}`;
+    case 'protobuf':
+      return `protobuf:${f.path ?? ''}`;
     case 'regex':
       return `regex:${f.pattern ?? ''}`;
     default:

@@ -23,7 +23,14 @@ const root = packageRoot();
 const traffic = join(root, 'test', 'fixtures', 'hostile', 'traffic.mjs');
 
 interface Ledger {
-  hostile: Array<{ id: number; kind: string; expect: 'decoded' | 'unknown' | 'ciphertext'; port: number; c2s: number; s2c: number }>;
+  hostile: Array<{
+    id: number;
+    kind: string;
+    expect: 'decoded' | 'unknown' | 'ciphertext';
+    port: number;
+    c2s: number;
+    s2c: number;
+  }>;
   good: Array<{
     id: number;
     proto: 'http1' | 'http2';
@@ -46,7 +53,8 @@ function buildDist(): void {
     timeout: 180_000,
   });
   for (const f of ['dist/cli/main.js', 'dist/cli/commands/capture.js', 'dist/snapshots/quarantine.js']) {
-    if (!existsSync(join(root, f))) throw new Error(`npm run build:ts did not produce ${f}:\n${r.stdout}${r.stderr}`);
+    if (!existsSync(join(root, f)))
+      throw new Error(`npm run build:ts did not produce ${f}:\n${r.stdout}${r.stderr}`);
   }
 }
 
@@ -111,7 +119,9 @@ describe.skipIf(skipPrivileged())('hostile traffic never costs a recording (real
 
       // every well-formed exchange, both ends (client outbound, server inbound), byte-exact
       const byGood = (id: number, direction: string) =>
-        all.filter((e) => e.direction === direction && headerValue(e.request.headers, 'x-good-id') === String(id));
+        all.filter(
+          (e) => e.direction === direction && headerValue(e.request.headers, 'x-good-id') === String(id),
+        );
       expect(ledger.good.length).toBe(16);
       for (const g of ledger.good) {
         for (const direction of ['inbound', 'outbound']) {
@@ -141,13 +151,19 @@ describe.skipIf(skipPrivileged())('hostile traffic never costs a recording (real
       const sum = (expect: string) =>
         ledger.hostile.filter((h) => h.expect === expect).reduce((n, h) => n + h.c2s + h.s2c, 0);
       expect(c.unknownBytes).toBe(2 * sum('unknown'));
-      expect(c.unknownConnections).toBe(2 * ledger.hostile.filter((h) => h.expect === 'unknown' && h.c2s > 0).length);
+      expect(c.unknownConnections).toBe(
+        2 * ledger.hostile.filter((h) => h.expect === 'unknown' && h.c2s > 0).length,
+      );
       expect(c.ciphertextBytes).toBe(2 * sum('ciphertext'));
       expect(c.undecodedBytes).toBeGreaterThan(0);
       expect(c.undecodedBytes).toBeLessThanOrEqual(2 * sum('decoded'));
-      expect(c.kernelBytes).toBe(2 * (sum('decoded') + sum('unknown') + sum('ciphertext') + ledger.goodConnectionBytes));
+      expect(c.kernelBytes).toBe(
+        2 * (sum('decoded') + sum('unknown') + sum('ciphertext') + ledger.goodConnectionBytes),
+      );
       expect(c.connections).toBe(2 * (ledger.hostile.length + ledger.goodConnections));
-      const storms = ledger.hostile.filter((h) => h.kind === 'h1-1xx-storm' || h.kind === 'h2-1xx-storm').length;
+      const storms = ledger.hostile.filter(
+        (h) => h.kind === 'h1-1xx-storm' || h.kind === 'h2-1xx-storm',
+      ).length;
       expect(c.cutMessages).toBeGreaterThanOrEqual(2 * storms);
 
       // bad answers are quarantined, only on hostile connections, and never replayed
@@ -157,7 +173,9 @@ describe.skipIf(skipPrivileged())('hostile traffic never costs a recording (real
       const kinds = (k: string) => ledger.hostile.filter((h) => h.kind === k).length;
       expect(quarantined.length).toBe(snap.manifest.counts.quarantined ?? 0);
       expect(quarantined.length).toBe(summary.quarantined);
-      expect(quarantined.length).toBeGreaterThanOrEqual(4 * kinds('h1-bad-status') + 2 * kinds('h2-bad-status'));
+      expect(quarantined.length).toBeGreaterThanOrEqual(
+        4 * kinds('h1-bad-status') + 2 * kinds('h2-bad-status'),
+      );
       for (const q of quarantined) {
         expect(onHostile(q), `${q.id}: ${q.quarantine!.reason}`).toBe(true);
         expect(q.protocol).toBe('unknown');
@@ -165,7 +183,8 @@ describe.skipIf(skipPrivileged())('hostile traffic never costs a recording (real
       }
       for (const e of all) {
         expect(e.request.method.length).toBeGreaterThan(0);
-        if (e.response && !e.quarantine) expect(e.response.status >= 100 && e.response.status <= 599).toBe(true);
+        if (e.response && !e.quarantine)
+          expect(e.response.status >= 100 && e.response.status <= 599).toBe(true);
       }
       const plan = planReplay(all);
       expect(plan.quarantined).toBe(quarantined.length);
@@ -173,17 +192,25 @@ describe.skipIf(skipPrivileged())('hostile traffic never costs a recording (real
 
       // `retap snapshot show` lists them with their reason
       const show = (...args: string[]) =>
-        spawnSync(process.execPath, [join(root, 'bin', 'retap.js'), 'snapshot', 'show', summary.path, '--routes', '5', ...args], {
-          encoding: 'utf8',
-        });
-      const shown = JSON.parse(show('--json').stdout) as { quarantined: Array<{ id: string; reason: string }> };
+        spawnSync(
+          process.execPath,
+          [join(root, 'bin', 'retap.js'), 'snapshot', 'show', summary.path, '--routes', '5', ...args],
+          {
+            encoding: 'utf8',
+          },
+        );
+      const shown = JSON.parse(show('--json').stdout) as {
+        quarantined: Array<{ id: string; reason: string }>;
+      };
       expect(shown.quarantined.map((q) => q.id)).toEqual(
         quarantined
           .sort((a, b) => a.timing.startUs - b.timing.startUs || (a.id < b.id ? -1 : 1))
           .slice(0, 5)
           .map((q) => q.id),
       );
-      expect(show().stdout).toContain(`quarantined (${quarantined.length}, kept raw, never replayed; first 5):`);
+      expect(show().stdout).toContain(
+        `quarantined (${quarantined.length}, kept raw, never replayed; first 5):`,
+      );
       expect(show().stdout).toContain(shown.quarantined[0]!.reason);
     }, 120_000);
   }

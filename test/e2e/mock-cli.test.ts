@@ -20,21 +20,37 @@ const root = packageRoot();
 const cli = join(root, 'bin', 'retap.js');
 
 function buildDist(): void {
-  const r = spawnSync('flock', ['/tmp/retap-build-ts.lock', 'npm', 'run', '-s', 'build:ts'], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  const r = spawnSync('flock', ['/tmp/retap-build-ts.lock', 'npm', 'run', '-s', 'build:ts'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   // Others' work in progress may carry type errors; what matters is that our files were emitted.
   for (const f of ['dist/cli/main.js', 'dist/cli/commands/mock.js', 'dist/runner/mocks/index.js']) {
-    if (!existsSync(join(root, f))) throw new Error(`npm run build:ts did not produce ${f}:\n${r.stdout}${r.stderr}`);
+    if (!existsSync(join(root, f)))
+      throw new Error(`npm run build:ts did not produce ${f}:\n${r.stdout}${r.stderr}`);
   }
 }
 
-function get(url: string, opts: { ca?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+function get(
+  url: string,
+  opts: { ca?: string; body?: string } = {},
+): Promise<{ status: number; body: string }> {
   const request = url.startsWith('https:') ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.body ? 'POST' : 'GET', ...(opts.ca ? { ca: opts.ca, servername: 'payments.internal' } : {}), headers: opts.body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
-    });
+    const req = request(
+      url,
+      {
+        method: opts.body ? 'POST' : 'GET',
+        ...(opts.ca ? { ca: opts.ca, servername: 'payments.internal' } : {}),
+        headers: opts.body ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -57,10 +73,24 @@ describe('retap mock (compiled CLI)', () => {
   beforeAll(async () => {
     buildDist();
     dir = mkdtempSync(join(tmpdir(), 'retap-mock-cli-'));
-    const w = await createSnapshotWriter({ dir: join(dir, 'store'), name: 'orders', source: { host: 'test', service: 'orders', filters: {} } });
+    const w = await createSnapshotWriter({
+      dir: join(dir, 'store'),
+      name: 'orders',
+      source: { host: 'test', service: 'orders', filters: {} },
+    });
     await w.append(outbound({ target: '/stock/sku-1', resBody: '{"left":5}' }));
     await w.append(outbound({ target: '/stock/sku-1', resBody: '{"left":4}' }));
-    await w.append(outbound({ host: 'payments.internal', port: 443, tls: true, method: 'POST', target: '/charge', reqBody: '{"amount":5}', resBody: '{"charged":true}' }));
+    await w.append(
+      outbound({
+        host: 'payments.internal',
+        port: 443,
+        tls: true,
+        method: 'POST',
+        target: '/charge',
+        reqBody: '{"amount":5}',
+        resBody: '{"charged":true}',
+      }),
+    );
     await w.finish();
     snap = w.path;
   }, 240_000);
@@ -78,7 +108,10 @@ describe('retap mock (compiled CLI)', () => {
     const caDir = join(dir, 'ca');
     const p = start('node', [cli, 'mock', snap, '--ports', 'auto', '--json', '--tls-dir', caDir]);
     const line = (await waitFor(p, /^\{"snapshot".*\}$/m, 'its endpoints'))[0];
-    const info = JSON.parse(line) as { endpoints: Array<{ host: string; url: string; tls: boolean; recordedPort: number }>; caCertPath: string };
+    const info = JSON.parse(line) as {
+      endpoints: Array<{ host: string; url: string; tls: boolean; recordedPort: number }>;
+      caCertPath: string;
+    };
     expect(info.endpoints.map((e) => [e.host, e.recordedPort, e.tls])).toEqual([
       ['inventory.internal', 80, false],
       ['payments.internal', 443, true],
@@ -94,11 +127,15 @@ describe('retap mock (compiled CLI)', () => {
     expect(miss.status).toBe(599);
 
     p.child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => (p.child.exitCode !== null ? r(p.child.exitCode) : p.child.once('exit', (c) => r(c))));
+    const code = await new Promise<number | null>((r) =>
+      p.child.exitCode !== null ? r(p.child.exitCode) : p.child.once('exit', (c) => r(c)),
+    );
     expect(code).toBe(1);
     const stats = JSON.parse((await waitFor(p, /^\{"stats".*\}$/m, 'its stats'))[0]).stats;
     expect(stats).toMatchObject({ calls: 4, matched: 3 });
-    expect(stats.misses).toEqual([expect.objectContaining({ method: 'GET', host: 'inventory.internal:80', target: '/stock/sku-2' })]);
+    expect(stats.misses).toEqual([
+      expect.objectContaining({ method: 'GET', host: 'inventory.internal:80', target: '/stock/sku-2' }),
+    ]);
     // --tls-dir keeps the CA for the next run.
     expect(existsSync(info.caCertPath)).toBe(true);
   });
@@ -109,15 +146,28 @@ describe('retap mock (compiled CLI)', () => {
     await new Promise<void>((r) => held.listen(0, '127.0.0.1', () => r()));
     const heldPort = (held.address() as AddressInfo).port;
     try {
-      const w = await createSnapshotWriter({ dir: join(dir, 'store2'), name: 'one', source: { host: 'test', filters: {} } });
-      await w.append(outbound({ host: 'inventory.internal', port: heldPort, target: '/stock/sku-1', resBody: '{"left":5}' }));
+      const w = await createSnapshotWriter({
+        dir: join(dir, 'store2'),
+        name: 'one',
+        source: { host: 'test', filters: {} },
+      });
+      await w.append(
+        outbound({
+          host: 'inventory.internal',
+          port: heldPort,
+          target: '/stock/sku-1',
+          resBody: '{"left":5}',
+        }),
+      );
       await w.finish();
       const p = start('node', [cli, 'mock', w.path]);
       await waitFor(p, /Ctrl-C to stop/, 'its table');
       const out = p.output();
       expect(out).toMatch(/HOST\s+URL\s+PROTOCOLS\s+CALLS/);
       expect(out).toContain(`port ${heldPort} not available (EADDRINUSE): took a free port`);
-      const url = new RegExp(`inventory\\.internal:${heldPort}\\s+(http://127\\.0\\.0\\.1:\\d+)`).exec(out)![1]!;
+      const url = new RegExp(`inventory\\.internal:${heldPort}\\s+(http://127\\.0\\.0\\.1:\\d+)`).exec(
+        out,
+      )![1]!;
       expect(url).not.toBe(`http://127.0.0.1:${heldPort}`);
       expect((await get(`${url}/stock/sku-1`)).status).toBe(200);
       p.child.kill('SIGINT');

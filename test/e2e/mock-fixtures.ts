@@ -20,7 +20,8 @@ export interface FixtureSpec {
   resTruncatedSize?: number;
 }
 
-const bytes = (b: string | Uint8Array | undefined) => (b === undefined ? new Uint8Array(0) : typeof b === 'string' ? new Uint8Array(Buffer.from(b)) : b);
+const bytes = (b: string | Uint8Array | undefined) =>
+  b === undefined ? new Uint8Array(0) : typeof b === 'string' ? new Uint8Array(Buffer.from(b)) : b;
 
 export function outbound(spec: FixtureSpec): Exchange {
   const n = seq++;
@@ -40,7 +41,11 @@ export function outbound(spec: FixtureSpec): Exchange {
       target: spec.target,
       version,
       headers: spec.reqHeaders ?? (req.length ? [['content-type', 'application/json']] : []),
-      body: { data: req, size: spec.reqTruncated ? req.length + 100 : req.length, truncated: spec.reqTruncated ?? false },
+      body: {
+        data: req,
+        size: spec.reqTruncated ? req.length + 100 : req.length,
+        truncated: spec.reqTruncated ?? false,
+      },
     },
     response: {
       status: spec.status ?? 200,
@@ -51,9 +56,18 @@ export function outbound(spec: FixtureSpec): Exchange {
         ['Content-Length', String(res.length)],
         ['Connection', 'keep-alive'],
       ],
-      body: { data: res, size: spec.resTruncatedSize ?? res.length, truncated: spec.resTruncatedSize !== undefined },
+      body: {
+        data: res,
+        size: spec.resTruncatedSize ?? res.length,
+        truncated: spec.resTruncatedSize !== undefined,
+      },
       ...(spec.resTrailers ? { trailers: spec.resTrailers } : {}),
     },
-    timing: { startUs: 1_700_000_000_000_000 + n * 1000, requestEndNs: 1000, responseStartNs: 2000, responseEndNs: 3000 },
+    timing: {
+      startUs: 1_700_000_000_000_000 + n * 1000,
+      requestEndNs: 1000,
+      responseStartNs: 2000,
+      responseEndNs: 3000,
+    },
   };
 }

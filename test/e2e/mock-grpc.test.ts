@@ -13,27 +13,50 @@ import { startRecordingRelay } from '../../capture/protocols/record-relay.js';
 import type { Exchange } from '../../core/exchange.js';
 import { planMocks, type RunningMocks, startMocks } from '../../runner/mocks/index.js';
 
-const def = protoLoader.loadSync(join(import.meta.dirname, '..', 'fixtures', 'shop.proto'), { keepCase: false, longs: Number });
-const Shop = (grpc.loadPackageDefinition(def) as unknown as { shop: { v1: { Shop: grpc.ServiceClientConstructor } } }).shop.v1.Shop;
-type Client = grpc.Client & { Get: (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void };
+const def = protoLoader.loadSync(join(import.meta.dirname, '..', 'fixtures', 'shop.proto'), {
+  keepCase: false,
+  longs: Number,
+});
+const Shop = (
+  grpc.loadPackageDefinition(def) as unknown as { shop: { v1: { Shop: grpc.ServiceClientConstructor } } }
+).shop.v1.Shop;
+type Client = grpc.Client & {
+  Get: (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+};
 
 const get = (client: Client, id: string, qty: number) =>
-  new Promise<{ err: grpc.ServiceError | null; res: unknown }>((resolve) => client.Get({ id, qty }, (err, res) => resolve({ err, res })));
+  new Promise<{ err: grpc.ServiceError | null; res: unknown }>((resolve) =>
+    client.Get({ id, qty }, (err, res) => resolve({ err, res })),
+  );
 
 async function record(): Promise<Exchange[]> {
   const server = new grpc.Server();
   server.addService(Shop.service, {
-    Get: (call: grpc.ServerUnaryCall<{ id: string; qty: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    Get: (
+      call: grpc.ServerUnaryCall<{ id: string; qty: number }, unknown>,
+      cb: grpc.sendUnaryData<unknown>,
+    ) => {
       if (call.request.id === 'missing') cb({ code: grpc.status.NOT_FOUND, details: 'no such item' });
-      else cb(null, { id: call.request.id, name: `item ${call.request.id}`, priceCents: 100 * call.request.qty, tags: ['a'] });
+      else
+        cb(null, {
+          id: call.request.id,
+          name: `item ${call.request.id}`,
+          priceCents: 100 * call.request.qty,
+          tags: ['a'],
+        });
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
   );
   const relay = await startRecordingRelay({ port });
   try {
-    const client = new Shop(`127.0.0.1:${relay.port}`, grpc.credentials.createInsecure()) as unknown as Client;
+    const client = new Shop(
+      `127.0.0.1:${relay.port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as Client;
     await get(client, 'sku-1', 1);
     await get(client, 'sku-2', 2);
     await get(client, 'missing', 1);
@@ -64,8 +87,15 @@ describe('gRPC mocks with grpc-js', () => {
 
   beforeAll(async () => {
     recorded = await record();
-    mocks = await startMocks(planMocks(recorded), recorded, { miss: 'fail', bindAddr: () => '127.0.0.1', bindPort: () => 0 });
-    client = new Shop(`127.0.0.1:${mocks.endpoints[0]!.port}`, grpc.credentials.createInsecure()) as unknown as Client;
+    mocks = await startMocks(planMocks(recorded), recorded, {
+      miss: 'fail',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
+    client = new Shop(
+      `127.0.0.1:${mocks.endpoints[0]!.port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as Client;
   });
   afterAll(async () => {
     client?.close();
@@ -78,7 +108,9 @@ describe('gRPC mocks with grpc-js', () => {
       ['grpc', '/shop.v1.Shop/Get'],
       ['grpc', '/shop.v1.Shop/Get'],
     ]);
-    expect(mocks.endpoints.map((e) => [e.host, e.recordedPort, e.protocols])).toEqual([['shop.internal', 50051, ['grpc']]]);
+    expect(mocks.endpoints.map((e) => [e.host, e.recordedPort, e.protocols])).toEqual([
+      ['shop.internal', 50051, ['grpc']],
+    ]);
   });
 
   it('serves the recorded message for the matching request message', async () => {
@@ -102,6 +134,8 @@ describe('gRPC mocks with grpc-js', () => {
     expect(r.err?.details).toContain('/shop.v1.Shop/Get');
     const s = mocks.stats();
     expect(s).toMatchObject({ calls: 4, matched: 3 });
-    expect(s.misses).toEqual([expect.objectContaining({ method: 'POST', host: 'shop.internal:50051', target: '/shop.v1.Shop/Get' })]);
+    expect(s.misses).toEqual([
+      expect.objectContaining({ method: 'POST', host: 'shop.internal:50051', target: '/shop.v1.Shop/Get' }),
+    ]);
   });
 });

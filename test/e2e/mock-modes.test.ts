@@ -9,13 +9,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planMocks, startMocks } from '../../runner/mocks/index.js';
 import { outbound } from './mock-fixtures.js';
 
-function get(url: string, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(
+  url: string,
+  body?: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
+    const req = http.request(
+      url,
+      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -24,17 +33,28 @@ function get(url: string, body?: string): Promise<{ status: number; headers: htt
 describe('closest mode', () => {
   it('serves the nearest recording, marks it, and counts a miss', async () => {
     const recorded = [
-      outbound({ method: 'POST', target: '/quote', reqBody: JSON.stringify({ sku: 'a', qty: 1 }), resBody: '{"price":10}' }),
+      outbound({
+        method: 'POST',
+        target: '/quote',
+        reqBody: JSON.stringify({ sku: 'a', qty: 1 }),
+        resBody: '{"price":10}',
+      }),
       outbound({ target: '/health', resBody: 'ok', resHeaders: [['content-type', 'text/plain']] }),
     ];
-    const mocks = await startMocks(planMocks(recorded), recorded, { miss: 'closest', bindAddr: () => '127.0.0.1', bindPort: () => 0 });
+    const mocks = await startMocks(planMocks(recorded), recorded, {
+      miss: 'closest',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
     try {
       const base = `http://127.0.0.1:${mocks.endpoints[0]!.port}`;
       const r = await get(`${base}/quote`, JSON.stringify({ sku: 'a', qty: 7 }));
       expect([r.status, r.body, r.headers['x-retap-mock']]).toEqual([200, '{"price":10}', 'closest']);
       const s = mocks.stats();
       expect(s).toMatchObject({ calls: 1, matched: 0 });
-      expect(s.misses[0]!.reason).toMatch(/^served the closest recording .*at \$\.qty \(recorded 1, live 7\)/);
+      expect(s.misses[0]!.reason).toMatch(
+        /^served the closest recording .*at \$\.qty \(recorded 1, live 7\)/,
+      );
       expect(s.misses[0]!.closest).toContain('POST /quote');
     } finally {
       await mocks.stop();
@@ -56,10 +76,22 @@ describe('passthrough mode', () => {
   afterAll(() => new Promise<void>((r) => real.close(() => r())));
 
   it('forwards an unmatched call to the recorded host and reports it as a miss', async () => {
-    const recorded = [outbound({ host: '127.0.0.1', port: realPort, target: '/known', resBody: 'recorded', resHeaders: [['content-type', 'text/plain']] })];
+    const recorded = [
+      outbound({
+        host: '127.0.0.1',
+        port: realPort,
+        target: '/known',
+        resBody: 'recorded',
+        resHeaders: [['content-type', 'text/plain']],
+      }),
+    ];
     const plan = planMocks(recorded);
     expect(plan.endpoints[0]).toMatchObject({ host: '127.0.0.1', addr: '127.0.0.1', literal: true });
-    const mocks = await startMocks(plan, recorded, { miss: 'passthrough', bindAddr: () => '127.0.0.1', bindPort: () => 0 });
+    const mocks = await startMocks(plan, recorded, {
+      miss: 'passthrough',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
     try {
       const base = `http://127.0.0.1:${mocks.endpoints[0]!.port}`;
       expect((await get(`${base}/known`)).body).toBe('recorded');
@@ -81,7 +113,11 @@ describe('passthrough mode', () => {
       });
     });
     const recorded = [outbound({ host: '127.0.0.1', port: closed, target: '/known', resBody: 'recorded' })];
-    const mocks = await startMocks(planMocks(recorded), recorded, { miss: 'passthrough', bindAddr: () => '127.0.0.1', bindPort: () => 0 });
+    const mocks = await startMocks(planMocks(recorded), recorded, {
+      miss: 'passthrough',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
     try {
       const r = await get(`http://127.0.0.1:${mocks.endpoints[0]!.port}/other`);
       expect(r.status).toBe(599);

@@ -23,18 +23,38 @@ interface Got {
   trailers?: Record<string, string | undefined>;
 }
 
-function call1(url: string, opts: { method?: string; body?: string; headers?: Record<string, string>; agent?: http.Agent; ca?: string } = {}): Promise<Got> {
+function call1(
+  url: string,
+  opts: {
+    method?: string;
+    body?: string;
+    headers?: Record<string, string>;
+    agent?: http.Agent;
+    ca?: string;
+  } = {},
+): Promise<Got> {
   const u = new URL(url);
   const request = u.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const req = request(
       u,
-      { method: opts.method ?? 'GET', headers: { ...(opts.body ? { 'content-type': 'application/json' } : {}), ...opts.headers }, ...(opts.agent ? { agent: opts.agent } : {}), ...(opts.ca ? { ca: opts.ca } : {}) },
+      {
+        method: opts.method ?? 'GET',
+        headers: { ...(opts.body ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+        ...(opts.agent ? { agent: opts.agent } : {}),
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode!, reason: res.statusMessage, headers: res.headers, body: Buffer.concat(chunks).toString(), trailers: res.trailers }),
+          resolve({
+            status: res.statusCode!,
+            reason: res.statusMessage,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            trailers: res.trailers,
+          }),
         );
         res.on('error', reject);
       },
@@ -46,7 +66,11 @@ function call1(url: string, opts: { method?: string; body?: string; headers?: Re
 
 function call2(session: http2.ClientHttp2Session, path: string, method = 'GET', body?: string): Promise<Got> {
   return new Promise((resolve, reject) => {
-    const s = session.request({ ':method': method, ':path': path, ...(body ? { 'content-type': 'application/json' } : {}) });
+    const s = session.request({
+      ':method': method,
+      ':path': path,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    });
     let status = 0;
     let headers: http.IncomingHttpHeaders = {};
     let trailers: Record<string, string | undefined> | undefined;
@@ -59,7 +83,9 @@ function call2(session: http2.ClientHttp2Session, path: string, method = 'GET', 
     });
     const chunks: Buffer[] = [];
     s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => resolve({ status, headers, body: Buffer.concat(chunks).toString(), ...(trailers ? { trailers } : {}) }));
+    s.on('end', () =>
+      resolve({ status, headers, body: Buffer.concat(chunks).toString(), ...(trailers ? { trailers } : {}) }),
+    );
     s.on('error', reject);
     s.end(body);
   });
@@ -67,7 +93,9 @@ function call2(session: http2.ClientHttp2Session, path: string, method = 'GET', 
 
 const curl = (args: string[]) =>
   new Promise<string>((resolve, reject) =>
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(`curl: ${stderr || err.message}`)) : resolve(stdout))),
+    execFile('curl', ['-sS', '--max-time', '10', ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`curl: ${stderr || err.message}`)) : resolve(stdout),
+    ),
   );
 
 const json = (v: unknown) => JSON.stringify(v);
@@ -87,27 +115,74 @@ describe('mocks over HTTP/1.1 and TLS', () => {
     outbound({
       method: 'POST',
       target: '/reserve',
-      reqBody: json({ sku: 'sku-1', qty: 2, requestId: 'f3a1c2d4-1111-4222-8333-444455556666', at: '2025-11-20T10:00:00Z' }),
+      reqBody: json({
+        sku: 'sku-1',
+        qty: 2,
+        requestId: 'f3a1c2d4-1111-4222-8333-444455556666',
+        at: '2025-11-20T10:00:00Z',
+      }),
       status: 201,
       resBody: json({ reserved: true }),
     }),
-    outbound({ method: 'POST', target: '/reserve', reqBody: json({ sku: 'sku-9', qty: 1 }), status: 409, resBody: json({ reserved: false }) }),
-    outbound({ target: '/big', resBody: 'partial-body', resTruncatedSize: 5000, resHeaders: [['Content-Type', 'text/plain'], ['Content-Length', '5000']] }),
+    outbound({
+      method: 'POST',
+      target: '/reserve',
+      reqBody: json({ sku: 'sku-9', qty: 1 }),
+      status: 409,
+      resBody: json({ reserved: false }),
+    }),
+    outbound({
+      target: '/big',
+      resBody: 'partial-body',
+      resTruncatedSize: 5000,
+      resHeaders: [
+        ['Content-Type', 'text/plain'],
+        ['Content-Length', '5000'],
+      ],
+    }),
     outbound({
       target: '/chunked',
-      resHeaders: [['Content-Type', 'text/plain'], ['Transfer-Encoding', 'chunked'], ['Trailer', 'x-sum'], ['X-Custom', 'a'], ['X-Custom', 'b']],
+      resHeaders: [
+        ['Content-Type', 'text/plain'],
+        ['Transfer-Encoding', 'chunked'],
+        ['Trailer', 'x-sum'],
+        ['X-Custom', 'a'],
+        ['X-Custom', 'b'],
+      ],
       resBody: 'hello chunks',
       resTrailers: [['x-sum', '42']],
     }),
-    outbound({ host: 'payments.internal', port: 443, tls: true, method: 'POST', target: '/charge', reqBody: json({ amount: 500, currency: 'EUR' }), resBody: json({ charged: true, id: 'ch_1' }) }),
-    outbound({ host: 'payments.internal', port: 443, tls: true, method: 'POST', target: '/charge', reqBody: json({ amount: 500, currency: 'EUR' }), resBody: json({ charged: true, id: 'ch_2' }) }),
+    outbound({
+      host: 'payments.internal',
+      port: 443,
+      tls: true,
+      method: 'POST',
+      target: '/charge',
+      reqBody: json({ amount: 500, currency: 'EUR' }),
+      resBody: json({ charged: true, id: 'ch_1' }),
+    }),
+    outbound({
+      host: 'payments.internal',
+      port: 443,
+      tls: true,
+      method: 'POST',
+      target: '/charge',
+      reqBody: json({ amount: 500, currency: 'EUR' }),
+      resBody: json({ charged: true, id: 'ch_2' }),
+    }),
   ];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'retap-mock-'));
     ca = await createEphemeralCa(join(dir, 'ca'));
     const plan = planMocks(recorded);
-    mocks = await startMocks(plan, recorded, { ca, miss: 'fail', bindAddr: () => '127.0.0.1', bindPort: () => 0, onCall: (c) => calls.push(c) });
+    mocks = await startMocks(plan, recorded, {
+      ca,
+      miss: 'fail',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+      onCall: (c) => calls.push(c),
+    });
     const ep = (h: string) => mocks.endpoints.find((e) => e.host === h)!;
     inv = `http://127.0.0.1:${ep('inventory.internal').port}`;
     pay = `https://127.0.0.1:${ep('payments.internal').port}`;
@@ -128,7 +203,8 @@ describe('mocks over HTTP/1.1 and TLS', () => {
   it('answers repeated signatures in recorded order, then repeats the last', async () => {
     const agent = new http.Agent({ keepAlive: true });
     const lefts: number[] = [];
-    for (let i = 0; i < 4; i++) lefts.push(JSON.parse((await call1(`${inv}/stock/sku-1`, { agent })).body).left);
+    for (let i = 0; i < 4; i++)
+      lefts.push(JSON.parse((await call1(`${inv}/stock/sku-1`, { agent })).body).left);
     agent.destroy();
     expect(lefts).toEqual([5, 4, 3, 3]);
   });
@@ -145,7 +221,12 @@ describe('mocks over HTTP/1.1 and TLS', () => {
   it('canonicalises JSON bodies: key order and volatile values do not matter, other values do', async () => {
     const a = await call1(`${inv}/reserve`, {
       method: 'POST',
-      body: json({ at: '2026-01-02T03:04:05Z', qty: 2, requestId: '0b9e8c7d-2222-4333-8444-555566667777', sku: 'sku-1' }),
+      body: json({
+        at: '2026-01-02T03:04:05Z',
+        qty: 2,
+        requestId: '0b9e8c7d-2222-4333-8444-555566667777',
+        sku: 'sku-1',
+      }),
     });
     expect([a.status, JSON.parse(a.body)]).toEqual([201, { reserved: true }]);
     const b = await call1(`${inv}/reserve`, { method: 'POST', body: json({ qty: 1, sku: 'sku-9' }) });
@@ -158,7 +239,12 @@ describe('mocks over HTTP/1.1 and TLS', () => {
     expect(r.status).toBe(599);
     expect(r.headers['x-retap-mock']).toBe('miss');
     const body = JSON.parse(r.body);
-    expect(body).toMatchObject({ retap: 'mock-miss', method: 'POST', host: 'inventory.internal:80', target: '/reserve' });
+    expect(body).toMatchObject({
+      retap: 'mock-miss',
+      method: 'POST',
+      host: 'inventory.internal:80',
+      target: '/reserve',
+    });
     expect(body.closest).toContain('POST /reserve');
     const miss = mocks.stats().misses.slice(before);
     expect(miss).toHaveLength(1);
@@ -188,20 +274,37 @@ describe('mocks over HTTP/1.1 and TLS', () => {
   it('serves TLS that node https (keep-alive) and curl trust through the ephemeral CA', async () => {
     expect(statSync(join(dir, 'ca', 'ca.key')).mode & 0o777).toBe(0o600);
     const agent = new https.Agent({ keepAlive: true, ca: ca.caCert, servername: 'payments.internal' });
-    const first = await call1(`${pay}/charge`, { method: 'POST', body: json({ currency: 'EUR', amount: 500 }), agent });
-    const second = await call1(`${pay}/charge`, { method: 'POST', body: json({ amount: 500, currency: 'EUR' }), agent });
+    const first = await call1(`${pay}/charge`, {
+      method: 'POST',
+      body: json({ currency: 'EUR', amount: 500 }),
+      agent,
+    });
+    const second = await call1(`${pay}/charge`, {
+      method: 'POST',
+      body: json({ amount: 500, currency: 'EUR' }),
+      agent,
+    });
     agent.destroy();
     expect([JSON.parse(first.body).id, JSON.parse(second.body).id]).toEqual(['ch_1', 'ch_2']);
     const port = new URL(pay).port;
     const out = await curl([
-      '--cacert', ca.caCertPath,
-      '--resolve', `payments.internal:${port}:127.0.0.1`,
-      '-X', 'POST', '-H', 'content-type: application/json', '--data', json({ amount: 500, currency: 'EUR' }),
+      '--cacert',
+      ca.caCertPath,
+      '--resolve',
+      `payments.internal:${port}:127.0.0.1`,
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '--data',
+      json({ amount: 500, currency: 'EUR' }),
       `https://payments.internal:${port}/charge`,
     ]);
     expect(JSON.parse(out).id).toBe('ch_2');
     // Without the CA the connection is refused by the client.
-    await expect(curl([`https://payments.internal:${port}/charge`, '--resolve', `payments.internal:${port}:127.0.0.1`])).rejects.toThrow(/certificate/i);
+    await expect(
+      curl([`https://payments.internal:${port}/charge`, '--resolve', `payments.internal:${port}:127.0.0.1`]),
+    ).rejects.toThrow(/certificate/i);
   });
 
   it('counts calls, matches and misses', () => {
@@ -218,15 +321,50 @@ describe('mocks over HTTP/2', () => {
   let ca: EphemeralCa;
   let mocks: RunningMocks;
   const recorded: Exchange[] = [
-    outbound({ host: 'h2c.internal', port: 8080, protocol: 'http2', target: '/items?page=1', resHeaders: [['content-type', 'application/json'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']], resBody: json({ page: 1 }) }),
-    outbound({ host: 'h2c.internal', port: 8080, protocol: 'http2', method: 'POST', target: '/items', reqBody: json({ name: 'x', createdAt: '2025-01-01T00:00:00Z' }), status: 201, resHeaders: [['content-type', 'application/json']], resBody: json({ ok: 1 }), resTrailers: [['x-done', 'yes']] }),
-    outbound({ host: 'h2.internal', port: 8443, protocol: 'http2', tls: true, target: '/secure', resHeaders: [['content-type', 'text/plain']], resBody: 'over h2 tls' }),
+    outbound({
+      host: 'h2c.internal',
+      port: 8080,
+      protocol: 'http2',
+      target: '/items?page=1',
+      resHeaders: [
+        ['content-type', 'application/json'],
+        ['set-cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+      ],
+      resBody: json({ page: 1 }),
+    }),
+    outbound({
+      host: 'h2c.internal',
+      port: 8080,
+      protocol: 'http2',
+      method: 'POST',
+      target: '/items',
+      reqBody: json({ name: 'x', createdAt: '2025-01-01T00:00:00Z' }),
+      status: 201,
+      resHeaders: [['content-type', 'application/json']],
+      resBody: json({ ok: 1 }),
+      resTrailers: [['x-done', 'yes']],
+    }),
+    outbound({
+      host: 'h2.internal',
+      port: 8443,
+      protocol: 'http2',
+      tls: true,
+      target: '/secure',
+      resHeaders: [['content-type', 'text/plain']],
+      resBody: 'over h2 tls',
+    }),
   ];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'retap-mock-h2-'));
     ca = await createEphemeralCa(dir);
-    mocks = await startMocks(planMocks(recorded), recorded, { ca, miss: 'fail', bindAddr: () => '127.0.0.1', bindPort: () => 0 });
+    mocks = await startMocks(planMocks(recorded), recorded, {
+      ca,
+      miss: 'fail',
+      bindAddr: () => '127.0.0.1',
+      bindPort: () => 0,
+    });
   });
   afterAll(async () => {
     await mocks?.stop();
@@ -240,7 +378,12 @@ describe('mocks over HTTP/2', () => {
       const a = await call2(session, '/items?page=1');
       expect([a.status, JSON.parse(a.body)]).toEqual([200, { page: 1 }]);
       expect(a.headers['set-cookie']).toEqual(['a=1', 'b=2']);
-      const b = await call2(session, '/items', 'POST', json({ createdAt: '2026-06-01T12:00:00Z', name: 'x' }));
+      const b = await call2(
+        session,
+        '/items',
+        'POST',
+        json({ createdAt: '2026-06-01T12:00:00Z', name: 'x' }),
+      );
       expect([b.status, JSON.parse(b.body), b.trailers?.['x-done']]).toEqual([201, { ok: 1 }, 'yes']);
       const miss = await call2(session, '/items?page=2');
       expect(miss.status).toBe(599);
@@ -253,16 +396,31 @@ describe('mocks over HTTP/2', () => {
   });
 
   it('h2 over TLS with ALPN, trusted through the CA; curl --http2 too', async () => {
-    const session = http2.connect(`https://127.0.0.1:${port('h2.internal')}`, { ca: ca.caCert, servername: 'h2.internal' });
+    const session = http2.connect(`https://127.0.0.1:${port('h2.internal')}`, {
+      ca: ca.caCert,
+      servername: 'h2.internal',
+    });
     try {
-      expect(session.alpnProtocol ?? (await new Promise((r) => session.once('connect', () => r(session.alpnProtocol))))).toBe('h2');
+      expect(
+        session.alpnProtocol ??
+          (await new Promise((r) => session.once('connect', () => r(session.alpnProtocol)))),
+      ).toBe('h2');
       const r = await call2(session, '/secure');
       expect([r.status, r.body]).toEqual([200, 'over h2 tls']);
     } finally {
       session.close();
     }
     const p = port('h2.internal');
-    const out = await curl(['--http2', '--cacert', ca.caCertPath, '--resolve', `h2.internal:${p}:127.0.0.1`, '-w', ' %{http_version}', `https://h2.internal:${p}/secure`]);
+    const out = await curl([
+      '--http2',
+      '--cacert',
+      ca.caCertPath,
+      '--resolve',
+      `h2.internal:${p}:127.0.0.1`,
+      '-w',
+      ' %{http_version}',
+      `https://h2.internal:${p}/secure`,
+    ]);
     expect(out).toBe('over h2 tls 2');
     expect(mocks.stats()).toMatchObject({ calls: 6, matched: 5 });
   });

@@ -260,6 +260,24 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     await expectNothingLeft(await namespaceOf(out));
   });
 
+  /** Resolves once a run has registered its namespace and cgroup (runner/registry.ts), then a moment more. */
+  async function runRegistered(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const recs = readdirSync(runsDir).flatMap((f) => {
+        try {
+          return [JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as { cgroup?: string }];
+        } catch {
+          return []; // being written
+        }
+      });
+      if (recs.some((r) => r.cgroup)) break;
+      if (Date.now() > deadline) throw new Error('no replay run registered in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // the worker and the build are starting
+  }
+
   it('SIGINT mid-run stops the replay and tears everything down', async () => {
     const snap = await snapshot(
       'sigint',
@@ -268,7 +286,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     const port = await freePort();
     const child = retap(replayNode(snap, port, join(dir, 'res-int')));
     const done = finish(child);
-    await new Promise((r) => setTimeout(r, 2500));
+    await runRegistered(); // mid-run: its namespace and cgroup exist (however slow the machine)
     child.kill('SIGINT');
     const r = await done;
     expect(r.code === 130 || r.code === 3, `exit ${r.code}: ${r.stderr}`).toBe(true);
@@ -283,7 +301,7 @@ describe.skipIf(skipPrivileged())('retap replay (namespace, cgroup, eBPF)', () =
     const port = await freePort();
     const child = retap(replayNode(snap, port, join(dir, 'res-kill')));
     const done = finish(child);
-    await new Promise((r) => setTimeout(r, 2500));
+    await runRegistered();
     child.kill('SIGKILL');
     await done;
     const left = readdirSync(runsDir).map(

@@ -18,37 +18,33 @@ import { writeResults } from '../../snapshots/results.js';
 const repo = resolve(import.meta.dirname, '../..');
 const XSD = join(repo, 'ci/reports/junit.xsd');
 const CHROMIUM = '/usr/bin/chromium';
-const noXmllint = skipWithoutTool('xmllint', ['xmllint', '--version'], 'libxml2-utils, see ci/apt-packages.txt');
+const noXmllint = skipWithoutTool(
+  'xmllint',
+  ['xmllint', '--version'],
+  'libxml2-utils, see ci/apt-packages.txt',
+);
 const noChromium = skipWithoutTool('Chromium', CHROMIUM, 'chromium, see ci/apt-packages.txt');
 
 let work: string;
 let entry: string;
 
-/** Runs the CLI from its TypeScript sources (no dist/ needed). */
+/** Runs the built CLI (`npm test` builds dist/ first; TypeScript through a loader cost ~5 s a call). */
 function retap(
   args: string[],
   env: Record<string, string> = {},
 ): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(
-    process.execPath,
-    ['--import', join(repo, 'examples/demo/dev-loader.mjs'), entry, ...args],
-    {
-      cwd: work,
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, GITHUB_STEP_SUMMARY: '', ...env },
-    },
-  );
+  const r = spawnSync(process.execPath, [entry, ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, GITHUB_STEP_SUMMARY: '', ...env },
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'retap-report-'));
-  entry = join(work, 'retap-dev.mjs');
-  writeFileSync(
-    entry,
-    `import { main } from ${JSON.stringify(pathToFileURL(join(repo, 'cli/main.ts')).href)};\nprocess.exitCode = await main(process.argv.slice(2));\n`,
-  );
+  entry = join(repo, 'bin', 'retap.js');
   await writeResults(join(work, 'mixed'), mixedResults());
   await writeResults(join(work, 'green'), shopResults({ candidateRuns: 2 }));
   await writeResults(join(work, 'slow'), shopResults({ variants: ['slow'] }));

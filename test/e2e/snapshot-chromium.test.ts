@@ -45,7 +45,10 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Set-Cookie': 'sid=abc123; Path=/; HttpOnly' });
+      res.writeHead(200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Set-Cookie': 'sid=abc123; Path=/; HttpOnly',
+      });
       res.end(PAGE);
     } else if (url === '/pixel.png') {
       res.writeHead(200, { 'Content-Type': 'image/png' });
@@ -120,7 +123,11 @@ function cdp(input: Writable, output: Readable) {
 }
 
 const pairs = (h: Record<string, string> | undefined) =>
-  Object.entries(h ?? {}).flatMap(([name, v]) => String(v).split('\n').map((value) => ({ name, value })));
+  Object.entries(h ?? {}).flatMap(([name, v]) =>
+    String(v)
+      .split('\n')
+      .map((value) => ({ name, value })),
+  );
 
 /** Record one page load and build a HAR 1.2 document from Chromium's Network events. */
 async function recordHar(url: string): Promise<object> {
@@ -148,7 +155,10 @@ async function recordHar(url: string): Promise<object> {
   const { targetInfos } = await client.send('Target.getTargets');
   const page = (targetInfos as Msg[]).find((t) => t.type === 'page');
   if (!page) throw new Error(`no page target; chromium said: ${stderr}`);
-  const { sessionId } = await client.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+  const { sessionId } = await client.send('Target.attachToTarget', {
+    targetId: page.targetId,
+    flatten: true,
+  });
   const reqs = new Map<string, Msg>();
   let doneResolve: () => void;
   const done = new Promise<void>((r) => (doneResolve = r));
@@ -156,9 +166,12 @@ async function recordHar(url: string): Promise<object> {
     if (m.sessionId !== sessionId) return;
     const p = m.params;
     if (m.method === 'Network.requestWillBeSent') reqs.set(p.requestId, { sent: p });
-    else if (m.method === 'Network.requestWillBeSentExtraInfo') reqs.set(p.requestId, { ...reqs.get(p.requestId), extraReq: p });
-    else if (m.method === 'Network.responseReceivedExtraInfo') reqs.set(p.requestId, { ...reqs.get(p.requestId), extraResp: p });
-    else if (m.method === 'Network.responseReceived') reqs.set(p.requestId, { ...reqs.get(p.requestId), resp: p });
+    else if (m.method === 'Network.requestWillBeSentExtraInfo')
+      reqs.set(p.requestId, { ...reqs.get(p.requestId), extraReq: p });
+    else if (m.method === 'Network.responseReceivedExtraInfo')
+      reqs.set(p.requestId, { ...reqs.get(p.requestId), extraResp: p });
+    else if (m.method === 'Network.responseReceived')
+      reqs.set(p.requestId, { ...reqs.get(p.requestId), resp: p });
     else if (m.method === 'Network.loadingFinished') {
       const r = reqs.get(p.requestId) ?? {};
       reqs.set(p.requestId, { ...r, finished: p });
@@ -168,7 +181,12 @@ async function recordHar(url: string): Promise<object> {
   await client.send('Network.enable', {}, sessionId);
   await client.send('Page.enable', {}, sessionId);
   await client.send('Page.navigate', { url }, sessionId);
-  await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`page did not finish; chromium said: ${stderr}`)), 30_000))]);
+  await Promise.race([
+    done,
+    new Promise((_, rej) =>
+      setTimeout(() => rej(new Error(`page did not finish; chromium said: ${stderr}`)), 30_000),
+    ),
+  ]);
 
   const entries: object[] = [];
   for (const [requestId, r] of reqs) {
@@ -188,10 +206,17 @@ async function recordHar(url: string): Promise<object> {
     }
     const sendMs = t.sendEnd !== undefined ? Math.max(0, t.sendEnd - t.sendStart) : 0;
     const waitMs = t.receiveHeadersEnd !== undefined ? Math.max(0, t.receiveHeadersEnd - t.sendEnd) : 0;
-    const receiveMs = t.requestTime !== undefined ? Math.max(0, (r.finished.timestamp - t.requestTime) * 1000 - t.receiveHeadersEnd) : 0;
+    const receiveMs =
+      t.requestTime !== undefined
+        ? Math.max(0, (r.finished.timestamp - t.requestTime) * 1000 - t.receiveHeadersEnd)
+        : 0;
     const reqHeaders = pairs(r.extraReq?.headers ?? rq.headers);
     const u = new URL(rq.url);
-    const size = body ? (body.base64Encoded ? Buffer.from(body.body, 'base64').length : Buffer.byteLength(body.body)) : 0;
+    const size = body
+      ? body.base64Encoded
+        ? Buffer.from(body.body, 'base64').length
+        : Buffer.byteLength(body.body)
+      : 0;
     entries.push({
       startedDateTime: new Date(r.sent.wallTime * 1000).toISOString(),
       time: sendMs + waitMs + receiveMs,
@@ -202,7 +227,9 @@ async function recordHar(url: string): Promise<object> {
         cookies: [],
         headers: reqHeaders,
         queryString: [...u.searchParams].map(([name, value]) => ({ name, value })),
-        ...(postData !== undefined ? { postData: { mimeType: rq.headers['Content-Type'] ?? '', text: postData } } : {}),
+        ...(postData !== undefined
+          ? { postData: { mimeType: rq.headers['Content-Type'] ?? '', text: postData } }
+          : {}),
         headersSize: -1,
         bodySize: postData ? Buffer.byteLength(postData) : 0,
       },
@@ -258,12 +285,24 @@ describe.skipIf(missing)('HAR recorded by headless Chromium', () => {
     const har = await recordHar(`${base}/`);
     const harFile = join(work, 'chromium.har');
     writeFileSync(harFile, JSON.stringify(har, null, 1));
-    const result = await importHar(harFile, { dir: join(work, 'store'), name: 'browser', source: { host: 'test', filters: {} } });
+    const result = await importHar(harFile, {
+      dir: join(work, 'store'),
+      name: 'browser',
+      source: { host: 'test', filters: {} },
+    });
     expect(result.skipped).toEqual([]);
     const snap = await openSnapshot(result.path);
     const byPath = new Map<string, Exchange>();
     for await (const ex of snap.exchanges()) byPath.set(ex.request.target, ex);
-    expect([...byPath.keys()].sort()).toEqual(['/', '/api/big.txt', '/api/login', '/api/missing', '/api/orders/7?full=1', '/done', '/pixel.png']);
+    expect([...byPath.keys()].sort()).toEqual([
+      '/',
+      '/api/big.txt',
+      '/api/login',
+      '/api/missing',
+      '/api/orders/7?full=1',
+      '/done',
+      '/pixel.png',
+    ]);
 
     const order = byPath.get('/api/orders/7?full=1')!;
     expect(order.protocol).toBe('http1');
@@ -283,14 +322,22 @@ describe.skipIf(missing)('HAR recorded by headless Chromium', () => {
     expect(big.body.data[0]).toBe(0x1f); // gzip again, as the headers say
     expect(byPath.get('/api/missing')!.response!.status).toBe(404);
     const root = byPath.get('/')!.response!;
-    expect(root.headers.find(([n]) => n.toLowerCase() === 'set-cookie')![1]).toMatch(/^sid=REDACTED-[0-9a-f]{16}; Path=\/; HttpOnly$/);
-    expect(snap.manifest.redaction.redacted.map((r) => r.rule)).toEqual(expect.arrayContaining(['auth-header', 'json-field', 'set-cookie']));
+    expect(root.headers.find(([n]) => n.toLowerCase() === 'set-cookie')![1]).toMatch(
+      /^sid=REDACTED-[0-9a-f]{16}; Path=\/; HttpOnly$/,
+    );
+    expect(snap.manifest.redaction.redacted.map((r) => r.rule)).toEqual(
+      expect.arrayContaining(['auth-header', 'json-field', 'set-cookie']),
+    );
     expect((await validateSnapshot(result.path)).ok).toBe(true);
 
     const out = join(work, 'again.har');
     const exported = await exportHar(result.path, out);
     expect(exported.entries).toBe(7);
-    const again = await importHar(out, { dir: join(work, 'store2'), name: 'browser', source: { host: 'test', filters: {} } });
+    const again = await importHar(out, {
+      dir: join(work, 'store2'),
+      name: 'browser',
+      source: { host: 'test', filters: {} },
+    });
     expect(again.imported).toBe(7);
   }, 90_000);
 });

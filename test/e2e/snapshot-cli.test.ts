@@ -3,7 +3,15 @@
  * mid-write, HAR round trip.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +21,10 @@ let work: string;
 let build: string;
 const children = new Set<ChildProcess>();
 
-function cli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(repo, 'bin/retap.js'), 'snapshot', ...args], {
     cwd: work,
     encoding: 'utf8',
@@ -99,7 +110,8 @@ describe('retap snapshot (processes)', () => {
     }
     const ls = cli(['ls', store, '--json']);
     expect(ls.code).toBe(0);
-    const versions = (JSON.parse(ls.stdout) as { versions: Array<{ version: number; exchanges: number }> }).versions;
+    const versions = (JSON.parse(ls.stdout) as { versions: Array<{ version: number; exchanges: number }> })
+      .versions;
     expect(versions[0]).toMatchObject({ version: 1, exchanges: 3000 });
     // the next writer removes what the killed ones left behind
     const next = runScript(writerScript(store, 10, 64 << 20));
@@ -111,17 +123,33 @@ describe('retap snapshot (processes)', () => {
     const store = join(work, 'snaps', 'orders');
     const show = cli(['show', 'orders@1', '--json']);
     expect(show.code, show.stderr).toBe(0);
-    const s = JSON.parse(show.stdout) as { counts: { exchanges: number }; dependencies: string[]; timeRange: { first: string } };
+    const s = JSON.parse(show.stdout) as {
+      counts: { exchanges: number };
+      dependencies: string[];
+      timeRange: { first: string };
+    };
     expect(s.counts.exchanges).toBe(3000);
     expect(s.dependencies).toEqual(['api.example.test']);
     expect(s.timeRange.first).toBe('2023-11-14T22:13:20.000Z');
     expect(cli(['show', `${store}@1`]).stdout).toMatch(/routes \(\d+, top \d+\):/);
 
-    const f = cli(['filter', `${store}@1`, '--status', '404', '--direction', 'inbound', '--out', join(work, 'f404'), '--json']);
+    const f = cli([
+      'filter',
+      `${store}@1`,
+      '--status',
+      '404',
+      '--direction',
+      'inbound',
+      '--out',
+      join(work, 'f404'),
+      '--json',
+    ]);
     expect(f.code, f.stderr).toBe(0);
     const fr = JSON.parse(f.stdout) as { path: string; written: number; read: number };
     expect(fr.read).toBe(3000);
-    expect(fr.written).toBe(Array.from({ length: 3000 }, (_, i) => i).filter((i) => i % 11 === 0 && i % 5 !== 0).length);
+    expect(fr.written).toBe(
+      Array.from({ length: 3000 }, (_, i) => i).filter((i) => i % 11 === 0 && i % 5 !== 0).length,
+    );
 
     const d = cli(['diff', `${store}@1`, fr.path, '--json']);
     expect(d.code).toBe(1);
@@ -143,10 +171,17 @@ describe('retap snapshot (processes)', () => {
     writeFileSync(file, readFileSync(file, 'utf8').replace('"status":404', '"status":"404"'));
     const v = cli(['validate', broken]);
     expect(v.code).toBe(1);
-    expect(v.stderr.trim()).toBe('exchanges.jsonl:1: $.response.status must be integer (found "404"); fix: write an integer here');
+    expect(v.stderr.trim()).toBe(
+      'exchanges.jsonl:1: $.response.status must be integer (found "404"); fix: write an integer here',
+    );
     const show = cli(['show', broken, '--json']);
     expect(show.code).toBe(3);
-    expect(JSON.parse(show.stdout)).toMatchObject({ error: { code: 'RETAP_SNAPSHOT_INVALID', details: { issues: [{ file: 'exchanges.jsonl', line: 1, path: '$.response.status' }] } } });
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      error: {
+        code: 'RETAP_SNAPSHOT_INVALID',
+        details: { issues: [{ file: 'exchanges.jsonl', line: 1, path: '$.response.status' }] },
+      },
+    });
     const missing = cli(['show', join(work, 'nope')]);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/no snapshot at .*nope.*\[RETAP_SNAPSHOT_NOT_FOUND\]/);
@@ -158,7 +193,9 @@ describe('retap snapshot (processes)', () => {
     const har = join(work, 'orders.har');
     const e = cli(['export', '--format', 'har', 'orders@1', '-o', har]);
     expect(e.code, e.stderr).toBe(0);
-    const doc = JSON.parse(readFileSync(har, 'utf8')) as { log: { version: string; entries: Array<{ request: { url: string } }> } };
+    const doc = JSON.parse(readFileSync(har, 'utf8')) as {
+      log: { version: string; entries: Array<{ request: { url: string } }> };
+    };
     expect(doc.log.version).toBe('1.2');
     expect(doc.log.entries).toHaveLength(3000);
     expect(doc.log.entries[1]!.request.url).toBe('http://orders.test/orders/1?full=1');

@@ -18,7 +18,15 @@ import { discoverTokens, emitFiles, type TokenEntry } from '../../snapshots/toke
 import { createReplayContext } from '../../snapshots/transforms/index.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 
-const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te']);
+const HOP = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'te',
+]);
 
 describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay against a fresh demo', () => {
   let dir: string;
@@ -31,7 +39,9 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
     dir = mkdtempSync(join(tmpdir(), 'retap-tokens-'));
     first = await startDemo();
     const captured: Exchange[] = [];
-    const session = CaptureSession.start({ pids: [first.orders.pid], service: 'orders' }, (e) => captured.push(e));
+    const session = CaptureSession.start({ pids: [first.orders.pid], service: 'orders' }, (e) =>
+      captured.push(e),
+    );
     try {
       const summary = await runTraffic(first.orders.url, { sessions: 6, seed: 11 });
       expect(summary.errors).toBe(0);
@@ -40,7 +50,11 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
       await first.stop();
       first = undefined;
     }
-    const w = await createSnapshotWriter({ dir: join(dir, 'orders'), name: 'orders', source: { host: 'test', service: 'orders', filters: {} } });
+    const w = await createSnapshotWriter({
+      dir: join(dir, 'orders'),
+      name: 'orders',
+      source: { host: 'test', service: 'orders', filters: {} },
+    });
     for (const e of captured) await w.append(e);
     await w.finish();
     snapshotPath = w.path;
@@ -66,8 +80,16 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
     expect(flows.every((t) => (t.uses?.length ?? 0) > 0)).toBe(true);
     // the recording was redacted: the token flows as its placeholder
     expect(flows.find((t) => t.rule === 'post-login.token')?.placeholder).toMatch(/^REDACTED-[0-9a-f]{16}$/);
-    const vol = (tokens.tokens as TokenEntry[]).filter((t) => t.volatile).map((t) => `${t.route} ${t.origin?.where} ${t.kind}`);
-    expect(vol).toEqual(expect.arrayContaining(['POST /login jsonpath:$.expiresAt timestamp', 'POST /orders jsonpath:$.createdAt timestamp', 'POST /orders jsonpath:$.id uuid']));
+    const vol = (tokens.tokens as TokenEntry[])
+      .filter((t) => t.volatile)
+      .map((t) => `${t.route} ${t.origin?.where} ${t.kind}`);
+    expect(vol).toEqual(
+      expect.arrayContaining([
+        'POST /login jsonpath:$.expiresAt timestamp',
+        'POST /orders jsonpath:$.createdAt timestamp',
+        'POST /orders jsonpath:$.id uuid',
+      ]),
+    );
 
     second = await startDemo();
     const base = second.orders.url;
@@ -83,8 +105,15 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
         body: req.body.data.length > 0 ? Buffer.from(req.body.data) : null,
       });
       const body = new Uint8Array(await res.body.arrayBuffer());
-      ctx.observeResponse(ex, { status: res.statusCode, headers: res.headers as Record<string, string>, body });
-      if (res.statusCode !== ex.response?.status) mismatches.push(`${ex.id} ${ex.request.method} ${ex.request.target}: ${ex.response?.status} → ${res.statusCode}`);
+      ctx.observeResponse(ex, {
+        status: res.statusCode,
+        headers: res.headers as Record<string, string>,
+        body,
+      });
+      if (res.statusCode !== ex.response?.status)
+        mismatches.push(
+          `${ex.id} ${ex.request.method} ${ex.request.target}: ${ex.response?.status} → ${res.statusCode}`,
+        );
     }
     expect(mismatches).toEqual([]);
     expect(ctx.warnings().filter((w) => w.kind !== 'rule-note')).toEqual([]);
@@ -95,9 +124,11 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
 
   it('retap snapshot tokens, --write, and transforms --check show what was found and what the rules do', async () => {
     const t = await cli(['snapshot', 'tokens', snapshotPath]);
-    expect(t.stderr).toBe("");
+    expect(t.stderr).toBe('');
     expect(t.code).toBe(0);
-    expect(t.stdout).toMatch(/post-login\.token\s+session\s+POST \/login response jsonpath:\$\.token\s+6\s+\d+\s+header:authorization/);
+    expect(t.stdout).toMatch(
+      /post-login\.token\s+session\s+POST \/login response jsonpath:\$\.token\s+6\s+\d+\s+header:authorization/,
+    );
     expect(t.stdout).toMatch(/post-orders\.id\s+uuid\s+POST \/orders response jsonpath:\$\.id/);
     expect(t.stdout).toContain('timestamp  iso8601');
 
@@ -106,16 +137,23 @@ describe.skipIf(skipPrivileged())('tokens: capture the demo, discover, replay ag
     const written = JSON.parse(w.stdout).written as string;
     expect(written).toMatch(/v2$/);
     const v2 = await openSnapshot(written);
-    expect((await v2.transforms()).rules.map((r) => r.id)).toEqual(expect.arrayContaining(['post-login.token', 'post-orders.id']));
+    expect((await v2.transforms()).rules.map((r) => r.id)).toEqual(
+      expect.arrayContaining(['post-login.token', 'post-orders.id']),
+    );
     expect(v2.manifest.parent?.version).toBe(1);
 
     const c = await cli(['snapshot', 'transforms', written, '--check']);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/post-login\.token\s+yes\s+\d+\s+\d+/);
-    expect(c.stdout).toMatch(/before: Bearer REDACTED-[0-9a-f]{16}\n\s+after: {2}Bearer <live:post-login\.token#\d+>/);
+    expect(c.stdout).toMatch(
+      /before: Bearer REDACTED-[0-9a-f]{16}\n\s+after: {2}Bearer <live:post-login\.token#\d+>/,
+    );
 
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, 'version: 1\nrules:\n  - id: order-id\n    extract: [{ from: jsonpath, path: "$.items[", as: x }]\n');
+    writeFileSync(
+      bad,
+      'version: 1\nrules:\n  - id: order-id\n    extract: [{ from: jsonpath, path: "$.items[", as: x }]\n',
+    );
     const b = await cli(['snapshot', 'transforms', written, '--check', '--rules', bad]);
     expect(b.code).toBe(1);
     expect(b.stderr).toContain("$.rules[0].extract[0].path (rule 'order-id')");

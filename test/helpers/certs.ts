@@ -1,11 +1,14 @@
 /**
- * A self-signed P-256 certificate for localhost and 127.0.0.1, for TLS peers in tests and
- * benchmarks (bench/ imports it too).
+ * A self-signed P-256 certificate (for localhost and 127.0.0.1 unless told other names), for TLS
+ * peers in tests and benchmarks (bench/ imports it too).
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-export function selfSignedCert(dir: string): { cert: string; key: string } {
+export function selfSignedCert(
+  dir: string,
+  subjectAltName = 'DNS:localhost,IP:127.0.0.1',
+): { cert: string; key: string } {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
   execFileSync(
@@ -27,7 +30,7 @@ export function selfSignedCert(dir: string): { cert: string; key: string } {
       '-subj',
       '/CN=localhost',
       '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      `subjectAltName=${subjectAltName}`,
     ],
     // stderr is kept so that a failure says what openssl objected to
     { stdio: ['ignore', 'ignore', 'pipe'] },

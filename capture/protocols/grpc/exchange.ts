@@ -5,8 +5,8 @@
  */
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { HeaderList, Request, Response } from '../../../core/exchange.js';
+import { decodeRaw, type RawField } from '../../../core/protobuf.js';
 import type { GrpcSchema } from '../types.js';
-import { decodeRaw, type RawField } from './protobuf-raw.js';
 
 export interface GrpcMessage {
   compressed: boolean;
@@ -18,6 +18,18 @@ export interface GrpcMessage {
   value?: unknown;
   /** Why the message could not be decoded (cut, unknown compression, not protobuf…). */
   error?: string;
+  /**
+   * When its last byte arrived at the observed socket, ns after the exchange's first request byte
+   * (the replay driver keeps a stream's messages in this order and, with --speed, this pacing).
+   */
+  atNs?: number;
+}
+
+/** DATA arrival marks of a stream (flat [body bytes so far, ts ns] pairs) and the exchange start. */
+export interface MessageTimes {
+  startNs: number;
+  request?: number[] | undefined;
+  response?: number[] | undefined;
 }
 
 export interface GrpcExtras {
@@ -63,9 +75,18 @@ export function splitMessages(
   encoding: string | undefined,
   maxOut: number,
   decodeOne: (bytes: Uint8Array) => Pick<GrpcMessage, 'value' | 'error'>,
+  marks?: number[],
+  startNs = 0,
 ): GrpcMessage[] {
   const out: GrpcMessage[] = [];
   let pos = 0;
+  let mark = 0;
+  /** Time of the first DATA frame that completed the body up to `end`. */
+  const timeOf = (end: number): number | undefined => {
+    if (!marks || marks.length === 0) return undefined;
+    while (mark + 2 < marks.length && marks[mark]! < end) mark += 2;
+    return Math.max(0, marks[mark + 1]! - startNs);
+  };
   while (pos < body.length && out.length < 100_000) {
     if (pos + 5 > body.length) {
       out.push({ compressed: false, length: 0, error: 'cut message prefix' });
@@ -83,6 +104,8 @@ export function splitMessages(
     }
     let bytes: Uint8Array = body.subarray(pos, pos + length);
     pos += length;
+    const at = timeOf(pos);
+    if (at !== undefined) msg.atNs = at;
     try {
       if (compressed) bytes = decompress(encoding, bytes, maxOut);
       const fields = decodeRaw(bytes);
@@ -112,6 +135,7 @@ export function decodeGrpcExchange(
   response: Response | undefined,
   maxOut: number,
   options: { schema?: GrpcSchema } | undefined,
+  times?: MessageTimes,
 ): GrpcExtras {
   const path = request.target;
   const slash = path.lastIndexOf('/');
@@ -134,14 +158,21 @@ export function decodeGrpcExchange(
     requestMessages:
       request.body.truncated && request.body.data.length === 0
         ? []
-        : splitMessages(request.body.data, reqEnc, maxOut, named('request')),
+        : splitMessages(request.body.data, reqEnc, maxOut, named('request'), times?.request, times?.startNs),
     responseMessages: [],
   };
   if (reqEnc) extras.requestEncoding = reqEnc;
   if (response) {
     const respEnc = header(response.headers, 'grpc-encoding');
     if (respEnc) extras.responseEncoding = respEnc;
-    extras.responseMessages = splitMessages(response.body.data, respEnc, maxOut, named('response'));
+    extras.responseMessages = splitMessages(
+      response.body.data,
+      respEnc,
+      maxOut,
+      named('response'),
+      times?.response,
+      times?.startNs,
+    );
     const status = header(response.trailers, 'grpc-status') ?? header(response.headers, 'grpc-status');
     if (status !== undefined && /^\d+$/.test(status)) extras.status = Number(status);
     const message = header(response.trailers, 'grpc-message') ?? header(response.headers, 'grpc-message');

@@ -2,6 +2,8 @@
  * Names for gRPC messages from the user's `.proto` files (protobufjs). Pass the result as
  * `DecoderOptions.grpc.schema`. Loading errors become one RetapError naming the files.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { ErrorCodes, RetapError } from '../../../core/errors.js';
 import type { GrpcSchema } from '../types.js';
@@ -58,13 +60,61 @@ export function loadProtos(paths: string[], includeDirs: string[] = []): GrpcSch
     methods.set(path, m);
     return m;
   };
+  const typeOf = (path: string, direction: 'request' | 'response'): protobuf.Type | null => {
+    const m = find(path);
+    if (!m) return null;
+    return (direction === 'request' ? m.resolvedRequestType : m.resolvedResponseType) ?? null;
+  };
   return {
     decode(path, direction, message) {
-      const m = find(path);
-      if (!m) return undefined;
-      const type = direction === 'request' ? m.resolvedRequestType : m.resolvedResponseType;
+      const type = typeOf(path, direction);
       if (!type) return undefined;
       return type.toObject(type.decode(message), toObjectOptions);
     },
+    fields(path, direction) {
+      const type = typeOf(path, direction);
+      return type ? new Set(Object.keys(type.fieldsById).map(Number)) : undefined;
+    },
+    encode(path, direction, value) {
+      const type = typeOf(path, direction);
+      if (!type) return undefined;
+      return type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+    },
   };
+}
+
+/**
+ * Every `.proto` file under the given folders (each folder also an import root), as one schema.
+ * A folder without any is an error: a misspelled `--proto` must not quietly compare by number.
+ */
+export function loadProtoDirs(dirs: string[]): GrpcSchema {
+  const files: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const st = statSync(p);
+      if (st.isDirectory() && depth < 16 && !name.startsWith('.') && name !== 'node_modules')
+        walk(p, depth + 1);
+      else if (st.isFile() && name.endsWith('.proto')) files.push(p);
+    }
+  };
+  for (const dir of dirs) {
+    try {
+      walk(dir, 0);
+    } catch (e) {
+      throw new RetapError(
+        ErrorCodes.CONFIG_INVALID,
+        `cannot read .proto folder ${dir}: ${(e as Error).message}`,
+        {
+          hint: "Give --proto (or assertions.proto in retap.yaml) a folder that holds the service's .proto files.",
+          cause: e,
+        },
+      );
+    }
+  }
+  if (files.length === 0)
+    throw new RetapError(ErrorCodes.CONFIG_INVALID, `no .proto files under ${dirs.join(', ')}`, {
+      hint: "Give --proto (or assertions.proto in retap.yaml) a folder that holds the service's .proto files.",
+    });
+  return loadProtos(files, dirs);
 }

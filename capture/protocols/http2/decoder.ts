@@ -29,10 +29,10 @@ import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';
 import type { DecodedExchange, DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
 import {
-  findFrameBoundary,
   Flag,
-  FrameType,
   type FrameHeader,
+  FrameType,
+  findFrameBoundary,
   PREFACE,
   readFrameHeader,
   Setting,
@@ -68,8 +68,17 @@ interface H2Stream {
   notes: string[];
   pushedBy: number | undefined;
   rstCode: number | undefined;
+  /** Who sent the RST_STREAM, and when. */
+  rstSide: Side | undefined;
+  rstTs: number;
   held: number;
+  /** When DATA arrived: [body bytes so far, ts] per frame, so gRPC messages get their times. */
+  reqMarks: number[] | undefined;
+  respMarks: number[] | undefined;
 }
+
+/** Most DATA arrival marks kept per stream side (later messages take the last one's time). */
+const MAX_MARKS = 2 * 4096;
 
 interface HeaderBlock {
   stream: number;
@@ -389,6 +398,12 @@ export class Http2Decoder implements StreamDecoder {
     if (!st) return;
     if (s.side === 'client') st.reqEnd = ts;
     else st.respEnd = ts;
+    if (f.length > 0) {
+      const body = s.side === 'client' ? st.reqBody : st.respBody;
+      const marks = s.side === 'client' ? (st.reqMarks ??= []) : (st.respMarks ??= []);
+      if (marks.length < MAX_MARKS && (marks.length === 0 || marks[marks.length - 2]! < body.size))
+        marks.push(body.size, ts);
+    }
     if (f.flags & Flag.END_STREAM) this.endSide(st, s.side, ts);
   }
 
@@ -453,6 +468,8 @@ export class Http2Decoder implements StreamDecoder {
         const st = this.streams.get(f.stream);
         if (!st) return;
         st.rstCode = p.length >= 4 ? p.readUInt32BE(0) : 0;
+        st.rstSide = s.side;
+        st.rstTs = ts;
         addNote(st.notes, 'reset');
         this.emit(st, ts, false);
         return;
@@ -633,7 +650,11 @@ export class Http2Decoder implements StreamDecoder {
       notes: [],
       pushedBy: undefined,
       rstCode: undefined,
+      rstSide: undefined,
+      rstTs: 0,
       held: 0,
+      reqMarks: undefined,
+      respMarks: undefined,
     };
     if (!create) addNote(st.notes, 'gap');
     this.streams.set(id, st);
@@ -694,7 +715,14 @@ export class Http2Decoder implements StreamDecoder {
     for (const k of Object.keys(p)) if (k !== ':method' && k !== ':path') pseudo[k] = p[k]!;
     if (Object.keys(pseudo).length > 0) extras.pseudo = pseudo;
     if (st.pushedBy !== undefined) extras.pushPromiseStream = st.pushedBy;
-    if (st.rstCode !== undefined) extras.rstCode = st.rstCode;
+    if (st.rstCode !== undefined) {
+      extras.rstCode = st.rstCode;
+      // a client's reset is a cancel (a gRPC deadline, a user giving up): replay resets there too
+      if (st.rstSide) {
+        extras.resetBy = st.rstSide;
+        extras.resetAtNs = Math.max(0, st.rstTs - ex.requestStartNs);
+      }
+    }
     let response: Response | undefined;
     if (st.respHeaders !== undefined) {
       if (ending && !st.respEnded) respBody.truncated = true;
@@ -721,7 +749,13 @@ export class Http2Decoder implements StreamDecoder {
       isGrpcContentType(response && headerOf(response.headers, 'content-type'))
     ) {
       ex.protocol = 'grpc';
-      extras.grpc = decodeGrpcExchange(request, response, this.maxBody, this.options.grpc);
+      extras.grpc = decodeGrpcExchange(request, response, this.maxBody, this.options.grpc, {
+        startNs: ex.requestStartNs,
+        request: st.reqMarks,
+        response: st.respMarks,
+      });
+      // the client never half-closed (the server ended the call, or it was reset)
+      if (!st.reqEnded && st.reqHeaders !== undefined) extras.clientOpen = true;
     } else {
       decodeBody(request, this.maxBody);
       if (response) decodeBody(response, this.maxBody);

@@ -54,7 +54,11 @@ interface FilterFlags {
   route?: string[];
   status?: string[];
   header?: string[];
-  text?: string;
+  service?: string[];
+  protocol?: string[];
+  peer?: string[];
+  field?: string[];
+  text?: string[];
 }
 
 export const filter: Sub = {
@@ -76,7 +80,11 @@ export const filter: Sub = {
         route: { type: 'string', multiple: true },
         status: { type: 'string', multiple: true },
         header: { type: 'string', multiple: true },
-        text: { type: 'string' },
+        service: { type: 'string', multiple: true },
+        protocol: { type: 'string', multiple: true },
+        peer: { type: 'string', multiple: true },
+        field: { type: 'string', multiple: true },
+        text: { type: 'string', multiple: true },
       },
       true,
     );
@@ -95,7 +103,11 @@ export const filter: Sub = {
     if (v.route) spec.routes = many(v.route);
     if (v.status) spec.statuses = many(v.status);
     if (v.header) spec.headers = many(v.header);
-    if (v.text) spec.text = v.text;
+    if (v.service) spec.services = many(v.service);
+    if (v.protocol) spec.protocols = many(v.protocol);
+    if (v.peer) spec.peers = many(v.peer);
+    if (v.field) spec.json = many(v.field);
+    if (v.text) spec.text = many(v.text);
     const p = progress('filtering');
     const r = await filterSnapshot(src, spec, { dir: v.out, name: v.name, gzip: v.gzip, onProgress: (n) => p.update(n) });
     p.done();

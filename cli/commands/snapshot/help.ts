@@ -30,7 +30,14 @@ with the source as parent). All conditions must hold; repeat one to allow severa
   --route ROUTE            path glob, optionally with a method: 'GET /orders/*', '/api/**' (repeatable)
   --status S               200, 5xx, 400-499 or none (repeatable)
   --header H               'name', 'name=value' or 'name~regex', request or response (repeatable)
-  --text TEXT              case-insensitive text in target, headers or text bodies
+  --service GLOB           observed service (capture's --service, else process name) (repeatable)
+  --protocol P             http1, http2, grpc… (repeatable)
+  --peer GLOB              the other side's address, or addr:port (repeatable)
+  --field F                JSON body field, request or response: 'user.id=42', 'items[*].sku~^A',
+                           or 'path' (present); each must hold (repeatable)
+  --text TEXT              case-insensitive text anywhere: target, headers, text bodies and what
+                           decoders extracted (gRPC messages); each must occur (repeatable)
+The same conditions as the traffic viewer's query language (docs/viewer.md).
   --gzip                   write exchanges.jsonl.gz`,
   merge: `Usage: retap snapshot merge SNAPSHOT SNAPSHOT... [--out DIR] [--name NAME] [--json]
 

@@ -1,0 +1,159 @@
+/**
+ * A TCP connection to a port inside a pod, through the API server's `pods/portforward`
+ * (client-node's PortForward: a WebSocket with `v4.channel.k8s.io` framing; channel 0 carries
+ * data, channel 1 the kubelet's error text). Exposed as a Duplex so node:http can speak HTTP over
+ * it (`createConnection`). One forward per connection, as kubectl does.
+ */
+import { type IncomingMessage, request } from 'node:http';
+import { Duplex, PassThrough } from 'node:stream';
+import { type KubeConfig, PortForward } from '@kubernetes/client-node';
+import { ErrorCodes, RetapError } from '../../core/errors.js';
+
+/** The part of the `ws` client the forward uses. */
+interface WsLike {
+  close(): void;
+  on(event: 'close', f: () => void): void;
+  on(event: 'error', f: (e: Error) => void): void;
+}
+
+export async function openPortForward(
+  kc: KubeConfig,
+  namespace: string,
+  pod: string,
+  port: number,
+): Promise<Duplex> {
+  const fromPod = new PassThrough();
+  const errors = new PassThrough();
+  const toPod = new PassThrough();
+  let errorText = '';
+  errors.on('data', (c: Buffer) => {
+    errorText += c.toString('utf8');
+  });
+  let ws: WsLike;
+  try {
+    ws = (await new PortForward(kc, true).portForward(
+      namespace,
+      pod,
+      [port],
+      fromPod,
+      errors,
+      toPod,
+    )) as unknown as WsLike;
+  } catch (e) {
+    throw forwardError(namespace, pod, port, e);
+  }
+  const duplex = new Duplex({
+    read() {
+      fromPod.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      toPod.write(chunk, cb);
+    },
+    final(cb) {
+      ws.close();
+      cb();
+    },
+    destroy(err, cb) {
+      try {
+        ws.close();
+      } catch {
+        /* already closed */
+      }
+      cb(err);
+    },
+  });
+  fromPod.on('data', (c: Buffer) => {
+    if (!duplex.push(c)) fromPod.pause();
+  });
+  ws.on('close', () => {
+    if (errorText)
+      duplex.destroy(new Error(`port-forward to ${namespace}/${pod}:${port}: ${errorText.trim()}`));
+    else duplex.push(null);
+  });
+  ws.on('error', (e: Error) => duplex.destroy(e));
+  // node:http treats the stream as a socket
+  Object.assign(duplex, { setTimeout: () => duplex, setNoDelay: () => duplex, setKeepAlive: () => duplex });
+  return duplex;
+}
+
+function forwardError(namespace: string, pod: string, port: number, e: unknown): RetapError {
+  const text = e instanceof Error ? e.message : String((e as { message?: string })?.message ?? e);
+  const forbidden = /403|forbidden/i.test(text);
+  return new RetapError(
+    forbidden ? ErrorCodes.K8S_FORBIDDEN : ErrorCodes.K8S_UNREACHABLE,
+    `cannot port-forward to ${namespace}/${pod}:${port}: ${text || 'the connection failed'}`,
+    {
+      hint: forbidden
+        ? `Your user needs create on pods/portforward in namespace ${namespace} (docs/kubernetes.md, RBAC).`
+        : 'Is the pod running, and the API server reachable? (kubectl port-forward tells the same)',
+      cause: e,
+    },
+  );
+}
+
+export interface PodHttpRequest {
+  method: string;
+  path: string;
+  body?: unknown;
+  /** Abort the request (and its streamed answer). */
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** One HTTP request to a port inside a pod over a port-forward; the answer may stream. */
+export function podHttp(
+  kc: KubeConfig,
+  target: { namespace: string; pod: string; port: number },
+  r: PodHttpRequest,
+): Promise<IncomingMessage> {
+  const payload = r.body === undefined ? undefined : Buffer.from(JSON.stringify(r.body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        method: r.method,
+        path: r.path,
+        host: 'retap-agent',
+        headers: {
+          connection: 'close',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        },
+        ...(r.signal ? { signal: r.signal } : {}),
+        // node:http waits for the callback form: the forward takes a round trip to open
+        createConnection: ((_opts: unknown, done: (err: Error | null, s?: Duplex) => void) => {
+          openPortForward(kc, target.namespace, target.pod, target.port).then(
+            (s) => done(null, s),
+            (e: Error) => done(e),
+          );
+          return undefined;
+        }) as never,
+      },
+      resolve,
+    );
+    req.on('error', reject);
+    if (r.timeoutMs) {
+      req.setTimeout(r.timeoutMs, () =>
+        req.destroy(new Error(`no answer from ${target.namespace}/${target.pod} within ${r.timeoutMs} ms`)),
+      );
+    }
+    req.end(payload);
+  });
+}
+
+/** Reads a whole (small) answer as JSON; a non-2xx answer becomes an error with its text. */
+export async function readJson<T>(res: IncomingMessage): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = { error: text.slice(0, 300) };
+  }
+  if ((res.statusCode ?? 0) >= 300) {
+    const err = new Error((body as { error?: string }).error ?? `HTTP ${res.statusCode}`);
+    Object.assign(err, { status: res.statusCode });
+    throw err;
+  }
+  return body as T;
+}
