@@ -9,7 +9,14 @@
  * paired only with a command sent before it arrived (kernel timestamps), marked `gap`.
  * Passwords (AUTH, HELLO … AUTH) are never kept.
  */
-import { type DbCall, type DbKind, type DbResp, type DbValue, showValue } from '../../../core/db.js';
+import {
+  type DbCall,
+  type DbKind,
+  type DbResp,
+  type DbValue,
+  redisCommandLine,
+  showValue,
+} from '../../../core/db.js';
 import { dbExchange, SideBuffer } from '../db-common.js';
 import { latin1, textValue } from '../db-rows.js';
 import type { DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
@@ -73,12 +80,8 @@ export function hidePasswords(name: string, args: DbValue[]): DbValue[] {
   return args;
 }
 
-/** `GET "user:1"`, arguments shortened: the exchange's target. */
-export function commandLine(name: string, args: DbValue[]): string {
-  const shown = args.slice(0, 8).map((a) => showValue(a, 40));
-  if (args.length > 8) shown.push(`…(${args.length - 8} more)`);
-  return [name, ...shown].join(' ');
-}
+/** `GET "user:1"`, arguments shortened: the exchange's target (core/db.ts, redaction rebuilds it too). */
+export const commandLine = redisCommandLine;
 
 /** Shared, never handed out: dbExchange keeps notes only when there are some. */
 const NO_NOTES: string[] = [];
@@ -548,7 +551,8 @@ export class RedisDecoder implements StreamDecoder {
     const answered = reply !== NO_REPLY;
     if (answered) {
       call.reply = reply;
-      const err = c.expect !== undefined ? (reply as DbResp[]).find(isError) : isError(reply) ? reply : undefined;
+      const err =
+        c.expect !== undefined ? (reply as DbResp[]).find(isError) : isError(reply) ? reply : undefined;
       if (err !== undefined) call.error = errorOf(err);
     }
     const notes = c.notes ? [...c.notes, ...more] : more.length ? [...more] : NO_NOTES;
