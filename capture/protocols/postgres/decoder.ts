@@ -80,6 +80,8 @@ interface Msg {
   /** Describe: 'S' or 'P'; Close: 'S' or 'P'. */
   target?: number;
   name?: string;
+  /** Describe: the text of the statement described, when the client sent it (pipelines re-parse). */
+  text?: string;
   /** An error made the server skip this message. */
   skipped?: boolean;
 }
@@ -480,18 +482,16 @@ export class PostgresDecoder implements StreamDecoder {
         // D: Describe S|P name
         const target = buf[s]!;
         const name = cname(buf, s + 1, zero(buf, s + 1, e));
-        if (c.text === undefined) {
-          const stmt =
-            target === 0x53
-              ? this.statements.get(name)
-              : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
-          if (stmt) {
-            c.text = stmt.text;
-            c.kind = stmt.kind;
-            c.statement = target === 0x53 ? name : this.portals.get(name)!.statement;
-          }
+        const stmt =
+          target === 0x53
+            ? this.statements.get(name)
+            : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
+        if (c.text === undefined && stmt) {
+          c.text = stmt.text;
+          c.kind = stmt.kind;
+          c.statement = target === 0x53 ? name : this.portals.get(name)!.statement;
         }
-        this.enqueue({ type, call, target, name });
+        this.enqueue({ type, call, target, name, text: stmt?.text });
         return;
       }
       case 0x45: {
@@ -749,9 +749,13 @@ export class PostgresDecoder implements StreamDecoder {
         const n = buf.readInt16BE(s);
         const types: number[] = [];
         for (let k = 0; k < n; k++) types.push(buf.readUInt32BE(s + 2 + k * 4));
-        c.paramTypes = types;
         const stmt = head.name !== undefined ? this.statements.get(head.name) : undefined;
-        if (stmt) stmt.paramTypes = types;
+        if (stmt) {
+          stmt.paramTypes = types;
+          stmt.typed = types.some((t) => t !== 0);
+        }
+        // several statements prepared before one Sync (pgx batches): the call is the last one's
+        if (head.text === undefined || c.text === undefined || head.text === c.text) c.paramTypes = types;
         return;
       }
       case 0x6e: // n: NoData
@@ -988,6 +992,8 @@ export class PostgresDecoder implements StreamDecoder {
     const stmt = this.statements.get(stmtName);
     if (stmt) stmt.columns = cols;
     if (cols === null) return;
+    // several statements described before one Sync: the call carries its own statement's columns
+    if (m.text !== undefined && c.text !== undefined && m.text !== c.text) return;
     const formats = m.target === 0x50 ? this.portals.get(m.name ?? '')?.resultFormats : undefined;
     const described = formats ? (stmt ? formatted(stmt, cols, formats) : withFormats(cols, formats)) : cols;
     // a described portal's Execute follows: give its result the columns
@@ -1066,7 +1072,10 @@ function pgRows(bytes: Buffer, cols: DbColumn[] | undefined): DbValue[][] {
   let m = 0;
   while (m + 7 <= n) {
     // 'D', int32 length (itself included), int16 cells, then per cell int32 length and bytes
-    const e = Math.min(n, m + 1 + ((bytes[m + 1]! << 24) | (bytes[m + 2]! << 16) | (bytes[m + 3]! << 8) | bytes[m + 4]!));
+    const e = Math.min(
+      n,
+      m + 1 + ((bytes[m + 1]! << 24) | (bytes[m + 2]! << 16) | (bytes[m + 3]! << 8) | bytes[m + 4]!),
+    );
     const count = e >= m + 7 ? (bytes[m + 5]! << 8) | bytes[m + 6]! : 0;
     const row: DbValue[] = new Array(count);
     let i = m + 7;

@@ -24,6 +24,12 @@ export interface DbEntry {
   used: boolean;
   /** Pushes the server sent right after this call's answer on the same connection. */
   pushes: DbCall[];
+  /**
+   * PostgreSQL: the call only prepared or described statements (Parse/Describe/Sync, no Execute —
+   * pgx's statement cache, JDBC after prepareThreshold, a batch's prepare round). Kept for statement
+   * descriptions, never the answer to an Execute.
+   */
+  describeOnly?: boolean;
 }
 
 export interface LiveDbCall {
@@ -113,6 +119,8 @@ export class DbBook {
         used: false,
         pushes: [],
       };
+      if (call.system === 'postgres' && call.steps !== undefined && !call.steps.includes('E'))
+        entry.describeOnly = true;
       const d = duringOf(ex);
       if (d !== undefined) entry.during = d;
       this.entries.push(entry);
@@ -121,6 +129,7 @@ export class DbBook {
       if (list) list.push(entry);
       else this.byKey.set(entry.key, [entry]);
       if (entry.params.some((p) => typeof p === 'string' && PLACEHOLDER.test(p))) this.wild.add(entry.key);
+      if (entry.describeOnly) continue;
       const ek = exactKey(entry.key, entry.params);
       const same = this.exact.get(ek);
       if (same) same.push(entry);
@@ -145,7 +154,7 @@ export class DbBook {
     const fits =
       key !== undefined && !this.wild.has(key)
         ? (this.exact.get(exactKey(key, live.params)) ?? [])
-        : list.filter((e) => paramsMatch(e.params, live.params));
+        : list.filter((e) => !e.describeOnly && paramsMatch(e.params, live.params));
     if (fits.length === 0) return undefined;
     const unused = fits.filter((e) => !e.used);
     const pool = unused.length > 0 ? unused : fits;
@@ -161,7 +170,10 @@ export class DbBook {
   /** The nearest recording and the first thing that differs. */
   nearest(live: LiveDbCall): Nearest | undefined {
     if (this.entries.length === 0) return undefined;
-    const sameText = this.withText(live.kind, live.text, live.inTx);
+    const all = this.withText(live.kind, live.text, live.inTx);
+    // an Execute is compared with recorded Executes (a prepare round has no parameters to compare)
+    const executed = all.filter((e) => !e.describeOnly);
+    const sameText = executed.length > 0 ? executed : all;
     if (sameText.length > 0) {
       const e = sameText.find((x) => !x.used) ?? sameText[0]!;
       return { entry: e, reason: paramDiff(e.params, live.params) };
