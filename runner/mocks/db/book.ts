@@ -38,6 +38,18 @@ export interface LiveDbCall {
   params: DbValue[];
   /** Redis: sent between MULTI and EXEC (answered QUEUED), matched only with such recordings. */
   inTx?: boolean;
+  /**
+   * PostgreSQL: the result formats the live Bind asked for. Among recordings that fit, one answered
+   * in the same formats is taken first (JDBC switches to binary once a statement is server-prepared,
+   * so the same query is recorded both ways; the mock answers with the recorded bytes).
+   */
+  resultFormats?: number[];
+}
+
+/** Result formats as one key: none given and all-text are the same. */
+function formatKey(f: number[] | undefined): string {
+  if (!f || f.every((x) => x === 0)) return 'text';
+  return f.length === 1 ? `all:${f[0]}` : f.join(',');
 }
 
 export interface Nearest {
@@ -157,14 +169,19 @@ export class DbBook {
         : list.filter((e) => !e.describeOnly && paramsMatch(e.params, live.params));
     if (fits.length === 0) return undefined;
     const unused = fits.filter((e) => !e.used);
-    const pool = unused.length > 0 ? unused : fits;
+    let pool = unused.length > 0 ? unused : fits;
+    if (live.resultFormats !== undefined) {
+      const want = formatKey(live.resultFormats);
+      const same = pool.filter((e) => formatKey(e.call.resultFormats) === want);
+      if (same.length > 0) pool = same;
+    }
     const pick =
       pool.find((e) => during !== undefined && e.during === during) ??
       pool.find((e) => e.during === undefined) ??
       pool[0]!;
     pick.used = true;
     // past the end, the last one again (like the HTTP mocks)
-    return unused.length > 0 ? pick : fits[fits.length - 1];
+    return unused.length > 0 ? pick : pool[pool.length - 1];
   }
 
   /** The nearest recording and the first thing that differs. */
