@@ -1,7 +1,8 @@
 /**
  * A MySQL/MariaDB server that answers from the recording. It sends a handshake v10 with the
- * recorded server version, without CLIENT_SSL unless the recording was TLS (a client then stays in
- * plaintext, or stops if it requires TLS: MySQL's own "no"), accepts any credentials with OK (an
+ * recorded server version, without CLIENT_SSL — even when the recording was TLS: TLS with the
+ * run's CA is not served yet (a client then stays in plaintext, or stops if it requires TLS:
+ * MySQL's own "no") — accepts any credentials with OK (an
  * auth switch is never asked for), and answers COM_QUERY with text result sets, COM_STMT_PREPARE
  * with the recorded statement description (a fresh statement id mapped to the text) and
  * COM_STMT_EXECUTE with binary result sets, with or without CLIENT_DEPRECATE_EOF as the client
