@@ -175,6 +175,13 @@ export function valueBytes(v: DbValue): Buffer {
 }
 
 /** Short readable form of a value for messages and targets. */
+/** A Redis command as an exchange's target: `GET "user:1"`, eight arguments at most, each shortened. */
+export function redisCommandLine(name: string, args: DbValue[]): string {
+  const shown = args.slice(0, 8).map((a) => showValue(a, 40));
+  if (args.length > 8) shown.push(`…(${args.length - 8} more)`);
+  return [name, ...shown].join(' ');
+}
+
 export function showValue(v: DbValue, max = 60): string {
   if (v === null) return 'NULL';
   if (typeof v === 'number') return String(v);

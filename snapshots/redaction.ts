@@ -22,9 +22,11 @@
  */
 import { createHmac } from 'node:crypto';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { type DbCall, dbCallOf, isDbProtocol } from '../core/db.js';
 import type { Body, Exchange, HeaderList } from '../core/exchange.js';
 import { headerValue } from '../core/exchange.js';
 import type { RedactionSummary } from './format.js';
+import { redactDbCall } from './redaction/db.js';
 import { createMatcher, type Hit } from './redaction/matcher.js';
 import {
   API_KEY_HEADER,
@@ -166,13 +168,30 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   const jsonFieldRule = defaults || userFields.length > 0;
   // "name": "string" | number, matched lexically so the rest of the body keeps its exact bytes.
   // Built-in names all hold one of these stems (a lookahead keeps other fields off the callback).
-  const stems = defaults && userFields.length === 0 ? '(?=(?:[^"\\\\]|\\\\.)*(?:pass|secret|tok|sess|sid|key|auth|jwt|csrf|xsrf|cred|cookie|otp|pin|pwd))' : '';
-  const jsonField = new RegExp(`"${stems}((?:[^"\\\\]|\\\\.)*)"(\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`, 'gi');
+  const stems =
+    defaults && userFields.length === 0
+      ? '(?=(?:[^"\\\\]|\\\\.)*(?:pass|secret|tok|sess|sid|key|auth|jwt|csrf|xsrf|cred|cookie|otp|pin|pwd))'
+      : '';
+  const jsonField = new RegExp(
+    `"${stems}((?:[^"\\\\]|\\\\.)*)"(\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"|-?\\d[\\d.eE+-]*)`,
+    'gi',
+  );
   const extraQuery = (cfg.queryParams ?? []).map((q) => q.toLowerCase());
   const patterns = (cfg.patterns ?? []).map((p) => ({ id: p.id, re: new RegExp(p.regex, 'g') }));
   const rules = [
     ...(defaults
-      ? ['auth-header', 'cookie', 'set-cookie', 'api-key-header', 'query-param', 'json-field', 'secret-value']
+      ? [
+          'auth-header',
+          'cookie',
+          'set-cookie',
+          'api-key-header',
+          'query-param',
+          'json-field',
+          'db-password',
+          'db-field',
+          'db-key',
+          'secret-value',
+        ]
       : []),
     ...(cards ? ['card-number'] : []),
     ...(extraHeaders.size > 0 ? ['header'] : []),
@@ -490,9 +509,23 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     return out ?? v;
   };
 
+  /** Database calls: credential positions in SQL and Redis commands (redaction/db.ts), target to match. */
+  const dbPositions = (call: DbCall, tgt: string): { call: DbCall; target: string } =>
+    defaults
+      ? redactDbCall(call, tgt, (v, rule, location) => secret(v, rule, location))
+      : { call, target: tgt };
+
   const walk = (ex: Exchange): Exchange => {
     const req = ex.request;
-    const tgt = target(req.target, 'request.target');
+    let exExtras = ex.extras;
+    let reqTarget = req.target;
+    const db = dbCallOf(ex);
+    if (db) {
+      const r = dbPositions(db, reqTarget);
+      if (r.call !== db) exExtras = { ...exExtras, db: r.call };
+      reqTarget = r.target;
+    }
+    const tgt = target(reqTarget, 'request.target');
     let reqHeaders = headerList(req.headers, 'request');
     inBody = true;
     const reqBody = bodyOf(req.body, reqHeaders, 'request');
@@ -526,7 +559,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
       }
     }
     const extras =
-      ex.extras === undefined ? undefined : (deep(ex.extras, 'extras', 0) as Record<string, unknown>);
+      exExtras === undefined ? undefined : (deep(exExtras, 'extras', 0) as Record<string, unknown>);
     const notes = ex.notes?.map((n) => text(n, 'notes'));
     if (mode === 'learn' || !changed) return ex;
     const request = { ...req, target: tgt, headers: reqHeaders, body: reqBody.body };
@@ -552,8 +585,12 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
   };
 
   /** Stored body text holding a known value (base64 bodies were NEED_FULL at learn). */
-  const bodyMentions = (b: { data: string; encoding: string; decoded?: { data: string; encoding: string } } | undefined): boolean =>
-    b !== undefined && matcher.size > 0 && (matcher.test(b.data) || (b.decoded !== undefined && matcher.test(b.decoded.data)));
+  const bodyMentions = (
+    b: { data: string; encoding: string; decoded?: { data: string; encoding: string } } | undefined,
+  ): boolean =>
+    b !== undefined &&
+    matcher.size > 0 &&
+    (matcher.test(b.data) || (b.decoded !== undefined && matcher.test(b.decoded.data)));
 
   const applyLine = (line: string): string | undefined => {
     if (!enabled) return line;
@@ -562,13 +599,19 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
     if (bodyMentions(s.request.body) || bodyMentions(s.response?.body)) return undefined;
     mode = 'apply';
     changed = false;
+    if (isDbProtocol(s.protocol) && s.extras?.db) {
+      const r = dbPositions(s.extras.db as DbCall, s.request.target);
+      s.extras.db = r.call;
+      s.request.target = r.target;
+    }
     s.request.target = target(s.request.target, 'request.target');
     s.request.headers = headerList(s.request.headers, 'request');
     if (s.request.trailers) s.request.trailers = headerList(s.request.trailers, 'request.trailer');
     if (s.response) {
       s.response.headers = headerList(s.response.headers, 'response');
       if (s.response.trailers) s.response.trailers = headerList(s.response.trailers, 'response.trailer');
-      if (s.response.interim) for (const i of s.response.interim) i.headers = headerList(i.headers, 'response.interim');
+      if (s.response.interim)
+        for (const i of s.response.interim) i.headers = headerList(i.headers, 'response.interim');
     }
     if (s.extras !== undefined) s.extras = deep(s.extras, 'extras', 0);
     if (s.notes !== undefined) s.notes = s.notes.map((n: string) => text(n, 'notes'));

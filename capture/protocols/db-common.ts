@@ -4,8 +4,8 @@
  * (core/db.ts says which fields mean what).
  */
 import type { DbCall, DbSystem } from '../../core/db.js';
-import { emptyBody } from '../../core/exchange.js';
-import { asBuffer } from './bytes.js';
+import { asBuffer, EMPTY } from './bytes.js';
+import { rowsHeld } from './db-rows.js';
 import type { DecodedExchange } from './types.js';
 
 /**
@@ -13,9 +13,10 @@ import type { DecodedExchange } from './types.js';
  * the front; pushed memory is copied only when a message spans pushes.
  */
 export class SideBuffer {
-  private buf: Buffer = Buffer.alloc(0);
-  private start = 0;
-  private end = 0;
+  /** The unconsumed bytes are buf[start, end): decoders index them directly (no object per message). */
+  buf: Buffer = EMPTY;
+  start = 0;
+  end = 0;
   /** The current pushed chunk is used in place while nothing is carried. */
   private borrowed = false;
 
@@ -63,11 +64,6 @@ export class SideBuffer {
     return this.buf.subarray(this.start, this.end);
   }
 
-  /** The underlying buffer and the offsets of the unconsumed bytes (fast paths index it directly). */
-  raw(): { buf: Buffer; start: number; end: number } {
-    return { buf: this.buf, start: this.start, end: this.end };
-  }
-
   consume(n: number): void {
     this.start += n;
     if (this.start >= this.end) this.clear();
@@ -76,19 +72,41 @@ export class SideBuffer {
   clear(): void {
     this.start = 0;
     this.end = 0;
-    if (this.borrowed || this.buf.length > 64 * 1024) this.buf = Buffer.alloc(0);
+    if (this.borrowed || this.buf.length > 64 * 1024) this.buf = EMPTY;
     this.borrowed = false;
   }
 }
 
+/** A database exchange has no body: one shared empty array (what emptyBody() holds; nothing can be written into it). */
+const NO_BYTES = new Uint8Array(0);
+
 const VERSION: Record<DbSystem, string> = { postgres: 'postgres/3.0', mysql: 'mysql/10', redis: 'RESP2' };
+
+const verbs = new Map<string, string>();
 
 /** First SQL keyword, upper-cased (`SELECT`, `WITH`…), skipping comments and parentheses. */
 export function sqlVerb(text: string): string {
+  const known = verbs.get(text);
+  if (known !== undefined) return known;
+  const v = scanVerb(text);
+  if (text.length <= 4096) {
+    // statements repeat: their verb is looked up, not scanned (long texts are not kept alive for it)
+    if (verbs.size >= 512) verbs.clear();
+    verbs.set(text, v);
+  }
+  return v;
+}
+
+function scanVerb(text: string): string {
   let i = 0;
   const n = text.length;
   for (;;) {
-    while (i < n && /[\s(;]/.test(text[i]!)) i++;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      // whitespace, '(' and ';'
+      if (c === 32 || (c >= 9 && c <= 13) || c === 40 || c === 59 || (c > 127 && /\s/.test(text[i]!))) i++;
+      else break;
+    }
     if (text.startsWith('--', i)) {
       const nl = text.indexOf('\n', i);
       if (nl === -1) return 'SQL';
@@ -104,7 +122,11 @@ export function sqlVerb(text: string): string {
     break;
   }
   let j = i;
-  while (j < n && /[A-Za-z_]/.test(text[j]!)) j++;
+  while (j < n) {
+    const c = text.charCodeAt(j);
+    if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) j++;
+    else break;
+  }
   return j > i ? text.slice(i, j).toUpperCase() : 'SQL';
 }
 
@@ -129,7 +151,7 @@ export function dbExchange(
   const target = opts.target ?? call.text ?? call.command;
   const ex: DecodedExchange = {
     protocol: call.system,
-    request: { method, target, version, headers: [], body: emptyBody() },
+    request: { method, target, version, headers: [], body: { data: NO_BYTES, size: 0, truncated: false } },
     requestStartNs: t.reqStart,
     requestEndNs: t.reqEnd,
     extras: { db: call },
@@ -141,12 +163,14 @@ export function dbExchange(
       reason: failed ? `${call.error!.code} ${call.error!.message}`.slice(0, 200) : answerReason(call),
       version,
       headers: [],
-      body: emptyBody(),
+      body: { data: NO_BYTES, size: 0, truncated: false },
     };
     if (t.respStart !== undefined) ex.responseStartNs = t.respStart;
     if (t.respEnd !== undefined) ex.responseEndNs = t.respEnd;
   }
-  if (notes.length) ex.notes = [...new Set(notes)];
+  // notes: a fresh array from the decoder, deduplicated when there can be duplicates
+  if (notes.length === 1) ex.notes = notes;
+  else if (notes.length > 1) ex.notes = [...new Set(notes)];
   return ex;
 }
 
@@ -154,6 +178,7 @@ function answerReason(call: DbCall): string {
   const last = call.results?.[call.results.length - 1];
   if (last?.tag) return last.tag;
   if (last?.ok) return `OK ${last.ok.affectedRows}`;
-  if (last?.rows) return `${last.rowCount ?? last.rows.length} rows`;
+  const held = last ? rowsHeld(last) : undefined;
+  if (held !== undefined) return `${last!.rowCount ?? held} rows`;
   return 'OK';
 }

@@ -7,19 +7,20 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../core/paths.js';
 import type { Exchange } from '../../core/exchange.js';
+import { packageRoot } from '../../core/paths.js';
 import { planMocks, type RunningMocks, startMocks } from '../../runner/mocks/index.js';
+import { createEphemeralCa } from '../../runner/tls/ca.js';
 import { createSnapshotWriter } from '../../snapshots/index.js';
 import {
-  databaseUnavailable,
   type DbServer,
+  databaseUnavailable,
   startMariadb,
   startPostgres,
   startRedis,
@@ -397,6 +398,50 @@ describe.skipIf(skipWithoutTool('mariadb-server', '/usr/sbin/mariadbd', 'apt-get
         expect(mocks.stats().misses).toEqual([]);
       } finally {
         await mocks.stop();
+      }
+    }, 120_000);
+
+    it('a recording made over TLS is mocked over TLS with the run CA (the client verifies it)', async () => {
+      const sql = 'select 40 + 2 as answer';
+      const base = (port: number) => [
+        '--no-defaults',
+        '-h127.0.0.1',
+        `-P${port}`,
+        '-uretap',
+        '-pretap-pw',
+        'retap',
+        '-N',
+        '-e',
+        sql,
+      ];
+      let real = '';
+      const rec = await record('mysql', server, async (port) => {
+        real = (await run('mariadb', [...base(port), '--skip-ssl'])).stdout;
+      });
+      expect(real.trim()).toBe('42');
+      // the same calls as the TLS plaintext hooks deliver them: marked TLS
+      const overTls = rec.exchanges.map((e) => ({ ...e, tls: true }));
+      const dir = mkdtempSync(join(tmpdir(), 'retap-mytls-'));
+      try {
+        const ca = await createEphemeralCa(dir);
+        const mocks = await startMocks(planMocks(overTls), overTls, {
+          miss: 'fail',
+          ca,
+          bindAddr: () => '127.0.0.1',
+          bindPort: () => 0,
+        });
+        try {
+          const port = mocks.endpoints[0]!.port;
+          const verified = ['--ssl', `--ssl-ca=${ca.caCertPath}`, '--ssl-verify-server-cert'];
+          // --ssl-verify-server-cert: TLS is required and the certificate must chain to the run's CA
+          const live = await run('mariadb', [...base(port), ...verified]);
+          expect(live.stdout).toBe(real);
+          expect(mocks.stats().misses).toEqual([]);
+        } finally {
+          await mocks.stop();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     }, 120_000);
   },

@@ -26,6 +26,8 @@ export interface GoPeers {
   gocausal: string;
   /** the same, -ldflags='-s -w' */
   gocausalStripped: string;
+  /** PostgreSQL client (github.com/jackc/pgx/v5, pgxpool): test/fixtures/go/pgx */
+  gopgx: string;
 }
 
 let cached: { dir: string; missing: boolean } | undefined;
@@ -59,6 +61,7 @@ export function goPeers(): GoPeers {
     gogrpc: join(dir, 'gogrpc'),
     gocausal: join(dir, 'gocausal'),
     gocausalStripped: join(dir, 'gocausal-stripped'),
+    gopgx: join(dir, 'gopgx'),
   };
 }
 

@@ -17,6 +17,8 @@ import pg from 'pg';
 import type { StreamEvent } from '../../../capture/protocols/collect.js';
 import { mysql, postgres, redis, type ProtocolDecoder } from '../../../capture/protocols/index.js';
 import { startRecordingRelay } from '../../../capture/protocols/record-relay.js';
+import type { DecodedExchange } from '../../../capture/protocols/types.js';
+import type { DbCall } from '../../../core/db.js';
 import type { Exchange } from '../../../core/exchange.js';
 import { planMocks, startMocks } from '../../../runner/mocks/index.js';
 import { type DbServer, startMariadb, startPostgres, startRedis } from '../../../test/helpers/databases.js';
@@ -64,10 +66,20 @@ async function recordWith(
   };
 }
 
+/**
+ * Decodes every connection and reads every result's rows: a large result's rows are decoded on
+ * first read (capture/protocols/db-rows.ts), and the peers make their row values, so not reading
+ * them would time less work than theirs.
+ */
 function decodeOurs(proto: ProtocolDecoder, rec: Rec): number {
   let n = 0;
+  const sink = (ex: DecodedExchange): void => {
+    n++;
+    const call = ex.extras?.db as DbCall | undefined;
+    for (const r of call?.results ?? []) n += r.rows?.length ?? 0;
+  };
   for (const events of rec.conns) {
-    const d = proto.create({ exchange: () => void n++ });
+    const d = proto.create({ exchange: sink });
     for (const e of events) if ('data' in e) d.push(e.side, e.data, e.ts ?? 0);
     d.end(0);
   }

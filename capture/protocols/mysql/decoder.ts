@@ -171,7 +171,7 @@ export class MysqlDecoder implements StreamDecoder {
   private drain(side: Side, ts: number): void {
     const b = side === 'client' ? this.client : this.server;
     for (;;) {
-      const { buf, start, end } = b.raw();
+      const { buf, start, end } = b;
       const avail = end - start;
       if (avail < 4) return;
       if (side === 'client' ? this.clientResync : this.serverResync) {

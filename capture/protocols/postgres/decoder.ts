@@ -20,6 +20,7 @@
  */
 import type { DbCall, DbColumn, DbError, DbResult, DbSession, DbValue } from '../../../core/db.js';
 import { dbExchange, SideBuffer, sqlVerb } from '../db-common.js';
+import { latin1, RowStore, setRows, textValue } from '../db-rows.js';
 import type { DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
 import { binaryParam, pgTypeName } from './types.js';
 
@@ -28,8 +29,14 @@ export const GSSENC_REQUEST = 80877104;
 export const CANCEL_REQUEST = 80877102;
 export const PROTOCOL_3 = 196608;
 
-const CLIENT_TYPES = new Set('QPBDESHCXpdcfF'.split('').map((c) => c.charCodeAt(0)));
-const SERVER_TYPES = new Set('RKSZTDCENAI123ntsGHWdcVv'.split('').map((c) => c.charCodeAt(0)));
+/** Message type bytes each side may send (a table: one load per message). */
+const typeTable = (types: string): Uint8Array => {
+  const t = new Uint8Array(256);
+  for (const c of types) t[c.charCodeAt(0)] = 1;
+  return t;
+};
+const CLIENT_TYPES = typeTable('QPBDESHCXpdcfF');
+const SERVER_TYPES = typeTable('RKSZTDCENAI123ntsGHWdcVv');
 const MAX_MESSAGE = 1 << 30;
 const MAX_QUEUE = 100_000;
 const SETUP_VERBS = new Set(['SET', 'RESET', 'DISCARD']);
@@ -73,6 +80,8 @@ interface Msg {
   /** Describe: 'S' or 'P'; Close: 'S' or 'P'. */
   target?: number;
   name?: string;
+  /** Describe: the text of the statement described, when the client sent it (pipelines re-parse). */
+  text?: string;
   /** An error made the server skip this message. */
   skipped?: boolean;
 }
@@ -80,8 +89,16 @@ interface Msg {
 interface Statement {
   text: string;
   paramTypes: number[];
+  /** `setup` or `query`, from the text's verb. */
+  kind: 'setup' | 'query';
+  /** Some parameter type was given (not all 0). */
+  typed: boolean;
   columns?: DbColumn[] | null;
+  /** The columns with the result formats last bound (Executes of one statement share them). */
+  formatted?: { source: DbColumn[]; formats: number[]; columns: DbColumn[] };
 }
+
+const STEP: string[] = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
 
 export class PostgresDecoder implements StreamDecoder {
   private readonly client = new SideBuffer();
@@ -104,6 +121,10 @@ export class PostgresDecoder implements StreamDecoder {
   private serverStartTs = 0;
   private readonly maxBody: number;
   private readonly maxBuffer: number;
+  /** Row bytes of the result being read (one at a time: the server answers in order). */
+  private readonly store = new RowStore();
+  private open: { r: DbResult; call: Call; total: number } | undefined;
+  private lastRowDesc: { bytes: Buffer; cols: DbColumn[] } | undefined;
 
   constructor(
     private readonly sink: DecoderSink,
@@ -135,6 +156,8 @@ export class PostgresDecoder implements StreamDecoder {
     } catch {
       this.lose(side, tsNs, 'decoder-error');
     }
+    // rows noted in the pushed memory are copied before it goes back to the caller
+    this.store.flush();
     b.settle();
   }
 
@@ -206,7 +229,7 @@ export class PostgresDecoder implements StreamDecoder {
 
   private drainClient(ts: number): void {
     for (;;) {
-      const { buf, start, end } = this.client.raw();
+      const { buf, start, end } = this.client;
       const avail = end - start;
       if (avail <= 0) return;
       if (this.clientResync) {
@@ -241,7 +264,7 @@ export class PostgresDecoder implements StreamDecoder {
       if (avail < 5) return;
       const type = buf[start]!;
       const len = buf.readInt32BE(start + 1);
-      if (!CLIENT_TYPES.has(type) || len < 4 || len > MAX_MESSAGE) {
+      if (CLIENT_TYPES[type] === 0 || len < 4 || len > MAX_MESSAGE) {
         this.lose('client', ts, 'not-postgres');
         continue;
       }
@@ -382,31 +405,37 @@ export class PostgresDecoder implements StreamDecoder {
     }
     call.reqEnd = ts;
     const c = call.call;
-    c.steps!.push(String.fromCharCode(type));
+    c.steps!.push(STEP[type]!);
     switch (type) {
       case 0x50: {
         // P: Parse name, text, param types
-        const n0 = buf.indexOf(0, s);
-        const name = buf.toString('utf8', s, n0);
-        const t0 = buf.indexOf(0, n0 + 1);
+        const n0 = zero(buf, s, e);
+        const name = cname(buf, s, n0);
+        const t0 = zero(buf, n0 + 1, e);
         const text = buf.toString('utf8', n0 + 1, t0);
         const count = buf.readInt16BE(t0 + 1);
         const types: number[] = [];
-        for (let k = 0; k < count; k++) types.push(buf.readUInt32BE(t0 + 3 + k * 4));
-        this.statements.set(name, { text, paramTypes: types });
+        let typed = false;
+        for (let k = 0; k < count; k++) {
+          const t = buf.readUInt32BE(t0 + 3 + k * 4);
+          if (t !== 0) typed = true;
+          types.push(t);
+        }
+        const kind = kindOf(text);
+        this.statements.set(name, { text, paramTypes: types, kind, typed });
         c.text = text;
         c.statement = name;
         c.paramTypes = types;
-        c.kind = kindOf(text);
+        c.kind = kind;
         this.enqueue({ type, call, name });
         return;
       }
       case 0x42: {
         // B: Bind portal, statement, formats, values, result formats
-        let i = buf.indexOf(0, s);
-        const portal = buf.toString('utf8', s, i);
-        const j = buf.indexOf(0, i + 1);
-        const stmtName = buf.toString('utf8', i + 1, j);
+        let i = zero(buf, s, e);
+        const portal = cname(buf, s, i);
+        const j = zero(buf, i + 1, e);
+        const stmtName = cname(buf, i + 1, j);
         i = j + 1;
         const nf = buf.readInt16BE(i);
         i += 2;
@@ -424,8 +453,11 @@ export class PostgresDecoder implements StreamDecoder {
             continue;
           }
           const fmt = nf === 0 ? 0 : nf === 1 ? formats[0]! : (formats[k] ?? 0);
-          const cell = buf.subarray(i, i + len);
-          values.push(fmt === 1 ? binaryParam(stmt?.paramTypes[k] ?? 0, cell) : textValue(buf, i, i + len));
+          values.push(
+            fmt === 1
+              ? binaryParam(stmt?.paramTypes[k] ?? 0, buf.subarray(i, i + len))
+              : textValue(buf, i, i + len),
+          );
           i += len;
         }
         const nr = buf.readInt16BE(i);
@@ -440,8 +472,8 @@ export class PostgresDecoder implements StreamDecoder {
         if (resultFormats.length) c.resultFormats = resultFormats;
         if (stmt) {
           c.text = stmt.text;
-          c.kind = kindOf(stmt.text);
-          if (stmt.paramTypes.some((t) => t !== 0)) c.paramTypes = stmt.paramTypes;
+          c.kind = stmt.kind;
+          if (stmt.typed) c.paramTypes = stmt.paramTypes;
         } else if (c.text === undefined) call.notes.push('statement-unknown');
         this.enqueue({ type, call, name: portal });
         return;
@@ -449,38 +481,36 @@ export class PostgresDecoder implements StreamDecoder {
       case 0x44: {
         // D: Describe S|P name
         const target = buf[s]!;
-        const name = cstr(buf, s + 1, e);
-        if (c.text === undefined) {
-          const stmt =
-            target === 0x53
-              ? this.statements.get(name)
-              : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
-          if (stmt) {
-            c.text = stmt.text;
-            c.kind = kindOf(stmt.text);
-            c.statement = target === 0x53 ? name : this.portals.get(name)!.statement;
-          }
+        const name = cname(buf, s + 1, zero(buf, s + 1, e));
+        const stmt =
+          target === 0x53
+            ? this.statements.get(name)
+            : this.statements.get(this.portals.get(name)?.statement ?? '\u0000');
+        if (c.text === undefined && stmt) {
+          c.text = stmt.text;
+          c.kind = stmt.kind;
+          c.statement = target === 0x53 ? name : this.portals.get(name)!.statement;
         }
-        this.enqueue({ type, call, target, name });
+        this.enqueue({ type, call, target, name, text: stmt?.text });
         return;
       }
       case 0x45: {
         // E: Execute portal, max rows
-        const portal = cstr(buf, s, e);
+        const portal = cname(buf, s, zero(buf, s, e));
         const p = this.portals.get(portal);
         c.portal = portal;
         if (c.text === undefined) {
           const stmt = p ? this.statements.get(p.statement) : undefined;
           if (stmt) {
             c.text = stmt.text;
-            c.kind = kindOf(stmt.text);
+            c.kind = stmt.kind;
             c.statement = p!.statement;
           } else call.notes.push('statement-unknown');
         }
         call.hasExecute = true;
         const result: DbResult = {};
         const stmt = p ? this.statements.get(p.statement) : undefined;
-        if (stmt?.columns) result.columns = withFormats(stmt.columns, p!.resultFormats);
+        if (stmt?.columns) result.columns = formatted(stmt, stmt.columns, p!.resultFormats);
         (c.results ??= []).push(result);
         this.enqueue({ type, call, name: portal });
         return;
@@ -557,7 +587,7 @@ export class PostgresDecoder implements StreamDecoder {
 
   private drainServer(ts: number): void {
     for (;;) {
-      const { buf, start, end } = this.server.raw();
+      const { buf, start, end } = this.server;
       const avail = end - start;
       if (avail <= 0) return;
       if (this.serverByte !== 0) {
@@ -604,7 +634,7 @@ export class PostgresDecoder implements StreamDecoder {
       if (avail < 5) return;
       const type = buf[start]!;
       const len = buf.readInt32BE(start + 1);
-      if (!SERVER_TYPES.has(type) || len < 4 || len > MAX_MESSAGE) {
+      if (SERVER_TYPES[type] === 0 || len < 4 || len > MAX_MESSAGE) {
         this.lose('server', ts, 'not-postgres');
         continue;
       }
@@ -719,9 +749,13 @@ export class PostgresDecoder implements StreamDecoder {
         const n = buf.readInt16BE(s);
         const types: number[] = [];
         for (let k = 0; k < n; k++) types.push(buf.readUInt32BE(s + 2 + k * 4));
-        c.paramTypes = types;
         const stmt = head.name !== undefined ? this.statements.get(head.name) : undefined;
-        if (stmt) stmt.paramTypes = types;
+        if (stmt) {
+          stmt.paramTypes = types;
+          stmt.typed = types.some((t) => t !== 0);
+        }
+        // several statements prepared before one Sync (pgx batches): the call is the last one's
+        if (head.text === undefined || c.text === undefined || head.text === c.text) c.paramTypes = types;
         return;
       }
       case 0x6e: // n: NoData
@@ -732,23 +766,21 @@ export class PostgresDecoder implements StreamDecoder {
         return;
       case 0x54: {
         // T: RowDescription
-        const cols = rowDescription(buf, s);
+        const cols = this.rowDescription(buf, s, e);
         if (head.type === 0x44) {
           this.describe(head, cols);
           this.done(head, ts);
           return;
         }
         // simple query (or an Execute of a portal described elsewhere): a new result set
-        const r: DbResult = { columns: cols, rows: [] };
-        if (head.type === 0x45) {
-          const last = c.results?.[c.results.length - 1];
-          if (last && !last.rows) Object.assign(last, r);
-          else (c.results ??= []).push(r);
-          call.cur = c.results![c.results!.length - 1];
-        } else {
-          (c.results ??= []).push(r);
-          call.cur = r;
-        }
+        let r: DbResult = { columns: cols };
+        const last = head.type === 0x45 ? c.results?.[c.results.length - 1] : undefined;
+        if (last && !this.hasRows(last)) {
+          last.columns = cols;
+          r = last;
+        } else (c.results ??= []).push(r);
+        call.cur = r;
+        this.openRows(call, r);
         return;
       }
       case 0x44: {
@@ -762,15 +794,15 @@ export class PostgresDecoder implements StreamDecoder {
           }
           call.cur = r;
         }
-        const rows = (r.rows ??= []);
-        r.rowCount = (r.rowCount ?? rows.length) + 1;
+        const o = this.open?.r === r ? this.open : this.openRows(call, r);
+        o.total++;
         if (call.kept + (e - s) > this.maxBody) {
           r.rowsTruncated = true;
           if (!call.notes.includes('truncated')) call.notes.push('truncated');
           return;
         }
         call.kept += e - s;
-        rows.push(dataRow(buf, s, e, r.columns));
+        this.store.add(buf, s - 5, e);
         return;
       }
       case 0x43: {
@@ -782,22 +814,23 @@ export class PostgresDecoder implements StreamDecoder {
           (c.results ??= []).push(r);
         }
         r.tag = tag;
-        if (r.columns && !r.rows) r.rows = [];
-        if (r.rows && r.rowCount === r.rows.length) delete r.rowCount;
+        if (this.open?.r === r) this.closeRows();
+        else if (r.columns && !this.hasRows(r)) r.rows = [];
         call.cur = undefined;
         if (head.type === 0x45) this.done(head, ts);
         return;
       }
       case 0x49: {
         // I: EmptyQueryResponse
-        const r: DbResult = { empty: true };
-        if (head.type === 0x45 && c.results?.length) Object.assign(c.results[c.results.length - 1]!, r);
-        else (c.results ??= []).push(r);
+        this.closeRows();
+        if (head.type === 0x45 && c.results?.length) c.results[c.results.length - 1]!.empty = true;
+        else (c.results ??= []).push({ empty: true });
         call.cur = undefined;
         if (head.type === 0x45) this.done(head, ts);
         return;
       }
       case 0x73: // s: PortalSuspended (row limit reached)
+        this.closeRows();
         call.notes.push('portal-suspended');
         if (c.results?.length) c.results[c.results.length - 1]!.tag ??= 'suspended';
         call.cur = undefined;
@@ -815,7 +848,7 @@ export class PostgresDecoder implements StreamDecoder {
           copy: { direction: type === 0x47 ? 'in' : 'out', format, columnFormats, data: [] },
         };
         const last = head.type === 0x45 ? c.results?.[c.results.length - 1] : undefined;
-        if (last && !last.rows && !last.tag) Object.assign(last, r);
+        if (last && !this.hasRows(last) && !last.tag) Object.assign(last, r);
         else (c.results ??= []).push(r);
         call.cur = c.results![c.results!.length - 1];
         return;
@@ -837,6 +870,7 @@ export class PostgresDecoder implements StreamDecoder {
       case 0x45: {
         // E: ErrorResponse — in the extended protocol the server now skips to Sync
         c.error = toError(errorFields(buf, s, e));
+        this.closeRows();
         call.cur = undefined;
         if (head.type === 0x51 || head.type === 0x46 || head.type === 0x53) return; // Z follows
         this.done(head, ts);
@@ -889,6 +923,46 @@ export class PostgresDecoder implements StreamDecoder {
     );
   }
 
+  /**
+   * RowDescription → columns; the same bytes as the last one give the same array (a statement run
+   * again is described again: node pg describes every Execute). Columns are shared, never changed.
+   */
+  private rowDescription(buf: Buffer, s: number, e: number): DbColumn[] {
+    const n = e - s;
+    const last = this.lastRowDesc;
+    if (last?.bytes.length === n) {
+      const b = last.bytes;
+      let i = 0;
+      while (i < n && b[i] === buf[s + i]) i++;
+      if (i === n) return last.cols;
+    }
+    const cols = rowDescription(buf, s);
+    if (n <= 8192) this.lastRowDesc = { bytes: Buffer.from(buf.subarray(s, e)), cols };
+    return cols;
+  }
+
+  /** `r` starts receiving rows (the previous result's rows are settled first). */
+  private openRows(call: Call, r: DbResult): { r: DbResult; call: Call; total: number } {
+    if (this.open) this.closeRows();
+    this.open = { r, call, total: 0 };
+    return this.open;
+  }
+
+  /** The open result gets its rows (decoded when first read if large); rowCount when some were not kept. */
+  private closeRows(): void {
+    const o = this.open;
+    if (!o) return;
+    this.open = undefined;
+    const kept = this.store.count;
+    setRows(o.r, this.store.take(), kept, pgRows, o.r.columns);
+    if (o.total !== kept) o.r.rowCount = o.total;
+  }
+
+  /** The result has a row set (decoded or not), or is receiving one. */
+  private hasRows(r: DbResult): boolean {
+    return this.open?.r === r || Object.hasOwn(r, 'rows');
+  }
+
   private headMessage(): Msg | undefined {
     return this.queue[0];
   }
@@ -918,8 +992,10 @@ export class PostgresDecoder implements StreamDecoder {
     const stmt = this.statements.get(stmtName);
     if (stmt) stmt.columns = cols;
     if (cols === null) return;
+    // several statements described before one Sync: the call carries its own statement's columns
+    if (m.text !== undefined && c.text !== undefined && m.text !== c.text) return;
     const formats = m.target === 0x50 ? this.portals.get(m.name ?? '')?.resultFormats : undefined;
-    const described = formats ? withFormats(cols, formats) : cols;
+    const described = formats ? (stmt ? formatted(stmt, cols, formats) : withFormats(cols, formats)) : cols;
     // a described portal's Execute follows: give its result the columns
     const last = c.results?.[c.results.length - 1];
     if (last && !last.columns && !last.tag) last.columns = described;
@@ -944,11 +1020,12 @@ export class PostgresDecoder implements StreamDecoder {
   private emit(call: Call, ts: number, more: string[]): void {
     if (call.sent) return;
     call.sent = true;
+    if (this.open?.call === call) this.closeRows();
     const c = call.call;
     // a prepared-only call (Parse/Describe/Sync) still says which results it described
     if (c.results?.length === 0) delete c.results;
     const answered = call.answered || c.error !== undefined;
-    const notes = [...call.notes, ...more];
+    const notes = more.length ? [...call.notes, ...more] : call.notes;
     if (!answered && !notes.includes('no-response') && c.command !== 'cancel') notes.push('no-response');
     let method: string | undefined;
     let target: string | undefined;
@@ -967,14 +1044,17 @@ export class PostgresDecoder implements StreamDecoder {
         {
           reqStart: call.reqStart,
           reqEnd: call.reqEnd,
-          ...(answered ? { respStart: call.respStart ?? ts, respEnd: call.respEnd ?? ts } : {}),
+          respStart: answered ? (call.respStart ?? ts) : undefined,
+          respEnd: answered ? (call.respEnd ?? ts) : undefined,
         },
         notes,
-        { ...(method ? { method } : {}), ...(target !== undefined ? { target } : {}), answered },
+        { method, target, answered },
       ),
     );
   }
 }
+
+export { textValue };
 
 function kindOf(text: string): 'setup' | 'query' {
   return SETUP_VERBS.has(sqlVerb(text)) ? 'setup' : 'query';
@@ -985,42 +1065,39 @@ function cstr(buf: Buffer, s: number, e: number): string {
   return buf.toString('utf8', s, z === -1 || z > e ? e : z);
 }
 
-/** Cell text: ASCII fast path, UTF-8 when valid, base64 otherwise. */
-export function textValue(buf: Buffer, s: number, e: number): DbValue {
-  for (let i = s; i < e; i++) {
-    const c = buf[i]!;
-    if (c < 0x20 ? c !== 9 && c !== 10 && c !== 13 && c !== 12 : c >= 0x7f) return slowValue(buf, s, e);
-  }
-  return buf.toString('latin1', s, e);
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-function slowValue(buf: Buffer, s: number, e: number): DbValue {
-  try {
-    const t = utf8.decode(buf.subarray(s, e));
-    if (!/[\u0000-\u0008\u000b\u000e-\u001f\u007f]/.test(t)) return t;
-  } catch {
-    /* binary */
-  }
-  return { b64: buf.toString('base64', s, e) };
-}
-
-function dataRow(buf: Buffer, s: number, e: number, cols: DbColumn[] | undefined): DbValue[] {
-  const n = buf.readInt16BE(s);
-  const row: DbValue[] = new Array(n);
-  let i = s + 2;
-  for (let k = 0; k < n; k++) {
-    const len = buf.readInt32BE(i);
-    i += 4;
-    if (len < 0) {
-      row[k] = null;
-      continue;
+/** DataRow messages kept by RowStore → rows (binary-format columns as base64). */
+function pgRows(bytes: Buffer, cols: DbColumn[] | undefined): DbValue[][] {
+  const rows: DbValue[][] = [];
+  const n = bytes.length;
+  let m = 0;
+  while (m + 7 <= n) {
+    // 'D', int32 length (itself included), int16 cells, then per cell int32 length and bytes
+    const e = Math.min(
+      n,
+      m + 1 + ((bytes[m + 1]! << 24) | (bytes[m + 2]! << 16) | (bytes[m + 3]! << 8) | bytes[m + 4]!),
+    );
+    const count = e >= m + 7 ? (bytes[m + 5]! << 8) | bytes[m + 6]! : 0;
+    const row: DbValue[] = new Array(count);
+    let i = m + 7;
+    for (let k = 0; k < count; k++) {
+      if (i + 4 > e) {
+        row[k] = null;
+        continue;
+      }
+      const len = (bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!;
+      i += 4;
+      if (len < 0) {
+        row[k] = null;
+        continue;
+      }
+      const end = Math.min(i + len, e);
+      row[k] = cols?.[k]?.format === 1 ? { b64: bytes.toString('base64', i, end) } : textValue(bytes, i, end);
+      i = end;
     }
-    const end = Math.min(i + len, e);
-    row[k] = cols?.[k]?.format === 1 ? { b64: buf.toString('base64', i, end) } : textValue(buf, i, end);
-    i = end;
+    rows.push(row);
+    m = Math.max(e, m + 5);
   }
-  return row;
+  return rows;
 }
 
 function rowDescription(buf: Buffer, s: number): DbColumn[] {
@@ -1041,6 +1118,33 @@ function rowDescription(buf: Buffer, s: number): DbColumn[] {
     cols.push({ name, type: pgTypeName(oid), typeId: oid, format, meta: { table, attr, size, mod } });
   }
   return cols;
+}
+
+/** A statement's columns with `formats` applied, the same array for Executes bound alike. */
+function formatted(stmt: Statement, cols: DbColumn[], formats: number[]): DbColumn[] {
+  const f = stmt.formatted;
+  if (
+    f?.source === cols &&
+    f.formats.length === formats.length &&
+    f.formats.every((x, k) => x === formats[k])
+  )
+    return f.columns;
+  const columns = withFormats(cols, formats);
+  stmt.formatted = { source: cols, formats, columns };
+  return columns;
+}
+
+/** Offset of the NUL ending a C string at `s` (or `e`). */
+function zero(buf: Buffer, s: number, e: number): number {
+  for (let i = s; i < e; i++) if (buf[i] === 0) return i;
+  return e;
+}
+
+/** A statement or portal name (usually empty or short ASCII). */
+function cname(buf: Buffer, s: number, z: number): string {
+  if (z <= s) return '';
+  for (let i = s; i < z; i++) if (buf[i]! >= 0x80) return buf.toString('utf8', s, z);
+  return latin1(buf, s, z);
 }
 
 function withFormats(cols: DbColumn[], formats: number[]): DbColumn[] {
@@ -1069,16 +1173,16 @@ function toError(f: Record<string, string>): DbError {
 }
 
 /** First offset where two plausible messages follow each other (or one ends exactly at `end`). */
-function resync(buf: Buffer, start: number, end: number, types: Set<number>): number {
+function resync(buf: Buffer, start: number, end: number, types: Uint8Array): number {
   for (let i = start; i + 5 <= end; i++) {
-    if (!types.has(buf[i]!)) continue;
+    if (types[buf[i]!] === 0) continue;
     const len = buf.readInt32BE(i + 1);
     if (len < 4 || len > 1 << 24) continue;
     const next = i + 1 + len;
     if (next === end) return i;
     if (next + 5 <= end) {
       const len2 = buf.readInt32BE(next + 1);
-      if (types.has(buf[next]!) && len2 >= 4 && len2 <= 1 << 24) return i;
+      if (types[buf[next]!] === 1 && len2 >= 4 && len2 <= 1 << 24) return i;
     }
     if (next > end) return -1;
   }

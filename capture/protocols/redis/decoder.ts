@@ -9,10 +9,18 @@
  * paired only with a command sent before it arrived (kernel timestamps), marked `gap`.
  * Passwords (AUTH, HELLO … AUTH) are never kept.
  */
-import { type DbCall, type DbKind, type DbResp, type DbValue, showValue } from '../../../core/db.js';
+import {
+  type DbCall,
+  type DbKind,
+  type DbResp,
+  type DbValue,
+  redisCommandLine,
+  showValue,
+} from '../../../core/db.js';
 import { dbExchange, SideBuffer } from '../db-common.js';
+import { latin1, textValue } from '../db-rows.js';
 import type { DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
-import { BAD, NEED, type ParseState, parseResp, respText } from './resp.js';
+import { INVALID, MORE, type ParseState, parseValue, respText } from './resp.js';
 
 const SETUP = new Set(['HELLO', 'AUTH', 'SELECT', 'READONLY', 'READWRITE', 'RESET']);
 const SUBSCRIBE = new Set([
@@ -30,9 +38,11 @@ export const PASSWORD_OMITTED = '<password omitted>';
 interface Cmd {
   name: string;
   args: DbValue[];
+  /** The exchange's target: the command line, arguments shortened. */
+  target: string;
   start: number;
   end: number;
-  notes: string[];
+  notes: string[] | undefined;
   tx?: number;
   /** Subscribe family: replies expected (0 = until the subscription count reaches 0). */
   expect?: number;
@@ -70,11 +80,78 @@ export function hidePasswords(name: string, args: DbValue[]): DbValue[] {
   return args;
 }
 
-/** `GET "user:1"`, arguments shortened: the exchange's target. */
-export function commandLine(name: string, args: DbValue[]): string {
-  const shown = args.slice(0, 8).map((a) => showValue(a, 40));
-  if (args.length > 8) shown.push(`…(${args.length - 8} more)`);
-  return [name, ...shown].join(' ');
+/** `GET "user:1"`, arguments shortened: the exchange's target (core/db.ts, redaction rebuilds it too). */
+export const commandLine = redisCommandLine;
+
+/** Shared, never handed out: dbExchange keeps notes only when there are some. */
+const NO_NOTES: string[] = [];
+const NO_REPLY: unique symbol = Symbol('no-reply');
+
+/** One argument of the command line (what commandLine shows for it). */
+function shown(v: DbValue, plain: boolean): string {
+  return plain && typeof v === 'string' && v.length <= 40 ? `"${v}"` : showValue(v, 40);
+}
+
+/** Command names seen, upper-cased, by a hash of their lower-cased bytes (no string made on a hit). */
+const NAMES: Array<{ h: number; name: string } | undefined> = new Array(256);
+
+function commandName(b: Buffer, s: number, e: number): string {
+  let h = 0;
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return b.toString('utf8', s, e).toUpperCase();
+    h = (Math.imul(h, 31) + (c >= 97 && c <= 122 ? c - 32 : c)) | 0;
+  }
+  const slot = (h ^ (h >>> 8)) & 255;
+  const hit = NAMES[slot];
+  if (hit !== undefined && hit.h === h && hit.name.length === e - s) {
+    const name = hit.name;
+    let i = 0;
+    for (; i < name.length; i++) {
+      const c = b[s + i]!;
+      if ((c >= 97 && c <= 122 ? c - 32 : c) !== name.charCodeAt(i)) break;
+    }
+    if (i === name.length) return name;
+  }
+  const name = latin1(b, s, e).toUpperCase();
+  if (e - s <= 32) NAMES[slot] = { h, name };
+  return name;
+}
+
+/** Set by argValue: the argument is printable ASCII with nothing JSON would escape. */
+let plainArg = false;
+
+/** A bulk-string argument as a value (bytesValue's rule), noting whether it shows as is. */
+function argValue(b: Buffer, s: number, e: number): DbValue {
+  let plain = true;
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c < 0x20 || c >= 0x7f) {
+      plainArg = false;
+      return textValue(b, s, e);
+    }
+    if (c === 0x22 || c === 0x5c) plain = false;
+  }
+  plainArg = plain;
+  return latin1(b, s, e);
+}
+
+/** Digits at b[i..] up to CR: the value, and `digitsEnd` (the CR's offset); -1 not digits, -2 incomplete. */
+let digitsEnd = 0;
+function digitsAt(b: Buffer, i: number, end: number): number {
+  let n = 0;
+  const start = i;
+  for (; i < end; i++) {
+    const c = b[i]!;
+    if (c === 13) {
+      if (i === start) return -1;
+      digitsEnd = i;
+      return n;
+    }
+    if (c < 48 || c > 57 || i - start > 10) return -1;
+    n = n * 10 + (c - 48);
+  }
+  return -2;
 }
 
 export class RedisDecoder implements StreamDecoder {
@@ -138,7 +215,7 @@ export class RedisDecoder implements StreamDecoder {
       this.server.clear();
       this.serverResync = true;
       // the lost bytes may have answered any command sent so far
-      for (const c of this.drainPending()) this.emitCmd(c, undefined, tsNs, ['gap', 'no-response']);
+      for (const c of this.drainPending()) this.emitCmd(c, NO_REPLY, tsNs, ['gap', 'no-response']);
     }
     void length;
   }
@@ -154,7 +231,7 @@ export class RedisDecoder implements StreamDecoder {
     }
     for (const c of this.drainPending()) {
       if (c.replies && c.replies.length > 0) this.emitCmd(c, c.replies, tsNs, ['truncated']);
-      else this.emitCmd(c, undefined, tsNs, ['no-response']);
+      else this.emitCmd(c, NO_REPLY, tsNs, ['no-response']);
     }
   }
 
@@ -162,7 +239,7 @@ export class RedisDecoder implements StreamDecoder {
 
   private drainClient(ts: number): void {
     for (;;) {
-      const { buf, start, end } = this.client.raw();
+      const { buf, start, end } = this.client;
       if (start >= end) return;
       if (this.clientResync) {
         const at = resyncCommand(buf, start, end);
@@ -182,24 +259,33 @@ export class RedisDecoder implements StreamDecoder {
       let args: DbValue[];
       let used: number;
       if (buf[start] === 0x2a) {
-        const r = parseResp(buf, start, end, this.st);
-        if (r === NEED) {
+        // the usual shape, an array of bulk strings, read in place
+        const fast = this.bulkCommand(buf, start, end, ts);
+        if (fast > 0) {
+          this.client.consume(fast);
+          continue;
+        }
+        if (fast === 0) {
           if (end - start > this.maxBuffer) this.giveUp('client', ts);
           return;
         }
-        if (r === BAD || !Array.isArray(r.value) || r.value.length === 0) {
+        const r = parseValue(buf, start, end, this.st, 0);
+        if (r === MORE) {
+          if (end - start > this.maxBuffer) this.giveUp('client', ts);
+          return;
+        }
+        if (r === INVALID || !Array.isArray(r) || r.length === 0) {
           this.giveUp('client', ts);
           continue;
         }
-        const parts = r.value as DbResp[];
-        const first = respText(parts[0]);
+        const first = respText(r[0]);
         if (first === undefined) {
           this.giveUp('client', ts);
           continue;
         }
         name = first.toUpperCase();
-        args = parts.slice(1).map(asArg);
-        used = r.next - start;
+        args = r.slice(1).map(asArg);
+        used = this.st.next! - start;
       } else {
         // inline command: words up to CRLF (redis-cli --no-raw pipes, telnet)
         const nl = buf.indexOf(10, start);
@@ -218,8 +304,66 @@ export class RedisDecoder implements StreamDecoder {
         args = words.slice(1);
       }
       this.client.consume(used);
-      this.command(name, args, ts);
+      const hidden = hidePasswords(name, args);
+      this.command(name, hidden, ts, commandLine(name, hidden));
     }
+  }
+
+  /**
+   * `*<n>\r\n` and n bulk strings at `i`: the command is taken and its length returned; 0 when it
+   * is not complete yet, -1 when it is not that shape (the general parser decides).
+   */
+  private bulkCommand(b: Buffer, i: number, end: number, ts: number): number {
+    const n = digitsAt(b, i + 1, end);
+    if (n === -2) return 0;
+    if (n <= 0 || n > 1024 * 1024) return -1;
+    let p = digitsEnd + 1;
+    if (p >= end) return 0;
+    if (b[p] !== 10) return -1;
+    p++;
+    // first pass: the frame is whole (no value made for a command still arriving)
+    const first = p;
+    for (let k = 0; k < n; k++) {
+      if (p >= end) return 0;
+      if (b[p] !== 0x24) return -1;
+      const len = digitsAt(b, p + 1, end);
+      if (len === -2) return 0;
+      if (len < 0) return -1;
+      p = digitsEnd + 1;
+      if (p >= end) return 0;
+      if (b[p] !== 10) return -1;
+      p += 1 + len;
+      if (p + 2 > end) return 0;
+      if (b[p] !== 13 || b[p + 1] !== 10) return -1;
+      p += 2;
+    }
+    // second pass: the values
+    let q = first;
+    let name = '';
+    let args: DbValue[] = [];
+    let target = '';
+    for (let k = 0; k < n; k++) {
+      const len = digitsAt(b, q + 1, end);
+      const s = digitsEnd + 2;
+      const e = s + len;
+      if (k === 0) {
+        name = commandName(b, s, e);
+        target = name;
+        args = new Array(n - 1);
+      } else {
+        const v = argValue(b, s, e);
+        args[k - 1] = v;
+        if (k <= 8) target += ` ${shown(v, plainArg)}`;
+      }
+      q = e + 2;
+    }
+    if (n > 9) target += ` …(${n - 9} more)`;
+    if (name === 'AUTH' || name === 'HELLO') {
+      args = hidePasswords(name, args);
+      target = commandLine(name, args);
+    }
+    this.command(name, args, ts, target);
+    return p - i;
   }
 
   private giveUp(side: Side, ts: number): void {
@@ -230,22 +374,28 @@ export class RedisDecoder implements StreamDecoder {
     else {
       this.serverResync = true;
       this.afterGap = true;
-      for (const c of this.drainPending()) this.emitCmd(c, undefined, ts, ['gap', 'no-response']);
+      for (const c of this.drainPending()) this.emitCmd(c, NO_REPLY, ts, ['gap', 'no-response']);
     }
   }
 
-  private command(name: string, rawArgs: DbValue[], ts: number): void {
-    const args = hidePasswords(name, rawArgs);
-    const cmd: Cmd = { name, args, start: this.clientStartTs || ts, end: ts, notes: [] };
+  /** A whole command (passwords already hidden). */
+  private command(name: string, args: DbValue[], ts: number, target: string): void {
+    const cmd: Cmd = {
+      name,
+      args,
+      target,
+      start: this.clientStartTs || ts,
+      end: ts,
+      notes: this.afterGap ? ['gap'] : undefined,
+    };
     this.clientStartTs = ts;
-    if (this.afterGap) cmd.notes.push('gap');
     if (name === 'MULTI') this.txOpen = ++this.txCount;
     if (this.txOpen !== undefined) cmd.tx = this.txOpen;
     if (name === 'EXEC' || name === 'DISCARD') this.txOpen = undefined;
     if (SUBSCRIBE.has(name)) cmd.expect = args.length;
     if (this.pending.length - this.head >= MAX_QUEUE) {
       const old = this.take()!;
-      this.emitCmd(old, undefined, ts, ['no-response']);
+      this.emitCmd(old, NO_REPLY, ts, ['no-response']);
     }
     this.pending.push(cmd);
   }
@@ -277,19 +427,19 @@ export class RedisDecoder implements StreamDecoder {
 
   private drainServer(ts: number): void {
     for (;;) {
-      const { buf, start, end } = this.server.raw();
+      const { buf, start, end } = this.server;
       if (start >= end) return;
       if (this.serverResync) {
         // a reply starts at a type byte; take the first offset from which a whole value parses
         let at = -1;
         for (let i = start; i < end && i < start + 4096; i++) {
           if (!isType(buf[i]!)) continue;
-          const r = parseResp(buf, i, end, this.st);
-          if (r !== BAD && r !== NEED && (r.next === end || isType(buf[r.next]!))) {
+          const r = parseValue(buf, i, end, this.st, 0);
+          if (r !== INVALID && r !== MORE && (this.st.next === end || isType(buf[this.st.next!]!))) {
             at = i;
             break;
           }
-          if (r === NEED && i === start) break;
+          if (r === MORE && i === start) break;
         }
         if (at < 0) {
           if (end - start > 4096) {
@@ -303,19 +453,19 @@ export class RedisDecoder implements StreamDecoder {
         this.serverResync = false;
         continue;
       }
-      const r = parseResp(buf, start, end, this.st);
-      if (r === NEED) {
+      const r = parseValue(buf, start, end, this.st, 0);
+      if (r === MORE) {
         if (end - start > this.maxBuffer) this.giveUp('server', ts);
         return;
       }
-      if (r === BAD) {
+      if (r === INVALID) {
         this.giveUp('server', ts);
         continue;
       }
-      this.server.consume(r.next - start);
+      this.server.consume(this.st.next! - start);
       const startTs = this.serverStartTs || ts;
       this.serverStartTs = ts;
-      this.reply(r.value, startTs, ts);
+      this.reply(r, startTs, ts);
     }
   }
 
@@ -335,7 +485,7 @@ export class RedisDecoder implements StreamDecoder {
       const done = head.expect > 0 ? head.replies.length >= head.expect : count === 0 || count === undefined;
       if (done) {
         this.take();
-        this.emitCmd(head, head.replies, ts, []);
+        this.emitCmd(head, head.replies, ts, NO_NOTES);
       }
       return;
     }
@@ -371,7 +521,7 @@ export class RedisDecoder implements StreamDecoder {
       this.resp3 = false;
       this.subscribed = 0;
     }
-    this.emitCmd(head, [v], ts, []);
+    this.emitCmd(head, v, ts, NO_NOTES);
   }
 
   private emitPush(v: DbResp, startTs: number, ts: number): void {
@@ -389,7 +539,8 @@ export class RedisDecoder implements StreamDecoder {
     );
   }
 
-  private emitCmd(c: Cmd, replies: DbResp[] | undefined, ts: number, more: string[]): void {
+  /** `reply`: the answer (subscribe family: every reply, an array), or NO_REPLY. */
+  private emitCmd(c: Cmd, reply: DbResp | typeof NO_REPLY, ts: number, more: string[]): void {
     const call: DbCall = {
       system: 'redis',
       kind: redisKind(c.name, c.args),
@@ -397,26 +548,29 @@ export class RedisDecoder implements StreamDecoder {
       params: c.args,
     };
     if (c.tx !== undefined) call.tx = c.tx;
-    if (replies) {
-      call.reply = c.expect !== undefined ? (replies as DbResp[]) : replies[0]!;
-      const err = replies.find(isError);
+    const answered = reply !== NO_REPLY;
+    if (answered) {
+      call.reply = reply;
+      const err =
+        c.expect !== undefined ? (reply as DbResp[]).find(isError) : isError(reply) ? reply : undefined;
       if (err !== undefined) call.error = errorOf(err);
     }
-    const notes = [...c.notes, ...more];
+    const notes = c.notes ? [...c.notes, ...more] : more.length ? [...more] : NO_NOTES;
     this.sink.exchange(
       dbExchange(
         call,
         {
           reqStart: c.start,
           reqEnd: c.end,
-          ...(replies ? { respStart: c.respStart ?? ts, respEnd: ts } : {}),
+          respStart: answered ? (c.respStart ?? ts) : undefined,
+          respEnd: answered ? ts : undefined,
         },
         notes,
         {
           method: c.name,
-          target: commandLine(c.name, c.args),
+          target: c.target,
           version: this.resp3 ? 'RESP3' : 'RESP2',
-          answered: replies !== undefined,
+          answered,
         },
       ),
     );

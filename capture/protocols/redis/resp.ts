@@ -3,7 +3,8 @@
  * says how many bytes it needs at least, so a large bulk string is not re-parsed on every push)
  * and the encoder the Redis mock answers with.
  */
-import { bytesValue, type DbResp } from '../../../core/db.js';
+import type { DbResp } from '../../../core/db.js';
+import { latin1, textValue } from '../db-rows.js';
 
 export const NEED = -1;
 export const BAD = -2;
@@ -43,7 +44,13 @@ function parseIntAt(b: Buffer, i: number, e: number): number | undefined {
 export interface ParseState {
   /** Set when the value is incomplete: the least number of bytes (from the value's start) needed. */
   need: number;
+  /** Set when a value parsed: the offset just past it. */
+  next?: number;
 }
+
+/** parseValue's answers for "incomplete" and "not RESP" (symbols: a value may be any number). */
+export const MORE: unique symbol = Symbol('resp-more');
+export const INVALID: unique symbol = Symbol('resp-invalid');
 
 /**
  * Parses one value at [i, end). Returns the value, NEED (incomplete; `st.need` is a lower bound of
@@ -54,64 +61,78 @@ export function parseResp(
   i: number,
   end: number,
   st: ParseState,
-  depth = 0,
 ): Parsed | typeof NEED | typeof BAD {
+  const v = parseValue(b, i, end, st, 0);
+  if (v === MORE) return NEED;
+  if (v === INVALID) return BAD;
+  return { value: v, next: st.next! };
+}
+
+/**
+ * parseResp without a wrapper object per value: returns the value and sets `st.next`, or MORE /
+ * INVALID.
+ */
+export function parseValue(
+  b: Buffer,
+  i: number,
+  end: number,
+  st: ParseState,
+  depth: number,
+): DbResp | typeof MORE | typeof INVALID {
   if (i >= end) {
     st.need = 1;
-    return NEED;
+    return MORE;
   }
-  if (depth > MAX_DEPTH) return BAD;
+  if (depth > MAX_DEPTH) return INVALID;
   const t = b[i]!;
   const lineEnd = crlf(b, i + 1, Math.min(end, i + MAX_LINE));
-  if (lineEnd === -2) return BAD;
+  if (lineEnd === -2) return INVALID;
   if (lineEnd === -1) {
-    if (end - i >= MAX_LINE) return BAD;
+    if (end - i >= MAX_LINE) return INVALID;
     st.need = end - i + 1;
-    return NEED;
+    return MORE;
   }
   const next = lineEnd + 2;
+  st.next = next;
   switch (t) {
     case 0x2b: // + simple string
-      return { value: { simple: b.toString('latin1', i + 1, lineEnd) }, next };
+      return { simple: latin1(b, i + 1, lineEnd) };
     case 0x2d: // - error
-      return { value: { error: b.toString('utf8', i + 1, lineEnd) }, next };
+      return { error: b.toString('utf8', i + 1, lineEnd) };
     case 0x3a: {
       // : integer
       const n = parseIntAt(b, i + 1, lineEnd);
-      if (n === undefined) return BAD;
-      return { value: Number.isSafeInteger(n) ? n : { int: b.toString('latin1', i + 1, lineEnd) }, next };
+      if (n === undefined) return INVALID;
+      return Number.isSafeInteger(n) ? n : { int: b.toString('latin1', i + 1, lineEnd) };
     }
     case 0x5f: // _ null (RESP3)
-      return lineEnd === i + 1 ? { value: null, next } : BAD;
+      return lineEnd === i + 1 ? null : INVALID;
     case 0x2c: // , double
-      return { value: { double: b.toString('latin1', i + 1, lineEnd) }, next };
+      return { double: b.toString('latin1', i + 1, lineEnd) };
     case 0x23: // # boolean
-      if (lineEnd !== i + 2) return BAD;
-      return { value: { bool: b[i + 1] === 0x74 }, next };
+      if (lineEnd !== i + 2) return INVALID;
+      return { bool: b[i + 1] === 0x74 };
     case 0x28: // ( big number
-      return { value: { big: b.toString('latin1', i + 1, lineEnd) }, next };
+      return { big: b.toString('latin1', i + 1, lineEnd) };
     case 0x24: // $ bulk string
     case 0x21: // ! blob error
     case 0x3d: {
       // = verbatim string
       const n = parseIntAt(b, i + 1, lineEnd);
-      if (n === undefined || n < -1) return BAD;
-      if (n === -1) return t === 0x24 ? { value: null, next } : BAD;
+      if (n === undefined || n < -1) return INVALID;
+      if (n === -1) return t === 0x24 ? null : INVALID;
       if (next + n + 2 > end) {
         st.need = next - i + n + 2;
-        return NEED;
+        return MORE;
       }
-      if (b[next + n] !== 13 || b[next + n + 1] !== 10) return BAD;
-      const after = next + n + 2;
-      if (t === 0x24) return { value: bytesValue(b.subarray(next, next + n)) as DbResp, next: after };
-      if (t === 0x21) return { value: { blobError: b.toString('utf8', next, next + n) }, next: after };
-      if (n < 4 || b[next + 3] !== 0x3a) return BAD;
+      if (b[next + n] !== 13 || b[next + n + 1] !== 10) return INVALID;
+      st.next = next + n + 2;
+      if (t === 0x24) return textValue(b, next, next + n) as DbResp;
+      if (t === 0x21) return { blobError: b.toString('utf8', next, next + n) };
+      if (n < 4 || b[next + 3] !== 0x3a) return INVALID;
       return {
-        value: {
-          verbatim: b.toString('utf8', next + 4, next + n),
-          format: b.toString('latin1', next, next + 3),
-        },
-        next: after,
+        verbatim: b.toString('utf8', next + 4, next + n),
+        format: b.toString('latin1', next, next + 3),
       };
     }
     case 0x2a: // * array
@@ -121,39 +142,40 @@ export function parseResp(
     case 0x7c: {
       // | attribute
       const n = parseIntAt(b, i + 1, lineEnd);
-      if (n === undefined || n < -1) return BAD;
-      if (n === -1) return t === 0x2a ? { value: { nullArray: true }, next } : BAD;
+      if (n === undefined || n < -1) return INVALID;
+      if (n === -1) return t === 0x2a ? { nullArray: true } : INVALID;
       const pairs = t === 0x25 || t === 0x7c;
       const count = pairs ? n * 2 : n;
       const items: DbResp[] = [];
       let at = next;
       for (let k = 0; k < count; k++) {
-        const r = parseResp(b, at, end, st, depth + 1);
-        if (r === BAD) return BAD;
-        if (r === NEED) {
+        const r = parseValue(b, at, end, st, depth + 1);
+        if (r === INVALID) return INVALID;
+        if (r === MORE) {
           st.need += at - i;
-          return NEED;
+          return MORE;
         }
-        items.push(r.value);
-        at = r.next;
+        items.push(r);
+        at = st.next!;
       }
-      if (t === 0x2a) return { value: items, next: at };
-      if (t === 0x7e) return { value: { set: items }, next: at };
-      if (t === 0x3e) return { value: { push: items }, next: at };
+      st.next = at;
+      if (t === 0x2a) return items;
+      if (t === 0x7e) return { set: items };
+      if (t === 0x3e) return { push: items };
       const kv: Array<[DbResp, DbResp]> = [];
       for (let k = 0; k < items.length; k += 2) kv.push([items[k]!, items[k + 1]!]);
-      if (t === 0x25) return { value: { map: kv }, next: at };
+      if (t === 0x25) return { map: kv };
       // an attribute precedes the value it describes
-      const r = parseResp(b, at, end, st, depth + 1);
-      if (r === BAD) return BAD;
-      if (r === NEED) {
+      const r = parseValue(b, at, end, st, depth + 1);
+      if (r === INVALID) return INVALID;
+      if (r === MORE) {
         st.need += at - i;
-        return NEED;
+        return MORE;
       }
-      return { value: { attribute: kv, value: r.value }, next: r.next };
+      return { attribute: kv, value: r };
     }
     default:
-      return BAD;
+      return INVALID;
   }
 }
 

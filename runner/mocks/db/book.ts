@@ -24,6 +24,12 @@ export interface DbEntry {
   used: boolean;
   /** Pushes the server sent right after this call's answer on the same connection. */
   pushes: DbCall[];
+  /**
+   * PostgreSQL: the call only prepared or described statements (Parse/Describe/Sync, no Execute —
+   * pgx's statement cache, JDBC after prepareThreshold, a batch's prepare round). Kept for statement
+   * descriptions, never the answer to an Execute.
+   */
+  describeOnly?: boolean;
 }
 
 export interface LiveDbCall {
@@ -32,6 +38,18 @@ export interface LiveDbCall {
   params: DbValue[];
   /** Redis: sent between MULTI and EXEC (answered QUEUED), matched only with such recordings. */
   inTx?: boolean;
+  /**
+   * PostgreSQL: the result formats the live Bind asked for. Among recordings that fit, one answered
+   * in the same formats is taken first (JDBC switches to binary once a statement is server-prepared,
+   * so the same query is recorded both ways; the mock answers with the recorded bytes).
+   */
+  resultFormats?: number[];
+}
+
+/** Result formats as one key: none given and all-text are the same. */
+function formatKey(f: number[] | undefined): string {
+  if (!f || f.every((x) => x === 0)) return 'text';
+  return f.length === 1 ? `all:${f[0]}` : f.join(',');
 }
 
 export interface Nearest {
@@ -113,6 +131,8 @@ export class DbBook {
         used: false,
         pushes: [],
       };
+      if (call.system === 'postgres' && call.steps !== undefined && !call.steps.includes('E'))
+        entry.describeOnly = true;
       const d = duringOf(ex);
       if (d !== undefined) entry.during = d;
       this.entries.push(entry);
@@ -121,6 +141,7 @@ export class DbBook {
       if (list) list.push(entry);
       else this.byKey.set(entry.key, [entry]);
       if (entry.params.some((p) => typeof p === 'string' && PLACEHOLDER.test(p))) this.wild.add(entry.key);
+      if (entry.describeOnly) continue;
       const ek = exactKey(entry.key, entry.params);
       const same = this.exact.get(ek);
       if (same) same.push(entry);
@@ -145,23 +166,31 @@ export class DbBook {
     const fits =
       key !== undefined && !this.wild.has(key)
         ? (this.exact.get(exactKey(key, live.params)) ?? [])
-        : list.filter((e) => paramsMatch(e.params, live.params));
+        : list.filter((e) => !e.describeOnly && paramsMatch(e.params, live.params));
     if (fits.length === 0) return undefined;
     const unused = fits.filter((e) => !e.used);
-    const pool = unused.length > 0 ? unused : fits;
+    let pool = unused.length > 0 ? unused : fits;
+    if (live.resultFormats !== undefined) {
+      const want = formatKey(live.resultFormats);
+      const same = pool.filter((e) => formatKey(e.call.resultFormats) === want);
+      if (same.length > 0) pool = same;
+    }
     const pick =
       pool.find((e) => during !== undefined && e.during === during) ??
       pool.find((e) => e.during === undefined) ??
       pool[0]!;
     pick.used = true;
     // past the end, the last one again (like the HTTP mocks)
-    return unused.length > 0 ? pick : fits[fits.length - 1];
+    return unused.length > 0 ? pick : pool[pool.length - 1];
   }
 
   /** The nearest recording and the first thing that differs. */
   nearest(live: LiveDbCall): Nearest | undefined {
     if (this.entries.length === 0) return undefined;
-    const sameText = this.withText(live.kind, live.text, live.inTx);
+    const all = this.withText(live.kind, live.text, live.inTx);
+    // an Execute is compared with recorded Executes (a prepare round has no parameters to compare)
+    const executed = all.filter((e) => !e.describeOnly);
+    const sameText = executed.length > 0 ? executed : all;
     if (sameText.length > 0) {
       const e = sameText.find((x) => !x.used) ?? sameText[0]!;
       return { entry: e, reason: paramDiff(e.params, live.params) };

@@ -1,7 +1,9 @@
 /**
  * A MySQL/MariaDB server that answers from the recording. It sends a handshake v10 with the
  * recorded server version, without CLIENT_SSL unless the recording was TLS (a client then stays in
- * plaintext, or stops if it requires TLS: MySQL's own "no"), accepts any credentials with OK (an
+ * plaintext, or stops if it requires TLS: MySQL's own "no"; with a TLS recording an SSLRequest
+ * turns the socket into TLS with the run's CA and the handshake goes on inside), accepts any
+ * credentials with OK (an
  * auth switch is never asked for), and answers COM_QUERY with text result sets, COM_STMT_PREPARE
  * with the recorded statement description (a fresh statement id mapped to the text) and
  * COM_STMT_EXECUTE with binary result sets, with or without CLIENT_DEPRECATE_EOF as the client
@@ -10,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import type { DbColumn, DbResult, DbValue } from '../../../core/db.js';
+import tls from 'node:tls';
 import {
   binaryLength,
   binaryValue,
@@ -21,6 +23,7 @@ import {
   writeLenenc,
 } from '../../../capture/protocols/mysql/packets.js';
 import { textValue } from '../../../capture/protocols/postgres/decoder.js';
+import type { DbColumn, DbResult, DbValue } from '../../../core/db.js';
 import { normaliseSql } from '../db/book.js';
 import type { DbContext } from '../db/index.js';
 
@@ -45,6 +48,10 @@ const SERVER_CAPS =
 export function serveMysql(socket: net.Socket, ctx: DbContext): void {
   const session = ctx.book.sessions.find((s) => s.system === 'mysql' && s.session?.server)?.session;
   const version = String(session?.server?.version ?? '5.5.5-10.11.0-MariaDB-retap-mock');
+  const tlsPair = ctx.hooks.tls;
+  // TLS is offered only when the recording was made over TLS (then with the run's CA)
+  const offered = tlsPair ? SERVER_CAPS | CAP.SSL : SERVER_CAPS;
+  let sock: net.Socket = socket;
   let caps = SERVER_CAPS;
   let authed = false;
   let buf: Buffer = Buffer.alloc(0);
@@ -91,10 +98,10 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
         u32(Number(session?.server?.threadId ?? 1)),
         scramble.subarray(0, 8),
         Buffer.from([0]),
-        u16(SERVER_CAPS & 0xffff),
+        u16(offered & 0xffff),
         Buffer.from([45]),
         u16(2),
-        u16((SERVER_CAPS >>> 16) & 0xffff),
+        u16((offered >>> 16) & 0xffff),
         Buffer.from([21]),
         Buffer.alloc(10),
         scramble.subarray(8),
@@ -151,14 +158,14 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
   };
 
   const send = (payloads: Buffer[]): void => {
-    socket.write(Buffer.concat(payloads.map((p, i) => packet(i + 1, p))));
+    sock.write(Buffer.concat(payloads.map((p, i) => packet(i + 1, p))));
   };
 
   const command = (p: Buffer): void => {
     const code = p[0]!;
     switch (code) {
       case 0x01:
-        socket.end();
+        sock.end();
         return;
       case 0x0e:
       case 0x1f:
@@ -307,7 +314,7 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
     send(out);
   };
 
-  socket.on('data', (d: Buffer) => {
+  const onData = (d: Buffer): void => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     let i = 0;
     while (buf.length - i >= 4) {
@@ -316,18 +323,29 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
       const p = buf.subarray(i + 4, i + 4 + len);
       const seq = buf[i + 3]!;
       i += 4 + len;
+      if (!authed && tlsPair && sock === socket && len === 32 && (p.readUInt32LE(0) & CAP.SSL) !== 0) {
+        // SSLRequest: the rest of the handshake comes inside TLS
+        socket.removeListener('data', onData);
+        const t = new tls.TLSSocket(socket, { isServer: true, cert: tlsPair.cert, key: tlsPair.key });
+        sock = t;
+        t.on('data', onData);
+        t.on('error', () => socket.destroy());
+        buf = Buffer.alloc(0);
+        return;
+      }
       if (!authed) {
         // handshake response: accept whatever the credentials
         caps = p.length >= 4 ? p.readUInt32LE(0) & SERVER_CAPS : SERVER_CAPS;
         authed = true;
         ctx.hooks.counted(true);
-        socket.write(packet(seq + 1, ok()));
+        sock.write(packet(seq + 1, ok()));
         continue;
       }
       command(Buffer.from(p));
     }
     buf = i >= buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(i));
-  });
+  };
+  socket.on('data', onData);
 }
 
 function u16(n: number): Buffer {

@@ -363,7 +363,10 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
           return undefined;
         }
         const kind = /^\s*(SET|RESET|DISCARD)\b/i.test(p.text) ? 'setup' : 'query';
-        const r = ctx.lookup({ kind, text: normaliseSql(p.text), params: p.params }, 'EXECUTE');
+        const r = ctx.lookup(
+          { kind, text: normaliseSql(p.text), params: p.params, resultFormats: p.formats },
+          'EXECUTE',
+        );
         if (!r.entry) {
           out.push(missError(r.missMessage!));
           skipToSync = true;
