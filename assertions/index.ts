@@ -13,6 +13,7 @@ import type { RecordedItem, ReplayResults, ReplayRun, RunItem } from '../core/re
 import { type Answer, compareAnswers, recordedAnswer, runAnswer } from './answer.js';
 import { type BudgetInputs, judgeBudget, parseBudget } from './budgets.js';
 import { defaultConfig, type EvaluateConfig } from './config.js';
+import { grpcSchemaFor } from './grpc-schema.js';
 import { VOLATILE_HEADERS } from './headers.js';
 import {
   exactKey,
@@ -28,9 +29,9 @@ import { createSchemaSet, type SchemaSet } from './schema.js';
 import { histogram, summarize } from './stats.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict, VerdictStatus } from './types.js';
 
+export { budgetName, parseBudget } from './budgets.js';
 export type { EvaluateConfig, MatchRule, TokenHint } from './config.js';
 export { configFromYaml, defaultConfig, withBudgets } from './config.js';
-export { budgetName, parseBudget } from './budgets.js';
 export type * from './types.js';
 
 export const EXIT_CODES: Record<VerdictStatus, number> = {
@@ -64,6 +65,10 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     routeOf.set(r.id, r.route);
     routeOf.set(r.exchange.id, r.route);
   }
+
+  // gRPC names: the .proto files given, else the build's server reflection, else field numbers
+  const grpcNames = grpcSchemaFor(results, cfg.protos);
+  const protos = grpcNames.schema;
 
   let schemas: SchemaSet | undefined;
   if (cfg.schema) {
@@ -120,7 +125,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
 
     const diffs = compareAnswers(recorded, cand, {
       route,
-      protos: cfg.protos,
+      protos,
       ...(schemas ? { schemas } : {}),
     });
     for (const d of diffs) {
@@ -142,7 +147,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       const ib = b.get(rec.id);
       if (!ia || !ib) continue;
       compared = true;
-      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos: cfg.protos }));
+      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos }));
     }
     if (compared) selfNoise.add(route, selfDiffs);
 
@@ -150,11 +155,11 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     const baseItem = baseItems[0]?.get(rec.id);
     if (baseItem) {
       const baseline = runAnswer(baseItem);
-      const vsBase = compareAnswers(baseline, cand, { route, protos: cfg.protos });
+      const vsBase = compareAnswers(baseline, cand, { route, protos });
       w.vsBaseline = new Set(vsBase.map(exactKey));
       candRates.add(route, vsBase);
       const recVsBase = new Map(
-        compareAnswers(recorded, baseline, { route, protos: cfg.protos }).map((d) => [exactKey(d), d]),
+        compareAnswers(recorded, baseline, { route, protos }).map((d) => [exactKey(d), d]),
       );
       for (const d of diffs) {
         const rb = recVsBase.get(exactKey(d));
@@ -313,6 +318,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       message: 'the results hold no candidate run',
     });
   const warnings = results.runs.flatMap((r) => r.warnings.map((w) => ({ run: r.label, ...w })));
+  if (grpcNames.note) warnings.push(grpcNames.note);
   if (capture.ringbufDrops + capture.userBatchDrops > 0 || capture.gapBytes > 0) {
     warnings.push({
       run: '*',

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { configFromYaml } from '../assertions/config.js';
 import { packageRoot } from '../core/paths.js';
-import { parse as parseYaml } from 'yaml';
 import { durationMs, parseCiConfig } from './config.js';
 
 const example = readFileSync(join(packageRoot(), 'examples', 'gate', 'retap.yaml'), 'utf8');
@@ -82,6 +82,11 @@ describe('retap.yaml for retap ci', () => {
       'pooled',
     );
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.connections).toBeUndefined();
+    expect(parseCiConfig('replay:\n  reflection: false\n', 'retap.yaml', '/r').replay.reflection).toBe(false);
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.reflection).toBeUndefined();
+    expect(errorOf('replay:\n  reflection: no-thanks\n')).toMatch(
+      /:2: \$\.replay\.reflection must be boolean/,
+    );
   });
 
   it('reports YAML syntax errors with their line', () => {

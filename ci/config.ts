@@ -41,6 +41,8 @@ export interface CiConfig {
     client?: 'h1' | 'undici';
     connections?: 'recorded' | 'pooled';
     protocol?: 'auto' | 'h1' | 'h2';
+    /** Ask a gRPC build for its schema over server reflection (default true). */
+    reflection?: boolean;
     mockMiss?: MockMiss;
     /** Secrets file (absolute), for static client credentials redaction replaced. */
     secrets?: string;
@@ -213,6 +215,7 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
     r.connections = replay.connections;
   if (replay.protocol === 'auto' || replay.protocol === 'h1' || replay.protocol === 'h2')
     r.protocol = replay.protocol;
+  if (typeof replay.reflection === 'boolean') r.reflection = replay.reflection;
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

@@ -15,6 +15,7 @@ import { bindAddrFor } from './addresses.js';
 import { startBuild, tail, waitReady } from './build.js';
 import { bodyToSend, type DriverHooks, drive, sendableHeaders, toWorkerItem } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
+import { askReflection } from './reflection.js';
 import type { ReplayRules } from './rules.js';
 import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
 import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
@@ -97,6 +98,25 @@ const readLines = (file: string): Exchange[] =>
     .filter(Boolean)
     .map((l) => fromStored(JSON.parse(l)));
 
+/**
+ * The build's gRPC schema over server reflection, when the recording holds gRPC and reflection is
+ * on: over the settings its first gRPC exchange goes out with (h2c, or TLS with its server name).
+ */
+async function reflect(spec: WorkerSpec): Promise<WorkerOutput['reflection']> {
+  if (spec.driver.reflection === false) return undefined;
+  const grpc = spec.items.find((i) => i.h2?.messages !== undefined);
+  if (!grpc?.h2) return undefined;
+  const plan = grpc.h2;
+  return askReflection({
+    host: '127.0.0.1',
+    port: spec.build.port,
+    tls: plan.tls === true,
+    servername: plan.authority?.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
+    ...(plan.authority ? { authority: plan.authority } : {}),
+    timeoutMs: Math.min(spec.driver.timeoutMs, 10_000),
+  });
+}
+
 async function main(specPath: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as WorkerSpec;
   const warnings: RunWarning[] = [];
@@ -137,6 +157,8 @@ async function main(specPath: string): Promise<void> {
     });
     await waitReady(build, buildOpts);
     phase = 'replay';
+    const reflected = await reflect(spec);
+    if (reflected) out.reflection = reflected;
     const tokens = tokenHooks(rules, inbound, warnings, spec.driver.connections ?? 'recorded');
     const hooks: DriverHooks = {
       prepare: (item, req) => {
@@ -196,10 +218,19 @@ async function main(specPath: string): Promise<void> {
     }
     // live tokens and restored secrets never reach the disk: redacted like a snapshot
     try {
-      redactWorkerOutput(out, { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey });
+      redactWorkerOutput(out, {
+        enabled: spec.redact === true,
+        secrets,
+        rules,
+        recorded: inbound,
+        key: redactionKey,
+      });
     } catch (e) {
       out.items = [];
-      out.error = { code: 'RETAP_INTERNAL', message: `cannot redact the replay's answers: ${(e as Error).message}` };
+      out.error = {
+        code: 'RETAP_INTERNAL',
+        message: `cannot redact the replay's answers: ${(e as Error).message}`,
+      };
     }
     let text: string;
     try {
