@@ -8,8 +8,8 @@
  * - seeded regressions are caught and named: a changed field (#3, or $.price_cents with the
  *   .proto), a missing stream message and an extra one (message-count), a changed status code
  *   (grpc-status), a renamed and renumbered field with a .proto ($.name missing);
- * - the build's own schema over gRPC server reflection (@grpc/reflection; grpcio-reflection's
- *   v1alpha for Python) names fields without a .proto ($.price_cents); .proto files given win;
+ * - the build's own schema over gRPC server reflection (@grpc/reflection, Go's grpc/reflection,
+ *   grpcio-reflection's v1alpha) names fields without a .proto ($.price_cents); .proto files win;
  *   a build without reflection is compared by number with a note saying so; --no-reflection;
  * - an h2c JSON API served by node's http2, its overlapping streams on one connection, compared
  *   like HTTP/1.1 JSON ($.path).
@@ -591,17 +591,22 @@ for (const [name, argv, skip] of polyglot) {
       expect(reflectionNote(verdict)).toMatch(/offers no gRPC server reflection/);
     }, 120_000);
 
-    it.skipIf(!name.startsWith('Python') || skipWithoutGrpcReflection())(
-      'with server reflection (grpcio-reflection, v1alpha): the changed field named ($.price_cents)',
+    // Go: google.golang.org/grpc/reflection (v1 and v1alpha); Python: grpcio-reflection (v1alpha only)
+    const python = name.startsWith('Python');
+    it.skipIf(python && skipWithoutGrpcReflection())(
+      `with server reflection (${python ? 'grpcio-reflection, v1alpha' : 'grpc/reflection, v1'}): the changed field named ($.price_cents)`,
       async () => {
         const port = await freePort();
-        const { verdict, results } = await replayAndJudge(snap, cmd(port), port, 'py-refl-field', [
-          '--env',
-          'RETAP_REGRESS=field',
-          '--env',
-          'RETAP_REFLECTION=1',
-        ]);
-        expect(results.runs[0]!.reflection?.api).toBe('grpc.reflection.v1alpha');
+        const { verdict, results } = await replayAndJudge(
+          snap,
+          cmd(port),
+          port,
+          `${name.split(' ')[0]}-refl`,
+          ['--env', 'RETAP_REGRESS=field', '--env', 'RETAP_REFLECTION=1'],
+        );
+        expect(results.runs[0]!.reflection?.api).toBe(
+          python ? 'grpc.reflection.v1alpha' : 'grpc.reflection.v1',
+        );
         expect(counted(verdict)).toContainEqual({
           route: 'POST /retap.test.Catalog/Get',
           path: '$.price_cents',
