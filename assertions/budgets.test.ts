@@ -14,7 +14,7 @@ const inputs = (cand: number[], rec: number[], route = 'GET /a'): BudgetInputs =
   recorded: rec.map((latencyMs) => ({ route, latencyMs })),
   baseline: [],
   mocks: [],
-  mockTotals: { calls: 0, matched: 0 },
+  mockTotals: { calls: 0, matched: 0, recorded: 0 },
 });
 
 describe('parseBudget', () => {
@@ -106,7 +106,7 @@ describe('judgeBudget', () => {
     const data = inputs([1, 1, 1, 1], []);
     (data.candidate[0] as { error: boolean }).error = true;
     data.mocks = [{ route: 'GET /a', calls: 4, misses: 1 }];
-    data.mockTotals = { calls: 10, matched: 9 };
+    data.mockTotals = { calls: 10, matched: 9, recorded: 0 };
     expect(judgeBudget(parseBudget('errors < 1%'), data, opts)).toMatchObject({
       status: 'fail',
       measured: 0.25,

@@ -106,10 +106,16 @@ export interface BudgetInputs {
   candidate: Array<{ route: string; latencyMs?: number; error: boolean }>;
   recorded: Array<{ route: string; latencyMs?: number }>;
   baseline: Array<{ route: string; latencyMs?: number }>;
-  /** Outbound calls per route (candidate runs pooled). */
+  /**
+   * Outbound calls per route (candidate runs pooled): per request the calls made or the calls
+   * recorded, whichever is more, so calls not made count as not matched.
+   */
   mocks: Array<{ route: string; calls: number; misses: number }>;
-  /** Mock totals over all runs, for global mock budgets (misses outside any request count here). */
-  mockTotals: { calls: number; matched: number };
+  /**
+   * Mock totals over all runs, for global mock budgets (misses outside any request count here);
+   * `recorded` is what the recording called for the same requests.
+   */
+  mockTotals: { calls: number; matched: number; recorded: number };
 }
 
 export interface BudgetOptions {
@@ -170,9 +176,11 @@ export function judgeBudget(b: Budget, data: BudgetInputs, opts: BudgetOptions):
   if (b.metric === 'mocks') {
     let calls: number;
     let matched: number;
+    let made: number | undefined;
     if (b.route === undefined) {
-      calls = data.mockTotals.calls;
-      matched = data.mockTotals.matched;
+      made = data.mockTotals.calls;
+      calls = Math.max(data.mockTotals.calls, data.mockTotals.recorded);
+      matched = Math.min(data.mockTotals.matched, calls);
     } else {
       const rows = data.mocks.filter((m) => routeMatches(b.route, m.route));
       calls = rows.reduce((s, m) => s + m.calls, 0);
@@ -180,6 +188,8 @@ export function judgeBudget(b: Budget, data: BudgetInputs, opts: BudgetOptions):
     }
     const rate = calls === 0 ? 1 : Math.max(0, matched) / calls;
     const ok = holds(rate, b.op, b.value);
+    const notMade =
+      made !== undefined && made < calls ? `; ${calls - made} recorded calls were not made` : '';
     return {
       budget: b,
       name,
@@ -188,7 +198,10 @@ export function judgeBudget(b: Budget, data: BudgetInputs, opts: BudgetOptions):
       allowed: b.value,
       unit: 'fraction',
       samples: calls,
-      message: `${Math.max(0, matched)} of ${calls} outbound calls matched a recorded answer (${fmtPct(rate)}, allowed ${b.op} ${fmtPct(b.value)})`,
+      message:
+        calls === 0
+          ? 'no outbound calls recorded or made'
+          : `${Math.max(0, matched)} of ${calls} outbound calls matched a recorded answer${notMade} (${fmtPct(rate)}, allowed ${b.op} ${fmtPct(b.value)})`,
     };
   }
 

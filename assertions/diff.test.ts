@@ -106,6 +106,90 @@ describe('bodies, headers, calls, schema', () => {
     ]);
   });
 
+  it('compares what paired calls send: query parameters and JSON body', () => {
+    const call = (target: string, body?: unknown) =>
+      buildResults([
+        {
+          id: 'x#0',
+          route: 'POST /notes',
+          method: 'POST',
+          target: '/notes',
+          recorded: { status: 201, calls: [{ call: `POST audit ${target}`, body }] },
+          candidate: { status: 201 },
+        },
+      ]).recorded[0]?.outbound ?? [];
+    const rec = call('/events?v=2&src=web', { kind: 'note.created', qty: 2, tags: ['a'], user: 'ana' });
+    const cand = call('/events?v=3&src=web&dry=1', { kind: 'created', qty: '2', tags: ['a', 'b'] });
+    expect(compareCalls(rec, cand).map((d) => [d.kind, d.path, d.rating, d.message])).toEqual([
+      [
+        'new-field',
+        'outbound:POST audit /events ?dry',
+        'warning',
+        'POST audit /events sends query dry: undefined → "1"',
+      ],
+      [
+        'changed-value',
+        'outbound:POST audit /events ?v',
+        'warning',
+        'POST audit /events sends query v: "2" → "3"',
+      ],
+      [
+        'changed-value',
+        'outbound:POST audit /events $.kind',
+        'warning',
+        'POST audit /events sends $.kind: "note.created" → "created"',
+      ],
+      [
+        'changed-type',
+        'outbound:POST audit /events $.qty',
+        'breaking',
+        'POST audit /events sends $.qty as string "2" (was number 2)',
+      ],
+      [
+        'array-length',
+        'outbound:POST audit /events $.tags',
+        'warning',
+        'POST audit /events sends $.tags with 2 items (was 1)',
+      ],
+      [
+        'missing-field',
+        'outbound:POST audit /events $.user',
+        'breaking',
+        'POST audit /events sends $.user: "ana" → undefined',
+      ],
+    ]);
+    expect(compareCalls(rec, rec)).toEqual([]);
+  });
+
+  it('a changed call parameter is a finding; volatile ids and times in it are noise', async () => {
+    const { evaluate } = await import('./index.js');
+    const event = (kind: string, i: number, run: number) => ({
+      kind,
+      note_id: `${(run * 7 + i).toString(16).padStart(16, 'a')}`,
+      at: new Date(1_767_225_600_000 + run * 1e6 + i).toISOString(),
+    });
+    const cases = Array.from({ length: 4 }, (_, i) => ({
+      id: `n${i}#0`,
+      route: 'POST /notes',
+      method: 'POST',
+      target: '/notes',
+      recorded: { status: 201, calls: [{ call: 'POST audit /events', body: event('note.created', i, 0) }] },
+      candidate: { status: 201, calls: [{ call: 'POST audit /events', body: event('created', i, 1) }] },
+    }));
+    const v = evaluate(buildResults(cases));
+    expect(v.status).toBe('fail-assertions');
+    const counted = v.items.flatMap((it) =>
+      it.diffs.filter((d) => !d.noise).map((d) => `${d.kind} ${d.path}`),
+    );
+    expect([...new Set(counted)]).toEqual(['changed-value outbound:POST audit /events $.kind']);
+    expect(v.noise.map((n) => [n.path, n.source])).toEqual(
+      expect.arrayContaining([
+        ['outbound:POST audit /events $.at', 'volatile-format'],
+        ['outbound:POST audit /events $.note_id', 'volatile-format'],
+      ]),
+    );
+  });
+
   it('infers types, required fields and formats from the recording', () => {
     const s = createSchemaSet();
     s.add('GET /o', 200, {

@@ -75,10 +75,15 @@ describe('evaluate: the mixed fixture', () => {
 });
 
 describe('evaluate: the shop and its seeded regressions', () => {
-  it('passes 20 replays of the unchanged build (no false alarms), with and without a noise run', () => {
+  it('passes 20 replays of the unchanged build (no false alarms), with and without a noise run or a baseline', () => {
     for (let seed = 1; seed <= 20; seed++) {
-      for (const candidateRuns of [1, 2]) {
-        const v = evaluate(shopResults({ seed, candidateRuns }), demoBudgets());
+      for (const [candidateRuns, baselineRuns] of [
+        [1, 0],
+        [2, 0],
+        [1, 1],
+        [2, 2],
+      ] as const) {
+        const v = evaluate(shopResults({ seed, candidateRuns, baselineRuns }), demoBudgets());
         expect({
           seed,
           candidateRuns,
@@ -94,7 +99,7 @@ describe('evaluate: the shop and its seeded regressions', () => {
         });
       }
     }
-  });
+  }, 120_000); // 80 verdicts, each with a bootstrap: ~20 s alone, more next to other suites
 
   const expectations: Array<[ShopVariant, string, RegExp]> = [
     ['changed-field', 'fail-assertions', /^GET \/orders\/\{id\} changed-type \$\.total$/],
@@ -102,12 +107,37 @@ describe('evaluate: the shop and its seeded regressions', () => {
     ['error', 'fail-assertions', /^GET \/orders status-class status$/],
   ];
   for (const [variant, status, finding] of expectations) {
-    it(`catches ${variant}`, () => {
-      const v = evaluate(shopResults({ variants: [variant], candidateRuns: 2 }), demoBudgets());
+    it(`catches ${variant} against a baseline`, () => {
+      const v = evaluate(
+        shopResults({ variants: [variant], candidateRuns: 2, baselineRuns: 2 }),
+        demoBudgets(),
+      );
+      expect(v.validity).toMatchObject({ reference: 'baseline', reproduced: true });
       expect(v.status).toBe(status);
       expect(counted(v).some((c) => finding.test(c))).toBe(true);
     });
   }
+
+  it('catches changed-field and extra-call without a baseline too', () => {
+    for (const [variant, status, finding] of expectations.slice(0, 2)) {
+      const v = evaluate(shopResults({ variants: [variant], candidateRuns: 2 }), demoBudgets());
+      expect(v.validity.reproduced).toBe(true);
+      expect(v.status).toBe(status);
+      expect(counted(v).some((c) => finding.test(c))).toBe(true);
+    }
+  });
+
+  it('without a baseline, a route failing as a whole is an error that says it cannot be told from a broken replay', () => {
+    const v = evaluate(shopResults({ variants: ['error'], candidateRuns: 2 }), demoBudgets());
+    expect(v).toMatchObject({ status: 'error', exitCode: 3 });
+    expect(v.validity).toMatchObject({ reference: 'candidate', reproduced: false });
+    expect(v.validity.routes.filter((r) => !r.reproduced).map((r) => r.route)).toEqual(['GET /orders']);
+    expect(v.validity.message).toMatch(
+      /did not reproduce the recording.*GET \/orders \(25\/50 answers|GET \/orders/,
+    );
+    expect(v.validity.note).toMatch(/cannot be told from a broken replay environment.*--baseline-cmd/);
+    expect(counted(v).some((c) => c === 'GET /orders status-class status')).toBe(true);
+  });
 
   it('catches slow with the latency budget on GET /orders/{id}', () => {
     const v = evaluate(shopResults({ variants: ['slow'] }), demoBudgets());

@@ -4,9 +4,13 @@
  *   const verdict = evaluate(results, config);   // config: defaultConfig() + retap.yaml + flags
  *   process.exitCode = verdict.exitCode;         // 0 pass, 1 assertions, 2 budgets, 3 infrastructure
  *
- * The first candidate run is compared with the recording; further candidate runs (`--noise-runs`)
- * and baseline runs (`--baseline-cmd`) only decide what is noise. Latency budgets pool every
- * candidate run's server-side timings.
+ * First the replay's validity: did the reference build (the baseline when one ran, else the
+ * candidate) reproduce the recording? A route it did not reproduce makes the verdict `error`
+ * (assertions/validity.ts). Then the first candidate run is compared with the recording. Noise is
+ * learned from the reference only: baseline vs baseline#2 and recording vs baseline when a baseline
+ * ran, else candidate vs candidate#2. A change into 5xx, a transport error or a timeout is never
+ * noise; a candidate that differs from itself where the reference does not is `flaky`, a finding.
+ * Latency budgets pool every candidate run's server-side timings.
  */
 import { ExitCodes } from '../core/errors.js';
 import type { RecordedItem, ReplayResults, ReplayRun, RunItem } from '../core/results.js';
@@ -28,10 +32,12 @@ import {
 import { createSchemaSet, type SchemaSet } from './schema.js';
 import { histogram, summarize } from './stats.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict, VerdictStatus } from './types.js';
+import { checkValidity } from './validity.js';
 
-export { budgetName, parseBudget } from './budgets.js';
-export type { EvaluateConfig, MatchRule, TokenHint } from './config.js';
+export type { EvaluateConfig, MatchRule, TokenHint, ValidityConfig } from './config.js';
+export { describeRoute } from './validity.js';
 export { configFromYaml, defaultConfig, withBudgets } from './config.js';
+export { budgetName, parseBudget } from './budgets.js';
 export type * from './types.js';
 
 export const EXIT_CODES: Record<VerdictStatus, number> = {
@@ -46,11 +52,28 @@ const byId = (run: ReplayRun | undefined): Map<string, RunItem> =>
 
 const isError = (a: Answer): boolean => a.error !== undefined || a.status === undefined || a.status >= 500;
 
+/** A change into 5xx, or no answer at all (transport error, timeout): never noise. */
+export function errorChange(d: Difference): boolean {
+  if (d.kind === 'no-response') return true;
+  if (d.kind !== 'status-class' && d.kind !== 'changed-status') return false;
+  const into = typeof d.candidate === 'number' && d.candidate >= 500;
+  const was = typeof d.recorded === 'number' && d.recorded >= 500;
+  return into && !was;
+}
+
+/** What the recording vs the baseline teaches about noise: values, not statuses or calls. */
+const learnable = (d: Difference): boolean =>
+  d.target === 'body' || d.target === 'header' || d.target === 'schema';
+
 interface Work {
   rec: RecordedItem;
   verdict: ItemVerdict;
   /** Per-item exact keys where baseline and candidate differ (undefined: no baseline answer). */
   vsBaseline?: Set<string>;
+  /** Differences of later candidate runs from the first one (`candidate#2`…), static noise removed. */
+  candSelf: Array<{ label: string; diffs: Difference[] }>;
+  /** Later candidate runs that answered with an error the recording did not have. */
+  laterErrors: Array<{ label: string; diff: Difference }>;
 }
 
 export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig> = {}): Verdict {
@@ -89,9 +112,20 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     volatileFormats: cfg.noise.volatileFormats,
   };
 
-  const selfNoise = rateTable(); // same build vs itself
+  const validity = checkValidity({
+    recorded: results.recorded,
+    baselines,
+    candidates,
+    tokens: cfg.tokens,
+    config: cfg.validity,
+  });
+
+  const brokenRoutes = new Set(validity.routes.filter((r) => !r.reproduced).map((r) => r.route));
+  const selfNoise = rateTable(); // the reference build vs itself: what noise is
+  const candSelf = rateTable(); // the candidate vs itself, when it is not the reference: flakiness
   const candRates = rateTable(); // candidate vs reference (baseline if any, else recording)
   const work: Work[] = [];
+  const candidateIsReference = baselines.length === 0;
 
   for (const rec of results.recorded) {
     const route = rec.route;
@@ -112,7 +146,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     if (!primary || !runItem) {
       base.status = 'error';
       base.error = primary?.error ? `not replayed: ${primary.error.message}` : 'not replayed';
-      work.push({ rec, verdict: base });
+      work.push({ rec, verdict: base, candSelf: [], laterErrors: [] });
       continue;
     }
     const cand = runAnswer(runItem);
@@ -134,35 +168,52 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     }
     base.diffs = diffs;
 
-    // the same build answering twice: what differs there is noise
+    // Noise is what the reference build does differently from itself: baseline vs baseline#2 and
+    // recording vs baseline when a baseline ran, else the candidate's own runs. Never the candidate
+    // alone when a baseline ran: a candidate that differs from itself there is flaky.
+    const refItems = candidateIsReference ? candItems : baseItems;
     const selfDiffs: Difference[] = [];
-    const pairs: Array<[Map<string, RunItem>, Map<string, RunItem>]> = [];
-    for (let i = 1; i < candItems.length; i++)
-      pairs.push([candItems[0] as Map<string, RunItem>, candItems[i] as Map<string, RunItem>]);
-    for (let i = 1; i < baseItems.length; i++)
-      pairs.push([baseItems[0] as Map<string, RunItem>, baseItems[i] as Map<string, RunItem>]);
     let compared = false;
-    for (const [a, b] of pairs) {
-      const ia = a.get(rec.id);
-      const ib = b.get(rec.id);
+    for (let i = 1; i < refItems.length; i++) {
+      const ia = refItems[0]?.get(rec.id);
+      const ib = refItems[i]?.get(rec.id);
       if (!ia || !ib) continue;
       compared = true;
       selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos }));
     }
+    const baseItem = baseItems[0]?.get(rec.id);
+    let recVsBase: Difference[] | undefined;
+    if (baseItem) {
+      recVsBase = compareAnswers(recorded, runAnswer(baseItem), { route, protos });
+      selfDiffs.push(...recVsBase.filter(learnable));
+      compared = true;
+    }
     if (compared) selfNoise.add(route, selfDiffs);
 
-    const w: Work = { rec, verdict: base };
-    const baseItem = baseItems[0]?.get(rec.id);
+    const w: Work = { rec, verdict: base, candSelf: [], laterErrors: [] };
+    for (let i = 1; i < candItems.length; i++) {
+      const later = candItems[i]?.get(rec.id);
+      if (!later) continue;
+      const label = candidates[i]?.label ?? `candidate#${i + 1}`;
+      const laterAnswer = runAnswer(later);
+      const err = compareAnswers(recorded, laterAnswer, { route, outbound: false, protos }).find(errorChange);
+      if (err) w.laterErrors.push({ label, diff: err });
+      if (!candidateIsReference) {
+        const self = compareAnswers(cand, laterAnswer, { route, protos }).filter(
+          (d) => !staticMark(d, route, statics),
+        );
+        candSelf.add(route, self);
+        w.candSelf.push({ label, diffs: self });
+      }
+    }
     if (baseItem) {
       const baseline = runAnswer(baseItem);
       const vsBase = compareAnswers(baseline, cand, { route, protos });
       w.vsBaseline = new Set(vsBase.map(exactKey));
       candRates.add(route, vsBase);
-      const recVsBase = new Map(
-        compareAnswers(recorded, baseline, { route, protos }).map((d) => [exactKey(d), d]),
-      );
+      const byKey = new Map((recVsBase ?? []).map((d) => [exactKey(d), d]));
       for (const d of diffs) {
-        const rb = recVsBase.get(exactKey(d));
+        const rb = byKey.get(exactKey(d));
         d.baseline = rb ? rb.candidate : d.recorded;
       }
     } else if (baselines.length === 0) {
@@ -174,12 +225,14 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     work.push(w);
   }
 
-  // dynamic noise, then keep rules, then item status
+  // dynamic noise, then flaky findings, then keep rules, then item status
   for (const w of work) {
     const route = w.rec.route;
     for (const d of w.verdict.diffs) {
       if (d.noise) continue;
-      if (w.vsBaseline && !w.vsBaseline.has(exactKey(d))) {
+      if (errorChange(d)) continue; // an error is never noise, nor excused by a baseline sharing it
+      // a baseline that did not reproduce this route excuses nothing on it
+      if (w.vsBaseline && !w.vsBaseline.has(exactKey(d)) && !brokenRoutes.has(route)) {
         d.noise = {
           source: 'baseline',
           reason: 'the baseline build answers the same (the recording differs from both)',
@@ -196,6 +249,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
         };
       }
     }
+    w.verdict.diffs.push(...flakyFindings(w, route, candSelf, selfNoise, cfg.noise.margin));
     for (const d of w.verdict.diffs) {
       if (d.noise && d.noise.source !== 'ignore-rule' && cfg.keep.some((k) => ruleMatches(k, d, route)))
         delete d.noise;
@@ -219,8 +273,9 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     recorded: [],
     baseline: [],
     mocks: [],
-    mockTotals: { calls: 0, matched: 0 },
+    mockTotals: { calls: 0, matched: 0, recorded: 0 },
   };
+  const recordedById = new Map(results.recorded.map((r) => [r.id, r]));
   const mockRows = new Map<string, { route: string; calls: number; misses: number }>();
   for (const r of results.recorded) {
     const a = recordedAnswer(r);
@@ -238,8 +293,12 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
         error: isError(a),
         ...(a.latencyMs !== undefined && !a.clientView ? { latencyMs: a.latencyMs } : {}),
       });
+      // counted against what the recording called too: a call not made is not a call matched
+      const expected = recordedById.get(it.id)?.outbound.length ?? 0;
+      inputs.mockTotals.recorded += expected;
       const row = mockRows.get(route) ?? { route, calls: 0, misses: 0 };
-      row.calls += it.outbound.length;
+      row.calls += Math.max(it.outbound.length, expected);
+      row.misses += Math.max(0, expected - it.outbound.length);
       mockRows.set(route, row);
     }
     for (const m of run.mocks.misses) {
@@ -332,7 +391,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
   const counted = items.flatMap((i) => i.diffs.filter((d) => !d.noise));
   const budgetsFailed = budgets.filter((b) => b.status === 'fail').length;
   const status: VerdictStatus =
-    errors.length > 0 || itemErrors > 0
+    errors.length > 0 || itemErrors > 0 || !validity.reproduced
       ? 'error'
       : failed > 0
         ? 'fail-assertions'
@@ -376,9 +435,11 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     mocks: {
       calls: inputs.mockTotals.calls,
       matched: inputs.mockTotals.matched,
-      rate: inputs.mockTotals.calls === 0 ? 1 : inputs.mockTotals.matched / inputs.mockTotals.calls,
+      recordedCalls: inputs.mockTotals.recorded,
+      rate: mockRate(inputs.mockTotals),
       misses,
     },
+    validity,
     capture,
     errors,
     warnings,
@@ -386,3 +447,59 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
 }
 
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
+
+/** Matched calls over what was made or recorded, whichever is more (nothing to mock: 1). */
+export function mockRate(t: { calls: number; matched: number; recorded: number }): number {
+  const of = Math.max(t.calls, t.recorded);
+  return of === 0 ? 1 : Math.min(1, Math.max(0, t.matched) / of);
+}
+
+/**
+ * Later candidate runs judged against what the reference teaches: an error the recording did not
+ * have is always a finding; a value the candidate changes between its own runs is one when the
+ * reference build changes it clearly less often (only when a baseline ran: without one the
+ * candidate's own runs are the reference).
+ */
+function flakyFindings(
+  w: Work,
+  route: string,
+  candSelf: ReturnType<typeof rateTable>,
+  refNoise: ReturnType<typeof rateTable>,
+  margin: number,
+): Difference[] {
+  const out: Difference[] = [];
+  const counted = new Set(w.verdict.diffs.filter((d) => !d.noise).map((d) => d.path));
+  for (const { label, diff } of w.laterErrors) {
+    if (counted.has(diff.path)) continue;
+    counted.add(diff.path);
+    out.push({
+      target: diff.target,
+      path: diff.path,
+      kind: 'flaky',
+      rating: 'breaking',
+      recorded: diff.recorded,
+      candidate: diff.candidate,
+      message: `${label}: ${diff.message} — the candidate fails intermittently (an error is never noise)`,
+    });
+  }
+  for (const { label, diffs } of w.candSelf) {
+    for (const d of diffs) {
+      if (counted.has(d.path) || errorChange(d)) continue;
+      const key = noiseKey(route, d);
+      const own = candSelf.rate(route, key);
+      const ref = refNoise.rate(route, key);
+      if (own <= ref + margin) continue;
+      counted.add(d.path);
+      out.push({
+        target: d.target,
+        path: d.path,
+        kind: 'flaky',
+        rating: d.rating,
+        recorded: d.recorded,
+        candidate: d.candidate,
+        message: `${label} answered differently from the first run: ${d.message} — the candidate differs from itself here in ${pct(own)} of ${route}, the reference build in ${pct(ref)}`,
+      });
+    }
+  }
+  return out;
+}

@@ -32,7 +32,9 @@ export type DiffKind =
   /** gRPC: grpc-status changed (`OK` → `NOT_FOUND`). */
   | 'grpc-status'
   /** gRPC: a stream's answer has fewer or more messages than recorded. */
-  | 'message-count';
+  | 'message-count'
+  /** A later candidate run answered differently where the reference build is stable. */
+  | 'flaky';
 
 export type NoiseSource =
   | 'volatile-header'
@@ -163,6 +165,67 @@ export interface RouteSummary {
 
 export type VerdictStatus = 'pass' | 'fail-assertions' | 'fail-budgets' | 'error';
 
+/** What most likely kept the reference build from reproducing a route. */
+export type ValidityCause =
+  | 'unreachable'
+  | 'dependency'
+  | 'credential'
+  | 'connection'
+  | 'created-id'
+  | 'no-answer'
+  | 'server-error'
+  | 'status'
+  | 'calls-not-made';
+
+export interface CauseFinding {
+  cause: ValidityCause;
+  /** One line: what likely went wrong. */
+  summary: string;
+  /** What was observed that points there (a few lines). */
+  evidence: string[];
+}
+
+/** How well the reference build reproduced one route of the recording. */
+export interface RouteValidity {
+  route: string;
+  /** Reference answers judged (recorded requests with an answer × reference runs). */
+  answers: number;
+  /** Of those, answers in another status class than recorded, or none (transport error, timeout). */
+  statusChanged: number;
+  statusChangedShare: number;
+  /** Outbound calls the recording made for these requests, and how many the reference made and got answered. */
+  recordedCalls: number;
+  callsMade: number;
+  /** 1 when nothing was recorded. */
+  callsMadeShare: number;
+  reproduced: boolean;
+  /** Likely causes, most specific first (only for routes not reproduced). */
+  causes: CauseFinding[];
+}
+
+/** Did the reference build (baseline, else candidate) reproduce the recording? Judged before the candidate. */
+export interface Validity {
+  reference: 'baseline' | 'candidate';
+  /** Labels of the reference runs pooled. */
+  runs: string[];
+  reproduced: boolean;
+  thresholds: { maxStatusChange: number; minCallsMade: number };
+  summary: {
+    routes: number;
+    notReproduced: number;
+    answers: number;
+    statusChanged: number;
+    recordedCalls: number;
+    callsMade: number;
+  };
+  /** Every route, in name order. */
+  routes: RouteValidity[];
+  /** When not reproduced: the one paragraph that says so, naming routes and likely causes. */
+  message?: string;
+  /** Set when no baseline ran (the candidate judged its own replay). */
+  note?: string;
+}
+
 export interface Verdict {
   status: VerdictStatus;
   exitCode: number;
@@ -192,8 +255,12 @@ export interface Verdict {
   budgets: BudgetResult[];
   noise: NoiseDecision[];
   mocks: {
+    /** Outbound calls the candidate runs made, and how many a recorded answer matched. */
     calls: number;
     matched: number;
+    /** Outbound calls the recording made for the requests replayed (once per candidate run). */
+    recordedCalls: number;
+    /** matched / max(calls, recordedCalls): a call not made is not a call matched. */
     rate: number;
     misses: Array<{
       method: string;
@@ -205,6 +272,8 @@ export interface Verdict {
       run: string;
     }>;
   };
+  /** Replay validity, judged before the candidate: a replay that did not reproduce the recording is an error. */
+  validity: Validity;
   capture: {
     exchanges: number;
     ringbufDrops: number;

@@ -89,6 +89,18 @@ describe('retap.yaml for retap ci', () => {
     );
   });
 
+  it('checks the validity thresholds of the assertions section', () => {
+    expect(errorOf('assertions:\n  validity:\n    maxStatusChange: 3\n')).toMatch(
+      /^retap\.yaml:3: \$\.assertions\.validity\.maxStatusChange must be <= 1/,
+    );
+    expect(errorOf('assertions:\n  validity: { minCalls: 1 }\n')).toMatch(
+      /\$\.assertions\.validity\.minCalls is not a known setting \(known: maxStatusChange, minCallsMade\)/,
+    );
+    expect(() =>
+      parseCiConfig('assertions:\n  budgets: []\n  validity: { minCallsMade: 0.8 }\n', 'retap.yaml', '/r'),
+    ).not.toThrow();
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(errorOf('replay:\n  snapshot: [a\n')).toMatch(/^retap\.yaml:\d+: not valid YAML/);
   });

@@ -55,7 +55,9 @@ describe('annotations', () => {
   });
 
   it('one per failing route, naming the difference and how many requests show it', () => {
-    const v = evaluate(shopResults({ sessions: 6, candidateRuns: 2, variants: ['changed-field', 'error'] }));
+    const v = evaluate(
+      shopResults({ sessions: 6, candidateRuns: 2, baselineRuns: 1, variants: ['changed-field', 'error'] }),
+    );
     expect(v.status).toBe('fail-assertions');
     const list = verdictAnnotations(v, { file: 'retap.yaml' });
     const failing = v.routes.filter((r) => r.failed + r.errors > 0).map((r) => `retap: ${r.route}`);
@@ -63,6 +65,17 @@ describe('annotations', () => {
     for (const a of list) expect(a.file).toBe('retap.yaml');
     const changed = list.find((a) => a.message.includes('total'));
     expect(changed?.message).toMatch(/requests fail\nbreaking: .*total.*\(\d+ of \d+\)/);
+  });
+
+  it('one for a replay that did not reproduce the recording, naming the route and the cause', () => {
+    const v = evaluate(shopResults({ sessions: 6, variants: ['error'] }));
+    expect(v.status).toBe('error');
+    const first = verdictAnnotations(v)[0];
+    expect(first?.title).toBe('retap: the replay did not reproduce the recording');
+    expect(first?.message).toMatch(
+      /GET \/orders: 6\/6 answers in another status class \(100%\) — likely the build answers with server errors/,
+    );
+    expect(first?.message).toMatch(/--baseline-cmd/);
   });
 
   it('caps the count and says how many were left out', () => {

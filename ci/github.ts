@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
 import { isAbsolute, relative } from 'node:path';
-import type { Verdict } from '../assertions/index.js';
+import { describeRoute, type Verdict } from '../assertions/index.js';
 
 export interface GithubEnv {
   /** Running inside GitHub Actions (GITHUB_ACTIONS=true). */
@@ -58,8 +58,8 @@ export function workspacePath(path: string, workspace: string | undefined): stri
 }
 
 /**
- * One annotation per failing route (with its first counted differences), per failed budget and
- * per infrastructure error, at most `max` in all (GitHub shows ten errors per step).
+ * One annotation for a replay that did not reproduce the recording, one per failing route (with
+ * its first counted differences), per failed budget and per infrastructure error, at most `max` in all (GitHub shows ten errors per step).
  */
 export function verdictAnnotations(v: Verdict, opts: { file?: string; max?: number } = {}): Annotation[] {
   const out: Annotation[] = [];
@@ -69,6 +69,18 @@ export function verdictAnnotations(v: Verdict, opts: { file?: string; max?: numb
       level: 'error',
       title: `retap: infrastructure error (${e.run})`,
       message: `${e.code}: ${e.message}`,
+      ...at,
+    });
+  }
+  if (!v.validity.reproduced) {
+    const lines = v.validity.routes
+      .filter((r) => !r.reproduced)
+      .slice(0, 5)
+      .map((r) => `${r.route}: ${describeRoute(r)}${r.causes[0] ? ` — likely ${r.causes[0].summary}` : ''}`);
+    out.push({
+      level: 'error',
+      title: 'retap: the replay did not reproduce the recording',
+      message: [v.validity.message ?? '', ...lines, ...(v.validity.note ? [v.validity.note] : [])].join('\n'),
       ...at,
     });
   }

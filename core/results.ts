@@ -88,6 +88,8 @@ export interface RunWarning {
   message: string;
   /** RecordedItem.id concerned. */
   item?: string;
+  /** Recorded outbound exchange concerned (`mock-skipped`: the call that cannot be mocked). */
+  call?: string;
 }
 
 /**

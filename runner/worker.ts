@@ -41,7 +41,11 @@ async function startDependencyMocks(
   const { planMocks, startMocks } = await import('./mocks/index.js');
   const plan = planMocks(outbound);
   for (const s of plan.skipped)
-    warnings.push({ code: 'mock-skipped', message: `recorded call ${s.id} cannot be mocked: ${s.reason}` });
+    warnings.push({
+      code: 'mock-skipped',
+      message: `recorded call ${s.id} cannot be mocked: ${s.reason}`,
+      call: s.id,
+    });
   const handle = await startMocks(plan, outbound, {
     ca,
     miss: spec.mocks.miss,

@@ -4,7 +4,14 @@
  * and the demo's seeded regressions; plus a hand-made mix of every kind of difference.
  */
 import type { Exchange, HeaderList } from '../../core/exchange.js';
-import type { MockMiss, RecordedItem, ReplayResults, ReplayRun, RunItem } from '../../core/results.js';
+import type {
+  MockMiss,
+  RecordedItem,
+  ReplayResults,
+  ReplayRun,
+  RunItem,
+  RunWarning,
+} from '../../core/results.js';
 import { prng } from '../stats.js';
 
 export interface AnswerSpec {
@@ -13,8 +20,8 @@ export interface AnswerSpec {
   body?: unknown;
   headers?: HeaderList;
   latencyMs?: number;
-  /** Outbound calls: `GET inventory /stock/SKU-1`. */
-  calls?: string[];
+  /** Outbound calls: `GET inventory /stock/SKU-1`, or with the JSON body the call sent. */
+  calls?: Array<string | { call: string; body: unknown }>;
   /** Transport error instead of an answer. */
   error?: string;
   /** Capture missed the exchange: only the client view exists. */
@@ -27,6 +34,9 @@ export interface CaseSpec {
   method: string;
   target: string;
   session?: string;
+  /** Request headers (besides host) and body as recorded and sent. */
+  requestHeaders?: HeaderList;
+  requestBody?: string;
   recorded: AnswerSpec;
   /** Per candidate run (index 0 = `candidate`); a single spec is used for every run. */
   candidate: AnswerSpec | ((run: number) => AnswerSpec);
@@ -37,6 +47,10 @@ export interface BuildOptions {
   candidateRuns?: number;
   baselineRuns?: number;
   misses?: MockMiss[];
+  /** Mock misses of the first baseline run. */
+  baselineMisses?: MockMiss[];
+  /** Warnings every run reports (e.g. `mock-skipped`). */
+  warnings?: RunWarning[];
   capture?: Partial<ReplayRun['capture']>;
   runError?: { code: string; message: string };
   createdAt?: string;
@@ -60,7 +74,9 @@ function exchange(
   spec: AnswerSpec,
   direction: 'inbound' | 'outbound',
   host?: string,
+  req: { headers?: HeaderList; body?: string } = {},
 ): Exchange {
+  const reqBody = enc.encode(req.body ?? '');
   const { data, type } = bodyOf(spec);
   const headers: HeaderList = [
     ...(type ? ([['content-type', type]] as HeaderList) : []),
@@ -77,13 +93,17 @@ function exchange(
     tls: false,
     service: { addr: '127.0.0.1', port: 8080, name: 'orders' },
     peer: { addr: '127.0.0.1', port: direction === 'inbound' ? 50000 : 9000, ...(host ? { host } : {}) },
-    connection: { id: id.split('#')[0] ?? id, order: 0 },
+    // every exchange on its own connection, as a client that closes each one records them
+    connection: { id, order: 0 },
     request: {
       method,
       target,
       version: 'HTTP/1.1',
-      headers: host ? [['host', `${host}:9000`]] : [['host', 'orders']],
-      body: { data: new Uint8Array(0), size: 0, truncated: false },
+      headers: [
+        ...(host ? [['host', `${host}:9000`]] : [['host', 'orders']]),
+        ...(req.headers ?? []),
+      ] as HeaderList,
+      body: { data: reqBody, size: reqBody.length, truncated: false },
     },
     ...(spec.error
       ? {}
@@ -104,22 +124,32 @@ function exchange(
   };
 }
 
-function calls(prefix: string, list: string[] | undefined): Exchange[] {
+function calls(prefix: string, list: AnswerSpec['calls']): Exchange[] {
   return (list ?? []).map((c, i) => {
-    const [method, host, target] = c.split(' ') as [string, string, string];
-    return exchange(`${prefix}-out${i}#0`, method, target, { status: 200, body: {} }, 'outbound', host);
+    const call = typeof c === 'string' ? c : c.call;
+    const [method, host, target] = call.split(' ') as [string, string, string];
+    const ex = exchange(`${prefix}-out${i}#0`, method, target, { status: 200, body: {} }, 'outbound', host);
+    if (typeof c !== 'string') {
+      const data = enc.encode(JSON.stringify(c.body));
+      ex.request.headers.push(['content-type', 'application/json']);
+      ex.request.body = { data, size: data.length, truncated: false };
+    }
+    return ex;
   });
 }
 
 function runItem(c: CaseSpec, spec: AnswerSpec, label: string): RunItem {
-  const live = exchange(`${label}-${c.id}#0`, c.method, c.target, spec, 'inbound');
+  const live = exchange(`${label}-${c.id}#0`, c.method, c.target, spec, 'inbound', undefined, {
+    ...(c.requestHeaders ? { headers: c.requestHeaders } : {}),
+    ...(c.requestBody ? { body: c.requestBody } : {}),
+  });
   const { data } = bodyOf(spec);
   return {
     id: c.id,
     client: {
       method: c.method,
       target: c.target,
-      headers: [],
+      headers: c.requestHeaders ?? [],
       ...(spec.error
         ? { error: spec.error }
         : { status: spec.status, responseHeaders: live.response?.headers ?? [], responseBody: data }),
@@ -139,7 +169,10 @@ export function buildResults(cases: CaseSpec[], opts: BuildOptions = {}): Replay
     id: c.id,
     route: c.route,
     session: c.session ?? 's1',
-    exchange: exchange(c.id, c.method, c.target, c.recorded, 'inbound'),
+    exchange: exchange(c.id, c.method, c.target, c.recorded, 'inbound', undefined, {
+      ...(c.requestHeaders ? { headers: c.requestHeaders } : {}),
+      ...(c.requestBody ? { body: c.requestBody } : {}),
+    }),
     outbound: calls(`rec-${c.id}`, c.recorded.calls),
   }));
   const run = (
@@ -153,7 +186,8 @@ export function buildResults(cases: CaseSpec[], opts: BuildOptions = {}): Replay
       return s ? [runItem(c, s, label)] : [];
     });
     const outboundCalls = items.reduce((n, i) => n + i.outbound.length, 0);
-    const misses = role === 'candidate' && index === 0 ? (opts.misses ?? []) : [];
+    const misses =
+      index !== 0 ? [] : role === 'candidate' ? (opts.misses ?? []) : (opts.baselineMisses ?? []);
     return {
       label,
       role,
@@ -169,7 +203,7 @@ export function buildResults(cases: CaseSpec[], opts: BuildOptions = {}): Replay
         gapBytes: 0,
         ...(index === 0 ? opts.capture : {}),
       },
-      warnings: [],
+      warnings: [...(opts.warnings ?? [])],
       ...(opts.runError && index === 0 && role === 'candidate' ? { error: opts.runError } : {}),
     };
   };
@@ -209,6 +243,8 @@ export interface ShopOptions {
   variants?: ShopVariant[];
   seed?: number;
   candidateRuns?: number;
+  /** Baseline runs of the unchanged build (0: none). */
+  baselineRuns?: number;
 }
 
 /**
@@ -281,10 +317,14 @@ export function shopResults(opts: ShopOptions = {}): ReplayResults {
         session: `s${s}`,
         recorded: answer(0, s, step, false),
         candidate: (run) => answer(run + 1, s, step, true),
+        baseline: (run) => answer(run + 101, s, step, false),
       });
     });
   }
-  return buildResults(cases, { candidateRuns: opts.candidateRuns ?? 1 });
+  return buildResults(cases, {
+    candidateRuns: opts.candidateRuns ?? 1,
+    baselineRuns: opts.baselineRuns ?? 0,
+  });
 }
 
 /** One of everything: the fixture behind the golden reports. */
@@ -396,4 +436,61 @@ export function mixedResults(): ReplayResults {
     ],
     capture: { ringbufDrops: 2 },
   });
+}
+
+/**
+ * A replay that did not reproduce its recording: every session logs in, then its reads are refused
+ * (the session was not carried) by the baseline and the candidate alike, and the directory calls
+ * the recording made are never made; one upload route is answered 501 after a body left unread.
+ */
+export function brokenResults(): ReplayResults {
+  const cases: CaseSpec[] = [];
+  const hex = (n: number): string => n.toString(16).padStart(32, '0');
+  for (let s = 0; s < 3; s++) {
+    cases.push({
+      id: `s${s}#0`,
+      route: 'POST /login',
+      method: 'POST',
+      target: '/login',
+      session: `s${s}`,
+      requestBody: '{"user":"ana","password":"REDACTED-00000000000000aa"}',
+      recorded: { status: 200, body: { session: hex(s + 1) } },
+      candidate: { status: 200, body: { session: hex(s + 100) } },
+      baseline: { status: 200, body: { session: hex(s + 200) } },
+    });
+    cases.push({
+      id: `s${s}#1`,
+      route: 'POST /notes/{id}/attachments',
+      method: 'POST',
+      target: `/notes/${s + 1}/attachments`,
+      session: `s${s}`,
+      requestBody: 'x'.repeat(512),
+      recorded: { status: 202, body: { queued: true } },
+      candidate: { status: 202, body: { queued: true } },
+      baseline: { status: 202, body: { queued: true } },
+    });
+    cases.push({
+      id: `s${s}#2`,
+      route: 'GET /notes/{id}',
+      method: 'GET',
+      target: `/notes/${s + 1}`,
+      session: `s${s}`,
+      requestHeaders: [['authorization', `Session ${hex(s + 1)}`]],
+      recorded: { status: 200, body: { id: s + 1, title: 'n' }, calls: ['GET directory /users/ana'] },
+      candidate: { status: 501, body: 'Unsupported method' },
+      baseline: { status: 501, body: 'Unsupported method' },
+    });
+    cases.push({
+      id: `s${s}#3`,
+      route: 'GET /notes',
+      method: 'GET',
+      target: '/notes',
+      session: `s${s}`,
+      requestHeaders: [['authorization', `Session ${hex(s + 1)}`]],
+      recorded: { status: 200, body: { notes: [] }, calls: ['GET directory /users/ana'] },
+      candidate: { status: 401, body: { error: 'no such session' } },
+      baseline: { status: 401, body: { error: 'no such session' } },
+    });
+  }
+  return buildResults(cases, { baselineRuns: 1 });
 }

@@ -1,5 +1,11 @@
 /** Shared wording for reports: numbers, verdict lines, readable diffs, top differences. */
-import type { BudgetResult, Difference, ItemVerdict, Verdict } from '../../assertions/index.js';
+import {
+  type BudgetResult,
+  type Difference,
+  describeRoute,
+  type ItemVerdict,
+  type Verdict,
+} from '../../assertions/index.js';
 
 export function ms(v: number | undefined): string {
   if (v === undefined || Number.isNaN(v)) return '–';
@@ -105,3 +111,29 @@ export function topDifferences(v: Verdict, limit = 10): TopDifference[] {
     )
     .slice(0, limit);
 }
+
+/** Validity of one route as text: shares, thresholds, causes and their evidence. */
+export function validityText(v: Verdict, route: string): string {
+  const r = v.validity.routes.find((x) => x.route === route);
+  if (!r) return '';
+  const t = v.validity.thresholds;
+  const lines = [
+    `${route}: ${r.reproduced ? 'reproduced' : 'NOT reproduced'} by the ${v.validity.reference} (${v.validity.runs.join(', ')})`,
+    `answers in another status class than recorded: ${r.statusChanged} of ${r.answers} (${pct(r.statusChangedShare, 0)}; allowed up to ${pct(t.maxStatusChange, 0)})`,
+    `recorded outbound calls made and answered: ${r.callsMade} of ${r.recordedCalls} (${pct(r.callsMadeShare, 0)}; needed at least ${pct(t.minCallsMade, 0)})`,
+  ];
+  for (const c of r.causes) {
+    lines.push(`likely: ${c.summary} [${c.cause}]`);
+    for (const e of c.evidence) lines.push(`  - ${e}`);
+  }
+  return lines.join('\n');
+}
+
+/** One line on validity for headers and logs. */
+export function validityLine(v: Verdict): string {
+  const s = v.validity.summary;
+  if (!v.validity.reproduced) return v.validity.message ?? 'the replay did not reproduce the recording';
+  return `the ${v.validity.reference} reproduced the recording: ${s.answers - s.statusChanged} of ${s.answers} answers kept their status class, ${s.callsMade} of ${s.recordedCalls} recorded calls made`;
+}
+
+export { describeRoute };

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig, evaluate, type Verdict, withBudgets } from '../../assertions/index.js';
-import { mixedResults } from '../../assertions/testing/fixtures.js';
+import { brokenResults, mixedResults } from '../../assertions/testing/fixtures.js';
 import { renderHtml } from './html.js';
 import { renderJson } from './json.js';
 import { renderJunit } from './junit.js';
@@ -39,6 +39,25 @@ const verdict = () =>
 describe('reports (golden files)', () => {
   it('JUnit', () => golden('mixed.junit.xml', normalise(renderJunit(verdict()))));
   it('Markdown', () => golden('mixed.md', normalise(renderMarkdown(verdict()))));
+
+  // a replay that did not reproduce the recording: the validity section leads, with causes
+  const broken = () =>
+    evaluate(brokenResults(), {
+      ...defaultConfig(),
+      tokens: [0, 1, 2].map((s) => ({
+        id: `session-${s}`,
+        kind: 'session',
+        origin: { exchange: `s${s}#0`, in: 'response' as const, where: 'jsonpath:$.session' },
+      })),
+    });
+  it('JUnit, replay not reproduced', () => golden('broken.junit.xml', normalise(renderJunit(broken()))));
+  it('Markdown, replay not reproduced', () => golden('broken.md', normalise(renderMarkdown(broken()))));
+  it('HTML, replay not reproduced', () => {
+    const html = renderHtml(broken());
+    expect(html).toContain('<h2>Replay validity</h2>');
+    expect(html).toContain('a credential not carried');
+    expect(html).toContain('connection reuse');
+  });
 
   it('renders the same verdict the same way every time', () => {
     expect(renderJunit(verdict())).toBe(renderJunit(verdict()));

@@ -6,8 +6,17 @@
  */
 import type { ReplayResults } from '../../core/results.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict } from '../../assertions/index.js';
-import { EXIT_CODE_MEANINGS, STATUS_TITLE } from '../gate.js';
-import { budgetAllowed, budgetMeasured, counted, ms, pct, value } from './format.js';
+import { EXIT_CODE_MEANINGS, verdictTitle } from '../gate.js';
+import {
+  budgetAllowed,
+  budgetMeasured,
+  counted,
+  describeRoute,
+  ms,
+  pct,
+  validityLine,
+  value,
+} from './format.js';
 
 const esc = (s: unknown): string =>
   String(s)
@@ -158,7 +167,7 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
     }
   }
   const what = v.snapshot.name ? ` — ${v.snapshot.name} v${v.snapshot.version}` : '';
-  const title = opts.title ?? `retap: ${STATUS_TITLE[v.status]}${what}`;
+  const title = opts.title ?? `retap: ${verdictTitle(v)}${what}`;
   const count = (st: string): number => v.items.filter((i) => i.status === st).length;
 
   const budgets = v.budgets.length
@@ -216,6 +225,30 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
         .join('')}</table>`
     : '<p class="muted">None.</p>';
 
+  const val = v.validity;
+  const validity = val.reproduced
+    ? `<p>✅ ${esc(validityLine(v))} (reference: ${esc(val.runs.join(', '))}).</p>`
+    : `<p class="breaking">${esc(val.message ?? 'the replay did not reproduce the recording')}</p>` +
+      `<table><tr><th>route</th><th class="num">status class changed</th><th class="num">recorded calls made</th><th>likely cause and evidence</th></tr>${val.routes
+        .filter((r) => !r.reproduced)
+        .map(
+          (r) =>
+            `<tr><td>${esc(r.route)}</td><td class="num">${r.statusChanged}/${r.answers} (${pct(r.statusChangedShare, 0)})</td>` +
+            `<td class="num">${r.callsMade}/${r.recordedCalls} (${pct(r.callsMadeShare, 0)})</td><td>${
+              r.causes.length
+                ? r.causes
+                    .map(
+                      (c) =>
+                        `<strong>${esc(c.summary)}</strong><ul>${c.evidence.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>`,
+                    )
+                    .join('')
+                : esc(describeRoute(r))
+            }</td></tr>`,
+        )
+        .join('')}</table>` +
+      `<p class="muted">Thresholds (assertions.validity in retap.yaml): at most ${pct(val.thresholds.maxStatusChange, 0)} of a route's answers in another status class, at least ${pct(val.thresholds.minCallsMade, 0)} of its recorded calls made.</p>` +
+      (val.note ? `<p><em>${esc(val.note)}</em></p>` : '');
+
   const c = v.capture;
   const misses = v.mocks.misses
     .map(
@@ -234,9 +267,10 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
 <title>${esc(title)}</title><style>${CSS}</style></head>
 <body>
 <header class="${v.status}"><h1>${esc(title)}</h1>
-<p>${s.passed} of ${s.items} requests pass · ${s.breaking} breaking · ${s.warnings} warnings · ${s.ignored} ignored as noise · budgets ${v.budgets.length - s.budgetsFailed - s.budgetsNotJudged}/${v.budgets.length} pass · mocks ${v.mocks.matched}/${v.mocks.calls}</p>
+<p>${s.passed} of ${s.items} requests pass · ${s.breaking} breaking · ${s.warnings} warnings · ${s.ignored} ignored as noise · budgets ${v.budgets.length - s.budgetsFailed - s.budgetsNotJudged}/${v.budgets.length} pass · mocks ${v.mocks.matched}/${Math.max(v.mocks.calls, v.mocks.recordedCalls)}</p>
 <p>exit code ${v.exitCode}: ${esc(EXIT_CODE_MEANINGS[v.exitCode] ?? '')} · snapshot ${esc(v.snapshot.name)} v${v.snapshot.version} <code>${esc(v.snapshot.hash)}</code> · runs ${esc(v.runs.map((r) => r.label).join(', '))} · ${esc(v.createdAt)}</p></header>
 ${problems ? `<ul>${problems}</ul>` : ''}
+<h2>Replay validity</h2>${validity}
 <h2>Budgets</h2>${budgets}
 <h2>Latency by route (server-side, eBPF; ms)</h2><div class="routes">${routes}</div>
 <h2>Exchanges</h2>
@@ -247,7 +281,7 @@ ${problems ? `<ul>${problems}</ul>` : ''}
 <table id="exchanges"><thead><tr><th></th><th>route</th><th>request</th><th>difference</th><th class="num">latency</th><th class="num">recorded</th></tr></thead><tbody>${list}</tbody></table>
 <h2>Noise decisions</h2><p class="muted">Ignored differences; override with <code>ignore:</code> and <code>keep:</code> rules in retap.yaml.</p>${noise}
 <h2>Mocks and capture</h2>
-<p>Mocks answered ${v.mocks.matched} of ${v.mocks.calls} outbound calls (${pct(v.mocks.rate)}).</p>${misses ? `<ul>${misses}</ul>` : ''}
+<p>Mocks answered ${v.mocks.matched} of ${v.mocks.calls} outbound calls made; the recording made ${v.mocks.recordedCalls} (${pct(v.mocks.rate)} matched).</p>${misses ? `<ul>${misses}</ul>` : ''}
 <p>Capture: ${c.exchanges} exchanges, ${c.ringbufDrops} ring buffer drops, ${c.userBatchDrops} batch drops, ${c.gapBytes} gap bytes; answers seen only by the replay client: ${c.missingLive}.</p>
 <script>${SCRIPT}</script>
 </body></html>

@@ -6,8 +6,9 @@
  */
 import junitModule, { type Builder } from 'junit-report-builder';
 import type { Verdict } from '../../assertions/index.js';
-import { STATUS_TITLE } from '../gate.js';
-import { budgetAllowed, budgetMeasured, counted, diffText } from './format.js';
+import { verdictTitle } from '../gate.js';
+import { describeRoute } from '../../assertions/index.js';
+import { budgetAllowed, budgetMeasured, counted, diffText, validityText } from './format.js';
 
 // CommonJS module whose typings describe an ES default export: take whichever is there.
 const junit = ((junitModule as unknown as { default?: Builder }).default ??
@@ -19,8 +20,23 @@ const seconds = (msValue: number | undefined): number =>
 export function renderJunit(v: Verdict): string {
   const builder = junit.newBuilder();
   const what = v.snapshot.name ? ` ${v.snapshot.name} v${v.snapshot.version}` : '';
-  builder.name(`retap${what}: ${STATUS_TITLE[v.status]}`);
+  builder.name(`retap${what}: ${verdictTitle(v)}`);
   const stamp = new Date(v.createdAt);
+
+  // replay validity first: a route the reference did not reproduce is an error, whatever the candidate did
+  const validity = builder.testSuite().name('replay validity').timestamp(stamp);
+  validity.property('reference', `${v.validity.reference} (${v.validity.runs.join(', ')})`);
+  for (const r of v.validity.routes) {
+    const tc = validity.testCase().className('retap.validity').name(r.route);
+    const text = validityText(v, r.route);
+    if (r.reproduced) tc.standardOutput(text);
+    else
+      tc.error(
+        `${r.route} not reproduced by the ${v.validity.reference}: ${describeRoute(r)}${r.causes[0] ? `; likely ${r.causes[0].summary}` : ''}`,
+        r.causes[0]?.cause ?? 'not-reproduced',
+        text,
+      );
+  }
 
   for (const route of v.routes) {
     const suite = builder.testSuite().name(route.route).timestamp(stamp);

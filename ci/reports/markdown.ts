@@ -4,8 +4,16 @@
  */
 import type { Verdict } from '../../assertions/index.js';
 import { ExitCodes } from '../../core/errors.js';
-import { EXIT_CODE_MEANINGS, STATUS_TITLE } from '../gate.js';
-import { budgetAllowed, budgetMeasured, ms, pct, topDifferences } from './format.js';
+import { EXIT_CODE_MEANINGS, verdictTitle } from '../gate.js';
+import {
+  budgetAllowed,
+  budgetMeasured,
+  describeRoute,
+  ms,
+  pct,
+  topDifferences,
+  validityLine,
+} from './format.js';
 
 const ICON = { pass: '✅', 'fail-assertions': '❌', 'fail-budgets': '⏱️', error: '🛑' } as const;
 const BUDGET_ICON = { pass: '✅', fail: '❌', 'not-judged': '➖' } as const;
@@ -21,20 +29,46 @@ export function renderMarkdown(
 ): string {
   const s = v.summary;
   const out: string[] = [];
-  const title = v.exitCode === ExitCodes.USAGE ? 'bad input' : STATUS_TITLE[v.status];
+  const title = v.exitCode === ExitCodes.USAGE ? 'bad input' : verdictTitle(v);
   const what = v.snapshot.name ? ` — ${v.snapshot.name} v${v.snapshot.version}` : '';
   out.push(`## ${ICON[v.status]} retap: ${title}${what}`);
   out.push('');
   out.push(
     `**${s.passed} of ${s.items} requests pass** · ${s.breaking} breaking · ${s.warnings} warnings · ` +
       `${s.ignored} differences ignored as noise · budgets: ${v.budgets.length - s.budgetsFailed - s.budgetsNotJudged} pass, ` +
-      `${s.budgetsFailed} fail, ${s.budgetsNotJudged} not judged · mocks ${v.mocks.matched}/${v.mocks.calls} · ` +
+      `${s.budgetsFailed} fail, ${s.budgetsNotJudged} not judged · mocks ${v.mocks.matched}/${Math.max(v.mocks.calls, v.mocks.recordedCalls)} · ` +
       `exit code ${v.exitCode}: ${EXIT_CODE_MEANINGS[v.exitCode] ?? '?'}`,
   );
   out.push('');
   out.push(
     `Runs: ${v.runs.map((r) => `${code(r.label)} ${r.items} requests${r.error ? ` (**${cell(r.error)}**)` : ''}`).join(', ')}`,
   );
+
+  const val = v.validity;
+  out.push('', '### Replay validity', '');
+  if (val.reproduced) {
+    out.push(`✅ ${cell(validityLine(v))} (reference: ${val.runs.map(code).join(', ')}).`);
+  } else {
+    out.push(`🛑 **${cell(val.message ?? 'the replay did not reproduce the recording')}**`, '');
+    out.push('| route | status class changed | recorded calls made | likely cause |', '|---|--:|--:|---|');
+    for (const r of val.routes.filter((x) => !x.reproduced)) {
+      out.push(
+        `| ${cell(r.route)} | ${r.statusChanged}/${r.answers} (${pct(r.statusChangedShare, 0)}) | ${r.callsMade}/${r.recordedCalls} (${pct(r.callsMadeShare, 0)}) | ${cell(r.causes.map((c) => c.summary).join('; ') || describeRoute(r))} |`,
+      );
+    }
+    out.push('');
+    for (const r of val.routes.filter((x) => !x.reproduced)) {
+      for (const c of r.causes) {
+        out.push(`- ${cell(r.route)} — ${cell(c.summary)}:`);
+        for (const e of c.evidence) out.push(`  - ${cell(e)}`);
+      }
+    }
+    out.push(
+      '',
+      `Thresholds (\`assertions.validity\` in retap.yaml): at most ${pct(val.thresholds.maxStatusChange, 0)} of a route's answers in another status class, at least ${pct(val.thresholds.minCallsMade, 0)} of its recorded calls made.`,
+    );
+    if (val.note) out.push('', `> ${cell(val.note)}`);
+  }
 
   if (v.errors.length) {
     out.push('', '### Infrastructure errors', '');
@@ -96,7 +130,9 @@ export function renderMarkdown(
 
   const c = v.capture;
   out.push('', '### Mocks and capture', '');
-  out.push(`- mocks answered ${v.mocks.matched} of ${v.mocks.calls} outbound calls (${pct(v.mocks.rate)})`);
+  out.push(
+    `- mocks answered ${v.mocks.matched} of ${v.mocks.calls} outbound calls made; the recording made ${v.mocks.recordedCalls} (${pct(v.mocks.rate)} matched)`,
+  );
   for (const m of v.mocks.misses.slice(0, 10)) {
     out.push(
       `  - miss: ${code(`${m.method} ${m.host} ${m.target}`)} during ${code(m.during ?? '?')}: ${cell(m.reason)}`,

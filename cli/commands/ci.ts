@@ -99,8 +99,16 @@ On GitHub Actions it appends the summary to $GITHUB_STEP_SUMMARY, writes the ste
 verdict (pass | fail-assertions | fail-budgets | error), exit-code, junit, summary, html, json
 and results to $GITHUB_OUTPUT, and prints one ::error annotation per failing route or budget.
 
+Before judging, the replay's validity: when the reference build (the baseline, else the
+candidate) did not reproduce a route of the recording — more than half its answers in another
+status class, or fewer than half its recorded dependency calls made (assertions.validity) — the
+verdict is an error naming the routes and the likely cause (a credential not carried, a
+dependency that cannot be mocked, connection reuse…). Without a baseline a drastic regression
+cannot be told from a broken replay: give --baseline-cmd.
+
 Exit codes: 0 pass, 1 assertion failures, 2 budget failures, 3 infrastructure error (the build
-did not start, capture or replay failed), 64 bad usage.
+did not start, capture or replay failed, or the replay did not reproduce the recording; never
+softened by --warn-only), 64 bad usage.
 
 Examples:
   retap ci                                    # everything from ./retap.yaml

@@ -257,18 +257,36 @@ const DEMO_BUDGETS = ['GET /orders/{id}: p95 < 100ms', 'errors < 1%', 'mocks >= 
 async function verdictStage(ctx: DemoContext): Promise<string> {
   if (!ctx.replays?.length) throw new Error('nothing was replayed');
   ctx.verdicts = [];
+  const unchangedRuns = ctx.replays.find((r) => r.variant === 'none')?.outcome.results.runs ?? [];
   for (const r of ctx.replays) {
     const config = withBudgets(
       { ...defaultConfig(), tokens: await readSnapshotTokens(r.outcome.results.snapshot.path) },
       DEMO_BUDGETS,
       'retap demo',
     );
-    const verdict = evaluate(r.outcome.results, config);
+    // The regressed build is judged against the unchanged one as its baseline (what --baseline-cmd
+    // does): a route it fails as a whole is then its regression, not a replay that could not
+    // reproduce the recording.
+    const results =
+      r.variant === 'none' || unchangedRuns.length === 0
+        ? r.outcome.results
+        : {
+            ...r.outcome.results,
+            runs: [
+              ...r.outcome.results.runs,
+              ...unchangedRuns.map((run) => ({
+                ...run,
+                role: 'baseline' as const,
+                label: run.label.replace(/^candidate/, 'baseline'),
+              })),
+            ],
+          };
+    const verdict = evaluate(results, config);
     const g = gate(verdict);
     const dir = resolve(ctx.options.out, 'reports', r.variant);
     await mkdir(dir, { recursive: true });
     for (const format of ['junit', 'markdown', 'html'] as const) {
-      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), render(format, verdict, r.outcome.results));
+      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), render(format, verdict, results));
     }
     // one line per distinct failure: what kind, where
     const caught = new Set<string>();

@@ -46,7 +46,8 @@ Options:
 When $GITHUB_STEP_SUMMARY is set, the Markdown summary is appended to it.
 
 Exit codes: 0 pass, 1 assertion failures, 2 budget failures (assertions win when both),
-3 infrastructure error (build did not start, capture or replay failed), 64 bad usage.
+3 infrastructure error (build did not start, capture or replay failed) or a replay that did not
+reproduce the recording (replay validity, docs/assertions.md), 64 bad usage.
 
 Examples:
   retap report out/results.json --format junit -o junit.xml

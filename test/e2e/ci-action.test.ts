@@ -226,8 +226,11 @@ describe.skipIf(skipPrivileged())('the action on the demo system', () => {
   }, 60_000);
 
   it('a regressed build fails: verdict, annotations per failing route and budget, summary', async () => {
+    // against the unchanged build as baseline: GET /orders failing as a whole is then the
+    // candidate's regression, not a replay that could not reproduce the recording
     const s = await step(dir, 'fail', [entry], {
       'build-command': `${process.execPath} ${orders} --port 8080 --variant all`,
+      'baseline-command': `${process.execPath} ${orders} --port 8080`,
       budgets: 'errors < 1%',
       'report-dir': 'reports/fail',
     });
