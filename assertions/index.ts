@@ -34,11 +34,11 @@ import { histogram, summarize } from './stats.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict, VerdictStatus } from './types.js';
 import { checkValidity } from './validity.js';
 
-export type { EvaluateConfig, MatchRule, TokenHint, ValidityConfig } from './config.js';
-export { describeRoute } from './validity.js';
-export { configFromYaml, defaultConfig, withBudgets } from './config.js';
 export { budgetName, parseBudget } from './budgets.js';
+export type { EvaluateConfig, MatchRule, TokenHint, ValidityConfig } from './config.js';
+export { configFromYaml, defaultConfig, withBudgets } from './config.js';
 export type * from './types.js';
+export { describeRoute } from './validity.js';
 
 export const EXIT_CODES: Record<VerdictStatus, number> = {
   pass: ExitCodes.OK,
