@@ -17,6 +17,7 @@ import type { RecordedItem, ReplayResults, ReplayRun, RunItem } from '../core/re
 import { type Answer, compareAnswers, recordedAnswer, runAnswer } from './answer.js';
 import { type BudgetInputs, judgeBudget, parseBudget } from './budgets.js';
 import { defaultConfig, type EvaluateConfig } from './config.js';
+import { grpcSchemaFor } from './grpc-schema.js';
 import { VOLATILE_HEADERS } from './headers.js';
 import {
   exactKey,
@@ -33,11 +34,11 @@ import { histogram, summarize } from './stats.js';
 import type { Difference, ItemVerdict, RouteSummary, Verdict, VerdictStatus } from './types.js';
 import { checkValidity } from './validity.js';
 
-export type { EvaluateConfig, MatchRule, TokenHint, ValidityConfig } from './config.js';
-export { describeRoute } from './validity.js';
-export { configFromYaml, defaultConfig, withBudgets } from './config.js';
 export { budgetName, parseBudget } from './budgets.js';
+export type { EvaluateConfig, MatchRule, TokenHint, ValidityConfig } from './config.js';
+export { configFromYaml, defaultConfig, withBudgets } from './config.js';
 export type * from './types.js';
+export { describeRoute } from './validity.js';
 
 export const EXIT_CODES: Record<VerdictStatus, number> = {
   pass: ExitCodes.OK,
@@ -87,6 +88,10 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     routeOf.set(r.id, r.route);
     routeOf.set(r.exchange.id, r.route);
   }
+
+  // gRPC names: the .proto files given, else the build's server reflection, else field numbers
+  const grpcNames = grpcSchemaFor(results, cfg.protos);
+  const protos = grpcNames.schema;
 
   let schemas: SchemaSet | undefined;
   if (cfg.schema) {
@@ -154,7 +159,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
 
     const diffs = compareAnswers(recorded, cand, {
       route,
-      protos: cfg.protos,
+      protos,
       ...(schemas ? { schemas } : {}),
     });
     for (const d of diffs) {
@@ -174,12 +179,12 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       const ib = refItems[i]?.get(rec.id);
       if (!ia || !ib) continue;
       compared = true;
-      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos: cfg.protos }));
+      selfDiffs.push(...compareAnswers(runAnswer(ia), runAnswer(ib), { route, protos }));
     }
     const baseItem = baseItems[0]?.get(rec.id);
     let recVsBase: Difference[] | undefined;
     if (baseItem) {
-      recVsBase = compareAnswers(recorded, runAnswer(baseItem), { route, protos: cfg.protos });
+      recVsBase = compareAnswers(recorded, runAnswer(baseItem), { route, protos });
       selfDiffs.push(...recVsBase.filter(learnable));
       compared = true;
     }
@@ -191,10 +196,10 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       if (!later) continue;
       const label = candidates[i]?.label ?? `candidate#${i + 1}`;
       const laterAnswer = runAnswer(later);
-      const err = compareAnswers(recorded, laterAnswer, { route, outbound: false, protos: cfg.protos }).find(errorChange);
+      const err = compareAnswers(recorded, laterAnswer, { route, outbound: false, protos }).find(errorChange);
       if (err) w.laterErrors.push({ label, diff: err });
       if (!candidateIsReference) {
-        const self = compareAnswers(cand, laterAnswer, { route, protos: cfg.protos }).filter(
+        const self = compareAnswers(cand, laterAnswer, { route, protos }).filter(
           (d) => !staticMark(d, route, statics),
         );
         candSelf.add(route, self);
@@ -203,7 +208,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
     }
     if (baseItem) {
       const baseline = runAnswer(baseItem);
-      const vsBase = compareAnswers(baseline, cand, { route, protos: cfg.protos });
+      const vsBase = compareAnswers(baseline, cand, { route, protos });
       w.vsBaseline = new Set(vsBase.map(exactKey));
       candRates.add(route, vsBase);
       const byKey = new Map((recVsBase ?? []).map((d) => [exactKey(d), d]));
@@ -372,6 +377,7 @@ export function evaluate(results: ReplayResults, partial: Partial<EvaluateConfig
       message: 'the results hold no candidate run',
     });
   const warnings = results.runs.flatMap((r) => r.warnings.map((w) => ({ run: r.label, ...w })));
+  if (grpcNames.note) warnings.push(grpcNames.note);
   if (capture.ringbufDrops + capture.userBatchDrops > 0 || capture.gapBytes > 0) {
     warnings.push({
       run: '*',

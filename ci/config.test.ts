@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { defaultConfig } from '../assertions/config.js';
 import { ErrorCodes, ExitCodes, RetapError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
@@ -97,6 +96,16 @@ describe('retap.yaml for retap ci', () => {
       'pooled',
     );
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.connections).toBeUndefined();
+    expect(parseCiConfig('replay:\n  reflection: false\n', 'retap.yaml', '/r').replay.reflection).toBe(false);
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.reflection).toBeUndefined();
+    expect(errorOf('replay:\n  reflection: no-thanks\n')).toMatch(
+      /:2: \$\.replay\.reflection must be boolean/,
+    );
+    expect(parseCiConfig('replay:\n  reflection: false\n', 'retap.yaml', '/r').replay.reflection).toBe(false);
+    expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').replay.reflection).toBeUndefined();
+    expect(errorOf('replay:\n  reflection: no-thanks\n')).toMatch(
+      /:2: \$\.replay\.reflection must be boolean/,
+    );
   });
 
   it('checks the validity thresholds of the assertions section', () => {
@@ -116,7 +125,11 @@ describe('retap.yaml for retap ci', () => {
   });
 
   it('turns durations into milliseconds', () => {
-    const cfg = parseCiConfig('replay:\n  timeout: 1.5s\n  build:\n    command: x\n    port: 1\n    readyTimeout: 2m\n', 'retap.yaml', '/r');
+    const cfg = parseCiConfig(
+      'replay:\n  timeout: 1.5s\n  build:\n    command: x\n    port: 1\n    readyTimeout: 2m\n',
+      'retap.yaml',
+      '/r',
+    );
     expect(cfg.replay.timeoutMs).toBe(1500);
     expect(cfg.replay.build?.readyTimeoutMs).toBe(120_000);
   });
@@ -139,9 +152,17 @@ describe('retap.yaml is read strictly: an unknown key is a usage error', () => {
     expect(e.code).toBe(ErrorCodes.CONFIG_UNKNOWN_KEY);
     expect(e.exitCode).toBe(ExitCodes.USAGE);
     // the key's own line, not the line of its value
-    expect(e.message).toMatch(/^retap\.yaml:2: \$\.repaly is not a known setting \(known: version, snapshots,/);
+    expect(e.message).toMatch(
+      /^retap\.yaml:2: \$\.repaly is not a known setting \(known: version, snapshots,/,
+    );
     expect(e.hint).toBe("Did you mean 'replay'? Rename 'repaly' in retap.yaml line 2, or remove it.");
-    expect(e.details).toEqual({ file: 'retap.yaml', line: 2, key: 'repaly', path: '$.repaly', suggestion: 'replay' });
+    expect(e.details).toEqual({
+      file: 'retap.yaml',
+      line: 2,
+      key: 'repaly',
+      path: '$.repaly',
+      suggestion: 'replay',
+    });
   });
 
   it('refuses sections nobody reads instead of ignoring them', () => {
@@ -149,20 +170,37 @@ describe('retap.yaml is read strictly: an unknown key is a usage error', () => {
       const e = thrown(`version: 1\n${section}:\n  x: 1\n`);
       expect(e.code, section).toBe(ErrorCodes.CONFIG_UNKNOWN_KEY);
       expect(e.details?.line, section).toBe(2);
-      expect(e.hint, section).toMatch(new RegExp(`^Remove '${section}' from retap\\.yaml line 2: retap reads no such setting`));
+      expect(e.hint, section).toMatch(
+        new RegExp(`^Remove '${section}' from retap\\.yaml line 2: retap reads no such setting`),
+      );
     }
   });
 
   it('refuses unknown keys inside known sections, nested ones included', () => {
     const cases: Array<[string, number, string, string]> = [
       ['replay:\n  snapshot: s\n  mockmiss: fail\n', 3, '$.replay.mockmiss', 'mockMiss'],
-      ['replay:\n  build:\n    command: x\n    port: 1\n    readytimeout: 5s\n', 5, '$.replay.build.readytimeout', 'readyTimeout'],
+      [
+        'replay:\n  build:\n    command: x\n    port: 1\n    readytimeout: 5s\n',
+        5,
+        '$.replay.build.readytimeout',
+        'readyTimeout',
+      ],
       ['ci:\n  report: out\n', 2, '$.ci.report', 'reports'],
       ['snapshots:\n  dirs: x\n', 2, '$.snapshots.dirs', 'dir'],
       ['assertions:\n  budget: ["p95 < 1s"]\n', 2, '$.assertions.budget', 'budgets'],
       ['assertions:\n  latency:\n    minSample: 3\n', 3, '$.assertions.latency.minSample', 'minSamples'],
-      ['assertions:\n  ignore:\n    - { route: "GET /a", paht: $.x }\n', 3, '$.assertions.ignore[0].paht', 'path'],
-      ['assertions:\n  headers:\n    ignore: []\n    compar: [etag]\n', 4, '$.assertions.headers.compar', 'compare'],
+      [
+        'assertions:\n  ignore:\n    - { route: "GET /a", paht: $.x }\n',
+        3,
+        '$.assertions.ignore[0].paht',
+        'path',
+      ],
+      [
+        'assertions:\n  headers:\n    ignore: []\n    compar: [etag]\n',
+        4,
+        '$.assertions.headers.compar',
+        'compare',
+      ],
     ];
     for (const [text, line, path, near] of cases) {
       const e = thrown(text);
@@ -183,7 +221,11 @@ describe('retap.yaml is read strictly: an unknown key is a usage error', () => {
 describe('the assertions section, read by the same reader', () => {
   it('is parsed over the defaults; no section gives the defaults', () => {
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').assertions).toEqual(defaultConfig());
-    const cfg = parseCiConfig('assertions:\n  failOn: breaking\n  proto: [protos, /abs]\n', 'retap.yaml', '/r');
+    const cfg = parseCiConfig(
+      'assertions:\n  failOn: breaking\n  proto: [protos, /abs]\n',
+      'retap.yaml',
+      '/r',
+    );
     expect(cfg.assertions.failOn).toBe('breaking');
     // .proto folders are relative to the file that names them
     expect(cfg.assertions.protoDirs).toEqual(['/r/protos', '/abs']);
@@ -205,7 +247,9 @@ describe('loadCiConfig', () => {
     const dir = mkdtempSync(join(tmpdir(), 'retap-config-'));
     try {
       expect((await loadCiConfig(undefined, dir)).assertions).toEqual(defaultConfig());
-      await expect(loadCiConfig('missing.yaml', dir)).rejects.toMatchObject({ code: ErrorCodes.CONFIG_INVALID });
+      await expect(loadCiConfig('missing.yaml', dir)).rejects.toMatchObject({
+        code: ErrorCodes.CONFIG_INVALID,
+      });
       writeFileSync(join(dir, 'retap.yaml'), 'version: 1\nassertions:\n  failOn: breaking\n');
       const cfg = await loadCiConfig(undefined, dir);
       expect(cfg.file).toBe(join(dir, 'retap.yaml'));

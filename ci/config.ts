@@ -61,6 +61,8 @@ export interface CiConfig {
     client?: 'h1' | 'undici';
     connections?: 'recorded' | 'pooled';
     protocol?: 'auto' | 'h1' | 'h2';
+    /** Ask a gRPC build for its schema over server reflection (default true). */
+    reflection?: boolean;
     mockMiss?: MockMiss;
     /** Secrets file (absolute), for static client credentials redaction replaced. */
     secrets?: string;
@@ -330,6 +332,7 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
     r.k8s = { ...k8s };
     if (str(k8s.kubeconfig)) r.k8s.kubeconfig = resolve(dir, k8s.kubeconfig as string);
   }
+  if (typeof replay.reflection === 'boolean') r.reflection = replay.reflection;
   const c = cfg.ci;
   if (str(ci.reports)) c.reports = resolve(dir, ci.reports as string);
   if (Array.isArray(ci.formats)) c.formats = ci.formats as CiFormat[];

@@ -92,6 +92,24 @@ export interface RunWarning {
   call?: string;
 }
 
+/**
+ * The build's gRPC schema as its server reflection gave it (runner/reflection.ts), asked once per
+ * run when the recording holds gRPC: serialized FileDescriptorProtos, so the report names fields
+ * without the build running. `error` says why there is none (no reflection service…).
+ */
+export interface GrpcReflection {
+  /** The reflection service that answered: `grpc.reflection.v1` or `grpc.reflection.v1alpha`. */
+  api?: string;
+  /** Services the build lists (the reflection service itself left out). */
+  services?: string[];
+  /** Serialized FileDescriptorProtos, base64, imports included. */
+  files?: string[];
+  /** Why there is no schema (no reflection service, an error answer, a timeout). */
+  error?: string;
+  /** Services or imports whose descriptors the build would not give, each with its reason. */
+  missing?: string[];
+}
+
 export interface ReplayRun {
   /** `candidate`, `candidate#2` (noise run), `baseline`, `baseline#2`… */
   label: string;
@@ -116,6 +134,8 @@ export interface ReplayRun {
    * written before connections were replayed.
    */
   connections?: { mode: 'recorded' | 'pooled'; opened: number; reopened: number };
+  /** gRPC server reflection of this run's build (absent: not asked — no gRPC, or turned off). */
+  reflection?: GrpcReflection;
   /** Infrastructure failure that ended the run early (build did not start, crashed…). */
   error?: { code: string; message: string };
 }

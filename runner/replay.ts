@@ -404,6 +404,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     },
     warnings: [...(output?.warnings ?? []), ...reopenWarnings(output), ...incompleteBodies(plan)],
     connections: connectionStats(mode, output),
+    ...(output?.reflection ? { reflection: output.reflection } : {}),
   };
   if (output?.error) run.error = output.error;
   else if (workerError) run.error = { code: ErrorCodes.INTERNAL, message: workerError };

@@ -4,7 +4,7 @@
  * Passed as JSON files; bodies base64.
  */
 import type { HeaderList } from '../core/exchange.js';
-import type { MockMiss, RunWarning, SocketUse } from '../core/results.js';
+import type { GrpcReflection, MockMiss, RunWarning, SocketUse } from '../core/results.js';
 import type { H2Plan } from './h2.js';
 
 /**
@@ -32,6 +32,11 @@ export interface DriverOptions {
    * (runner/h2.ts) and the rest over HTTP/1.1; `h1` and `h2` send everything over one.
    */
   protocol?: ReplayProtocol | undefined;
+  /**
+   * Ask a build that serves gRPC for its schema over server reflection before replaying
+   * (runner/reflection.ts); default true. `false`: `--no-reflection`, `replay.reflection: false`.
+   */
+  reflection?: boolean | undefined;
 }
 
 export type ReplayProtocol = 'auto' | 'h1' | 'h2';
@@ -136,5 +141,7 @@ export interface WorkerOutput {
   warnings: RunWarning[];
   buildLog: string;
   buildExit?: { code: number | null; signal: string | null; during: 'startup' | 'replay' | 'stop' };
+  /** The build's gRPC server reflection, when the recording holds gRPC and it was asked. */
+  reflection?: GrpcReflection;
   error?: { code: string; message: string };
 }

@@ -75,6 +75,8 @@ Snapshot and build:
                          closed where it was) or pooled (replay.connections)
   --protocol P           auto (default: each exchange over the protocol it was recorded with,
                          HTTP/2 and gRPC included), h1 or h2 (replay.protocol)
+  --no-reflection        do not ask a gRPC build for its schema over server reflection
+                         (replay.reflection: false); .proto files (--proto) win over it anyway
   --mock-miss MODE       fail (default), closest or passthrough
   --proto DIR            .proto files of gRPC services (repeatable; assertions.proto): messages
                          compared with field names and types; without, by field number
@@ -132,6 +134,7 @@ interface Flags {
   client?: string;
   connections?: string;
   protocol?: string;
+  'no-reflection'?: boolean;
   proto?: string[];
   'mock-miss'?: string;
   secrets?: string;
@@ -164,6 +167,7 @@ const OPTIONS = {
   client: { type: 'string' },
   connections: { type: 'string' },
   protocol: { type: 'string' },
+  'no-reflection': { type: 'boolean' },
   proto: { type: 'string', multiple: true },
   'mock-miss': { type: 'string' },
   secrets: { type: 'string' },
@@ -399,6 +403,10 @@ async function run(argv: string[]): Promise<number> {
           client: parseClient(f.client) ?? cfg.replay.client,
           connections: parseConnections(f.connections) ?? cfg.replay.connections,
           protocol: parseProtocol(f.protocol) ?? cfg.replay.protocol,
+          // .proto files given win: the build is not asked
+          ...(f['no-reflection'] || cfg.replay.reflection === false || assertionsConfig.protos
+            ? { reflection: false }
+            : {}),
         },
         miss,
         secretsFile: f.secrets ? resolve(cwd, f.secrets) : cfg.replay.secrets,

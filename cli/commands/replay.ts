@@ -70,6 +70,11 @@ Driver:
                          connection was TLS) and gRPC (unary and streaming) over node:http2, one
                          session per recorded connection, its streams concurrent as recorded;
                          HTTP/1.x over the client above. h1 or h2: everything over one of them
+  --no-reflection        do not ask a gRPC build for its schema over server reflection. By default,
+                         when the snapshot holds gRPC, the build is asked (grpc.reflection.v1, else
+                         v1alpha) once it is ready; the descriptors are kept in results.json and
+                         \`retap report\` names fields with them ($.price) unless --proto is given
+                         (it wins). A build without reflection is compared by field number (#2)
   --mock-miss MODE       fail (default: an unrecorded call fails and is reported), closest, passthrough
   --secrets FILE         values of redacted static client credentials (Basic, API keys, tokens the
                          client had before the recording): a YAML map REDACTED-<16 hex>: value;
@@ -115,6 +120,7 @@ interface Flags {
   client?: string;
   connections?: string;
   protocol?: string;
+  'no-reflection'?: boolean;
   'mock-miss'?: string;
   secrets?: string;
   out?: string;
@@ -202,6 +208,7 @@ async function run(argv: string[]): Promise<number> {
       client: { type: 'string' },
       connections: { type: 'string' },
       protocol: { type: 'string' },
+      'no-reflection': { type: 'boolean' },
       'mock-miss': { type: 'string' },
       secrets: { type: 'string' },
       out: { type: 'string' },
@@ -279,6 +286,7 @@ async function run(argv: string[]): Promise<number> {
         client,
         connections,
         protocol,
+        ...(f['no-reflection'] ? { reflection: false } : {}),
       },
       miss,
       secretsFile: f.secrets,

@@ -36,7 +36,8 @@ Options:
   --no-tokens        do not read the snapshot's discovered tokens
   --proto DIR        .proto files of gRPC services (folder, searched recursively; repeatable;
                      also assertions.proto): messages compared with field names and types
-                     ($.items[3].price); without, by field number (#2.3)
+                     ($.items[3].price). Without, the build's own schema when the replay got it
+                     over server reflection (kept in results.json); else by field number (#2.3)
   --no-step-summary  do not append the Markdown summary to $GITHUB_STEP_SUMMARY
   --exit-zero        exit 0 whatever the verdict (reports still written)
   --json             print { verdict, exitCode, summary, reports } as JSON on stdout (with -o);

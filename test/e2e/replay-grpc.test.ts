@@ -8,6 +8,9 @@
  * - seeded regressions are caught and named: a changed field (#3, or $.price_cents with the
  *   .proto), a missing stream message and an extra one (message-count), a changed status code
  *   (grpc-status), a renamed and renumbered field with a .proto ($.name missing);
+ * - the build's own schema over gRPC server reflection (@grpc/reflection, Go's grpc/reflection,
+ *   grpcio-reflection's v1alpha) names fields without a .proto ($.price_cents); .proto files win;
+ *   a build without reflection is compared by number with a note saying so; --no-reflection;
  * - an h2c JSON API served by node's http2, its overlapping streams on one connection, compared
  *   like HTTP/1.1 JSON ($.path).
  */
@@ -116,6 +119,10 @@ export async function replayAndJudge(
   return { results: await readResults(out), verdict: JSON.parse(rep.stdout) as Verdict, code: rep.code };
 }
 
+/** The verdict's note on why gRPC was compared by field number, if any. */
+const reflectionNote = (v: Verdict): string | undefined =>
+  v.warnings.find((w) => w.code === 'grpc-reflection')?.message;
+
 const counted = (v: Verdict) =>
   v.items.flatMap((i) =>
     i.diffs.filter((d) => !d.noise).map((d) => ({ route: i.route, path: d.path, kind: d.kind })),
@@ -212,8 +219,108 @@ describe.skipIf(skipPrivileged())('gRPC replay (grpc-js server and client, every
       expect(verdict.status).toBe('fail-assertions');
       expect(code).toBe(1);
       for (const w of want) expect(counted(verdict)).toContainEqual(w);
+      if (regress === 'field') {
+        // this build offers no reflection: compared by number, and the report says why
+        expect(reflectionNote(verdict)).toMatch(
+          /offers no gRPC server reflection .*grpc-status 12.*compared by field number/,
+        );
+      }
     }, 120_000);
   }
+
+  it("with server reflection and no .proto: the changed field named by the build's schema ($.price_cents)", async () => {
+    const port = await freePort();
+    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'refl-field', [
+      '--env',
+      'RETAP_REGRESS=field',
+      '--env',
+      'RETAP_REFLECTION=1',
+    ]);
+    expect(verdict.status).toBe('fail-assertions');
+    // the seeded price change (Get, and every message of List), by name; the reflection stream
+    // disturbed nothing else
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '$.price_cents',
+      kind: 'changed-value',
+    });
+    expect(counted(verdict).filter((d) => !/^(\[\d+\])?\$\.price_cents$/.test(d.path))).toEqual([]);
+    expect(reflectionNote(verdict)).toBeUndefined();
+    const reflection = results.runs[0]!.reflection!;
+    expect(reflection.api).toBe('grpc.reflection.v1');
+    expect(reflection.services).toEqual(['retap.test.Catalog']);
+    expect(reflection.files?.length).toBeGreaterThan(0);
+    // the descriptors travel with the results: judged again later, the build long gone
+    const again = await retap([
+      'report',
+      join(dir, 'res-refl-field'),
+      '--format',
+      'json',
+      '--no-step-summary',
+    ]);
+    expect(counted(JSON.parse(again.stdout) as Verdict)).toEqual(counted(verdict));
+  }, 120_000);
+
+  it('--no-reflection: the build is not asked, fields compared by number, no note', async () => {
+    const port = await freePort();
+    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'refl-off', [
+      '--env',
+      'RETAP_REGRESS=field',
+      '--env',
+      'RETAP_REFLECTION=1',
+      '--no-reflection',
+    ]);
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '#3',
+      kind: 'changed-value',
+    });
+    expect(counted(verdict).filter((d) => !/^(\[\d+\])?#3$/.test(d.path))).toEqual([]);
+    expect(results.runs[0]!.reflection).toBeUndefined();
+    expect(reflectionNote(verdict)).toBeUndefined();
+  }, 120_000);
+
+  it("a renamed, renumbered field with reflection: named by the build's schema; --proto given wins", async () => {
+    const port = await freePort();
+    const { verdict } = await replayAndJudge(snap, cmd(port), port, 'refl-rename', [
+      '--env',
+      'RETAP_REGRESS=rename',
+      '--env',
+      'RETAP_REFLECTION=1',
+    ]);
+    // the build's schema knows `title = 6`, not the recorded field 2
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '$.title',
+      kind: 'new-field',
+    });
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '#2',
+      kind: 'missing-field',
+    });
+    // the recording's .proto given to the report: its names, not the build's
+    const rep = await retap([
+      'report',
+      join(dir, 'res-refl-rename'),
+      '--format',
+      'json',
+      '--no-step-summary',
+      '--proto',
+      join(fixtures, 'grpc'),
+    ]);
+    const withProto = counted(JSON.parse(rep.stdout) as Verdict);
+    expect(withProto).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '$.name',
+      kind: 'missing-field',
+    });
+    expect(withProto).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '#6',
+      kind: 'new-field',
+    });
+  }, 120_000);
 
   it('replayed over HTTP/1.1 (--protocol h1) the gate cannot pass: gRPC needs HTTP/2', async () => {
     const port = await freePort();
@@ -297,6 +404,22 @@ describe.skipIf(skipPrivileged())('gRPC over TLS (h2, ALPN) with a large streame
     const list = results.runs[0]!.items.find((i) => i.client.target.endsWith('/List'))!;
     expect(list.live?.tls).toBe(true);
     expect(list.client.responseBody?.length).toBeGreaterThan(24 * 65536);
+  }, 120_000);
+
+  it('reflection over TLS (ALPN h2, as the replay connects): a changed field named', async () => {
+    const port = await freePort();
+    const { results, verdict } = await replayAndJudge(snap, cmd(port), port, 'tls-refl', [
+      '--env',
+      'RETAP_REGRESS=field',
+      '--env',
+      'RETAP_REFLECTION=1',
+    ]);
+    expect(results.runs[0]!.reflection?.api).toBe('grpc.reflection.v1');
+    expect(counted(verdict)).toContainEqual({
+      route: 'POST /retap.test.Catalog/Get',
+      path: '$.price_cents',
+      kind: 'changed-value',
+    });
   }, 120_000);
 
   it('a missing message of the large stream is caught', async () => {
@@ -464,8 +587,45 @@ for (const [name, argv, skip] of polyglot) {
         path: '#3',
         kind: 'changed-value',
       });
+      // no reflection in this build: the report says why the fields have numbers
+      expect(reflectionNote(verdict)).toMatch(/offers no gRPC server reflection/);
     }, 120_000);
+
+    // Go: google.golang.org/grpc/reflection (v1 and v1alpha); Python: grpcio-reflection (v1alpha only)
+    const python = name.startsWith('Python');
+    it.skipIf(python && skipWithoutGrpcReflection())(
+      `with server reflection (${python ? 'grpcio-reflection, v1alpha' : 'grpc/reflection, v1'}): the changed field named ($.price_cents)`,
+      async () => {
+        const port = await freePort();
+        const { verdict, results } = await replayAndJudge(
+          snap,
+          cmd(port),
+          port,
+          `${name.split(' ')[0]}-refl`,
+          ['--env', 'RETAP_REGRESS=field', '--env', 'RETAP_REFLECTION=1'],
+        );
+        expect(results.runs[0]!.reflection?.api).toBe(
+          python ? 'grpc.reflection.v1alpha' : 'grpc.reflection.v1',
+        );
+        expect(counted(verdict)).toContainEqual({
+          route: 'POST /retap.test.Catalog/Get',
+          path: '$.price_cents',
+          kind: 'changed-value',
+        });
+        expect(counted(verdict).filter((d) => !/^(\[\d+\])?\$\.price_cents$/.test(d.path))).toEqual([]);
+        expect(reflectionNote(verdict)).toBeUndefined();
+      },
+      120_000,
+    );
   });
+}
+
+function skipWithoutGrpcReflection(): boolean {
+  return skipWithoutTool(
+    'Python grpcio-reflection',
+    ['python3', '-c', 'import grpc_reflection'],
+    'python3 -m pip install grpcio-reflection (ci/setup does)',
+  );
 }
 
 describe.skipIf(skipPrivileged())(

@@ -5,6 +5,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
+import descriptor from 'protobufjs/ext/descriptor/index.js';
 import { ErrorCodes, RetapError } from '../../../core/errors.js';
 import type { GrpcSchema } from '../types.js';
 
@@ -41,6 +42,36 @@ export function loadProtos(paths: string[], includeDirs: string[] = []): GrpcSch
       },
     );
   }
+  return schemaOf(root);
+}
+
+/**
+ * Names from serialized FileDescriptorProtos (base64; what gRPC server reflection hands out,
+ * runner/reflection.ts), as one schema: the same decoding as `.proto` files give.
+ */
+export function schemaFromDescriptors(files: string[]): GrpcSchema {
+  try {
+    const set = descriptor.FileDescriptorSet.create({
+      file: files.map((f) => descriptor.FileDescriptorProto.decode(Buffer.from(f, 'base64'))),
+    });
+    // protobufjs/ext/descriptor adds Root.fromDescriptor at load time; its typings do not say so
+    const Root = protobuf.Root as unknown as { fromDescriptor(d: unknown): protobuf.Root };
+    const root = Root.fromDescriptor(set);
+    root.resolveAll();
+    return schemaOf(root);
+  } catch (e) {
+    throw new RetapError(
+      ErrorCodes.CONFIG_INVALID,
+      `the build's reflected descriptors do not make a schema: ${(e as Error).message}`,
+      {
+        hint: 'Give the .proto files with --proto DIR (they win over reflection), or turn reflection off with --no-reflection.',
+        cause: e,
+      },
+    );
+  }
+}
+
+function schemaOf(root: protobuf.Root): GrpcSchema {
   const methods = new Map<string, protobuf.Method | null>();
   const find = (path: string): protobuf.Method | null => {
     let m = methods.get(path);
