@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 import { describe, expect, it } from 'vitest';
-import { loadProtoDirs } from '../capture/protocols/grpc/protos.js';
+import { loadProtoDirs } from '../core/protos.js';
 import { grpcFrame } from '../core/protobuf.js';
 import type { GrpcReflection, ReplayResults, ReplayRun } from '../core/results.js';
 import { compareGrpc, grpcAnswer } from './grpc.js';

@@ -5,7 +5,7 @@
  * either, field numbers (`#2.3`). Why a recording with gRPC is compared by number is said once,
  * as a warning of the verdict (`grpc-reflection`), never as an error.
  */
-import { schemaFromDescriptors } from '../capture/protocols/grpc/protos.js';
+import { schemaFromDescriptors } from '../core/protos.js';
 import type { ReplayResults } from '../core/results.js';
 import type { MessageSchema } from './grpc.js';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { loadProtoDirs } from '../capture/protocols/grpc/protos.js';
+import { loadProtoDirs } from '../core/protos.js';
 import { grpcFrame } from '../core/protobuf.js';
 import { compareGrpc, grpcAnswer } from './grpc.js';
 

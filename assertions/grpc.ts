@@ -18,7 +18,7 @@ import { compareHeaders } from './headers.js';
 import { diffJson } from './json-diff.js';
 import type { Difference, Rating } from './types.js';
 
-/** Names for messages (the shape capture/protocols/grpc/protos.ts `loadProtos` returns). */
+/** Names for messages (the shape core/protos.ts `loadProtos` returns). */
 export interface MessageSchema {
   /** The message decoded with names, or undefined when the schema does not know the method. */
   decode(path: string, direction: 'request' | 'response', bytes: Uint8Array): unknown;

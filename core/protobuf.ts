@@ -233,3 +233,16 @@ export function grpcFrame(payload: Uint8Array, compressed = false): Uint8Array {
   out.set(payload, 5);
   return out;
 }
+
+/** Decodes gRPC messages with names; `core/protos.ts` builds one from `.proto` files. */
+export interface GrpcSchema {
+  /**
+   * One message of method `path` (`/pkg.Service/Method`) as plain JSON-able data, or undefined
+   * when the schema does not know the method. May throw on bytes that do not fit the type.
+   */
+  decode(path: string, direction: 'request' | 'response', message: Uint8Array): unknown;
+  /** Field numbers the method's message type knows (top level). */
+  fields?(path: string, direction: 'request' | 'response'): ReadonlySet<number> | undefined;
+  /** A decoded value written back as bytes (the token engine's named protobuf fields). */
+  encode?(path: string, direction: 'request' | 'response', value: unknown): Uint8Array | undefined;
+}

@@ -12,7 +12,7 @@ import * as loader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { schemaFromDescriptors } from '../capture/protocols/grpc/protos.js';
+import { schemaFromDescriptors } from '../core/protos.js';
 import { askReflection, decodeAnswer, fileNameAndImports } from './reflection.js';
 
 const fixtures = join(import.meta.dirname, '..', 'test', 'fixtures');

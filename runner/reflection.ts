@@ -5,7 +5,7 @@
  * then `file_by_filename` for any import the answers did not carry. The result is the serialized
  * FileDescriptorProtos (what `protoc` would have produced from the build's .proto files), kept with
  * the replay's results so `retap report` names fields without the build running
- * (capture/protocols/grpc/protos.ts `schemaFromDescriptors`).
+ * (core/protos.ts `schemaFromDescriptors`).
  *
  * Asked once per run, after the build is ready and before the first replayed request, over the
  * connection settings the replay uses (h2c, or TLS with ALPN h2 like runner/h2.ts). A build that

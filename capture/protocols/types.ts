@@ -4,6 +4,7 @@
  * exchanges. Decoders never see sockets, pids or kernel events, so they are tested on plain bytes.
  */
 import type { Protocol, Request, Response } from '../../core/exchange.js';
+import type { GrpcSchema } from '../../core/protobuf.js';
 
 /** `client`: bytes the client sent (requests). `server`: bytes the server sent (responses). */
 export type Side = 'client' | 'server';
@@ -75,18 +76,7 @@ export interface DecoderOptions {
   grpc?: { schema?: GrpcSchema };
 }
 
-/** Decodes gRPC messages with names; `capture/protocols/grpc/protos.ts` builds one from `.proto` files. */
-export interface GrpcSchema {
-  /**
-   * One message of method `path` (`/pkg.Service/Method`) as plain JSON-able data, or undefined
-   * when the schema does not know the method. May throw on bytes that do not fit the type.
-   */
-  decode(path: string, direction: 'request' | 'response', message: Uint8Array): unknown;
-  /** Field numbers the method's message type knows (top level). */
-  fields?(path: string, direction: 'request' | 'response'): ReadonlySet<number> | undefined;
-  /** A decoded value written back as bytes (the token engine's named protobuf fields). */
-  encode?(path: string, direction: 'request' | 'response', value: unknown): Uint8Array | undefined;
-}
+export type { GrpcSchema };
 
 export interface ProtocolDecoder {
   readonly name: Protocol;

@@ -7,7 +7,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
 import { type EvaluateConfig, evaluate, parseBudget, type Rating } from '../../assertions/index.js';
-import { loadProtoDirs } from '../../capture/protocols/grpc/protos.js';
+import { loadProtoDirs } from '../../core/protos.js';
 import { loadCiConfig } from '../../ci/config.js';
 import { gate } from '../../ci/gate.js';
 import { EXTENSIONS, FORMATS, type ReportFormat, render } from '../../ci/reports/index.js';

@@ -7,4 +7,4 @@ export {
   splitMessages,
 } from './exchange.js';
 export { decodeRaw, type RawField } from './protobuf-raw.js';
-export { loadProtoDirs, loadProtos } from './protos.js';
+export { loadProtoDirs, loadProtos } from '../../../core/protos.js';

@@ -6,8 +6,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
-import { ErrorCodes, RetapError } from '../../../core/errors.js';
-import type { GrpcSchema } from '../types.js';
+import { ErrorCodes, RetapError } from './errors.js';
+import type { GrpcSchema } from './protobuf.js';
 
 const toObjectOptions = { longs: String, enums: String, bytes: String, defaults: false } as const;
 
