@@ -218,8 +218,12 @@ interface FnInfo {
   code: Uint8Array;
 }
 
-/** The probes of a file that exports the OpenSSL functions, or undefined when it exports none. */
-export function planOpenssl(elf: ElfFile): OpensslPlan | undefined {
+/**
+ * The probes of a file that exports the OpenSSL functions, or undefined when it exports none.
+ * `entryOnlyWrites` plans writes as one entry probe ('write' sites) where SSL.rwstate is known;
+ * the programs for those are not written yet, so capture plans entry and return probes for both.
+ */
+export function planOpenssl(elf: ElfFile, opts: { entryOnlyWrites?: boolean } = {}): OpensslPlan | undefined {
   const wanted = new Set<string>([...OPENSSL_FUNCTIONS, 'SSL_want']);
   const syms = new Map<string, { value: number; size: number }>();
   for (const s of elf.symbols('dynsym', (n) => wanted.has(n)))
@@ -260,7 +264,7 @@ export function planOpenssl(elf: ElfFile): OpensslPlan | undefined {
   for (const dir of ['read', 'write'] as const) {
     const pair = fns.filter((f) => f.name.startsWith(`SSL_${dir}`));
     if (pair.length === 0) continue;
-    const entryOnly = dir === 'write' && rwstate !== undefined;
+    const entryOnly = dir === 'write' && rwstate !== undefined && opts.entryOnlyWrites === true;
     const base = (dir === 'write' ? SSL_OUT : 0) | rw;
     const cookieOf = (f: FnInfo): number => base | (f.name.endsWith('_ex') ? SSL_EX : SSL_INT_LEN);
     const walks = pair.map((f) => {

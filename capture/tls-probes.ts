@@ -21,12 +21,14 @@ import { logger } from '../core/log.js';
 import type { NativeGoTlsSpec } from '../native/retap_native.js';
 import { definedFunctionsOf, type ElfFile, withElf } from './elf.js';
 import { type GoInspection, inspectGoBinary } from './go/binary.js';
+import { type OpensslPlan, planOpenssl } from './openssl.js';
 
 const log = logger('capture');
 const SSL_SYMBOLS = ['SSL_read', 'SSL_write'] as const;
 
 export interface TlsAttacher {
   attachTls(path: string, pid?: number): number;
+  attachTlsSites(path: string, sites: OpensslPlan['sites'], pid?: number): number;
   attachGoTls(path: string, spec: NativeGoTlsSpec, pid?: number): number;
   detachPid(pid: number): number;
   setTlsPerProcess(on: boolean): void;
@@ -168,10 +170,12 @@ export class TlsProbes {
     }
     let go: GoInspection = { kind: 'not-go' };
     let ssl = false;
+    let plan: OpensslPlan | undefined;
     try {
       withElf(open, (elf: ElfFile) => {
         go = inspectGoBinary(elf);
         ssl = definedFunctionsOf(elf, SSL_SYMBOLS).size > 0;
+        if (ssl) plan = planSafely(elf, label);
       });
     } catch (e) {
       // not ELF, or unreadable: nothing we could attach to
@@ -179,7 +183,16 @@ export class TlsProbes {
       return undefined;
     }
     const g = go as GoInspection; // assigned in the callback: TypeScript cannot see it
-    const f: TlsFile = { id, open, label, ssl, go: g, broken: false, listed: false };
+    const f: TlsFile = {
+      id,
+      open,
+      label,
+      ssl,
+      go: g,
+      broken: false,
+      listed: false,
+      ...(plan ? { plan } : {}),
+    };
     this.files.set(id, f);
     if (g.kind === 'no-tls') log.debug(`${label}: Go ${g.goVersion} program without crypto/tls connections`);
     if (g.kind === 'unsupported') {
@@ -199,7 +212,9 @@ export class TlsProbes {
     const who = pid === -1 ? 'every process' : `pid ${pid}`;
     if (f.ssl) {
       try {
-        const n = this.native.attachTls(open, pid);
+        const n = f.plan
+          ? this.native.attachTlsSites(open, f.plan.sites, pid)
+          : this.native.attachTls(open, pid);
         this.probes += n;
         this.listed(f);
         log.debug(`TLS probes attached to ${f.label} for ${who} (${n})`);
@@ -238,7 +253,14 @@ export class TlsProbes {
     if (f.listed) return;
     f.listed = true;
     this.attached.push(f.label);
-    log.info(`TLS probes on ${f.label} (${this.perProcess ? 'per target process' : 'every process'})`);
+    const how = f.plan
+      ? `: ${Object.entries(f.plan.how)
+          .map(([fn, at]) => `${fn} at ${at}`)
+          .join(', ')}`
+      : f.ssl
+        ? ': SSL_read/SSL_write(_ex) entries, single-stepped'
+        : '';
+    log.info(`TLS probes on ${f.label} (${this.perProcess ? 'per target process' : 'every process'})${how}`);
   }
 
   /** An attach failed: the file's fault, or only a process that exited meanwhile (look again later). */
@@ -271,6 +293,19 @@ interface TlsFile {
   broken: boolean;
   /** In `attached` (and `goBinaries`). */
   listed: boolean;
+  /** Where the OpenSSL probes go: on instructions the kernel emulates (no single step) when it can. */
+  plan?: OpensslPlan;
+}
+
+/** The planned OpenSSL probes; a plan that cannot be made falls back to the exported entries. */
+function planSafely(elf: ElfFile, label: string): OpensslPlan | undefined {
+  try {
+    const plan = planOpenssl(elf);
+    return plan?.sites.some((s) => s.kind === 'enter') ? plan : undefined;
+  } catch (e) {
+    log.debug(`${label}: probing the exported SSL entries (${(e as Error).message})`);
+    return undefined;
+  }
 }
 
 function firstLine(e: unknown): string {

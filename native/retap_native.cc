@@ -110,6 +110,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
                            InstanceMethod("addTarget", &Capture::AddTarget),
                            InstanceMethod("removeTarget", &Capture::RemoveTarget),
                            InstanceMethod("attachTls", &Capture::AttachTls),
+                           InstanceMethod("attachTlsSites", &Capture::AttachTlsSites),
                            InstanceMethod("attachGoTls", &Capture::AttachGoTls),
                            InstanceMethod("detachPid", &Capture::DetachPid),
                            InstanceMethod("setTlsPerProcess", &Capture::SetTlsPerProcess),
@@ -431,6 +432,54 @@ class Capture : public Napi::ObjectWrap<Capture> {
     if (attached == 0) Fail(env, "attaching TLS uprobes to " + path + " failed (no SSL_read/SSL_write symbol?)", last_err ? last_err : ENOENT);
     TakeLog();
     return Napi::Number::New(env, attached);
+  }
+
+  // SSL probes at file offsets user space planned (capture/openssl.ts): [{ offset, kind, cookie }],
+  // kind 'enter' (an entry program chosen by the cookie's RETAP_SSL_OUT / RETAP_SSL_EX bits) or
+  // 'return' (the return probe; its offset is where the stack pointer is still the caller's).
+  // All or nothing: on failure this call's probes are detached and the error names the offset.
+  Napi::Value AttachTlsSites(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+      throw Napi::TypeError::New(env, "attachTlsSites(path, [{ offset, kind, cookie }], pid?)");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Array list = info[1].As<Napi::Array>();
+    int pid = PidArg(info, 2);
+    std::vector<bpf_link*> made;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object site = list.Get(i).As<Napi::Object>();
+      uint64_t offset = static_cast<uint64_t>(site.Get("offset").As<Napi::Number>().Int64Value());
+      std::string kind = site.Get("kind").As<Napi::String>();
+      uint32_t cookie = site.Get("cookie").As<Napi::Number>().Uint32Value();
+      bool out = cookie & RETAP_SSL_OUT, ex = cookie & RETAP_SSL_EX;
+      LIBBPF_OPTS(bpf_uprobe_opts, opts);
+      bpf_program* prog;
+      if (kind == "enter") {
+        prog = out ? (ex ? skel_->progs.ssl_write_ex_enter : skel_->progs.ssl_write_enter)
+                   : (ex ? skel_->progs.ssl_read_ex_enter : skel_->progs.ssl_read_enter);
+        opts.bpf_cookie = cookie | PidCookie(pid);
+      } else if (kind == "return") {
+        prog = skel_->progs.ssl_exit_probe;
+        opts.retprobe = true;
+      } else {
+        for (auto* m : made) bpf_link__destroy(m);
+        throw Napi::TypeError::New(env, "attachTlsSites: kind must be enter or return");
+      }
+      bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), offset, &opts);
+      if (!link) {
+        int err = errno;
+        for (auto* m : made) bpf_link__destroy(m);
+        char where[32];
+        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
+        Fail(env, "attaching a TLS uprobe to " + path + " at offset " + where + " failed", err);
+      }
+      made.push_back(link);
+    }
+    auto& group = links_[pid];
+    group.insert(group.end(), made.begin(), made.end());
+    TakeLog();
+    return Napi::Number::New(env, static_cast<double>(made.size()));
   }
 
   static uint32_t U32(Napi::Object o, const char* key) {

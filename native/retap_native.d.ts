@@ -69,6 +69,11 @@ export interface NativeCapture {
    * (`pid` -1 or absent); returns probes attached.
    */
   attachTls(path: string, pid?: number): number;
+  /**
+   * Attach OpenSSL probes at planned file offsets (capture/openssl.ts): 'enter' sites get the entry
+   * program the cookie names (RETAP_SSL_* bits), 'return' sites the return probe. All or none.
+   */
+  attachTlsSites(path: string, sites: Array<{ offset: number; kind: string; cookie: number }>, pid?: number): number;
   /** Attach the Go crypto/tls probes at file offsets (all or none), for one process or all (-1). */
   attachGoTls(path: string, spec: NativeGoTlsSpec, pid?: number): number;
   /** Detach every probe attached for this process (in the background); returns how many. */

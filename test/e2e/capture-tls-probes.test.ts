@@ -24,6 +24,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../../capture/cgroup.js';
 import { withElf } from '../../capture/elf.js';
+import { planOpenssl } from '../../capture/openssl.js';
 import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { selfSignedCert } from '../helpers/certs.js';
@@ -107,30 +108,39 @@ async function peer(): Promise<Proc & { line(): Promise<string> }> {
   return { ...p, line };
 }
 
-/** The first byte of SSL_write as process `pid` sees it in its copy of our libssl. */
-function sslWriteByte(pid: number): { live: number; file: number } {
+/**
+ * The first byte of every probed instruction (the planned entry sites: capture/openssl.ts) as
+ * process `pid` sees it in its copy of our libssl, and as the file has it.
+ */
+function probedBytes(pid: number): { live: number[]; file: number[] } {
   const lib = join(libdir, 'libssl.so.3');
-  const fileOffset = withElf(lib, (elf) => {
-    const sym = elf.symbols('dynsym', (n) => n === 'SSL_write').find((s) => s.defined);
-    return sym ? elf.fileOffset(sym.value) : undefined;
-  });
-  if (fileOffset === undefined) throw new Error('SSL_write not found in libssl');
-  const file = readFileSync(lib)[fileOffset]!;
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s+(\S.*)$/.exec(line);
-    if (!m || m[4] !== lib) continue;
-    const [startAddr, endAddr, off] = [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)];
-    if (fileOffset < off || fileOffset >= off + (endAddr - startAddr)) continue;
-    const fd = openSync(`/proc/${pid}/mem`, 'r');
-    try {
-      const b = Buffer.alloc(1);
-      readSync(fd, b, 0, 1, startAddr + (fileOffset - off));
-      return { live: b[0]!, file };
-    } finally {
-      closeSync(fd);
+  const offsets = withElf(lib, (elf) =>
+    planOpenssl(elf)
+      ?.sites.filter((s) => s.kind === 'enter')
+      .map((s) => s.offset),
+  );
+  if (!offsets?.length) throw new Error('no probe sites planned for libssl');
+  const image = readFileSync(lib);
+  const file = offsets.map((o) => image[o]!);
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
+  const live = offsets.map((fileOffset) => {
+    for (const line of maps) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s+(\S.*)$/.exec(line);
+      if (!m || m[4] !== lib) continue;
+      const [startAddr, endAddr, off] = [parseInt(m[1]!, 16), parseInt(m[2]!, 16), parseInt(m[3]!, 16)];
+      if (fileOffset < off || fileOffset >= off + (endAddr - startAddr)) continue;
+      const fd = openSync(`/proc/${pid}/mem`, 'r');
+      try {
+        const b = Buffer.alloc(1);
+        readSync(fd, b, 0, 1, startAddr + (fileOffset - off));
+        return b[0]!;
+      } finally {
+        closeSync(fd);
+      }
     }
-  }
-  throw new Error(`process ${pid} does not map ${lib}`);
+    throw new Error(`process ${pid} does not map ${lib} at file offset ${fileOffset}`);
+  });
+  return { live, file };
 }
 
 const INT3 = 0xcc;
@@ -139,23 +149,24 @@ describe.skipIf(skipPrivileged())('TLS probes per target process (real kernel pa
   it('processes as targets: breakpoints in the target only; a cgroup target puts them in every process', async () => {
     const target = await peer();
     const bystander = await peer();
-    expect(sslWriteByte(target.pid).file).not.toBe(INT3);
+    expect(probedBytes(target.pid).file).not.toContain(INT3);
+    const all = (n: number): number[] => probedBytes(target.pid).file.map(() => n);
 
     const session = CaptureSession.start({ pids: [target.pid] }, () => {});
     try {
       expect(session.stats().tlsProbesFor).toBe('process');
       expect(session.stats().tlsLibraries).toContain(join(libdir, 'libssl.so.3'));
-      expect(sslWriteByte(target.pid).live).toBe(INT3);
-      const b = sslWriteByte(bystander.pid);
-      expect(b.live).toBe(b.file);
+      expect(probedBytes(target.pid).live).toEqual(all(INT3));
+      const b = probedBytes(bystander.pid);
+      expect(b.live).toEqual(b.file);
 
       // a cgroup target: the kernel cannot filter probes by cgroup, so every process gets them
       const cg = createCgroup(`test-tlsprobes-${process.pid}-${Date.now().toString(36)}`);
       try {
         session.addCgroup(cg.id);
         expect(session.stats().tlsProbesFor).toBe('all');
-        expect(sslWriteByte(bystander.pid).live).toBe(INT3);
-        expect(sslWriteByte(target.pid).live).toBe(INT3);
+        expect(probedBytes(bystander.pid).live).toEqual(all(INT3));
+        expect(probedBytes(target.pid).live).toEqual(all(INT3));
       } finally {
         cg.destroy();
       }
