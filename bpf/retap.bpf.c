@@ -832,18 +832,24 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 /* ---- OpenSSL: SSL_read / SSL_write (+ _ex) ---- */
 
-/* step: is this probe's link the live kind? Links attached for one process carry bit 32 of the
- * attach cookie; user space attaches the other kind before it switches (tls_per_process), so the
- * switch is one store: no call is recorded twice, none is missed. */
-static __always_inline int link_live(void *ctx)
+/* step: does this hit count? Probes attached for one process carry bit 32 of the attach cookie;
+ * user space attaches the other kind before it switches (tls_per_process), so the switch is one
+ * store: no call is recorded twice, none is missed. A probe attached for one process is only in
+ * that target's memory (the kernel filters by memory map), so it needs no target lookup. */
+static __always_inline int probe_wanted(void *ctx, __u32 tgid)
 {
-  return ((bpf_get_attach_cookie(ctx) >> 32) & 1) == (tls_per_process != 0);
+  __u32 per = (bpf_get_attach_cookie(ctx) >> 32) & 1;
+  if (per != (tls_per_process != 0))
+    return 0;
+  if (per)
+    return !paused && tgid != self_tgid;
+  return is_target(tgid);
 }
 
 static __always_inline int ssl_enter(void *ctx, void *ssl, void *buf, void *out_len, __u32 dir, __u32 ex)
 {
   __u64 id = bpf_get_current_pid_tgid();
-  if (!is_target(id >> 32) || !link_live(ctx))
+  if (!probe_wanted(ctx, id >> 32))
     return 0;
   struct ssl_call c = { .ssl = (__u64)ssl, .buf = (__u64)buf, .out_len = (__u64)out_len, .dir = dir, .ex = ex };
   bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY);
@@ -1019,7 +1025,7 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u32 dir)
 {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;
-  if (!is_target(tgid) || !link_live(ctx))
+  if (!probe_wanted(ctx, tgid))
     return 0;
   struct retap_go_layout *L = go_layout(ctx);
   if (!L)

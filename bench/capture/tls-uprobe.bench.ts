@@ -9,6 +9,9 @@
  * there, so no call blocks): 4 TLS calls (2 writes, 2 reads) and 4 socket syscalls per round trip.
  * Arms, interleaved A B C …:
  *   no probes      — no capture session;
+ *   capture without TLS probes — the same targets as the next arm, TLS off: what the syscall
+ *                    tracepoints cost a process that is not a target (they run for every process
+ *                    and return at the target check); the peer of the next arm's TLS figure;
  *   not a target   — a session with processes as targets (an idle process of the Go binary and
  *                    an idle python with the same libssl): probes are attached per target process,
  *                    so the peer should pay nothing;
@@ -74,7 +77,12 @@ for line in sys.stdin:
     print((time.perf_counter_ns() - t0) / n / 1000, flush=True)
 `;
 
-type Arm = 'no probes' | 'not a target' | 'not a target, probes for every process' | 'target';
+type Arm =
+  | 'no probes'
+  | 'capture without TLS probes'
+  | 'not a target'
+  | 'not a target, probes for every process'
+  | 'target';
 type Peer = 'OpenSSL (python ssl)' | 'Go crypto/tls';
 const PEERS: Peer[] = ['OpenSSL (python ssl)', 'Go crypto/tls'];
 
@@ -85,7 +93,13 @@ const PEERS: Peer[] = ['OpenSSL (python ssl)', 'Go crypto/tls'];
 async function probesGone(): Promise<void> {
   for (let i = 0; i < 300 && tracerPids().includes(process.pid); i++) await sleep(50);
 }
-const ARMS: Arm[] = ['no probes', 'not a target', 'not a target, probes for every process', 'target'];
+const ARMS: Arm[] = [
+  'no probes',
+  'capture without TLS probes',
+  'not a target',
+  'not a target, probes for every process',
+  'target',
+];
 
 /** A ping-pong process: prints "ready", then µs per round trip for each count written to stdin. */
 async function pingPong(cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
@@ -147,7 +161,8 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
           const pids = arm === 'target' ? PEERS.map((p) => peers[p].pid) : [idleGo.pid, idlePy.pid];
           const everyProcess = arm === 'not a target, probes for every process';
           const cgroupIds = everyProcess && cg ? [cg.id] : [];
-          session = CaptureSession.start({ pids, tls: true, cgroupIds }, (ex) => {
+          const tls = arm !== 'capture without TLS probes';
+          session = CaptureSession.start({ pids, tls, cgroupIds }, (ex) => {
             if (ex.request.target === '/ping' && ex.response?.status === 200 && ex.service.pid)
               captured[ex.service.pid] = (captured[ex.service.pid] ?? 0) + 1;
           });
@@ -184,8 +199,16 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     const rows: Row[] = [];
     for (const peer of PEERS) {
       const traps = peer === 'Go crypto/tls' ? 'entry probe (+ return probe for Read)' : 'uprobe + uretprobe';
-      for (const arm of ['not a target', 'not a target, probes for every process', 'target'] as const) {
-        const none = us[peer]['no probes'];
+      const what: Record<Exclude<Arm, 'no probes'>, string> = {
+        'capture without TLS probes': 'syscall tracepoints, target lookup',
+        'not a target': 'no TLS probe in this process; syscall tracepoints',
+        'not a target, probes for every process': `${traps}, target lookup; syscall tracepoints`,
+        target: `${traps}, copy and record; syscall records`,
+      };
+      const none = us[peer]['no probes'];
+      const noTls = us[peer]['capture without TLS probes'];
+      for (const arm of ARMS) {
+        if (arm === 'no probes') continue;
         const rr = ratios(us[peer][arm], none);
         const added = us[peer][arm].map((v, i) => (v - none[i]!) / TLS_CALLS_PER_ROUND_TRIP);
         rows.push(
@@ -198,7 +221,27 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
             spread: range(rr),
           },
           {
-            figure: `${peer}: added cost per TLS call (${arm === 'not a target' ? 'no probe in this process' : `${traps}${arm === 'target' ? ', copy and record' : ', target lookup'}`}): µs — ${arm}`,
+            figure: `${peer}: added cost per TLS call (${what[arm]}): µs — ${arm}`,
+            value: median(added),
+            spread: range(added),
+          },
+        );
+      }
+      // the TLS probes' own share for a process that is not a target: against capture without them
+      for (const arm of ['not a target', 'not a target, probes for every process'] as const) {
+        const rr = ratios(us[peer][arm], noTls);
+        const added = us[peer][arm].map((v, i) => (v - noTls[i]!) / TLS_CALLS_PER_ROUND_TRIP);
+        rows.push(
+          {
+            figure: `${peer}: µs per round trip, TLS probes on vs off — ${arm}`,
+            value: median(us[peer][arm]),
+            peer: 'capture without TLS probes',
+            peerValue: median(noTls),
+            ratio: median(rr),
+            spread: range(rr),
+          },
+          {
+            figure: `${peer}: the TLS probes' own cost per TLS call: µs — ${arm}`,
             value: median(added),
             spread: range(added),
           },
