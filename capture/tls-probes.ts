@@ -79,11 +79,15 @@ export class TlsProbes {
 
   /** Candidates present on most machines: attached at once for every process, or for each target. */
   attachDefaults(): void {
-    for (const p of [...defaultLibssl(), process.execPath, '/usr/bin/node', '/usr/local/bin/node']) {
+    // Per process, only libraries are attached ahead (a process may map one later, as python's
+    // `import ssl` does); an executable is attached for the processes that run it. Each probe
+    // attached per process costs the kernel a walk over every process mapping the file.
+    const libs = defaultLibssl();
+    for (const p of [...libs, process.execPath, '/usr/bin/node', '/usr/local/bin/node']) {
       const f = this.inspect(p, p);
-      if (!f || this.defaults.includes(f.id)) continue;
-      this.defaults.push(f.id);
+      if (!f) continue;
       if (!this.perProcess) this.attach(f, -1, p);
+      else if (libs.includes(p) && !this.defaults.includes(f.id)) this.defaults.push(f.id);
     }
   }
 
