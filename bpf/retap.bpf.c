@@ -33,6 +33,11 @@ const volatile __u64 wakeup_bytes = 256 << 10;
 /* stop a target at exec until user space has looked at an executable it has not seen (Go TLS) */
 const volatile __u32 hold_exec = 0;
 
+/* set by user space while TLS probes are attached per process: user space hears of every new target
+ * process, and (with hold_exec) every one is held at fork and exec until its probes are attached,
+ * not only those running an executable user space has not seen */
+volatile __u32 tls_per_process = 0;
+
 /* set by user space at stop: every hook returns at once (detaching takes the kernel seconds) */
 volatile __u32 paused = 0;
 
@@ -719,17 +724,56 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
   return 0;
 }
 
-/* processes: children of target tgids become targets; user space hears of execs (TLS libraries) */
-SEC("tracepoint/sched/sched_process_fork")
-int on_fork(struct trace_event_raw_sched_process_fork *ctx)
+/* processes: children of target tgids become targets; user space hears of new processes (TLS
+ * probes attached per process must be attached for the child too) and of execs (TLS libraries) */
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __weak __ksym;
+
+/* Processes stopped at fork or exec, with the time: user space continues them (and sweeps this map). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, __u64);
+} held SEC(".maps");
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-  __u32 parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), tgid);
-  if (parent == self_tgid || !bpf_map_lookup_elem(&target_tgids, &parent))
+  __u32 ptgid = parent->tgid;
+  if (paused || ptgid == self_tgid || !bpf_map_lookup_elem(&target_tgids, &ptgid))
     return 0;
-  __u32 child = ctx->child_pid;
+  __u32 tgid = child->tgid;
+  if (tgid == ptgid)
+    return 0; /* a thread: same process, same probes */
   __u8 one = 1;
-  /* child_pid is the new task; for a new process it is also its tgid */
-  bpf_map_update_elem(&target_tgids, &child, &one, BPF_ANY);
+  bpf_map_update_elem(&target_tgids, &tgid, &one, BPF_ANY);
+  if (!tls_per_process)
+    return 0; /* probes for every process: the child has them already */
+  /* step: the child runs the parent's code with the parent's breakpoints, which the kernel removes
+   * at their first hit (they belong to the parent's probes): stop it before its first instruction
+   * until user space has attached its own */
+  struct retap_proc ev = {
+    .type = RETAP_EV_PROC,
+    .ppid = ptgid,
+    .tgid = tgid,
+    .exec = 0,
+    .ts = bpf_ktime_get_ns(),
+  };
+  __builtin_memcpy(ev.comm, child->comm, sizeof(ev.comm));
+  int hold = hold_exec && bpf_send_signal_task != NULL &&
+             bpf_map_update_elem(&held, &tgid, &ev.ts, BPF_ANY) == 0;
+  ev.held = hold;
+  if (submit_flags(&ev, sizeof(ev), hold ? BPF_RB_FORCE_WAKEUP : 0) < 0) {
+    if (hold)
+      bpf_map_delete_elem(&held, &tgid);
+    return 0;
+  }
+  if (hold) {
+    if (bpf_send_signal_task(child, SIGSTOP, PIDTYPE_TGID, 0) == 0)
+      count(RETAP_C_HELD, 1);
+    else
+      bpf_map_delete_elem(&held, &tgid);
+  }
   return 0;
 }
 
@@ -746,13 +790,6 @@ struct {
   __type(value, __u8);
 } exe_seen SEC(".maps");
 
-/* Processes stopped at exec, with the time: user space continues them (and sweeps this map). */
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 4096);
-  __type(key, __u32);
-  __type(value, __u64);
-} held SEC(".maps");
 
 SEC("tracepoint/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -776,7 +813,7 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
   /* step: a new executable? stop the process before its first instruction until user space has
    * attached what it needs (a Go program calls crypto/tls within milliseconds of starting) */
   struct exe_key ek = { .dev = ev.exe_dev, .ino = ev.exe_ino };
-  if (hold_exec && ev.exe_ino && !bpf_map_lookup_elem(&exe_seen, &ek) &&
+  if (hold_exec && ev.exe_ino && (tls_per_process || !bpf_map_lookup_elem(&exe_seen, &ek)) &&
       bpf_map_update_elem(&held, &tgid, &ev.ts, BPF_ANY) == 0)
     ev.held = 1;
   if (submit_flags(&ev, sizeof(ev), ev.held ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP) < 0) {
@@ -795,10 +832,24 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 /* ---- OpenSSL: SSL_read / SSL_write (+ _ex) ---- */
 
-static __always_inline int ssl_enter(void *ssl, void *buf, void *out_len, __u32 dir, __u32 ex)
+/* step: does this hit count? Probes attached for one process carry bit 32 of the attach cookie;
+ * user space attaches the other kind before it switches (tls_per_process), so the switch is one
+ * store: no call is recorded twice, none is missed. A probe attached for one process is only in
+ * that target's memory (the kernel filters by memory map), so it needs no target lookup. */
+static __always_inline int probe_wanted(void *ctx, __u32 tgid)
+{
+  __u32 per = (bpf_get_attach_cookie(ctx) >> 32) & 1;
+  if (per != (tls_per_process != 0))
+    return 0;
+  if (per)
+    return !paused && tgid != self_tgid;
+  return is_target(tgid);
+}
+
+static __always_inline int ssl_enter(void *ctx, void *ssl, void *buf, void *out_len, __u32 dir, __u32 ex)
 {
   __u64 id = bpf_get_current_pid_tgid();
-  if (!is_target(id >> 32))
+  if (!probe_wanted(ctx, id >> 32))
     return 0;
   struct ssl_call c = { .ssl = (__u64)ssl, .buf = (__u64)buf, .out_len = (__u64)out_len, .dir = dir, .ex = ex };
   bpf_map_update_elem(&ssl_calls, &id, &c, BPF_ANY);
@@ -878,18 +929,18 @@ static __always_inline int ssl_exit(int ret) /* int: the upper half of rax is no
 }
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num) { return ssl_enter(ssl, buf, 0, RETAP_DIR_IN, 0); }
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num) { return ssl_enter(ctx, ssl, buf, 0, RETAP_DIR_IN, 0); }
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter, void *ssl, void *buf, int num) { return ssl_enter(ssl, buf, 0, RETAP_DIR_OUT, 0); }
+int BPF_KPROBE(ssl_write_enter, void *ssl, void *buf, int num) { return ssl_enter(ctx, ssl, buf, 0, RETAP_DIR_OUT, 0); }
 SEC("uprobe")
 int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-  return ssl_enter(ssl, buf, readbytes, RETAP_DIR_IN, 1);
+  return ssl_enter(ctx, ssl, buf, readbytes, RETAP_DIR_IN, 1);
 }
 SEC("uprobe")
 int BPF_KPROBE(ssl_write_ex_enter, void *ssl, void *buf, __u64 num, void *written)
 {
-  return ssl_enter(ssl, buf, written, RETAP_DIR_OUT, 1);
+  return ssl_enter(ctx, ssl, buf, written, RETAP_DIR_OUT, 1);
 }
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_exit_probe, long rax) { return ssl_exit((int)rax); }
@@ -974,7 +1025,7 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u32 dir)
 {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;
-  if (!is_target(tgid))
+  if (!probe_wanted(ctx, tgid))
     return 0;
   struct retap_go_layout *L = go_layout(ctx);
   if (!L)

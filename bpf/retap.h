@@ -40,6 +40,15 @@ enum retap_role {
   RETAP_ROLE_CLIENT = 2,  /* connected */
 };
 
+/* Attach cookie bits of the OpenSSL probes (user space plans them: capture/openssl.ts). Bit 32 of
+ * every entry probe's cookie (OpenSSL and Go): attached for one process, not for every process. */
+enum {
+  RETAP_SSL_RWSTATE_MASK = 0xffff, /* SSL.rwstate offset + 1, 0 when unknown */
+  RETAP_SSL_EX = 1 << 16,          /* (ssl, buf, size_t num, size_t *done) -> int 1/0 */
+  RETAP_SSL_OUT = 1 << 17,         /* a write */
+  RETAP_SSL_INT_LEN = 1 << 18,     /* (ssl, buf, int num) -> int bytes */
+};
+
 enum retap_counter {
   RETAP_C_EVENTS = 0,    /* records submitted */
   RETAP_C_BYTES,         /* payload bytes submitted */

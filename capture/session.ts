@@ -55,6 +55,8 @@ export interface CaptureStats extends TableStats {
   /** Records in batches that could not be decoded (should stay 0). */
   malformedBytes: number;
   tlsProbes: number;
+  /** TLS probes attached per target process (other processes do not trap), or for every process. */
+  tlsProbesFor: 'process' | 'all';
   /** Files with TLS probes (OpenSSL libraries and executables, Go programs). */
   tlsLibraries: string[];
   /** Go programs whose crypto/tls calls are probed. */
@@ -88,6 +90,9 @@ export class CaptureSession {
       (opts.ports?.length ?? 0) > 0,
       opts.onLink,
     );
+    // TLS probes per target process when the targets are processes: other processes then pay
+    // nothing for them. Cgroups and --all name processes the kernel cannot filter probes by.
+    const perProcess = opts.tls !== false && opts.all !== true && (opts.cgroupIds?.length ?? 0) === 0;
     let resolveDrained: () => void = () => {};
     this.drained = new Promise((r) => (resolveDrained = r));
     try {
@@ -103,6 +108,7 @@ export class CaptureSession {
         // their executable was looked at. Only for processes retap started itself (opts.holdExec):
         // were retap killed with SIGKILL during a hold, nothing would continue a process it holds.
         holdExec: opts.holdExec === true && opts.tls !== false && opts.all !== true,
+        tlsPerProcess: perProcess,
         onBatch: (batch) => this.onBatch(batch),
         onDrained: () => resolveDrained(),
       });
@@ -115,9 +121,9 @@ export class CaptureSession {
       });
     }
     if (opts.tls !== false) {
-      this.tls = new TlsProbes(this.native);
+      this.tls = new TlsProbes(this.native, perProcess);
       if (opts.tlsDefaults !== false) this.tls.attachDefaults();
-      for (const pid of opts.pids ?? []) this.tls.scanProcess(pid);
+      for (const pid of opts.pids ?? []) this.noteTgid(pid);
     }
     // Processes exit without close(): end their streams; new targets may have loaded libssl.
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
@@ -131,11 +137,13 @@ export class CaptureSession {
 
   addPid(pid: number): void {
     this.native.addTarget('tgid', pid);
-    this.tls?.scanProcess(pid);
+    this.noteTgid(pid, true);
   }
 
   addCgroup(id: bigint): void {
     this.native.addTarget('cgroup', id);
+    // processes of a cgroup start without telling us: the probes go on for every process
+    this.tls?.toEveryProcess();
   }
 
   removeCgroup(id: bigint): void {
@@ -153,6 +161,7 @@ export class CaptureSession {
 
   removePid(pid: number): void {
     this.native.removeTarget('tgid', pid);
+    this.tls?.forget(pid);
   }
 
   /** Live figures, for progress displays. */
@@ -197,7 +206,10 @@ export class CaptureSession {
           break;
         case EV_PROC:
           this.noteTgid(ev.tgid, true);
-          if (ev.held) this.native.releaseExec(ev.tgid, ev.exeDev, ev.exeIno);
+          if (ev.held) {
+            if (ev.exec) this.native.releaseExec(ev.tgid, ev.exeDev, ev.exeIno);
+            else this.native.releaseExec(ev.tgid);
+          }
           break;
       }
     });
@@ -224,6 +236,7 @@ export class CaptureSession {
       if (!alive(tgid)) {
         this.knownTgids.delete(tgid);
         this.table.contexts.processGone(tgid);
+        this.tls?.forget(tgid);
       } else this.tls?.scanProcess(tgid);
     }
     this.table.sweep(alive, Number(process.hrtime.bigint()));
@@ -235,6 +248,7 @@ export class CaptureSession {
       kernel,
       malformedBytes: this.malformed,
       tlsProbes: this.tls?.probes ?? 0,
+      tlsProbesFor: this.tls?.mode ?? 'all',
       tlsLibraries: this.tls?.attached ?? [],
       goTls: this.tls?.goBinaries ?? [],
       tlsFailures: this.tls?.failures ?? [],

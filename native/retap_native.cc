@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -109,7 +110,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
                            InstanceMethod("addTarget", &Capture::AddTarget),
                            InstanceMethod("removeTarget", &Capture::RemoveTarget),
                            InstanceMethod("attachTls", &Capture::AttachTls),
+                           InstanceMethod("attachTlsSites", &Capture::AttachTlsSites),
                            InstanceMethod("attachGoTls", &Capture::AttachGoTls),
+                           InstanceMethod("detachPid", &Capture::DetachPid),
+                           InstanceMethod("setTlsPerProcess", &Capture::SetTlsPerProcess),
                            InstanceMethod("releaseExec", &Capture::ReleaseExec),
                            InstanceMethod("heldProcesses", &Capture::HeldProcesses),
                            InstanceMethod("counters", &Capture::Counters),
@@ -128,6 +132,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     uint32_t cap = cfg.Has("perCallCapBytes") ? cfg.Get("perCallCapBytes").As<Napi::Number>().Uint32Value() : (1 << 20);
     bool all = cfg.Has("captureAll") && cfg.Get("captureAll").ToBoolean().Value();
     bool hold = cfg.Has("holdExec") && cfg.Get("holdExec").ToBoolean().Value();
+    bool per_process = cfg.Has("tlsPerProcess") && cfg.Get("tlsPerProcess").ToBoolean().Value();
     max_pending_bytes_ = cfg.Has("maxPendingBytes") ? static_cast<size_t>(cfg.Get("maxPendingBytes").As<Napi::Number>().Int64Value()) : (128u << 20);
     poll_ms_ = cfg.Has("pollMs") ? cfg.Get("pollMs").As<Napi::Number>().Int32Value() : 2;
     uint64_t wakeup = cfg.Has("wakeupBytes") ? cfg.Get("wakeupBytes").As<Napi::Number>().Int64Value() : (256 << 10);
@@ -159,6 +164,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     SeedTargets(env, cfg, "ports", skel_->maps.target_ports, 2);
     SeedTargets(env, cfg, "tgids", skel_->maps.target_tgids, 4);
     SeedTargets(env, cfg, "cgroups", skel_->maps.target_cgroups, 8);
+    skel_->bss->tls_per_process = per_process ? 1 : 0;
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
 
@@ -278,7 +284,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // here or, when `background` (detaching costs the kernel seconds), on a thread of their own.
   void Close(bool background = false) {
     std::vector<bpf_link*> links;
-    links.swap(links_);
+    for (auto& [pid, group] : links_) links.insert(links.end(), group.begin(), group.end());
+    links_.clear();
     ring_buffer* rb = rb_;
     retap_bpf* skel = skel_;
     rb_ = nullptr;
@@ -369,12 +376,25 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return info.Env().Undefined();
   }
 
+  // The pid a probe is attached for: one process (the kernel then puts the breakpoints into that
+  // process's memory only, so no other process traps), or -1 for every process mapping the file.
+  static int PidArg(const Napi::CallbackInfo& info, size_t i) {
+    if (info.Length() <= i || info[i].IsUndefined()) return -1;
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "pid must be a number (-1: every process)");
+    int pid = info[i].As<Napi::Number>().Int32Value();
+    return pid > 0 ? pid : -1;
+  }
+
+  // Bit 32 of an entry probe's cookie: attached for one process (bpf/retap.bpf.c link_live).
+  static uint64_t PidCookie(int pid) { return pid > 0 ? 1ULL << 32 : 0; }
+
   // SSL_read/SSL_write(_ex) entry probes plus one shared return probe each.
   Napi::Value AttachTls(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "attachTls(path)");
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "attachTls(path, pid?)");
     std::string path = info[0].As<Napi::String>();
+    int pid = PidArg(info, 1);
     struct Probe {
       const char* fn;
       bpf_program* entry;
@@ -389,7 +409,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
     for (auto& p : probes) {
       LIBBPF_OPTS(bpf_uprobe_opts, in_opts);
       in_opts.func_name = p.fn;
-      bpf_link* in = bpf_program__attach_uprobe_opts(p.entry, -1, path.c_str(), 0, &in_opts);
+      in_opts.bpf_cookie = PidCookie(pid);
+      bpf_link* in = bpf_program__attach_uprobe_opts(p.entry, pid, path.c_str(), 0, &in_opts);
       if (!in) {
         last_err = errno;
         continue;
@@ -397,19 +418,68 @@ class Capture : public Napi::ObjectWrap<Capture> {
       LIBBPF_OPTS(bpf_uprobe_opts, out_opts);
       out_opts.func_name = p.fn;
       out_opts.retprobe = true;
-      bpf_link* out = bpf_program__attach_uprobe_opts(skel_->progs.ssl_exit_probe, -1, path.c_str(), 0, &out_opts);
+      bpf_link* out = bpf_program__attach_uprobe_opts(skel_->progs.ssl_exit_probe, pid, path.c_str(), 0, &out_opts);
       if (!out) {
         last_err = errno;
         bpf_link__destroy(in);
         continue;
       }
-      links_.push_back(in);
-      links_.push_back(out);
+      auto& group = links_[pid];
+      group.push_back(in);
+      group.push_back(out);
       attached += 2;
     }
     if (attached == 0) Fail(env, "attaching TLS uprobes to " + path + " failed (no SSL_read/SSL_write symbol?)", last_err ? last_err : ENOENT);
     TakeLog();
     return Napi::Number::New(env, attached);
+  }
+
+  // SSL probes at file offsets user space planned (capture/openssl.ts): [{ offset, kind, cookie }],
+  // kind 'enter' (an entry program chosen by the cookie's RETAP_SSL_OUT / RETAP_SSL_EX bits) or
+  // 'return' (the return probe; its offset is where the stack pointer is still the caller's).
+  // All or nothing: on failure this call's probes are detached and the error names the offset.
+  Napi::Value AttachTlsSites(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+      throw Napi::TypeError::New(env, "attachTlsSites(path, [{ offset, kind, cookie }], pid?)");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Array list = info[1].As<Napi::Array>();
+    int pid = PidArg(info, 2);
+    std::vector<bpf_link*> made;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object site = list.Get(i).As<Napi::Object>();
+      uint64_t offset = static_cast<uint64_t>(site.Get("offset").As<Napi::Number>().Int64Value());
+      std::string kind = site.Get("kind").As<Napi::String>();
+      uint32_t cookie = site.Get("cookie").As<Napi::Number>().Uint32Value();
+      bool out = cookie & RETAP_SSL_OUT, ex = cookie & RETAP_SSL_EX;
+      LIBBPF_OPTS(bpf_uprobe_opts, opts);
+      bpf_program* prog;
+      if (kind == "enter") {
+        prog = out ? (ex ? skel_->progs.ssl_write_ex_enter : skel_->progs.ssl_write_enter)
+                   : (ex ? skel_->progs.ssl_read_ex_enter : skel_->progs.ssl_read_enter);
+        opts.bpf_cookie = cookie | PidCookie(pid);
+      } else if (kind == "return") {
+        prog = skel_->progs.ssl_exit_probe;
+        opts.retprobe = true;
+      } else {
+        for (auto* m : made) bpf_link__destroy(m);
+        throw Napi::TypeError::New(env, "attachTlsSites: kind must be enter or return");
+      }
+      bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), offset, &opts);
+      if (!link) {
+        int err = errno;
+        for (auto* m : made) bpf_link__destroy(m);
+        char where[32];
+        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
+        Fail(env, "attaching a TLS uprobe to " + path + " at offset " + where + " failed", err);
+      }
+      made.push_back(link);
+    }
+    auto& group = links_[pid];
+    group.insert(group.end(), made.begin(), made.end());
+    TakeLog();
+    return Napi::Number::New(env, static_cast<double>(made.size()));
   }
 
   static uint32_t U32(Napi::Object o, const char* key) {
@@ -446,8 +516,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
     Napi::Env env = info.Env();
     CheckOpen(env);
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject())
-      throw Napi::TypeError::New(env, "attachGoTls(path, { layout, readEntry, writeEntry, readReturns })");
+      throw Napi::TypeError::New(env, "attachGoTls(path, { layout, readEntry, writeEntry, readReturns }, pid?)");
     std::string path = info[0].As<Napi::String>();
+    int pid = PidArg(info, 2);
     Napi::Object spec = info[1].As<Napi::Object>();
     if (!spec.Get("layout").IsObject()) throw Napi::TypeError::New(env, "attachGoTls: layout must be an object");
     Napi::Object lo = spec.Get("layout").As<Napi::Object>();
@@ -471,8 +542,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
     std::vector<bpf_link*> made;
     for (const Site& site : sites) {
       LIBBPF_OPTS(bpf_uprobe_opts, opts);
-      opts.bpf_cookie = index;
-      bpf_link* link = bpf_program__attach_uprobe_opts(site.prog, -1, path.c_str(), site.offset, &opts);
+      opts.bpf_cookie = index | PidCookie(pid);
+      bpf_link* link = bpf_program__attach_uprobe_opts(site.prog, pid, path.c_str(), site.offset, &opts);
       if (!link) {
         int err = errno;
         for (auto* m : made) bpf_link__destroy(m);
@@ -482,9 +553,35 @@ class Capture : public Napi::ObjectWrap<Capture> {
       }
       made.push_back(link);
     }
-    links_.insert(links_.end(), made.begin(), made.end());
+    auto& group = links_[pid];
+    group.insert(group.end(), made.begin(), made.end());
     TakeLog();
     return Napi::Number::New(env, static_cast<double>(made.size()));
+  }
+
+  // Detach every probe attached for one process (it exited, or probes for every process replace
+  // them), on a thread of its own: a detach costs the kernel milliseconds to seconds.
+  Napi::Value DetachPid(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "detachPid(pid)");
+    int pid = info[0].As<Napi::Number>().Int32Value();
+    auto it = links_.find(pid);
+    if (pid <= 0 || it == links_.end()) return Napi::Number::New(env, 0);
+    std::vector<bpf_link*> links;
+    links.swap(it->second);
+    links_.erase(it);
+    size_t n = links.size();
+    std::thread([links] {
+      for (auto* l : links) bpf_link__destroy(l);
+    }).detach();
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  // TLS probes attached per process: every new target process is reported (and held, when the
+  // session holds at exec), since each one needs probes of its own.
+  Napi::Value SetTlsPerProcess(const Napi::CallbackInfo& info) {
+    if (skel_ && info.Length() >= 1) skel_->bss->tls_per_process = info[0].ToBoolean() ? 1 : 0;
+    return info.Env().Undefined();
   }
 
   // A process held at exec: its executable has been looked at (remember it, so the next exec of
@@ -593,7 +690,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   retap_bpf* skel_ = nullptr;
   ring_buffer* rb_ = nullptr;
-  std::vector<bpf_link*> links_;
+  std::map<int, std::vector<bpf_link*>> links_;  // by the pid attached for (-1: every process)
   std::vector<retap_go_layout> go_layouts_;
   std::thread poller_;
   std::atomic<bool> running_{false};

@@ -27,6 +27,8 @@ export interface NativeCaptureConfig {
    * releaseExec() (Go TLS probes must be attached before a program's first TLS call). Default false.
    */
   holdExec?: boolean;
+  /** TLS probes go per process (see setTlsPerProcess), from the start. Default false. */
+  tlsPerProcess?: boolean;
   /** One Buffer per poll with many records: see bpf/retap.h for the layout. */
   onBatch(batch: Buffer): void;
   /** Called once after stop(), when every batch has been delivered. */
@@ -61,10 +63,26 @@ export interface NativeCounters {
 export interface NativeCapture {
   addTarget(kind: TargetKind, value: number | bigint): void;
   removeTarget(kind: TargetKind, value: number | bigint): void;
-  /** Attach SSL_read/SSL_write(_ex) uprobes to a library or executable; returns probes attached. */
-  attachTls(path: string): number;
-  /** Attach the Go crypto/tls probes at file offsets (all or none); returns probes attached. */
-  attachGoTls(path: string, spec: NativeGoTlsSpec): number;
+  /**
+   * Attach SSL_read/SSL_write(_ex) uprobes to a library or executable, for one process (`pid`: the
+   * kernel puts the breakpoints into that process only) or for every process mapping the file
+   * (`pid` -1 or absent); returns probes attached.
+   */
+  attachTls(path: string, pid?: number): number;
+  /**
+   * Attach OpenSSL probes at planned file offsets (capture/openssl.ts): 'enter' sites get the entry
+   * program the cookie names (RETAP_SSL_* bits), 'return' sites the return probe. All or none.
+   */
+  attachTlsSites(path: string, sites: Array<{ offset: number; kind: string; cookie: number }>, pid?: number): number;
+  /** Attach the Go crypto/tls probes at file offsets (all or none), for one process or all (-1). */
+  attachGoTls(path: string, spec: NativeGoTlsSpec, pid?: number): number;
+  /** Detach every probe attached for this process (in the background); returns how many. */
+  detachPid(pid: number): number;
+  /**
+   * TLS probes are attached per process: report every new target process (a PROC record at fork
+   * too), and when holding at exec, hold every new process at fork and exec until released.
+   */
+  setTlsPerProcess(on: boolean): void;
   /**
    * Continue a process held at exec (SIGCONT); with dev/ino (from its PROC record) its executable
    * is remembered as seen, so later execs of it are not held. True when it was held.

@@ -1,6 +1,6 @@
 /**
- * The known cost of TLS capture: every TLS read/write in a process running probed code traps into
- * uprobes, whether or not that process is a target. Two peers side by side, in the same rounds:
+ * What TLS capture costs a TLS read/write, in a target and in a process that is not one. Two peers
+ * side by side, in the same rounds:
  *   OpenSSL — a Python `ssl` client and server in one process (libssl: SSL_write_ex/SSL_read_ex,
  *             each an entry uprobe and a uretprobe);
  *   Go      — a crypto/tls client and server in one goroutine (test/fixtures/go: (*Conn).Write,
@@ -9,18 +9,28 @@
  * there, so no call blocks): 4 TLS calls (2 writes, 2 reads) and 4 socket syscalls per round trip.
  * Arms, interleaved A B C …:
  *   no probes      — no capture session;
- *   not a target   — a session whose probes cover the peer's code but which does not target it
- *                    (libssl is probed at start; the Go binary because an idle copy of it is a
- *                    target): the traps and the tgid lookup, paid by every process running that code;
+ *   capture without TLS probes — the same targets as the next arm, TLS off: what the syscall
+ *                    tracepoints cost a process that is not a target (they run for every process
+ *                    and return at the target check); the peer of the next arm's TLS figure;
+ *   not a target   — a session with processes as targets (an idle process of the Go binary and
+ *                    an idle python with the same libssl): probes are attached per target process,
+ *                    so the peer should pay nothing;
+ *   not a target, probes for every process — the same plus an (empty) cgroup target: the kernel
+ *                    cannot filter probes by cgroup, so the probes cover every process mapping the
+ *                    code, and the peer pays the traps and the target lookup (what every process
+ *                    paid before probes went per process);
  *   target         — the peer is a target: traps plus copying the plaintext into the ring buffer
  *                    (and the socket syscalls' own records).
+ * The python peer maps a private copy of libssl (LD_LIBRARY_PATH), so the system libssl's probes
+ * of other captures running on the machine do not tax its arms.
  * The figure is µs per round trip; the added cost per TLS call is (arm − no probes) / 4.
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createCgroup } from '../../capture/cgroup.js';
 import { CaptureSession } from '../../capture/session.js';
 import { selfSignedCert } from '../../test/helpers/certs.js';
 import { goPeers } from '../../test/helpers/go-peers.js';
@@ -67,7 +77,12 @@ for line in sys.stdin:
     print((time.perf_counter_ns() - t0) / n / 1000, flush=True)
 `;
 
-type Arm = 'no probes' | 'not a target' | 'target';
+type Arm =
+  | 'no probes'
+  | 'capture without TLS probes'
+  | 'not a target'
+  | 'not a target, probes for every process'
+  | 'target';
 type Peer = 'OpenSSL (python ssl)' | 'Go crypto/tls';
 const PEERS: Peer[] = ['OpenSSL (python ssl)', 'Go crypto/tls'];
 
@@ -78,11 +93,17 @@ const PEERS: Peer[] = ['OpenSSL (python ssl)', 'Go crypto/tls'];
 async function probesGone(): Promise<void> {
   for (let i = 0; i < 300 && tracerPids().includes(process.pid); i++) await sleep(50);
 }
-const ARMS: Arm[] = ['no probes', 'not a target', 'target'];
+const ARMS: Arm[] = [
+  'no probes',
+  'capture without TLS probes',
+  'not a target',
+  'not a target, probes for every process',
+  'target',
+];
 
 /** A ping-pong process: prints "ready", then µs per round trip for each count written to stdin. */
-async function pingPong(cmd: string, args: string[]) {
-  const p = start(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+async function pingPong(cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
+  const p = start(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   const lines = createInterface({ input: p.child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => {
     const r = await lines.next();
@@ -105,20 +126,31 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'retap-bench-tls-'));
   const rounds = quick ? 3 : 7;
   const n = quick ? 10_000 : 50_000;
+  let cg: ReturnType<typeof createCgroup> | undefined;
   try {
     const { cert, key } = selfSignedCert(dir);
     writeFileSync(join(dir, 'pingpong.py'), PINGPONG);
+    mkdirSync(join(dir, 'lib'));
+    copyFileSync('/usr/lib/x86_64-linux-gnu/libssl.so.3', join(dir, 'lib', 'libssl.so.3'));
+    const env = { ...process.env, LD_LIBRARY_PATH: join(dir, 'lib') };
     const { gotls } = goPeers();
     const peers: Record<Peer, Awaited<ReturnType<typeof pingPong>>> = {
-      'OpenSSL (python ssl)': await pingPong('python3', [join(dir, 'pingpong.py'), cert, key]),
+      'OpenSSL (python ssl)': await pingPong('python3', [join(dir, 'pingpong.py'), cert, key], env),
       'Go crypto/tls': await pingPong(gotls, ['pingpong']),
     };
-    // an idle process of the Go binary: as a target it gets the binary probed for the other arm
+    // idle processes of the Go binary and of python with the private libssl: the targets of the
+    // "not a target" arms, so the peers' code is probed (for them, or for every process)
     const idleGo = start(gotls, ['server', '-cert', cert, '-key', key]);
+    const idlePy = start('python3', ['-c', 'import ssl, sys; sys.stdin.read()'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env,
+    });
+    await sleep(300); // python has mapped libssl
+    cg = createCgroup(`retap-bench-tls-${process.pid}`);
     for (const peer of PEERS) await peers[peer].measure(n); // warm up
 
     const us = Object.fromEntries(
-      PEERS.map((p) => [p, { 'no probes': [], 'not a target': [], target: [] }]),
+      PEERS.map((p) => [p, Object.fromEntries(ARMS.map((a) => [a, []]))]),
     ) as unknown as Record<Peer, Record<Arm, number[]>>;
     const captured: Record<number, number> = {};
     let probes = 0;
@@ -126,8 +158,11 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
       for (const arm of ARMS) {
         let session: CaptureSession | undefined;
         if (arm !== 'no probes') {
-          const pids = arm === 'target' ? PEERS.map((p) => peers[p].pid) : [idleGo.pid];
-          session = CaptureSession.start({ pids, tls: true }, (ex) => {
+          const pids = arm === 'target' ? PEERS.map((p) => peers[p].pid) : [idleGo.pid, idlePy.pid];
+          const everyProcess = arm === 'not a target, probes for every process';
+          const cgroupIds = everyProcess && cg ? [cg.id] : [];
+          const tls = arm !== 'capture without TLS probes';
+          session = CaptureSession.start({ pids, tls, cgroupIds }, (ex) => {
             if (ex.request.target === '/ping' && ex.response?.status === 200 && ex.service.pid)
               captured[ex.service.pid] = (captured[ex.service.pid] ?? 0) + 1;
           });
@@ -159,12 +194,21 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     }
     for (const peer of PEERS) await peers[peer].stop();
     await idleGo.stop();
+    await idlePy.stop();
 
     const rows: Row[] = [];
     for (const peer of PEERS) {
       const traps = peer === 'Go crypto/tls' ? 'entry probe (+ return probe for Read)' : 'uprobe + uretprobe';
-      for (const arm of ['not a target', 'target'] as const) {
-        const none = us[peer]['no probes'];
+      const what: Record<Exclude<Arm, 'no probes'>, string> = {
+        'capture without TLS probes': 'syscall tracepoints, target lookup',
+        'not a target': 'no TLS probe in this process; syscall tracepoints',
+        'not a target, probes for every process': `${traps}, target lookup; syscall tracepoints`,
+        target: `${traps}, copy and record; syscall records`,
+      };
+      const none = us[peer]['no probes'];
+      const noTls = us[peer]['capture without TLS probes'];
+      for (const arm of ARMS) {
+        if (arm === 'no probes') continue;
         const rr = ratios(us[peer][arm], none);
         const added = us[peer][arm].map((v, i) => (v - none[i]!) / TLS_CALLS_PER_ROUND_TRIP);
         rows.push(
@@ -177,7 +221,27 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
             spread: range(rr),
           },
           {
-            figure: `${peer}: added cost per TLS call (${traps}${arm === 'target' ? ', copy and record' : ', tgid lookup'}): µs — ${arm}`,
+            figure: `${peer}: added cost per TLS call (${what[arm]}): µs — ${arm}`,
+            value: median(added),
+            spread: range(added),
+          },
+        );
+      }
+      // the TLS probes' own share for a process that is not a target: against capture without them
+      for (const arm of ['not a target', 'not a target, probes for every process'] as const) {
+        const rr = ratios(us[peer][arm], noTls);
+        const added = us[peer][arm].map((v, i) => (v - noTls[i]!) / TLS_CALLS_PER_ROUND_TRIP);
+        rows.push(
+          {
+            figure: `${peer}: µs per round trip, TLS probes on vs off — ${arm}`,
+            value: median(us[peer][arm]),
+            peer: 'capture without TLS probes',
+            peerValue: median(noTls),
+            ratio: median(rr),
+            spread: range(rr),
+          },
+          {
+            figure: `${peer}: the TLS probes' own cost per TLS call: µs — ${arm}`,
             value: median(added),
             spread: range(added),
           },
@@ -188,6 +252,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     return rows;
   } finally {
     await stopAll();
+    cg?.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
 }
