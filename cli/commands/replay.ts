@@ -37,6 +37,8 @@ On Kubernetes (--k8s; docs/kubernetes.md "Replay in a namespace per run"):
   --command ARG          replaces the image's entrypoint; repeatable, one word each
   --arg ARG              replaces the image's arguments; repeatable, one word each
   --baseline-image IMG   also replay a baseline image (same port, env, readiness and arguments)
+  --baseline-arg ARG     the baseline's arguments instead of --arg's (repeatable; e.g. the same
+                         image without a feature flag)
   --shards N             N run pods at once, each replaying a share of the lanes (sessions and
                          recorded connections never split), merged into one run (default 1)
   --resources SPEC       the build's requests = limits, e.g. cpu=500m,memory=256Mi
@@ -96,6 +98,7 @@ interface Flags {
   command?: string[];
   arg?: string[];
   'baseline-image'?: string;
+  'baseline-arg'?: string[];
   shards?: string;
   resources?: string;
   kubeconfig?: string;
@@ -184,6 +187,7 @@ async function run(argv: string[]): Promise<number> {
       command: { type: 'string', multiple: true },
       arg: { type: 'string', multiple: true },
       'baseline-image': { type: 'string' },
+      'baseline-arg': { type: 'string', multiple: true },
       shards: { type: 'string' },
       resources: { type: 'string' },
       kubeconfig: { type: 'string' },
@@ -228,12 +232,17 @@ async function run(argv: string[]): Promise<number> {
     if (!f.image) throw usageError('retap replay --k8s: --image IMAGE is required (the build under test)');
     if (f.cmd)
       throw usageError('retap replay --k8s: --cmd is for local replays; use --image (and --command/--arg)');
+    if (f['baseline-arg'] && !f['baseline-image'])
+      throw usageError(
+        'retap replay --k8s: --baseline-arg needs --baseline-image (which may be the same image)',
+      );
   } else {
     for (const k of [
       'image',
       'command',
       'arg',
       'baseline-image',
+      'baseline-arg',
       'shards',
       'resources',
       'kubeconfig',
@@ -311,7 +320,13 @@ async function run(argv: string[]): Promise<number> {
       outcome = await replayOnK8s({
         ...common,
         candidate: build,
-        baseline: f['baseline-image'] ? { ...build, image: f['baseline-image'] } : undefined,
+        baseline: f['baseline-image']
+          ? {
+              ...build,
+              image: f['baseline-image'],
+              ...(f['baseline-arg'] ? { args: f['baseline-arg'] } : {}),
+            }
+          : undefined,
         shards: f.shards ? parseIntFlag(f.shards, '--shards', 1, 64) : 1,
         k8s: {
           kubeconfig: f.kubeconfig,

@@ -387,10 +387,13 @@ describe.skipIf(skipPrivileged(missing))('the action under a real workflow runne
   it('a regressed build: exit 1, an annotation per failing route and budget, job fails', async () => {
     const ws = workspace(
       'regressed',
-      service('node dist/examples/demo/orders.js --port 8080 --variant all', [
-        'mocks >= 100%',
-        'errors < 1%',
-      ]),
+      service(
+        'node dist/examples/demo/orders.js --port 8080 --variant all',
+        ['mocks >= 100%', 'errors < 1%'],
+        // judged against the unchanged build: without a baseline a route failing as a whole cannot
+        // be told from a replay that did not reproduce its recording (exit 3)
+        ['  baseline:', '    command: node dist/examples/demo/orders.js --port 8080'],
+      ),
     );
     const run = await act(ws.dir);
     expect(run.code).toBe(1);

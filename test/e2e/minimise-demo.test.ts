@@ -35,13 +35,13 @@ function replayAndJudge(
   name: string,
   variant?: string,
 ): { code: number; verdict: Verdict; ms: number } {
-  const cmd = [
+  const unchanged = [
     process.execPath,
     join(root, 'dist/examples/demo/orders.js'),
     '--port',
     String(PORT),
-    ...(variant ? ['--variant', variant] : []),
   ].join(' ');
+  const cmd = variant ? `${unchanged} --variant ${variant}` : unchanged;
   const out = join(work, 'results', name);
   const t0 = performance.now();
   const rep = retap([
@@ -49,6 +49,9 @@ function replayAndJudge(
     snapshot,
     '--cmd',
     cmd,
+    // a regressed build is judged against the unchanged one: without a baseline a route failing
+    // as a whole (the error variant) cannot be told from a replay that did not reproduce it
+    ...(variant ? ['--baseline-cmd', unchanged] : []),
     '--port',
     String(PORT),
     ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),

@@ -104,6 +104,15 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     '--port',
     '8080',
     ...['/app/orders.js', '--port', '8080', '--host', '0.0.0.0', ...variant].map((a) => `--arg=${a}`),
+    // a regressed build is judged against the unchanged one, as the local demo judges it: without
+    // a baseline a route failing as a whole cannot be told from a replay that did not reproduce it
+    ...(variant.length
+      ? [
+          '--baseline-image',
+          demoImage,
+          ...['/app/orders.js', '--port', '8080', '--host', '0.0.0.0'].map((a) => `--baseline-arg=${a}`),
+        ]
+      : []),
     ...Object.entries(buildEnv).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
     '--secrets',
     secrets,
@@ -128,7 +137,27 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     ) as ReplayResults;
     buildEnv = none.runs[0]!.build.env ?? {};
     local.none = await judge(join(demoOut, 'results', 'none'), work);
-    local.all = await judge(join(demoOut, 'results', 'all'), work);
+    // the regressed build judged against the unchanged one (as the demo does, and as the cluster
+    // run below is): a local replay of both in network namespaces
+    const orders = `${process.execPath} ${join(root, 'dist', 'examples', 'demo', 'orders.js')} --port 8080`;
+    const localAll = join(work, 'local-all');
+    const rep = await retap([
+      'replay',
+      snapshot,
+      '--cmd',
+      `${orders} --variant all`,
+      '--baseline-cmd',
+      orders,
+      '--port',
+      '8080',
+      ...Object.entries(buildEnv).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+      '--secrets',
+      secrets,
+      '--out',
+      localAll,
+    ]);
+    expect(rep.code, rep.stderr.slice(-2000)).toBe(0);
+    local.all = await judge(localAll, work);
     agent = await installOwnAgent(`k8srun-${tag}`, retapImage);
     agentNs = agent.namespace;
   }, 900_000);
@@ -178,7 +207,8 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     expect(Object.keys(summary.timings).filter((k) => /^candidate\/s[01]\.driveMs$/.test(k))).toHaveLength(2);
     expect(await namespaceExists(summary.namespace)).toBe(false);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
-    expect(results.runs).toHaveLength(1);
+    // the candidate's shards merged into one run, beside the baseline's
+    expect(results.runs.map((r) => r.role)).toEqual(['candidate', 'baseline']);
     expect(results.runs[0]!.items.map((i) => i.id)).toEqual(results.recorded.map((i) => i.id));
     expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
     const k8s = await judge(out, work);
