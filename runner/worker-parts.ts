@@ -4,16 +4,19 @@
  * mocks with their ephemeral CA, the token engine's driver hooks, and reading the plan's files.
  */
 import { readFileSync } from 'node:fs';
+import { ErrorCodes } from '../core/errors.js';
 import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RunWarning } from '../core/results.js';
 import { fromStored } from '../snapshots/format.js';
+import { tooLarge } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend, type DriverHooks, sendableHeaders } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { LiveCall } from './mocks/transport.js';
 import type { ReplayRules } from './rules.js';
-import type { ConnectionMode, WorkerSpec } from './spec.js';
+import { redactWorkerOutput } from './secrets.js';
+import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
 
 export interface MockHandle {
   stats(): { calls: number; matched: number; misses: MockMiss[] };
@@ -98,3 +101,40 @@ export const readLines = (file: string): Exchange[] =>
     .split('\n')
     .filter(Boolean)
     .map((l) => fromStored(JSON.parse(l)));
+
+/**
+ * The worker's output as text, the way it may leave the worker (local or in a run pod): the
+ * answers redacted like a snapshot — live tokens and restored secrets never reach the disk — and
+ * one JSON document; `wrap` frames it for its transport. What cannot be redacted or serialised
+ * leaves no answers, only the error, so the orchestrator still learns why and tears down.
+ */
+export function sealOutput(
+  out: WorkerOutput,
+  redaction: Parameters<typeof redactWorkerOutput>[1],
+  wrap: (o: WorkerOutput) => unknown = (o) => o,
+): string {
+  try {
+    redactWorkerOutput(out, redaction);
+  } catch (e) {
+    out.items = [];
+    out.error = {
+      code: ErrorCodes.INTERNAL,
+      message: `cannot redact the replay's answers: ${(e as Error).message}`,
+    };
+  }
+  try {
+    return JSON.stringify(wrap(out));
+  } catch (e) {
+    const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
+    return JSON.stringify(
+      wrap({
+        ...out,
+        items: [],
+        error: {
+          code: err.code ?? ErrorCodes.INTERNAL,
+          message: `${err.message}${err.hint ? `. ${err.hint}` : ''}`,
+        },
+      }),
+    );
+  }
+}

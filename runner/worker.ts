@@ -8,16 +8,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ErrorCodes } from '../core/errors.js';
 import type { RunWarning, SocketUse } from '../core/results.js';
-import { tooLarge } from '../snapshots/results.js';
 import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive, toWorkerItem } from './driver.js';
 import { LinkFeed } from './links.js';
 import type { LiveCall } from './mocks/transport.js';
 import { askReflection } from './reflection.js';
 import type { ReplayRules } from './rules.js';
-import { readSecretsFrom, redactWorkerOutput, restoreRequest } from './secrets.js';
+import { readSecretsFrom, restoreRequest } from './secrets.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
-import { type MockHandle, readLines, startDependencyMocks, tokenHooks } from './worker-parts.js';
+import { type MockHandle, readLines, sealOutput, startDependencyMocks, tokenHooks } from './worker-parts.js';
 
 /** How long a mock waits for capture to say which request made a call (then: unscoped). */
 const LINK_WAIT_MS = 2000;
@@ -169,38 +168,16 @@ async function main(specPath: string): Promise<void> {
       await mocks.stop().catch(() => undefined);
     }
     feed?.close();
-    // live tokens and restored secrets never reach the disk: redacted like a snapshot
-    try {
-      redactWorkerOutput(out, {
+    writeFileSync(
+      spec.out,
+      sealOutput(out, {
         enabled: spec.redact === true,
         secrets,
         rules,
         recorded: inbound,
         key: redactionKey,
-      });
-    } catch (e) {
-      out.items = [];
-      out.error = {
-        code: ErrorCodes.INTERNAL,
-        message: `cannot redact the replay's answers: ${(e as Error).message}`,
-      };
-    }
-    let text: string;
-    try {
-      text = JSON.stringify(out);
-    } catch (e) {
-      const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
-      // what reached the build is gone, but the orchestrator still learns why and tears down
-      text = JSON.stringify({
-        ...out,
-        items: [],
-        error: {
-          code: err.code ?? ErrorCodes.INTERNAL,
-          message: `${err.message}${err.hint ? `. ${err.hint}` : ''}`,
-        },
-      });
-    }
-    writeFileSync(spec.out, text);
+      }),
+    );
   }
 }
 

@@ -16,20 +16,20 @@
  *
  *   node dist/runner/k8s/pod-worker.js --control 19450 --health 19451 --work DIR --ca-out DIR
  */
-import { ErrorCodes } from '../../core/errors.js';
+
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { ErrorCodes } from '../../core/errors.js';
 import type { RunWarning } from '../../core/results.js';
-import { tooLarge } from '../../snapshots/results.js';
 import { type DriverHooks, drive, toWorkerItem } from '../driver.js';
 import type { ReplayRules } from '../rules.js';
-import { redactWorkerOutput, restoreRequest } from '../secrets.js';
+import { restoreRequest } from '../secrets.js';
 import type { WorkerOutput, WorkerSpec } from '../spec.js';
-import { type MockHandle, readLines, startDependencyMocks, tokenHooks } from '../worker-parts.js';
+import { type MockHandle, readLines, sealOutput, startDependencyMocks, tokenHooks } from '../worker-parts.js';
 
 export const POD_FILES = ['spec.json', 'outbound.jsonl', 'inbound.jsonl', 'rules.json'] as const;
 /** The CA certificate's name in the volume shared with the build container. */
@@ -159,34 +159,17 @@ export async function main(argv: string[]): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     } catch (e) {
       const err = e as Error & { code?: string };
-      out.error = { code: typeof err.code === 'string' ? err.code : ErrorCodes.INTERNAL, message: err.message };
-    }
-    if (mocks) out.mocks = mocks.stats();
-    try {
-      redactWorkerOutput(out, {
-        enabled: spec.redact === true,
-        secrets,
-        rules,
-        recorded: inbound,
-        key: redactionKey,
-      });
-    } catch (e) {
-      out.items = [];
       out.error = {
-        code: ErrorCodes.INTERNAL,
-        message: `cannot redact the replay's answers: ${(e as Error).message}`,
+        code: typeof err.code === 'string' ? err.code : ErrorCodes.INTERNAL,
+        message: err.message,
       };
     }
-    let text: string;
-    try {
-      text = JSON.stringify({ t: 'output', output: out });
-    } catch (e) {
-      const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
-      text = JSON.stringify({
-        t: 'output',
-        output: { ...out, items: [], error: { code: err.code ?? ErrorCodes.INTERNAL, message: err.message } },
-      });
-    }
+    if (mocks) out.mocks = mocks.stats();
+    const text = sealOutput(
+      out,
+      { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey },
+      (output) => ({ t: 'output', output }),
+    );
     res.end(`${text}\n`);
   };
 
