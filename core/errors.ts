@@ -21,6 +21,11 @@ export const ErrorCodes = {
   BUILD_CRASHED: 'RETAP_BUILD_CRASHED',
   NOT_BUILT: 'RETAP_NOT_BUILT',
   RESULTS_TOO_LARGE: 'RETAP_RESULTS_TOO_LARGE',
+  /**
+   * A results file ends before its trailer, or its counts disagree with the lines read: the replay
+   * was cut short or the file was truncated. Never judged as what it holds (a partial pass).
+   */
+  RESULTS_INCOMPLETE: 'RETAP_RESULTS_INCOMPLETE',
   /** A results file holds no candidate run: there is nothing to judge (a verdict error, exit 3). */
   NO_CANDIDATE: 'RETAP_NO_CANDIDATE',
   /** A replay would send redacted credentials no recorded answer hands out and no secret provides. */

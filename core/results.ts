@@ -3,12 +3,16 @@
  * read. Self-contained: the recorded exchanges travel with the live ones, so a results file can be
  * judged and rendered without the snapshot at hand.
  *
- * On disk (`results.json`, see snapshots/results.ts): exchanges are encoded like snapshot lines.
+ * On disk (`results.json`, see snapshots/results.ts and docs/reports.md "The results file"):
+ * JSON Lines since format version 2 — a header, one line per replayed item with every run's answer
+ * to it, a trailer with the counts — so a run of any size is written, read and judged line by line.
+ * Version 1 files (one JSON document) still read. Exchanges are encoded like snapshot lines.
  */
 import type { Exchange, HeaderList } from './exchange.js';
 
 export const RESULTS_FORMAT = 'retap-results';
-export const RESULTS_FORMAT_VERSION = 1;
+/** The version written; readers take 1 (one JSON document) and 2 (JSON Lines). */
+export const RESULTS_FORMAT_VERSION = 2;
 
 /** One recorded inbound exchange that was replayed, with what the build called while answering it. */
 export interface RecordedItem {
@@ -142,7 +146,8 @@ export interface ReplayRun {
 
 export interface ReplayResults {
   format: typeof RESULTS_FORMAT;
-  formatVersion: typeof RESULTS_FORMAT_VERSION;
+  /** The version of the file these were read from (written: RESULTS_FORMAT_VERSION). */
+  formatVersion: 1 | typeof RESULTS_FORMAT_VERSION;
   createdAt: string;
   snapshot: { path: string; name: string; version: number; hash: string };
   environment: { kind: 'local' | 'kubernetes'; namespace?: string };

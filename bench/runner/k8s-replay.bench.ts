@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ReplayResults } from '../../core/results.js';
+import { readResults } from '../../snapshots/results.js';
 import { buildAndLoad, clusterEnv, retapArgs, root } from '../../test/helpers/k8s.js';
 import { installOwnAgent, type OwnAgent } from '../../test/k8s/own-agent.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
@@ -48,9 +48,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     const agentNs = agent.namespace;
     const snapshot = join(demoOut, 'snapshots', 'orders', 'v1');
     const secrets = join(demoOut, 'secrets.yaml');
-    const recorded = JSON.parse(
-      readFileSync(join(demoOut, 'results', 'none', 'results.json'), 'utf8'),
-    ) as ReplayResults;
+    const recorded = await readResults(join(demoOut, 'results', 'none', 'results.json'));
     const buildEnv = Object.entries(recorded.runs[0]!.build.env ?? {}).flatMap(([k, v]) => [
       '--env',
       `${k}=${v}`,
@@ -98,16 +96,10 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     for (let i = 0; i < rounds; i++) {
       const a = await retap(local(join(work, `local-${i}`)));
       wall.local.push(a.ms / 1000);
-      runMs.local.push(
-        (JSON.parse(readFileSync(join(work, `local-${i}`, 'results.json'), 'utf8')) as ReplayResults).runs[0]!
-          .durationMs,
-      );
+      runMs.local.push((await readResults(join(work, `local-${i}`, 'results.json'))).runs[0]!.durationMs);
       const b = await retap(cluster(join(work, `k8s-${i}`)));
       wall.k8s.push(b.ms / 1000);
-      runMs.k8s.push(
-        (JSON.parse(readFileSync(join(work, `k8s-${i}`, 'results.json'), 'utf8')) as ReplayResults).runs[0]!
-          .durationMs,
-      );
+      runMs.k8s.push((await readResults(join(work, `k8s-${i}`, 'results.json'))).runs[0]!.durationMs);
       const t = (JSON.parse(b.stdout) as { timings: Record<string, number> }).timings;
       for (const [k, v] of Object.entries(t)) (phases[k] ??= []).push(v);
     }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplayResults } from '../../core/results.js';
+import { readResults } from '../../snapshots/results.js';
 import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
 import { installOwnAgent, type OwnAgent } from './own-agent.js';
 
@@ -132,9 +132,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     expect(demo.code, demo.stderr.slice(-2000)).toBe(0);
     snapshot = join(demoOut, 'snapshots', 'orders', 'v1');
     secrets = join(demoOut, 'secrets.yaml');
-    const none = JSON.parse(
-      readFileSync(join(demoOut, 'results', 'none', 'results.json'), 'utf8'),
-    ) as ReplayResults;
+    const none = await readResults(join(demoOut, 'results', 'none', 'results.json'));
     buildEnv = none.runs[0]!.build.env ?? {};
     local.none = await judge(join(demoOut, 'results', 'none'), work);
     // the regressed build judged against the unchanged one (as the demo does, and as the cluster
@@ -178,7 +176,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
       const ns = /namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)?.[1];
       expect(ns).toBeDefined();
       expect(await namespaceExists(ns!)).toBe(false);
-      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+      const results = await readResults(join(out, 'results.json'));
       expect(results.environment).toEqual({ kind: 'kubernetes', namespace: ns });
       const run = results.runs[0]!;
       // every request answered and seen by the agent at the build's socket; every call mocked
@@ -206,7 +204,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     // two run pods, each ready and driven
     expect(Object.keys(summary.timings).filter((k) => /^candidate\/s[01]\.driveMs$/.test(k))).toHaveLength(2);
     expect(await namespaceExists(summary.namespace)).toBe(false);
-    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+    const results = await readResults(join(out, 'results.json'));
     // the candidate's shards merged into one run, beside the baseline's
     expect(results.runs.map((r) => r.role)).toEqual(['candidate', 'baseline']);
     expect(results.runs[0]!.items.map((i) => i.id)).toEqual(results.recorded.map((i) => i.id));
@@ -296,7 +294,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
       const k8s = await judge(out, work);
       expect(k8s.exitCode).toBe(local.none.exitCode);
       expect(k8s.failed).toEqual(local.none.failed);
-      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+      const results = await readResults(join(out, 'results.json'));
       expect(results.runs[0]!.items.filter((i) => i.live)).toHaveLength(results.recorded.length);
       // gc --k8s works with the same rights (it lists; it deletes only through a run's own binding)
       const gc = await retap(['gc', '--k8s', '--dry-run', '--kubeconfig', kubeconfig, '--json']);
@@ -365,7 +363,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     run.child.kill('SIGINT');
     expect(await run.exited, run.stderr()).toBe(130);
     expect(await namespaceExists(run.ns)).toBe(false);
-    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as ReplayResults;
+    const results = await readResults(join(out, 'results.json'));
     const answered = results.runs[0]!.items.filter((i) => i.client.status !== undefined).length;
     expect(answered).toBeGreaterThan(0);
     expect(answered).toBeLessThan(results.recorded.length);
