@@ -5,8 +5,8 @@
  * what the client saw with what capture saw at the build's socket, and write results.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, mkdtempSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,19 +27,20 @@ import {
 import { encodeExchange } from '../snapshots/format.js';
 import { admit, openSnapshot } from '../snapshots/index.js';
 import { linkCalls } from '../snapshots/links.js';
-import { serveLinks } from './links.js';
 import { writeResults } from '../snapshots/results.js';
 import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend } from './driver.js';
 import { planH2 } from './h2.js';
 import { joinByConnection } from './join.js';
+import { serveLinks } from './links.js';
 import { addLoopbackAddr, createNetns, deleteNetns, insideNetns, writeHosts } from './netns.js';
 import { connectionPlan, lanesFor, planReplay, type ReplayPlan } from './plan.js';
 import { register, unregister } from './registry.js';
 import { rulesFor } from './rules.js';
 import { encodeSecrets, redactRuns, secretsForReplay, withoutSecretEnv } from './secrets.js';
 import type { ConnectionMode, DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
+import { outputReader } from './worker-parts.js';
 
 const log = logger('runner');
 
@@ -369,7 +370,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     // restored secrets travel through the pipe, never through a file
     if (spec.secrets) worker.stdin?.end(c.secrets);
     workerError = await superviseWorker(worker, c.label, opts);
-    output = JSON.parse(await readFile(spec.out, 'utf8')) as WorkerOutput;
+    output = await readWorkerOutput(spec.out);
   } catch (e) {
     workerError ??= (e as Error).message;
   } finally {
@@ -409,6 +410,26 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
   if (output?.error) run.error = output.error;
   else if (workerError) run.error = { code: ErrorCodes.INTERNAL, message: workerError };
   return run;
+}
+
+/** The worker's output file (JSON Lines, runner/worker-parts.ts sealOutput), read line by line. */
+export async function readWorkerOutput(path: string): Promise<WorkerOutput> {
+  const reader = outputReader();
+  let n = 0;
+  for await (const line of createInterface({
+    input: createReadStream(path, { encoding: 'utf8' }),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  })) {
+    n++;
+    if (line && !reader.line(JSON.parse(line)))
+      throw new Error(`${path}:${n}: not a line of the worker's output`);
+  }
+  const out = reader.result();
+  if (!out)
+    throw new Error(
+      `the replay worker's output ${path} ends without its last line (the worker was cut short)`,
+    );
+  return out;
 }
 
 /** The requests as the worker sends them (bodies base64, connections and HTTP/2 plans). */

@@ -103,16 +103,18 @@ export const readLines = (file: string): Exchange[] =>
     .map((l) => fromStored(JSON.parse(l)));
 
 /**
- * The worker's output as text, the way it may leave the worker (local or in a run pod): the
- * answers redacted like a snapshot — live tokens and restored secrets never reach the disk — and
- * one JSON document; `wrap` frames it for its transport. What cannot be redacted or serialised
- * leaves no answers, only the error, so the orchestrator still learns why and tears down.
+ * The worker's output as JSON Lines, the way it leaves the worker (to a file locally, on the drive
+ * stream from a run pod): the answers redacted like a snapshot — live tokens and restored secrets
+ * never reach the disk — one `{"t":"output-item"}` line per item, then one `{"t":"output"}` line
+ * with the rest and the item count (the reader's check that nothing was lost). Never one string:
+ * a run of any size leaves (the old single document stopped near 80,000 requests). What cannot be
+ * redacted leaves no answers, only the error; an item that cannot be serialised ends the output
+ * with the error, so the orchestrator still learns why and tears down.
  */
-export function sealOutput(
+export function* sealOutput(
   out: WorkerOutput,
   redaction: Parameters<typeof redactWorkerOutput>[1],
-  wrap: (o: WorkerOutput) => unknown = (o) => o,
-): string {
+): Generator<string> {
   try {
     redactWorkerOutput(out, redaction);
   } catch (e) {
@@ -122,19 +124,51 @@ export function sealOutput(
       message: `cannot redact the replay's answers: ${(e as Error).message}`,
     };
   }
-  try {
-    return JSON.stringify(wrap(out));
-  } catch (e) {
-    const err = tooLarge(e, out.items.length) as Error & { code?: string; hint?: string };
-    return JSON.stringify(
-      wrap({
-        ...out,
-        items: [],
-        error: {
-          code: err.code ?? ErrorCodes.INTERNAL,
-          message: `${err.message}${err.hint ? `. ${err.hint}` : ''}`,
-        },
-      }),
-    );
+  const { items, ...rest } = out;
+  let n = 0;
+  for (const item of items) {
+    let line: string;
+    try {
+      line = JSON.stringify({ t: 'output-item', item });
+    } catch (e) {
+      const err = tooLarge(e, 1) as Error & { code?: string; hint?: string };
+      rest.error = {
+        code: err.code ?? ErrorCodes.INTERNAL,
+        message: `request ${item.id} (${item.method} ${item.target}): ${err.message}${err.hint ? `. ${err.hint}` : ''}`,
+      };
+      break;
+    }
+    n++;
+    yield line;
   }
+  yield JSON.stringify({ t: 'output', items: n, output: { ...rest, items: [] } });
+}
+
+/**
+ * Reads the lines sealOutput wrote (other lines are left to the caller: `false`). `result()` is
+ * the output once its last line arrived with as many items as it counts; else undefined.
+ */
+export function outputReader(): {
+  line(ev: { t?: unknown; item?: unknown; items?: unknown; output?: unknown }): boolean;
+  result(): WorkerOutput | undefined;
+} {
+  const items: WorkerOutput['items'] = [];
+  let output: WorkerOutput | undefined;
+  return {
+    line(ev) {
+      if (ev.t === 'output-item') {
+        items.push(ev.item as WorkerOutput['items'][number]);
+        return true;
+      }
+      if (ev.t !== 'output') return false;
+      const o = ev.output as WorkerOutput;
+      if (ev.items !== items.length)
+        throw new Error(
+          `the replay worker's output counts ${String(ev.items)} answers but ${items.length} arrived: answers were lost`,
+        );
+      output = { ...o, items };
+      return true;
+    },
+    result: () => output,
+  };
 }

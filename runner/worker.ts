@@ -5,7 +5,7 @@
  *
  *   node dist/runner/worker.js SPEC.json
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { ErrorCodes } from '../core/errors.js';
 import type { RunWarning, SocketUse } from '../core/results.js';
 import { startBuild, tail, waitReady } from './build.js';
@@ -168,16 +168,26 @@ async function main(specPath: string): Promise<void> {
       await mocks.stop().catch(() => undefined);
     }
     feed?.close();
-    writeFileSync(
-      spec.out,
-      sealOutput(out, {
+    const fd = openSync(spec.out, 'w', 0o600);
+    try {
+      let chunk = '';
+      for (const line of sealOutput(out, {
         enabled: spec.redact === true,
         secrets,
         rules,
         recorded: inbound,
         key: redactionKey,
-      }),
-    );
+      })) {
+        chunk += `${line}\n`;
+        if (chunk.length >= 1 << 20) {
+          writeSync(fd, chunk);
+          chunk = '';
+        }
+      }
+      writeSync(fd, chunk);
+    } finally {
+      closeSync(fd);
+    }
   }
 }
 

@@ -17,6 +17,7 @@
  *   node dist/runner/k8s/pod-worker.js --control 19450 --health 19451 --work DIR --ca-out DIR
  */
 
+import { once } from 'node:events';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -165,12 +166,18 @@ export async function main(argv: string[]): Promise<void> {
       };
     }
     if (mocks) out.mocks = mocks.stats();
-    const text = sealOutput(
-      out,
-      { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey },
-      (output) => ({ t: 'output', output }),
-    );
-    res.end(`${text}\n`);
+    // the output's lines, at the pace the runner reads them
+    for (const l of sealOutput(out, {
+      enabled: spec.redact === true,
+      secrets,
+      rules,
+      recorded: inbound,
+      key: redactionKey,
+    })) {
+      if (res.destroyed) break; // the runner went away: nothing to send to
+      if (!res.write(`${l}\n`)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    res.end();
   };
 
   const control = createServer((req, res) => {

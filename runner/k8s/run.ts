@@ -59,6 +59,7 @@ import {
   specItems,
 } from '../replay.js';
 import type { ConnectionMode, WorkerOutput, WorkerSpec } from '../spec.js';
+import { outputReader } from '../worker-parts.js';
 import {
   BUILD_CONTAINER,
   CONTROL_PORT,
@@ -680,16 +681,21 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
         { method: 'POST', path: '/v1/drive', signal: abort.signal },
       );
       if ((res.statusCode ?? 0) >= 300) await readJson(res);
-      for await (const line of createInterface({ input: res })) {
+      // progress, then the output's lines (runner/worker-parts.ts sealOutput), or an error
+      const reader = outputReader();
+      for await (const line of createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY })) {
         if (!line) continue;
         const ev = JSON.parse(line) as
           | { t: 'progress'; done: number; total: number; errors: number }
-          | { t: 'output'; output: WorkerOutput }
+          | { t: 'output' | 'output-item' }
           | { t: 'error'; error: string };
         if (ev.t === 'progress') opts.onProgress?.(tag, ev.done, ev.total, ev.errors);
-        else if (ev.t === 'output') output = ev.output;
-        else throw new RetapError(ErrorCodes.INTERNAL, `the run worker failed: ${ev.error}`);
+        else if (ev.t === 'error')
+          throw new RetapError(ErrorCodes.INTERNAL, `the run worker failed: ${ev.error}`);
+        else if (!reader.line(ev))
+          throw new RetapError(ErrorCodes.INTERNAL, `the run worker sent a line of kind ${String(ev.t)}`);
       }
+      output = reader.result();
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
