@@ -4,8 +4,9 @@
  * histograms, a filterable list of exchanges whose rows open side-by-side diffs (and, when the
  * results are given, the recorded and candidate bodies side by side), and the noise decisions.
  */
-import type { ReplayResults } from '../../core/results.js';
+
 import type { Difference, ItemVerdict, RouteSummary, Verdict } from '../../assertions/index.js';
+import type { ReplayResults } from '../../core/results.js';
 import { EXIT_CODE_MEANINGS, verdictTitle } from '../gate.js';
 import {
   budgetAllowed,
@@ -147,16 +148,55 @@ export interface HtmlOptions {
   /** The results the verdict came from: adds recorded and candidate bodies side by side. */
   results?: ReplayResults;
   title?: string;
+  /** At most this many requests listed (default HTML_LIST_MAX); the rest are counted. */
+  listMax?: number;
+}
+
+/**
+ * Requests the HTML report lists at most: a page stays readable and its size bounded however large
+ * the run (a row carries its differences and up to 8 KiB of each body). Failures and errors are
+ * listed before passes; the rest are counted under the list (report.json holds every request).
+ */
+export const HTML_LIST_MAX = 2000;
+
+/** The requests to list: every non-passing one first (up to max), then passes, in verdict order. */
+export function listed<T extends { status: string }>(items: T[], max: number): { shown: T[]; rest: T[] } {
+  if (items.length <= max) return { shown: items, rest: [] };
+  const keep = new Set<T>();
+  for (const i of items) {
+    if (keep.size >= max) break;
+    if (i.status !== 'pass') keep.add(i);
+  }
+  for (const i of items) {
+    if (keep.size >= max) break;
+    keep.add(i);
+  }
+  return { shown: items.filter((i) => keep.has(i)), rest: items.filter((i) => !keep.has(i)) };
+}
+
+function notListed(rest: Array<{ status: string }>): string {
+  const by = (st: string): number => rest.filter((i) => i.status === st).length;
+  const parts = [
+    ['passed', by('pass')],
+    ['failed', by('fail')],
+    ['errors', by('error')],
+  ]
+    .filter(([, n]) => (n as number) > 0)
+    .map(([k, n]) => `${n} ${k}`);
+  return `${rest.length} more requests not listed (${parts.join(', ')}): report.json holds every request; \`retap view\` browses them.`;
 }
 
 export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
   const s = v.summary;
   const withBaseline = v.runs.some((r) => r.role === 'baseline');
+  const { shown, rest } = listed(v.items, opts.listMax ?? HTML_LIST_MAX);
   const bodies = new Map<string, { recorded: string; candidate: string }>();
   if (opts.results) {
+    const wanted = new Set(shown.map((i) => i.id));
     const cand = opts.results.runs.find((r) => r.role === 'candidate');
-    const live = new Map((cand?.items ?? []).map((i) => [i.id, i]));
+    const live = new Map((cand?.items ?? []).filter((i) => wanted.has(i.id)).map((i) => [i.id, i]));
     for (const r of opts.results.recorded) {
+      if (!wanted.has(r.id)) continue;
       const it = live.get(r.id);
       const rb = r.exchange.response?.body;
       const cb = it?.live?.response?.body;
@@ -194,7 +234,7 @@ export function renderHtml(v: Verdict, opts: HtmlOptions = {}): string {
     })
     .join('');
 
-  const list = v.items
+  const list = shown
     .map((i) => {
       const c = counted(i);
       const summary =
@@ -278,7 +318,7 @@ ${problems ? `<ul>${problems}</ul>` : ''}
 <button type="button" data-filter="all" class="on">all (${v.items.length})</button><button type="button" data-filter="fail">failed (${count('fail')})</button>
 <button type="button" data-filter="pass">passed (${count('pass')})</button><button type="button" data-filter="error">errors (${count('error')})</button>
 <label><input type="checkbox" id="show-noise"> show noise</label><span id="shown" class="muted"></span></div>
-<table id="exchanges"><thead><tr><th></th><th>route</th><th>request</th><th>difference</th><th class="num">latency</th><th class="num">recorded</th></tr></thead><tbody>${list}</tbody></table>
+<table id="exchanges"><thead><tr><th></th><th>route</th><th>request</th><th>difference</th><th class="num">latency</th><th class="num">recorded</th></tr></thead><tbody>${list}</tbody></table>${rest.length ? `<p class="muted" id="not-listed">${esc(notListed(rest))}</p>` : ''}
 <h2>Noise decisions</h2><p class="muted">Ignored differences; override with <code>ignore:</code> and <code>keep:</code> rules in retap.yaml.</p>${noise}
 <h2>Mocks and capture</h2>
 <p>Mocks answered ${v.mocks.matched} of ${v.mocks.calls} outbound calls made; the recording made ${v.mocks.recordedCalls} (${pct(v.mocks.rate)} matched).</p>${misses ? `<ul>${misses}</ul>` : ''}
