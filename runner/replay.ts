@@ -40,7 +40,7 @@ import { register, unregister } from './registry.js';
 import { rulesFor } from './rules.js';
 import { encodeSecrets, redactRuns, secretsForReplay, withoutSecretEnv } from './secrets.js';
 import type { ConnectionMode, DriverOptions, SpecItem, WorkerOutput, WorkerSpec } from './spec.js';
-import { outputReader } from './worker-parts.js';
+import { outputReader, writeLines } from './worker-parts.js';
 
 const log = logger('runner');
 
@@ -161,13 +161,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
       dirs: [dir],
     });
     const outboundFile = join(dir, 'outbound.jsonl');
-    await writeFile(outboundFile, plan.outbound.map((e) => `${encodeExchange(e)}\n`).join(''), {
-      mode: 0o600,
-    });
+    await writeLines(outboundFile, plan.outbound.map(encodeExchange));
     const inboundFile = join(dir, 'inbound.jsonl');
-    await writeFile(inboundFile, plan.items.map((i) => `${encodeExchange(i.exchange)}\n`).join(''), {
-      mode: 0o600,
-    });
+    await writeLines(
+      inboundFile,
+      plan.items.map((i) => encodeExchange(i.exchange)),
+    );
     const rulesFile = join(dir, 'rules.json');
     await writeFile(rulesFile, JSON.stringify(rules), { mode: 0o600 });
     const builds: Array<[BuildUnderTest, 'candidate' | 'baseline']> = [[opts.candidate, 'candidate']];

@@ -1,6 +1,11 @@
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { encodeExchange } from '../snapshots/format.js';
+import { sampleExchange } from '../snapshots/sample.js';
 import type { WorkerOutput } from './spec.js';
-import { outputReader, sealOutput } from './worker-parts.js';
+import { outputReader, readLines, sealOutput, writeLines } from './worker-parts.js';
 
 const off = { enabled: false, secrets: new Map(), rules: {} as never, recorded: new Map() };
 
@@ -47,5 +52,22 @@ describe("the worker's output as JSON Lines", () => {
     const back = readAll(lines);
     expect(back?.items).toEqual([]);
     expect(back?.error?.message).toMatch(/cannot redact the replay's answers/);
+  });
+});
+
+describe('exchange files for the worker', () => {
+  it('written and read line by line, a last line without its newline included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'retap-lines-'));
+    try {
+      const file = join(dir, 'x.jsonl');
+      const exs = Array.from({ length: 3000 }, (_, i) => sampleExchange(i));
+      await writeLines(file, exs.map(encodeExchange));
+      expect(readFileSync(file, 'utf8').split('\n')).toHaveLength(3001);
+      expect(readLines(file)).toEqual(exs);
+      appendFileSync(file, encodeExchange(sampleExchange(3000)));
+      expect(readLines(file).at(-1)).toEqual(sampleExchange(3000));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

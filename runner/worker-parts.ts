@@ -4,6 +4,7 @@
  * mocks with their ephemeral CA, the token engine's driver hooks, and reading the plan's files.
  */
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { ErrorCodes } from '../core/errors.js';
 import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RunWarning } from '../core/results.js';
@@ -96,11 +97,36 @@ export function tokenHooks(
   };
 }
 
-export const readLines = (file: string): Exchange[] =>
-  readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => fromStored(JSON.parse(l)));
+/** A JSON Lines file of exchanges, line by line: never the whole file as one string (512 MiB). */
+export function readLines(file: string): Exchange[] {
+  const buf = readFileSync(file);
+  const out: Exchange[] = [];
+  for (let at = 0; at < buf.length; ) {
+    let end = buf.indexOf(10, at);
+    if (end === -1) end = buf.length;
+    if (end > at) out.push(fromStored(JSON.parse(buf.toString('utf8', at, end))));
+    at = end + 1;
+  }
+  return out;
+}
+
+/** Writes one line per value (JSON Lines) in chunks: never the whole file as one string. */
+export async function writeLines(file: string, lines: Iterable<string>): Promise<void> {
+  const fh = await open(file, 'w', 0o600);
+  try {
+    let chunk = '';
+    for (const l of lines) {
+      chunk += `${l}\n`;
+      if (chunk.length >= 1 << 20) {
+        await fh.write(chunk);
+        chunk = '';
+      }
+    }
+    if (chunk) await fh.write(chunk);
+  } finally {
+    await fh.close();
+  }
+}
 
 /**
  * The worker's output as JSON Lines, the way it leaves the worker (to a file locally, on the drive

@@ -59,7 +59,7 @@ import {
   specItems,
 } from '../replay.js';
 import type { ConnectionMode, WorkerOutput, WorkerSpec } from '../spec.js';
-import { outputReader } from '../worker-parts.js';
+import { outputReader, writeLines } from '../worker-parts.js';
 import {
   BUILD_CONTAINER,
   CONTROL_PORT,
@@ -315,13 +315,12 @@ async function writePlanFiles(
   _opts: K8sReplayOptions,
 ): Promise<PlanFiles> {
   const outbound = join(dir, 'outbound.jsonl');
-  await writeFile(outbound, prep.plan.outbound.map((e) => `${encodeExchange(e)}\n`).join(''), {
-    mode: 0o600,
-  });
+  await writeLines(outbound, prep.plan.outbound.map(encodeExchange));
   const inbound = join(dir, 'inbound.jsonl');
-  await writeFile(inbound, prep.plan.items.map((i) => `${encodeExchange(i.exchange)}\n`).join(''), {
-    mode: 0o600,
-  });
+  await writeLines(
+    inbound,
+    prep.plan.items.map((i) => encodeExchange(i.exchange)),
+  );
   const rules = join(dir, 'rules.json');
   await writeFile(rules, JSON.stringify(prep.rules), { mode: 0o600 });
   return { outbound, inbound, rules };
