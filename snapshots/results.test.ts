@@ -188,6 +188,21 @@ describe('results file (format 2, JSON Lines)', () => {
     }
   });
 
+  it('a write whose counts fail the check leaves no file and no temp file', async () => {
+    const dir = tmp();
+    try {
+      const r = sample();
+      const err = await writeResultsStream(dir, headerOf(r), entriesOf(r), (t) => {
+        expect(t).toEqual({ items: 1, runItems: [1] });
+        throw new Error('lost one');
+      }).catch((e: unknown) => e as Error);
+      expect((err as Error).message).toBe('lost one');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a file without its trailer (cut short) is an error that says so, never a partial pass', async () => {
     const dir = tmp();
     try {

@@ -271,6 +271,11 @@ export class ResultsWriter {
     });
   }
 
+  /** What was added so far (the trailer's counts). */
+  counts(): ResultsTrailer {
+    return { items: this.items, runItems: [...this.runItems] };
+  }
+
   /** Writes the trailer, syncs, and renames the file into place; returns its path. */
   async close(): Promise<string> {
     const trailer: ResultsTrailer = { items: this.items, runItems: this.runItems };
@@ -306,7 +311,15 @@ export class ResultsWriter {
 
 /** Writes `dir/results.json` (format 2, JSON Lines) atomically; returns its path. */
 export async function writeResults(dir: string, r: ReplayResults): Promise<string> {
-  return writeResultsStream(dir, headerOf(r), entriesOf(r));
+  // every run item goes out on some line: checked before the file takes its name
+  const expected = r.runs.map((run) => run.items.length);
+  return writeResultsStream(dir, headerOf(r), entriesOf(r), (t) => {
+    if (t.items < r.recorded.length || t.runItems.some((n, i) => n !== expected[i]))
+      throw new RetapError(
+        ErrorCodes.INTERNAL,
+        `results writer: ${JSON.stringify(t.runItems)} run items written of ${JSON.stringify(expected)}`,
+      );
+  });
 }
 
 /** Writes a results file from a header and its items as they come; returns its path. */
@@ -314,10 +327,12 @@ export async function writeResultsStream(
   dir: string,
   header: ResultsHeader,
   entries: Iterable<ResultsEntry> | AsyncIterable<ResultsEntry>,
+  check?: (written: ResultsTrailer) => void,
 ): Promise<string> {
   const w = await ResultsWriter.create(dir, header);
   try {
     for await (const e of entries) await w.add(e);
+    check?.(w.counts());
     return await w.close();
   } catch (e) {
     await w.abort();
