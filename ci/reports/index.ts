@@ -1,8 +1,9 @@
 /** Report renderers by format name. */
-import type { ReplayResults } from '../../core/results.js';
+
 import type { Verdict } from '../../assertions/index.js';
+import type { ReplayResults } from '../../core/results.js';
 import { renderHtml } from './html.js';
-import { renderJson } from './json.js';
+import { renderJson, renderJsonChunks } from './json.js';
 import { renderJunit } from './junit.js';
 import { renderMarkdown } from './markdown.js';
 
@@ -29,4 +30,12 @@ export function render(format: ReportFormat, v: Verdict, results?: ReplayResults
   }
 }
 
-export { renderHtml, renderJson, renderJunit, renderMarkdown };
+/**
+ * The report in pieces, for writing to a file or a stream: JSON item by item (a verdict of any
+ * size), the other formats as one piece (the HTML lists a bounded number of requests).
+ */
+export function renderChunks(format: ReportFormat, v: Verdict, results?: ReplayResults): Iterable<string> {
+  return format === 'json' ? renderJsonChunks(v) : [render(format, v, results)];
+}
+
+export { renderHtml, renderJson, renderJsonChunks, renderJunit, renderMarkdown };

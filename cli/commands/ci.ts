@@ -25,7 +25,7 @@ import {
   workspacePath,
   writeOutputs,
 } from '../../ci/github.js';
-import { EXTENSIONS, FORMATS, render } from '../../ci/reports/index.js';
+import { EXTENSIONS, FORMATS, renderChunks } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ErrorCodes, ExitCodes, isRetapError, usageError } from '../../core/errors.js';
 import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../../core/results.js';
@@ -481,7 +481,7 @@ async function run(argv: string[]): Promise<number> {
   };
   for (const fmt of formats) {
     const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
-    await writeFile(path, render(fmt, verdict, results));
+    await writeFile(path, renderChunks(fmt, verdict, results));
     outcome.reports[fmt] = path;
   }
   await publish(outcome, gh, cfg, f);
@@ -580,7 +580,7 @@ export async function reportFailure(argv: string[], e: unknown): Promise<number>
     outcome.results = await writeResults(reportsDir, results);
     for (const fmt of formats) {
       const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
-      await writeFile(path, render(fmt, verdict, results));
+      await writeFile(path, renderChunks(fmt, verdict, results));
       outcome.reports[fmt] = path;
     }
     await giveBack(reportsDir);

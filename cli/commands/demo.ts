@@ -12,7 +12,7 @@ import { defaultConfig, evaluate, withBudgets } from '../../assertions/index.js'
 import { type RecordResult, recordUntil } from '../../capture/record.js';
 import type { CaptureSession, CaptureStats } from '../../capture/session.js';
 import { gate } from '../../ci/gate.js';
-import { EXTENSIONS, render } from '../../ci/reports/index.js';
+import { EXTENSIONS, renderChunks } from '../../ci/reports/index.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
 import {
@@ -286,7 +286,7 @@ async function verdictStage(ctx: DemoContext): Promise<string> {
     const dir = resolve(ctx.options.out, 'reports', r.variant);
     await mkdir(dir, { recursive: true });
     for (const format of ['junit', 'markdown', 'html'] as const) {
-      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), render(format, verdict, results));
+      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), renderChunks(format, verdict, results));
     }
     // one line per distinct failure: what kind, where
     const caught = new Set<string>();

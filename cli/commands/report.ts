@@ -7,12 +7,12 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
 import { type EvaluateConfig, evaluate, parseBudget, type Rating } from '../../assertions/index.js';
-import { loadProtoDirs } from '../../core/protos.js';
 import { loadCiConfig } from '../../ci/config.js';
 import { gate } from '../../ci/gate.js';
-import { EXTENSIONS, FORMATS, type ReportFormat, render } from '../../ci/reports/index.js';
+import { EXTENSIONS, FORMATS, type ReportFormat, renderChunks } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ExitCodes, isRetapError, usageError } from '../../core/errors.js';
+import { loadProtoDirs } from '../../core/protos.js';
 import { readResults } from '../../snapshots/results.js';
 import { many, parse } from '../args.js';
 import type { Command } from '../command.js';
@@ -151,7 +151,8 @@ const command: Command = {
           'retap report: several formats need -o DIR',
           'Give a directory with -o, e.g. -o reports/.',
         );
-      process.stdout.write(render(formats[0] as ReportFormat, verdict, results));
+      for (const chunk of renderChunks(formats[0] as ReportFormat, verdict, results))
+        process.stdout.write(chunk);
     } else {
       const target = resolve(out);
       const asDir =
@@ -160,7 +161,7 @@ const command: Command = {
       else await mkdir(dirname(target), { recursive: true });
       for (const f of formats) {
         const path = asDir ? join(target, `report.${EXTENSIONS[f]}`) : target;
-        await writeFile(path, render(f, verdict, results));
+        await writeFile(path, renderChunks(f, verdict, results));
         written[f] = path;
         process.stderr.write(`retap report: wrote ${path}\n`);
       }
