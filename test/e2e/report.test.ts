@@ -12,8 +12,8 @@ import type { Readable, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedResults, shopResults } from '../../assertions/testing/fixtures.js';
-import { skipWithoutTool } from '../helpers/privileged.js';
 import { writeResults } from '../../snapshots/results.js';
+import { skipWithoutTool } from '../helpers/privileged.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const XSD = join(repo, 'ci/reports/junit.xsd');
@@ -83,6 +83,38 @@ describe('retap report: exit codes and outputs', () => {
     expect(bad.stderr).toMatch(/budget 'p95 < 250' \(--budget\)/);
     expect(retap(['report', 'mixed', '--exit-zero']).code).toBe(0);
     expect(retap(['report', 'mixed', '--warn-only', 'assertions']).code).toBe(2);
+  });
+
+  it('judges a results file of format 1 (one JSON document) as its format 2 copy; refuses one cut short', () => {
+    const v1 = join(repo, 'test', 'fixtures', 'results', 'v1-shop.json');
+    const old = retap(['report', v1, '--format', 'json']);
+    expect(old.code, old.stderr).toBe(0);
+    expect(JSON.parse(old.stdout).summary).toMatchObject({ items: 12, passed: 12 });
+    const copy = join(work, 'v2-copy');
+    const conv = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { readResults, writeResults } from ${JSON.stringify(pathToFileURL(join(repo, 'dist', 'snapshots', 'results.js')).href)};
+         await writeResults(${JSON.stringify(copy)}, await readResults(${JSON.stringify(v1)}));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(conv.status, conv.stderr).toBe(0);
+    const now = retap(['report', copy, '--format', 'json']);
+    expect(now.code).toBe(old.code);
+    const strip = (j: string) => ({ ...JSON.parse(j), createdAt: 'x' });
+    expect(strip(now.stdout)).toEqual(strip(old.stdout));
+    // the same file without its last line: an error that says so, not the verdict of what is left
+    const text = readFileSync(join(copy, 'results.json'), 'utf8').trimEnd().split('\n');
+    writeFileSync(join(copy, 'results.json'), `${text.slice(0, -1).join('\n')}\n`);
+    const cut = retap(['report', copy, '--format', 'json']);
+    expect(cut.code).toBe(3);
+    expect(cut.stderr).toMatch(
+      /ends after 12 items without its trailer line.*not judged \[RETAP_RESULTS_INCOMPLETE\]/,
+    );
+    expect(cut.stdout).toBe('');
   });
 
   it('reads budgets and ignore rules from retap.yaml', () => {
