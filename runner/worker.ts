@@ -176,6 +176,7 @@ async function main(specPath: string): Promise<void> {
         rules,
         recorded: inbound,
         key: redactionKey,
+        config: spec.redactionRules,
       }),
     );
   }

@@ -167,7 +167,14 @@ export async function main(argv: string[]): Promise<void> {
     if (mocks) out.mocks = mocks.stats();
     const text = sealOutput(
       out,
-      { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey },
+      {
+        enabled: spec.redact === true,
+        secrets,
+        rules,
+        recorded: inbound,
+        key: redactionKey,
+        config: spec.redactionRules,
+      },
       (output) => ({ t: 'output', output }),
     );
     res.end(`${text}\n`);

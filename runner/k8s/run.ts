@@ -590,6 +590,7 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       driver: { ...opts.driver, connections: mode },
       secrets: prep.secrets.size > 0,
       redact: prep.redact,
+      ...(prep.redactionRules ? { redactionRules: prep.redactionRules } : {}),
       out: '',
     };
     const specFile = join(c.files.outbound, '..', `spec-${slug(c.label)}-${sh.index}.json`);
