@@ -486,6 +486,9 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       reopened: conns.reduce((n, x) => n + (x?.reopened ?? 0), 0),
     },
   };
+  // every shard asks the same build; the first answer names the fields
+  const reflection = outputs.find((o) => o.reflection)?.reflection;
+  if (reflection) run.reflection = reflection;
   const failed = outcomes.find((o) => o.output?.error ?? o.error);
   if (failed) run.error = failed.output?.error ?? failed.error;
   return run;
