@@ -41,7 +41,7 @@ export function cases(): MicroCase[] {
   const k = kernelBatch();
   return [
     {
-      path: 'batch decoding (capture/events decodeBatch)',
+      path: 'batch decoding (decodeBatch)',
       input: `one addon batch, ${k.records} records (32 opens, ${k.data.length} data of a keep-alive HTTP/1.1 server, 32 closes), ${(k.batch.length / 1e6).toFixed(2)} MB`,
       op: 'record',
       opsPerCall: k.records,

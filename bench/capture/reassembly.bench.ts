@@ -85,7 +85,7 @@ export function cases(): MicroCase[] {
   const swapped = records.filter((r, i) => r !== k.data[i]).length;
   return [
     {
-      path: 'reassembly (capture/reassembly Reassembler)',
+      path: 'reassembly (Reassembler)',
       input: `${records.length} data records on ${streams} streams, ${swapped} out of place, a flush per ${FLUSH_EVERY} records, ${(k.payloadBytes / 1e6).toFixed(2)} MB of payload`,
       op: 'record',
       opsPerCall: records.length,

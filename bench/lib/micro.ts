@@ -7,6 +7,7 @@
  * stream of heads, a connection's header blocks, a snapshot's exchanges), so tinybench's per-call
  * clock reads are far below the work measured, and reports per item: ops/s and ns/op where an op is
  * one item (a record, a head, a header block, an exchange), and MB/s over the input's bytes.
+ * A round's figure is its median call, not the mean (see measure()).
  */
 import { Bench } from 'tinybench';
 import type { BenchOptions, Row } from './rows.js';
@@ -97,8 +98,10 @@ export async function measure(c: MicroCase, opts: MicroOptions): Promise<CaseRes
       const task = bench.getTask(`${i}`)!;
       const res = task.result;
       if (!res || res.error) throw res?.error ?? new Error(`${arms[i]!.name}: no result`);
-      // mean latency over all calls of the round (ms): total time / calls, the honest rate
-      const msPerCall = res.latency.mean;
+      // the median call (ms): on a shared 2-core machine some calls are preempted mid-way, and a
+      // mean would charge the code for other processes' time slices; the median call is one that
+      // ran through
+      const msPerCall = res.latency.p50 ?? res.latency.mean;
       const perSec = 1000 / msPerCall;
       results[i]!.opsPerSec.push(perSec * c.opsPerCall);
       results[i]!.nsPerOp.push((msPerCall * 1e6) / c.opsPerCall);

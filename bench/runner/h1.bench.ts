@@ -192,7 +192,7 @@ export async function cases(): Promise<{ cases: MicroCase[]; close: () => Promis
   return {
     cases: [
       {
-        path: 'HTTP/1 answer framing, replay driver (runner/h1 read callback)',
+        path: 'driver HTTP/1 answer framing (read callback)',
         input: `${a.reads.length} answers, one read each (60% JSON with Content-Length 0.8–4 KB, 15% chunked HTML, 10% 304, 5% 204, 10% 404), ${(a.bytes / 1e6).toFixed(2)} MB`,
         op: 'answer',
         opsPerCall: a.reads.length,

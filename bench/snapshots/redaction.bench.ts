@@ -152,7 +152,7 @@ export function cases(): MicroCase[] {
   const s = apiTraffic(1000);
   return [
     {
-      path: 'redaction (snapshots/redaction learn + apply)',
+      path: 'redaction of a snapshot (learn + apply)',
       input: `${s.exchanges.length} exchanges of one JSON API (logins every 50 handing out a session and a bearer token, order lists, order posts with a card now and then, health checks), ${(s.bytes / 1e6).toFixed(2)} MB of targets, headers and bodies`,
       op: 'exchange',
       opsPerCall: s.exchanges.length,

@@ -114,7 +114,7 @@ export function cases(): MicroCase[] {
   peers.push({ name: 'floor: Buffer.indexOf CRLFCRLF, head to head', fn: () => indexOfFloor(s.bytes) });
   return [
     {
-      path: 'HTTP/1 head scan, capture (http1 findHeadEnd + parseHead)',
+      path: 'capture HTTP/1 head scan (findHeadEnd + parseHead)',
       input: `${s.heads} request heads of 4 shapes on one keep-alive stream (mean head ${Math.round(s.headBytes / s.heads)} B), ${(s.bytes.length / 1e6).toFixed(2)} MB with the POST bodies${P ? '' : '; llhttp binding not reachable on this node'}`,
       op: 'head',
       opsPerCall: s.heads,

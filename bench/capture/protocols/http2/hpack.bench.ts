@@ -149,7 +149,7 @@ export async function cases(): Promise<MicroCase[]> {
   }
   return [
     {
-      path: 'HPACK (capture/protocols/http2/hpack HpackDecoder)',
+      path: 'HPACK header blocks (HpackDecoder)',
       input: `${b.client.length} request + ${b.server.length} answer header blocks recorded from node:http2 on one connection, ${bytes.toLocaleString('en-US')} B encoded (mean ${Math.round(bytes / all.length)} B) → ${listBytes.toLocaleString('en-US')} B of header list (RFC 7541 counting)`,
       op: 'header block',
       opsPerCall: all.length,
