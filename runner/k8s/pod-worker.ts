@@ -162,7 +162,7 @@ export async function main(argv: string[]): Promise<void> {
       if (terminated)
         throw Object.assign(
           new Error(
-            `retap's run worker got ${terminated} during the replay (its pod is being deleted or evicted): ${driven.length} of ${spec.items.length} requests sent`,
+            `retap's run worker got ${terminated} during the replay (its pod is being deleted or evicted): ${driven.filter((d) => d.answer).length} of ${spec.items.length} requests answered`,
           ),
           { code: ErrorCodes.K8S_RUN_POD_LOST },
         );

@@ -768,12 +768,12 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       }
     }
     if (lost && !opts.signal?.aborted) {
-      const done = output?.items.length ?? 0;
+      const done = output?.items.filter((i) => i.status !== undefined).length ?? 0;
       const detail = await diagnose(core, ns, (await readPod(core, ns, podName)) ?? pod, SIDECAR);
       throw Object.assign(
         new RetapError(
           ErrorCodes.K8S_RUN_POD_LOST,
-          `${lost}; ${output ? `${done} of ${sh.items.length} requests had been sent` : 'its results were lost'} — not a replay to judge\n${detail}`,
+          `${lost}; ${output ? `${done} of ${sh.items.length} requests had been answered` : 'its results were lost'} — not a replay to judge\n${detail}`,
           {
             hint: `Rerun; if it happens again, look at the node's pressure and the pod's events (--keep-namespace keeps ${ns}).`,
           },

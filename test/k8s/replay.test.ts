@@ -504,7 +504,7 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     );
     expect(r.candidate.error?.code).toBe('RETAP_K8S_RUN_POD_LOST');
     expect(r.stderr).toMatch(
-      /\d+ of \d+ requests had been sent — not a replay to judge|its results were lost — not a replay to judge/,
+      /\d+ of \d+ requests had been answered — not a replay to judge|its results were lost — not a replay to judge/,
     );
   }, 300_000);
 
