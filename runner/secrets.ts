@@ -10,6 +10,7 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Exchange, HeaderList } from '../core/exchange.js';
+import type { RedactionRules } from '../snapshots/format.js';
 import { headerValue } from '../core/exchange.js';
 import type { ClientView, ReplayRun, RunItem } from '../core/results.js';
 import { createRedactor, PLACEHOLDER, type Redactor } from '../snapshots/redaction.js';
@@ -181,10 +182,17 @@ function seed(r: Redactor, secrets: Secrets, pairs: Array<[string, string]>): vo
 /** The worker's output, redacted before it is written (its file lives in the run's temp folder). */
 export function redactWorkerOutput(
   out: WorkerOutput,
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange>; key?: string | undefined },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    key?: string | undefined;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(o.key ? { key: o.key } : undefined);
+  const r = createRedactor({ ...o.config, ...(o.key ? { key: o.key } : {}) });
   const views = out.items.map((w) => ({
     w,
     c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) },
@@ -244,10 +252,16 @@ function texts(r: Redactor, out: WorkerOutput | ReplayRun): void {
  */
 export function redactRuns(
   runs: ReplayRun[],
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange> },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(undefined);
+  const r = createRedactor(o.config ?? undefined);
   const pairs: Array<[string, string]> = [];
   for (const run of runs) {
     const answers = run.items.map((it: RunItem) => {
