@@ -573,4 +573,67 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     expect(entries.find((e) => e.namespace === run.ns)?.action).toBe('deleted');
     expect(await namespaceExists(run.ns)).toBe(false);
   }, 300_000);
+
+  it('kill -9 of a runner on another machine: its heartbeat stops, and gc --k8s reclaims the namespace once it is stale', async () => {
+    const run = await slowReplay(join(work, 'kill9-elsewhere'));
+    run.child.kill('SIGKILL');
+    await run.exited;
+    try {
+      // the owner as a runner on another host would have written it: this host cannot look up
+      // its process, only its heartbeat tells
+      await kubectl([
+        'annotate',
+        'namespace',
+        run.ns,
+        '--overwrite',
+        `retap.dev/owner=ci-runner-elsewhere-${tag}/4242/1`,
+      ]);
+      const entry = async () => {
+        const dry = await retap(['gc', '--k8s', '--dry-run', '--json']);
+        expect(dry.code, dry.stderr).toBe(0);
+        return (
+          JSON.parse(dry.stdout).namespaces as Array<{ namespace: string; action: string; reason?: string }>
+        ).find((e) => e.namespace === run.ns);
+      };
+      const beat = async () =>
+        Date.parse(
+          (
+            await kubectl([
+              'get',
+              'namespace',
+              run.ns,
+              '-o',
+              'jsonpath={.metadata.annotations.retap\\.dev/heartbeat}',
+            ])
+          ).trim(),
+        );
+      const last = await beat();
+      // fresh: kept (a live runner elsewhere looks exactly like this)
+      if (Date.now() - last < 25_000) expect((await entry())?.action).toBe('kept');
+      // nobody refreshes it any more: stale after three periods (30 s), then deleted by gc
+      const stale = await until(
+        `namespace ${run.ns}'s heartbeat to go stale`,
+        async () => {
+          const e = await entry();
+          return e?.action === 'would-delete' ? e : undefined;
+        },
+        60_000,
+        2_000,
+      );
+      expect(await beat()).toBe(last);
+      expect(stale.reason).toMatch(/heartbeat is \d+ s old \(owner ci-runner-elsewhere-[0-9a-f]+ pid 4242\)/);
+      const r = await retap(['gc', '--k8s', '--wait', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(
+        (JSON.parse(r.stdout).namespaces as Array<{ namespace: string; action: string }>).find(
+          (e) => e.namespace === run.ns,
+        )?.action,
+      ).toBe('deleted');
+      expect(await namespaceExists(run.ns)).toBe(false);
+    } finally {
+      await kubectl(['delete', 'namespace', run.ns, '--ignore-not-found', '--wait=false']).catch(
+        () => undefined,
+      );
+    }
+  }, 300_000);
 });
