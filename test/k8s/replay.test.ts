@@ -3,9 +3,13 @@
  * judged by the local runner (`retap demo`: eBPF capture, network-namespace replay), is replayed
  * in a namespace per run against the demo's image — the unchanged orders and the one with every
  * seeded regression — and `retap report` must give the same verdict, the same failed assertions
- * and budgets, as it gave the local runs. Then the failure paths: a build that never becomes ready
- * (exit 3, its pod's events and output), SIGINT (exit 130, partial results, namespace gone), and
- * `kill -9` of the runner followed by `retap gc --k8s` (no namespace left).
+ * and budgets, as it gave the local runs; `retap ci` with `replay.k8s` in retap.yaml gives the same
+ * gate, with JUnit, step summary and outputs. Then the failure paths: a build that never becomes
+ * ready (exit 3, its pod's events and output); a run pod hurt mid-replay — retap's worker (driver
+ * and mocks) killed, the pod deleted, the build killed — exit 3 naming what died, never a verdict,
+ * no namespace left; SIGINT (exit 130, partial results, namespace gone); and `kill -9` of the
+ * runner followed by `retap gc --k8s` (no namespace left) — by the owner's pid on this host, and
+ * by the heartbeat that stopped for an owner on another machine.
  *
  * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). The node agent is
  * this test's own (./own-agent.ts, `--agent-namespace`), so other tests that install and
