@@ -33,7 +33,11 @@ export interface K8sConfig {
   command?: string[];
   args?: string[];
   baselineImage?: string;
+  /** The baseline's arguments (default: the build's). */
+  baselineArgs?: string[];
   shards?: number;
+  /** Where the node agents run (default retap-system). */
+  agentNamespace?: string;
   /** Absolute (resolved against retap.yaml's folder). */
   kubeconfig?: string;
   context?: string;

@@ -431,7 +431,9 @@ async function run(argv: string[]): Promise<number> {
         outcome = await replayOnK8s({
           ...common,
           candidate: build,
-          baseline: k8s.baselineImage ? { ...build, image: k8s.baselineImage } : undefined,
+          baseline: k8s.baselineImage
+            ? { ...build, image: k8s.baselineImage, ...(k8s.baselineArgs ? { args: k8s.baselineArgs } : {}) }
+            : undefined,
           shards: k8s.shards ?? 1,
           k8s: {
             kubeconfig: k8s.kubeconfig,
@@ -439,6 +441,7 @@ async function run(argv: string[]): Promise<number> {
             retapImage: k8s.retapImage ?? (await defaultRetapImage(k8s.kubeconfig, k8s.context)),
             retapPullPolicy: k8s.pullPolicy,
             keepNamespace: k8s.keepNamespace,
+            agentNamespace: k8s.agentNamespace,
           },
           onNamespace: (ns) => process.stderr.write(`retap ci: Kubernetes namespace ${ns}\n`),
         });
