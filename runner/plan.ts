@@ -4,7 +4,7 @@
  * (linked by execution context, trace id or time window: snapshots/links.ts), and the dependency
  * endpoints to mock.
  */
-import { hasToken } from '../capture/protocols/http1/head.js';
+import { hasToken } from '../core/http1.js';
 import { type Exchange, type HeaderList, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
 import { linkCalls } from '../snapshots/links.js';
