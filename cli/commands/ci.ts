@@ -30,8 +30,7 @@ import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ErrorCodes, ExitCodes, isRetapError, usageError } from '../../core/errors.js';
 import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../../core/results.js';
 import { type BuildUnderTest, type ReplayOptions, replay } from '../../runner/replay.js';
-import { resolveSnapshot } from '../../snapshots/index.js';
-import { writeResults } from '../../snapshots/results.js';
+import { resolveSnapshot, writeResults } from '../../snapshots/index.js';
 import {
   many,
   parse,

@@ -13,7 +13,7 @@ import { gate } from '../../ci/gate.js';
 import { EXTENSIONS, FORMATS, type ReportFormat, render } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ExitCodes, isRetapError, usageError } from '../../core/errors.js';
-import { readResults } from '../../snapshots/results.js';
+import { readResults } from '../../snapshots/index.js';
 import { many, parse } from '../args.js';
 import type { Command } from '../command.js';
 
