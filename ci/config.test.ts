@@ -264,3 +264,33 @@ describe('loadCiConfig', () => {
     }
   });
 });
+
+describe('retap.yaml sections the snapshot writers read', () => {
+  it('redaction: and snapshots.gzip are kept as written', () => {
+    const cfg = parseCiConfig(
+      "snapshots:\n  gzip: true\nredaction:\n  headers: [x-ref]\n  patterns:\n    - { id: code, regex: 'C-[0-9]+' }\n",
+      'retap.yaml',
+      '/r',
+    );
+    expect(cfg.gzip).toBe(true);
+    expect(cfg.redaction).toEqual({ headers: ['x-ref'], patterns: [{ id: 'code', regex: 'C-[0-9]+' }] });
+    const none = parseCiConfig('version: 1\n', 'retap.yaml', '/r');
+    expect(none.gzip).toBeUndefined();
+    expect(none.redaction).toBeUndefined();
+  });
+
+  it('a rule that is not a regular expression is refused with its line and path', () => {
+    const text = "redaction:\n  jsonFields: ['^ok$', '(unclosed']\n";
+    expect(() => parseCiConfig(text, 'retap.yaml', '/r')).toThrow(
+      /retap\.yaml:2: \$\.redaction\.jsonFields\.1 is not a JavaScript regular expression/,
+    );
+    const e = (() => {
+      try {
+        parseCiConfig(text, 'retap.yaml', '/r');
+      } catch (err) {
+        return err as RetapError;
+      }
+    })();
+    expect(e?.code).toBe(ErrorCodes.CONFIG_INVALID);
+  });
+});

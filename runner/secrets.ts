@@ -19,6 +19,7 @@ import {
   loadSecrets,
   missingSecretsError,
   PLACEHOLDER,
+  type RedactionRules,
   type Redactor,
   type SecretNeed,
   type Secrets,
@@ -184,10 +185,17 @@ function seed(r: Redactor, secrets: Secrets, pairs: Array<[string, string]>): vo
 /** The worker's output, redacted before it is written (its file lives in the run's temp folder). */
 export function redactWorkerOutput(
   out: WorkerOutput,
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange>; key?: string | undefined },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    key?: string | undefined;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(o.key ? { key: o.key } : undefined);
+  const r = createRedactor({ ...o.config, ...(o.key ? { key: o.key } : {}) });
   const views = out.items.map((w) => ({
     w,
     c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) },
@@ -247,10 +255,16 @@ function texts(r: Redactor, out: WorkerOutput | ReplayRun): void {
  */
 export function redactRuns(
   runs: ReplayRun[],
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange> },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(undefined);
+  const r = createRedactor(o.config ?? undefined);
   const pairs: Array<[string, string]> = [];
   for (const run of runs) {
     const answers = run.items.map((it: RunItem) => {

@@ -64,6 +64,24 @@ export interface RedactionSummary {
   keyed: boolean;
   rules: string[];
   redacted: Array<{ rule: string; location: string; count: number }>;
+  /**
+   * The user's own rules, when any were given (retap.yaml `redaction:`): never the key. A replay
+   * redacts its results with the same rules, so what the snapshot hides its results hide too.
+   */
+  config?: RedactionRules;
+}
+
+/** The rule part of a redaction configuration (what a snapshot may carry). */
+export interface RedactionRules {
+  /** Include the built-in rules (default true). */
+  defaults?: boolean;
+  headers?: string[];
+  allowHeaders?: string[];
+  /** Regular expressions (case-insensitive) for JSON field names. */
+  jsonFields?: string[];
+  queryParams?: string[];
+  cards?: boolean;
+  patterns?: Array<{ id: string; regex: string }>;
 }
 
 export interface Manifest {

@@ -5,7 +5,7 @@
  * modules; everything else outside snapshots/ imports `index.ts`, which re-exports this file.
  */
 export type { TokensFile, TransformsFile } from './yamlfile.js';
-export { encodeExchange, fromStored, toStored } from './format.js';
+export { encodeExchange, fromStored, type RedactionRules, toStored } from './format.js';
 export { readResults, tooLarge, writeResults } from './results.js';
 export { createRedactor, PLACEHOLDER, type RedactionConfig, type Redactor } from './redaction.js';
 export { unguessable } from './redaction/rules.js';

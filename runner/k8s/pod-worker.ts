@@ -29,7 +29,14 @@ import { type DriverHooks, drive, toWorkerItem } from '../driver.js';
 import type { ReplayRules } from '../rules.js';
 import { restoreRequest } from '../secrets.js';
 import type { WorkerOutput, WorkerSpec } from '../spec.js';
-import { type MockHandle, readLines, sealOutput, startDependencyMocks, tokenHooks } from '../worker-parts.js';
+import {
+  type MockHandle,
+  readLines,
+  reflect,
+  sealOutput,
+  startDependencyMocks,
+  tokenHooks,
+} from '../worker-parts.js';
 
 export const POD_FILES = ['spec.json', 'outbound.jsonl', 'inbound.jsonl', 'rules.json'] as const;
 /** The CA certificate's name in the volume shared with the build container. */
@@ -129,6 +136,9 @@ export async function main(argv: string[]): Promise<void> {
           );
         await new Promise((r) => setTimeout(r, 100));
       }
+      // names for gRPC fields from the build itself, as the local worker asks them
+      const reflected = await reflect(spec);
+      if (reflected) out.reflection = reflected;
       const tokens = tokenHooks(rules, inbound, warnings, spec.driver.connections ?? 'recorded');
       const hooks: DriverHooks = {
         prepare: (item, req) => {
@@ -167,7 +177,14 @@ export async function main(argv: string[]): Promise<void> {
     if (mocks) out.mocks = mocks.stats();
     const text = sealOutput(
       out,
-      { enabled: spec.redact === true, secrets, rules, recorded: inbound, key: redactionKey },
+      {
+        enabled: spec.redact === true,
+        secrets,
+        rules,
+        recorded: inbound,
+        key: redactionKey,
+        config: spec.redactionRules,
+      },
       (output) => ({ t: 'output', output }),
     );
     res.end(`${text}\n`);

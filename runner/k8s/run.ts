@@ -485,6 +485,9 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       reopened: conns.reduce((n, x) => n + (x?.reopened ?? 0), 0),
     },
   };
+  // every shard asks the same build; the first answer names the fields
+  const reflection = outputs.find((o) => o.reflection)?.reflection;
+  if (reflection) run.reflection = reflection;
   const failed = outcomes.find((o) => o.output?.error ?? o.error);
   if (failed) run.error = failed.output?.error ?? failed.error;
   return run;
@@ -589,6 +592,7 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       driver: { ...opts.driver, connections: mode },
       secrets: prep.secrets.size > 0,
       redact: prep.redact,
+      ...(prep.redactionRules ? { redactionRules: prep.redactionRules } : {}),
       out: '',
     };
     const specFile = join(c.files.outbound, '..', `spec-${slug(c.label)}-${sh.index}.json`);
