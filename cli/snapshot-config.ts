@@ -3,7 +3,7 @@
  * that write them from traffic: capture, k8s capture, snapshot import. Flags win over the file.
  */
 import { loadCiConfig } from '../ci/config.js';
-import type { RedactionConfig } from '../snapshots/redaction.js';
+import type { RedactionConfig } from '../snapshots/index.js';
 
 export interface SnapshotWriteConfig {
   gzip: boolean;

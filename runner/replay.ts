@@ -24,12 +24,16 @@ import {
   type RunItem,
   type RunWarning,
 } from '../core/results.js';
-import { encodeExchange, type RedactionRules } from '../snapshots/format.js';
-import { admit, openSnapshot } from '../snapshots/index.js';
-import { linkCalls } from '../snapshots/links.js';
+import {
+  admit,
+  createReplayContext,
+  encodeExchange,
+  linkCalls,
+  openSnapshot,
+  type RedactionRules,
+  writeResults,
+} from '../snapshots/index.js';
 import { serveLinks } from './links.js';
-import { writeResults } from '../snapshots/results.js';
-import { createReplayContext } from '../snapshots/transforms/index.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend } from './driver.js';
 import { planH2 } from './h2.js';

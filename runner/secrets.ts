@@ -10,23 +10,26 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Exchange, HeaderList } from '../core/exchange.js';
-import type { RedactionRules } from '../snapshots/format.js';
 import { headerValue } from '../core/exchange.js';
 import type { ClientView, ReplayRun, RunItem } from '../core/results.js';
-import { createRedactor, PLACEHOLDER, type Redactor } from '../snapshots/redaction.js';
-import { unguessable } from '../snapshots/redaction/rules.js';
 import {
+  createRedactor,
+  createReplayContext,
+  type LiveResponse,
   loadSecrets,
   missingSecretsError,
+  PLACEHOLDER,
+  type RedactionRules,
+  type Redactor,
   type SecretNeed,
   type Secrets,
   secretNeeds,
-} from '../snapshots/secrets.js';
-import { createReplayContext, type LiveResponse } from '../snapshots/transforms/index.js';
+  unguessable,
+} from '../snapshots/replay.js';
 import type { ReplayRules } from './rules.js';
 import type { WorkerItem, WorkerOutput } from './spec.js';
 
-export { restoreRequest } from '../snapshots/secrets.js';
+export { restoreRequest } from '../snapshots/replay.js';
 
 /**
  * The secrets a replay of these inbound exchanges needs, from the file and the environment;

@@ -5,7 +5,7 @@
  */
 import type { HeaderList } from '../core/exchange.js';
 import type { GrpcReflection, MockMiss, RunWarning, SocketUse } from '../core/results.js';
-import type { RedactionRules } from '../snapshots/format.js';
+import type { RedactionRules } from '../snapshots/replay.js';
 import type { H2Plan } from './h2.js';
 
 /**

@@ -274,9 +274,3 @@ export function fromStored(s: Stored): Exchange {
   if (s.cause) ex.cause = s.cause;
   return ex;
 }
-
-/** Sort key of an exchange: start time, then id (code unit order). */
-export function compareKey(aUs: number, aId: string, bUs: number, bId: string): number {
-  if (aUs !== bUs) return aUs < bUs ? -1 : 1;
-  return aId < bId ? -1 : aId > bId ? 1 : 0;
-}

@@ -42,8 +42,7 @@ import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
 import type { ReplayRun, RunItem } from '../../core/results.js';
-import { encodeExchange } from '../../snapshots/format.js';
-import { admit } from '../../snapshots/index.js';
+import { admit, encodeExchange } from '../../snapshots/index.js';
 import { bindAddrFor } from '../addresses.js';
 import { lanesFor } from '../plan.js';
 import {

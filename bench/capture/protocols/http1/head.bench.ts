@@ -1,6 +1,6 @@
 /**
  * Micro-benchmark: capture's HTTP/1 head scan (capture/protocols/http1/scan.ts `findHeadEnd`, then
- * head.ts `parseHead` on the latin1 text, then skipping the Content-Length body: the decoder's
+ * core/http1.ts `parseHead` on the latin1 text, then skipping the Content-Length body: the decoder's
  * Head state) over one keep-alive stream of real-looking request heads (browser navigations with
  * cookies, API calls with bearer tokens, JSON posts with their bodies, curl-sized GETs).
  *
@@ -11,7 +11,7 @@
  *
  *   npx tsc -p tsconfig.bench.json && node dist/bench/capture/protocols/http1/head.bench.js [--quick]
  */
-import { parseHead } from '../../../../capture/protocols/http1/head.js';
+import { parseHead } from '../../../../core/http1.js';
 import { findHeadEnd } from '../../../../capture/protocols/http1/scan.js';
 import {
   type Arm,
