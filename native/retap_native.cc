@@ -6,6 +6,7 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -21,6 +22,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <csignal>
+#include <linux/bpf.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "retap.h"
@@ -100,6 +105,96 @@ struct Shared {
   ~Shared() { delete waiting; }
 };
 
+// The reading side of the BPF ring buffer, mapped once. libbpf's reader maps the data area twice
+// in a row, so that a record crossing the end reads as one piece; every page of both mappings is
+// resident from mmap on (the kernel inserts them all), so a 64 MiB ring costs 128 MiB of RSS.
+// Here a record that crosses the end is copied in two parts instead, and the ring costs its size.
+class RingReader {
+ public:
+  // Returns 0 or a negative errno.
+  int Open(int map_fd, size_t data_size) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = data_size;
+    mask_ = data_size - 1;
+    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (c == MAP_FAILED) return -errno;
+    consumer_ = static_cast<unsigned long*>(c);
+    // producer position page + the data area once (the kernel's mmap handler takes any length up
+    // to the double mapping)
+    void* p = mmap(nullptr, page_ + size_, PROT_READ, MAP_SHARED, map_fd, static_cast<off_t>(page_));
+    if (p == MAP_FAILED) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    producer_ = static_cast<unsigned long*>(p);
+    data_ = static_cast<uint8_t*>(p) + page_;
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, map_fd, &ev) < 0) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    return 0;
+  }
+
+  // Waits up to `ms` for the kernel's wakeup; < 0 on an error other than EINTR.
+  int Wait(int ms) {
+    epoll_event ev;
+    int n = epoll_wait(epoll_, &ev, 1, ms);
+    return n < 0 && errno != EINTR ? -errno : 0;
+  }
+
+  // Hands every committed record to `fn(head, head_len, tail, tail_len)` (tail: the part that
+  // wrapped to the start of the area, or empty) and gives the space back to the kernel.
+  template <typename Fn>
+  void Consume(Fn&& fn) {
+    unsigned long cons = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+    for (;;) {
+      unsigned long prod = __atomic_load_n(producer_, __ATOMIC_ACQUIRE);
+      if (cons >= prod) return;
+      while (cons < prod) {
+        // headers are 8-byte aligned in an area whose size is a multiple of 8: never split
+        auto* hdr = reinterpret_cast<uint32_t*>(data_ + (cons & mask_));
+        uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+        if (len & BPF_RINGBUF_BUSY_BIT) return;  // reserved, not committed yet
+        uint32_t size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+          size_t at = (cons + BPF_RINGBUF_HDR_SZ) & mask_;
+          size_t first = std::min<size_t>(size, size_ - at);
+          fn(data_ + at, first, data_, size - first);
+        }
+        cons += (static_cast<unsigned long>(size) + BPF_RINGBUF_HDR_SZ + 7) & ~7ul;
+        __atomic_store_n(consumer_, cons, __ATOMIC_RELEASE);
+      }
+    }
+  }
+
+  void Close() {
+    if (epoll_ >= 0) close(epoll_);
+    if (producer_) munmap(producer_, page_ + size_);
+    if (consumer_) munmap(consumer_, page_);
+    epoll_ = -1;
+    producer_ = nullptr;
+    consumer_ = nullptr;
+    data_ = nullptr;
+  }
+
+ private:
+  size_t page_ = 0, size_ = 0, mask_ = 0;
+  unsigned long* consumer_ = nullptr;
+  unsigned long* producer_ = nullptr;
+  uint8_t* data_ = nullptr;
+  int epoll_ = -1;
+};
+
 constexpr size_t kBatchFlushBytes = 4 << 20;
 
 class Capture : public Napi::ObjectWrap<Capture> {
@@ -168,11 +263,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
 
-    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Capture::OnRecord, this, nullptr);
-    if (!rb_) {
-      int e = errno;
+    rb_ = new RingReader();
+    err = rb_->Open(bpf_map__fd(skel_->maps.events), bpf_map__max_entries(skel_->maps.events));
+    if (err) {
       Close();
-      Fail(env, "creating the ring buffer reader failed", e);
+      Fail(env, "mapping the ring buffer failed", err);
     }
 
     if (cfg.Get("onDrained").IsFunction()) shared_->drained = Napi::Persistent(cfg.Get("onDrained").As<Napi::Function>());
@@ -193,19 +288,20 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
  private:
-  static int OnRecord(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Capture*>(ctx);
-    if (!self->batch_) self->batch_ = new Batch();
-    auto& b = self->batch_->bytes;
+  // One record, in one or two parts (a record that wrapped around the end of the ring).
+  void OnRecord(const uint8_t* head, size_t head_len, const uint8_t* tail, size_t tail_len) {
+    if (!batch_) batch_ = new Batch();
+    auto& b = batch_->bytes;
+    size_t size = head_len + tail_len;
     uint32_t len = static_cast<uint32_t>(size);
     size_t at = b.size();
     size_t padded = (size + 7) & ~size_t(7);
     b.resize(at + 8 + padded);
     std::memcpy(b.data() + at, &len, 4);
     std::memset(b.data() + at + 4, 0, 4);
-    std::memcpy(b.data() + at + 8, data, size);
-    if (b.size() >= kBatchFlushBytes) self->Flush();
-    return 0;
+    std::memcpy(b.data() + at + 8, head, head_len);
+    if (tail_len) std::memcpy(b.data() + at + 8 + head_len, tail, tail_len);
+    if (b.size() >= kBatchFlushBytes) Flush();
   }
 
   // step: hand the poller's records to JS: append to the batch already waiting for JS, or make it
@@ -262,13 +358,14 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // Records come without wakeups (see submit() in retap.bpf.c) until data piles up, so the poller
   // also wakes on its own every poll_ms and consumes what is there.
   void Poll() {
+    pthread_setname_np(pthread_self(), "retap-poll");
+    auto record = [this](const uint8_t* h, size_t hl, const uint8_t* t, size_t tl) { OnRecord(h, hl, t, tl); };
     while (running_.load()) {
-      int n = ring_buffer__poll(rb_, poll_ms_);
-      if (n < 0 && n != -EINTR) break;
-      ring_buffer__consume(rb_);
+      if (rb_->Wait(poll_ms_) < 0) break;
+      rb_->Consume(record);
       Flush();
     }
-    ring_buffer__consume(rb_);
+    rb_->Consume(record);
     Flush();
   }
 
@@ -286,13 +383,16 @@ class Capture : public Napi::ObjectWrap<Capture> {
     std::vector<bpf_link*> links;
     for (auto& [pid, group] : links_) links.insert(links.end(), group.begin(), group.end());
     links_.clear();
-    ring_buffer* rb = rb_;
+    RingReader* rb = rb_;
     retap_bpf* skel = skel_;
     rb_ = nullptr;
     skel_ = nullptr;
     auto free_all = [links, rb, skel] {
       for (auto* l : links) bpf_link__destroy(l);
-      if (rb) ring_buffer__free(rb);
+      if (rb) {
+        rb->Close();
+        delete rb;
+      }
       if (skel) retap_bpf__destroy(skel);
     };
     if (background)
@@ -689,7 +789,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
   retap_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  RingReader* rb_ = nullptr;
   std::map<int, std::vector<bpf_link*>> links_;  // by the pid attached for (-1: every process)
   std::vector<retap_go_layout> go_layouts_;
   std::thread poller_;
