@@ -64,8 +64,11 @@ export async function setupArm(arm: ArmName, server: Nginx, dir: string, tls: bo
 }
 
 async function retap(server: Nginx, tls: boolean): Promise<ArmRun> {
+  // RETAP_BENCH_AGENT_NODE_FLAGS: node/V8 flags for the recording process (to measure them)
+  const flags = process.env.RETAP_BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
   const child = fork(join(import.meta.dirname, 'agent.js'), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: flags,
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const reply = <T>(type: string) =>
@@ -115,7 +118,9 @@ async function retap(server: Nginx, tls: boolean): Promise<ArmRun> {
             .map(([k, v]) => `${k} ${v.toFixed(2)}`)
             .join(
               ', ',
-            )}; ringbuf drops ${r.ringbufDrops}, user drops ${r.userDrops}, gap bytes ${r.gapBytes}, other exchanges ${r.other}${r.otherSamples.length ? ` e.g. ${r.otherSamples[0]}` : ''}`,
+            )}; memory MiB (peak of 50 ms samples): ${Object.entries(r.memory)
+            .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+            .join(' ')}; ringbuf drops ${r.ringbufDrops}, user drops ${r.userDrops}, gap bytes ${r.gapBytes}, other exchanges ${r.other}${r.otherSamples.length ? ` e.g. ${r.otherSamples[0]}` : ''}`,
           agent: r,
         };
       } finally {
