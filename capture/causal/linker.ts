@@ -99,8 +99,11 @@ export class Linker {
     list.push(span);
     if (list.length > SPANS_PER_STREAM) list.shift();
     this.emit(ex);
-    for (const w of [...(this.byStream.get(stream) ?? []), ...(trace ? (this.byTrace.get(trace) ?? []) : [])])
-      if (this.waiting.has(w)) this.tryLink(w);
+    // calls that waited for this request (most servers make none: nothing to copy then)
+    const byStream = this.byStream.get(stream);
+    const byTrace = trace ? this.byTrace.get(trace) : undefined;
+    if (!byStream && !byTrace) return;
+    for (const w of [...(byStream ?? []), ...(byTrace ?? [])]) if (this.waiting.has(w)) this.tryLink(w);
   }
 
   /** Links `w` when its request is known; true when it went out. */
