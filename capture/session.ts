@@ -29,7 +29,7 @@ export interface CaptureOptions {
   all?: boolean;
   /** Per-syscall copy cap (default 1 MiB); bytes past it are recorded as sizes only. */
   perCallCapBytes?: number;
-  /** Ring buffer size, power of two (default 64 MiB). */
+  /** Ring buffer size, power of two (default 16 MiB: resident as a whole, so it is the RSS it costs). */
   ringBufferBytes?: number;
   /** Attach TLS probes: OpenSSL and Go crypto/tls (default true). */
   tls?: boolean;

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <csignal>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -89,8 +90,30 @@ std::string FixFor(int err) {
   throw e;
 }
 
+// Records on their way to JS. A plain growable byte array: std::vector's resize would zero every
+// byte before the record is copied over it, and the poller copies about 100 MB/s at full load.
 struct Batch {
-  std::vector<uint8_t> bytes;
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t cap = 0;
+  Batch() = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch() { std::free(data); }
+  bool empty() const { return size == 0; }
+  // Room for n more bytes; returns where they go (the caller fills them), or nullptr without memory.
+  uint8_t* Grow(size_t n) {
+    if (size + n > cap) {
+      size_t next = std::max<size_t>({cap * 2, size + n, 64u << 10});
+      auto* p = static_cast<uint8_t*>(std::realloc(data, next));
+      if (!p) return nullptr;
+      data = p;
+      cap = next;
+    }
+    uint8_t* at = data + size;
+    size += n;
+    return at;
+  }
 };
 
 // State shared with callbacks that may run after the Capture object is gone. At most one batch
@@ -223,7 +246,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     Napi::Value onBatch = cfg.Get("onBatch");
     if (!onBatch.IsFunction()) throw Napi::TypeError::New(env, "open(config): config.onBatch must be a function");
     uint32_t self_tgid = cfg.Has("selfTgid") ? cfg.Get("selfTgid").As<Napi::Number>().Uint32Value() : getpid();
-    uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (64 << 20);
+    uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (16 << 20);
     uint32_t cap = cfg.Has("perCallCapBytes") ? cfg.Get("perCallCapBytes").As<Napi::Number>().Uint32Value() : (1 << 20);
     bool all = cfg.Has("captureAll") && cfg.Get("captureAll").ToBoolean().Value();
     bool hold = cfg.Has("holdExec") && cfg.Get("holdExec").ToBoolean().Value();
@@ -291,17 +314,20 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // One record, in one or two parts (a record that wrapped around the end of the ring).
   void OnRecord(const uint8_t* head, size_t head_len, const uint8_t* tail, size_t tail_len) {
     if (!batch_) batch_ = new Batch();
-    auto& b = batch_->bytes;
     size_t size = head_len + tail_len;
     uint32_t len = static_cast<uint32_t>(size);
-    size_t at = b.size();
     size_t padded = (size + 7) & ~size_t(7);
-    b.resize(at + 8 + padded);
-    std::memcpy(b.data() + at, &len, 4);
-    std::memset(b.data() + at + 4, 0, 4);
-    std::memcpy(b.data() + at + 8, head, head_len);
-    if (tail_len) std::memcpy(b.data() + at + 8 + head_len, tail, tail_len);
-    if (b.size() >= kBatchFlushBytes) Flush();
+    uint8_t* at = batch_->Grow(8 + padded);
+    if (!at) {
+      shared_->user_drops++;  // out of memory: the record is lost, and counted
+      return;
+    }
+    std::memcpy(at, &len, 4);
+    std::memset(at + 4, 0, 4);
+    std::memcpy(at + 8, head, head_len);
+    if (tail_len) std::memcpy(at + 8 + head_len, tail, tail_len);
+    if (padded > size) std::memset(at + 8 + size, 0, padded - size);
+    if (batch_->size >= kBatchFlushBytes) Flush();
   }
 
   // step: hand the poller's records to JS: append to the batch already waiting for JS, or make it
@@ -309,7 +335,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   void Flush() {
     Batch* b = batch_;
     batch_ = nullptr;
-    if (!b || b->bytes.empty()) {
+    if (!b || b->empty()) {
       delete b;
       return;
     }
@@ -318,11 +344,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
     {
       std::lock_guard<std::mutex> lock(sh->mu);
       if (sh->waiting) {
-        if (sh->waiting->bytes.size() + b->bytes.size() > max_pending_bytes_) {
+        uint8_t* at = sh->waiting->size + b->size > max_pending_bytes_ ? nullptr : sh->waiting->Grow(b->size);
+        if (!at)
           sh->user_drops++;
-        } else {
-          sh->waiting->bytes.insert(sh->waiting->bytes.end(), b->bytes.begin(), b->bytes.end());
-        }
+        else
+          std::memcpy(at, b->data, b->size);
         delete b;
       } else {
         sh->waiting = b;
@@ -340,8 +366,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
       }
       if (!batch) return;
       keep->batches++;
-      size_t n = batch->bytes.size();
-      uint8_t* ptr = batch->bytes.data();
+      size_t n = batch->size;
+      uint8_t* ptr = batch->data;
       auto buf = Napi::Buffer<uint8_t>::New(env, ptr, n, [](Napi::Env, uint8_t*, Batch* owned) { delete owned; }, batch);
       fn.Call({buf});
     });
@@ -816,6 +842,29 @@ Napi::Object Layout(Napi::Env env) {
   return o;
 }
 
+// execNode(file, args): replaces this process with `file args…` (same pid, fds, environment).
+// Node 20 has no exec; a recorder uses it to start again under the V8 flags that suit it (see
+// bin/retap.js). Returns only on failure, with the errno.
+Napi::Value ExecNode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "execNode(file, args[])");
+  std::string file = info[0].As<Napi::String>();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> args{file};
+  for (uint32_t i = 0; i < list.Length(); i++) args.push_back(list.Get(i).As<Napi::String>());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // node marks its stdio close-on-exec at start: the new image must keep them
+  for (int fd = 0; fd <= 2; fd++) {
+    int f = fcntl(fd, F_GETFD);
+    if (f >= 0 && (f & FD_CLOEXEC)) fcntl(fd, F_SETFD, f & ~FD_CLOEXEC);
+  }
+  execv(file.c_str(), argv.data());
+  return Napi::Number::New(env, errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = Capture::Define(env);
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -824,6 +873,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 auto* r = info.Env().GetInstanceData<Napi::FunctionReference>();
                 return r->New({info.Length() > 0 ? info[0] : info.Env().Undefined()});
               }));
+  exports.Set("execNode", Napi::Function::New(env, ExecNode));
   exports.Set("layout", Layout(env));
   exports.Set("version", Napi::String::New(env, "1"));
   return exports;
