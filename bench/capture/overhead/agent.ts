@@ -31,7 +31,15 @@ export interface AgentResult {
   /** CPU seconds per thread between 'mark' and the start of stop (JS main thread vs poller…). */
   threads: Record<string, number>;
   /** Highest process.memoryUsage() figures (MiB) sampled every 50 ms from 'mark' on: where the RSS is. */
-  memory: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  memory: {
+    rss: number;
+    heapTotal: number;
+    heapUsed: number;
+    external: number;
+    arrayBuffers: number;
+    hwmAtMark: number;
+    hwmBeforeStop: number;
+  };
 }
 
 interface Start {
@@ -73,6 +81,9 @@ function counter(page: string, pageBytes: number) {
 let mark = process.cpuUsage();
 const memory = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
 let sampler: NodeJS.Timeout | undefined;
+/** VmHWM when the load is over, before stop: a peak after it belongs to stopping. */
+let hwmBeforeStop = 0;
+let hwmAtMark = 0;
 function sampleMemory(): void {
   const m = process.memoryUsage();
   for (const k of Object.keys(memory) as Array<keyof typeof memory>) memory[k] = Math.max(memory[k], m[k] / 2 ** 20);
@@ -112,12 +123,14 @@ process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
       mark = process.cpuUsage();
       markThreads = threadCpu('self');
       sampleMemory();
+      hwmAtMark = peakRssMiB('self');
       sampler = setInterval(sampleMemory, 50);
       process.send?.({ type: 'marked' });
     } else if (msg.cmd === 'stop' && session) {
       const threads = threadsSinceMark();
       clearInterval(sampler);
       sampleMemory();
+      hwmBeforeStop = peakRssMiB('self');
       const s = await session.stop();
       const cpu = process.cpuUsage(mark);
       if (inspector && profDir) {
@@ -137,7 +150,7 @@ process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
         peakRssMiB: peakRssMiB('self'),
         threads,
-        memory,
+        memory: { ...memory, hwmAtMark, hwmBeforeStop },
       };
       process.send?.({ type: 'done', ...result }, () => process.disconnect());
     }
