@@ -108,7 +108,9 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
           const f = await series(
             tRate,
             server,
-            ['none', 'retap', 'mitmdump', 'tcpdump'],
+            ALT_FLAGS !== undefined
+              ? ['none', 'retap', 'retap-alt', 'mitmdump', 'tcpdump']
+              : ['none', 'retap', 'mitmdump', 'tcpdump'],
             rate,
             rounds,
             sdir,
@@ -121,6 +123,9 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
             compare(tRate, f, 'retap', 'none', 'server+recorder CPU µs/req', us),
             compare(tRate, f, 'retap', 'mitmdump', 'server+recorder CPU µs/req', us),
             compare(tRate, f, 'mitmdump', 'none', 'p99 ms', (s) => s.p99Ms),
+            ...(ALT_FLAGS !== undefined
+              ? [compare(tRate, f, 'retap-alt', 'retap', 'recorder CPU µs/req', (s) => s.recorderUs)]
+              : []),
           );
         }
         everything.push(...done);

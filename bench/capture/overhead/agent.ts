@@ -111,7 +111,11 @@ let inspector: Session | undefined;
 process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
   void (async () => {
     if (msg.cmd === 'start') {
-      session = CaptureSession.start({ pids: msg.pids, tls: msg.tls }, counter(msg.page, msg.pageBytes));
+      const pollMs = Number(process.env.RETAP_BENCH_AGENT_POLL_MS) || undefined;
+      session = CaptureSession.start(
+        { pids: msg.pids, tls: msg.tls, ...(pollMs ? { pollMs } : {}) },
+        counter(msg.page, msg.pageBytes),
+      );
       process.send?.({ type: 'ready' });
     } else if (msg.cmd === 'mark') {
       if (profDir) {
