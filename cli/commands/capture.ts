@@ -33,7 +33,7 @@ Options:
   --port P           only connections with local or remote port P; repeatable
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
   --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
-  --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
+  --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 16)
   --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls)
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
   --config FILE      retap.yaml whose redaction: rules and snapshots.gzip apply
@@ -118,7 +118,7 @@ async function run(argv: string[]): Promise<number> {
       throw usageError(`retap capture: --pid ${pid}: no such process`);
     }
   }
-  const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : 64;
+  const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : 16;
   if ((ringMiB & (ringMiB - 1)) !== 0) throw usageError('--ring-buffer must be a power of two (MiB)');
   const durationMs = f.duration ? parseDuration(f.duration, '--duration') : undefined;
   const name = f.name ?? (rest[0] ? basename(rest[0]) : basename(f.out));
