@@ -222,7 +222,9 @@ describe('ConnectionTable', () => {
     t.open(open(3, ROLE_SERVER));
     t.open(open(4, ROLE_SERVER));
     // our own part, broken on purpose for this test
-    const stream = (t as unknown as { sockets: Map<string, { dirs: Array<{ push: () => void }> }> }).sockets.get('10:3')!;
+    const sockets = (t as unknown as { sockets: Map<unknown, { id: string; dirs: Array<{ push: () => void }> }> })
+      .sockets;
+    const stream = [...sockets.values()].find((s) => s.id.startsWith('10-3-'))!;
     stream.dirs[0]!.push = () => {
       throw new TypeError('reassembly bug on purpose');
     };

@@ -373,7 +373,7 @@ export class ConnectionTable {
     tlsUnboundDropped: 0,
   };
   /** tgid:fd → socket stream (current generation). */
-  private sockets = new Map<string, Stream>();
+  private sockets = new Map<number, Stream>();
   /** tgid:ssl → TLS plaintext stream. */
   private tls = new Map<string, Stream>();
   /** Every live stream by id (live links name streams by id). */
@@ -459,7 +459,7 @@ export class ConnectionTable {
   }
 
   open(ev: OpenEvent): void {
-    const key = `${ev.tgid}:${ev.fd}`;
+    const key = socketKey(ev.tgid, ev.fd);
     const old = this.sockets.get(key);
     if (old) this.endStream(old, ev.ts);
     const meta: ConnMeta = {
@@ -504,12 +504,13 @@ export class ConnectionTable {
         this.stats.tlsConnections++;
       }
     } else {
-      s = this.sockets.get(`${ev.tgid}:${ev.key}`);
+      const key = socketKey(ev.tgid, Number(ev.key));
+      s = this.sockets.get(key);
       // Data before our OPEN record means the record was dropped; track it without addresses.
       if (!s || s.gen !== ev.gen) {
         if (s) this.endStream(s, ev.ts);
         s = new Stream(this, `${ev.tgid}-${ev.key}-${ev.gen}`, undefined, false, ROLE_UNKNOWN, ev.gen);
-        this.sockets.set(`${ev.tgid}:${ev.key}`, s);
+        this.sockets.set(key, s);
         this.stats.connections++;
       }
     }
@@ -517,15 +518,19 @@ export class ConnectionTable {
       this.stats.undecodedBytes += ev.payload.length;
       return;
     }
-    const stream = s;
-    this.guarded(s, ev.ts, () => stream.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts));
+    // guarded() inlined: this runs for every record
+    try {
+      s.dirs[ev.dir === DIR_OUT ? 1 : 0].push(ev.pos, ev.size, ev.payload, ev.ts);
+    } catch (e) {
+      this.fail(s, e, ev.ts);
+    }
     this.touched.add(s);
     // ciphertext of a socket whose plaintext comes from the TLS library says nothing about who wrote it
     if (s.state !== 'ciphertext') this.contexts.data(ev.tgid, ev.tid, ev.dir, ev.ts, s);
   }
 
   bind(ev: TlsBindEvent): void {
-    const socket = this.sockets.get(`${ev.tgid}:${ev.fd}`);
+    const socket = this.sockets.get(socketKey(ev.tgid, ev.fd));
     if (socket) socket.becomeCiphertext();
     const key = `${ev.tgid}:${ev.ssl}`;
     let s = this.tls.get(key);
@@ -556,7 +561,7 @@ export class ConnectionTable {
   }
 
   close(ev: CloseEvent): void {
-    const key = `${ev.tgid}:${ev.fd}`;
+    const key = socketKey(ev.tgid, ev.fd);
     const s = this.sockets.get(key);
     if (!s) return;
     this.sockets.delete(key);
@@ -579,23 +584,26 @@ export class ConnectionTable {
 
   /** Ends streams of processes that are gone (exit closes fds without close()). */
   sweep(alive: (tgid: number) => boolean, nowNs: number): void {
-    for (const map of [this.sockets, this.tls]) {
-      for (const [k, s] of map) {
-        const tgid = Number(k.split(':')[0]);
-        if (!alive(tgid)) {
-          map.delete(k);
-          this.endStream(s, Math.max(s.lastTs, nowNs));
-        }
+    for (const [k, s] of this.sockets) {
+      if (!alive(Math.floor(k / FD_SPACE))) {
+        this.sockets.delete(k);
+        this.endStream(s, Math.max(s.lastTs, nowNs));
+      }
+    }
+    for (const [k, s] of this.tls) {
+      if (!alive(Number(k.slice(0, k.indexOf(':'))))) {
+        this.tls.delete(k);
+        this.endStream(s, Math.max(s.lastTs, nowNs));
       }
     }
   }
 
   /** Capture stopped: every stream ends; pending requests are emitted as unanswered. */
   endAll(nowNs: number): void {
-    for (const map of [this.tls, this.sockets]) {
-      for (const s of map.values()) this.endStream(s, Math.max(s.lastTs, nowNs));
-      map.clear();
-    }
+    for (const s of this.tls.values()) this.endStream(s, Math.max(s.lastTs, nowNs));
+    this.tls.clear();
+    for (const s of this.sockets.values()) this.endStream(s, Math.max(s.lastTs, nowNs));
+    this.sockets.clear();
     this.linker.flush();
   }
 
@@ -619,27 +627,31 @@ export class ConnectionTable {
     const start = d.requestStartNs;
     const host = d.quarantine === undefined ? hostOf(d) : undefined;
     // offsets after the request's first byte; never negative, whatever order a decoder saw
-    const after = (ns: number): number => Math.max(0, ns - start);
+    // (built by assignment, not spreads: one exchange per request, and the key order stays)
+    const service: Exchange['service'] = { addr: meta?.laddr ?? '', port: meta?.lport ?? 0 };
+    if (meta) {
+      service.pid = meta.tgid;
+      service.comm = meta.comm;
+    }
+    if (this.serviceName) service.name = this.serviceName;
+    const peer: Exchange['peer'] = { addr: meta?.raddr ?? '', port: meta?.rport ?? 0 };
+    if (host) peer.host = host;
+    const timing: Exchange['timing'] = {
+      startUs: this.clock.wallUs(start),
+      requestEndNs: Math.max(0, d.requestEndNs - start),
+    };
+    if (d.responseStartNs !== undefined) timing.responseStartNs = Math.max(0, d.responseStartNs - start);
+    if (d.responseEndNs !== undefined) timing.responseEndNs = Math.max(0, d.responseEndNs - start);
     const ex: Exchange = {
       id: `${s.id}#${s.order}`,
       protocol: d.quarantine === undefined ? d.protocol : 'unknown',
       direction,
       tls: s.tls,
-      service: {
-        addr: meta?.laddr ?? '',
-        port: meta?.lport ?? 0,
-        ...(meta ? { pid: meta.tgid, comm: meta.comm } : {}),
-        ...(this.serviceName ? { name: this.serviceName } : {}),
-      },
-      peer: { addr: meta?.raddr ?? '', port: meta?.rport ?? 0, ...(host ? { host } : {}) },
+      service,
+      peer,
       connection: { id: s.id, order: s.order++ },
       request: d.request,
-      timing: {
-        startUs: this.clock.wallUs(start),
-        requestEndNs: after(d.requestEndNs),
-        ...(d.responseStartNs !== undefined ? { responseStartNs: after(d.responseStartNs) } : {}),
-        ...(d.responseEndNs !== undefined ? { responseEndNs: after(d.responseEndNs) } : {}),
-      },
+      timing,
     };
     if (d.response) ex.response = d.response;
     if (d.notes?.length) ex.notes = d.notes;
@@ -652,6 +664,15 @@ export class ConnectionTable {
     this.stats.exchanges++;
     this.linker.admit(s.id, d, ex);
   }
+}
+
+/**
+ * A socket by process and fd as one number (tgid < 2^22, fd < 2^31: exact below 2^53); a string
+ * key would be built and hashed again for every record.
+ */
+const FD_SPACE = 2 ** 31;
+function socketKey(tgid: number, fd: number): number {
+  return tgid * FD_SPACE + fd;
 }
 
 /** Host name the client asked for: Host (HTTP/1), or :authority (HTTP/2, kept in extras.pseudo). */

@@ -123,16 +123,6 @@ export function parseLdconfig(text: string, soname: string): string[] {
   return hits.sort((a, b) => Number(b.x64) - Number(a.x64)).map((h) => h.path);
 }
 
-// ── ELF dynamic symbols ───────────────────────────────────────────────────────────────────────
-
-/**
- * Which of `wanted` are defined function symbols in the file's dynamic symbol table (what uprobes
- * can attach to by name). The reading is capture/elf.ts's, the one ELF reader of the project.
- */
-export async function exportedFunctions(path: string, wanted: readonly string[]): Promise<Set<string>> {
-  return definedFunctions(path, wanted);
-}
-
 // ── checks ────────────────────────────────────────────────────────────────────────────────────
 
 export function checkKernel(text = release()): CheckResult {
@@ -332,7 +322,7 @@ export async function checkLibssl(): Promise<CheckResult> {
       'install OpenSSL 3 (apt-get install libssl3)',
     );
   try {
-    const found = await exportedFunctions(path, TLS_SYMBOLS);
+    const found = definedFunctions(path, TLS_SYMBOLS);
     const missing = TLS_SYMBOLS.filter((s) => !found.has(s));
     return missing.length === 0
       ? ok('libssl', `${path} exports ${TLS_SYMBOLS.join(', ')}`)
@@ -344,7 +334,7 @@ export async function checkLibssl(): Promise<CheckResult> {
 
 export async function checkNodeTls(execPath = process.execPath): Promise<CheckResult> {
   try {
-    const found = await exportedFunctions(execPath, TLS_SYMBOLS);
+    const found = definedFunctions(execPath, TLS_SYMBOLS);
     const missing = TLS_SYMBOLS.filter((s) => !found.has(s));
     if (missing.length === 0)
       return ok('node-tls', `${execPath} exports ${TLS_SYMBOLS.join(', ')} (static OpenSSL)`);

@@ -13,8 +13,10 @@ const SHT_SYMTAB = 2;
 const SHT_DYNSYM = 11;
 const SHT_NOBITS = 8;
 const SHF_COMPRESSED = 0x800;
-const PT_LOAD = 1;
-const PF_X = 1;
+/** Program header type of a loadable segment, and its execute and write flags. */
+export const PT_LOAD = 1;
+export const PF_X = 1;
+export const PF_W = 2;
 const STT_FUNC = 2;
 const STT_GNU_IFUNC = 10;
 /** Nothing one section read may exceed (a corrupt size must not allocate gigabytes). */
@@ -299,13 +301,4 @@ export function definedFunctionsOf(elf: ElfFile, wanted: readonly string[]): Set
   for (const s of elf.symbols('dynsym', (n) => want.has(n)))
     if (s.defined && (s.type === STT_FUNC || s.type === STT_GNU_IFUNC)) found.add(s.name);
   return found;
-}
-
-/** As definedFunctions, but an unreadable or non-ELF file simply defines nothing. */
-export function exportedSymbols(path: string, wanted: readonly string[]): Set<string> {
-  try {
-    return definedFunctions(path, wanted);
-  } catch {
-    return new Set();
-  }
 }

@@ -23,7 +23,7 @@ function dataRecord(payload: string, pos: number, size = Buffer.byteLength(paylo
   r.writeUInt32LE(43, 12);
   r.writeBigUInt64LE(7n, 16);
   r.writeBigUInt64LE(99n, 24);
-  r.writeBigUInt64LE(123456789n, 32);
+  r.writeBigUInt64LE(23_456_789_012_345n, 32); // kernel ns after 6.5 h: both 32-bit halves in use
   r.writeBigUInt64LE(BigInt(pos), 40);
   r.writeUInt32LE(p.length, 48);
   r.writeUInt32LE(size, 52);
@@ -77,13 +77,19 @@ describe('decodeBatch', () => {
       tid: 43,
       key: 7n,
       gen: 99n,
-      ts: 123456789,
+      ts: 23_456_789_012_345,
       pos: 10,
       len: 5,
       size: 9,
     });
     expect(Buffer.from(d.payload).toString()).toBe('hello');
     expect(seen[2]).toMatchObject({ fd: 5, bytesIn: 77 });
+  });
+
+  it('reads stream positions past 4 GiB whole', () => {
+    const seen: CaptureEvent[] = [];
+    decodeBatch(batch([dataRecord('x', 2 ** 33 + 10)]), (e) => seen.push(e));
+    expect(seen[0]).toMatchObject({ pos: 2 ** 33 + 10 });
   });
 
   it('stops at a malformed record and reports the bytes it could not read', () => {

@@ -29,8 +29,14 @@ export interface CaptureOptions {
   all?: boolean;
   /** Per-syscall copy cap (default 1 MiB); bytes past it are recorded as sizes only. */
   perCallCapBytes?: number;
-  /** Ring buffer size, power of two (default 64 MiB). */
+  /** Ring buffer size, power of two (default 16 MiB: resident as a whole, so it is the RSS it costs). */
   ringBufferBytes?: number;
+  /**
+   * How often the poll thread takes what the ring holds when no wakeup came, ms (default 2). Every
+   * poll that finds records costs a wakeup of the JS thread; live consumers (replay's link feed)
+   * want it short.
+   */
+  pollMs?: number;
   /** Attach TLS probes: OpenSSL and Go crypto/tls (default true). */
   tls?: boolean;
   /**
@@ -104,6 +110,7 @@ export class CaptureSession {
         cgroups: opts.cgroupIds ?? [],
         ...(opts.perCallCapBytes !== undefined ? { perCallCapBytes: opts.perCallCapBytes } : {}),
         ...(opts.ringBufferBytes !== undefined ? { ringBufferBytes: opts.ringBufferBytes } : {}),
+        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
         // A Go program must have its probes before its first TLS call: hold targets at exec until
         // their executable was looked at. Only for processes retap started itself (opts.holdExec):
         // were retap killed with SIGKILL during a hold, nothing would continue a process it holds.

@@ -325,27 +325,6 @@ function exeLabel(tgid: number): string {
   }
 }
 
-let ownMountNs: bigint | undefined;
-
-/**
- * `/proc/<pid>/root` when the process lives in another mount namespace than ours, undefined when
- * in ours (or namespaces cannot be told apart here at all), null when its namespace is hidden
- * from us (no ptrace access), 'gone' when it exited.
- */
-function foreignRoot(tgid: number): string | undefined | null | 'gone' {
-  try {
-    ownMountNs ??= statSync('/proc/self/ns/mnt', { bigint: true }).ino;
-  } catch {
-    return undefined;
-  }
-  try {
-    if (statSync(`/proc/${tgid}/ns/mnt`, { bigint: true }).ino === ownMountNs) return undefined;
-    return `/proc/${tgid}/root`;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : null;
-  }
-}
-
 function defaultLibssl(): string[] {
   const out: string[] = [];
   try {

@@ -43,6 +43,39 @@ describe('retap.yaml for retap ci', () => {
     ]);
   });
 
+  it('reads the Kubernetes example (replay.k8s, no build command)', () => {
+    const text = readFileSync(join(packageRoot(), 'examples', 'gate', 'retap-kind.yaml'), 'utf8');
+    const cfg = parseCiConfig(text, 'retap-kind.yaml', '/repo');
+    expect(cfg.replay.build).toMatchObject({
+      command: '',
+      port: 8080,
+      ready: 'http://localhost:8080/health',
+      readyTimeoutMs: 120_000,
+    });
+    expect(cfg.replay.k8s).toEqual({
+      image: 'orders:pr',
+      baselineImage: 'orders:base',
+      retapImage: 'retap.local/retap:ci',
+      pullPolicy: 'Never',
+      shards: 1,
+    });
+  });
+
+  it("replay.k8s takes the baseline's arguments and the agents' namespace", () => {
+    const text =
+      'version: 1\nreplay:\n  k8s:\n    image: a\n    args: [x, --variant, all]\n    baselineImage: a\n    baselineArgs: [x]\n    agentNamespace: tools\n';
+    expect(parseCiConfig(text, 'retap.yaml', '/r').replay.k8s).toEqual({
+      image: 'a',
+      args: ['x', '--variant', 'all'],
+      baselineImage: 'a',
+      baselineArgs: ['x'],
+      agentNamespace: 'tools',
+    });
+    expect(errorOf('version: 1\nreplay:\n  k8s:\n    image: a\n    baselineArg: [x]\n')).toMatch(
+      /baselineArg/,
+    );
+  });
+
   it('defaults: annotations and step summary on, ten annotations at most', () => {
     expect(parseCiConfig('version: 1\n', 'retap.yaml', '/r').ci).toEqual({
       stepSummary: true,
@@ -262,5 +295,35 @@ describe('loadCiConfig', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('retap.yaml sections the snapshot writers read', () => {
+  it('redaction: and snapshots.gzip are kept as written', () => {
+    const cfg = parseCiConfig(
+      "snapshots:\n  gzip: true\nredaction:\n  headers: [x-ref]\n  patterns:\n    - { id: code, regex: 'C-[0-9]+' }\n",
+      'retap.yaml',
+      '/r',
+    );
+    expect(cfg.gzip).toBe(true);
+    expect(cfg.redaction).toEqual({ headers: ['x-ref'], patterns: [{ id: 'code', regex: 'C-[0-9]+' }] });
+    const none = parseCiConfig('version: 1\n', 'retap.yaml', '/r');
+    expect(none.gzip).toBeUndefined();
+    expect(none.redaction).toBeUndefined();
+  });
+
+  it('a rule that is not a regular expression is refused with its line and path', () => {
+    const text = "redaction:\n  jsonFields: ['^ok$', '(unclosed']\n";
+    expect(() => parseCiConfig(text, 'retap.yaml', '/r')).toThrow(
+      /retap\.yaml:2: \$\.redaction\.jsonFields\.1 is not a JavaScript regular expression/,
+    );
+    const e = (() => {
+      try {
+        parseCiConfig(text, 'retap.yaml', '/r');
+      } catch (err) {
+        return err as RetapError;
+      }
+    })();
+    expect(e?.code).toBe(ErrorCodes.CONFIG_INVALID);
   });
 });

@@ -33,7 +33,11 @@ export interface K8sConfig {
   command?: string[];
   args?: string[];
   baselineImage?: string;
+  /** The baseline's arguments (default: the build's). */
+  baselineArgs?: string[];
   shards?: number;
+  /** Where the node agents run (default retap-system). */
+  agentNamespace?: string;
   /** Absolute (resolved against retap.yaml's folder). */
   kubeconfig?: string;
   context?: string;
@@ -49,6 +53,13 @@ export interface CiConfig {
   /** Folder relative paths in the file are resolved against (the file's folder, else cwd). */
   dir: string;
   snapshotsDir?: string;
+  /** `snapshots.gzip`: snapshots written by capture and import are compressed. */
+  gzip?: boolean;
+  /**
+   * The `redaction:` section as the schema checked it (snapshots/redaction.ts RedactionConfig):
+   * capture and import redact with it, and the snapshot carries its rules to the replay.
+   */
+  redaction?: Readonly<Record<string, unknown>>;
   replay: {
     snapshot?: string;
     build?: BuildConfig;
@@ -287,7 +298,7 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
   const ci = (value.ci ?? {}) as Record<string, unknown>;
   const build = replay.build as Record<string, unknown> | undefined;
   const baseline = replay.baseline as Record<string, unknown> | undefined;
-  const snapshots = value.snapshots as { dir?: string } | undefined;
+  const snapshots = value.snapshots as { dir?: string; gzip?: boolean } | undefined;
   const cfg: CiConfig = {
     dir,
     replay: {},
@@ -295,6 +306,35 @@ export function parseCiConfig(text: string, label: string, dir: string): CiConfi
     assertions: assertionsOf(value.assertions, label, dir, lineOf),
   };
   if (snapshots?.dir) cfg.snapshotsDir = resolve(dir, snapshots.dir);
+  if (typeof snapshots?.gzip === 'boolean') cfg.gzip = snapshots.gzip;
+  const redaction = value.redaction as
+    | { jsonFields?: string[]; patterns?: Array<{ regex: string }> }
+    | undefined;
+  if (redaction) {
+    // a rule that cannot compile would fail mid-capture: say where it is now
+    const regexes: Array<[string[], string]> = [
+      ...(redaction.jsonFields ?? []).map((r, i): [string[], string] => [
+        ['redaction', 'jsonFields', String(i)],
+        r,
+      ]),
+      ...(redaction.patterns ?? []).map((p, i): [string[], string] => [
+        ['redaction', 'patterns', String(i), 'regex'],
+        p.regex,
+      ]),
+    ];
+    for (const [parts, re] of regexes) {
+      try {
+        new RegExp(re, 'gi');
+      } catch (e) {
+        throw configError(
+          label,
+          lineOf(parts),
+          `$.${parts.join('.')} is not a JavaScript regular expression: ${(e as Error).message}`,
+        );
+      }
+    }
+    cfg.redaction = redaction;
+  }
   const r = cfg.replay;
   if (typeof replay.snapshot === 'string') r.snapshot = replay.snapshot;
   if (build) {

@@ -3,7 +3,7 @@
  * replay runner), prints errors with their hint, and maps them to exit codes.
  */
 import { readFileSync } from 'node:fs';
-import { ErrorCodes, ExitCodes, formatError, isRetapError, RetapError } from '../core/errors.js';
+import { ExitCodes, formatError, isRetapError } from '../core/errors.js';
 import { onLog } from '../core/log.js';
 import type { Command } from './command.js';
 
@@ -12,7 +12,7 @@ interface Entry {
   load: () => Promise<{ default: Command }>;
 }
 
-/** Every command retap has or will have; a stage not built yet says so instead of vanishing. */
+/** Every command of retap, each loaded only when it runs. */
 const COMMANDS: Record<string, Entry> = {
   demo: { summary: 'Run the built-in demo end to end', load: () => import('./commands/demo.js') },
   doctor: {
@@ -25,14 +25,14 @@ const COMMANDS: Record<string, Entry> = {
   },
   snapshot: {
     summary: 'Inspect, validate, diff, filter and convert snapshots',
-    load: () => loadOptional('snapshot'),
+    load: () => import('./commands/snapshot.js'),
   },
-  replay: { summary: 'Replay a snapshot against a build', load: () => loadOptional('replay') },
-  mock: { summary: "Serve a snapshot's dependencies as mocks", load: () => loadOptional('mock') },
-  report: { summary: 'Render results as JUnit, Markdown, HTML or JSON', load: () => loadOptional('report') },
-  ci: { summary: 'Replay, assert and report in one pipeline step', load: () => loadOptional('ci') },
-  view: { summary: 'Browse traffic in a local web viewer (snapshot, results or live)', load: () => loadOptional('view') },
-  gc: { summary: 'Remove what killed runs left behind', load: () => loadOptional('gc') },
+  replay: { summary: 'Replay a snapshot against a build', load: () => import('./commands/replay.js') },
+  mock: { summary: "Serve a snapshot's dependencies as mocks", load: () => import('./commands/mock.js') },
+  report: { summary: 'Render results as JUnit, Markdown, HTML or JSON', load: () => import('./commands/report.js') },
+  ci: { summary: 'Replay, assert and report in one pipeline step', load: () => import('./commands/ci.js') },
+  view: { summary: 'Browse traffic in a local web viewer (snapshot, results or live)', load: () => import('./commands/view.js') },
+  gc: { summary: 'Remove what killed runs left behind', load: () => import('./commands/gc.js') },
   k8s: {
     summary: 'Install the node agent on a cluster; capture pods through it',
     load: () => import('./commands/k8s.js'),
@@ -42,20 +42,6 @@ const COMMANDS: Record<string, Entry> = {
     load: () => import('./commands/agent.js'),
   },
 };
-
-/** Commands whose module lands with a later stage: importing a missing file is reported plainly. */
-async function loadOptional(name: string): Promise<{ default: Command }> {
-  try {
-    return (await import(`./commands/${name}.js`)) as { default: Command };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
-      throw new RetapError(ErrorCodes.NOT_BUILT, `retap ${name} is not built yet in this version`, {
-        hint: 'See the README for what this version does.',
-      });
-    }
-    throw e;
-  }
-}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

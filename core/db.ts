@@ -129,8 +129,6 @@ export interface DbCall {
   session?: DbSession;
 }
 
-export const DB_SYSTEMS: readonly DbSystem[] = ['postgres', 'mysql', 'redis'];
-
 export function isDbProtocol(p: string): p is DbSystem {
   return p === 'postgres' || p === 'mysql' || p === 'redis';
 }

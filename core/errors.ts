@@ -38,6 +38,8 @@ export const ErrorCodes = {
   K8S_API: 'RETAP_K8S_API',
   /** No ready retap agent on the cluster (or on a node that runs target pods). */
   K8S_AGENT_MISSING: 'RETAP_K8S_AGENT_MISSING',
+  /** A replay's run pod (retap's worker: driver and mocks) died, restarted or was deleted mid-run. */
+  K8S_RUN_POD_LOST: 'RETAP_K8S_RUN_POD_LOST',
   INTERNAL: 'RETAP_INTERNAL',
 } as const;
 

@@ -37,10 +37,12 @@ export function hostName(authority: string): string {
   let host = authority.trim();
   if (host.startsWith('[')) {
     const end = host.indexOf(']');
-    host = end === -1 ? host.slice(1) : host.slice(1, end);
-  } else if (isIP(host) !== 6) {
-    host = host.replace(/:\d*$/, '');
+    return end === -1 ? host.slice(1) : host.slice(1, end);
   }
+  const colon = host.indexOf(':');
+  if (colon === -1) return host; // the common case, without isIP's regular expressions (hot in capture)
+  // one colon: `name:port`; more: a bare IPv6 address stays whole
+  if (host.indexOf(':', colon + 1) === -1 || isIP(host) !== 6) host = host.replace(/:\d*$/, '');
   return host;
 }
 

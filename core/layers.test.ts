@@ -80,6 +80,25 @@ function keyOf(violation: string): string {
   return m ? `${m[1]} → ${m[3]}` : violation;
 }
 
+/**
+ * The snapshot package's doors (docs/design.md): outside snapshots/, a source file imports
+ * `snapshots/index.ts`, or `snapshots/replay.ts` (the replay-time part a worker loads), never a
+ * module behind them. Bench files are harnesses and may reach in.
+ */
+const SNAPSHOT_DOORS: ReadonlySet<string> = new Set(['snapshots/index.js', 'snapshots/replay.js']);
+
+function throughDoors(files: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const [file, text] of files) {
+    if (file.startsWith('snapshots/') || file.startsWith('bench/')) continue;
+    for (const spec of importsOf(text)) {
+      const target = posix.normalize(posix.join(posix.dirname(file), spec));
+      if (target.startsWith('snapshots/') && !SNAPSHOT_DOORS.has(target)) out.push(`${file} imports ${spec}`);
+    }
+  }
+  return out;
+}
+
 function sources(dir: string): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -131,5 +150,20 @@ describe('imports only go one way (docs/design.md, "may import")', () => {
     ]);
     expect(violations(layout, fine)).toEqual([]);
   });
-});
 
+  it('outside snapshots/, files import the snapshot package only through its doors', () => {
+    const files = new Map<string, string>();
+    for (const f of sources(root)) files.set(relative(root, f).split(sep).join('/'), readFileSync(f, 'utf8'));
+    expect(throughDoors(files)).toEqual([]);
+    const probe = new Map([
+      ['runner/a.ts', "import { linkCalls } from '../snapshots/links.js';"],
+      ['cli/commands/b.ts', "import { x } from '../../snapshots/transforms/index.js';"],
+      ['runner/c.ts', "import { y } from '../snapshots/replay.js';\nimport { z } from '../snapshots/index.js';"],
+      ['snapshots/d.ts', "import { w } from './links.js';"],
+    ]);
+    expect(throughDoors(probe)).toEqual([
+      "runner/a.ts imports ../snapshots/links.js",
+      "cli/commands/b.ts imports ../../snapshots/transforms/index.js",
+    ]);
+  });
+});

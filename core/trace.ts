@@ -30,6 +30,9 @@ function fromB3Id(v: string): string | undefined {
 export function traceIdOf(headers: HeaderList): string | undefined {
   let b3: string | undefined;
   for (const [name, value] of headers) {
+    // by length first: this runs for every captured request, and most headers are none of these
+    const l = name.length;
+    if (l !== 11 && l !== 2 && l !== 12) continue;
     const n = name.toLowerCase();
     if (n === 'traceparent') {
       const t = fromTraceparent(value);

@@ -6,6 +6,7 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -21,6 +22,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <csignal>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "retap.h"
@@ -84,8 +90,30 @@ std::string FixFor(int err) {
   throw e;
 }
 
+// Records on their way to JS. A plain growable byte array: std::vector's resize would zero every
+// byte before the record is copied over it, and the poller copies about 100 MB/s at full load.
 struct Batch {
-  std::vector<uint8_t> bytes;
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t cap = 0;
+  Batch() = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch() { std::free(data); }
+  bool empty() const { return size == 0; }
+  // Room for n more bytes; returns where they go (the caller fills them), or nullptr without memory.
+  uint8_t* Grow(size_t n) {
+    if (size + n > cap) {
+      size_t next = std::max<size_t>({cap * 2, size + n, 64u << 10});
+      auto* p = static_cast<uint8_t*>(std::realloc(data, next));
+      if (!p) return nullptr;
+      data = p;
+      cap = next;
+    }
+    uint8_t* at = data + size;
+    size += n;
+    return at;
+  }
 };
 
 // State shared with callbacks that may run after the Capture object is gone. At most one batch
@@ -98,6 +126,96 @@ struct Shared {
   std::atomic<uint64_t> batches{0};
   Napi::FunctionReference drained;
   ~Shared() { delete waiting; }
+};
+
+// The reading side of the BPF ring buffer, mapped once. libbpf's reader maps the data area twice
+// in a row, so that a record crossing the end reads as one piece; every page of both mappings is
+// resident from mmap on (the kernel inserts them all), so a 64 MiB ring costs 128 MiB of RSS.
+// Here a record that crosses the end is copied in two parts instead, and the ring costs its size.
+class RingReader {
+ public:
+  // Returns 0 or a negative errno.
+  int Open(int map_fd, size_t data_size) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_ = data_size;
+    mask_ = data_size - 1;
+    void* c = mmap(nullptr, page_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+    if (c == MAP_FAILED) return -errno;
+    consumer_ = static_cast<unsigned long*>(c);
+    // producer position page + the data area once (the kernel's mmap handler takes any length up
+    // to the double mapping)
+    void* p = mmap(nullptr, page_ + size_, PROT_READ, MAP_SHARED, map_fd, static_cast<off_t>(page_));
+    if (p == MAP_FAILED) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    producer_ = static_cast<unsigned long*>(p);
+    data_ = static_cast<uint8_t*>(p) + page_;
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, map_fd, &ev) < 0) {
+      int e = -errno;
+      Close();
+      return e;
+    }
+    return 0;
+  }
+
+  // Waits up to `ms` for the kernel's wakeup; < 0 on an error other than EINTR.
+  int Wait(int ms) {
+    epoll_event ev;
+    int n = epoll_wait(epoll_, &ev, 1, ms);
+    return n < 0 && errno != EINTR ? -errno : 0;
+  }
+
+  // Hands every committed record to `fn(head, head_len, tail, tail_len)` (tail: the part that
+  // wrapped to the start of the area, or empty) and gives the space back to the kernel.
+  template <typename Fn>
+  void Consume(Fn&& fn) {
+    unsigned long cons = __atomic_load_n(consumer_, __ATOMIC_ACQUIRE);
+    for (;;) {
+      unsigned long prod = __atomic_load_n(producer_, __ATOMIC_ACQUIRE);
+      if (cons >= prod) return;
+      while (cons < prod) {
+        // headers are 8-byte aligned in an area whose size is a multiple of 8: never split
+        auto* hdr = reinterpret_cast<uint32_t*>(data_ + (cons & mask_));
+        uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+        if (len & BPF_RINGBUF_BUSY_BIT) return;  // reserved, not committed yet
+        uint32_t size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+          size_t at = (cons + BPF_RINGBUF_HDR_SZ) & mask_;
+          size_t first = std::min<size_t>(size, size_ - at);
+          fn(data_ + at, first, data_, size - first);
+        }
+        cons += (static_cast<unsigned long>(size) + BPF_RINGBUF_HDR_SZ + 7) & ~7ul;
+        __atomic_store_n(consumer_, cons, __ATOMIC_RELEASE);
+      }
+    }
+  }
+
+  void Close() {
+    if (epoll_ >= 0) close(epoll_);
+    if (producer_) munmap(producer_, page_ + size_);
+    if (consumer_) munmap(consumer_, page_);
+    epoll_ = -1;
+    producer_ = nullptr;
+    consumer_ = nullptr;
+    data_ = nullptr;
+  }
+
+ private:
+  size_t page_ = 0, size_ = 0, mask_ = 0;
+  unsigned long* consumer_ = nullptr;
+  unsigned long* producer_ = nullptr;
+  uint8_t* data_ = nullptr;
+  int epoll_ = -1;
 };
 
 constexpr size_t kBatchFlushBytes = 4 << 20;
@@ -128,7 +246,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     Napi::Value onBatch = cfg.Get("onBatch");
     if (!onBatch.IsFunction()) throw Napi::TypeError::New(env, "open(config): config.onBatch must be a function");
     uint32_t self_tgid = cfg.Has("selfTgid") ? cfg.Get("selfTgid").As<Napi::Number>().Uint32Value() : getpid();
-    uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (64 << 20);
+    uint64_t ring = cfg.Has("ringBufferBytes") ? cfg.Get("ringBufferBytes").As<Napi::Number>().Int64Value() : (16 << 20);
     uint32_t cap = cfg.Has("perCallCapBytes") ? cfg.Get("perCallCapBytes").As<Napi::Number>().Uint32Value() : (1 << 20);
     bool all = cfg.Has("captureAll") && cfg.Get("captureAll").ToBoolean().Value();
     bool hold = cfg.Has("holdExec") && cfg.Get("holdExec").ToBoolean().Value();
@@ -168,11 +286,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
     err = retap_bpf__attach(skel_);
     if (err) Close(), Fail(env, "attaching the syscall tracepoints failed", err);
 
-    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Capture::OnRecord, this, nullptr);
-    if (!rb_) {
-      int e = errno;
+    rb_ = new RingReader();
+    err = rb_->Open(bpf_map__fd(skel_->maps.events), bpf_map__max_entries(skel_->maps.events));
+    if (err) {
       Close();
-      Fail(env, "creating the ring buffer reader failed", e);
+      Fail(env, "mapping the ring buffer failed", err);
     }
 
     if (cfg.Get("onDrained").IsFunction()) shared_->drained = Napi::Persistent(cfg.Get("onDrained").As<Napi::Function>());
@@ -193,19 +311,23 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
  private:
-  static int OnRecord(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Capture*>(ctx);
-    if (!self->batch_) self->batch_ = new Batch();
-    auto& b = self->batch_->bytes;
+  // One record, in one or two parts (a record that wrapped around the end of the ring).
+  void OnRecord(const uint8_t* head, size_t head_len, const uint8_t* tail, size_t tail_len) {
+    if (!batch_) batch_ = new Batch();
+    size_t size = head_len + tail_len;
     uint32_t len = static_cast<uint32_t>(size);
-    size_t at = b.size();
     size_t padded = (size + 7) & ~size_t(7);
-    b.resize(at + 8 + padded);
-    std::memcpy(b.data() + at, &len, 4);
-    std::memset(b.data() + at + 4, 0, 4);
-    std::memcpy(b.data() + at + 8, data, size);
-    if (b.size() >= kBatchFlushBytes) self->Flush();
-    return 0;
+    uint8_t* at = batch_->Grow(8 + padded);
+    if (!at) {
+      shared_->user_drops++;  // out of memory: the record is lost, and counted
+      return;
+    }
+    std::memcpy(at, &len, 4);
+    std::memset(at + 4, 0, 4);
+    std::memcpy(at + 8, head, head_len);
+    if (tail_len) std::memcpy(at + 8 + head_len, tail, tail_len);
+    if (padded > size) std::memset(at + 8 + size, 0, padded - size);
+    if (batch_->size >= kBatchFlushBytes) Flush();
   }
 
   // step: hand the poller's records to JS: append to the batch already waiting for JS, or make it
@@ -213,7 +335,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   void Flush() {
     Batch* b = batch_;
     batch_ = nullptr;
-    if (!b || b->bytes.empty()) {
+    if (!b || b->empty()) {
       delete b;
       return;
     }
@@ -222,11 +344,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
     {
       std::lock_guard<std::mutex> lock(sh->mu);
       if (sh->waiting) {
-        if (sh->waiting->bytes.size() + b->bytes.size() > max_pending_bytes_) {
+        uint8_t* at = sh->waiting->size + b->size > max_pending_bytes_ ? nullptr : sh->waiting->Grow(b->size);
+        if (!at)
           sh->user_drops++;
-        } else {
-          sh->waiting->bytes.insert(sh->waiting->bytes.end(), b->bytes.begin(), b->bytes.end());
-        }
+        else
+          std::memcpy(at, b->data, b->size);
         delete b;
       } else {
         sh->waiting = b;
@@ -244,8 +366,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
       }
       if (!batch) return;
       keep->batches++;
-      size_t n = batch->bytes.size();
-      uint8_t* ptr = batch->bytes.data();
+      size_t n = batch->size;
+      uint8_t* ptr = batch->data;
       auto buf = Napi::Buffer<uint8_t>::New(env, ptr, n, [](Napi::Env, uint8_t*, Batch* owned) { delete owned; }, batch);
       fn.Call({buf});
     });
@@ -262,13 +384,14 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // Records come without wakeups (see submit() in retap.bpf.c) until data piles up, so the poller
   // also wakes on its own every poll_ms and consumes what is there.
   void Poll() {
+    pthread_setname_np(pthread_self(), "retap-poll");
+    auto record = [this](const uint8_t* h, size_t hl, const uint8_t* t, size_t tl) { OnRecord(h, hl, t, tl); };
     while (running_.load()) {
-      int n = ring_buffer__poll(rb_, poll_ms_);
-      if (n < 0 && n != -EINTR) break;
-      ring_buffer__consume(rb_);
+      if (rb_->Wait(poll_ms_) < 0) break;
+      rb_->Consume(record);
       Flush();
     }
-    ring_buffer__consume(rb_);
+    rb_->Consume(record);
     Flush();
   }
 
@@ -286,13 +409,16 @@ class Capture : public Napi::ObjectWrap<Capture> {
     std::vector<bpf_link*> links;
     for (auto& [pid, group] : links_) links.insert(links.end(), group.begin(), group.end());
     links_.clear();
-    ring_buffer* rb = rb_;
+    RingReader* rb = rb_;
     retap_bpf* skel = skel_;
     rb_ = nullptr;
     skel_ = nullptr;
     auto free_all = [links, rb, skel] {
       for (auto* l : links) bpf_link__destroy(l);
-      if (rb) ring_buffer__free(rb);
+      if (rb) {
+        rb->Close();
+        delete rb;
+      }
       if (skel) retap_bpf__destroy(skel);
     };
     if (background)
@@ -689,7 +815,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
   retap_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  RingReader* rb_ = nullptr;
   std::map<int, std::vector<bpf_link*>> links_;  // by the pid attached for (-1: every process)
   std::vector<retap_go_layout> go_layouts_;
   std::thread poller_;
@@ -716,6 +842,29 @@ Napi::Object Layout(Napi::Env env) {
   return o;
 }
 
+// execNode(file, args): replaces this process with `file args…` (same pid, fds, environment).
+// Node 20 has no exec; a recorder uses it to start again under the V8 flags that suit it (see
+// bin/retap.js). Returns only on failure, with the errno.
+Napi::Value ExecNode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "execNode(file, args[])");
+  std::string file = info[0].As<Napi::String>();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> args{file};
+  for (uint32_t i = 0; i < list.Length(); i++) args.push_back(list.Get(i).As<Napi::String>());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // node marks its stdio close-on-exec at start: the new image must keep them
+  for (int fd = 0; fd <= 2; fd++) {
+    int f = fcntl(fd, F_GETFD);
+    if (f >= 0 && (f & FD_CLOEXEC)) fcntl(fd, F_SETFD, f & ~FD_CLOEXEC);
+  }
+  execv(file.c_str(), argv.data());
+  return Napi::Number::New(env, errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = Capture::Define(env);
   auto* ref = new Napi::FunctionReference(Napi::Persistent(ctor));
@@ -724,6 +873,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 auto* r = info.Env().GetInstanceData<Napi::FunctionReference>();
                 return r->New({info.Length() > 0 ? info[0] : info.Env().Undefined()});
               }));
+  exports.Set("execNode", Napi::Function::New(env, ExecNode));
   exports.Set("layout", Layout(env));
   exports.Set("version", Napi::String::New(env, "1"));
   return exports;

@@ -6,7 +6,7 @@
 export interface NativeCaptureConfig {
   /** Our own tgid: never captured. */
   selfTgid: number;
-  /** Ring buffer size in bytes (power of two, default 64 MiB). */
+  /** Ring buffer size in bytes (power of two, default 16 MiB; its RSS is its size). */
   ringBufferBytes?: number;
   /** Per-syscall capture cap in bytes; above it only sizes are recorded (default 1 MiB). */
   perCallCapBytes?: number;
@@ -120,4 +120,9 @@ export interface NativeAddon {
   /** Compile-time facts of the BPF side (record sizes, limits) for the TS decoder to check. */
   layout: Record<string, number>;
   version: string;
+  /**
+   * Replaces this process with `file args…` (execv: same pid, fds and environment). Returns only
+   * when that failed, with the errno.
+   */
+  execNode(file: string, args: string[]): number;
 }

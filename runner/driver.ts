@@ -18,7 +18,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { buildConnector, type Dispatcher, Client as UndiciClient } from 'undici';
-import { parseContentLength } from '../capture/protocols/http1/head.js';
+import { parseContentLength } from '../core/http1.js';
 import type { Body, HeaderList } from '../core/exchange.js';
 import { HOP_BY_HOP } from '../core/http.js';
 import type { SocketUse } from '../core/results.js';

@@ -26,7 +26,7 @@ import {
   parseHeaderLines,
   parseStatusLine,
   trimOws,
-} from '../capture/protocols/http1/head.js';
+} from '../core/http1.js';
 import type { HeaderList } from '../core/exchange.js';
 import type { SocketUse } from '../core/results.js';
 
@@ -135,7 +135,7 @@ function intern(text: string, lower: boolean): string {
 
 /**
  * The answer's header list: names lower-cased (as undici gives them), values without surrounding
- * SP/HTAB, folded lines joined — capture's HTTP/1 field parser, the same one snapshots are made with.
+ * SP/HTAB, folded lines joined — the HTTP/1 field parser of core/http1.ts that capture makes snapshots with.
  */
 export function headerLines(head: string): HeaderList {
   const out: HeaderList = [];
@@ -451,9 +451,10 @@ class Conn {
   /** Returns how many body bytes after the head it took from `buf` (the whole body, when it is there). */
   private parseHead(buf: Buffer, end: number): number {
     // The load only needs the framing facts, so this scan looks at nothing else and allocates
-    // little; capture's parseHead builds the whole header list and cost the driver about 12% of
-    // its throughput here. The rules (Content-Length lists, final coding, connection tokens) are
-    // capture's own helpers. What is kept is the bytes (copied below).
+    // little; the grammar's parseHead (core/http1.ts) builds the whole header list and cost the
+    // driver about 12% of its throughput here. The rules (Content-Length lists, final coding,
+    // connection tokens) are that grammar's helpers, shared with capture. What is kept is the
+    // bytes (copied below).
     const text = buf.toString('latin1', 0, end);
     let eol = text.indexOf('\r\n');
     if (eol < 0) eol = text.length;

@@ -4,11 +4,10 @@
  * (linked by execution context, trace id or time window: snapshots/links.ts), and the dependency
  * endpoints to mock.
  */
-import { hasToken } from '../capture/protocols/http1/head.js';
+import { hasToken } from '../core/http1.js';
 import { type Exchange, type HeaderList, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
-import { linkCalls } from '../snapshots/links.js';
-import { routeTemplate } from '../snapshots/routes.js';
+import { linkCalls, routeTemplate } from '../snapshots/index.js';
 
 export interface ReplayPlan {
   items: RecordedItem[];

@@ -24,11 +24,15 @@ import {
   type RunItem,
   type RunWarning,
 } from '../core/results.js';
-import { encodeExchange } from '../snapshots/format.js';
-import { admit, openSnapshot } from '../snapshots/index.js';
-import { linkCalls } from '../snapshots/links.js';
-import { writeResults } from '../snapshots/results.js';
-import { createReplayContext } from '../snapshots/transforms/index.js';
+import {
+  admit,
+  createReplayContext,
+  encodeExchange,
+  linkCalls,
+  openSnapshot,
+  type RedactionRules,
+  writeResults,
+} from '../snapshots/index.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend } from './driver.js';
 import { planH2 } from './h2.js';
@@ -82,6 +86,8 @@ export interface PreparedReplay {
   plan: ReplayPlan;
   secrets: Awaited<ReturnType<typeof secretsForReplay>>['secrets'];
   redact: boolean;
+  /** The snapshot's own redaction rules: the results are redacted with them too. */
+  redactionRules?: RedactionRules;
 }
 
 /**
@@ -118,11 +124,20 @@ export async function prepareReplay(
     rules,
     { file: secretsFile, snapshot },
   );
-  return { snap, rules, plan, secrets, redact: snap.manifest.redaction?.enabled !== false };
+  const redactionRules = snap.manifest.redaction?.config;
+  return {
+    snap,
+    rules,
+    plan,
+    secrets,
+    redact: snap.manifest.redaction?.enabled !== false,
+    ...(redactionRules ? { redactionRules } : {}),
+  };
 }
 
 export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
-  const { snap, rules, plan, secrets, redact } = await prepareReplay(opts.snapshot, opts.secretsFile);
+  const prep = await prepareReplay(opts.snapshot, opts.secretsFile);
+  const { snap, rules, plan, secrets, redact, redactionRules } = prep;
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const ns = `retap-${runId}`;
   const dir = mkdtempSync(join(tmpdir(), `retap-run-${runId}-`));
@@ -193,6 +208,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
           runId,
           secrets: encodeSecrets(secrets),
           redact,
+          redactionRules,
         });
         runs.push(run);
         if (run.error) {
@@ -205,7 +221,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayOutcome> {
   } finally {
     await cleanup();
   }
-  return finishReplay(opts, { snap, rules, plan, secrets, redact }, runs, error, {
+  return finishReplay(opts, prep, runs, error, {
     kind: 'local',
     namespace: ns,
   });
@@ -219,9 +235,10 @@ export async function finishReplay(
   error: { code: string; message: string } | undefined,
   environment: ReplayResults['environment'],
 ): Promise<ReplayOutcome> {
-  const { snap, rules, plan, secrets, redact } = prep;
+  const { snap, rules, plan, secrets, redact, redactionRules } = prep;
   redactRuns(runs, {
     enabled: redact,
+    config: redactionRules,
     secrets,
     rules,
     recorded: new Map(plan.items.map((i) => [i.id, i.exchange])),
@@ -293,6 +310,7 @@ interface RunContext {
   /** JSON placeholder → value for the worker's stdin ('{}' when none). */
   secrets: string;
   redact: boolean;
+  redactionRules: RedactionRules | undefined;
 }
 
 async function runOnce(c: RunContext): Promise<ReplayRun> {
@@ -325,6 +343,7 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
     driver: { ...opts.driver, connections: mode },
     secrets: c.secrets !== '{}',
     redact: c.redact,
+    ...(c.redactionRules ? { redactionRules: c.redactionRules } : {}),
     out: join(c.dir, `worker-${c.label.replace('#', '-')}.json`),
     linksSocket: join(c.dir, `links-${c.label.replace('#', '-')}.sock`),
   };

@@ -4,9 +4,13 @@
  * `retap snapshot tokens`), so dynamic values (login tokens, created ids) replay without setup.
  */
 import type { Exchange } from '../core/exchange.js';
-import type { TokensFile, TransformsFile } from '../snapshots/index.js';
-import type { OpenedSnapshot } from '../snapshots/reader.js';
-import { discoverTokens, emitFiles } from '../snapshots/tokens/index.js';
+import {
+  discoverTokens,
+  emitFiles,
+  type OpenedSnapshot,
+  type TokensFile,
+  type TransformsFile,
+} from '../snapshots/index.js';
 
 export interface ReplayRules {
   transforms: TransformsFile;

@@ -12,20 +12,24 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import type { Exchange, HeaderList } from '../core/exchange.js';
 import { headerValue } from '../core/exchange.js';
 import type { ClientView, ReplayRun, RunItem } from '../core/results.js';
-import { createRedactor, PLACEHOLDER, type Redactor } from '../snapshots/redaction.js';
-import { unguessable } from '../snapshots/redaction/rules.js';
 import {
+  createRedactor,
+  createReplayContext,
+  type LiveResponse,
   loadSecrets,
   missingSecretsError,
+  PLACEHOLDER,
+  type RedactionRules,
+  type Redactor,
   type SecretNeed,
   type Secrets,
   secretNeeds,
-} from '../snapshots/secrets.js';
-import { createReplayContext, type LiveResponse } from '../snapshots/transforms/index.js';
+  unguessable,
+} from '../snapshots/replay.js';
 import type { ReplayRules } from './rules.js';
 import type { WorkerItem, WorkerOutput } from './spec.js';
 
-export { restoreRequest } from '../snapshots/secrets.js';
+export { restoreRequest } from '../snapshots/replay.js';
 
 /**
  * The secrets a replay of these inbound exchanges needs, from the file and the environment;
@@ -181,10 +185,17 @@ function seed(r: Redactor, secrets: Secrets, pairs: Array<[string, string]>): vo
 /** The worker's output, redacted before it is written (its file lives in the run's temp folder). */
 export function redactWorkerOutput(
   out: WorkerOutput,
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange>; key?: string | undefined },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    key?: string | undefined;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(o.key ? { key: o.key } : undefined);
+  const r = createRedactor({ ...o.config, ...(o.key ? { key: o.key } : {}) });
   const views = out.items.map((w) => ({
     w,
     c: { ...w, body: b64(w.body), responseBody: b64(w.responseBody) },
@@ -244,10 +255,16 @@ function texts(r: Redactor, out: WorkerOutput | ReplayRun): void {
  */
 export function redactRuns(
   runs: ReplayRun[],
-  o: { enabled: boolean; secrets: Secrets; rules: ReplayRules; recorded: Map<string, Exchange> },
+  o: {
+    enabled: boolean;
+    secrets: Secrets;
+    rules: ReplayRules;
+    recorded: Map<string, Exchange>;
+    config?: RedactionRules | undefined;
+  },
 ): void {
   if (!o.enabled) return;
-  const r = createRedactor(undefined);
+  const r = createRedactor(o.config ?? undefined);
   const pairs: Array<[string, string]> = [];
   for (const run of runs) {
     const answers = run.items.map((it: RunItem) => {

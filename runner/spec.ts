@@ -5,6 +5,7 @@
  */
 import type { HeaderList } from '../core/exchange.js';
 import type { GrpcReflection, MockMiss, RunWarning, SocketUse } from '../core/results.js';
+import type { RedactionRules } from '../snapshots/replay.js';
 import type { H2Plan } from './h2.js';
 
 /**
@@ -110,6 +111,8 @@ export interface WorkerSpec {
   secrets?: boolean;
   /** The snapshot is redacted: the worker redacts its output the same way before writing it. */
   redact?: boolean;
+  /** The snapshot's own redaction rules (retap.yaml `redaction:` at capture), applied the same way. */
+  redactionRules?: RedactionRules;
   /** Where the worker writes its WorkerOutput. */
   out: string;
 }

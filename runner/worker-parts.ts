@@ -8,16 +8,34 @@ import { open } from 'node:fs/promises';
 import { ErrorCodes } from '../core/errors.js';
 import type { Exchange } from '../core/exchange.js';
 import type { MockMiss, RunWarning } from '../core/results.js';
-import { fromStored } from '../snapshots/format.js';
-import { tooLarge } from '../snapshots/results.js';
-import { createReplayContext } from '../snapshots/transforms/index.js';
+import { createReplayContext, fromStored, tooLarge } from '../snapshots/replay.js';
 import { bindAddrFor } from './addresses.js';
 import { bodyToSend, type DriverHooks, sendableHeaders } from './driver.js';
 import { volatileFromTokens } from './mocks/index.js';
 import type { LiveCall } from './mocks/transport.js';
+import { askReflection } from './reflection.js';
 import type { ReplayRules } from './rules.js';
 import { redactWorkerOutput } from './secrets.js';
 import type { ConnectionMode, WorkerOutput, WorkerSpec } from './spec.js';
+
+/**
+ * The build's gRPC schema over server reflection, when the recording holds gRPC and reflection is
+ * on: over the settings its first gRPC exchange goes out with (h2c, or TLS with its server name).
+ */
+export async function reflect(spec: WorkerSpec): Promise<WorkerOutput['reflection']> {
+  if (spec.driver.reflection === false) return undefined;
+  const grpc = spec.items.find((i) => i.h2?.messages !== undefined);
+  if (!grpc?.h2) return undefined;
+  const plan = grpc.h2;
+  return askReflection({
+    host: '127.0.0.1',
+    port: spec.build.port,
+    tls: plan.tls === true,
+    servername: plan.authority?.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
+    ...(plan.authority ? { authority: plan.authority } : {}),
+    timeoutMs: Math.min(spec.driver.timeoutMs, 10_000),
+  });
+}
 
 export interface MockHandle {
   stats(): { calls: number; matched: number; misses: MockMiss[] };

@@ -12,33 +12,20 @@ import { startBuild, tail, waitReady } from './build.js';
 import { type DriverHooks, drive, toWorkerItem } from './driver.js';
 import { LinkFeed } from './links.js';
 import type { LiveCall } from './mocks/transport.js';
-import { askReflection } from './reflection.js';
 import type { ReplayRules } from './rules.js';
 import { readSecretsFrom, restoreRequest } from './secrets.js';
 import type { WorkerOutput, WorkerSpec } from './spec.js';
-import { type MockHandle, readLines, sealOutput, startDependencyMocks, tokenHooks } from './worker-parts.js';
+import {
+  type MockHandle,
+  readLines,
+  reflect,
+  sealOutput,
+  startDependencyMocks,
+  tokenHooks,
+} from './worker-parts.js';
 
 /** How long a mock waits for capture to say which request made a call (then: unscoped). */
 const LINK_WAIT_MS = 2000;
-
-/**
- * The build's gRPC schema over server reflection, when the recording holds gRPC and reflection is
- * on: over the settings its first gRPC exchange goes out with (h2c, or TLS with its server name).
- */
-async function reflect(spec: WorkerSpec): Promise<WorkerOutput['reflection']> {
-  if (spec.driver.reflection === false) return undefined;
-  const grpc = spec.items.find((i) => i.h2?.messages !== undefined);
-  if (!grpc?.h2) return undefined;
-  const plan = grpc.h2;
-  return askReflection({
-    host: '127.0.0.1',
-    port: spec.build.port,
-    tls: plan.tls === true,
-    servername: plan.authority?.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
-    ...(plan.authority ? { authority: plan.authority } : {}),
-    timeoutMs: Math.min(spec.driver.timeoutMs, 10_000),
-  });
-}
 
 async function main(specPath: string): Promise<void> {
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as WorkerSpec;
@@ -177,6 +164,7 @@ async function main(specPath: string): Promise<void> {
         rules,
         recorded: inbound,
         key: redactionKey,
+        config: spec.redactionRules,
       })) {
         chunk += `${line}\n`;
         if (chunk.length >= 1 << 20) {

@@ -64,6 +64,24 @@ export interface RedactionSummary {
   keyed: boolean;
   rules: string[];
   redacted: Array<{ rule: string; location: string; count: number }>;
+  /**
+   * The user's own rules, when any were given (retap.yaml `redaction:`): never the key. A replay
+   * redacts its results with the same rules, so what the snapshot hides its results hide too.
+   */
+  config?: RedactionRules;
+}
+
+/** The rule part of a redaction configuration (what a snapshot may carry). */
+export interface RedactionRules {
+  /** Include the built-in rules (default true). */
+  defaults?: boolean;
+  headers?: string[];
+  allowHeaders?: string[];
+  /** Regular expressions (case-insensitive) for JSON field names. */
+  jsonFields?: string[];
+  queryParams?: string[];
+  cards?: boolean;
+  patterns?: Array<{ id: string; regex: string }>;
 }
 
 export interface Manifest {
@@ -255,10 +273,4 @@ export function fromStored(s: Stored): Exchange {
   if (s.quarantine) ex.quarantine = s.quarantine;
   if (s.cause) ex.cause = s.cause;
   return ex;
-}
-
-/** Sort key of an exchange: start time, then id (code unit order). */
-export function compareKey(aUs: number, aId: string, bUs: number, bId: string): number {
-  if (aUs !== bUs) return aUs < bUs ? -1 : 1;
-  return aId < bId ? -1 : aId > bId ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { Exchange } from '../core/exchange.js';
-import { createRedactor, luhnValid, PLACEHOLDER } from './redaction.js';
+import { createRedactor, luhnValid, mergeSummaries, PLACEHOLDER } from './redaction.js';
 import { sampleExchange } from './sample.js';
 
 const enc = new TextEncoder();
@@ -114,5 +114,29 @@ describe('redaction', () => {
     const data = new Uint8Array([0, 1, 2, 0xff]);
     const ex = withRequest({ body: { data, size: 4, truncated: false } });
     expect(createRedactor(undefined).redact(ex)).toBe(ex);
+  });
+});
+
+describe('the rules a snapshot carries', () => {
+  it('summary() keeps the user rules (never the key); built-ins alone carry none', () => {
+    const r = createRedactor({ key: 'k-secret', headers: ['x-ref'], patterns: [{ id: 'code', regex: 'C-\\d+' }] });
+    const s = r.summary();
+    expect(s.config).toEqual({ headers: ['x-ref'], patterns: [{ id: 'code', regex: 'C-\\d+' }] });
+    expect(JSON.stringify(s)).not.toContain('k-secret');
+    expect(createRedactor(undefined).summary().config).toBeUndefined();
+    expect(createRedactor(false).summary().config).toBeUndefined();
+  });
+
+  it('merged summaries carry the union of their rules; built-ins stay on when any source had them', () => {
+    const a = createRedactor({ defaults: false, headers: ['x-a'], patterns: [{ id: 'p', regex: 'A' }] }).summary();
+    const b = createRedactor({ defaults: false, headers: ['x-b'], patterns: [{ id: 'p', regex: 'A' }] }).summary();
+    expect(mergeSummaries([a, b]).config).toEqual({
+      defaults: false,
+      headers: ['x-a', 'x-b'],
+      patterns: [{ id: 'p', regex: 'A' }],
+    });
+    const plain = createRedactor(undefined).summary();
+    expect(mergeSummaries([plain, a]).config).toEqual({ headers: ['x-a'], patterns: [{ id: 'p', regex: 'A' }] });
+    expect(mergeSummaries([plain, plain]).config).toBeUndefined();
   });
 });

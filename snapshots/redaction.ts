@@ -25,7 +25,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { type DbCall, dbCallOf, isDbProtocol } from '../core/db.js';
 import type { Body, Exchange, HeaderList } from '../core/exchange.js';
 import { headerValue } from '../core/exchange.js';
-import type { RedactionSummary } from './format.js';
+import type { RedactionRules, RedactionSummary } from './format.js';
 import { redactDbCall } from './redaction/db.js';
 import { createMatcher, type Hit } from './redaction/matcher.js';
 import {
@@ -43,20 +43,60 @@ import {
 
 export { luhnValid, PLACEHOLDER } from './redaction/rules.js';
 
-export interface RedactionConfig {
+export interface RedactionConfig extends RedactionRules {
   enabled?: boolean;
-  /** Include the built-in rules (default true). */
-  defaults?: boolean;
   /** HMAC key; when absent, read from the environment variable named by keyEnv. */
   key?: string;
   keyEnv?: string;
-  headers?: string[];
-  allowHeaders?: string[];
-  /** Regular expressions (case-insensitive) for JSON field names. */
-  jsonFields?: string[];
-  queryParams?: string[];
-  cards?: boolean;
-  patterns?: Array<{ id: string; regex: string }>;
+}
+
+const RULE_KEYS = [
+  'defaults',
+  'headers',
+  'allowHeaders',
+  'jsonFields',
+  'queryParams',
+  'cards',
+  'patterns',
+] as const;
+
+/** The rules of a configuration, without its key; undefined when it only has the built-in ones. */
+export function rulesOf(cfg: RedactionConfig | undefined): RedactionRules | undefined {
+  if (!cfg) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const k of RULE_KEYS) {
+    const v = cfg[k];
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
+    out[k] = Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? { ...x } : x)) : v;
+  }
+  return Object.keys(out).length > 0 ? (out as RedactionRules) : undefined;
+}
+
+/** Several snapshots' rules as one (merge, filter): the union, built-ins on when any had them. */
+function mergeRules(list: Array<RedactionRules | undefined>): RedactionRules | undefined {
+  const given = list.filter((r): r is RedactionRules => r !== undefined);
+  if (given.length === 0) return undefined;
+  const union = <T>(pick: (r: RedactionRules) => T[] | undefined, keyOf: (x: T) => string = String): T[] => {
+    const seen = new Map<string, T>();
+    for (const r of list) for (const x of (r && pick(r)) ?? []) seen.set(keyOf(x), x);
+    return [...seen.values()];
+  };
+  // a source without rules of its own used the built-ins
+  const builtIn = (r: RedactionRules | undefined, k: 'defaults' | 'cards'): boolean => r?.[k] !== false;
+  return rulesOf({
+    defaults: list.some((r) => builtIn(r, 'defaults')) ? undefined : false,
+    cards: list.some((r) => builtIn(r, 'cards')) ? undefined : false,
+    headers: union((r) => r.headers),
+    allowHeaders: list.every((r) => r?.allowHeaders?.length)
+      ? given[0]!.allowHeaders!.filter((h) => given.every((r) => r.allowHeaders!.includes(h)))
+      : [],
+    jsonFields: union((r) => r.jsonFields),
+    queryParams: union((r) => r.queryParams),
+    patterns: union(
+      (r) => r.patterns,
+      (p) => `${p.id}\u0000${p.regex}`,
+    ),
+  });
 }
 
 export interface Redactor {
@@ -668,6 +708,7 @@ export function createRedactor(config: RedactionConfig | false | undefined): Red
       enabled,
       keyed: key !== undefined,
       rules: enabled ? rules : [],
+      ...(enabled && rulesOf(cfg) ? { config: rulesOf(cfg)! } : {}),
       redacted: [...hits.entries()]
         .map(([k, count]) => {
           const [rule, location] = k.split('\u0000') as [string, string];
@@ -701,10 +742,12 @@ export function mergeSummaries(list: RedactionSummary[]): RedactionSummary {
   for (const s of list)
     for (const r of s.redacted)
       hits.set(`${r.rule}\u0000${r.location}`, (hits.get(`${r.rule}\u0000${r.location}`) ?? 0) + r.count);
+  const config = mergeRules(list.filter((s) => s.enabled).map((s) => s.config));
   return {
     enabled: list.some((s) => s.enabled),
     keyed: list.length > 0 && list.every((s) => s.keyed),
     rules: [...new Set(list.flatMap((s) => s.rules))].sort(),
+    ...(config ? { config } : {}),
     redacted: [...hits.entries()]
       .map(([k, count]) => {
         const [rule, location] = k.split('\u0000') as [string, string];

@@ -54,8 +54,6 @@ const KEYS: Record<string, string> = {
   text: 'text',
 };
 
-export const QUERY_KEYS = [...new Set(Object.values(KEYS))];
-
 function fail(q: string, at: number, message: string, hint?: string): RetapError {
   return usageError(`query: ${message} (at column ${at + 1}: ${JSON.stringify(q.slice(at, at + 24))})`, hint ?? 'See docs/viewer.md for the query language.');
 }

@@ -37,6 +37,10 @@ export type Runtime = 'threads' | 'go' | 'go-unprobed' | 'node';
 
 /** Outbound write contexts kept per connection before the oldest go (unanswered calls). */
 const WRITES_PER_STREAM = 1024;
+/** Thread ids stay below 2^22 (the kernel's PID_MAX_LIMIT): tgid × 2^22 + tid names a thread exactly. */
+const THREAD_SPACE = 2 ** 22;
+/** Thread key strings kept (cleared and rebuilt past this; they are a cache). */
+const THREAD_KEYS = 65_536;
 
 export interface StreamView {
   id: string;
@@ -46,6 +50,7 @@ export interface StreamView {
 
 export class ContextTracker {
   private readonly runtimes = new Map<number, Runtime>();
+  private readonly threadKeys = new Map<number, string>();
   /** tgid:tid → the goroutine it runs (Go processes with runtime probes). */
   private readonly running = new Map<string, bigint>();
   private readonly contexts = new Map<string, Context>();
@@ -71,14 +76,29 @@ export class ContextTracker {
     return this.runtimes.get(tgid) ?? 'threads';
   }
 
+  /**
+   * `t<tgid>:<tid>`, built once per thread: every data record asks for it, and a fresh string
+   * would be hashed (flattened, allocated) on every Map lookup.
+   */
+  private threadKey(tgid: number, tid: number): string {
+    const n = tgid * THREAD_SPACE + tid;
+    let key = this.threadKeys.get(n);
+    if (key === undefined) {
+      if (this.threadKeys.size >= THREAD_KEYS) this.threadKeys.clear();
+      key = `t${tgid}:${tid}`;
+      this.threadKeys.set(n, key);
+    }
+    return key;
+  }
+
   private unit(tgid: number, tid: number): { key: string; method: LinkMethod | undefined } {
     const rt = this.runtimeOf(tgid);
     if (rt === 'go') {
       const g = this.running.get(`${tgid}:${tid}`);
       if (g !== undefined) return { key: `g${tgid}:${g}`, method: 'goroutine' };
-      return { key: `t${tgid}:${tid}`, method: undefined };
+      return { key: this.threadKey(tgid, tid), method: undefined };
     }
-    const key = `t${tgid}:${tid}`;
+    const key = this.threadKey(tgid, tid);
     if (rt === 'node') return { key, method: 'async-context' };
     if (rt === 'go-unprobed' || this.multiplexed.has(key)) return { key, method: undefined };
     return { key, method: 'thread' };
@@ -88,8 +108,8 @@ export class ContextTracker {
   data(tgid: number, tid: number, dir: number, tsNs: number, s: StreamView): void {
     const u = this.unit(tgid, tid);
     if (s.role === ROLE_SERVER) {
-      const st = this.inbound.get(s.id) ?? { readNs: 0, writeNs: 0 };
-      this.inbound.set(s.id, st);
+      let st = this.inbound.get(s.id);
+      if (!st) this.inbound.set(s.id, (st = { readNs: 0, writeNs: 0 }));
       const ctx = this.contexts.get(u.key);
       if (dir === DIR_IN) {
         // a thread holding an unanswered request of another connection multiplexes
@@ -198,6 +218,7 @@ export class ContextTracker {
   /** A process is gone: forget its units. */
   processGone(tgid: number): void {
     this.runtimes.delete(tgid);
+    for (const n of this.threadKeys.keys()) if (Math.floor(n / THREAD_SPACE) === tgid) this.threadKeys.delete(n);
     for (const k of this.running.keys()) if (k.startsWith(`${tgid}:`)) this.running.delete(k);
     for (const k of this.contexts.keys()) if (k.startsWith(`t${tgid}:`) || k.startsWith(`g${tgid}:`)) this.contexts.delete(k);
     for (const k of this.multiplexed) if (k.startsWith(`t${tgid}:`)) this.multiplexed.delete(k);

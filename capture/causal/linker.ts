@@ -13,7 +13,7 @@ import type { Exchange, LinkMethod } from '../../core/exchange.js';
 import { traceIdOf } from '../../core/trace.js';
 import type { ContextTracker, WriteContext } from './context.js';
 
-/** Inbound request spans kept per connection, and connections kept after they end. */
+/** Inbound request spans kept per connection (at least), and connections kept after they end. */
 const SPANS_PER_STREAM = 64;
 const ENDED_STREAMS = 4096;
 /** Calls waiting for their request at most. */
@@ -97,10 +97,14 @@ export class Linker {
     let list = this.spans.get(stream);
     if (!list) this.spans.set(stream, (list = []));
     list.push(span);
-    if (list.length > SPANS_PER_STREAM) list.shift();
+    // keep the latest SPANS_PER_STREAM or more: trimmed in halves, not one shift per exchange
+    if (list.length >= 2 * SPANS_PER_STREAM) list.splice(0, list.length - SPANS_PER_STREAM);
     this.emit(ex);
-    for (const w of [...(this.byStream.get(stream) ?? []), ...(trace ? (this.byTrace.get(trace) ?? []) : [])])
-      if (this.waiting.has(w)) this.tryLink(w);
+    // calls that waited for this request (most servers make none: nothing to copy then)
+    const byStream = this.byStream.get(stream);
+    const byTrace = trace ? this.byTrace.get(trace) : undefined;
+    if (!byStream && !byTrace) return;
+    for (const w of [...(byStream ?? []), ...(byTrace ?? [])]) if (this.waiting.has(w)) this.tryLink(w);
   }
 
   /** Links `w` when its request is known; true when it went out. */

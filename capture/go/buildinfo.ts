@@ -5,13 +5,11 @@
  *     the module information as two varint-prefixed strings;
  *   - older: the header is followed by two pointers to Go string headers elsewhere in the image.
  */
-import type { ElfFile } from '../elf.js';
+import { type ElfFile, PF_W, PT_LOAD } from '../elf.js';
 
 const MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 const FLAG_BIG_ENDIAN = 1;
 const FLAG_INLINE_STRINGS = 2;
-const PF_W = 2;
-const PT_LOAD = 1;
 
 export interface GoBuildInfo {
   /** As the toolchain writes it, e.g. `go1.26.8` or `devel go1.27-abcdef`. */

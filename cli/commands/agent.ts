@@ -20,7 +20,7 @@ Options:
   --kubeconfig FILE    credentials (default: the pod's service account)
   --api-port P         the capture API, on 127.0.0.1 only (default ${AGENT_API_PORT})
   --health-port P      /healthz and /readyz on all addresses (default ${AGENT_HEALTH_PORT})
-  --ring-buffer MB     kernel ring buffer per capture, MiB, a power of two (default 64)
+  --ring-buffer MB     kernel ring buffer per capture, MiB, a power of two (default 16)
   --idle D             stop a capture no client has read for D (default 60s)
 
 A self-check on one node (no listener; prints what one capture saw, exit 1 if nothing):

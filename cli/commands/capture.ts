@@ -5,10 +5,11 @@ import { recordUntil } from '../../capture/record.js';
 import type { CaptureStats } from '../../capture/session.js';
 import { ExitCodes, usageError } from '../../core/errors.js';
 import { logger } from '../../core/log.js';
-import { createSnapshotWriter } from '../../snapshots/index.js';
+import { createSnapshotWriter, type RedactionConfig } from '../../snapshots/index.js';
 import { many, parse, parseDuration, parseIntFlag } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
+import { snapshotWriteConfig } from '../snapshot-config.js';
 
 const log = logger('capture');
 
@@ -32,9 +33,11 @@ Options:
   --port P           only connections with local or remote port P; repeatable
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
   --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
-  --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 64)
+  --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 16)
   --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls)
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
+  --config FILE      retap.yaml whose redaction: rules and snapshots.gzip apply
+                     (default ./retap.yaml when present; flags win)
   --no-discover      do not discover tokens / emit transform rules (tokens.yaml, transforms.yaml)
   --gzip             compress exchanges.jsonl
   --json             print the summary as JSON
@@ -71,6 +74,7 @@ interface Flags {
   'no-redact'?: boolean;
   'no-discover'?: boolean;
   gzip?: boolean;
+  config?: string;
   json?: boolean;
 }
 
@@ -90,6 +94,7 @@ async function run(argv: string[]): Promise<number> {
     'no-redact': { type: 'boolean' },
     'no-discover': { type: 'boolean' },
     gzip: { type: 'boolean' },
+    config: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (!f.out)
@@ -113,10 +118,11 @@ async function run(argv: string[]): Promise<number> {
       throw usageError(`retap capture: --pid ${pid}: no such process`);
     }
   }
-  const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : 64;
+  const ringMiB = f['ring-buffer'] ? parseIntFlag(f['ring-buffer'], '--ring-buffer', 1, 4096) : 16;
   if ((ringMiB & (ringMiB - 1)) !== 0) throw usageError('--ring-buffer must be a power of two (MiB)');
   const durationMs = f.duration ? parseDuration(f.duration, '--duration') : undefined;
   const name = f.name ?? (rest[0] ? basename(rest[0]) : basename(f.out));
+  const written = await snapshotWriteConfig(f.config, { gzip: f.gzip, noRedact: f['no-redact'] });
 
   const result = await captureToSnapshot({
     out: f.out,
@@ -131,9 +137,10 @@ async function run(argv: string[]): Promise<number> {
     perCallCapBytes: f.cap ? parseIntFlag(f.cap, '--cap', 0, 1 << 30) : undefined,
     ringBufferBytes: ringMiB << 20,
     tls: !f['no-tls'],
-    redact: !f['no-redact'],
+    redact: written.redaction !== false,
+    ...(written.redaction ? { redaction: written.redaction } : {}),
     discover: !f['no-discover'],
-    gzip: f.gzip === true,
+    gzip: written.gzip,
     filters: { pids, cgroups, ports, all: f.all === true, command: rest },
     progress: !f.json,
   });
@@ -202,6 +209,8 @@ export interface CaptureRun {
   ringBufferBytes?: number | undefined;
   tls: boolean;
   redact: boolean;
+  /** The user's redaction rules (retap.yaml); the built-in ones when absent. */
+  redaction?: RedactionConfig;
   gzip: boolean;
   /** Discover tokens and emit transform rules into the snapshot (default true). */
   discover?: boolean;
@@ -237,7 +246,7 @@ export async function captureToSnapshot(run: CaptureRun): Promise<CaptureResult>
     },
     gzip: run.gzip,
     discoverTokens: run.discover !== false,
-    ...(run.redact ? {} : { redaction: false as const }),
+    ...(run.redact ? (run.redaction ? { redaction: run.redaction } : {}) : { redaction: false as const }),
   });
   const progress = run.progress ? new Progress('capture') : undefined;
   try {

@@ -4,34 +4,19 @@
  * one folder, talks to GitHub Actions when it runs there, and exits with the gate's code.
  */
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
-import {
-  defaultConfig,
-  type EvaluateConfig,
-  evaluate,
-  parseBudget,
-  type Verdict,
-} from '../../assertions/index.js';
+import { defaultConfig, type EvaluateConfig, evaluate, parseBudget } from '../../assertions/index.js';
 import { type CiConfig, type CiFormat, defaultCiConfig, loadCiConfig } from '../../ci/config.js';
-import { gate } from '../../ci/gate.js';
-import {
-  type Annotation,
-  appendSummary,
-  formatAnnotation,
-  githubEnv,
-  verdictAnnotations,
-  workspacePath,
-  writeOutputs,
-} from '../../ci/github.js';
-import { EXTENSIONS, FORMATS, renderChunks } from '../../ci/reports/index.js';
-import { renderMarkdown } from '../../ci/reports/markdown.js';
+import { type Annotation, githubEnv, workspacePath } from '../../ci/github.js';
+import { judge, writeReports } from '../../ci/judge.js';
+import { type Published, publish, type PublishOptions } from '../../ci/publish.js';
+import { FORMATS } from '../../ci/reports/index.js';
 import { ErrorCodes, ExitCodes, isRetapError, usageError } from '../../core/errors.js';
 import { RESULTS_FORMAT, RESULTS_FORMAT_VERSION, type ReplayResults } from '../../core/results.js';
 import { type BuildUnderTest, type ReplayOptions, replay } from '../../runner/replay.js';
-import { resolveSnapshot } from '../../snapshots/index.js';
-import { writeResults } from '../../snapshots/results.js';
+import { resolveSnapshot, writeResults } from '../../snapshots/index.js';
 import {
   many,
   parse,
@@ -331,13 +316,14 @@ async function giveBack(dir: string): Promise<void> {
     await chown(join(e.parentPath, e.name), uid, gid).catch(() => undefined);
 }
 
-interface Outcome {
-  verdict: Verdict;
-  exitCode: number;
-  status: string;
-  line: string;
-  reports: Partial<Record<CiFormat, string>>;
-  results: string;
+/** What publishing may do here: retap.yaml's `ci:` settings, less what the flags turn off. */
+function publishOptions(cfg: CiConfig, f: Flags): PublishOptions {
+  return {
+    stepSummary: cfg.ci.stepSummary && !f['no-step-summary'],
+    annotations: cfg.ci.annotations && !f['no-annotations'],
+    maxAnnotations: cfg.ci.maxAnnotations,
+    configFile: cfg.file,
+  };
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -431,7 +417,9 @@ async function run(argv: string[]): Promise<number> {
         outcome = await replayOnK8s({
           ...common,
           candidate: build,
-          baseline: k8s.baselineImage ? { ...build, image: k8s.baselineImage } : undefined,
+          baseline: k8s.baselineImage
+            ? { ...build, image: k8s.baselineImage, ...(k8s.baselineArgs ? { args: k8s.baselineArgs } : {}) }
+            : undefined,
           shards: k8s.shards ?? 1,
           k8s: {
             kubeconfig: k8s.kubeconfig,
@@ -439,6 +427,7 @@ async function run(argv: string[]): Promise<number> {
             retapImage: k8s.retapImage ?? (await defaultRetapImage(k8s.kubeconfig, k8s.context)),
             retapPullPolicy: k8s.pullPolicy,
             keepNamespace: k8s.keepNamespace,
+            agentNamespace: k8s.agentNamespace,
           },
           onNamespace: (ns) => process.stderr.write(`retap ci: Kubernetes namespace ${ns}\n`),
         });
@@ -469,22 +458,16 @@ async function run(argv: string[]): Promise<number> {
   if (failOn) config.failOn = failOn as EvaluateConfig['failOn'];
   if (results.recorded.length > 0)
     config.tokens = [...config.tokens, ...(await readSnapshotTokens(results.snapshot.path))];
-  const verdict = evaluate(results, config);
-  const g = gate(verdict, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
-  const outcome: Outcome = {
+  const g = judge(results, config, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
+  const verdict = g.verdict;
+  const outcome: Published = {
     verdict,
     exitCode: g.exitCode,
     status: g.status,
-    line: g.line,
-    reports: {},
+    reports: await writeReports(reportsDir, formats, verdict, results),
     results: resultsPath,
   };
-  for (const fmt of formats) {
-    const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
-    await writeFile(path, renderChunks(fmt, verdict, results));
-    outcome.reports[fmt] = path;
-  }
-  await publish(outcome, gh, cfg, f);
+  await publish(outcome, gh, publishOptions(cfg, f));
   await giveBack(reportsDir);
 
   if (f.json) {
@@ -508,36 +491,6 @@ async function run(argv: string[]): Promise<number> {
   process.stderr.write(`${g.line}\n`);
   if (controller.signal.aborted) return 130;
   return f['exit-zero'] ? ExitCodes.OK : outcome.exitCode;
-}
-
-/** Step summary, outputs and annotations when GitHub Actions (or a test posing as it) asks. */
-async function publish(
-  o: Outcome,
-  gh: ReturnType<typeof githubEnv>,
-  cfg: CiConfig,
-  f: Flags,
-  annotations?: Annotation[],
-): Promise<void> {
-  if (gh.summary && cfg.ci.stepSummary && !f['no-step-summary']) {
-    await appendSummary(gh.summary, renderMarkdown(o.verdict));
-  }
-  if (gh.output) {
-    await writeOutputs(gh.output, {
-      verdict: o.status,
-      'exit-code': String(o.exitCode),
-      junit: o.reports.junit ?? '',
-      summary: o.reports.markdown ?? '',
-      html: o.reports.html ?? '',
-      json: o.reports.json ?? '',
-      results: o.results,
-    });
-  }
-  if (gh.actions && cfg.ci.annotations && !f['no-annotations']) {
-    const file = cfg.file ? workspacePath(cfg.file, gh.workspace) : undefined;
-    const list =
-      annotations ?? verdictAnnotations(o.verdict, { ...(file ? { file } : {}), max: cfg.ci.maxAnnotations });
-    for (const a of list) process.stdout.write(`${formatAnnotation(a)}\n`);
-  }
 }
 
 /**
@@ -575,14 +528,10 @@ export async function reportFailure(argv: string[], e: unknown): Promise<number>
   const verdict = evaluate(results, { ...defaultConfig(), budgets: [] });
   // the gate's code is the one the step exits with (64 for bad usage, else 3)
   verdict.exitCode = exitCode;
-  const outcome: Outcome = { verdict, exitCode, status: 'error', line: '', reports: {}, results: '' };
+  const outcome: Published = { verdict, exitCode, status: 'error', reports: {}, results: '' };
   try {
     outcome.results = await writeResults(reportsDir, results);
-    for (const fmt of formats) {
-      const path = join(reportsDir, `report.${EXTENSIONS[fmt]}`);
-      await writeFile(path, renderChunks(fmt, verdict, results));
-      outcome.reports[fmt] = path;
-    }
+    await writeReports(reportsDir, formats, verdict, results, outcome.reports);
     await giveBack(reportsDir);
   } catch (err) {
     process.stderr.write(
@@ -607,7 +556,7 @@ export async function reportFailure(argv: string[], e: unknown): Promise<number>
     ...(line !== undefined ? { line } : {}),
   };
   try {
-    await publish(outcome, gh, cfg, f, [annotation]);
+    await publish(outcome, gh, publishOptions(cfg, f), [annotation]);
   } catch (err) {
     process.stderr.write(
       `retap ci: could not write the step outputs or summary: ${err instanceof Error ? err.message : String(err)}\n`,

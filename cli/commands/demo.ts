@@ -8,11 +8,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
-import { defaultConfig, evaluate, withBudgets } from '../../assertions/index.js';
+import { defaultConfig, withBudgets } from '../../assertions/index.js';
 import { type RecordResult, recordUntil } from '../../capture/record.js';
 import type { CaptureSession, CaptureStats } from '../../capture/session.js';
-import { gate } from '../../ci/gate.js';
-import { EXTENSIONS, renderChunks } from '../../ci/reports/index.js';
+import { judge, writeReports } from '../../ci/judge.js';
 import { ExitCodes, formatError, usageError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
 import {
@@ -281,13 +280,11 @@ async function verdictStage(ctx: DemoContext): Promise<string> {
               })),
             ],
           };
-    const verdict = evaluate(results, config);
-    const g = gate(verdict);
+    const g = judge(results, config);
+    const verdict = g.verdict;
     const dir = resolve(ctx.options.out, 'reports', r.variant);
     await mkdir(dir, { recursive: true });
-    for (const format of ['junit', 'markdown', 'html'] as const) {
-      await writeFile(join(dir, `report.${EXTENSIONS[format]}`), renderChunks(format, verdict, results));
-    }
+    await writeReports(dir, ['junit', 'markdown', 'html'], verdict, results);
     // one line per distinct failure: what kind, where
     const caught = new Set<string>();
     for (const item of verdict.items) {

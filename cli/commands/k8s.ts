@@ -6,6 +6,7 @@ import { ExitCodes, usageError } from '../../core/errors.js';
 import { parse, parseDuration } from '../args.js';
 import type { Command } from '../command.js';
 import { Progress } from '../progress.js';
+import { snapshotWriteConfig } from '../snapshot-config.js';
 
 const common = `  --kubeconfig FILE  cluster credentials (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)
   --context NAME     a context of that kubeconfig (default: its current one)`;
@@ -66,6 +67,8 @@ Options:
   --no-redact        keep secrets in the snapshot
   --no-discover      do not discover tokens / emit transform rules
   --gzip             compress exchanges.jsonl
+  --config FILE      retap.yaml whose redaction: rules and snapshots.gzip apply
+                     (default ./retap.yaml when present; flags win)
 ${common}
   --json             print the summary as JSON
 
@@ -108,6 +111,7 @@ interface Flags {
   'no-redact'?: boolean;
   'no-discover'?: boolean;
   gzip?: boolean;
+  config?: string;
 }
 
 const OPTIONS = {
@@ -126,6 +130,7 @@ const OPTIONS = {
     'no-redact',
     'no-discover',
     'gzip',
+    'config',
     'json',
   ],
 } as const;
@@ -253,13 +258,14 @@ async function captureCmd(f: Flags): Promise<number> {
       ...(f.container ? { container: f.container } : {}),
     },
   };
+  const written = await snapshotWriteConfig(f.config, { gzip: f.gzip, noRedact: f['no-redact'] });
   const writer = await createSnapshotWriter({
     dir: f.out,
     name,
     source: { host: `k8s:${kc.getCurrentContext() || 'in-cluster'}`, service: name, filters },
-    gzip: f.gzip === true,
+    gzip: written.gzip,
     discoverTokens: !f['no-discover'],
-    ...(f['no-redact'] ? { redaction: false as const } : {}),
+    ...(written.redaction !== undefined ? { redaction: written.redaction } : {}),
   });
   const progress = f.json ? undefined : new Progress('k8s capture');
   const stop = new AbortController();

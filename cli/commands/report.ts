@@ -6,14 +6,14 @@ import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { readSnapshotTokens } from '../../assertions/config-file.js';
-import { type EvaluateConfig, evaluate, parseBudget, type Rating } from '../../assertions/index.js';
+import { type EvaluateConfig, parseBudget, type Rating } from '../../assertions/index.js';
 import { loadCiConfig } from '../../ci/config.js';
-import { gate } from '../../ci/gate.js';
+import { judge } from '../../ci/judge.js';
 import { EXTENSIONS, FORMATS, type ReportFormat, renderChunks } from '../../ci/reports/index.js';
 import { renderMarkdown } from '../../ci/reports/markdown.js';
 import { ExitCodes, isRetapError, usageError } from '../../core/errors.js';
 import { loadProtoDirs } from '../../core/protos.js';
-import { readResults } from '../../snapshots/results.js';
+import { readResults } from '../../snapshots/index.js';
 import { many, parse } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -140,8 +140,8 @@ const command: Command = {
     withProtos(config, many(values.proto));
     if (!values['no-tokens'])
       config.tokens = [...config.tokens, ...(await readSnapshotTokens(results.snapshot.path))];
-    const verdict = evaluate(results, config);
-    const outcome = gate(verdict, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
+    const outcome = judge(results, config, { warnOnly: warnOnly as Array<'assertions' | 'budgets'> });
+    const verdict = outcome.verdict;
 
     const out = values.out;
     const written: Partial<Record<ReportFormat, string>> = {};

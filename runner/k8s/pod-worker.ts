@@ -30,7 +30,14 @@ import { type DriverHooks, drive, toWorkerItem } from '../driver.js';
 import type { ReplayRules } from '../rules.js';
 import { restoreRequest } from '../secrets.js';
 import type { WorkerOutput, WorkerSpec } from '../spec.js';
-import { type MockHandle, readLines, sealOutput, startDependencyMocks, tokenHooks } from '../worker-parts.js';
+import {
+  type MockHandle,
+  readLines,
+  reflect,
+  sealOutput,
+  startDependencyMocks,
+  tokenHooks,
+} from '../worker-parts.js';
 
 export const POD_FILES = ['spec.json', 'outbound.jsonl', 'inbound.jsonl', 'rules.json'] as const;
 /** The CA certificate's name in the volume shared with the build container. */
@@ -90,7 +97,11 @@ export async function main(argv: string[]): Promise<void> {
   let mocks: MockHandle | undefined;
   let started = false;
   let driving = false;
+  /** Set when the drive's answer has been written (or could not be). */
+  let driveEnded: Promise<void> = Promise.resolve();
   const stopping = new AbortController();
+  /** The kubelet's SIGTERM (the pod deleted, evicted, drained), as opposed to the runner's /v1/stop. */
+  let terminated: string | undefined;
 
   const start = async (body: StartBody): Promise<void> => {
     spec = JSON.parse(readFileSync(join(work, 'spec.json'), 'utf8')) as WorkerSpec;
@@ -130,6 +141,9 @@ export async function main(argv: string[]): Promise<void> {
           );
         await new Promise((r) => setTimeout(r, 100));
       }
+      // names for gRPC fields from the build itself, as the local worker asks them
+      const reflected = await reflect(spec);
+      if (reflected) out.reflection = reflected;
       const tokens = tokenHooks(rules, inbound, warnings, spec.driver.connections ?? 'recorded');
       const hooks: DriverHooks = {
         prepare: (item, req) => {
@@ -156,6 +170,13 @@ export async function main(argv: string[]): Promise<void> {
       );
       out.items = driven.map(toWorkerItem);
       tokens.finish();
+      if (terminated)
+        throw Object.assign(
+          new Error(
+            `retap's run worker got ${terminated} during the replay (its pod is being deleted or evicted): ${driven.filter((d) => d.answer).length} of ${spec.items.length} requests answered`,
+          ),
+          { code: ErrorCodes.K8S_RUN_POD_LOST },
+        );
       // calls the build makes right after its last answer still count
       await new Promise((r) => setTimeout(r, 200));
     } catch (e) {
@@ -173,6 +194,7 @@ export async function main(argv: string[]): Promise<void> {
       rules,
       recorded: inbound,
       key: redactionKey,
+      config: spec.redactionRules,
     })) {
       if (res.destroyed) break; // the runner went away: nothing to send to
       if (!res.write(`${l}\n`)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -209,9 +231,9 @@ export async function main(argv: string[]): Promise<void> {
       // the runner went away (SIGINT, lost forward): stop sending
       res.on('close', () => abort.abort());
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      runDrive(res, abort.signal).catch((e: Error) =>
-        res.end(`${JSON.stringify({ t: 'error', error: e.message })}\n`),
-      );
+      driveEnded = runDrive(res, abort.signal).catch((e: Error) => {
+        res.end(`${JSON.stringify({ t: 'error', error: e.message })}\n`);
+      });
       return;
     }
     if (req.method === 'POST' && url.pathname === '/v1/stop') {
@@ -233,10 +255,14 @@ export async function main(argv: string[]): Promise<void> {
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
       process.once(sig, () => {
+        terminated = sig;
         stopping.abort();
         resolve();
       });
   });
+  // a drive under way writes its answer (what was sent, marked as cut short) before the worker
+  // goes: within the pod's grace period (5 s)
+  if (driving) await Promise.race([driveEnded, new Promise((r) => setTimeout(r, 3000).unref())]);
   control.close();
   health.close();
   await mocks?.stop().catch(() => undefined);

@@ -42,8 +42,7 @@ import { ErrorCodes, RetapError } from '../../core/errors.js';
 import type { Exchange } from '../../core/exchange.js';
 import { logger } from '../../core/log.js';
 import type { ReplayRun, RunItem } from '../../core/results.js';
-import { encodeExchange } from '../../snapshots/format.js';
-import { admit } from '../../snapshots/index.js';
+import { admit, encodeExchange } from '../../snapshots/index.js';
 import { bindAddrFor } from '../addresses.js';
 import { lanesFor } from '../plan.js';
 import {
@@ -418,6 +417,44 @@ async function diagnose(
   return parts.join('\n');
 }
 
+async function readPod(core: CoreV1Api, ns: string, name: string): Promise<V1Pod | undefined> {
+  try {
+    return await core.readNamespacedPod({ name, namespace: ns });
+  } catch (e) {
+    if (apiStatus(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Why the run pod that drives can no longer be trusted, if it cannot: gone, replaced, being
+ * deleted, evicted, or retap's worker in it (the driver and the mocks) ended or restarted.
+ */
+export async function runPodLoss(
+  core: CoreV1Api,
+  ns: string,
+  name: string,
+  uid: string,
+): Promise<string | undefined> {
+  const p = await readPod(core, ns, name);
+  const where = `the run pod ${ns}/${name}`;
+  if (!p) return `${where} was deleted during the replay`;
+  if (uid && p.metadata?.uid !== uid) return `${where} was deleted and replaced during the replay`;
+  if (p.status?.phase === 'Failed')
+    return `${where} failed during the replay (${p.status.reason ?? 'Failed'}${p.status.message ? `: ${p.status.message}` : ''})`;
+  if (p.metadata?.deletionTimestamp)
+    return `${where} was deleted during the replay (deletion asked at ${new Date(p.metadata.deletionTimestamp).toISOString()}; evicted, drained, or deleted by someone)`;
+  const side = containerOf(p, SIDECAR);
+  if (side && ((side.restartCount ?? 0) > 0 || side.state?.terminated)) {
+    const term = side.state?.terminated ?? side.lastState?.terminated;
+    const how = term
+      ? `${term.reason ?? 'ended'}, exit code ${term.exitCode}${term.signal ? `, signal ${term.signal}` : ''}`
+      : 'ended';
+    return `retap's run worker in ${where} (container ${SIDECAR}: the replay driver and the mocks) died during the replay (${how})${side.restartCount ? `; the kubelet restarted it ${side.restartCount}×, without its plan` : ''}`;
+  }
+  return undefined;
+}
+
 function notReadyReason(pod: V1Pod): string | undefined {
   const st = containerOf(pod, BUILD_CONTAINER);
   const side = containerOf(pod, SIDECAR);
@@ -486,6 +523,9 @@ async function runOnce(c: RunContext): Promise<ReplayRun> {
       reopened: conns.reduce((n, x) => n + (x?.reopened ?? 0), 0),
     },
   };
+  // every shard asks the same build; the first answer names the fields
+  const reflection = outputs.find((o) => o.reflection)?.reflection;
+  if (reflection) run.reflection = reflection;
   const failed = outcomes.find((o) => o.output?.error ?? o.error);
   if (failed) run.error = failed.output?.error ?? failed.error;
   return run;
@@ -590,6 +630,7 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       driver: { ...opts.driver, connections: mode },
       secrets: prep.secrets.size > 0,
       redact: prep.redact,
+      ...(prep.redactionRules ? { redactionRules: prep.redactionRules } : {}),
       out: '',
     };
     const specFile = join(c.files.outbound, '..', `spec-${slug(c.label)}-${sh.index}.json`);
@@ -672,6 +713,28 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       setTimeout(() => abort.abort(), 15_000).unref();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // the run pod watched while it drives: deleted, evicted, or its worker dead. A worker that got
+    // SIGTERM still answers with what it sent (marked as an error); one that cannot answer loses
+    // its forward 10 s after the loss is seen, so a dead pod never leaves the drive waiting
+    let lost: string | undefined;
+    let watching = false;
+    const watch = setInterval(() => {
+      if (watching || lost) return;
+      watching = true;
+      runPodLoss(core, ns, podName, podUid ?? '')
+        .then((why) => {
+          if (why && !lost) {
+            lost = why;
+            setTimeout(() => abort.abort(), 10_000).unref();
+          }
+        })
+        .catch((e: unknown) => log.debug(`watching ${ns}/${podName}: ${(e as Error).message}`))
+        .finally(() => {
+          watching = false;
+        });
+    }, 1000);
+    let streamError: Error | undefined;
+    const reader = outputReader();
     try {
       if (opts.signal?.aborted) throw new RetapError(ErrorCodes.INTERNAL, 'interrupted');
       const res = await podHttp(
@@ -681,7 +744,6 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       );
       if ((res.statusCode ?? 0) >= 300) await readJson(res);
       // progress, then the output's lines (runner/worker-parts.ts sealOutput), or an error
-      const reader = outputReader();
       for await (const line of createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY })) {
         if (!line) continue;
         const ev = JSON.parse(line) as
@@ -694,14 +756,54 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
         else if (!reader.line(ev))
           throw new RetapError(ErrorCodes.INTERNAL, `the run worker sent a line of kind ${String(ev.t)}`);
       }
-      output = reader.result();
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      streamError = e as Error;
     } finally {
+      // the output, when its last line arrived (a stream that broke after it loses nothing)
+      output = reader.result();
+      clearInterval(watch);
       opts.signal?.removeEventListener('abort', onAbort);
     }
     c.timings[`${tag}.driveMs`] = Math.round(performance.now() - tDrive);
-    if (!output) throw new RetapError(ErrorCodes.INTERNAL, 'the run worker ended without its results');
+    // the drive ended: did the run pod live through it? A worker killed mid-drive shows in the
+    // pod's status a moment after its stream ends, so an ending without results waits for it
+    if (!lost && !opts.signal?.aborted) {
+      const until = Date.now() + (output && !streamError ? 0 : 15_000);
+      for (;;) {
+        lost = await runPodLoss(core, ns, podName, podUid ?? '').catch(() => undefined);
+        if (lost || Date.now() >= until) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    if (lost && !opts.signal?.aborted) {
+      const done = output?.items.filter((i) => i.status !== undefined).length ?? 0;
+      const detail = await diagnose(core, ns, (await readPod(core, ns, podName)) ?? pod, SIDECAR);
+      throw Object.assign(
+        new RetapError(
+          ErrorCodes.K8S_RUN_POD_LOST,
+          `${lost}; ${output ? `${done} of ${sh.items.length} requests had been answered` : 'its results were lost'} — not a replay to judge\n${detail}`,
+          {
+            hint: `Rerun; if it happens again, look at the node's pressure and the pod's events (--keep-namespace keeps ${ns}).`,
+          },
+        ),
+        { partial: output },
+      );
+    }
+    if (streamError) throw streamError;
+    if (!output)
+      throw new RetapError(
+        ErrorCodes.INTERNAL,
+        `the run worker's stream from ${ns}/${podName} ended without its results (the pod looks alive)`,
+      );
+    // a worker's answer covers every request it was given, or says why not: never a part shown as the whole
+    if (!output.error && !opts.signal?.aborted && output.items.length < sh.items.length)
+      output.error = {
+        code: ErrorCodes.INTERNAL,
+        message: `the run worker answered for ${output.items.length} of the ${sh.items.length} requests it was given`,
+      };
     // 4. did the build survive the replay?
-    const after = await currentPod(core, ns, c.label, sh.index).catch(() => undefined);
+    const after = await readPod(core, ns, podName);
     const st = after ? containerOf(after, BUILD_CONTAINER) : undefined;
     if (!output.error && st && ((st.restartCount ?? 0) > 0 || st.state?.terminated)) {
       const term = st.state?.terminated ?? st.lastState?.terminated;
@@ -721,7 +823,13 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
         .catch(() => ''),
     );
   } catch (e) {
-    const err = e as Error & { code?: string };
+    const err = e as Error & { code?: string; partial?: WorkerOutput };
+    // what a lost pod's worker sent before it went stays in the results, under the run's error
+    if (err.partial) {
+      output = err.partial;
+      // the runner's account (which pod, how it went, its events) is the run's error
+      delete output.error;
+    }
     if (!opts.signal?.aborted)
       runError = {
         code: typeof err.code === 'string' && err.code.startsWith('RETAP_') ? err.code : ErrorCodes.INTERNAL,

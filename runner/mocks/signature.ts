@@ -10,7 +10,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { splitMessages } from '../../capture/protocols/grpc/exchange.js';
 import type { RawField } from '../../core/protobuf.js';
 import { type HeaderList, headerValue, targetPath } from '../../core/exchange.js';
-import { routeTemplate } from '../../snapshots/routes.js';
+import { routeTemplate } from '../../snapshots/replay.js';
 import { canonicalJson, canonicalQuery, MASK, type MaskMode } from './canon.js';
 import { isVolatileValue, type VolatileFields } from './volatile.js';
 

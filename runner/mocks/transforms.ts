@@ -4,8 +4,7 @@
  * echo the live order id or shift recorded times. Without rules the recording is served as is.
  */
 import type { Exchange, Response } from '../../core/exchange.js';
-import type { TransformsFile } from '../../snapshots/index.js';
-import { createMockContext, type LiveRequest } from '../../snapshots/transforms/index.js';
+import { createMockContext, type LiveRequest, type TransformsFile } from '../../snapshots/replay.js';
 
 export type { LiveRequest };
 

@@ -1,7 +1,7 @@
 /** Shapes of the mock server's public API (runner/mocks/index.ts). */
 import type { Exchange } from '../../core/exchange.js';
 import type { MockMiss } from '../../core/results.js';
-import type { TransformsFile } from '../../snapshots/index.js';
+import type { TransformsFile } from '../../snapshots/replay.js';
 import type { LiveCall } from './transport.js';
 import type { EphemeralCa } from '../tls/ca.js';
 import type { Tier } from './signature.js';

@@ -4,8 +4,7 @@
  * fields whose name says they are an id, a time or a nonce. The tokens module's discoveries
  * (tokens.yaml `where` entries) add exact fields on top (see `volatileFromTokens`).
  */
-import type { TokensFile, TransformsFile } from '../../snapshots/index.js';
-import { volatileKind } from '../../snapshots/tokens/index.js';
+import { type TokensFile, type TransformsFile, volatileKind } from '../../snapshots/replay.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;

@@ -11,7 +11,7 @@
  * recording's or the ones the build handed out during the replay — may be anywhere on disk.
  * Without the secret, the replay stops before sending anything: RETAP_SECRET_MISSING, exit 3.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { packageRoot } from '../../core/paths.js';
 import { openSnapshot } from '../../snapshots/index.js';
 import { readResults } from '../../snapshots/results.js';
 import type { TokenEntry } from '../../snapshots/tokens/index.js';
+import { type Finished, retap, retapChild } from '../helpers/cli.js';
 import { skipPrivileged } from '../helpers/privileged.js';
 import { freePort, type Proc, run, start, stopAll, waitForPort } from '../helpers/procs.js';
 
@@ -58,36 +59,6 @@ function leaks(dir: string, values: Iterable<string>): string[] {
   }
   return found;
 }
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The compiled CLI as a child process: the child (to signal it) and its end. */
-function retapChild(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  stdin?: string,
-): { child: ChildProcess; done: Promise<Finished> } {
-  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin', 'retap.js'), ...args], {
-    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  if (stdin !== undefined) child.stdin?.end(stdin);
-  const done = new Promise<Finished>((resolve) =>
-    child.once('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, done };
-}
-
-const retap = (args: string[], env: NodeJS.ProcessEnv, stdin?: string): Promise<Finished> =>
-  retapChild(args, env, stdin).done;
 
 describe.skipIf(skipPrivileged(flaskMissing))(
   'auth-style matrix: capture with redaction, replay, no secret on disk',

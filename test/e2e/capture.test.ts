@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCgroup } from '../../capture/cgroup.js';
+import { RECORDER_NODE_FLAGS } from '../../capture/node-flags.js';
 import { CaptureSession } from '../../capture/session.js';
 import type { Exchange } from '../../core/exchange.js';
 import { selfSignedCert } from '../helpers/certs.js';
@@ -375,7 +376,8 @@ http { access_log off; sendfile off; client_body_temp_path ${root}/tmp; proxy_te
       script,
       `cd ${dir}; python3 -m http.server 0 --bind 127.0.0.1 > ${dir}/srv.log 2>&1 & S=$!
 for i in $(seq 1 50); do P=$(grep -o 'port [0-9]*' ${dir}/srv.log | head -1 | cut -d' ' -f2); [ -n "$P" ] && break; sleep 0.1; done
-sleep 0.3; curl -s http://127.0.0.1:$P/x.txt >/dev/null; curl -s http://127.0.0.1:$P/x.txt >/dev/null; kill $S; wait $S`,
+sleep 0.3; curl -s http://127.0.0.1:$P/x.txt >/dev/null; curl -s http://127.0.0.1:$P/x.txt >/dev/null; kill $S; wait $S
+tr '\\0' ' ' < /proc/$PPID/cmdline > ${dir}/recorder-cmdline.txt`,
     );
     const r = await run(
       'node',
@@ -401,5 +403,10 @@ sleep 0.3; curl -s http://127.0.0.1:$P/x.txt >/dev/null; curl -s http://127.0.0.
     const manifest = readFileSync(join(summary.path, 'snapshot.yaml'), 'utf8');
     expect(manifest).toMatch(/exchanges: 4/);
     expect(readFileSync(join(summary.path, 'exchanges.jsonl'), 'utf8').trim().split('\n')).toHaveLength(4);
+    // the recorder started again in place under its node flags (capture/node-flags.ts), and its
+    // stdout (the JSON above) survived that
+    const recorder = readFileSync(join(dir, 'recorder-cmdline.txt'), 'utf8');
+    for (const flag of RECORDER_NODE_FLAGS) expect(recorder).toContain(flag);
+    expect(recorder).toContain('retap.js capture');
   });
 });

@@ -121,6 +121,19 @@ describe('action.yml and workflows against their published schemas', () => {
     expect(quoted).toBe(file);
   });
 
+  it('docs/kubernetes.md quotes the kind workflow example, unchanged', () => {
+    const file = readFileSync(
+      join(root, 'examples', 'gate', '.github', 'workflows', 'retap-kind.yml'),
+      'utf8',
+    ).trimEnd();
+    const docs = readFileSync(join(root, 'docs', 'kubernetes.md'), 'utf8');
+    const quoted =
+      /<!-- examples\/gate\/\.github\/workflows\/retap-kind\.yml[^>]*-->\n```yaml\n([\s\S]*?)\n```/.exec(
+        docs,
+      )?.[1];
+    expect(quoted).toBe(file);
+  });
+
   it('every input reaches the gate step, every output comes from it, and no other action is used', async () => {
     const { parse } = await import('yaml');
     const action = parse(readFileSync(join(root, 'action.yml'), 'utf8')) as {

@@ -3,9 +3,13 @@
  * judged by the local runner (`retap demo`: eBPF capture, network-namespace replay), is replayed
  * in a namespace per run against the demo's image — the unchanged orders and the one with every
  * seeded regression — and `retap report` must give the same verdict, the same failed assertions
- * and budgets, as it gave the local runs. Then the failure paths: a build that never becomes ready
- * (exit 3, its pod's events and output), SIGINT (exit 130, partial results, namespace gone), and
- * `kill -9` of the runner followed by `retap gc --k8s` (no namespace left).
+ * and budgets, as it gave the local runs; `retap ci` with `replay.k8s` in retap.yaml gives the same
+ * gate, with JUnit, step summary and outputs. Then the failure paths: a build that never becomes
+ * ready (exit 3, its pod's events and output); a run pod hurt mid-replay — retap's worker (driver
+ * and mocks) killed, the pod deleted, the build killed — exit 3 naming what died, never a verdict,
+ * no namespace left; SIGINT (exit 130, partial results, namespace gone); and `kill -9` of the
+ * runner followed by `retap gc --k8s` (no namespace left) — by the owner's pid on this host, and
+ * by the heartbeat that stopped for an owner on another machine.
  *
  * Runs when the cluster is up (RETAP_K8S=1 makes a missing cluster a failure). The node agent is
  * this test's own (./own-agent.ts, `--agent-namespace`), so other tests that install and
@@ -13,13 +17,14 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { readResults } from '../../snapshots/results.js';
-import { buildAndLoad, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
+import { buildAndLoad, hostPids, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
 import { installOwnAgent, type OwnAgent } from './own-agent.js';
 
 const exec = promisify(execFile);
@@ -27,10 +32,16 @@ const exec = promisify(execFile);
 async function retap(
   args: string[],
   timeoutMs = 300_000,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const { file, args: argv, env } = retapArgs(args);
   try {
-    const r = await exec(file, argv, { env, timeout: timeoutMs, maxBuffer: 64 << 20 });
+    const r = await exec(file, argv, {
+      env: { ...env, ...opts.env },
+      timeout: timeoutMs,
+      maxBuffer: 64 << 20,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string; message: string };
@@ -214,6 +225,83 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     expect(k8s.failed).toEqual(local.all.failed);
   }, 300_000);
 
+  /** `retap ci` in a folder of its own, with replay.k8s in its retap.yaml; GitHub Actions' files set. */
+  async function ciOnCluster(name: string, variant: string[]) {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    const app = ['/app/orders.js', '--port', '8080', '--host', '0.0.0.0'];
+    writeFileSync(
+      join(dir, 'retap.yaml'),
+      stringify({
+        version: 1,
+        replay: {
+          snapshot,
+          secrets,
+          build: { port: 8080, env: buildEnv },
+          k8s: {
+            image: demoImage,
+            args: [...app, ...variant],
+            ...(variant.length ? { baselineImage: demoImage, baselineArgs: app } : {}),
+            retapImage,
+            pullPolicy: 'Never',
+            agentNamespace: agentNs,
+          },
+        },
+        assertions: { budgets: BUDGETS },
+        ci: { reports: 'reports' },
+      }),
+    );
+    const summary = join(dir, 'step-summary.md');
+    const outputs = join(dir, 'outputs.txt');
+    writeFileSync(summary, '');
+    writeFileSync(outputs, '');
+    const r = await retap(['ci', '--json'], 300_000, {
+      cwd: dir,
+      env: { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: outputs },
+    });
+    const ns = /Kubernetes namespace (retap-run-[a-z0-9]+)/.exec(r.stderr)?.[1];
+    expect(ns, r.stderr).toBeDefined();
+    expect(await namespaceExists(ns!)).toBe(false);
+    const reports = join(dir, 'reports');
+    for (const f of ['results.json', 'report.junit.xml', 'report.md', 'report.json'])
+      expect(existsSync(join(reports, f)), f).toBe(true);
+    const results = await readResults(join(reports, 'results.json'));
+    expect(results.environment).toEqual({ kind: 'kubernetes', namespace: ns });
+    const k8s = await judge(reports, work);
+    return {
+      ...r,
+      k8s,
+      junit: readFileSync(join(reports, 'report.junit.xml'), 'utf8'),
+      summary: readFileSync(summary, 'utf8'),
+      outputs: readFileSync(outputs, 'utf8'),
+    };
+  }
+
+  it('retap ci with replay.k8s: the unchanged build passes (exit 0) with JUnit and the step summary', async () => {
+    const r = await ciOnCluster('ci-none', []);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.outputs).toMatch(/^verdict=pass$/m);
+    expect(r.outputs).toMatch(/^exit-code=0$/m);
+    const tests = Number(/<testsuites[^>]* tests="(\d+)"/.exec(r.junit)?.[1]);
+    expect(tests).toBeGreaterThan(0);
+    expect(r.junit).not.toContain('<failure');
+    expect(r.summary).toMatch(/retap/i);
+    expect(r.summary.length).toBeGreaterThan(100);
+    expect(r.k8s.failed).toEqual(local.none.failed);
+  }, 300_000);
+
+  it('retap ci with replay.k8s: the regressed build judged against a baseline image fails (exit 1) as locally', async () => {
+    const r = await ciOnCluster('ci-all', ['--variant', 'all']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.outputs).toMatch(/^verdict=fail-assertions$/m);
+    expect(r.outputs).toMatch(/^exit-code=1$/m);
+    const failures = (r.junit.match(/<failure/g) ?? []).length;
+    expect(failures).toBeGreaterThan(0);
+    expect(r.summary).toMatch(/fail/i);
+    expect(r.k8s.exitCode).toBe(local.all.exitCode);
+    expect(r.k8s.failed).toEqual(local.all.failed);
+  }, 300_000);
+
   it('runs with exactly the documented rights: a ServiceAccount bound to retap-runner (and the capture Role)', async () => {
     const sa = `retap-runner-${tag}`;
     const home = `retap-k8srun-${tag}`;
@@ -351,6 +439,101 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     return { child, ns, exited, stderr: () => stderr };
   }
 
+  /** The running (not terminating) run pod of a namespace: name and uid. */
+  async function runPod(ns: string): Promise<{ name: string; uid: string }> {
+    const items = JSON.parse(await kubectl(['-n', ns, 'get', 'pods', '-o', 'json'])).items as Array<{
+      metadata: { name: string; uid: string; deletionTimestamp?: string };
+    }>;
+    const p = items.find((x) => !x.metadata.deletionTimestamp);
+    if (!p) throw new Error(`no run pod in ${ns}`);
+    return { name: p.metadata.name, uid: p.metadata.uid };
+  }
+
+  /**
+   * A replay whose run pod is hurt while it sends: it must end with exit 3 and the code given, name
+   * what died, write no verdict a report would take as a whole replay, and leave no namespace.
+   */
+  const leftBehind: string[] = [];
+  async function hurtMidReplay(
+    name: string,
+    hurt: (ns: string, pod: { name: string; uid: string }) => Promise<void>,
+  ) {
+    const out = join(work, name);
+    const run = await slowReplay(out);
+    try {
+      await hurt(run.ns, await runPod(run.ns));
+      // bounded: the run's own watch aborts a dead forward; the rest is the namespace's deletion
+      const code = await Promise.race([
+        run.exited,
+        new Promise<string>((r) => setTimeout(() => r('still running after 180 s'), 180_000).unref()),
+      ]);
+      expect(code, run.stderr()).toBe(3);
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+      await run.exited;
+      const left = await namespaceExists(run.ns).catch(() => false);
+      // cleaned up even when the test fails; asserted below
+      if (left) await kubectl(['delete', 'namespace', run.ns, '--wait=false']).catch(() => undefined);
+      if (left) leftBehind.push(run.ns);
+    }
+    expect(leftBehind, 'namespaces left behind').not.toContain(run.ns);
+    const results = await readResults(join(out, 'results.json'));
+    const candidate = results.runs[0]!;
+    // the judge refuses it: an error, not a pass and not a verdict on part of the replay
+    const report = await retap([
+      'report',
+      out,
+      '--no-step-summary',
+      '--format',
+      'json',
+      '-o',
+      join(work, `${name}.json`),
+    ]);
+    expect(report.code, report.stderr).toBe(3);
+    return { stderr: run.stderr(), candidate, recorded: results.recorded.length };
+  }
+
+  it("a run pod whose driver is killed mid-replay: exit 3 naming retap's worker and how it died, no namespace left", async () => {
+    const r = await hurtMidReplay('driver-killed', async (_ns, pod) => {
+      // retap's worker in the pod (driver and mocks), killed on the node as the OOM killer would
+      const pids = hostPids(`pod${pod.uid}`, 'pod-worker.js');
+      expect(pids.length, `pod-worker.js of pod ${pod.uid} on the host`).toBeGreaterThan(0);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+    });
+    expect(r.stderr).toContain('RETAP_K8S_RUN_POD_LOST');
+    expect(r.stderr).toMatch(
+      /retap's run worker in the run pod retap-run-[a-z0-9]+\/\S+ \(container retap-run: the replay driver and the mocks\) died during the replay \([^)]*exit code 137/,
+    );
+    expect(r.candidate.error?.code).toBe('RETAP_K8S_RUN_POD_LOST');
+    expect(r.stderr).toMatch(
+      /\d+ of \d+ requests had been answered — not a replay to judge|its results were lost — not a replay to judge/,
+    );
+  }, 300_000);
+
+  it('a run pod deleted mid-replay: exit 3, "was deleted during the replay", what was sent kept under the error', async () => {
+    const r = await hurtMidReplay('pod-deleted', async (ns, pod) => {
+      await kubectl(['-n', ns, 'delete', 'pod', pod.name, '--wait=false']);
+    });
+    expect(r.stderr).toContain('RETAP_K8S_RUN_POD_LOST');
+    expect(r.stderr).toMatch(
+      /the run pod retap-run-[a-z0-9]+\/\S+ was deleted (and replaced )?during the replay/,
+    );
+    expect(r.candidate.error?.code).toBe('RETAP_K8S_RUN_POD_LOST');
+    const answered = r.candidate.items.filter((i) => i.client.status !== undefined).length;
+    expect(answered).toBeLessThan(r.recorded);
+  }, 300_000);
+
+  it('a build that crashes mid-replay: exit 3 RETAP_BUILD_CRASHED with how it ended, no namespace left', async () => {
+    const r = await hurtMidReplay('build-crashed', async (_ns, pod) => {
+      const pids = hostPids(`pod${pod.uid}`, 'orders.js');
+      expect(pids.length, `orders.js of pod ${pod.uid} on the host`).toBeGreaterThan(0);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+    });
+    expect(r.stderr).toContain('RETAP_BUILD_CRASHED');
+    expect(r.stderr).toMatch(/the build exited during the replay \(\S* ?code 137\)/);
+    expect(r.candidate.error?.code).toBe('RETAP_BUILD_CRASHED');
+  }, 300_000);
+
   it('SIGINT: exit 130, what was sent is in the results, the namespace is deleted', async () => {
     const out = join(work, 'sigint');
     const run = await slowReplay(out);
@@ -391,5 +574,68 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     const entries = JSON.parse(r.stdout).namespaces as Array<{ namespace: string; action: string }>;
     expect(entries.find((e) => e.namespace === run.ns)?.action).toBe('deleted');
     expect(await namespaceExists(run.ns)).toBe(false);
+  }, 300_000);
+
+  it('kill -9 of a runner on another machine: its heartbeat stops, and gc --k8s reclaims the namespace once it is stale', async () => {
+    const run = await slowReplay(join(work, 'kill9-elsewhere'));
+    run.child.kill('SIGKILL');
+    await run.exited;
+    try {
+      // the owner as a runner on another host would have written it: this host cannot look up
+      // its process, only its heartbeat tells
+      await kubectl([
+        'annotate',
+        'namespace',
+        run.ns,
+        '--overwrite',
+        `retap.dev/owner=ci-runner-elsewhere-${tag}/4242/1`,
+      ]);
+      const entry = async () => {
+        const dry = await retap(['gc', '--k8s', '--dry-run', '--json']);
+        expect(dry.code, dry.stderr).toBe(0);
+        return (
+          JSON.parse(dry.stdout).namespaces as Array<{ namespace: string; action: string; reason?: string }>
+        ).find((e) => e.namespace === run.ns);
+      };
+      const beat = async () =>
+        Date.parse(
+          (
+            await kubectl([
+              'get',
+              'namespace',
+              run.ns,
+              '-o',
+              'jsonpath={.metadata.annotations.retap\\.dev/heartbeat}',
+            ])
+          ).trim(),
+        );
+      const last = await beat();
+      // fresh: kept (a live runner elsewhere looks exactly like this)
+      if (Date.now() - last < 25_000) expect((await entry())?.action).toBe('kept');
+      // nobody refreshes it any more: stale after three periods (30 s), then deleted by gc
+      const stale = await until(
+        `namespace ${run.ns}'s heartbeat to go stale`,
+        async () => {
+          const e = await entry();
+          return e?.action === 'would-delete' ? e : undefined;
+        },
+        60_000,
+        2_000,
+      );
+      expect(await beat()).toBe(last);
+      expect(stale.reason).toMatch(/heartbeat is \d+ s old \(owner ci-runner-elsewhere-[0-9a-f]+ pid 4242\)/);
+      const r = await retap(['gc', '--k8s', '--wait', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(
+        (JSON.parse(r.stdout).namespaces as Array<{ namespace: string; action: string }>).find(
+          (e) => e.namespace === run.ns,
+        )?.action,
+      ).toBe('deleted');
+      expect(await namespaceExists(run.ns)).toBe(false);
+    } finally {
+      await kubectl(['delete', 'namespace', run.ns, '--ignore-not-found', '--wait=false']).catch(
+        () => undefined,
+      );
+    }
   }, 300_000);
 });

@@ -30,6 +30,16 @@ export interface AgentResult {
   peakRssMiB: number;
   /** CPU seconds per thread between 'mark' and the start of stop (JS main thread vs poller…). */
   threads: Record<string, number>;
+  /** Highest process.memoryUsage() figures (MiB) sampled every 50 ms from 'mark' on: where the RSS is. */
+  memory: {
+    rss: number;
+    heapTotal: number;
+    heapUsed: number;
+    external: number;
+    arrayBuffers: number;
+    hwmAtMark: number;
+    hwmBeforeStop: number;
+  };
 }
 
 interface Start {
@@ -69,14 +79,24 @@ function counter(page: string, pageBytes: number) {
 }
 
 let mark = process.cpuUsage();
+const memory = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+let sampler: NodeJS.Timeout | undefined;
+/** VmHWM when the load is over, before stop: a peak after it belongs to stopping. */
+let hwmBeforeStop = 0;
+let hwmAtMark = 0;
+function sampleMemory(): void {
+  const m = process.memoryUsage();
+  for (const k of Object.keys(memory) as Array<keyof typeof memory>) memory[k] = Math.max(memory[k], m[k] / 2 ** 20);
+}
 let markThreads = new Map<string, number>();
 
 /** Per-thread CPU since mark: `main` (JS), the rest by tid (the addon's poller, libuv, V8). */
 function threadsSinceMark(): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [key, s] of threadCpu('self')) {
-    const tid = Number(key.slice(0, key.indexOf(' ')));
-    out[tid === process.pid ? 'main' : `tid ${tid}`] = s - (markThreads.get(key) ?? 0);
+    const sp = key.indexOf(' ');
+    const tid = Number(key.slice(0, sp));
+    out[tid === process.pid ? 'main' : `${key.slice(sp + 1)}/${tid}`] = s - (markThreads.get(key) ?? 0);
   }
   return out;
 }
@@ -91,7 +111,11 @@ let inspector: Session | undefined;
 process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
   void (async () => {
     if (msg.cmd === 'start') {
-      session = CaptureSession.start({ pids: msg.pids, tls: msg.tls }, counter(msg.page, msg.pageBytes));
+      const pollMs = Number(process.env.RETAP_BENCH_AGENT_POLL_MS) || undefined;
+      session = CaptureSession.start(
+        { pids: msg.pids, tls: msg.tls, ...(pollMs ? { pollMs } : {}) },
+        counter(msg.page, msg.pageBytes),
+      );
       process.send?.({ type: 'ready' });
     } else if (msg.cmd === 'mark') {
       if (profDir) {
@@ -102,9 +126,15 @@ process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
       }
       mark = process.cpuUsage();
       markThreads = threadCpu('self');
+      sampleMemory();
+      hwmAtMark = peakRssMiB('self');
+      sampler = setInterval(sampleMemory, 50);
       process.send?.({ type: 'marked' });
     } else if (msg.cmd === 'stop' && session) {
       const threads = threadsSinceMark();
+      clearInterval(sampler);
+      sampleMemory();
+      hwmBeforeStop = peakRssMiB('self');
       const s = await session.stop();
       const cpu = process.cpuUsage(mark);
       if (inspector && profDir) {
@@ -124,6 +154,7 @@ process.on('message', (msg: Start | { cmd: 'mark' | 'stop' }) => {
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
         peakRssMiB: peakRssMiB('self'),
         threads,
+        memory: { ...memory, hwmAtMark, hwmBeforeStop },
       };
       process.send?.({ type: 'done', ...result }, () => process.disconnect());
     }

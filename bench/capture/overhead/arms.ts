@@ -6,13 +6,25 @@
 import { fork } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { recorderNodeFlags } from '../../../capture/node-flags.js';
 import type { Nginx } from '../../lib/nginx.js';
 import { PAGE, PAGE_BYTES } from '../../lib/nginx.js';
 import { cpuSeconds, peakRssMiB } from '../../lib/procstat.js';
 import { freePort, runToEnd, start, waitForPort } from '../../lib/procs.js';
 import type { AgentResult } from './agent.js';
 
-export type ArmName = 'none' | 'retap' | 'mitmdump' | 'tcpdump';
+export type ArmName = 'none' | 'retap' | 'retap-alt' | 'mitmdump' | 'tcpdump';
+
+/**
+ * The retap arm's recording process runs under the node flags `retap capture` runs under
+ * (capture/node-flags.ts); RETAP_BENCH_AGENT_NODE_FLAGS replaces them ('' for none).
+ * RETAP_BENCH_ALT_NODE_FLAGS adds an arm `retap-alt`: the same recorder under these flags instead,
+ * interleaved in the same rounds (what a flag changes, measured under the same load);
+ * RETAP_BENCH_ALT_POLL_MS gives that arm another poll interval (CaptureOptions.pollMs).
+ */
+const flagsOf = (v: string | undefined): string[] =>
+  v === undefined ? recorderNodeFlags({}) : v.split(' ').filter(Boolean);
+export const ALT_FLAGS = process.env.RETAP_BENCH_ALT_NODE_FLAGS;
 
 export interface Recorded {
   /** CPU seconds of the recording process between mark() and the end of finish(). */
@@ -37,6 +49,7 @@ export interface ArmRun {
 export const ARM_LABEL: Record<ArmName, string> = {
   none: 'no capture',
   retap: 'retap capture',
+  'retap-alt': `retap capture, node ${ALT_FLAGS || 'without flags'}${process.env.RETAP_BENCH_ALT_POLL_MS ? `, poll ${process.env.RETAP_BENCH_ALT_POLL_MS} ms` : ''}`,
   mitmdump: 'mitmdump reverse proxy → flow file',
   tcpdump: 'tcpdump → pcap',
 };
@@ -46,10 +59,16 @@ export async function setupArm(arm: ArmName, server: Nginx, dir: string, tls: bo
     case 'none':
       return { url: server.url, mark: async () => {}, finish: async () => undefined };
     case 'retap':
+    case 'retap-alt':
       // Loading BPF programs fails now and then with EAGAIN while another process loads its own.
       for (let attempt = 1; ; attempt++) {
         try {
-          return await retap(server, tls);
+          return await retap(
+            server,
+            tls,
+            flagsOf(process.env[arm === 'retap' ? 'RETAP_BENCH_AGENT_NODE_FLAGS' : 'RETAP_BENCH_ALT_NODE_FLAGS']),
+            arm === 'retap-alt' ? process.env.RETAP_BENCH_ALT_POLL_MS : undefined,
+          );
         } catch (e) {
           if (attempt >= 5 || !/errno 11\b/.test(String(e))) throw e;
           console.log(`retap capture did not start (attempt ${attempt}, EAGAIN); trying again`);
@@ -63,9 +82,11 @@ export async function setupArm(arm: ArmName, server: Nginx, dir: string, tls: bo
   }
 }
 
-async function retap(server: Nginx, tls: boolean): Promise<ArmRun> {
+async function retap(server: Nginx, tls: boolean, flags: string[], pollMs?: string): Promise<ArmRun> {
   const child = fork(join(import.meta.dirname, 'agent.js'), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: flags,
+    env: pollMs ? { ...process.env, RETAP_BENCH_AGENT_POLL_MS: pollMs } : process.env,
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const reply = <T>(type: string) =>
@@ -115,7 +136,9 @@ async function retap(server: Nginx, tls: boolean): Promise<ArmRun> {
             .map(([k, v]) => `${k} ${v.toFixed(2)}`)
             .join(
               ', ',
-            )}; ringbuf drops ${r.ringbufDrops}, user drops ${r.userDrops}, gap bytes ${r.gapBytes}, other exchanges ${r.other}${r.otherSamples.length ? ` e.g. ${r.otherSamples[0]}` : ''}`,
+            )}; memory MiB (peak of 50 ms samples): ${Object.entries(r.memory)
+            .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+            .join(' ')}; ringbuf drops ${r.ringbufDrops}, user drops ${r.userDrops}, gap bytes ${r.gapBytes}, other exchanges ${r.other}${r.otherSamples.length ? ` e.g. ${r.otherSamples[0]}` : ''}`,
           agent: r,
         };
       } finally {

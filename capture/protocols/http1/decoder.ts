@@ -23,7 +23,7 @@ import {
 import { asBuffer, Carry } from '../bytes.js';
 import { decodeContent } from '../content-encoding.js';
 import type { DecodedExchange, DecoderOptions, DecoderSink, Side, StreamDecoder } from '../types.js';
-import { type Head, parseHead, parseTrailers } from './head.js';
+import { type Head, parseHead, parseTrailers } from '../../../core/http1.js';
 import { findHeadEnd, findMessageStart, type StartContext } from './scan.js';
 
 const St = {

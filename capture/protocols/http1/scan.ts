@@ -1,5 +1,5 @@
 /** Byte scans over a buffer: end of a header section, and message starts for resync after a gap. */
-import { parseRequestLine, parseStatusLine } from './head.js';
+import { parseRequestLine, parseStatusLine } from '../../../core/http1.js';
 
 export const KNOWN_METHODS = new Set([
   'GET',

@@ -23,7 +23,7 @@ import {
   overBudget,
   settle,
 } from '../budget.js';
-import { isToken } from '../http1/head.js';
+import { isToken } from '../../../core/http1.js';
 import { asBuffer, Carry } from '../bytes.js';
 import { decodeContent } from '../content-encoding.js';
 import { decodeGrpcExchange, isGrpcContentType } from '../grpc/exchange.js';

@@ -105,7 +105,7 @@ export const accept: Sub = {
       import('../../args.js'),
       import('../../../core/errors.js'),
       import('../../../snapshots/index.js'),
-      import('../../../snapshots/results.js'),
+      import('../../../snapshots/index.js'),
       import('node:os'),
       import('./sub.js'),
     ]);

@@ -15,10 +15,16 @@ import { dbCallOf } from '../../../core/db.js';
 import { type Exchange, headerValue, isQuarantined } from '../../../core/exchange.js';
 import { planReplay } from '../../../runner/plan.js';
 import { rulesFor } from '../../../runner/rules.js';
-import { type Derived, type DeriveOutput, label, writeDerived } from '../../../snapshots/derive.js';
-import { openSnapshot, type StoredLine } from '../../../snapshots/reader.js';
-import { routeTemplate } from '../../../snapshots/routes.js';
-import { createReplayContext } from '../../../snapshots/transforms/index.js';
+import {
+  createReplayContext,
+  type Derived,
+  type DeriveOutput,
+  label,
+  openSnapshot,
+  routeTemplate,
+  type StoredLine,
+  writeDerived,
+} from '../../../snapshots/index.js';
 
 export interface MinimiseOptions extends DeriveOutput {
   /** Examples kept per behaviour (default 1). */

@@ -6,6 +6,7 @@ import { usageError } from '../../../core/errors.js';
 import { packageRoot } from '../../../core/paths.js';
 import { exportHar, importHar, openSnapshot } from '../../../snapshots/index.js';
 import { parse } from '../../args.js';
+import { snapshotWriteConfig } from '../../snapshot-config.js';
 import { HELP } from './help.js';
 import { json, out, progress, type Sub } from './sub.js';
 
@@ -24,6 +25,7 @@ export const importCmd: Sub = {
       direction?: string;
       gzip?: boolean;
       'no-redact'?: boolean;
+      config?: string;
       json?: boolean;
     }>(
       'snapshot import',
@@ -35,6 +37,7 @@ export const importCmd: Sub = {
         direction: { type: 'string' },
         gzip: { type: 'boolean' },
         'no-redact': { type: 'boolean' },
+        config: { type: 'string' },
         json: { type: 'boolean' },
       },
       true,
@@ -46,13 +49,14 @@ export const importCmd: Sub = {
       throw usageError(`--direction: '${v.direction}' must be inbound or outbound`);
     }
     const file = positionals[0]!;
+    const written = await snapshotWriteConfig(v.config, { gzip: v.gzip, noRedact: v['no-redact'] });
     const p = progress('importing');
     const r = await importHar(file, {
       dir: v.out,
       name: v.name ?? basename(file).replace(/\.har$/i, ''),
       direction: (v.direction as 'inbound' | 'outbound' | undefined) ?? 'inbound',
-      gzip: v.gzip,
-      redaction: v['no-redact'] ? false : undefined,
+      gzip: written.gzip,
+      redaction: written.redaction,
       source: { host: hostname(), filters: { har: basename(file) } },
       onProgress: (d, t) => p.update(d, t),
     });

@@ -59,6 +59,8 @@ Makes a snapshot from a HAR 1.2 file (browser devtools, proxies). Redaction appl
   --direction inbound|outbound   inbound (default): the HAR's server is the service under test
   --gzip                         write exchanges.jsonl.gz
   --no-redact                    keep secrets as they are (not recommended)
+  --config FILE                  retap.yaml whose redaction: rules and snapshots.gzip apply
+                                 (default ./retap.yaml when present; flags win)
   --json                         print the result as JSON`,
   export: `Usage: retap snapshot export --format har SNAPSHOT [-o FILE|-] [--json]
 

@@ -3,14 +3,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, RetapError, usageError } from '../../../core/errors.js';
 import {
+  formatIssue,
   listVersions,
   type OpenedSnapshot,
   openSnapshot,
+  readManifest,
   snapshotRoot,
   validateSnapshot,
 } from '../../../snapshots/index.js';
-import { readManifest } from '../../../snapshots/reader.js';
-import { formatIssue } from '../../../snapshots/schema.js';
 import { parse, parseIntFlag } from '../../args.js';
 import { HELP } from './help.js';
 import { isoUs, json, out, type Sub, table } from './sub.js';

@@ -47,8 +47,8 @@ export const secrets: Sub = {
       import('../../args.js'),
       import('../../../core/errors.js'),
       import('../../../snapshots/index.js'),
-      import('../../../snapshots/secrets.js'),
-      import('../../../snapshots/redaction.js'),
+      import('../../../snapshots/index.js'),
+      import('../../../snapshots/index.js'),
       import('../../../runner/rules.js'),
       import('./sub.js'),
     ]);
@@ -76,7 +76,7 @@ export const secrets: Sub = {
       const wanted = text.split(/\r?\n/).filter((l) => l !== '');
       const r = createRedactor(undefined);
       const present = new Set<string>();
-      const { PLACEHOLDER_IN_TEXT } = await import('../../../snapshots/redaction/rules.js');
+      const { PLACEHOLDER_IN_TEXT } = await import('../../../snapshots/index.js');
       for await (const line of snap.lines())
         for (const m of line.text.matchAll(PLACEHOLDER_IN_TEXT)) present.add(m[0]);
       const rows = wanted.map((v, i) => ({

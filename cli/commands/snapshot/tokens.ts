@@ -31,9 +31,9 @@ export const tokens: Sub = {
       import('../../args.js'),
       import('../../../core/errors.js'),
       import('../../../snapshots/index.js'),
-      import('../../../snapshots/tokens/index.js'),
+      import('../../../snapshots/index.js'),
       import('./sub.js'),
-      import('../../../snapshots/derive.js'),
+      import('../../../snapshots/index.js'),
     ]);
     const { values, positionals } = parse<Values>(
       'snapshot tokens',
@@ -49,7 +49,7 @@ export const tokens: Sub = {
     const fresh = values.discover || values.write || stored.tokens.length === 0;
     const emitted = fresh ? tk.emitFiles(await tk.discoverTokens(snap.exchanges())) : undefined;
     const file = emitted?.tokens ?? stored;
-    const list = file.tokens as unknown as import('../../../snapshots/tokens/types.js').TokenEntry[];
+    const list = file.tokens as unknown as import('../../../snapshots/index.js').TokenEntry[];
 
     let written: string | undefined;
     if (values.write && emitted) {

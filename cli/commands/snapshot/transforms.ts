@@ -34,13 +34,13 @@ export const transforms: Sub = {
         import('../../args.js'),
         import('../../../core/errors.js'),
         import('../../../snapshots/index.js'),
-        import('../../../snapshots/tokens/index.js'),
-        import('../../../snapshots/transforms/index.js'),
-        import('../../../snapshots/transforms/check.js'),
+        import('../../../snapshots/index.js'),
+        import('../../../snapshots/index.js'),
+        import('../../../snapshots/index.js'),
         import('./sub.js'),
         import('node:fs/promises'),
         import('node:path'),
-        import('../../../snapshots/yamlfile.js'),
+        import('../../../snapshots/index.js'),
       ]);
     const { values, positionals } = parse<Values>(
       'snapshot transforms',
@@ -80,7 +80,7 @@ export const transforms: Sub = {
       }
       throw e;
     }
-    const rules = compiled.file.rules as unknown as import('../../../snapshots/transforms/types.js').Rule[];
+    const rules = compiled.file.rules as unknown as import('../../../snapshots/index.js').Rule[];
 
     if (!values.check) {
       if (values.json) {

@@ -2,7 +2,7 @@
  * Parsing of an HTTP/1.x start line and header section (RFC 9112 §3–§5) from one latin1 string.
  * Bytes map 1:1 to latin1 code units, so names, values and targets round-trip exactly.
  */
-import type { HeaderList } from '../../../core/exchange.js';
+import type { HeaderList } from './exchange.js';
 
 export interface Head {
   /** Request: method, target. Response: status, reason. */
