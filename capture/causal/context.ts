@@ -13,11 +13,23 @@
  *    context (GO_WAKE: net/http's writeLoop, worker pools fed through channels).
  *  - async-context (node): one thread runs every callback; libuv starts a callback per ready
  *    socket, so the read that starts a callback says whose callback runs, and reading an answer
- *    of an outbound call resumes the request that made it. Callbacks not started by a socket
- *    (timers, setImmediate, thread-pool completions) clear the context (LOOP records), and the
- *    first write of a new outbound connection belongs to the context that connected it.
+ *    of an outbound call resumes the request that made it. Every callback start clears the
+ *    context (LOOP turn records from capture/causal/node-loop.ts's probes), a thread-pool request
+ *    (getaddrinfo) carries the context that queued it to its completion callback, and the first
+ *    write of a new outbound connection belongs to the context that connected it. A node process
+ *    whose loop is not probed (no symbols, probes not attached yet) has no exact context: its
+ *    calls are left to time windows, labelled so.
  */
-import { DIR_IN, DIR_OUT, ROLE_CLIENT, ROLE_SERVER } from '../events.js';
+import {
+  DIR_IN,
+  DIR_OUT,
+  LOOP_REQ_DONE,
+  LOOP_REQ_START,
+  LOOP_REQ_START1,
+  LOOP_TURN,
+  ROLE_CLIENT,
+  ROLE_SERVER,
+} from '../events.js';
 import type { LinkMethod } from '../../core/exchange.js';
 
 /** What a unit is working for: a request read on `stream` at `atNs` (kernel time). */
@@ -37,6 +49,8 @@ export type Runtime = 'threads' | 'go' | 'go-unprobed' | 'node';
 
 /** Outbound write contexts kept per connection before the oldest go (unanswered calls). */
 const WRITES_PER_STREAM = 1024;
+/** node thread-pool requests in flight kept per tracker before the oldest go. */
+const LOOP_REQUESTS = 65_536;
 
 export interface StreamView {
   id: string;
@@ -59,6 +73,10 @@ export class ContextTracker {
   private readonly opened = new Map<string, Context>();
   /** The context of the latest write on each outbound stream (node: answers resume it). */
   private readonly lastWrite = new Map<string, Context>();
+  /** node processes whose event-loop probes report (their callbacks' starts are seen). */
+  private readonly loopLive = new Set<number>();
+  /** node thread-pool requests in flight (tgid:req) → the context that queued them. */
+  private readonly loopRequests = new Map<string, Context | undefined>();
 
   /** Called for every outbound write, with its context when it has one (the replay's live link feed). */
   onWrite?: (stream: string, tsNs: number, ctx: WriteContext | undefined) => void;
@@ -79,7 +97,7 @@ export class ContextTracker {
       return { key: `t${tgid}:${tid}`, method: undefined };
     }
     const key = `t${tgid}:${tid}`;
-    if (rt === 'node') return { key, method: 'async-context' };
+    if (rt === 'node') return { key, method: this.loopLive.has(tgid) ? 'async-context' : undefined };
     if (rt === 'go-unprobed' || this.multiplexed.has(key)) return { key, method: undefined };
     return { key, method: 'thread' };
   }
@@ -95,7 +113,8 @@ export class ContextTracker {
         // a thread holding an unanswered request of another connection multiplexes
         if (u.key[0] === 't' && ctx?.how === 'own' && ctx.stream !== s.id) {
           const other = this.inbound.get(ctx.stream);
-          if (other && other.readNs > other.writeNs && this.runtimeOf(tgid) === 'threads') this.multiplexed.add(u.key);
+          if (other && other.readNs > other.writeNs && this.runtimeOf(tgid) === 'threads')
+            this.multiplexed.add(u.key);
         }
         st.readNs = tsNs;
         this.contexts.set(u.key, { stream: s.id, atNs: tsNs, how: 'own' });
@@ -190,17 +209,44 @@ export class ContextTracker {
     this.contexts.set(key, { stream: ctx.stream, atNs: ctx.atNs, how: 'inherited' });
   }
 
-  /** LOOP: an event-loop callback not started by a socket begins on `tid`: nobody's context. */
-  loopBarrier(tgid: number, tid: number): void {
-    this.contexts.delete(`t${tgid}:${tid}`);
+  /**
+   * LOOP (node): a callback begins on `tid` (TURN: nobody's context until a read says whose), a
+   * libuv request `req` starts (REQ_START: getaddrinfo, connect; it carries the thread's context)
+   * or its completion callback begins (REQ_DONE: the context that started it resumes).
+   */
+  loop(tgid: number, tid: number, kind: number, req: bigint): void {
+    const key = `t${tgid}:${tid}`;
+    if (!this.loopLive.has(tgid)) {
+      // the probes just went live: contexts set before could be any callback's
+      this.loopLive.add(tgid);
+      for (const k of this.contexts.keys()) if (k.startsWith(`t${tgid}:`)) this.contexts.delete(k);
+    }
+    if (kind === LOOP_TURN) {
+      this.contexts.delete(key);
+    } else if (kind === LOOP_REQ_START || kind === LOOP_REQ_START1) {
+      const r = `${tgid}:${req}`;
+      this.loopRequests.delete(r);
+      this.loopRequests.set(r, this.contexts.get(key));
+      if (this.loopRequests.size > LOOP_REQUESTS)
+        this.loopRequests.delete(this.loopRequests.keys().next().value!);
+    } else if (kind === LOOP_REQ_DONE) {
+      const r = `${tgid}:${req}`;
+      const ctx = this.loopRequests.get(r);
+      this.loopRequests.delete(r);
+      if (ctx) this.contexts.set(key, { stream: ctx.stream, atNs: ctx.atNs, how: 'inherited' });
+      else this.contexts.delete(key);
+    }
   }
 
   /** A process is gone: forget its units. */
   processGone(tgid: number): void {
     this.runtimes.delete(tgid);
     for (const k of this.running.keys()) if (k.startsWith(`${tgid}:`)) this.running.delete(k);
-    for (const k of this.contexts.keys()) if (k.startsWith(`t${tgid}:`) || k.startsWith(`g${tgid}:`)) this.contexts.delete(k);
+    for (const k of this.contexts.keys())
+      if (k.startsWith(`t${tgid}:`) || k.startsWith(`g${tgid}:`)) this.contexts.delete(k);
     for (const k of this.multiplexed) if (k.startsWith(`t${tgid}:`)) this.multiplexed.delete(k);
+    this.loopLive.delete(tgid);
+    for (const k of this.loopRequests.keys()) if (k.startsWith(`${tgid}:`)) this.loopRequests.delete(k);
   }
 
   /** Threads seen serving several requests at once (their calls were left to time windows). */
