@@ -79,6 +79,23 @@ describe('execution context', () => {
     expect(t.writeContext('Y', 15)).toMatchObject({ stream: 'B', method: 'async-context' });
   });
 
+  it("node over TLS: the first request, written before the stream is bound to its socket, is the opener's", () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    const turn = () => t.loop(P, 1, LOOP_TURN, 0n);
+    turn();
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.open(P, 1, ROLE_CLIENT, 'S'); // A connects
+    turn();
+    t.data(P, 1, DIR_IN, 11, server('B'));
+    turn();
+    t.data(P, 1, DIR_OUT, 12, client('S')); // ClientHello, from the connect callback
+    turn();
+    t.data(P, 1, DIR_IN, 13, client('S')); // the handshake's last read: A resumes
+    t.data(P, 1, DIR_OUT, 14, { id: 'T', role: 0, protocol: '' }); // SSL_write, stream not bound yet
+    expect(t.writeContext('T', 14)).toMatchObject({ stream: 'A', atNs: 10, method: 'async-context' });
+  });
+
   it('node without event-loop records: no write is linked by async context', () => {
     const t = new ContextTracker();
     t.setRuntime(P, 'node');

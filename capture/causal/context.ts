@@ -29,6 +29,7 @@ import {
   LOOP_TURN,
   ROLE_CLIENT,
   ROLE_SERVER,
+  ROLE_UNKNOWN,
 } from '../events.js';
 import type { LinkMethod } from '../../core/exchange.js';
 
@@ -125,7 +126,9 @@ export class ContextTracker {
       }
       return;
     }
-    if (s.role !== ROLE_CLIENT) return;
+    // a TLS stream's role comes with its socket (TLS_BIND), which node's memory BIOs may only tell
+    // after the first request was written: a write of a stream of no known role may start a call
+    if (s.role !== ROLE_CLIENT && !(s.role === ROLE_UNKNOWN && dir === DIR_OUT)) return;
     if (dir === DIR_OUT) {
       let ctx = u.method ? this.contexts.get(u.key) : undefined;
       const rt = this.runtimeOf(tgid);
