@@ -89,9 +89,9 @@ describe('execution context', () => {
     turn();
     t.data(P, 1, DIR_IN, 11, server('B'));
     turn();
-    t.data(P, 1, DIR_OUT, 12, client('S')); // ClientHello, from the connect callback
+    t.ciphertext(P, 1, DIR_OUT, client('S')); // ClientHello, from the connect callback
     turn();
-    t.data(P, 1, DIR_IN, 13, client('S')); // the handshake's last read: A resumes
+    t.ciphertext(P, 1, DIR_IN, client('S')); // the handshake's last read: A resumes
     t.data(P, 1, DIR_OUT, 14, { id: 'T', role: 0, protocol: '' }); // SSL_write, stream not bound yet
     expect(t.writeContext('T', 14)).toMatchObject({ stream: 'A', atNs: 10, method: 'async-context' });
   });

@@ -157,6 +157,26 @@ export class ContextTracker {
     }
   }
 
+  /**
+   * A record of a socket whose plaintext comes from the TLS library (node): it writes no call of
+   * its own, but the handshake is read in callbacks of its own, and the one that completes it
+   * writes the first request — so the socket's reads resume the context that opened it, as an
+   * answer's read resumes the request that made the call.
+   */
+  ciphertext(tgid: number, tid: number, dir: number, s: StreamView): void {
+    if (s.role !== ROLE_CLIENT || this.runtimeOf(tgid) !== 'node') return;
+    const key = `t${tgid}:${tid}`;
+    if (dir === DIR_OUT) {
+      const ctx = this.opened.get(s.id) ?? this.contexts.get(key);
+      this.opened.delete(s.id);
+      if (ctx) this.lastWrite.set(s.id, ctx);
+    } else if (dir === DIR_IN) {
+      const made = this.lastWrite.get(s.id);
+      if (made) this.contexts.set(key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
+      else this.contexts.delete(key);
+    }
+  }
+
   /** A connection opened by `tid` (connect): node writes its first request from another callback. */
   open(tgid: number, tid: number, role: number, stream: string): void {
     if (role !== ROLE_CLIENT || this.runtimeOf(tgid) !== 'node') return;
