@@ -539,7 +539,10 @@ export class ConnectionTable {
 
   bind(ev: TlsBindEvent): void {
     const socket = this.sockets.get(`${ev.tgid}:${ev.fd}`);
-    if (socket) socket.becomeCiphertext();
+    if (socket) {
+      socket.becomeCiphertext();
+      this.contexts.tlsBound(socket.id);
+    }
     const key = `${ev.tgid}:${ev.ssl}`;
     let s = this.tls.get(key);
     if (!s) {

@@ -94,6 +94,28 @@ describe('execution context', () => {
     t.ciphertext(P, 1, DIR_IN, client('S')); // the handshake's last read: A resumes
     t.data(P, 1, DIR_OUT, 14, { id: 'T', role: 0, protocol: '' }); // SSL_write, stream not bound yet
     expect(t.writeContext('T', 14)).toMatchObject({ stream: 'A', atNs: 10, method: 'async-context' });
+    // bound: the socket's records say nothing more about whose callback runs
+    t.tlsBound('S');
+    turn();
+    t.ciphertext(P, 1, DIR_IN, client('S'));
+    t.data(P, 1, DIR_OUT, 15, client('X'));
+    expect(t.writeContext('X', 15)).toBeUndefined();
+  });
+
+  it('node: an answer read on a multiplexed connection (HTTP/2) resumes nobody', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    const h2 = (id: string) => ({ id, role: ROLE_CLIENT, protocol: 'http2' });
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, h2('H')); // A's call
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 12, server('B'));
+    t.data(P, 1, DIR_OUT, 13, h2('H')); // B's call on the same connection
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 14, h2('H')); // A's answer (or B's: the connection does not say)
+    t.data(P, 1, DIR_OUT, 15, client('X'));
+    expect(t.writeContext('X', 15)).toBeUndefined();
   });
 
   it('node without event-loop records: no write is linked by async context', () => {

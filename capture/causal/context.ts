@@ -50,6 +50,12 @@ export type Runtime = 'threads' | 'go' | 'go-unprobed' | 'node';
 
 /** Outbound write contexts kept per connection before the oldest go (unanswered calls). */
 const WRITES_PER_STREAM = 1024;
+/**
+ * Protocols whose connection carries one call at a time (node: an answer read there resumes the
+ * request of the latest write). HTTP/2 and Redis multiplex or pipeline several requests' calls:
+ * an answer read there says nothing about whose callback runs.
+ */
+const ONE_CALL_AT_A_TIME = new Set(['http1', 'postgres', 'mysql']);
 /** node thread-pool requests in flight kept per tracker before the oldest go. */
 const LOOP_REQUESTS = 65_536;
 
@@ -151,7 +157,7 @@ export class ContextTracker {
       this.onWrite?.(s.id, tsNs, w);
     } else if (dir === DIR_IN && this.runtimeOf(tgid) === 'node') {
       // node: the callback reading an answer resumes the request that made the call
-      const made = this.lastWrite.get(s.id);
+      const made = ONE_CALL_AT_A_TIME.has(s.protocol) ? this.lastWrite.get(s.id) : undefined;
       if (made) this.contexts.set(u.key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
       else this.contexts.delete(u.key);
     }
@@ -167,14 +173,21 @@ export class ContextTracker {
     if (s.role !== ROLE_CLIENT || this.runtimeOf(tgid) !== 'node') return;
     const key = `t${tgid}:${tid}`;
     if (dir === DIR_OUT) {
-      const ctx = this.opened.get(s.id) ?? this.contexts.get(key);
+      // the ClientHello, from the connect callback: the handshake works for the opener
+      const first = this.opened.get(s.id);
       this.opened.delete(s.id);
-      if (ctx) this.lastWrite.set(s.id, ctx);
+      if (first) this.lastWrite.set(s.id, first);
     } else if (dir === DIR_IN) {
       const made = this.lastWrite.get(s.id);
       if (made) this.contexts.set(key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
       else this.contexts.delete(key);
     }
+  }
+
+  /** The TLS library took over socket `stream` (TLS_BIND): its later reads resume nobody. */
+  tlsBound(stream: string): void {
+    this.lastWrite.delete(stream);
+    this.opened.delete(stream);
   }
 
   /** A connection opened by `tid` (connect): node writes its first request from another callback. */
