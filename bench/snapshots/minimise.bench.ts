@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Verdict } from '../../assertions/index.js';
+import { ErrorCodes } from '../../core/errors.js';
 import { demoPasswords, runTraffic, startDemo } from '../../examples/demo/index.js';
 import { createRedactor } from '../../snapshots/index.js';
 import type { BenchOptions, Row } from '../lib/rows.js';
@@ -188,9 +189,9 @@ export async function run(_opts: BenchOptions): Promise<Row[]> {
       );
       // a run whose results outgrow one results file (RETAP_RESULTS_TOO_LARGE, ~60k requests) is a
       // finding of this benchmark, not its failure
-      const tooLarge = /RETAP_RESULTS_TOO_LARGE/.test(r.stderr);
+      const tooLarge = r.stderr.includes(ErrorCodes.RESULTS_TOO_LARGE);
       if (r.code !== 0 && tooLarge) {
-        console.log(`  replay ${name}: ${(r.ms / 1000).toFixed(1)} s, then RETAP_RESULTS_TOO_LARGE`);
+        console.log(`  replay ${name}: ${(r.ms / 1000).toFixed(1)} s, then ${ErrorCodes.RESULTS_TOO_LARGE}`);
         return { ms: r.ms, reportMs: 0, code: r.code, found: [] as string[], tooLarge: true };
       }
       if (r.code !== 0) throw new Error(`retap replay ${name} exited ${r.code}: ${r.stderr.slice(-2000)}`);
@@ -228,7 +229,7 @@ export async function run(_opts: BenchOptions): Promise<Row[]> {
           figure: 'replay unchanged build: s (replay + report)',
           value: Math.round((smallGreen.ms + smallGreen.reportMs) / 100) / 10,
           peer: 'full recording',
-          peerValue: 'RETAP_RESULTS_TOO_LARGE',
+          peerValue: ErrorCodes.RESULTS_TOO_LARGE,
         },
       ];
     }
