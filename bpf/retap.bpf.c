@@ -945,6 +945,30 @@ int BPF_KPROBE(ssl_write_ex_enter, void *ssl, void *buf, __u64 num, void *writte
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_exit_probe, long rax) { return ssl_exit((int)rax); }
 
+/* ---- node: event-loop turns and thread-pool requests (capture/causal/node-loop.ts) ----
+ * One program for every site; the attach cookie's low byte says what the site means (enum
+ * retap_loop_kind), bit 32 that it was attached for one process (as the TLS probes). The record
+ * goes into the same ring buffer as the data records, so user space sees a thread's turns in order
+ * with its reads and writes. */
+SEC("uprobe")
+int BPF_KPROBE(node_loop, void *a1, void *a2)
+{
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!probe_wanted(ctx, id >> 32))
+    return 0;
+  __u32 kind = bpf_get_attach_cookie(ctx) & 0xff;
+  struct retap_loop ev = {
+    .type = RETAP_EV_LOOP,
+    .kind = kind,
+    .tgid = id >> 32,
+    .tid = (__u32)id,
+    .req = kind == RETAP_LOOP_REQ_START ? (__u64)a2 : kind == RETAP_LOOP_TURN ? 0 : (__u64)a1,
+    .ts = bpf_ktime_get_ns(),
+  };
+  submit(&ev, sizeof(ev));
+  return 0;
+}
+
 /* ---- Go crypto/tls: (*Conn).Read / (*Conn).Write ----
  * Go's register ABI (Go 1.17+, amd64): the receiver and the slice arrive in rax (c), rbx (b.ptr),
  * rcx (b.len); `n` comes back in rax; r14 holds the running goroutine's g.

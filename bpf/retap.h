@@ -21,6 +21,15 @@ enum retap_event_type {
   RETAP_EV_CLOSE = 3,     /* close() of a tracked connection */
   RETAP_EV_TLS_BIND = 4,  /* an SSL object is now known to run over this connection */
   RETAP_EV_PROC = 5,      /* a target process exec'd (user space looks for TLS libraries and Go) */
+  RETAP_EV_LOOP = 6,      /* node's event loop: a callback begins, or a thread-pool request starts/ends */
+};
+
+/* What a RETAP_EV_LOOP record says (the low byte of the loop probes' attach cookie). */
+enum retap_loop_kind {
+  RETAP_LOOP_TURN = 0,      /* a libuv callback begins: what ran before worked for nobody in particular */
+  RETAP_LOOP_REQ_START = 1, /* a thread-pool request is queued: req is the call's 2nd argument */
+  RETAP_LOOP_REQ_DONE = 2,  /* its completion callback begins: req is the call's 1st argument */
+  RETAP_LOOP_REQ_START1 = 3, /* a request starts whose call takes it 1st (uv_tcp_connect) */
 };
 
 enum retap_dir {
@@ -137,6 +146,15 @@ struct retap_proc {
   __u32 _pad0;
   __u64 exe_dev; /* the executable's inode, as the kernel names it (s_dev, i_ino) */
   __u64 exe_ino;
+};
+
+struct retap_loop {
+  __u32 type;
+  __u32 kind; /* enum retap_loop_kind */
+  __u32 tgid;
+  __u32 tid;
+  __u64 req; /* the uv_req_t* of REQ_START(1) / REQ_DONE, 0 for TURN */
+  __u64 ts;
 };
 
 /* Where a Go binary keeps what the probes read (per binary; user space fills it from DWARF or from

@@ -416,9 +416,17 @@ export class ConnectionTable {
       const call = this.byId.get(stream)?.meta;
       const request = ctx ? this.byId.get(ctx.stream)?.meta : undefined;
       if (!call || (ctx && !request)) return false;
-      const link: LiveLink = { call: { laddr: call.laddr, lport: call.lport, raddr: call.raddr, rport: call.rport }, tsNs };
+      const link: LiveLink = {
+        call: { laddr: call.laddr, lport: call.lport, raddr: call.raddr, rport: call.rport },
+        tsNs,
+      };
       if (ctx && request) {
-        link.request = { laddr: request.laddr, lport: request.lport, raddr: request.raddr, rport: request.rport };
+        link.request = {
+          laddr: request.laddr,
+          lport: request.lport,
+          raddr: request.raddr,
+          rport: request.rport,
+        };
         link.method = ctx.method;
       }
       onLink(link);
@@ -444,7 +452,9 @@ export class ConnectionTable {
     this.stats.failedConnections++;
     if (this.stats.failures.length < FAILURES_KEPT) {
       this.stats.failures.push({ connection: s.id, reason: text });
-      log.warn(`decoding connection ${s.id} (${s.protocol || 'detecting'}) failed, it is only counted from here: ${text}`);
+      log.warn(
+        `decoding connection ${s.id} (${s.protocol || 'detecting'}) failed, it is only counted from here: ${text}`,
+      );
     }
     s.abandon(ts);
   }
@@ -527,11 +537,15 @@ export class ConnectionTable {
     this.touched.add(s);
     // ciphertext of a socket whose plaintext comes from the TLS library says nothing about who wrote it
     if (s.state !== 'ciphertext') this.contexts.data(ev.tgid, ev.tid, ev.dir, ev.ts, s);
+    else this.contexts.ciphertext(ev.tgid, ev.tid, ev.dir, s);
   }
 
   bind(ev: TlsBindEvent): void {
     const socket = this.sockets.get(socketKey(ev.tgid, ev.fd));
-    if (socket) socket.becomeCiphertext();
+    if (socket) {
+      socket.becomeCiphertext();
+      this.contexts.tlsBound(socket.id);
+    }
     const key = `${ev.tgid}:${ev.ssl}`;
     let s = this.tls.get(key);
     if (!s) {

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { type CaptureEvent, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, formatAddr, LAYOUT } from './events.js';
+import {
+  type CaptureEvent,
+  decodeBatch,
+  EV_CLOSE,
+  EV_DATA,
+  EV_LOOP,
+  EV_OPEN,
+  formatAddr,
+  LAYOUT,
+  LOOP_REQ_DONE,
+} from './events.js';
 
 /** Builds a batch the way the addon does: [u32 len][u32 0][record padded to 8]… */
 function batch(records: Buffer[]): Buffer {
@@ -90,6 +100,21 @@ describe('decodeBatch', () => {
     const seen: CaptureEvent[] = [];
     decodeBatch(batch([dataRecord('x', 2 ** 33 + 10)]), (e) => seen.push(e));
     expect(seen[0]).toMatchObject({ pos: 2 ** 33 + 10 });
+  });
+
+  it("decodes node's event-loop records", () => {
+    const r = Buffer.alloc(LAYOUT.loopSize);
+    r.writeUInt32LE(EV_LOOP, 0);
+    r.writeUInt32LE(LOOP_REQ_DONE, 4);
+    r.writeUInt32LE(42, 8);
+    r.writeUInt32LE(43, 12);
+    r.writeBigUInt64LE(0x7f00deadbeefn, 16);
+    r.writeBigUInt64LE(123456789n, 24);
+    const seen: CaptureEvent[] = [];
+    expect(decodeBatch(batch([r, r.subarray(0, 24)]), (e) => seen.push(e))).toBe(32);
+    expect(seen).toEqual([
+      { type: EV_LOOP, kind: LOOP_REQ_DONE, tgid: 42, tid: 43, req: 0x7f00deadbeefn, ts: 123456789 },
+    ]);
   });
 
   it('stops at a malformed record and reports the bytes it could not read', () => {

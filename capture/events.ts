@@ -10,6 +10,13 @@ export const EV_OPEN = 2;
 export const EV_CLOSE = 3;
 export const EV_TLS_BIND = 4;
 export const EV_PROC = 5;
+export const EV_LOOP = 6;
+
+/** What an EV_LOOP record says (bpf/retap.h enum retap_loop_kind). */
+export const LOOP_TURN = 0;
+export const LOOP_REQ_START = 1;
+export const LOOP_REQ_DONE = 2;
+export const LOOP_REQ_START1 = 3;
 
 export const F_TLS = 1;
 export const F_SIZE_ONLY = 2;
@@ -29,6 +36,7 @@ export const LAYOUT = {
   closeSize: 56,
   tlsBindSize: 56,
   procSize: 64,
+  loopSize: 32,
 } as const;
 
 export interface DataEvent {
@@ -100,7 +108,18 @@ export interface ProcEvent {
   exeIno: bigint;
 }
 
-export type CaptureEvent = DataEvent | OpenEvent | CloseEvent | TlsBindEvent | ProcEvent;
+/** node's event loop (capture/causal/node-loop.ts): a callback begins, or a thread-pool request starts or ends. */
+export interface LoopEvent {
+  type: typeof EV_LOOP;
+  kind: number;
+  tgid: number;
+  tid: number;
+  /** The libuv request (REQ_START / REQ_DONE), 0n for a turn. */
+  req: bigint;
+  ts: number;
+}
+
+export type CaptureEvent = DataEvent | OpenEvent | CloseEvent | TlsBindEvent | ProcEvent | LoopEvent;
 
 export function checkLayout(native: Record<string, number>): void {
   for (const [k, v] of Object.entries(LAYOUT)) {
@@ -228,6 +247,18 @@ export function decodeBatch(batch: Uint8Array, visit: (ev: CaptureEvent) => void
           held: view.getUint32(rec + 40, true) === 1,
           exeDev: view.getBigUint64(rec + 48, true),
           exeIno: view.getBigUint64(rec + 56, true),
+        });
+        break;
+      }
+      case EV_LOOP: {
+        if (len < LAYOUT.loopSize) return batch.byteLength - at;
+        visit({
+          type: EV_LOOP,
+          kind: view.getUint32(rec + 4, true),
+          tgid: view.getUint32(rec + 8, true),
+          tid: view.getUint32(rec + 12, true),
+          req: view.getBigUint64(rec + 16, true),
+          ts: Number(view.getBigUint64(rec + 24, true)),
         });
         break;
       }

@@ -11,7 +11,7 @@ import { loadAddon } from './addon.js';
 import { systemClock } from './clock.js';
 import { runtimeOfProcess } from './causal/runtime.js';
 import { ConnectionTable, type LiveLink, type TableStats } from './connections.js';
-import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
+import { checkLayout, decodeBatch, EV_CLOSE, EV_DATA, EV_LOOP, EV_OPEN, EV_PROC, EV_TLS_BIND } from './events.js';
 import './protocols/index.js';
 import type { DecoderOptions } from './protocols/types.js';
 import { type GoTlsBinary, type TlsFailure, TlsProbes } from './tls-probes.js';
@@ -210,6 +210,9 @@ export class CaptureSession {
           break;
         case EV_TLS_BIND:
           this.table.bind(ev);
+          break;
+        case EV_LOOP:
+          this.table.contexts.loop(ev.tgid, ev.tid, ev.kind, ev.req);
           break;
         case EV_PROC:
           this.noteTgid(ev.tgid, true);

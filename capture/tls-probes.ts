@@ -19,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { logger } from '../core/log.js';
 import type { NativeGoTlsSpec } from '../native/retap_native.js';
+import { isNodeExecutable, type LoopPlan, planNodeLoop } from './causal/node-loop.js';
 import { definedFunctionsOf, type ElfFile, withElf } from './elf.js';
 import { type GoInspection, inspectGoBinary } from './go/binary.js';
 import { type OpensslPlan, planOpenssl } from './openssl.js';
@@ -30,6 +31,7 @@ export interface TlsAttacher {
   attachTls(path: string, pid?: number): number;
   attachTlsSites(path: string, sites: OpensslPlan['sites'], pid?: number): number;
   attachGoTls(path: string, spec: NativeGoTlsSpec, pid?: number): number;
+  attachLoopSites(path: string, sites: Array<{ offset: number; kind: number }>, pid?: number): number;
   detachPid(pid: number): number;
   setTlsPerProcess(on: boolean): void;
 }
@@ -175,11 +177,14 @@ export class TlsProbes {
     let go: GoInspection = { kind: 'not-go' };
     let ssl = false;
     let plan: OpensslPlan | undefined;
+    let loop: LoopPlan | undefined;
     try {
       withElf(open, (elf: ElfFile) => {
         go = inspectGoBinary(elf);
         ssl = definedFunctionsOf(elf, SSL_SYMBOLS).size > 0;
         if (ssl) plan = planSafely(elf, label);
+        // node: the event loop's callback starts, for the links of its calls (capture/causal)
+        if (isNodeExecutable(label)) loop = planLoopSafely(elf, label);
       });
     } catch (e) {
       // not ELF, or unreadable: nothing we could attach to
@@ -196,6 +201,7 @@ export class TlsProbes {
       broken: false,
       listed: false,
       ...(plan ? { plan } : {}),
+      ...(loop ? { loop } : {}),
     };
     this.files.set(id, f);
     if (g.kind === 'no-tls') log.debug(`${label}: Go ${g.goVersion} program without crypto/tls connections`);
@@ -227,6 +233,7 @@ export class TlsProbes {
         this.failed(f, pid, open, { path: f.label, reason: firstLine(e) });
       }
     }
+    if (f.loop) this.attachLoop(f, f.loop, pid, open, who);
     const go = f.go;
     if (go.kind !== 'ok') return;
     const { plan } = go;
@@ -250,6 +257,34 @@ export class TlsProbes {
     } catch (e) {
       set.delete(f.id);
       this.failed(f, pid, open, { path: f.label, goVersion: plan.goVersion, reason: firstLine(e) });
+    }
+  }
+
+  /** node's event-loop probes: without them its calls are linked by time window (said once per file). */
+  private attachLoop(f: TlsFile, loop: LoopPlan, pid: number, open: string, who: string): void {
+    if (!('sites' in loop)) {
+      if (!f.loopSaid)
+        log.info(
+          `${f.label}: its event loop cannot be probed (${loop.reason}); its calls are linked by time window`,
+        );
+      f.loopSaid = true;
+      return;
+    }
+    try {
+      const n = this.native.attachLoopSites(
+        open,
+        loop.sites.map(({ offset, kind }) => ({ offset, kind })),
+        pid,
+      );
+      this.probes += n;
+      log.debug(`event-loop probes attached to ${f.label} for ${who} (${n})`);
+    } catch (e) {
+      if (pid > 0 && !existsSync(`/proc/${pid}`)) return;
+      if (!f.loopSaid)
+        log.warn(
+          `${f.label}: its event loop could not be probed (${firstLine(e)}); its calls are linked by time window`,
+        );
+      f.loopSaid = true;
     }
   }
 
@@ -299,6 +334,19 @@ interface TlsFile {
   listed: boolean;
   /** Where the OpenSSL probes go: on instructions the kernel emulates (no single step) when it can. */
   plan?: OpensslPlan;
+  /** node: where its event loop is probed (or why it cannot be). */
+  loop?: LoopPlan;
+  /** Why the loop is not probed was logged. */
+  loopSaid?: boolean;
+}
+
+function planLoopSafely(elf: ElfFile, label: string): LoopPlan {
+  try {
+    return planNodeLoop(elf);
+  } catch (e) {
+    log.debug(`${label}: no event-loop probes (${(e as Error).message})`);
+    return { reason: firstLine(e) };
+  }
 }
 
 /** The planned OpenSSL probes; a plan that cannot be made falls back to the exported entries. */

@@ -230,6 +230,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
                            InstanceMethod("attachTls", &Capture::AttachTls),
                            InstanceMethod("attachTlsSites", &Capture::AttachTlsSites),
                            InstanceMethod("attachGoTls", &Capture::AttachGoTls),
+                           InstanceMethod("attachLoopSites", &Capture::AttachLoopSites),
                            InstanceMethod("detachPid", &Capture::DetachPid),
                            InstanceMethod("setTlsPerProcess", &Capture::SetTlsPerProcess),
                            InstanceMethod("releaseExec", &Capture::ReleaseExec),
@@ -685,6 +686,43 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return Napi::Number::New(env, static_cast<double>(made.size()));
   }
 
+  // node event-loop probes at file offsets user space found (capture/causal/node-loop.ts):
+  // [{ offset, kind }] with kind an enum retap_loop_kind. All or nothing, as attachTlsSites.
+  Napi::Value AttachLoopSites(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+      throw Napi::TypeError::New(env, "attachLoopSites(path, [{ offset, kind }], pid?)");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Array list = info[1].As<Napi::Array>();
+    int pid = PidArg(info, 2);
+    std::vector<bpf_link*> made;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object site = list.Get(i).As<Napi::Object>();
+      uint64_t offset = static_cast<uint64_t>(site.Get("offset").As<Napi::Number>().Int64Value());
+      uint32_t kind = site.Get("kind").As<Napi::Number>().Uint32Value();
+      if (kind > RETAP_LOOP_REQ_START1) {
+        for (auto* m : made) bpf_link__destroy(m);
+        throw Napi::TypeError::New(env, "attachLoopSites: kind must be 0 to 3 (enum retap_loop_kind)");
+      }
+      LIBBPF_OPTS(bpf_uprobe_opts, opts);
+      opts.bpf_cookie = kind | PidCookie(pid);
+      bpf_link* link = bpf_program__attach_uprobe_opts(skel_->progs.node_loop, pid, path.c_str(), offset, &opts);
+      if (!link) {
+        int err = errno;
+        for (auto* m : made) bpf_link__destroy(m);
+        char where[32];
+        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
+        Fail(env, "attaching an event-loop uprobe to " + path + " at offset " + where + " failed", err);
+      }
+      made.push_back(link);
+    }
+    auto& group = links_[pid];
+    group.insert(group.end(), made.begin(), made.end());
+    TakeLog();
+    return Napi::Number::New(env, static_cast<double>(made.size()));
+  }
+
   // Detach every probe attached for one process (it exited, or probes for every process replace
   // them), on a thread of its own: a detach costs the kernel milliseconds to seconds.
   Napi::Value DetachPid(const Napi::CallbackInfo& info) {
@@ -837,6 +875,7 @@ Napi::Object Layout(Napi::Env env) {
   o.Set("closeSize", static_cast<double>(sizeof(struct retap_close)));
   o.Set("tlsBindSize", static_cast<double>(sizeof(struct retap_tls_bind)));
   o.Set("procSize", static_cast<double>(sizeof(struct retap_proc)));
+  o.Set("loopSize", static_cast<double>(sizeof(struct retap_loop)));
   o.Set("maxIov", RETAP_MAX_IOV);
   o.Set("goLayoutSize", static_cast<double>(sizeof(struct retap_go_layout)));
   return o;

@@ -76,6 +76,12 @@ export interface NativeCapture {
   attachTlsSites(path: string, sites: Array<{ offset: number; kind: string; cookie: number }>, pid?: number): number;
   /** Attach the Go crypto/tls probes at file offsets (all or none), for one process or all (-1). */
   attachGoTls(path: string, spec: NativeGoTlsSpec, pid?: number): number;
+  /**
+   * Attach node's event-loop probes at file offsets (all or none), for one process or all (-1):
+   * kind 0 a callback begins, 1 a request starts (its 2nd argument), 2 it completes (1st), 3 a
+   * request starts (1st argument).
+   */
+  attachLoopSites(path: string, sites: Array<{ offset: number; kind: number }>, pid?: number): number;
   /** Detach every probe attached for this process (in the background); returns how many. */
   detachPid(pid: number): number;
   /**

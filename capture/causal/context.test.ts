@@ -5,7 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Exchange } from '../../core/exchange.js';
-import { DIR_IN, DIR_OUT, ROLE_CLIENT, ROLE_SERVER } from '../events.js';
+import {
+  DIR_IN,
+  DIR_OUT,
+  LOOP_REQ_DONE,
+  LOOP_REQ_START,
+  LOOP_REQ_START1,
+  LOOP_TURN,
+  ROLE_CLIENT,
+  ROLE_SERVER,
+} from '../events.js';
 import type { DecodedExchange } from '../protocols/types.js';
 import { ContextTracker } from './context.js';
 import { Linker } from './linker.js';
@@ -53,16 +62,112 @@ describe('execution context', () => {
   it('node: the answer read on a call resumes the request that made it; a new connection belongs to its opener', () => {
     const t = new ContextTracker();
     t.setRuntime(P, 'node');
+    const turn = () => t.loop(P, 1, LOOP_TURN, 0n); // libuv starts a callback
+    turn();
     t.data(P, 1, DIR_IN, 10, server('A'));
     t.data(P, 1, DIR_OUT, 11, client('X')); // A's first call
+    turn();
     t.data(P, 1, DIR_IN, 12, server('B'));
     t.open(P, 1, ROLE_CLIENT, 'Y'); // B opens a connection
+    turn();
     t.data(P, 1, DIR_IN, 13, client('X')); // A's answer: A resumes
     t.data(P, 1, DIR_OUT, 14, client('X')); // A's second call
+    turn();
     t.data(P, 1, DIR_OUT, 15, client('Y')); // B's call, written from the connect callback
     expect(t.writeContext('X', 11)).toMatchObject({ stream: 'A', method: 'async-context' });
     expect(t.writeContext('X', 14)).toMatchObject({ stream: 'A', method: 'async-context' });
     expect(t.writeContext('Y', 15)).toMatchObject({ stream: 'B', method: 'async-context' });
+  });
+
+  it("node over TLS: the first request, written before the stream is bound to its socket, is the opener's", () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    const turn = () => t.loop(P, 1, LOOP_TURN, 0n);
+    turn();
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.open(P, 1, ROLE_CLIENT, 'S'); // A connects
+    turn();
+    t.data(P, 1, DIR_IN, 11, server('B'));
+    turn();
+    t.ciphertext(P, 1, DIR_OUT, client('S')); // ClientHello, from the connect callback
+    turn();
+    t.ciphertext(P, 1, DIR_IN, client('S')); // the handshake's last read: A resumes
+    t.data(P, 1, DIR_OUT, 14, { id: 'T', role: 0, protocol: '' }); // SSL_write, stream not bound yet
+    expect(t.writeContext('T', 14)).toMatchObject({ stream: 'A', atNs: 10, method: 'async-context' });
+    // bound: the socket's records say nothing more about whose callback runs
+    t.tlsBound('S');
+    turn();
+    t.ciphertext(P, 1, DIR_IN, client('S'));
+    t.data(P, 1, DIR_OUT, 15, client('X'));
+    expect(t.writeContext('X', 15)).toBeUndefined();
+  });
+
+  it('node: an answer read on a multiplexed connection (HTTP/2) resumes nobody', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    const h2 = (id: string) => ({ id, role: ROLE_CLIENT, protocol: 'http2' });
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, h2('H')); // A's call
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 12, server('B'));
+    t.data(P, 1, DIR_OUT, 13, h2('H')); // B's call on the same connection
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 14, h2('H')); // A's answer (or B's: the connection does not say)
+    t.data(P, 1, DIR_OUT, 15, client('X'));
+    expect(t.writeContext('X', 15)).toBeUndefined();
+  });
+
+  it('node without event-loop records: no write is linked by async context', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.data(P, 1, DIR_OUT, 11, client('X'));
+    expect(t.writeContext('X', 11)).toBeUndefined();
+    // the probes go live: what was read before them says nothing about the callback running now
+    t.loop(P, 1, LOOP_REQ_START, 0x10n);
+    t.data(P, 1, DIR_OUT, 12, client('X'));
+    expect(t.writeContext('X', 12)).toBeUndefined();
+  });
+
+  it('node: a callback not started by a read (timer, setImmediate, thread pool) works for nobody', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.loop(P, 1, LOOP_TURN, 0n); // a timer fires
+    t.data(P, 1, DIR_OUT, 11, client('X'));
+    expect(t.writeContext('X', 11)).toBeUndefined();
+  });
+
+  it('node: a lookup carries the request that started it to its completion, among others', () => {
+    const t = new ContextTracker();
+    t.setRuntime(P, 'node');
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 10, server('A'));
+    t.loop(P, 1, LOOP_REQ_START, 0xa0n); // A's getaddrinfo
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_IN, 11, server('B'));
+    t.loop(P, 1, LOOP_REQ_START, 0xb0n); // B's
+    t.loop(P, 1, LOOP_TURN, 0n); // the thread pool's completions run
+    t.loop(P, 1, LOOP_REQ_DONE, 0xb0n);
+    t.open(P, 1, ROLE_CLIENT, 'Y'); // B connects from its lookup's callback
+    t.loop(P, 1, LOOP_REQ_DONE, 0xa0n);
+    t.loop(P, 1, LOOP_REQ_START1, 0xc0n); // A's connect (to ::1: refused)
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.loop(P, 1, LOOP_REQ_DONE, 0xc0n); // the refusal's callback tries the next address
+    t.open(P, 1, ROLE_CLIENT, 'X');
+    t.loop(P, 1, LOOP_TURN, 0n);
+    t.data(P, 1, DIR_OUT, 12, client('X'));
+    t.data(P, 1, DIR_OUT, 13, client('Y'));
+    expect(t.writeContext('X', 12)).toMatchObject({ stream: 'A', atNs: 10, method: 'async-context' });
+    expect(t.writeContext('Y', 13)).toMatchObject({ stream: 'B', atNs: 11, method: 'async-context' });
+    // a completion of a request started by nobody (or before the probes) resumes nobody
+    t.data(P, 1, DIR_IN, 14, server('C'));
+    t.loop(P, 1, LOOP_REQ_DONE, 0xd0n);
+    t.open(P, 1, ROLE_CLIENT, 'Z');
+    t.data(P, 1, DIR_OUT, 15, client('Z'));
+    expect(t.writeContext('Z', 15)).toBeUndefined();
   });
 
   it('Go with runtime probes: spawned goroutines inherit the request', () => {

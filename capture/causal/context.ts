@@ -13,11 +13,24 @@
  *    context (GO_WAKE: net/http's writeLoop, worker pools fed through channels).
  *  - async-context (node): one thread runs every callback; libuv starts a callback per ready
  *    socket, so the read that starts a callback says whose callback runs, and reading an answer
- *    of an outbound call resumes the request that made it. Callbacks not started by a socket
- *    (timers, setImmediate, thread-pool completions) clear the context (LOOP records), and the
- *    first write of a new outbound connection belongs to the context that connected it.
+ *    of an outbound call resumes the request that made it. Every callback start clears the
+ *    context (LOOP turn records from capture/causal/node-loop.ts's probes), a thread-pool request
+ *    (getaddrinfo) carries the context that queued it to its completion callback, and the first
+ *    write of a new outbound connection belongs to the context that connected it. A node process
+ *    whose loop is not probed (no symbols, probes not attached yet) has no exact context: its
+ *    calls are left to time windows, labelled so.
  */
-import { DIR_IN, DIR_OUT, ROLE_CLIENT, ROLE_SERVER } from '../events.js';
+import {
+  DIR_IN,
+  DIR_OUT,
+  LOOP_REQ_DONE,
+  LOOP_REQ_START,
+  LOOP_REQ_START1,
+  LOOP_TURN,
+  ROLE_CLIENT,
+  ROLE_SERVER,
+  ROLE_UNKNOWN,
+} from '../events.js';
 import type { LinkMethod } from '../../core/exchange.js';
 
 /** What a unit is working for: a request read on `stream` at `atNs` (kernel time). */
@@ -41,6 +54,14 @@ const WRITES_PER_STREAM = 1024;
 const THREAD_SPACE = 2 ** 22;
 /** Thread key strings kept (cleared and rebuilt past this; they are a cache). */
 const THREAD_KEYS = 65_536;
+/**
+ * Protocols whose connection carries one call at a time (node: an answer read there resumes the
+ * request of the latest write). HTTP/2 and Redis multiplex or pipeline several requests' calls:
+ * an answer read there says nothing about whose callback runs.
+ */
+const ONE_CALL_AT_A_TIME = new Set(['http1', 'postgres', 'mysql']);
+/** node thread-pool requests in flight kept per tracker before the oldest go. */
+const LOOP_REQUESTS = 65_536;
 
 export interface StreamView {
   id: string;
@@ -64,6 +85,10 @@ export class ContextTracker {
   private readonly opened = new Map<string, Context>();
   /** The context of the latest write on each outbound stream (node: answers resume it). */
   private readonly lastWrite = new Map<string, Context>();
+  /** node processes whose event-loop probes report (their callbacks' starts are seen). */
+  private readonly loopLive = new Set<number>();
+  /** node thread-pool requests in flight (tgid:req) → the context that queued them. */
+  private readonly loopRequests = new Map<string, Context | undefined>();
 
   /** Called for every outbound write, with its context when it has one (the replay's live link feed). */
   onWrite?: (stream: string, tsNs: number, ctx: WriteContext | undefined) => void;
@@ -99,7 +124,7 @@ export class ContextTracker {
       return { key: this.threadKey(tgid, tid), method: undefined };
     }
     const key = this.threadKey(tgid, tid);
-    if (rt === 'node') return { key, method: 'async-context' };
+    if (rt === 'node') return { key, method: this.loopLive.has(tgid) ? 'async-context' : undefined };
     if (rt === 'go-unprobed' || this.multiplexed.has(key)) return { key, method: undefined };
     return { key, method: 'thread' };
   }
@@ -115,7 +140,8 @@ export class ContextTracker {
         // a thread holding an unanswered request of another connection multiplexes
         if (u.key[0] === 't' && ctx?.how === 'own' && ctx.stream !== s.id) {
           const other = this.inbound.get(ctx.stream);
-          if (other && other.readNs > other.writeNs && this.runtimeOf(tgid) === 'threads') this.multiplexed.add(u.key);
+          if (other && other.readNs > other.writeNs && this.runtimeOf(tgid) === 'threads')
+            this.multiplexed.add(u.key);
         }
         st.readNs = tsNs;
         this.contexts.set(u.key, { stream: s.id, atNs: tsNs, how: 'own' });
@@ -126,7 +152,9 @@ export class ContextTracker {
       }
       return;
     }
-    if (s.role !== ROLE_CLIENT) return;
+    // a TLS stream's role comes with its socket (TLS_BIND), which node's memory BIOs may only tell
+    // after the first request was written: a write of a stream of no known role may start a call
+    if (s.role !== ROLE_CLIENT && !(s.role === ROLE_UNKNOWN && dir === DIR_OUT)) return;
     if (dir === DIR_OUT) {
       let ctx = u.method ? this.contexts.get(u.key) : undefined;
       const rt = this.runtimeOf(tgid);
@@ -149,10 +177,37 @@ export class ContextTracker {
       this.onWrite?.(s.id, tsNs, w);
     } else if (dir === DIR_IN && this.runtimeOf(tgid) === 'node') {
       // node: the callback reading an answer resumes the request that made the call
-      const made = this.lastWrite.get(s.id);
+      const made = ONE_CALL_AT_A_TIME.has(s.protocol) ? this.lastWrite.get(s.id) : undefined;
       if (made) this.contexts.set(u.key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
       else this.contexts.delete(u.key);
     }
+  }
+
+  /**
+   * A record of a socket whose plaintext comes from the TLS library (node): it writes no call of
+   * its own, but the handshake is read in callbacks of its own, and the one that completes it
+   * writes the first request — so the socket's reads resume the context that opened it, as an
+   * answer's read resumes the request that made the call.
+   */
+  ciphertext(tgid: number, tid: number, dir: number, s: StreamView): void {
+    if (s.role !== ROLE_CLIENT || this.runtimeOf(tgid) !== 'node') return;
+    const key = `t${tgid}:${tid}`;
+    if (dir === DIR_OUT) {
+      // the ClientHello, from the connect callback: the handshake works for the opener
+      const first = this.opened.get(s.id);
+      this.opened.delete(s.id);
+      if (first) this.lastWrite.set(s.id, first);
+    } else if (dir === DIR_IN) {
+      const made = this.lastWrite.get(s.id);
+      if (made) this.contexts.set(key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
+      else this.contexts.delete(key);
+    }
+  }
+
+  /** The TLS library took over socket `stream` (TLS_BIND): its later reads resume nobody. */
+  tlsBound(stream: string): void {
+    this.lastWrite.delete(stream);
+    this.opened.delete(stream);
   }
 
   /** A connection opened by `tid` (connect): node writes its first request from another callback. */
@@ -210,9 +265,33 @@ export class ContextTracker {
     this.contexts.set(key, { stream: ctx.stream, atNs: ctx.atNs, how: 'inherited' });
   }
 
-  /** LOOP: an event-loop callback not started by a socket begins on `tid`: nobody's context. */
-  loopBarrier(tgid: number, tid: number): void {
-    this.contexts.delete(`t${tgid}:${tid}`);
+  /**
+   * LOOP (node): a callback begins on `tid` (TURN: nobody's context until a read says whose), a
+   * libuv request `req` starts (REQ_START: getaddrinfo, connect; it carries the thread's context)
+   * or its completion callback begins (REQ_DONE: the context that started it resumes).
+   */
+  loop(tgid: number, tid: number, kind: number, req: bigint): void {
+    const key = `t${tgid}:${tid}`;
+    if (!this.loopLive.has(tgid)) {
+      // the probes just went live: contexts set before could be any callback's
+      this.loopLive.add(tgid);
+      for (const k of this.contexts.keys()) if (k.startsWith(`t${tgid}:`)) this.contexts.delete(k);
+    }
+    if (kind === LOOP_TURN) {
+      this.contexts.delete(key);
+    } else if (kind === LOOP_REQ_START || kind === LOOP_REQ_START1) {
+      const r = `${tgid}:${req}`;
+      this.loopRequests.delete(r);
+      this.loopRequests.set(r, this.contexts.get(key));
+      if (this.loopRequests.size > LOOP_REQUESTS)
+        this.loopRequests.delete(this.loopRequests.keys().next().value!);
+    } else if (kind === LOOP_REQ_DONE) {
+      const r = `${tgid}:${req}`;
+      const ctx = this.loopRequests.get(r);
+      this.loopRequests.delete(r);
+      if (ctx) this.contexts.set(key, { stream: ctx.stream, atNs: ctx.atNs, how: 'inherited' });
+      else this.contexts.delete(key);
+    }
   }
 
   /** A process is gone: forget its units. */
@@ -220,8 +299,11 @@ export class ContextTracker {
     this.runtimes.delete(tgid);
     for (const n of this.threadKeys.keys()) if (Math.floor(n / THREAD_SPACE) === tgid) this.threadKeys.delete(n);
     for (const k of this.running.keys()) if (k.startsWith(`${tgid}:`)) this.running.delete(k);
-    for (const k of this.contexts.keys()) if (k.startsWith(`t${tgid}:`) || k.startsWith(`g${tgid}:`)) this.contexts.delete(k);
+    for (const k of this.contexts.keys())
+      if (k.startsWith(`t${tgid}:`) || k.startsWith(`g${tgid}:`)) this.contexts.delete(k);
     for (const k of this.multiplexed) if (k.startsWith(`t${tgid}:`)) this.multiplexed.delete(k);
+    this.loopLive.delete(tgid);
+    for (const k of this.loopRequests.keys()) if (k.startsWith(`${tgid}:`)) this.loopRequests.delete(k);
   }
 
   /** Threads seen serving several requests at once (their calls were left to time windows). */

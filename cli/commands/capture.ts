@@ -34,7 +34,8 @@ Options:
   --duration D       stop after D (e.g. 30s, 5m); default: until Ctrl-C or the command exits
   --cap BYTES        per-call copy cap (default 1048576); past it only sizes are kept
   --ring-buffer MB   kernel ring buffer size in MiB, a power of two (default 16)
-  --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls)
+  --no-tls           do not attach the TLS probes (OpenSSL, Go crypto/tls) nor node's
+                     event-loop probes (node's calls are then linked by time window)
   --no-redact        keep secrets (Authorization, cookies, passwords…) in the snapshot
   --config FILE      retap.yaml whose redaction: rules and snapshots.gzip apply
                      (default ./retap.yaml when present; flags win)

@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { destroyCgroupDir } from '../../capture/cgroup.js';
 import { ExitCodes, usageError } from '../../core/errors.js';
 import { deleteNetns } from '../../runner/netns.js';
+import { findOrphanNamespaces, type OrphanNamespace, sweepOrphan } from '../../runner/orphans.js';
 import { isAlive, listRuns, unregister } from '../../runner/registry.js';
 import { parse } from '../args.js';
 import type { Command } from '../command.js';
@@ -12,6 +13,12 @@ const help = `Usage: retap gc [--all] [--dry-run] [--json]
 Removes what replay runs left behind when they were killed: network namespaces, /etc/netns
 entries, cgroups (and any process still in them) and temp directories. Runs whose retap process
 is still alive are left alone unless --all.
+
+Also sweeps run namespaces (retap-*) that no run record lists — their record was in another
+RETAP_RUNS_DIR, or is gone — and whose owner is gone: the owner's pid is part of the name, and a
+process with that pid started after the namespace was made does not count. Processes still
+inside such a namespace are killed, its cgroup and temp directory removed. A namespace whose
+owner is alive is never touched, --all or not.
 
   --all        also clean up runs whose retap process is alive
   --dry-run    list what would be removed
@@ -65,7 +72,12 @@ async function run(argv: string[]): Promise<number> {
   if (values.kubeconfig || values.context || values.wait)
     throw usageError('retap gc: --kubeconfig, --context and --wait need --k8s');
   const removed: Array<{ id: string; netns?: string; cgroup?: string; dirs: string[] }> = [];
-  for (const rec of listRuns()) {
+  const runs = listRuns();
+  // read before the records go: a namespace a record lists is that record's to remove
+  const orphans: OrphanNamespace[] = findOrphanNamespaces(
+    new Set(runs.flatMap((r) => (r.netns ? [r.netns] : []))),
+  );
+  for (const rec of runs) {
     if (!values.all && isAlive(rec.pid)) continue;
     removed.push({
       id: rec.id,
@@ -79,13 +91,27 @@ async function run(argv: string[]): Promise<number> {
     for (const d of rec.dirs) rmSync(d, { recursive: true, force: true });
     await unregister(rec.id);
   }
+  if (!values['dry-run']) for (const o of orphans) await sweepOrphan(o);
   if (values.json)
-    process.stdout.write(`${JSON.stringify({ removed, dryRun: values['dry-run'] === true }, null, 2)}\n`);
-  else if (removed.length === 0) process.stdout.write('retap gc: nothing to clean up\n');
+    process.stdout.write(
+      `${JSON.stringify({ removed, orphans, dryRun: values['dry-run'] === true }, null, 2)}\n`,
+    );
+  else if (removed.length === 0 && orphans.length === 0)
+    process.stdout.write('retap gc: nothing to clean up\n');
   else {
+    const verb = values['dry-run'] ? 'would remove' : 'removed';
     for (const r of removed) {
       process.stdout.write(
-        `${values['dry-run'] ? 'would remove' : 'removed'} run ${r.id}: ${[r.netns, r.cgroup, ...r.dirs].filter(Boolean).join(', ')}\n`,
+        `${verb} run ${r.id}: ${[r.netns, r.cgroup, ...r.dirs].filter(Boolean).join(', ')}\n`,
+      );
+    }
+    for (const o of orphans) {
+      const n = o.processes.length;
+      const killed = n
+        ? `; ${n} process${n === 1 ? '' : 'es'} inside ${values['dry-run'] ? 'to kill' : 'killed'}`
+        : '';
+      process.stdout.write(
+        `${verb} orphaned namespace ${o.netns} (no run record; owner pid ${o.owner} gone${killed}): ${[o.cgroup, ...o.dirs].filter(Boolean).join(', ') || 'no cgroup or temp directory left'}\n`,
       );
     }
   }
