@@ -515,6 +515,29 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // Bit 32 of an entry probe's cookie: attached for one process (bpf/retap.bpf.c link_live).
   static uint64_t PidCookie(int pid) { return pid > 0 ? 1ULL << 32 : 0; }
 
+  // One uprobe of an all-or-nothing group: when it cannot be attached, the group's links made so
+  // far are destroyed and the error says what was attached where.
+  void AttachOne(Napi::Env env, bpf_program* prog, int pid, const std::string& path, uint64_t offset,
+                 const bpf_uprobe_opts* opts, std::vector<bpf_link*>& made, const char* what) {
+    bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), offset, opts);
+    if (!link) {
+      int err = errno;
+      for (auto* m : made) bpf_link__destroy(m);
+      char where[32];
+      snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
+      Fail(env, std::string("attaching ") + what + " to " + path + " at offset " + where + " failed", err);
+    }
+    made.push_back(link);
+  }
+
+  // A group attached whole: kept with the process's links (detached with them); how many.
+  Napi::Value KeepGroup(Napi::Env env, int pid, const std::vector<bpf_link*>& made) {
+    auto& group = links_[pid];
+    group.insert(group.end(), made.begin(), made.end());
+    TakeLog();
+    return Napi::Number::New(env, static_cast<double>(made.size()));
+  }
+
   // SSL_read/SSL_write(_ex) entry probes plus one shared return probe each.
   Napi::Value AttachTls(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -593,20 +616,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
         for (auto* m : made) bpf_link__destroy(m);
         throw Napi::TypeError::New(env, "attachTlsSites: kind must be enter or return");
       }
-      bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), offset, &opts);
-      if (!link) {
-        int err = errno;
-        for (auto* m : made) bpf_link__destroy(m);
-        char where[32];
-        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
-        Fail(env, "attaching a TLS uprobe to " + path + " at offset " + where + " failed", err);
-      }
-      made.push_back(link);
+      AttachOne(env, prog, pid, path, offset, &opts, made, "a TLS uprobe");
     }
-    auto& group = links_[pid];
-    group.insert(group.end(), made.begin(), made.end());
-    TakeLog();
-    return Napi::Number::New(env, static_cast<double>(made.size()));
+    return KeepGroup(env, pid, made);
   }
 
   static uint32_t U32(Napi::Object o, const char* key) {
@@ -670,20 +682,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
     for (const Site& site : sites) {
       LIBBPF_OPTS(bpf_uprobe_opts, opts);
       opts.bpf_cookie = index | PidCookie(pid);
-      bpf_link* link = bpf_program__attach_uprobe_opts(site.prog, pid, path.c_str(), site.offset, &opts);
-      if (!link) {
-        int err = errno;
-        for (auto* m : made) bpf_link__destroy(m);
-        char where[32];
-        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(site.offset));
-        Fail(env, "attaching a Go TLS uprobe to " + path + " at offset " + where + " failed", err);
-      }
-      made.push_back(link);
+      AttachOne(env, site.prog, pid, path, site.offset, &opts, made, "a Go TLS uprobe");
     }
-    auto& group = links_[pid];
-    group.insert(group.end(), made.begin(), made.end());
-    TakeLog();
-    return Napi::Number::New(env, static_cast<double>(made.size()));
+    return KeepGroup(env, pid, made);
   }
 
   // node event-loop probes at file offsets user space found (capture/causal/node-loop.ts):
@@ -707,20 +708,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
       }
       LIBBPF_OPTS(bpf_uprobe_opts, opts);
       opts.bpf_cookie = kind | PidCookie(pid);
-      bpf_link* link = bpf_program__attach_uprobe_opts(skel_->progs.node_loop, pid, path.c_str(), offset, &opts);
-      if (!link) {
-        int err = errno;
-        for (auto* m : made) bpf_link__destroy(m);
-        char where[32];
-        snprintf(where, sizeof(where), "0x%llx", static_cast<unsigned long long>(offset));
-        Fail(env, "attaching an event-loop uprobe to " + path + " at offset " + where + " failed", err);
-      }
-      made.push_back(link);
+      AttachOne(env, skel_->progs.node_loop, pid, path, offset, &opts, made, "an event-loop uprobe");
     }
-    auto& group = links_[pid];
-    group.insert(group.end(), made.begin(), made.end());
-    TakeLog();
-    return Napi::Number::New(env, static_cast<double>(made.size()));
+    return KeepGroup(env, pid, made);
   }
 
   // Detach every probe attached for one process (it exited, or probes for every process replace
