@@ -524,29 +524,38 @@ for (const [name, argv, skip] of polyglot) {
     const cmd = (port: number) => [...argv(), String(port)].join(' ');
 
     beforeAll(async () => {
-      const [bin, ...args] = argv();
-      const server = start(bin!, [...args, '0']);
-      try {
-        const port = await listening(server);
-        const rec = await recordSnapshot(
-          `catalog-${name.split(' ')[0]!.toLowerCase()}`,
-          [server.pid],
-          async () => {
-            const r = await run(process.execPath, [peer, 'client', String(port)]);
-            const codes = r.stdout
-              .toString()
-              .trim()
-              .split('\n')
-              .map((l) => (JSON.parse(l) as { code: number }).code);
-            expect(codes).toEqual([0, 5, 4, 0, 0, 0]);
-          },
-        );
-        snap = rec.path;
-        recorded = rec.inbound;
-      } finally {
-        await server.stop();
+      // The recording's precondition is the client seeing each status once: the deadline call's
+      // status races the server's own timer (a loaded machine has shown CANCELLED for it), so a
+      // recording whose client saw other statuses is made again, at most three times.
+      for (let attempt = 1; ; attempt++) {
+        const [bin, ...args] = argv();
+        const server = start(bin!, [...args, '0']);
+        let codes: number[] = [];
+        try {
+          const port = await listening(server);
+          const rec = await recordSnapshot(
+            `catalog-${name.split(' ')[0]!.toLowerCase()}`,
+            [server.pid],
+            async () => {
+              const r = await run(process.execPath, [peer, 'client', String(port)]);
+              codes = r.stdout
+                .toString()
+                .trim()
+                .split('\n')
+                .map((l) => (JSON.parse(l) as { code: number }).code);
+            },
+          );
+          snap = rec.path;
+          recorded = rec.inbound;
+        } finally {
+          await server.stop();
+        }
+        if (attempt === 3 || JSON.stringify(codes) === JSON.stringify([0, 5, 4, 0, 0, 0])) {
+          expect(codes).toEqual([0, 5, 4, 0, 0, 0]);
+          break;
+        }
       }
-    }, 60_000);
+    }, 150_000);
 
     it('every call shape recorded; the unchanged build passes', async () => {
       expect(recorded.map((e) => e.request.target.split('/').pop())).toEqual([
