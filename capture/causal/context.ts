@@ -55,11 +55,14 @@ const THREAD_SPACE = 2 ** 22;
 /** Thread key strings kept (cleared and rebuilt past this; they are a cache). */
 const THREAD_KEYS = 65_536;
 /**
- * Protocols whose connection carries one call at a time (node: an answer read there resumes the
- * request of the latest write). HTTP/2 and Redis multiplex or pipeline several requests' calls:
- * an answer read there says nothing about whose callback runs.
+ * Protocols whose answer read resumes the request of the latest write on that connection (node).
+ * HTTP/1, PostgreSQL and MySQL carry one call at a time. Redis is answered in order and node
+ * clients (ioredis, node-redis) usually have one command out per request at a time, so the latest
+ * write is the best owner there too: without it, a cache write made in the callback of a GET's
+ * answer has no request at all (examples/shopdb). HTTP/2 multiplexes: an answer read there says
+ * nothing about whose callback runs.
  */
-const ONE_CALL_AT_A_TIME = new Set(['http1', 'postgres', 'mysql']);
+const RESUMES_LATEST_WRITE = new Set(['http1', 'postgres', 'mysql', 'redis']);
 /** node thread-pool requests in flight kept per tracker before the oldest go. */
 const LOOP_REQUESTS = 65_536;
 
@@ -177,7 +180,7 @@ export class ContextTracker {
       this.onWrite?.(s.id, tsNs, w);
     } else if (dir === DIR_IN && this.runtimeOf(tgid) === 'node') {
       // node: the callback reading an answer resumes the request that made the call
-      const made = ONE_CALL_AT_A_TIME.has(s.protocol) ? this.lastWrite.get(s.id) : undefined;
+      const made = RESUMES_LATEST_WRITE.has(s.protocol) ? this.lastWrite.get(s.id) : undefined;
       if (made) this.contexts.set(u.key, { stream: made.stream, atNs: made.atNs, how: 'inherited' });
       else this.contexts.delete(u.key);
     }
