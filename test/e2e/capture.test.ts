@@ -37,11 +37,23 @@ async function nodeServer(args: string[] = []): Promise<{ pid: number; port: num
   return { pid: p.pid, port: Number(/listening (\d+)/.exec(p.output())![1]) };
 }
 
+/**
+ * python3 -m http.server on a port the kernel picks, read from its banner: a port chosen ahead
+ * (freePort) can be taken by a parallel test's server before python binds it, and the requests
+ * then reach that server instead (seen once in CI: an empty answer).
+ */
 async function pythonServer(root: string): Promise<{ pid: number; port: number }> {
-  const port = await freePort();
-  const p = start('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1'], { cwd: root });
-  await waitForPort(port);
-  return { pid: p.pid, port };
+  const p = start('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1'], { cwd: root });
+  for (let i = 0; i < 400; i++) {
+    const m = /Serving HTTP on \S+ port (\d+)/.exec(p.output());
+    if (m) {
+      const port = Number(m[1]);
+      await waitForPort(port);
+      return { pid: p.pid, port };
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`python3 -m http.server did not start: ${p.output()}`);
 }
 
 function capture(opts: Parameters<typeof CaptureSession.start>[0]) {
