@@ -210,17 +210,8 @@ export async function runCases(cases: MicroCase[], opts: MicroOptions): Promise<
   return out;
 }
 
-/** A small deterministic generator (mulberry32), so every run measures the same input. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same deterministic generator the assertions resample with, so every run measures the same input. */
+export { prng } from '../../assertions/stats.js';
 
 /** `n` characters from `alphabet`, drawn from `rnd`. */
 export function randomText(
