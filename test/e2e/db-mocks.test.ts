@@ -434,7 +434,8 @@ describe.skipIf(skipWithoutTool('mariadb-server', '/usr/sbin/mariadbd', 'apt-get
           const port = mocks.endpoints[0]!.port;
           const verified = ['--ssl', `--ssl-ca=${ca.caCertPath}`, '--ssl-verify-server-cert'];
           // --ssl-verify-server-cert: TLS is required and the certificate must chain to the run's CA
-          const live = await run('mariadb', [...base(port), ...verified]);
+          // bounded: a mock that loses the ClientHello leaves the client waiting for ever
+          const live = await run('mariadb', [...base(port), ...verified], { timeout: 30_000 });
           expect(live.stdout).toBe(real);
           expect(mocks.stats().misses).toEqual([]);
         } finally {

@@ -12,7 +12,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import tls from 'node:tls';
 import {
   binaryLength,
   binaryValue,
@@ -26,6 +25,7 @@ import { textValue } from '../../../capture/protocols/postgres/decoder.js';
 import type { DbColumn, DbResult, DbValue } from '../../../core/db.js';
 import { normaliseSql } from '../db/book.js';
 import type { DbContext } from '../db/index.js';
+import { upgradeToTls } from '../db/tls-upgrade.js';
 
 const MORE_RESULTS = 0x0008;
 // session-state info is only sent with CLIENT_SESSION_TRACK, which the mock does not offer
@@ -326,7 +326,8 @@ export function serveMysql(socket: net.Socket, ctx: DbContext): void {
       if (!authed && tlsPair && sock === socket && len === 32 && (p.readUInt32LE(0) & CAP.SSL) !== 0) {
         // SSLRequest: the rest of the handshake comes inside TLS
         socket.removeListener('data', onData);
-        const t = new tls.TLSSocket(socket, { isServer: true, cert: tlsPair.cert, key: tlsPair.key });
+        // the client's ClientHello may have come in the same read: TLS gets it first
+        const t = upgradeToTls(socket, tlsPair, Buffer.from(buf.subarray(i)));
         sock = t;
         t.on('data', onData);
         t.on('error', () => socket.destroy());

@@ -9,12 +9,12 @@
  * XX000) naming the nearest recorded query; the extended protocol then skips to Sync, as a server does.
  */
 import type net from 'node:net';
-import tls from 'node:tls';
 import { type DbCall, type DbColumn, type DbResult, type DbValue, valueBytes } from '../../../core/db.js';
 import { binaryParam } from '../../../capture/protocols/postgres/types.js';
 import { textValue } from '../../../capture/protocols/postgres/decoder.js';
 import { normaliseSql } from '../db/book.js';
 import type { DbContext } from '../db/index.js';
+import { upgradeToTls } from '../db/tls-upgrade.js';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -238,11 +238,7 @@ export function servePostgres(socket: net.Socket, ctx: DbContext): void {
 
   const upgrade = (): void => {
     socket.removeListener('data', onData);
-    const t = new tls.TLSSocket(socket, {
-      isServer: true,
-      cert: ctx.hooks.tls!.cert,
-      key: ctx.hooks.tls!.key,
-    });
+    const t = upgradeToTls(socket, ctx.hooks.tls!, Buffer.alloc(0));
     sock = t;
     t.on('data', onData);
     t.on('error', () => socket.destroy());
