@@ -74,6 +74,7 @@ export function runAnswer(item: RunItem): Answer {
   };
   if (isGrpc(headers) || isGrpc(c.headers))
     a.grpc = grpcAnswer(c.target, headers, c.responseBody ?? new Uint8Array(), c.responseTrailers);
+  if (a.grpc && c.deadline) a.grpc.byClient = c.deadline;
   return a;
 }
 

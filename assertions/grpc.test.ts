@@ -3,6 +3,8 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { loadProtoDirs } from '../core/protos.js';
 import { grpcFrame } from '../core/protobuf.js';
+import type { Exchange } from '../core/exchange.js';
+import { compareAnswers, recordedAnswer, runAnswer } from './answer.js';
 import { compareGrpc, grpcAnswer } from './grpc.js';
 
 const fixtures = join(import.meta.dirname, '..', 'test', 'fixtures');
@@ -111,5 +113,60 @@ describe('gRPC answers compared', () => {
         ),
       );
     expect(compareGrpc(mk(2), mk(3)).map((d) => d.path)).toEqual(['#2[1].1']);
+  });
+});
+
+describe('a DEADLINE_EXCEEDED the client made (the build reset the call at its deadline)', () => {
+  it('compares the status, not a grpc-message the build never sent', () => {
+    const recorded = answer(new Uint8Array(), '4', 'context deadline exceeded');
+    const byClient = { ...answer(new Uint8Array(), '4'), byClient: 'reset at the deadline' };
+    expect(compareGrpc(recorded, byClient)).toEqual([]);
+    // the same status sent by the build with another message is still a warning
+    expect(compareGrpc(recorded, answer(new Uint8Array(), '4', 'deadline')).map((d) => d.kind)).toEqual([
+      'changed-header',
+    ]);
+    // and another status is still breaking
+    const other = { ...answer(new Uint8Array(), '14'), byClient: 'x' };
+    expect(compareGrpc(recorded, other).map((d) => d.rating)).toEqual(['breaking']);
+  });
+});
+
+describe('the same, from the results a replay writes', () => {
+  it('a trailers-only DEADLINE_EXCEEDED recorded, the build reset at its deadline: no difference', () => {
+    const empty = { data: new Uint8Array(0), size: 0, truncated: false };
+    const grpcCt: [string, string] = ['content-type', 'application/grpc'];
+    const exchange: Exchange = {
+      id: 'c0#2',
+      protocol: 'grpc',
+      direction: 'inbound',
+      tls: false,
+      service: { addr: '127.0.0.1', port: 50051 },
+      peer: { addr: '127.0.0.1', port: 40000 },
+      connection: { id: 'c0', order: 2 },
+      request: { method: 'POST', target: PATH, version: 'HTTP/2', headers: [grpcCt, ['grpc-timeout', '200m']], body: empty },
+      response: {
+        status: 200,
+        version: 'HTTP/2',
+        headers: [grpcCt, ['grpc-status', '4'], ['grpc-message', 'context deadline exceeded']],
+        body: empty,
+      },
+      timing: { startUs: 1, requestEndNs: 0 },
+    };
+    const rec = recordedAnswer({ id: 'c0#2', route: `POST ${PATH}`, session: 'c0', exchange, outbound: [] });
+    const client = {
+      method: 'POST',
+      target: PATH,
+      headers: exchange.request.headers,
+      status: 200,
+      responseHeaders: [grpcCt],
+      responseBody: new Uint8Array(0),
+      responseTrailers: [['grpc-status', '4']] as Array<[string, string]>,
+      durationMs: 210,
+    };
+    const deadline = runAnswer({ id: 'c0#2', client: { ...client, deadline: 'reset at 210 ms' }, outbound: [] });
+    expect(compareAnswers(rec, deadline, { route: `POST ${PATH}` })).toEqual([]);
+    // without the mark it is the build's own answer: its missing grpc-message is a difference
+    const sent = runAnswer({ id: 'c0#2', client, outbound: [] });
+    expect(compareAnswers(rec, sent, { route: `POST ${PATH}` }).length).toBeGreaterThan(0);
   });
 });

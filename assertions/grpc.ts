@@ -37,6 +37,11 @@ export interface GrpcAnswer {
   message?: string;
   details?: string;
   trailers: HeaderList;
+  /**
+   * The status is the client's own (DEADLINE_EXCEEDED: the build reset the call at its deadline),
+   * not one the build sent: there is no grpc-message, details or trailer of the build's to compare.
+   */
+  byClient?: string;
 }
 
 const header = (h: HeaderList | undefined, name: string): string | undefined => {
@@ -268,7 +273,7 @@ export function compareGrpc(a: GrpcAnswer, b: GrpcAnswer, schema?: MessageSchema
       candidate: b.status,
       message: `grpc-status ${codeName(a.status)} → ${codeName(b.status)}${b.message ? ` (${b.message})` : ''}`,
     });
-  } else if ((a.message ?? '') !== (b.message ?? '')) {
+  } else if (!a.byClient && !b.byClient && (a.message ?? '') !== (b.message ?? '')) {
     out.push({
       target: 'header',
       path: 'trailer:grpc-message',
@@ -279,7 +284,9 @@ export function compareGrpc(a: GrpcAnswer, b: GrpcAnswer, schema?: MessageSchema
       message: `grpc-message ${preview(a.message ?? '')} → ${preview(b.message ?? '')}`,
     });
   }
-  if ((a.details ?? '') !== (b.details ?? '')) {
+  // a status the client made up has no details or trailers of the build's to compare
+  const sent = !a.byClient && !b.byClient;
+  if (sent && (a.details ?? '') !== (b.details ?? '')) {
     const da = a.details ? decodeRaw(Buffer.from(a.details, 'base64')) : [];
     const db = b.details ? decodeRaw(Buffer.from(b.details, 'base64')) : [];
     if (da && db) diffRaw(da, db, 'details', out);
@@ -296,8 +303,8 @@ export function compareGrpc(a: GrpcAnswer, b: GrpcAnswer, schema?: MessageSchema
   }
   const skip = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
   for (const d of compareHeaders(
-    a.trailers.filter(([n]) => !skip.has(n.toLowerCase())),
-    b.trailers.filter(([n]) => !skip.has(n.toLowerCase())),
+    sent ? a.trailers.filter(([n]) => !skip.has(n.toLowerCase())) : [],
+    sent ? b.trailers.filter(([n]) => !skip.has(n.toLowerCase())) : [],
   )) {
     d.path = d.path.replace(/^header:/, 'trailer:');
     d.message = `trailer ${d.message}`;

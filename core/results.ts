@@ -57,6 +57,11 @@ export interface ClientView {
   responseBody?: Uint8Array;
   /** HTTP/2 trailers (gRPC: grpc-status, grpc-message, grpc-status-details-bin). */
   responseTrailers?: HeaderList;
+  /**
+   * gRPC: the build reset the call (CANCEL) once its grpc-timeout had passed; `status` and the
+   * trailers are DEADLINE_EXCEEDED as a gRPC client reports it, not something the build sent.
+   */
+  deadline?: string;
   /** Transport error (timeout, reset, refused) instead of an answer. */
   error?: string;
   /** Wall time seen by the client, ms (includes the runner's own scheduling: prefer live timings). */

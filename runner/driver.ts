@@ -48,6 +48,7 @@ export function toWorkerItem(d: DrivenItem): WorkerItem {
     ...(body ? { body: base64(body) } : {}),
     ...(answer ? { responseHeaders: answer.headers, responseBody: base64(answer.body) } : {}),
     ...(answer?.trailers ? { responseTrailers: answer.trailers } : {}),
+    ...(answer?.deadline ? { deadline: answer.deadline } : {}),
   };
 }
 
@@ -67,6 +68,8 @@ export interface LiveAnswer {
   readonly body: Uint8Array;
   /** HTTP/2 trailers (gRPC status), when the build sent some. */
   readonly trailers?: HeaderList | undefined;
+  /** gRPC: DEADLINE_EXCEEDED as the client saw it when the build reset the call at its deadline (H2Answer). */
+  readonly deadline?: string | undefined;
 }
 
 /** Token engine / transforms hook points (identity when absent). */

@@ -215,3 +215,55 @@ describe('h2c JSON API (node:http2): overlapping streams go out at once on one s
     }
   }, 30_000);
 });
+
+describe('a gRPC call the build resets at its deadline (as grpc-go does when its timer wins)', () => {
+  /** One empty gRPC request to `path` with `grpc-timeout: 100m`, as the driver sends it. */
+  const call = (path: string): SpecItem => ({
+    id: path,
+    session: 'c0',
+    method: 'POST',
+    target: path,
+    headers: [
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+      ['grpc-timeout', '100m'],
+    ],
+    body: Buffer.from([0, 0, 0, 0, 0]).toString('base64'),
+    startUs: 1,
+    connection: 'c0',
+    closeAfter: false,
+    h2: {},
+    endUs: 2,
+  });
+
+  it('reads as DEADLINE_EXCEEDED, said to be the client’s; a reset before the deadline stays an error', async () => {
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      stream.on('data', () => {});
+      // past the deadline: reset, never a status (grpc-go's deadline timer); before it: reset too
+      const wait = headers[':path'] === '/x.Svc/Late' ? 200 : 10;
+      setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), wait);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const items = [call('/x.Svc/Late'), call('/x.Svc/Early')];
+      const [late, early] = await drive(
+        `http://127.0.0.1:${port}`,
+        items,
+        [
+          { key: 'a', items: [0] },
+          { key: 'b', items: [1] },
+        ],
+        { concurrency: 2, timeoutMs: 5000 },
+      );
+      expect(late!.status).toBe(200);
+      expect(trailer(late!, 'grpc-status')).toBe('4');
+      expect(late!.answer?.deadline).toMatch(/past its grpc-timeout of 100 ms: DEADLINE_EXCEEDED/);
+      expect(early!.status).toBeUndefined();
+      expect(early!.error).toMatch(/reset the stream \(HTTP\/2 error code 8\)/);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
+});

@@ -115,6 +115,22 @@ export interface H2Answer {
   headers: HeaderList;
   body: Uint8Array;
   trailers?: HeaderList;
+  /**
+   * gRPC: the build reset the stream (CANCEL) once the request's `grpc-timeout` had passed, and
+   * the status is DEADLINE_EXCEEDED as a gRPC client reports it (the words say so), not one the
+   * build sent. grpc-go's server does either, whichever comes first: send the handler's status or
+   * reset the stream when its deadline timer fires.
+   */
+  deadline?: string;
+}
+
+/** `grpc-timeout` (gRPC over HTTP/2: 1–8 digits and a unit H M S m u n) in ms, or undefined. */
+export function grpcTimeoutMs(headers: HeaderList): number | undefined {
+  const v = headers.find(([n]) => n.toLowerCase() === 'grpc-timeout')?.[1];
+  const m = v ? /^(\d{1,8})([HMSmun])$/.exec(v.trim()) : null;
+  if (!m) return undefined;
+  const per: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+  return Number(m[1]) * per[m[2]!]!;
 }
 
 export interface H2Options {
@@ -351,6 +367,8 @@ export class H2Client {
     // a turn the build does not take (fewer answers than recorded) is given up after this long:
     // the message goes out anyway, and the missing answers show in the comparison
     const turnMs = Math.min(opts.timeoutMs, TURN_MS);
+    const grpc = req.headers.some(([n, v]) => n.toLowerCase() === 'content-type' && v.startsWith('application/grpc'));
+    const deadlineMs = grpc ? grpcTimeoutMs(req.headers) : undefined;
     let stream: http2.ClientHttp2Stream;
     try {
       stream = sess.s.request(headers, { endStream: oneShot && req.body.length === 0 });
@@ -368,9 +386,12 @@ export class H2Client {
     stream.once('ready', tell);
     return new Promise<H2Answer>((resolve, reject) => {
       let settled = false;
+      // the stream was ended from this side (a cancel, the recorded client's reset)
+      let ours = false;
       const entry = {
         f: flight,
         cancel: (why: string) => {
+          ours = true;
           flight.failed ??= why;
           flight.wake();
           if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -389,6 +410,19 @@ export class H2Client {
         const whole = flight.ended || flight.trailers !== undefined;
         if (flight.status === 0 || (flight.failed && !whole)) {
           const code = stream.rstCode;
+          const elapsedMs = performance.now() - startMs;
+          if (grpc && !ours && code === http2.constants.NGHTTP2_CANCEL && deadlineMs !== undefined && elapsedMs >= deadlineMs) {
+            // what a gRPC client reports here, whatever the build would have sent
+            const deadline = `the build reset the stream (CANCEL) ${Math.round(elapsedMs)} ms after the request, past its grpc-timeout of ${deadlineMs} ms: DEADLINE_EXCEEDED`;
+            resolve({
+              status: 200,
+              headers: flight.status === 200 ? flight.headers : [['content-type', 'application/grpc']],
+              body: flight.status === 200 ? Buffer.concat(flight.chunks) : Buffer.alloc(0),
+              trailers: [['grpc-status', '4']],
+              deadline,
+            });
+            return;
+          }
           reject(
             new Error(
               flight.failed ??
@@ -441,6 +475,7 @@ export class H2Client {
           await flight.turn(reset.after, turnMs);
           await sleep(startMs + reset.atNs / 1e6 / (opts.speed ?? 1) - performance.now());
           if (!stream.destroyed && !flight.ended) {
+            ours = true;
             flight.failed ??= `reset by the client as recorded (HTTP/2 error code ${reset.code})`;
             stream.close(reset.code);
           }

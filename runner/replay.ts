@@ -600,6 +600,7 @@ export function joinItems(
               ? { responseBody: new Uint8Array(Buffer.from(w.responseBody, 'base64')) }
               : {}),
             ...(w.responseTrailers ? { responseTrailers: w.responseTrailers } : {}),
+            ...(w.deadline ? { deadline: w.deadline } : {}),
             ...(w.error ? { error: w.error } : {}),
             durationMs: Math.round(w.durationMs * 1000) / 1000,
             ...(w.socket ? { socket: w.socket } : {}),

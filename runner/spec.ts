@@ -127,6 +127,8 @@ export interface WorkerItem {
   responseHeaders?: HeaderList;
   responseBody?: string;
   responseTrailers?: HeaderList;
+  /** gRPC: the status is the client's DEADLINE_EXCEEDED, not one the build sent (why, in words). */
+  deadline?: string;
   error?: string;
   durationMs: number;
   /** The driver connection it went out on (for joining the answer capture saw at the build). */

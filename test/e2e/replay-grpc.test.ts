@@ -123,6 +123,22 @@ export async function replayAndJudge(
 const reflectionNote = (v: Verdict): string | undefined =>
   v.warnings.find((w) => w.code === 'grpc-reflection')?.message;
 
+/** Each counted difference with its message and what the replay's client saw: for failure output. */
+const explain = (v: Verdict, results: ReplayResults): string =>
+  JSON.stringify(
+    v.items
+      .filter((i) => i.diffs.some((d) => !d.noise))
+      .map((i) => {
+        const it = results.runs[0]!.items.find((x) => x.id === i.id);
+        return {
+          id: i.id,
+          diffs: i.diffs.filter((d) => !d.noise).map((d) => d.message),
+          client: it?.client.error,
+          live: it?.live?.notes,
+        };
+      }),
+  );
+
 const counted = (v: Verdict) =>
   v.items.flatMap((i) =>
     i.diffs.filter((d) => !d.noise).map((d) => ({ route: i.route, path: d.path, kind: d.kind })),
@@ -621,7 +637,10 @@ for (const [name, argv, skip] of polyglot) {
           path: '$.price_cents',
           kind: 'changed-value',
         });
-        expect(counted(verdict).filter((d) => !/^(\[\d+\])?\$\.price_cents$/.test(d.path))).toEqual([]);
+        expect(
+          counted(verdict).filter((d) => !/^(\[\d+\])?\$\.price_cents$/.test(d.path)),
+          explain(verdict, results),
+        ).toEqual([]);
         expect(reflectionNote(verdict)).toBeUndefined();
       },
       120_000,
