@@ -29,9 +29,14 @@ afterEach(stopAll);
 
 async function nodeServer(args: string[] = []): Promise<{ pid: number; port: number }> {
   const p = start('node', [join(fixtures, 'http-server.mjs'), ...args]);
-  const deadline = Date.now() + 10_000;
+  // generous: node starts in well under a second, but CI runs this beside the cluster tests
+  const deadline = Date.now() + 30_000;
   while (!/listening (\d+)/.test(p.output())) {
-    if (Date.now() > deadline) throw new Error(`server did not start: ${p.output()}`);
+    const ended = p.child.exitCode ?? p.child.signalCode;
+    if (ended !== null || Date.now() > deadline)
+      throw new Error(
+        `the node test server ${ended !== null ? `ended (${ended})` : 'did not listen in 30 s'}: ${p.output()}`,
+      );
     await new Promise((r) => setTimeout(r, 20));
   }
   return { pid: p.pid, port: Number(/listening (\d+)/.exec(p.output())![1]) };
