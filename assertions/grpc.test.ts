@@ -143,7 +143,13 @@ describe('the same, from the results a replay writes', () => {
       service: { addr: '127.0.0.1', port: 50051 },
       peer: { addr: '127.0.0.1', port: 40000 },
       connection: { id: 'c0', order: 2 },
-      request: { method: 'POST', target: PATH, version: 'HTTP/2', headers: [grpcCt, ['grpc-timeout', '200m']], body: empty },
+      request: {
+        method: 'POST',
+        target: PATH,
+        version: 'HTTP/2',
+        headers: [grpcCt, ['grpc-timeout', '200m']],
+        body: empty,
+      },
       response: {
         status: 200,
         version: 'HTTP/2',
@@ -163,7 +169,11 @@ describe('the same, from the results a replay writes', () => {
       responseTrailers: [['grpc-status', '4']] as Array<[string, string]>,
       durationMs: 210,
     };
-    const deadline = runAnswer({ id: 'c0#2', client: { ...client, deadline: 'reset at 210 ms' }, outbound: [] });
+    const deadline = runAnswer({
+      id: 'c0#2',
+      client: { ...client, deadline: 'reset at 210 ms' },
+      outbound: [],
+    });
     expect(compareAnswers(rec, deadline, { route: `POST ${PATH}` })).toEqual([]);
     // without the mark it is the build's own answer: its missing grpc-message is a difference
     const sent = runAnswer({ id: 'c0#2', client, outbound: [] });

@@ -146,7 +146,6 @@ const TURN_MS = 5000;
 /** Wall clock in µs since epoch, sub-millisecond. */
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
-
 /**
  * The header object node:http2 sends: pseudo-headers first, then the recorded headers in their
  * order (a repeated name becomes one array at its first place; HPACK has no order between names
@@ -367,7 +366,9 @@ export class H2Client {
     // a turn the build does not take (fewer answers than recorded) is given up after this long:
     // the message goes out anyway, and the missing answers show in the comparison
     const turnMs = Math.min(opts.timeoutMs, TURN_MS);
-    const grpc = req.headers.some(([n, v]) => n.toLowerCase() === 'content-type' && v.startsWith('application/grpc'));
+    const grpc = req.headers.some(
+      ([n, v]) => n.toLowerCase() === 'content-type' && v.startsWith('application/grpc'),
+    );
     const deadlineMs = grpc ? grpcTimeoutMs(req.headers) : undefined;
     let stream: http2.ClientHttp2Stream;
     try {
@@ -411,7 +412,13 @@ export class H2Client {
         if (flight.status === 0 || (flight.failed && !whole)) {
           const code = stream.rstCode;
           const elapsedMs = performance.now() - startMs;
-          if (grpc && !ours && code === http2.constants.NGHTTP2_CANCEL && deadlineMs !== undefined && elapsedMs >= deadlineMs) {
+          if (
+            grpc &&
+            !ours &&
+            code === http2.constants.NGHTTP2_CANCEL &&
+            deadlineMs !== undefined &&
+            elapsedMs >= deadlineMs
+          ) {
             // what a gRPC client reports here, whatever the build would have sent
             const deadline = `the build reset the stream (CANCEL) ${Math.round(elapsedMs)} ms after the request, past its grpc-timeout of ${deadlineMs} ms: DEADLINE_EXCEEDED`;
             resolve({

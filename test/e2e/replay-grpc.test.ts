@@ -645,6 +645,29 @@ for (const [name, argv, skip] of polyglot) {
       },
       120_000,
     );
+
+    // grpc-go ends a call whose deadline passed either with the handler's status or, when its own
+    // timer wins, with RST_STREAM (CANCEL) and no status; RETAP_DEADLINE=reset makes it the latter
+    it.skipIf(python)(
+      'a build whose deadline timer ends the slow call (a reset, no status) passes: DEADLINE_EXCEEDED as a client reads it',
+      async () => {
+        const port = await freePort();
+        const { verdict, results } = await replayAndJudge(
+          snap,
+          cmd(port),
+          port,
+          `${name.split(' ')[0]}-deadline`,
+          ['--env', 'RETAP_DEADLINE=reset'],
+        );
+        const byDeadline = results.runs[0]!.items.filter((i) => i.client.deadline !== undefined);
+        expect(byDeadline.map((i) => i.client.deadline)).toEqual([
+          expect.stringMatching(/past its grpc-timeout of/),
+        ]);
+        expect(counted(verdict), explain(verdict, results)).toEqual([]);
+        expect(verdict.status).toBe('pass');
+      },
+      120_000,
+    );
   });
 }
 
