@@ -419,7 +419,8 @@ export class H2Client {
             deadlineMs !== undefined &&
             elapsedMs >= deadlineMs
           ) {
-            // what a gRPC client reports here, whatever the build would have sent
+            // what a gRPC client reports here: grpc-go's client, too, turns a CANCEL reset that
+            // comes once its deadline has passed into DEADLINE_EXCEEDED
             const deadline = `the build reset the stream (CANCEL) ${Math.round(elapsedMs)} ms after the request, past its grpc-timeout of ${deadlineMs} ms: DEADLINE_EXCEEDED`;
             resolve({
               status: 200,
