@@ -50,9 +50,7 @@ const header = (h: HeaderList | undefined, name: string): string | undefined => 
   return undefined;
 };
 
-export function isGrpc(headers: HeaderList): boolean {
-  return /^application\/grpc/i.test(header(headers, 'content-type') ?? '');
-}
+export { isGrpc } from '../core/http.js';
 
 function inflate(encoding: string | undefined, bytes: Uint8Array): Uint8Array {
   switch ((encoding ?? 'identity').toLowerCase()) {

@@ -1,10 +1,15 @@
 /**
  * The HTTP vocabulary every stage shares, written once: which host an exchange went to, which
  * headers belong to a connection rather than a message, what a path looks like with its
- * identifiers taken out, and how long a duration is.
+ * identifiers taken out, how long a duration is, and whether a message is gRPC.
  */
 import { isIP } from 'node:net';
 import { type Exchange, type HeaderList, headerValue, targetPath } from './exchange.js';
+
+/** The headers say gRPC: `content-type: application/grpc` (`+proto`, `+json`, …), any case. */
+export function isGrpc(headers: HeaderList): boolean {
+  return /^application\/grpc/i.test(headerValue(headers, 'content-type') ?? '');
+}
 
 // ── hosts ──────────────────────────────────────────────────────────────────────────────────────
 

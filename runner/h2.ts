@@ -22,7 +22,7 @@
  */
 import http2 from 'node:http2';
 import type { Exchange, HeaderList } from '../core/exchange.js';
-import { CONNECTION_SPECIFIC } from '../core/http.js';
+import { CONNECTION_SPECIFIC, isGrpc } from '../core/http.js';
 import { grpcFrames } from '../core/protobuf.js';
 import type { SocketUse } from '../core/results.js';
 
@@ -366,9 +366,7 @@ export class H2Client {
     // a turn the build does not take (fewer answers than recorded) is given up after this long:
     // the message goes out anyway, and the missing answers show in the comparison
     const turnMs = Math.min(opts.timeoutMs, TURN_MS);
-    const grpc = req.headers.some(
-      ([n, v]) => n.toLowerCase() === 'content-type' && v.startsWith('application/grpc'),
-    );
+    const grpc = isGrpc(req.headers);
     const deadlineMs = grpc ? grpcTimeoutMs(req.headers) : undefined;
     let stream: http2.ClientHttp2Stream;
     try {

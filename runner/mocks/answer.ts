@@ -4,7 +4,7 @@
  * answer for a call with no recording.
  */
 import type { HeaderList, Response } from '../../core/exchange.js';
-import { HOP_BY_HOP } from '../../core/http.js';
+import { HOP_BY_HOP, isGrpc } from '../../core/http.js';
 
 export interface Answer {
   status: number;
@@ -49,9 +49,7 @@ export function answerFrom(res: Response, method: string): Answer {
     headers.push(['x-retap-warning', 'recorded body truncated']);
   }
   const head = method.toUpperCase() === 'HEAD';
-  const grpc = headers.some(
-    ([n, v]) => n.toLowerCase() === 'content-type' && v.toLowerCase().startsWith('application/grpc'),
-  );
+  const grpc = isGrpc(headers);
   if (grpc) {
     // gRPC frames its own messages; no content-length.
   } else if (head && recordedLength !== undefined) headers.push(['content-length', recordedLength]);

@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { HeaderList } from '../../core/exchange.js';
+import { isGrpc } from '../../core/http.js';
 import type { Answer } from './answer.js';
 import type { MockProtocol } from './types.js';
 
@@ -43,12 +44,6 @@ export interface Listener {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
 const MAX_BODY = 64 * 1024 * 1024;
-
-function isGrpc(headers: HeaderList): boolean {
-  return headers.some(
-    ([n, v]) => n.toLowerCase() === 'content-type' && v.toLowerCase().startsWith('application/grpc'),
-  );
-}
 
 function pairs(raw: string[]): HeaderList {
   const out: HeaderList = [];
