@@ -108,13 +108,46 @@ export function hostPids(needle: string, arg: string): number[] {
   return out;
 }
 
-/** Host pids of the retap agents (node running `retap.js agent` in a pod). */
-export function agentPids(): number[] {
-  return hostPids('kubepods', 'retap.js').filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('agent');
-    } catch {
-      return false;
-    }
-  });
+/**
+ * Host pids of the node agents of the DaemonSet in `namespace` (retap-system by default): node
+ * running `retap.js agent` in one of its pods. Tests and benchmarks that run an agent of their own
+ * (own-agent.ts) do so in other namespaces, on the same node, at the same time: only the pods'
+ * uids tell the agents apart.
+ */
+export async function agentPids(namespace = 'retap-system'): Promise<number[]> {
+  const pods = JSON.parse(
+    await kubectl(['-n', namespace, 'get', 'pods', '-l', 'app.kubernetes.io/name=retap-agent', '-o', 'json']),
+  ) as { items: Array<{ metadata: { uid: string } }> };
+  return pods.items.flatMap((p) =>
+    hostPids(`pod${p.metadata.uid}`, 'retap.js').filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('agent');
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+/** A process as itself: its pid with its start time, so a reused pid is not taken for it. */
+export function procIdentity(pid: number): string | undefined {
+  try {
+    // the fields after the command's closing parenthesis; starttime is the 22nd field of all
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return `${pid}@${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a process is doing, for a failure message: its state, command line and cgroup. */
+export function procSummary(pid: number): string {
+  try {
+    const state = /^State:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim();
+    return `pid ${pid} (${state}): ${cmd} [${cgroup}]`;
+  } catch {
+    return `pid ${pid}: gone`;
+  }
 }

@@ -427,16 +427,39 @@ describe.skipIf(skipCluster())('retap replay --k8s on the test cluster', () => {
     const exited = new Promise<number | null>((r) =>
       child.once('exit', (code, sig) => r(code ?? (sig ? -1 : null))),
     );
-    const ns = await until(
-      'the replay to start sending',
-      async () => {
-        const m = /namespace (retap-run-[a-z0-9]+)/.exec(stderr);
-        return m && /candidate [1-9]\d*\/\d+/.test(stderr) ? m[1] : undefined;
-      },
-      180_000,
-      200,
-    );
-    return { child, ns, exited, stderr: () => stderr };
+    let ended: number | null | undefined;
+    void exited.then((c) => {
+      ended = c;
+    });
+    const namespace = () => /namespace (retap-run-[a-z0-9]+)/.exec(stderr)?.[1];
+    try {
+      const ns = await until(
+        'the replay to start sending',
+        async () => {
+          if (ended !== undefined) throw new Error(`the replay exited (${ended}) before it sent anything`);
+          const ns = namespace();
+          return ns && /candidate [1-9]\d*\/\d+/.test(stderr) ? ns : undefined;
+        },
+        180_000,
+        200,
+      );
+      return { child, ns, exited, stderr: () => stderr };
+    } catch (e) {
+      // what it said and where it stood, and nothing left running behind the failure
+      const ns = namespace();
+      const pods = ns ? await kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(() => '') : '';
+      if (ended === undefined) child.kill('SIGINT');
+      const code = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(() => r('hung'), 60_000).unref()),
+      ]);
+      if (code === 'hung') child.kill('SIGKILL');
+      if (ns)
+        await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=false']).catch(
+          () => undefined,
+        );
+      throw new Error(`${(e as Error).message}\n${pods}\nretap's stderr:\n${stderr.slice(-4000)}`);
+    }
   }
 
   /** The running (not terminating) run pod of a namespace: name and uid. */

@@ -90,7 +90,8 @@ async function arm(
       : startRetap(['capture', '--pid', String(ordersPid), '--out', out, '--json', '--verbose']);
   try {
     await until(`${kind} capture to start`, async () => (/recording/.test(r.stderr()) ? true : undefined), 120_000, 50);
-    const recorder = (): number | undefined => (kind === 'k8s' ? agentPids()[0] : r.child.pid);
+    const agentPid = kind === 'k8s' ? (await agentPids())[0] : undefined;
+    const recorder = (): number | undefined => (kind === 'k8s' ? agentPid : r.child.pid);
     const pid = recorder()!;
     const cpu0 = cpuTicksSeconds(pid);
     const client0 = cpuTicksSeconds(r.child.pid!);
@@ -153,7 +154,7 @@ export async function run({ quick }: BenchOptions): Promise<Row[]> {
     const orders = await demo.pod('orders');
     const ordersPid = hostPids(`pod${orders.uid}`, 'orders.js')[0];
     if (!ordersPid) throw new Error('the orders process was not found on the host');
-    const idleAgentRss = rssMiB(agentPids()[0]!);
+    const idleAgentRss = rssMiB((await agentPids())[0]!);
 
     // time to the first exchange, with a request every 100 ms
     const ticker = `const u='http://${demo.ip.orders}/health';const end=Date.now()+${quick ? 90_000 : 240_000};(function t(){if(Date.now()>end)return;fetch(u).then(r=>r.arrayBuffer()).catch(()=>0).finally(()=>setTimeout(t,100))})()`;
