@@ -21,6 +21,7 @@ export async function openPortForward(
   namespace: string,
   pod: string,
   port: number,
+  openTimeoutMs = 30_000,
 ): Promise<Duplex> {
   const fromPod = new PassThrough();
   const errors = new PassThrough();
@@ -29,24 +30,43 @@ export async function openPortForward(
   errors.on('data', (c: Buffer) => {
     errorText += c.toString('utf8');
   });
+  // the WebSocket's upgrade, bounded: an API server or kubelet that never answers it is an error
+  const opening = new PortForward(kc, true).portForward(namespace, pod, [port], fromPod, errors, toPod);
+  let timer: NodeJS.Timeout | undefined;
   let ws: WsLike;
   try {
-    ws = (await new PortForward(kc, true).portForward(
-      namespace,
-      pod,
-      [port],
-      fromPod,
-      errors,
-      toPod,
-    )) as unknown as WsLike;
+    ws = (await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no WebSocket upgrade within ${openTimeoutMs / 1000} s`)),
+          openTimeoutMs,
+        );
+      }),
+    ])) as unknown as WsLike;
   } catch (e) {
+    // one that opens after all is closed at once
+    opening.then((late) => (late as unknown as WsLike).close()).catch(() => undefined);
     throw forwardError(namespace, pod, port, e);
+  } finally {
+    clearTimeout(timer);
   }
-  const duplex = new Duplex({
+  // node:http's socket timeout (ClientRequest.setTimeout): idle means nothing read or written
+  let idleMs = 0;
+  let idle: NodeJS.Timeout | undefined;
+  const stopIdle = (): void => {
+    clearTimeout(idle);
+    idle = undefined;
+  };
+  const touch = (): void => {
+    idle?.refresh();
+  };
+  const duplex: Duplex = new Duplex({
     read() {
       fromPod.resume();
     },
     write(chunk: Buffer, _enc, cb) {
+      touch();
       toPod.write(chunk, cb);
     },
     final(cb) {
@@ -54,6 +74,7 @@ export async function openPortForward(
       cb();
     },
     destroy(err, cb) {
+      stopIdle();
       try {
         ws.close();
       } catch {
@@ -63,16 +84,31 @@ export async function openPortForward(
     },
   });
   fromPod.on('data', (c: Buffer) => {
+    touch();
     if (!duplex.push(c)) fromPod.pause();
   });
   ws.on('close', () => {
+    stopIdle();
     if (errorText)
       duplex.destroy(new Error(`port-forward to ${namespace}/${pod}:${port}: ${errorText.trim()}`));
     else duplex.push(null);
   });
   ws.on('error', (e: Error) => duplex.destroy(e));
   // node:http treats the stream as a socket
-  Object.assign(duplex, { setTimeout: () => duplex, setNoDelay: () => duplex, setKeepAlive: () => duplex });
+  Object.assign(duplex, {
+    setTimeout(ms: number, onTimeout?: () => void) {
+      stopIdle();
+      idleMs = ms;
+      if (onTimeout) duplex.once('timeout', onTimeout);
+      if (idleMs > 0 && !duplex.destroyed) {
+        idle = setTimeout(() => duplex.emit('timeout'), idleMs);
+        idle.unref();
+      }
+      return duplex;
+    },
+    setNoDelay: () => duplex,
+    setKeepAlive: () => duplex,
+  });
   return duplex;
 }
 
@@ -97,6 +133,7 @@ export interface PodHttpRequest {
   body?: unknown;
   /** Abort the request (and its streamed answer). */
   signal?: AbortSignal;
+  /** Ends the request when nothing is read or written for this long (the socket's idle timeout). */
   timeoutMs?: number;
 }
 
@@ -130,9 +167,18 @@ export function podHttp(
       resolve,
     );
     req.on('error', reject);
-    if (r.timeoutMs) {
-      req.setTimeout(r.timeoutMs, () =>
-        req.destroy(new Error(`no answer from ${target.namespace}/${target.pod} within ${r.timeoutMs} ms`)),
+    const idleMs = r.timeoutMs;
+    if (idleMs) {
+      req.setTimeout(idleMs, () =>
+        req.destroy(
+          new RetapError(
+            ErrorCodes.K8S_UNREACHABLE,
+            `nothing from ${target.namespace}/${target.pod}:${target.port} for ${idleMs / 1000} s (${r.method} ${r.path} through a port-forward)`,
+            {
+              hint: 'Is the pod alive (kubectl describe pod), and the API server and kubelet answering? A stalled forward ends this way; rerun.',
+            },
+          ),
+        ),
       );
     }
     req.end(payload);

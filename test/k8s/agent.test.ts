@@ -12,7 +12,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,10 +20,21 @@ import { CoreV1Api, KubeConfig, type V1DaemonSet } from '@kubernetes/client-node
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { api } from '../../capture/k8s/kube.js';
-import { openPortForward } from '../../capture/k8s/portforward.js';
+import { openPortForward, podHttp } from '../../capture/k8s/portforward.js';
 import type { Exchange } from '../../core/exchange.js';
 import { openSnapshot } from '../../snapshots/index.js';
-import { agentPids, buildAndLoad, KUBECONFIG, kubectl, retapArgs, root, skipCluster, until } from '../helpers/k8s.js';
+import {
+  agentPids,
+  buildAndLoad,
+  KUBECONFIG,
+  kubectl,
+  procIdentity,
+  procSummary,
+  retapArgs,
+  root,
+  skipCluster,
+  until,
+} from '../helpers/k8s.js';
 import { answered, type DemoCluster, delta, deployDemo } from './demo-system.js';
 
 const exec = promisify(execFile);
@@ -380,6 +391,60 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
     expect(forward).toMatchObject({ code: 'RETAP_K8S_FORBIDDEN' });
   }, 60_000);
 
+  it('a port-forward that goes silent ends at its idle timeout; one that keeps talking does not', async () => {
+    // in the client pod: /silent takes the request and never answers, /drip answers a line every
+    // 300 ms for 3 s. The server ends when its stdin closes (this test's kubectl exec -i ends), or
+    // after 90 s whatever happens to this test.
+    const server = `require('node:http').createServer((q, s) => {
+      if (q.url !== '/drip') return;
+      let n = 0;
+      s.writeHead(200);
+      const t = setInterval(() => { s.write('line ' + n + '\\n'); if (++n === 10) { clearInterval(t); s.end(); } }, 300);
+    }).listen(9099);
+    process.stdin.on('end', () => process.exit(0)).resume();
+    setTimeout(() => process.exit(0), 90000);`;
+    const session = spawn(
+      join(root, 'ci', 'k8s', 'kubectl'),
+      ['-n', ns, 'exec', '-i', 'client', '--', '/usr/local/bin/node', '-e', server],
+      { stdio: ['pipe', 'ignore', 'ignore'] },
+    );
+    const kc = new KubeConfig();
+    kc.loadFromFile(KUBECONFIG);
+    const target = { namespace: ns, pod: 'client', port: 9099 };
+    try {
+      await until(
+        'the server in the client pod',
+        () =>
+          podHttp(kc, target, { method: 'GET', path: '/drip' }).then(
+            (r) => {
+              r.resume();
+              return true;
+            },
+            () => undefined,
+          ),
+        30_000,
+        500,
+      );
+      const silent = await podHttp(kc, target, { method: 'GET', path: '/silent', timeoutMs: 1500 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(silent).toMatchObject({ code: 'RETAP_K8S_UNREACHABLE' });
+      expect((silent as Error).message).toMatch(/nothing from .*client:9099 for 1\.5 s/);
+      // 3 s of answer, never 1.5 s silent: the whole answer arrives
+      const drip = await podHttp(kc, target, { method: 'GET', path: '/drip', timeoutMs: 1500 });
+      let body = '';
+      for await (const c of drip) body += String(c);
+      expect(body.trim().split('\n')).toHaveLength(10);
+    } finally {
+      session.stdin.end();
+      const ended = new Promise((r) => session.once('exit', r));
+      if (session.exitCode === null && session.signalCode === null)
+        await Promise.race([ended, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      session.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('needs each of its capabilities: without any one of them, TLS traffic is not captured', async () => {
     const d = demo!;
     const ds = parseAllDocuments(
@@ -474,8 +539,9 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
   }, 420_000);
 
   it('uninstall leaves nothing: no namespace, no cluster roles, no agent process', async () => {
-    const pids = agentPids();
-    expect(pids.length).toBeGreaterThan(0);
+    // retap-system's agents only: other test files run agents of their own on this node meanwhile
+    const agents = (await agentPids()).map((p) => [p, procIdentity(p)] as const);
+    expect(agents.length).toBeGreaterThan(0);
     const r = await retap(['k8s', 'uninstall', '--json']);
     expect(r.code, r.stderr).toBe(0);
     installed = false;
@@ -491,9 +557,12 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
     // the agent processes (and with them their BPF programs: nothing is pinned) are gone
     await until(
       'the agent processes to exit',
-      async () => (pids.every((p) => !readdirSync('/proc').includes(String(p))) ? true : undefined),
+      async () => (agents.every(([p, id]) => procIdentity(p) !== id) ? true : undefined),
       60_000,
-    );
+    ).catch((e: Error) => {
+      const left = agents.filter(([p, id]) => procIdentity(p) === id).map(([p]) => procSummary(p));
+      throw new Error(`${e.message}; still running:\n${left.join('\n')}`);
+    });
     const status = await retap(['k8s', 'status']);
     expect(status.code).toBe(1);
     expect(status.stdout).toContain('not installed');
