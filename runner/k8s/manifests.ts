@@ -23,6 +23,13 @@ export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'retap' };
 /** Ports of the run worker inside the pod (control on 127.0.0.1 only; health for the kubelet). */
 export const CONTROL_PORT = 19450;
 export const HEALTH_PORT = 19451;
+/**
+ * The drive's stream (POST /v1/drive) carries a line at least this often while the worker lives,
+ * and the runner gives up on a stream silent for DRIVE_IDLE_MS: a forward that stalled, not a
+ * slow build.
+ */
+export const WORKER_ALIVE_EVERY_MS = 5_000;
+export const DRIVE_IDLE_MS = 60_000;
 export const SIDECAR = 'retap-run';
 export const BUILD_CONTAINER = 'build';
 /** Where the build finds the run's CA certificate. */

@@ -10,7 +10,8 @@
  *   POST /v1/start        { secrets, redactionKey } → the CA (its certificate copied to the
  *                         volume the build reads), the mocks; then /started answers 200 and the
  *                         kubelet starts the build container (a native sidecar's startup probe)
- *   POST /v1/drive        NDJSON: {"t":"progress",…}… then {"t":"output","output":WorkerOutput}
+ *   POST /v1/drive        NDJSON: {"t":"progress",…}… then the output's lines; {"t":"alive"}
+ *                         every 5 s throughout, so a silent stream is a stalled one
  *   POST /v1/stop         ends a drive early (the runner's SIGINT/SIGTERM); its output still comes
  * The health listener (all addresses, for the kubelet) says nothing but whether it started.
  *
@@ -38,6 +39,7 @@ import {
   startDependencyMocks,
   tokenHooks,
 } from '../worker-parts.js';
+import { WORKER_ALIVE_EVERY_MS } from './manifests.js';
 
 export const POD_FILES = ['spec.json', 'outbound.jsonl', 'inbound.jsonl', 'rules.json'] as const;
 /** The CA certificate's name in the volume shared with the build container. */
@@ -231,9 +233,16 @@ export async function main(argv: string[]): Promise<void> {
       // the runner went away (SIGINT, lost forward): stop sending
       res.on('close', () => abort.abort());
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      driveEnded = runDrive(res, abort.signal).catch((e: Error) => {
-        res.end(`${JSON.stringify({ t: 'error', error: e.message })}\n`);
-      });
+      // a line every few seconds, whatever the drive does (a slow start, a slow build), so the
+      // runner tells a stalled forward from a worker at work (runner/k8s/run.ts DRIVE_IDLE_MS)
+      const beat = setInterval(() => {
+        if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ t: 'alive' })}\n`);
+      }, WORKER_ALIVE_EVERY_MS);
+      driveEnded = runDrive(res, abort.signal)
+        .catch((e: Error) => {
+          res.end(`${JSON.stringify({ t: 'error', error: e.message })}\n`);
+        })
+        .finally(() => clearInterval(beat));
       return;
     }
     if (req.method === 'POST' && url.pathname === '/v1/stop') {

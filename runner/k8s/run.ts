@@ -62,6 +62,7 @@ import { outputReader, writeLines } from '../worker-parts.js';
 import {
   BUILD_CONTAINER,
   CONTROL_PORT,
+  DRIVE_IDLE_MS,
   deploymentName,
   deploymentObject,
   HEALTH_PORT,
@@ -339,8 +340,18 @@ interface RunContext {
   timings: Record<string, number>;
 }
 
-/** Streams a local file into the run pod (PUT over a port-forward). */
-function upload(kc: KubeConfig, ns: string, pod: string, name: string, file: string): Promise<void> {
+/**
+ * Streams a local file into the run pod (PUT over a port-forward). `idleMs` bounds the forward's
+ * opening and any silence after it: a stalled forward fails instead of holding the run.
+ */
+function upload(
+  kc: KubeConfig,
+  ns: string,
+  pod: string,
+  name: string,
+  file: string,
+  idleMs = 60_000,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -349,7 +360,7 @@ function upload(kc: KubeConfig, ns: string, pod: string, name: string, file: str
         host: 'retap-run',
         headers: { connection: 'close', 'content-type': 'application/octet-stream' },
         createConnection: ((_o: unknown, done: (err: Error | null, s?: Duplex) => void) => {
-          openPortForward(kc, ns, pod, CONTROL_PORT).then(
+          openPortForward(kc, ns, pod, CONTROL_PORT, idleMs).then(
             (s) => done(null, s),
             (e: Error) => done(e),
           );
@@ -359,7 +370,15 @@ function upload(kc: KubeConfig, ns: string, pod: string, name: string, file: str
       (res) => readJson(res).then(() => resolve(), reject),
     );
     req.on('error', reject);
-    req.setTimeout(300_000, () => req.destroy(new Error(`upload of ${name} to ${ns}/${pod} timed out`)));
+    // an idle bound (bytes either way count): a stalled forward, not a big file
+    req.setTimeout(idleMs, () =>
+      req.destroy(
+        new RetapError(
+          ErrorCodes.K8S_UNREACHABLE,
+          `the upload of ${name} to ${ns}/${pod} stalled: nothing moved for ${idleMs / 1000} s`,
+        ),
+      ),
+    );
     createReadStream(file).on('error', reject).pipe(req);
   });
 }
@@ -638,7 +657,8 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
     await waitFor(
       `the run worker's control port in ${ns}/${podName}`,
       async () =>
-        (await upload(kc, ns, podName, 'spec.json', specFile).then(
+        // each try bounded on its own: one stalled forward must not use up the wait
+        (await upload(kc, ns, podName, 'spec.json', specFile, 10_000).then(
           () => true,
           () => undefined,
         )) ?? undefined,
@@ -740,7 +760,8 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
       const res = await podHttp(
         kc,
         { namespace: ns, pod: podName, port: CONTROL_PORT },
-        { method: 'POST', path: '/v1/drive', signal: abort.signal },
+        // the worker writes a line every few seconds: silence is a stalled forward, not a slow build
+        { method: 'POST', path: '/v1/drive', signal: abort.signal, timeoutMs: DRIVE_IDLE_MS },
       );
       if ((res.statusCode ?? 0) >= 300) await readJson(res);
       // progress, then the output's lines (runner/worker-parts.ts sealOutput), or an error
@@ -748,8 +769,10 @@ async function runShard(c: RunContext, sh: Shard & { index: number; count: numbe
         if (!line) continue;
         const ev = JSON.parse(line) as
           | { t: 'progress'; done: number; total: number; errors: number }
+          | { t: 'alive' }
           | { t: 'output' | 'output-item' }
           | { t: 'error'; error: string };
+        if (ev.t === 'alive') continue;
         if (ev.t === 'progress') opts.onProgress?.(tag, ev.done, ev.total, ev.errors);
         else if (ev.t === 'error')
           throw new RetapError(ErrorCodes.INTERNAL, `the run worker failed: ${ev.error}`);
