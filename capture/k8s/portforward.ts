@@ -157,29 +157,34 @@ export function podHttp(
         ...(r.signal ? { signal: r.signal } : {}),
         // node:http waits for the callback form: the forward takes a round trip to open
         createConnection: ((_opts: unknown, done: (err: Error | null, s?: Duplex) => void) => {
-          openPortForward(kc, target.namespace, target.pod, target.port).then(
+          openPortForward(kc, target.namespace, target.pod, target.port, r.timeoutMs).then(
             (s) => done(null, s),
             (e: Error) => done(e),
           );
           return undefined;
         }) as never,
       },
-      resolve,
+      (res) => {
+        answer = res;
+        resolve(res);
+      },
     );
+    let answer: IncomingMessage | undefined;
     req.on('error', reject);
     const idleMs = r.timeoutMs;
     if (idleMs) {
-      req.setTimeout(idleMs, () =>
-        req.destroy(
-          new RetapError(
-            ErrorCodes.K8S_UNREACHABLE,
-            `nothing from ${target.namespace}/${target.pod}:${target.port} for ${idleMs / 1000} s (${r.method} ${r.path} through a port-forward)`,
-            {
-              hint: 'Is the pod alive (kubectl describe pod), and the API server and kubelet answering? A stalled forward ends this way; rerun.',
-            },
-          ),
-        ),
-      );
+      req.setTimeout(idleMs, () => {
+        const e = new RetapError(
+          ErrorCodes.K8S_UNREACHABLE,
+          `nothing from ${target.namespace}/${target.pod}:${target.port} for ${idleMs / 1000} s (${r.method} ${r.path} through a port-forward)`,
+          {
+            hint: 'Is the pod alive (kubectl describe pod), and the API server and kubelet answering? A stalled forward ends this way; rerun.',
+          },
+        );
+        // a reader of a streamed answer gets this error, not node's "aborted"
+        answer?.destroy(e);
+        req.destroy(e);
+      });
     }
     req.end(payload);
   });

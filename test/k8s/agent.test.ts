@@ -393,9 +393,14 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
 
   it('a port-forward that goes silent ends at its idle timeout; one that keeps talking does not', async () => {
     // in the client pod: /silent takes the request and never answers, /drip answers a line every
-    // 300 ms for 3 s. The server ends when its stdin closes (this test's kubectl exec -i ends), or
+    // 300 ms for 3 s, /stall answers one line and then nothing. The server ends when its stdin closes (this test's kubectl exec -i ends), or
     // after 90 s whatever happens to this test.
     const server = `require('node:http').createServer((q, s) => {
+      if (q.url === '/stall') {
+        s.writeHead(200);
+        s.write('line 0\\n');
+        return;
+      }
       if (q.url !== '/drip') return;
       let n = 0;
       s.writeHead(200);
@@ -436,6 +441,17 @@ describe.skipIf(skipCluster())('retap node agent on the test cluster', () => {
       let body = '';
       for await (const c of drip) body += String(c);
       expect(body.trim().split('\n')).toHaveLength(10);
+      // an answer that stops half-way: its reader gets the same error, after what did arrive
+      const stall = await podHttp(kc, target, { method: 'GET', path: '/stall', timeoutMs: 1500 });
+      let got = '';
+      const cut = await (async () => {
+        for await (const c of stall) got += String(c);
+      })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(got).toBe('line 0\n');
+      expect(cut).toMatchObject({ code: 'RETAP_K8S_UNREACHABLE' });
     } finally {
       session.stdin.end();
       const ended = new Promise((r) => session.once('exit', r));
