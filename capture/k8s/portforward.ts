@@ -52,7 +52,6 @@ export async function openPortForward(
     clearTimeout(timer);
   }
   // node:http's socket timeout (ClientRequest.setTimeout): idle means nothing read or written
-  let idleMs = 0;
   let idle: NodeJS.Timeout | undefined;
   const stopIdle = (): void => {
     clearTimeout(idle);
@@ -98,10 +97,9 @@ export async function openPortForward(
   Object.assign(duplex, {
     setTimeout(ms: number, onTimeout?: () => void) {
       stopIdle();
-      idleMs = ms;
       if (onTimeout) duplex.once('timeout', onTimeout);
-      if (idleMs > 0 && !duplex.destroyed) {
-        idle = setTimeout(() => duplex.emit('timeout'), idleMs);
+      if (ms > 0 && !duplex.destroyed) {
+        idle = setTimeout(() => duplex.emit('timeout'), ms);
         idle.unref();
       }
       return duplex;
