@@ -3,7 +3,7 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { loadProtoDirs } from '../core/protos.js';
 import { grpcFrame } from '../core/protobuf.js';
-import type { Exchange } from '../core/exchange.js';
+import { sampleExchange } from '../snapshots/sample.js';
 import { compareAnswers, recordedAnswer, runAnswer } from './answer.js';
 import { compareGrpc, grpcAnswer } from './grpc.js';
 
@@ -135,14 +135,10 @@ describe('the same, from the results a replay writes', () => {
   it('a trailers-only DEADLINE_EXCEEDED recorded, the build reset at its deadline: no difference', () => {
     const empty = { data: new Uint8Array(0), size: 0, truncated: false };
     const grpcCt: [string, string] = ['content-type', 'application/grpc'];
-    const exchange: Exchange = {
+    const exchange = sampleExchange(0, {
       id: 'c0#2',
       protocol: 'grpc',
       direction: 'inbound',
-      tls: false,
-      service: { addr: '127.0.0.1', port: 50051 },
-      peer: { addr: '127.0.0.1', port: 40000 },
-      connection: { id: 'c0', order: 2 },
       request: {
         method: 'POST',
         target: PATH,
@@ -156,8 +152,7 @@ describe('the same, from the results a replay writes', () => {
         headers: [grpcCt, ['grpc-status', '4'], ['grpc-message', 'context deadline exceeded']],
         body: empty,
       },
-      timing: { startUs: 1, requestEndNs: 0 },
-    };
+    });
     const rec = recordedAnswer({ id: 'c0#2', route: `POST ${PATH}`, session: 'c0', exchange, outbound: [] });
     const client = {
       method: 'POST',

@@ -21,7 +21,7 @@
  * stream, which is how the answer it recorded is joined to the request (runner/join.ts).
  */
 import http2 from 'node:http2';
-import type { Exchange, HeaderList } from '../core/exchange.js';
+import { type Exchange, type HeaderList, headerValue } from '../core/exchange.js';
 import { CONNECTION_SPECIFIC, isGrpc } from '../core/http.js';
 import { grpcFrames } from '../core/protobuf.js';
 import type { SocketUse } from '../core/results.js';
@@ -126,7 +126,7 @@ export interface H2Answer {
 
 /** `grpc-timeout` (gRPC over HTTP/2: 1–8 digits and a unit H M S m u n) in ms, or undefined. */
 export function grpcTimeoutMs(headers: HeaderList): number | undefined {
-  const v = headers.find(([n]) => n.toLowerCase() === 'grpc-timeout')?.[1];
+  const v = headerValue(headers, 'grpc-timeout');
   const m = v ? /^(\d{1,8})([HMSmun])$/.exec(v.trim()) : null;
   if (!m) return undefined;
   const per: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
