@@ -105,4 +105,34 @@ describe('database calls as outbound calls', () => {
     const b = ex({ system: 'mysql', kind: 'query', command: 'COM_QUERY', text: 'select 1', results: [] });
     expect(compareCalls([a], [b])).toEqual([]);
   });
+
+  it("a connection's opening calls are not counted per request, only paired with the recorded ones (warning)", () => {
+    const open = (command: string, params: string[] = [], kind: DbCall['kind'] = 'query'): Exchange =>
+      ex({ system: 'redis', kind, command, params, reply: { simple: 'OK' }, opening: true });
+    // recorded: the pool was open before the request; now it opens under it (ioredis: AUTH, CLIENT SETINFO, INFO)
+    const lazy = [
+      open('AUTH', ['<password omitted>'], 'setup'),
+      open('CLIENT', ['SETINFO', 'LIB-VER', '5'], 'setup'),
+      open('INFO'),
+    ];
+    expect(compareCalls([cacheSet('k')], [...lazy, cacheSet('k')])).toEqual([]);
+    expect(compareCalls([...lazy, cacheSet('k')], [cacheSet('k')])).toEqual([]);
+    // both opened one under the request: a changed database number is still said, as a warning
+    const d = compareCalls(
+      [open('SELECT', ['0'], 'setup'), cacheSet('k')],
+      [open('SELECT', ['2'], 'setup'), cacheSet('k')],
+    );
+    expect(d).toEqual([
+      expect.objectContaining({
+        kind: 'changed-value',
+        path: 'outbound:redis SELECT arg 1',
+        rating: 'warning',
+      }),
+    ]);
+    // an INFO a request sends itself is counted as before
+    const info = ex({ system: 'redis', kind: 'query', command: 'INFO', params: [], reply: 'x' });
+    expect(compareCalls([cacheSet('k')], [open('INFO'), info, cacheSet('k')])).toEqual([
+      expect.objectContaining({ kind: 'extra-call', path: 'outbound:redis INFO', rating: 'breaking' }),
+    ]);
+  });
 });

@@ -9,7 +9,11 @@
  * parameters / Redis arguments (`changed-value`, one per position) and the answer the build got
  * (`changed-value` on `answer`: rows, command tag, OK counts, error, Redis reply). Connection
  * start-up (`session`) and server pushes are not compared; session settings (`setup`: SET, HELLO,
- * SELECT db) are, rated `warning`. Noise (volatile formats in parameters, noise runs, baselines)
+ * SELECT db) are, rated `warning`. A connection's opening calls (`opening`, marked by
+ * snapshots/links.ts: start-up, settings and a Redis client's handshake up to its first other call)
+ * belong to the connection, not to the request under which a pool happened to open it: they are
+ * not counted, only paired with the recorded request's own opening calls and compared, rated
+ * `warning`. Noise (volatile formats in parameters, noise runs, baselines)
  * applies as to any difference.
  */
 import { type DbCall, type DbValue, dbCallOf, showValue } from '../core/db.js';
@@ -43,6 +47,8 @@ interface Item {
   call: DbCall;
   sig: string;
   ex: Exchange;
+  /** `sig`, and whether the call opened its connection: the two are paired apart. */
+  key: string;
 }
 
 function items(list: Exchange[]): Item[] {
@@ -50,7 +56,8 @@ function items(list: Exchange[]): Item[] {
   for (const ex of list) {
     const call = dbCallOf(ex);
     if (!call || call.kind === 'session' || call.kind === 'push') continue;
-    out.push({ call, sig: dbSignature(call), ex });
+    const sig = dbSignature(call);
+    out.push({ call, sig, ex, key: call.opening ? `opening\t${sig}` : sig });
   }
   return out;
 }
@@ -78,22 +85,25 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
   const group = (list: Item[]): Map<string, Item[]> => {
     const m = new Map<string, Item[]>();
     for (const it of list) {
-      const l = m.get(it.sig);
+      const l = m.get(it.key);
       if (l) l.push(it);
-      else m.set(it.sig, [it]);
+      else m.set(it.key, [it]);
     }
     return m;
   };
   const ga = group(a);
   const gb = group(b);
   const out: Difference[] = [];
-  for (const sig of [...new Set([...ga.keys(), ...gb.keys()])].sort()) {
-    const ra = ga.get(sig) ?? [];
-    const rb = gb.get(sig) ?? [];
-    const setup = (ra[0] ?? rb[0])!.call.kind === 'setup';
-    const rating: Rating = setup ? 'warning' : 'breaking';
+  for (const key of [...new Set([...ga.keys(), ...gb.keys()])].sort()) {
+    const ra = ga.get(key) ?? [];
+    const rb = gb.get(key) ?? [];
+    const first = (ra[0] ?? rb[0])!;
+    const sig = first.sig;
+    const opening = first.call.opening === true;
+    const rating: Rating = opening || first.call.kind === 'setup' ? 'warning' : 'breaking';
     const path = `outbound:${short(sig)}`;
-    if (rb.length < ra.length) {
+    // opening calls are not counted: how many a request sees depends on the pool, not the build
+    if (!opening && rb.length < ra.length) {
       const n = ra.length - rb.length;
       const link = linkedBy(ra.map((i) => i.ex));
       out.push({
@@ -106,7 +116,7 @@ export function compareDbCalls(recorded: Exchange[], candidate: Exchange[]): Dif
         message: `${n} fewer call${n > 1 ? 's' : ''} to ${short(sig)} (recorded ${ra.length}, now ${rb.length}; linked by ${link})`,
         link,
       });
-    } else if (rb.length > ra.length) {
+    } else if (!opening && rb.length > ra.length) {
       const n = rb.length - ra.length;
       const link = linkedBy(rb.map((i) => i.ex));
       out.push({

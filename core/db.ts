@@ -127,6 +127,12 @@ export interface DbCall {
   /** PostgreSQL ReadyForQuery status after the call (`I` idle, `T` in transaction, `E` failed). */
   txStatus?: string;
   session?: DbSession;
+  /**
+   * One of its connection's opening calls (start-up, session settings, a Redis client's
+   * handshake, up to the first other call): marked when a replay is planned and when its capture
+   * is joined (snapshots/links.ts), so assertions read them as the connection's, not a request's.
+   */
+  opening?: true;
 }
 
 export function isDbProtocol(p: string): p is DbSystem {

@@ -7,7 +7,7 @@
 import { hasToken } from '../core/http1.js';
 import { type Exchange, type HeaderList, isQuarantined } from '../core/exchange.js';
 import type { RecordedItem } from '../core/results.js';
-import { linkCalls, routeTemplate } from '../snapshots/index.js';
+import { linkCalls, markOpeningCalls, routeTemplate } from '../snapshots/index.js';
 
 export interface ReplayPlan {
   items: RecordedItem[];
@@ -43,6 +43,7 @@ export function planReplay(everything: Exchange[], sessionKey: SessionKey = byCo
   // the link capture decided, the trace id, else a time window); the link travels on the call
   const byId = new Map(items.map((it) => [it.id, it]));
   const links = linkCalls(all);
+  markOpeningCalls(outbound);
   for (const out of outbound) {
     const link = links.get(out.id);
     if (!link) {

@@ -29,6 +29,7 @@ import {
   createReplayContext,
   encodeExchange,
   linkCalls,
+  markOpeningCalls,
   openSnapshot,
   type RedactionRules,
   writeResults,
@@ -572,6 +573,7 @@ export function joinItems(
   // the build's calls, each with the live request that caused it (snapshots/links.ts)
   const callsOf = new Map<string, Exchange[]>();
   const links = linkCalls(captured);
+  markOpeningCalls(captured);
   for (const o of captured
     .filter((e) => e.direction === 'outbound')
     .sort((a, b) => a.timing.startUs - b.timing.startUs)) {

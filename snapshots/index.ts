@@ -25,7 +25,7 @@ export {
   summarize,
 } from './filter.js';
 export { routeOf } from './stats.js';
-export { linkCalls } from './links.js';
+export { linkCalls, markOpeningCalls } from './links.js';
 export { filterSnapshot } from './filtering.js';
 export { mergeSnapshots } from './merge.js';
 export type { DeriveOutput, Derived } from './derive.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { DbCall } from '../core/db.js';
 import type { Exchange } from '../core/exchange.js';
-import { danglingCauses, linkCalls, linkSummary } from './links.js';
+import { danglingCauses, linkCalls, linkSummary, openingCalls } from './links.js';
 
 function ex(
   id: string,
@@ -69,5 +70,68 @@ describe('links between calls and the requests that caused them', () => {
     const b = ex('b', 'inbound', 100, 10, [TP(2)]);
     const c = ex('c', 'outbound', 105, 1, [TP(2)]);
     expect(linkCalls([a, b, c]).get('c')).toMatchObject({ inbound: { id: 'b' }, method: 'time-window' });
+  });
+
+  describe("a database connection's opening calls", () => {
+    /** Call `order` on connection `conn`: a Redis command, or a SQL statement of a kind. */
+    function call(
+      conn: string,
+      order: number,
+      startUs: number,
+      db: Partial<DbCall> & { command: string },
+    ): Exchange {
+      const e = ex(`${conn}#${order}`, 'outbound', startUs, 1);
+      const system = db.system ?? 'redis';
+      e.protocol = system;
+      e.connection = { id: conn, order };
+      e.extras = { db: { system, kind: 'query', ...db } };
+      return e;
+    }
+
+    it('are never linked by a time window: ioredis connecting while the first request runs', () => {
+      // the request starts before the client's handshake ends; its own GET is a real call
+      const req = ex('r', 'inbound', 10, 1000);
+      const calls = [
+        call('k', 0, 0, { command: 'AUTH', kind: 'setup' }),
+        call('k', 1, 20, { command: 'CLIENT', kind: 'setup', params: ['SETINFO', 'LIB-VER', '5'] }),
+        call('k', 2, 30, { command: 'INFO' }),
+        call('k', 3, 40, { command: 'GET', params: ['item:1'] }),
+        call('k', 4, 50, { command: 'PING' }),
+      ];
+      const links = linkCalls([req, ...calls]);
+      expect([...links.keys()].sort()).toEqual(['k#3', 'k#4']);
+      expect(links.get('k#3')?.method).toBe('time-window');
+    });
+
+    it('keep an exact link', () => {
+      const req = ex('r', 'inbound', 10, 1000);
+      const hs = call('k', 0, 20, { command: 'HELLO', kind: 'setup' });
+      hs.cause = { exchange: 'r', method: 'async-context' };
+      expect(linkCalls([req, hs]).get('k#0')).toMatchObject({
+        inbound: { id: 'r' },
+        method: 'async-context',
+      });
+    });
+
+    it('are the leading run only, per connection, in connection order; SQL start-up and settings too', () => {
+      const got = openingCalls([
+        call('k', 2, 0, { command: 'GET' }),
+        call('k', 1, 0, { command: 'INFO' }),
+        call('k', 0, 0, { command: 'AUTH', kind: 'setup' }),
+        call('k', 3, 0, { command: 'INFO' }),
+        call('p', 0, 0, { system: 'postgres', command: 'startup', kind: 'session' }),
+        call('p', 1, 0, {
+          system: 'postgres',
+          command: 'query',
+          kind: 'setup',
+          text: 'SET application_name = x',
+        }),
+        call('p', 2, 0, { system: 'postgres', command: 'query', text: 'SELECT 1' }),
+        call('p', 3, 0, { system: 'postgres', command: 'query', kind: 'setup', text: 'SET search_path = y' }),
+        call('m', 0, 0, { system: 'mysql', command: 'query', text: 'SELECT @@version' }),
+        ex('h', 'outbound', 0, 1),
+      ]);
+      expect([...got].sort()).toEqual(['k#0', 'k#1', 'p#0', 'p#1']);
+    });
   });
 });

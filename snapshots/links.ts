@@ -5,13 +5,60 @@
  * that names an inbound exchange of the set, else the trace id it shares with exactly one inbound
  * request, else a time window (the latest request of the same process in flight when the call
  * started — right only when the process handles one request at a time).
+ *
+ * A database connection's opening calls (authentication, session settings, a client library's
+ * ready check) are never linked by a time window. A connection pool opens its connections when
+ * it likes — at start, or under whichever request first needs one — so a time window would give
+ * them to a request in one run and to none in the next, and the gate would count them as calls
+ * added or lost. Linked exactly, they keep their link.
  */
+import { type DbCall, dbCallOf } from '../core/db.js';
 import { type Exchange, isExactLink, isQuarantined, type LinkMethod } from '../core/exchange.js';
 import { traceIdOf } from '../core/trace.js';
 
 export interface Link {
   inbound: Exchange;
   method: LinkMethod;
+}
+
+/** Redis commands client libraries send on a new connection before its first real command. */
+const REDIS_OPENING = new Set(['AUTH', 'HELLO', 'SELECT', 'READONLY', 'READWRITE', 'CLIENT', 'INFO', 'PING']);
+
+function opens(call: DbCall): boolean {
+  if (call.kind === 'session' || call.kind === 'setup') return true;
+  return call.system === 'redis' && REDIS_OPENING.has(call.command.toUpperCase());
+}
+
+/**
+ * Ids of the calls that open their database connection: the leading run of start-up, session
+ * settings and (Redis) handshake commands, up to the connection's first other call.
+ */
+export function openingCalls(outbound: Iterable<Exchange>): Set<string> {
+  const byConn = new Map<string, Array<{ ex: Exchange; call: DbCall }>>();
+  for (const ex of outbound) {
+    const call = dbCallOf(ex);
+    if (!call) continue;
+    const list = byConn.get(ex.connection.id);
+    if (list) list.push({ ex, call });
+    else byConn.set(ex.connection.id, [{ ex, call }]);
+  }
+  const out = new Set<string>();
+  for (const list of byConn.values()) {
+    list.sort((a, b) => a.ex.connection.order - b.ex.connection.order);
+    for (const { ex, call } of list) {
+      if (!opens(call)) break;
+      out.add(ex.id);
+    }
+  }
+  return out;
+}
+
+/** Marks each opening call (`extras.db.opening`) for the assertions; returns their ids. */
+export function markOpeningCalls(exchanges: Iterable<Exchange>): Set<string> {
+  const list = [...exchanges];
+  const ids = openingCalls(list);
+  for (const ex of list) if (ids.has(ex.id)) dbCallOf(ex)!.opening = true;
+  return ids;
 }
 
 const endUs = (e: Exchange): number =>
@@ -52,6 +99,7 @@ export function linkCalls(exchanges: Iterable<Exchange>): Map<string, Link> {
     rest.push(o);
   }
   if (rest.length === 0) return links;
+  const opening = openingCalls(outbound);
   // time windows: inbound by start; prefix maximum of the ends bounds the walk back
   const sorted = [...inbound].sort((a, b) => a.timing.startUs - b.timing.startUs || (a.id < b.id ? -1 : 1));
   const starts = sorted.map((e) => e.timing.startUs);
@@ -59,6 +107,7 @@ export function linkCalls(exchanges: Iterable<Exchange>): Map<string, Link> {
   let m = Number.NEGATIVE_INFINITY;
   for (const e of sorted) maxEnd.push((m = Math.max(m, endUs(e))));
   for (const o of rest) {
+    if (opening.has(o.id)) continue;
     const t = o.timing.startUs;
     // last inbound whose start <= t
     let lo = 0;
@@ -73,7 +122,8 @@ export function linkCalls(exchanges: Iterable<Exchange>): Map<string, Link> {
     }
     for (let i = at; i >= 0 && maxEnd[i]! >= t; i--) {
       const e = sorted[i]!;
-      if (e.service.pid !== undefined && o.service.pid !== undefined && e.service.pid !== o.service.pid) continue;
+      if (e.service.pid !== undefined && o.service.pid !== undefined && e.service.pid !== o.service.pid)
+        continue;
       if (endUs(e) >= t) {
         links.set(o.id, { inbound: e, method: 'time-window' });
         break;

@@ -12,6 +12,9 @@
  *   n-plus-one      GET /items then re-reads each listed item with its own query
  *   changed-param   POST /orders books one more than asked
  *   no-cache-write  GET /items/:id no longer fills the cache
+ * and two changes that are not regressions: the Redis connection is opened by the first GET /items
+ * (which waits for it) instead of at start, from the request (lazy-cache) or from a timer it sets
+ * (lazy-cache-timer).
  */
 import http from 'node:http';
 import { Redis } from 'ioredis';
@@ -24,7 +27,15 @@ const cache = new Redis({
   port: Number(process.env.REDIS_PORT ?? 6379),
   password: process.env.REDIS_PASSWORD || undefined,
   maxRetriesPerRequest: 1,
+  lazyConnect: variant.startsWith('lazy-cache'),
 });
+
+/** lazy-cache*: the first GET /items opens the Redis connection and waits until it is ready. */
+async function openCache() {
+  if (cache.status !== 'wait') return;
+  if (variant === 'lazy-cache') await cache.connect();
+  else await new Promise((resolve, reject) => setTimeout(() => cache.connect().then(resolve, reject), 0));
+}
 
 const ITEM_SQL =
   variant === 'changed-query'
@@ -32,6 +43,7 @@ const ITEM_SQL =
     : 'SELECT id, name, price, stock FROM items WHERE id = $1';
 
 async function listItems() {
+  await openCache();
   const rows = (await pool.query('SELECT id, name, price, stock FROM items ORDER BY id')).rows;
   if (variant === 'n-plus-one') {
     // re-reads every listed item with its own query: one query more per item
