@@ -130,6 +130,16 @@ describe('links between calls and the requests that caused them', () => {
         call('p', 3, 0, { system: 'postgres', command: 'query', kind: 'setup', text: 'SET search_path = y' }),
         call('m', 0, 0, { system: 'mysql', command: 'query', text: 'SELECT @@version' }),
         ex('h', 'outbound', 0, 1),
+        // a quarantined line with a broken call costs nothing but itself
+        {
+          ...call('q', 0, 0, { command: 'AUTH', kind: 'setup' }),
+          extras: { db: { system: 'redis' } },
+          quarantine: { protocol: 'redis', reason: 'broken' },
+        } as Exchange,
+        {
+          ...call('z', 0, 0, { command: 'AUTH' }),
+          extras: { db: { system: 'redis', kind: 'query' } },
+        } as Exchange,
       ]);
       expect([...got].sort()).toEqual(['k#0', 'k#1', 'p#0', 'p#1']);
     });

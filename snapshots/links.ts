@@ -26,18 +26,23 @@ const REDIS_OPENING = new Set(['AUTH', 'HELLO', 'SELECT', 'READONLY', 'READWRITE
 
 function opens(call: DbCall): boolean {
   if (call.kind === 'session' || call.kind === 'setup') return true;
-  return call.system === 'redis' && REDIS_OPENING.has(call.command.toUpperCase());
+  return (
+    call.system === 'redis' &&
+    typeof call.command === 'string' &&
+    REDIS_OPENING.has(call.command.toUpperCase())
+  );
 }
 
 /**
  * Ids of the calls that open their database connection: the leading run of start-up, session
- * settings and (Redis) handshake commands, up to the connection's first other call.
+ * settings and (Redis) handshake commands, up to the connection's first other call. A
+ * quarantined exchange takes no part.
  */
 export function openingCalls(outbound: Iterable<Exchange>): Set<string> {
   const byConn = new Map<string, Array<{ ex: Exchange; call: DbCall }>>();
   for (const ex of outbound) {
     const call = dbCallOf(ex);
-    if (!call) continue;
+    if (!call || typeof call !== 'object' || isQuarantined(ex)) continue;
     const list = byConn.get(ex.connection.id);
     if (list) list.push({ ex, call });
     else byConn.set(ex.connection.id, [{ ex, call }]);
