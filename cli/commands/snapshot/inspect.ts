@@ -176,7 +176,8 @@ export const show: Sub = {
 
 /**
  * How the outbound calls were linked to the request that caused them: the links capture stored
- * (exact methods), and how many have none (a replay links those by time window, a guess).
+ * (exact methods), and how many have none (a replay links those by time window, a guess, except
+ * a database connection's opening calls).
  */
 function linksLine(c: { byDirection: Record<string, number>; links?: Record<string, number>; quarantined?: number }): string {
   const outbound = c.byDirection.outbound ?? 0;
@@ -186,7 +187,7 @@ function linksLine(c: { byDirection: Record<string, number>; links?: Record<stri
   const parts = stored.map(([k, v]) => `${k} ${v}${k === 'time-window' ? ' (a guess)' : ''}`);
   // quarantined exchanges count in byDirection but are never linked
   const rest = outbound - linked;
-  if (rest > 0) parts.push(`${rest} without a stored link (linked by time window when replayed: a guess under concurrency)`);
+  if (rest > 0) parts.push(`${rest} without a stored link (linked by time window when replayed: a guess under concurrency; a database connection's opening calls stay unlinked)`);
   return parts.join(', ');
 }
 
